@@ -1,0 +1,15 @@
+//! The portable migration set: every migration runs unchanged on SQLite and
+//! PostgreSQL. One file per change; never edit a migration that has shipped.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261130_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261130_000001_initial::Migration)]
+    }
+}

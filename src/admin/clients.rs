@@ -1,0 +1,437 @@
+//! OAuth clients (relying parties and service clients).
+//!
+//! A confidential client's secret is generated here (256 bits from the OS RNG),
+//! returned once, and stored only as a keyed hash (see `crypto::SecretHasher`).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Actor, AdminError, roles};
+use crate::crypto::random_token;
+use crate::domain::{ClientId, ClientKind, GrantType, RedirectUri, RoleName, Scope, SigningAlg};
+use crate::state::AppState;
+use crate::storage::entities::{client, client_role};
+use crate::storage::{AuditEvent, is_unique_violation, record_audit};
+
+/// Bytes of entropy in a client secret.
+const SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: Option<String>,
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub roles: Vec<String>,
+    pub first_party: bool,
+    pub pkce: &'static str,
+    pub id_token_alg: String,
+    pub require_mfa: bool,
+    pub backchannel_logout_uri: Option<String>,
+    pub has_jwks: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The registration a `client add` asks for, in raw form.
+#[derive(Debug, Default, Clone)]
+pub struct ClientSpec {
+    pub client_id: String,
+    pub name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub public: bool,
+    pub grants: Vec<String>,
+    pub scopes: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub roles: Vec<String>,
+    pub first_party: bool,
+    /// `required` (default) or `optional`.
+    pub pkce: Option<String>,
+    pub id_token_alg: Option<String>,
+    pub require_mfa: bool,
+    pub backchannel_logout_uri: Option<String>,
+    /// A JWK Set document (JSON text) for `private_key_jwt`.
+    pub jwks: Option<String>,
+}
+
+/// A created client and its secret (shown once; `None` for public clients).
+#[derive(Debug)]
+pub struct Created {
+    pub client: ClientView,
+    pub secret: Option<SecretString>,
+}
+
+fn dedup<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The parsed, checked registration.
+struct Parsed {
+    client_id: ClientId,
+    name: Option<String>,
+    kind: ClientKind,
+    redirect_uris: Vec<RedirectUri>,
+    post_logout: Vec<RedirectUri>,
+    grants: Vec<GrantType>,
+    scopes: Vec<Scope>,
+    roles: Vec<RoleName>,
+    pkce_required: bool,
+    id_token_alg: SigningAlg,
+    backchannel: Option<RedirectUri>,
+    jwks: Option<String>,
+}
+
+fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
+    let client_id = ClientId::parse(&spec.client_id)?;
+    let kind = if spec.public {
+        ClientKind::Public
+    } else {
+        ClientKind::Confidential
+    };
+    let name = match spec.name.as_deref().map(str::trim) {
+        Some(n) if n.chars().count() > 128 || n.chars().any(char::is_control) => {
+            return Err(AdminError::Refused(
+                "name: must be at most 128 characters without control characters".into(),
+            ));
+        }
+        Some("") | None => None,
+        Some(n) => Some(n.to_owned()),
+    };
+    let mut grants: Vec<GrantType> = spec
+        .grants
+        .iter()
+        .map(|g| GrantType::parse(g))
+        .collect::<Result<_, _>>()?;
+    if grants.is_empty() {
+        grants = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
+    }
+    grants.sort_by_key(|g| g.as_str());
+    grants.dedup();
+    let redirect_uris: Vec<RedirectUri> = spec
+        .redirect_uris
+        .iter()
+        .map(|u| RedirectUri::parse(u, kind))
+        .collect::<Result<_, _>>()?;
+    let post_logout: Vec<RedirectUri> = spec
+        .post_logout_redirect_uris
+        .iter()
+        .map(|u| RedirectUri::parse(u, kind))
+        .collect::<Result<_, _>>()?;
+    let scopes = dedup(
+        spec.scopes
+            .iter()
+            .map(|s| Scope::parse(s))
+            .collect::<Result<Vec<_>, _>>()?,
+    );
+    let roles = dedup(
+        spec.roles
+            .iter()
+            .map(|r| RoleName::parse(r))
+            .collect::<Result<Vec<_>, _>>()?,
+    );
+    if grants.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
+        return Err(AdminError::Refused(
+            "redirect_uri: at least one --redirect-uri is required for the authorization_code grant".into(),
+        ));
+    }
+    if kind == ClientKind::Public && grants.contains(&GrantType::ClientCredentials) {
+        return Err(AdminError::Refused(
+            "grant: a public client cannot use client_credentials (it has no secret to authenticate with)".into(),
+        ));
+    }
+    let pkce_required = match spec.pkce.as_deref() {
+        None | Some("required") => true,
+        Some("optional") if kind == ClientKind::Confidential => false,
+        Some("optional") => {
+            return Err(AdminError::Refused(
+                "pkce: a public client must use PKCE (RFC 9700 §2.1.1)".into(),
+            ));
+        }
+        Some(other) => {
+            return Err(AdminError::Refused(format!(
+                "pkce: {other:?} is not one of required, optional"
+            )));
+        }
+    };
+    let id_token_alg = spec
+        .id_token_alg
+        .as_deref()
+        .map(SigningAlg::parse)
+        .transpose()?
+        .unwrap_or(SigningAlg::RS256);
+    let backchannel = spec
+        .backchannel_logout_uri
+        .as_deref()
+        .map(|u| RedirectUri::parse(u, ClientKind::Confidential))
+        .transpose()
+        .map_err(|e| AdminError::Refused(format!("backchannel_logout_uri: {}", e.reason)))?;
+    let jwks = match &spec.jwks {
+        None => None,
+        Some(text) => {
+            let doc: serde_json::Value = serde_json::from_str(text)
+                .map_err(|e| AdminError::Refused(format!("jwks: not valid JSON ({e})")))?;
+            let keys = doc.get("keys").and_then(|k| k.as_array()).ok_or_else(|| {
+                AdminError::Refused(
+                    "jwks: must be a JWK Set, an object with a \"keys\" array".into(),
+                )
+            })?;
+            if keys.is_empty() {
+                return Err(AdminError::Refused(
+                    "jwks: the \"keys\" array is empty".into(),
+                ));
+            }
+            if keys
+                .iter()
+                .any(|k| k.get("d").is_some() || k.get("k").is_some())
+            {
+                return Err(AdminError::Refused(
+                    "jwks: contains private or symmetric key material; register public keys only"
+                        .into(),
+                ));
+            }
+            Some(doc.to_string())
+        }
+    };
+    Ok(Parsed {
+        client_id,
+        name,
+        kind,
+        redirect_uris,
+        post_logout,
+        grants,
+        scopes,
+        roles,
+        pkce_required,
+        id_token_alg,
+        backchannel,
+        jwks,
+    })
+}
+
+fn json_list<T: AsRef<str>>(items: &[T]) -> String {
+    serde_json::Value::from(
+        items
+            .iter()
+            .map(|s| s.as_ref().to_owned())
+            .collect::<Vec<_>>(),
+    )
+    .to_string()
+}
+
+fn read_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+pub async fn add(
+    state: &AppState,
+    actor: &Actor,
+    spec: &ClientSpec,
+) -> Result<Created, AdminError> {
+    let p = parse(spec)?;
+    let secret = match p.kind {
+        ClientKind::Confidential => Some(SecretString::from(random_token(SECRET_BYTES)?)),
+        ClientKind::Public => None,
+    };
+    let secret_hash = secret
+        .as_ref()
+        .map(|s| state.master_key.hasher().hash(s.expose_secret()));
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    if client::Entity::find_by_id(p.client_id.as_str())
+        .one(&txn)
+        .await?
+        .is_some()
+    {
+        return Err(AdminError::exists("client", p.client_id.as_str()));
+    }
+    roles::require_all(&txn, &p.roles).await?;
+    let grants: Vec<&str> = p.grants.iter().map(|g| g.as_str()).collect();
+    client::ActiveModel {
+        client_id: Set(p.client_id.to_string()),
+        name: Set(p.name.clone()),
+        public: Set(p.kind == ClientKind::Public),
+        secret_hash: Set(secret_hash),
+        redirect_uris: Set(json_list(&p.redirect_uris)),
+        post_logout_redirect_uris: Set(json_list(&p.post_logout)),
+        grant_types: Set(json_list(&grants)),
+        scopes: Set(json_list(&p.scopes)),
+        first_party: Set(spec.first_party),
+        pkce_required: Set(p.pkce_required),
+        id_token_alg: Set(p.id_token_alg.as_str().to_owned()),
+        require_mfa: Set(spec.require_mfa),
+        backchannel_logout_uri: Set(p.backchannel.map(String::from)),
+        jwks: Set(p.jwks),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            AdminError::exists("client", p.client_id.as_str())
+        } else {
+            e.into()
+        }
+    })?;
+    for r in &p.roles {
+        client_role::ActiveModel {
+            client_id: Set(p.client_id.to_string()),
+            role_name: Set(r.to_string()),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    record_audit(
+        &txn,
+        AuditEvent::new("client.created", "success")
+            .actor(&actor.name)
+            .client(p.client_id.as_str())
+            .source(actor.ip.clone(), actor.user_agent.clone())
+            .detail(json!({
+                "public": p.kind == ClientKind::Public,
+                "grant_types": grants,
+                "redirect_uris": p.redirect_uris,
+                "scopes": p.scopes,
+                "roles": p.roles,
+            })),
+        now,
+    )
+    .await?;
+    let client = load_view(&txn, find(&txn, p.client_id.as_str()).await?).await?;
+    txn.commit().await?;
+    Ok(Created { client, secret })
+}
+
+pub(crate) async fn find<C: ConnectionTrait>(
+    conn: &C,
+    client_id: &str,
+) -> Result<client::Model, AdminError> {
+    client::Entity::find_by_id(client_id)
+        .one(conn)
+        .await?
+        .ok_or_else(|| AdminError::not_found("client", client_id))
+}
+
+async fn load_view<C: ConnectionTrait>(
+    conn: &C,
+    c: client::Model,
+) -> Result<ClientView, AdminError> {
+    let roles = client_role::Entity::find()
+        .filter(client_role::Column::ClientId.eq(&c.client_id))
+        .order_by_asc(client_role::Column::RoleName)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| r.role_name)
+        .collect();
+    Ok(ClientView {
+        redirect_uris: read_list(&c.redirect_uris),
+        post_logout_redirect_uris: read_list(&c.post_logout_redirect_uris),
+        grant_types: read_list(&c.grant_types),
+        scopes: read_list(&c.scopes),
+        roles,
+        pkce: if c.pkce_required {
+            "required"
+        } else {
+            "optional"
+        },
+        has_jwks: c.jwks.is_some(),
+        client_id: c.client_id,
+        name: c.name,
+        public: c.public,
+        first_party: c.first_party,
+        id_token_alg: c.id_token_alg,
+        require_mfa: c.require_mfa,
+        backchannel_logout_uri: c.backchannel_logout_uri,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    })
+}
+
+pub async fn show(state: &AppState, client_id: &str) -> Result<ClientView, AdminError> {
+    let c = find(&state.db, client_id).await?;
+    load_view(&state.db, c).await
+}
+
+pub async fn list(state: &AppState) -> Result<Vec<ClientView>, AdminError> {
+    let clients = client::Entity::find()
+        .order_by_asc(client::Column::ClientId)
+        .all(&state.db)
+        .await?;
+    let mut out = Vec::with_capacity(clients.len());
+    for c in clients {
+        out.push(load_view(&state.db, c).await?);
+    }
+    Ok(out)
+}
+
+pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<(), AdminError> {
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let c = find(&txn, client_id).await?;
+    client_role::Entity::delete_many()
+        .filter(client_role::Column::ClientId.eq(&c.client_id))
+        .exec(&txn)
+        .await?;
+    client::Entity::delete_by_id(c.client_id.as_str())
+        .exec(&txn)
+        .await?;
+    record_audit(
+        &txn,
+        AuditEvent::new("client.removed", "success")
+            .actor(&actor.name)
+            .client(&c.client_id)
+            .source(actor.ip.clone(), actor.user_agent.clone()),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Replaces a confidential client's secret; the old one stops working at once.
+pub async fn rotate_secret(
+    state: &AppState,
+    actor: &Actor,
+    client_id: &str,
+) -> Result<Created, AdminError> {
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let c = find(&txn, client_id).await?;
+    if c.public {
+        return Err(AdminError::Refused(format!(
+            "client {client_id:?} is public and has no secret"
+        )));
+    }
+    let secret = SecretString::from(random_token(SECRET_BYTES)?);
+    let mut am = c.into_active_model();
+    am.secret_hash = Set(Some(state.master_key.hasher().hash(secret.expose_secret())));
+    am.updated_at = Set(now);
+    let c = am.update(&txn).await?;
+    record_audit(
+        &txn,
+        AuditEvent::new("client.secret_rotated", "success")
+            .actor(&actor.name)
+            .client(&c.client_id)
+            .source(actor.ip.clone(), actor.user_agent.clone()),
+        now,
+    )
+    .await?;
+    let client = load_view(&txn, c).await?;
+    txn.commit().await?;
+    Ok(Created {
+        client,
+        secret: Some(secret),
+    })
+}

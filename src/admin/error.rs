@@ -1,0 +1,39 @@
+use sea_orm::DbErr;
+
+use crate::authn::PasswordError;
+use crate::crypto::CryptoError;
+use crate::domain::ParseError;
+
+/// Why an administrative action was refused. The messages are for operators.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Invalid(#[from] ParseError),
+    #[error("{what} {name:?} does not exist")]
+    NotFound { what: &'static str, name: String },
+    #[error("{what} {name:?} already exists")]
+    Exists { what: &'static str, name: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Password(#[from] PasswordError),
+    #[error("database error")]
+    Db(#[from] DbErr),
+    #[error("cryptographic failure")]
+    Crypto(#[from] CryptoError),
+}
+
+impl AdminError {
+    pub fn not_found(what: &'static str, name: impl Into<String>) -> Self {
+        Self::NotFound {
+            what,
+            name: name.into(),
+        }
+    }
+    pub fn exists(what: &'static str, name: impl Into<String>) -> Self {
+        Self::Exists {
+            what,
+            name: name.into(),
+        }
+    }
+}

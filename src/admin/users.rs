@@ -1,0 +1,423 @@
+//! User accounts: create, read, change; each change in one transaction with its
+//! audit record.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
+use secrecy::SecretString;
+use serde::Serialize;
+use serde_json::json;
+
+use super::{Actor, AdminError, roles};
+use crate::domain::{AttributeKey, DisplayName, Email, RoleName, Username, parse_attribute_value};
+use crate::state::AppState;
+use crate::storage::entities::{password_credential, user, user_attribute, user_role};
+use crate::storage::{AuditEvent, is_unique_violation, record_audit};
+
+/// The built-in administrator role.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// A user as shown to operators. Never contains a credential.
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub id: String,
+    pub username: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub disabled: bool,
+    pub roles: Vec<String>,
+    pub attributes: BTreeMap<String, String>,
+    pub has_password: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What `user add` takes, already parsed.
+#[derive(Debug)]
+pub struct NewUser {
+    pub username: Username,
+    pub email: Option<Email>,
+    pub name: Option<DisplayName>,
+    pub roles: Vec<RoleName>,
+    pub password: Option<SecretString>,
+}
+
+impl NewUser {
+    /// Parses raw inputs; the first invalid one is named in the error.
+    pub fn parse(
+        username: &str,
+        email: Option<&str>,
+        name: Option<&str>,
+        roles: &[String],
+        password: Option<SecretString>,
+    ) -> Result<Self, AdminError> {
+        let mut parsed_roles: Vec<RoleName> = roles
+            .iter()
+            .map(|r| RoleName::parse(r))
+            .collect::<Result<_, _>>()?;
+        parsed_roles.sort();
+        parsed_roles.dedup();
+        Ok(Self {
+            username: Username::parse(username)?,
+            email: email.map(Email::parse).transpose()?,
+            name: name.map(DisplayName::parse).transpose()?,
+            roles: parsed_roles,
+            password,
+        })
+    }
+}
+
+fn audit(actor: &Actor, event: &'static str, user_id: &str) -> AuditEvent {
+    AuditEvent::new(event, "success")
+        .actor(&actor.name)
+        .user(user_id)
+        .source(actor.ip.clone(), actor.user_agent.clone())
+}
+
+pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<UserView, AdminError> {
+    let is_admin = new.roles.iter().any(|r| r.as_str() == ADMIN_ROLE);
+    // Hash before the transaction: argon2 is slow and must not hold a write lock.
+    let phc = match &new.password {
+        Some(pw) => {
+            state.password_policy.check(pw, is_admin)?;
+            Some(state.passwords.hash(pw).await?)
+        }
+        None => None,
+    };
+    let now = state.clock.now();
+    let id = uuid::Uuid::new_v4().to_string();
+    let txn = state.db.begin().await?;
+    let key = new.username.key();
+    if user::Entity::find()
+        .filter(user::Column::UsernameKey.eq(&key))
+        .one(&txn)
+        .await?
+        .is_some()
+    {
+        return Err(AdminError::exists("user", new.username.as_str()));
+    }
+    roles::require_all(&txn, &new.roles).await?;
+    user::ActiveModel {
+        id: Set(id.clone()),
+        username: Set(new.username.to_string()),
+        username_key: Set(key),
+        email: Set(new.email.map(String::from)),
+        display_name: Set(new.name.map(String::from)),
+        disabled: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            AdminError::exists("user", new.username.as_str())
+        } else {
+            e.into()
+        }
+    })?;
+    for r in &new.roles {
+        user_role::ActiveModel {
+            user_id: Set(id.clone()),
+            role_name: Set(r.to_string()),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    if let Some(phc) = phc {
+        password_credential::ActiveModel {
+            user_id: Set(id.clone()),
+            phc: Set(phc),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await?;
+    }
+    record_audit(
+        &txn,
+        audit(actor, "user.created", &id).detail(json!({
+            "username": new.username.as_str(),
+            "roles": new.roles,
+            "password_set": new.password.is_some(),
+        })),
+        now,
+    )
+    .await?;
+    let view = load_view(&txn, find(&txn, new.username.as_str()).await?).await?;
+    txn.commit().await?;
+    Ok(view)
+}
+
+/// Finds a user by username (case-insensitively).
+pub(crate) async fn find<C: ConnectionTrait>(
+    conn: &C,
+    username: &str,
+) -> Result<user::Model, AdminError> {
+    let parsed = Username::parse(username)?;
+    user::Entity::find()
+        .filter(user::Column::UsernameKey.eq(parsed.key()))
+        .one(conn)
+        .await?
+        .ok_or_else(|| AdminError::not_found("user", username))
+}
+
+async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model) -> Result<UserView, AdminError> {
+    let roles = user_role::Entity::find()
+        .filter(user_role::Column::UserId.eq(&u.id))
+        .order_by_asc(user_role::Column::RoleName)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| r.role_name)
+        .collect();
+    let attributes = user_attribute::Entity::find()
+        .filter(user_attribute::Column::UserId.eq(&u.id))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|a| (a.key, a.value))
+        .collect();
+    let has_password = password_credential::Entity::find_by_id(u.id.as_str())
+        .one(conn)
+        .await?
+        .is_some();
+    Ok(UserView {
+        id: u.id,
+        username: u.username,
+        email: u.email,
+        name: u.display_name,
+        disabled: u.disabled,
+        roles,
+        attributes,
+        has_password,
+        created_at: u.created_at,
+        updated_at: u.updated_at,
+    })
+}
+
+pub async fn show(state: &AppState, username: &str) -> Result<UserView, AdminError> {
+    let u = find(&state.db, username).await?;
+    load_view(&state.db, u).await
+}
+
+pub async fn list(state: &AppState) -> Result<Vec<UserView>, AdminError> {
+    let users = user::Entity::find()
+        .order_by_asc(user::Column::UsernameKey)
+        .all(&state.db)
+        .await?;
+    let mut out = Vec::with_capacity(users.len());
+    for u in users {
+        out.push(load_view(&state.db, u).await?);
+    }
+    Ok(out)
+}
+
+async fn user_is_admin<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<bool, AdminError> {
+    Ok(
+        user_role::Entity::find_by_id((user_id.to_owned(), ADMIN_ROLE.to_owned()))
+            .one(conn)
+            .await?
+            .is_some(),
+    )
+}
+
+async fn touch(
+    txn: &DatabaseTransaction,
+    u: user::Model,
+    now: DateTime<Utc>,
+) -> Result<(), AdminError> {
+    let mut am = u.into_active_model();
+    am.updated_at = Set(now);
+    am.update(txn).await?;
+    Ok(())
+}
+
+pub async fn set_password(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+    password: &SecretString,
+) -> Result<(), AdminError> {
+    let u = find(&state.db, username).await?;
+    let is_admin = user_is_admin(&state.db, &u.id).await?;
+    state.password_policy.check(password, is_admin)?;
+    let phc = state.passwords.hash(password).await?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let u = find(&txn, username).await?;
+    password_credential::Entity::insert(password_credential::ActiveModel {
+        user_id: Set(u.id.clone()),
+        phc: Set(phc),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(password_credential::Column::UserId)
+            .update_columns([
+                password_credential::Column::Phc,
+                password_credential::Column::UpdatedAt,
+            ])
+            .to_owned(),
+    )
+    .exec(&txn)
+    .await?;
+    record_audit(&txn, audit(actor, "user.password_set", &u.id), now).await?;
+    touch(&txn, u, now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+pub async fn set_disabled(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+    disabled: bool,
+) -> Result<UserView, AdminError> {
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let u = find(&txn, username).await?;
+    let id = u.id.clone();
+    let before = u.disabled;
+    let mut am = u.into_active_model();
+    am.disabled = Set(disabled);
+    am.updated_at = Set(now);
+    let u = am.update(&txn).await?;
+    let event = if disabled {
+        "user.disabled"
+    } else {
+        "user.enabled"
+    };
+    record_audit(
+        &txn,
+        audit(actor, event, &id)
+            .detail(json!({ "disabled": { "before": before, "after": disabled } })),
+        now,
+    )
+    .await?;
+    let view = load_view(&txn, u).await?;
+    txn.commit().await?;
+    Ok(view)
+}
+
+pub async fn grant(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+    role: &str,
+) -> Result<UserView, AdminError> {
+    let role = RoleName::parse(role)?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let u = find(&txn, username).await?;
+    roles::require_all(&txn, std::slice::from_ref(&role)).await?;
+    let held = user_role::Entity::find_by_id((u.id.clone(), role.to_string()))
+        .one(&txn)
+        .await?
+        .is_some();
+    if !held {
+        user_role::ActiveModel {
+            user_id: Set(u.id.clone()),
+            role_name: Set(role.to_string()),
+        }
+        .insert(&txn)
+        .await?;
+        record_audit(
+            &txn,
+            audit(actor, "user.role_granted", &u.id).detail(json!({ "role": role.as_str() })),
+            now,
+        )
+        .await?;
+        touch(&txn, u.clone(), now).await?;
+    }
+    let view = load_view(&txn, find(&txn, username).await?).await?;
+    txn.commit().await?;
+    Ok(view)
+}
+
+pub async fn revoke(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+    role: &str,
+) -> Result<UserView, AdminError> {
+    let role = RoleName::parse(role)?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let u = find(&txn, username).await?;
+    let res = user_role::Entity::delete_by_id((u.id.clone(), role.to_string()))
+        .exec(&txn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(AdminError::Refused(format!(
+            "user {username:?} does not hold role {:?}",
+            role.as_str()
+        )));
+    }
+    if role.as_str() == ADMIN_ROLE {
+        // Never leave the installation without an administrator.
+        let admins = user_role::Entity::find()
+            .filter(user_role::Column::RoleName.eq(ADMIN_ROLE))
+            .one(&txn)
+            .await?;
+        if admins.is_none() {
+            return Err(AdminError::Refused(
+                "refusing to revoke the last holder of the admin role".into(),
+            ));
+        }
+    }
+    record_audit(
+        &txn,
+        audit(actor, "user.role_revoked", &u.id).detail(json!({ "role": role.as_str() })),
+        now,
+    )
+    .await?;
+    touch(&txn, u, now).await?;
+    let view = load_view(&txn, find(&txn, username).await?).await?;
+    txn.commit().await?;
+    Ok(view)
+}
+
+pub async fn set_attribute(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+    key: &str,
+    value: &str,
+) -> Result<UserView, AdminError> {
+    let key = AttributeKey::parse(key)?;
+    let value = parse_attribute_value(value)?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let u = find(&txn, username).await?;
+    let before = user_attribute::Entity::find_by_id((u.id.clone(), key.to_string()))
+        .one(&txn)
+        .await?
+        .map(|a| a.value);
+    user_attribute::Entity::insert(user_attribute::ActiveModel {
+        user_id: Set(u.id.clone()),
+        key: Set(key.to_string()),
+        value: Set(value.clone()),
+    })
+    .on_conflict(
+        OnConflict::columns([user_attribute::Column::UserId, user_attribute::Column::Key])
+            .update_column(user_attribute::Column::Value)
+            .to_owned(),
+    )
+    .exec(&txn)
+    .await?;
+    record_audit(
+        &txn,
+        audit(actor, "user.attribute_set", &u.id)
+            .detail(json!({ "key": key.as_str(), "before": before, "after": value })),
+        now,
+    )
+    .await?;
+    touch(&txn, u, now).await?;
+    let view = load_view(&txn, find(&txn, username).await?).await?;
+    txn.commit().await?;
+    Ok(view)
+}

@@ -1,0 +1,6 @@
+//! Authentication: password hashing and policy (and, in later issues, TOTP,
+//! recovery codes, throttling and the login state machine).
+
+pub mod password;
+
+pub use password::{PasswordError, PasswordHasher, PasswordPolicy};

@@ -1,0 +1,253 @@
+//! argon2id password hashing on a bounded pool, and the password policy
+//! (NIST SP 800-63B §3.1.1.2).
+//!
+//! Hashing is deliberately slow and memory-hungry (19 MiB a hash at the OWASP
+//! baseline), so it runs on tokio's blocking threads behind a semaphore: at most
+//! `max_concurrent` hashes at once, the rest wait up to `queue_timeout` and then
+//! get [`PasswordError::Busy`] (a 503). A flood of logins therefore costs at most
+//! `max_concurrent × m` memory and never occupies the async workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
+use unicode_normalization::UnicodeNormalization;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("too many password checks in progress; try again shortly")]
+    Busy,
+    #[error("password hashing failed")]
+    Internal,
+    #[error("{0}")]
+    Policy(String),
+}
+
+/// The argon2id hasher with its concurrency cap.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Params,
+    permits: Arc<Semaphore>,
+    queue_timeout: Duration,
+    /// A hash of a random password, verified against when the user does not
+    /// exist so that the response time does not tell.
+    dummy_phc: Arc<str>,
+}
+
+impl std::fmt::Debug for PasswordHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PasswordHasher")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PasswordHasher {
+    pub fn new(
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+        max_concurrent: usize,
+        queue_timeout: Duration,
+    ) -> Result<Self, PasswordError> {
+        let params = Params::new(memory_kib, iterations, parallelism, None)
+            .map_err(|_| PasswordError::Internal)?;
+        let mut seed = [0u8; 24];
+        aws_lc_rs::rand::fill(&mut seed).map_err(|_| PasswordError::Internal)?;
+        let dummy = argon(&params)
+            .hash_password(&seed)
+            .map_err(|_| PasswordError::Internal)?
+            .to_string();
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            queue_timeout,
+            dummy_phc: dummy.into(),
+        })
+    }
+
+    /// Runs `f` on a blocking thread once a permit is free.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| PasswordError::Busy)?
+            .map_err(|_| PasswordError::Internal)?;
+        let out = tokio::task::spawn_blocking(move || {
+            let out = f();
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|_| PasswordError::Internal)?;
+        Ok(out)
+    }
+
+    /// Hashes a password (already checked against the policy) into a PHC string.
+    pub async fn hash(&self, password: &SecretString) -> Result<String, PasswordError> {
+        let pw = normalise(password.expose_secret());
+        let params = self.params.clone();
+        self.run(move || {
+            argon(&params)
+                .hash_password(pw.as_bytes())
+                .map(|h| h.to_string())
+        })
+        .await?
+        .map_err(|_| PasswordError::Internal)
+    }
+
+    /// Verifies a password against a stored PHC string (or, with `None`, against
+    /// the dummy hash, always failing: equal work for unknown users). Returns
+    /// `(matches, needs_rehash)`.
+    pub async fn verify(
+        &self,
+        password: &SecretString,
+        phc: Option<&str>,
+    ) -> Result<(bool, bool), PasswordError> {
+        let real = phc.is_some();
+        let phc: String = phc.map_or_else(|| self.dummy_phc.to_string(), str::to_owned);
+        let pw = normalise(password.expose_secret());
+        let params = self.params.clone();
+        self.run(move || {
+            let Ok(parsed) = PasswordHash::new(&phc) else {
+                return (false, false);
+            };
+            let ok = Argon2::default()
+                .verify_password(pw.as_bytes(), &parsed)
+                .is_ok();
+            let weaker = Params::try_from(&parsed).map_or(true, |p| {
+                p.m_cost() < params.m_cost()
+                    || p.t_cost() < params.t_cost()
+                    || p.p_cost() < params.p_cost()
+            }) || parsed.algorithm.as_str() != "argon2id";
+            (ok && real, ok && real && weaker)
+        })
+        .await
+    }
+}
+
+fn argon(params: &Params) -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+}
+
+/// NFKC, so the same password typed on different keyboards/OSes matches
+/// (NIST SP 800-63B §3.1.1.2).
+fn normalise(pw: &str) -> String {
+    pw.nfkc().collect()
+}
+
+/// What a new password must satisfy. No composition rules (NIST SP 800-63B).
+#[derive(Debug, Clone)]
+pub struct PasswordPolicy {
+    pub min_length: usize,
+    pub min_length_admin: usize,
+}
+
+impl PasswordPolicy {
+    /// Longest accepted password, in characters (NIST: at least 64).
+    pub const MAX_CHARS: usize = 256;
+
+    /// Checks a new password; `is_admin` applies the stricter minimum.
+    pub fn check(&self, password: &SecretString, is_admin: bool) -> Result<(), PasswordError> {
+        let pw = normalise(password.expose_secret());
+        let n = pw.chars().count();
+        let min = if is_admin {
+            self.min_length_admin.max(self.min_length)
+        } else {
+            self.min_length
+        };
+        if n < min {
+            return Err(PasswordError::Policy(format!(
+                "password must be at least {min} characters"
+            )));
+        }
+        if n > Self::MAX_CHARS {
+            return Err(PasswordError::Policy(format!(
+                "password must be at most {} characters",
+                Self::MAX_CHARS
+            )));
+        }
+        if pw.chars().all(|c| c == pw.chars().next().unwrap_or(' ')) {
+            return Err(PasswordError::Policy(
+                "password must not be one repeated character".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hasher() -> PasswordHasher {
+        PasswordHasher::new(19 * 1024, 2, 1, 2, Duration::from_secs(5)).unwrap()
+    }
+
+    fn s(x: &str) -> SecretString {
+        SecretString::from(x.to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_only() {
+        let h = hasher();
+        let phc = h.hash(&s("correct horse battery")).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert_eq!(
+            h.verify(&s("correct horse battery"), Some(&phc))
+                .await
+                .unwrap(),
+            (true, false)
+        );
+        assert_eq!(
+            h.verify(&s("wrong"), Some(&phc)).await.unwrap(),
+            (false, false)
+        );
+        assert_eq!(
+            h.verify(&s("anything"), None).await.unwrap(),
+            (false, false)
+        );
+        assert_eq!(
+            h.verify(&s("x"), Some("not a phc")).await.unwrap(),
+            (false, false)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hash_with_weaker_parameters_asks_for_a_rehash() {
+        let weak = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"pw-123456789")
+        .unwrap()
+        .to_string();
+        assert_eq!(
+            hasher()
+                .verify(&s("pw-123456789"), Some(&weak))
+                .await
+                .unwrap(),
+            (true, true)
+        );
+    }
+
+    #[test]
+    fn the_policy_counts_characters_not_bytes_and_has_no_composition_rules() {
+        let p = PasswordPolicy {
+            min_length: 8,
+            min_length_admin: 12,
+        };
+        assert!(p.check(&s("short"), false).is_err());
+        assert!(p.check(&s("alllowercase"), false).is_ok());
+        assert!(p.check(&s("ünïcödé!"), false).is_ok());
+        assert!(p.check(&s("eightchr"), true).is_err(), "admins need 12");
+        assert!(p.check(&s("aaaaaaaaaaaa"), false).is_err());
+        assert!(p.check(&s(&"ab".repeat(200)), false).is_err());
+    }
+}

@@ -1,0 +1,469 @@
+//! The `portcullis` command line: `serve` (the default), `migrate`, and the
+//! `user`, `role`, `client` and `keys` groups of docs/CONTRACTS.md.
+//!
+//! Script-facing output is JSON on stdout with `--json`; errors are one line on
+//! stderr with a non-zero exit code.
+
+mod output;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+use crate::admin::{self, Actor, AdminError};
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::master_key::KeySource;
+use crate::state::AppState;
+use crate::tokens::keys;
+use output::Output;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "An OAuth 2.0 / OpenID Connect identity provider"
+)]
+pub struct Cli {
+    /// A TOML configuration file (settings as in the README's table).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending migrations and serve (the default).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Manage roles.
+    #[command(subcommand)]
+    Role(RoleCmd),
+    /// Manage OAuth clients.
+    #[command(subcommand)]
+    Client(ClientCmd),
+    /// Manage token signing keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Exit 0 if the local server answers /healthz (for container health checks).
+    Healthcheck,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCmd {
+    /// Create a user.
+    Add {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// A role to grant (repeatable).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// Read the initial password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Show one user.
+    Show { username: String },
+    /// Set a user's password (read from standard input).
+    SetPassword {
+        username: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Disable an account: it can no longer log in.
+    Disable { username: String },
+    /// Enable a disabled account.
+    Enable { username: String },
+    /// Clear a login lockout.
+    Unlock { username: String },
+    /// Remove the user's TOTP and recovery codes and end their sessions.
+    ResetMfa { username: String },
+    /// Grant a role.
+    Grant { username: String, role: String },
+    /// Revoke a role.
+    Revoke { username: String, role: String },
+    /// Set an ABAC attribute, e.g. department finance.
+    SetAttr {
+        username: String,
+        key: String,
+        value: String,
+    },
+    /// Import a base32 TOTP seed from a previous provider (read from stdin).
+    TotpImport {
+        username: String,
+        #[arg(long, required = true)]
+        secret_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RoleCmd {
+    /// Create a role.
+    Add {
+        role: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List roles.
+    List,
+}
+
+#[derive(Debug, Args)]
+struct ClientAddArgs {
+    client_id: String,
+    #[arg(long)]
+    name: Option<String>,
+    /// An exact redirect URI (repeatable; required with authorization_code).
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    /// A public client (no secret; PKCE always).
+    #[arg(long)]
+    public: bool,
+    /// authorization_code | refresh_token | client_credentials (repeatable).
+    #[arg(long = "grant", value_name = "GRANT")]
+    grants: Vec<String>,
+    /// An allowed scope (repeatable).
+    #[arg(long = "scope", value_name = "S")]
+    scopes: Vec<String>,
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
+    /// A role of the client itself, carried in its client_credentials tokens.
+    #[arg(long = "role", value_name = "R")]
+    roles: Vec<String>,
+    /// A first-party client: no consent page.
+    #[arg(long)]
+    first_party: bool,
+    /// required (default) | optional (confidential clients only).
+    #[arg(long, value_name = "required|optional")]
+    pkce: Option<String>,
+    /// RS256 (default) | ES256 | EdDSA.
+    #[arg(long, value_name = "ALG")]
+    id_token_alg: Option<String>,
+    /// Users must have completed MFA to use this client.
+    #[arg(long)]
+    require_mfa: bool,
+    #[arg(long, value_name = "URI")]
+    backchannel_logout_uri: Option<String>,
+    /// A JWK Set file with the client's public keys (private_key_jwt).
+    #[arg(long, value_name = "FILE")]
+    jwks: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ClientCmd {
+    /// Register a client; prints its secret once.
+    Add(Box<ClientAddArgs>),
+    /// List clients.
+    List,
+    /// Show one client.
+    Show { client_id: String },
+    /// Delete a client.
+    Remove { client_id: String },
+    /// Replace a confidential client's secret; prints the new one once.
+    RotateSecret { client_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCmd {
+    /// List signing keys.
+    List,
+    /// Add new active signing keys; old ones stay published until their tokens expire.
+    Rotate,
+}
+
+/// Why the command failed: printed as one line.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Start(#[from] crate::state::StartError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error("{0}")]
+    Input(String),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), CliError> {
+    let (settings, warnings) = Settings::load(cli.config.as_deref())?;
+    let command = cli.command.unwrap_or(Command::Serve);
+    let serving = matches!(command, Command::Serve);
+    // Commands keep stderr quiet unless something is wrong; the server logs at
+    // the configured level.
+    let filter = if serving || std::env::var_os("PORTCULLIS_LOG").is_some() {
+        settings.log.clone()
+    } else {
+        "warn".into()
+    };
+    crate::telemetry::init(&filter, &settings.log_format);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    if matches!(command, Command::Healthcheck) {
+        return healthcheck(settings.bind);
+    }
+    let (state, key_source) = AppState::build(settings, Clock::System).await?;
+    match &key_source {
+        KeySource::Generated(path) => tracing::warn!(
+            path = %path.display(),
+            "DEVELOPMENT MODE: generated a new master key file beside the database. Back it up: without it, \
+             encrypted secrets (TOTP seeds, signing keys) cannot be read. In production set PORTCULLIS_MASTER_KEY \
+             or PORTCULLIS_MASTER_KEY_FILE."
+        ),
+        KeySource::File(path)
+            if state
+                .settings
+                .master_key_file
+                .as_ref()
+                .is_none_or(|p| p != path) =>
+        {
+            tracing::warn!(
+                path = %path.display(),
+                "DEVELOPMENT MODE: using the master key file beside the database; set PORTCULLIS_MASTER_KEY_FILE in production"
+            )
+        }
+        _ => {}
+    }
+    let out = Output { json: cli.json };
+    let actor = Actor::cli();
+    match command {
+        Command::Serve => serve(state).await,
+        Command::Healthcheck => Ok(()),
+        Command::Migrate => {
+            out.message("migrations applied");
+            Ok(())
+        }
+        Command::User(cmd) => user(&state, &actor, &out, cmd).await,
+        Command::Role(cmd) => role(&state, &actor, &out, cmd).await,
+        Command::Client(cmd) => client(&state, &actor, &out, cmd).await,
+        Command::Keys(cmd) => {
+            let list = match cmd {
+                KeysCmd::List => keys::list(&state).await?,
+                KeysCmd::Rotate => keys::rotate(&state, &actor).await?,
+            };
+            out.keys(&list);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(state: AppState) -> Result<(), CliError> {
+    let created = keys::ensure_active(&state).await?;
+    if !created.is_empty() {
+        tracing::info!(count = created.len(), "generated signing keys");
+    }
+    let backend = crate::storage::backend_name(&state.db);
+    let bind = state.settings.bind;
+    let issuer = state.settings.issuer().to_owned();
+    let app = crate::startup::Application::build(state)?;
+    tracing::info!(%bind, port = app.port(), %issuer, database = backend, "Portcullis is listening");
+    app.run_until_stopped().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A dependency-free probe of `GET /healthz` on the local listener.
+fn healthcheck(bind: std::net::SocketAddr) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut addr = bind;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_secs(2);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    if head.starts_with(b"HTTP/1.") && &head[9..12] == b"200" {
+        Ok(())
+    } else {
+        Err(CliError::Input(
+            "healthcheck: /healthz did not answer 200".into(),
+        ))
+    }
+}
+
+/// Reads a secret from standard input: the whole input less one trailing newline.
+fn read_stdin_secret(what: &str) -> Result<SecretString, CliError> {
+    let mut buf = String::new();
+    std::io::stdin()
+        .take(64 * 1024)
+        .read_to_string(&mut buf)
+        .map_err(|e| CliError::Input(format!("cannot read the {what} from standard input: {e}")))?;
+    let trimmed = buf
+        .strip_suffix('\n')
+        .map(|s| s.strip_suffix('\r').unwrap_or(s))
+        .unwrap_or(&buf);
+    if trimmed.is_empty() {
+        return Err(CliError::Input(format!("no {what} on standard input")));
+    }
+    Ok(SecretString::from(trimmed.to_owned()))
+}
+
+async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Result<(), CliError> {
+    use admin::users;
+    match cmd {
+        UserCmd::Add {
+            username,
+            email,
+            name,
+            roles,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_stdin_secret("password")?)
+            } else {
+                None
+            };
+            let new = users::NewUser::parse(
+                &username,
+                email.as_deref(),
+                name.as_deref(),
+                &roles,
+                password,
+            )?;
+            out.user(&users::create(state, actor, new).await?);
+        }
+        UserCmd::List => out.users(&users::list(state).await?),
+        UserCmd::Show { username } => out.user(&users::show(state, &username).await?),
+        UserCmd::SetPassword { username, .. } => {
+            let pw = read_stdin_secret("password")?;
+            users::set_password(state, actor, &username, &pw).await?;
+            out.message(&format!("password of {username} changed"));
+        }
+        UserCmd::Disable { username } => {
+            out.user(&users::set_disabled(state, actor, &username, true).await?)
+        }
+        UserCmd::Enable { username } => {
+            out.user(&users::set_disabled(state, actor, &username, false).await?)
+        }
+        UserCmd::Grant { username, role } => {
+            out.user(&users::grant(state, actor, &username, &role).await?)
+        }
+        UserCmd::Revoke { username, role } => {
+            out.user(&users::revoke(state, actor, &username, &role).await?)
+        }
+        UserCmd::SetAttr {
+            username,
+            key,
+            value,
+        } => out.user(&users::set_attribute(state, actor, &username, &key, &value).await?),
+        UserCmd::Unlock { .. } => {
+            return Err(CliError::Input(
+                "user unlock: login throttling is not in this build yet (issue #3)".into(),
+            ));
+        }
+        UserCmd::ResetMfa { .. } => {
+            return Err(CliError::Input(
+                "user reset-mfa: TOTP is not in this build yet (issue #4)".into(),
+            ));
+        }
+        UserCmd::TotpImport { .. } => {
+            return Err(CliError::Input(
+                "user totp-import: TOTP is not in this build yet (issue #4)".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn role(state: &AppState, actor: &Actor, out: &Output, cmd: RoleCmd) -> Result<(), CliError> {
+    use admin::roles;
+    match cmd {
+        RoleCmd::Add { role, description } => {
+            out.role(&roles::add(state, actor, &role, description.as_deref()).await?)
+        }
+        RoleCmd::List => out.roles(&roles::list(state).await?),
+    }
+    Ok(())
+}
+
+async fn client(
+    state: &AppState,
+    actor: &Actor,
+    out: &Output,
+    cmd: ClientCmd,
+) -> Result<(), CliError> {
+    use admin::clients;
+    match cmd {
+        ClientCmd::Add(a) => {
+            let jwks = match &a.jwks {
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                    CliError::Input(format!(
+                        "cannot read the JWK Set file {}: {e}",
+                        path.display()
+                    ))
+                })?),
+                None => None,
+            };
+            let spec = clients::ClientSpec {
+                client_id: a.client_id,
+                name: a.name,
+                redirect_uris: a.redirect_uris,
+                public: a.public,
+                grants: a.grants,
+                scopes: a.scopes,
+                post_logout_redirect_uris: a.post_logout_redirect_uris,
+                roles: a.roles,
+                first_party: a.first_party,
+                pkce: a.pkce,
+                id_token_alg: a.id_token_alg,
+                require_mfa: a.require_mfa,
+                backchannel_logout_uri: a.backchannel_logout_uri,
+                jwks,
+            };
+            out.created_client(&clients::add(state, actor, &spec).await?);
+        }
+        ClientCmd::List => out.clients(&clients::list(state).await?),
+        ClientCmd::Show { client_id } => out.client(&clients::show(state, &client_id).await?),
+        ClientCmd::Remove { client_id } => {
+            clients::remove(state, actor, &client_id).await?;
+            out.message(&format!("client {client_id} removed"));
+        }
+        ClientCmd::RotateSecret { client_id } => {
+            out.created_client(&clients::rotate_secret(state, actor, &client_id).await?)
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! What the CLI prints: JSON with `--json`, short human text otherwise.
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::admin::clients::{ClientView, Created};
+use crate::admin::roles::RoleView;
+use crate::admin::users::UserView;
+use crate::tokens::keys::KeyView;
+
+pub struct Output {
+    pub json: bool,
+}
+
+fn print_json<T: Serialize + ?Sized>(v: &T) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot encode output: {e}"),
+    }
+}
+
+fn or_dash(v: Option<&str>) -> &str {
+    v.unwrap_or("-")
+}
+
+impl Output {
+    pub fn message(&self, text: &str) {
+        if self.json {
+            print_json(&json!({ "ok": true, "message": text }));
+        } else {
+            println!("{text}");
+        }
+    }
+
+    pub fn user(&self, u: &UserView) {
+        if self.json {
+            return print_json(u);
+        }
+        println!("username:   {}", u.username);
+        println!("id:         {}", u.id);
+        println!("email:      {}", or_dash(u.email.as_deref()));
+        println!("name:       {}", or_dash(u.name.as_deref()));
+        println!("disabled:   {}", u.disabled);
+        println!(
+            "password:   {}",
+            if u.has_password { "set" } else { "not set" }
+        );
+        println!(
+            "roles:      {}",
+            if u.roles.is_empty() {
+                "-".into()
+            } else {
+                u.roles.join(", ")
+            }
+        );
+        for (k, v) in &u.attributes {
+            println!("attribute:  {k}={v}");
+        }
+        println!("created:    {}", u.created_at.to_rfc3339());
+    }
+
+    pub fn users(&self, list: &[UserView]) {
+        if self.json {
+            return print_json(list);
+        }
+        for u in list {
+            let state = if u.disabled { "disabled" } else { "active" };
+            println!("{}\t{}\t{}\t{}", u.username, u.id, state, u.roles.join(","));
+        }
+    }
+
+    pub fn role(&self, r: &RoleView) {
+        if self.json {
+            return print_json(r);
+        }
+        println!("role {} created", r.name);
+    }
+
+    pub fn roles(&self, list: &[RoleView]) {
+        if self.json {
+            return print_json(list);
+        }
+        for r in list {
+            println!("{}\t{}", r.name, or_dash(r.description.as_deref()));
+        }
+    }
+
+    pub fn client(&self, c: &ClientView) {
+        if self.json {
+            return print_json(c);
+        }
+        println!("client_id:      {}", c.client_id);
+        println!("name:           {}", or_dash(c.name.as_deref()));
+        println!(
+            "type:           {}",
+            if c.public { "public" } else { "confidential" }
+        );
+        println!("grant types:    {}", c.grant_types.join(", "));
+        for u in &c.redirect_uris {
+            println!("redirect uri:   {u}");
+        }
+        for u in &c.post_logout_redirect_uris {
+            println!("post-logout:    {u}");
+        }
+        println!("scopes:         {}", c.scopes.join(" "));
+        println!("roles:          {}", c.roles.join(", "));
+        println!("first party:    {}", c.first_party);
+        println!("pkce:           {}", c.pkce);
+        println!("id token alg:   {}", c.id_token_alg);
+        println!("require mfa:    {}", c.require_mfa);
+    }
+
+    pub fn clients(&self, list: &[ClientView]) {
+        if self.json {
+            return print_json(list);
+        }
+        for c in list {
+            let kind = if c.public { "public" } else { "confidential" };
+            println!("{}\t{}\t{}", c.client_id, kind, c.grant_types.join(","));
+        }
+    }
+
+    /// A new or rotated client: the secret is printed here and never again.
+    pub fn created_client(&self, created: &Created) {
+        let secret = created.secret.as_ref().map(|s| s.expose_secret());
+        if self.json {
+            return print_json(&json!({
+                "client_id": created.client.client_id,
+                "client_secret": secret,
+                "client": created.client,
+            }));
+        }
+        println!("client_id:     {}", created.client.client_id);
+        match secret {
+            Some(s) => {
+                println!("client_secret: {s}");
+                println!("(the secret is shown once; store it now)");
+            }
+            None => println!("public client: no secret"),
+        }
+    }
+
+    pub fn keys(&self, list: &[KeyView]) {
+        if self.json {
+            return print_json(list);
+        }
+        for k in list {
+            let state = if k.active {
+                "active".to_owned()
+            } else {
+                format!(
+                    "retired {}",
+                    k.retired_at.map(|t| t.to_rfc3339()).unwrap_or_default()
+                )
+            };
+            println!(
+                "{}\t{}\t{}\t{}",
+                k.kid,
+                k.alg,
+                state,
+                k.created_at.to_rfc3339()
+            );
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! Settings, layered: built-in defaults → TOML file (`--config`) → `PORTCULLIS_*`
+//! environment variables. Unknown keys in the file are an error (a typo must not
+//! silently fall back to a default); unknown `PORTCULLIS_*` variables are reported
+//! as a warning, since the environment is shared with other tools (test harnesses,
+//! the benchmark script).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// The environment prefix of every setting.
+pub const ENV_PREFIX: &str = "PORTCULLIS_";
+
+/// `PORTCULLIS_*` variables that are not settings but are read by other tools.
+const ENV_NOT_SETTINGS: &[&str] = &["TEST_DATABASE_URL", "BIN", "MASTER_KEY_FILE_MODE"];
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite://FILE?mode=rwc` (embedded default) or `postgres://…`.
+    pub database_url: SecretString,
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// Public base URL; the `iss` of every token.
+    pub issuer: String,
+    /// Base64 of 32 random bytes; encrypts secrets at rest.
+    pub master_key: Option<SecretString>,
+    /// A file holding `master_key`.
+    pub master_key_file: Option<PathBuf>,
+    /// tracing filter directive.
+    pub log: String,
+    pub log_format: LogFormat,
+    /// Allow a plain-http issuer on a non-loopback host (behind a TLS proxy that
+    /// you trust, or for a lab). Off by default. Takes `1`/`0`, `true`/`false`.
+    #[serde(deserialize_with = "flag")]
+    pub insecure_http: bool,
+    /// Largest number of pooled database connections.
+    pub database_max_connections: u32,
+    /// argon2id memory cost in KiB (OWASP baseline: 19456).
+    pub argon2_memory_kib: u32,
+    /// argon2id iterations (OWASP baseline: 2).
+    pub argon2_iterations: u32,
+    /// argon2id lanes (OWASP baseline: 1).
+    pub argon2_parallelism: u32,
+    /// Minimum password length for users (NIST SP 800-63B: at least 8).
+    pub password_min_length: usize,
+    /// Minimum password length for holders of the `admin` role.
+    pub password_min_length_admin: usize,
+}
+
+/// The defaults as a serialisable struct, so figment can layer over them.
+#[derive(Debug, Serialize)]
+struct Defaults {
+    database_url: &'static str,
+    bind: &'static str,
+    issuer: &'static str,
+    log: &'static str,
+    log_format: LogFormat,
+    insecure_http: bool,
+    database_max_connections: u32,
+    argon2_memory_kib: u32,
+    argon2_iterations: u32,
+    argon2_parallelism: u32,
+    password_min_length: usize,
+    password_min_length_admin: usize,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://portcullis.db?mode=rwc",
+            bind: "127.0.0.1:8080",
+            issuer: "http://127.0.0.1:8080",
+            log: "info",
+            log_format: LogFormat::Text,
+            insecure_http: false,
+            database_max_connections: 16,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            password_min_length: 8,
+            password_min_length_admin: 12,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The names every setting may take in the environment (after the prefix).
+const SETTING_NAMES: &[&str] = &[
+    "DATABASE_URL",
+    "BIND",
+    "ISSUER",
+    "MASTER_KEY",
+    "MASTER_KEY_FILE",
+    "LOG",
+    "LOG_FORMAT",
+    "INSECURE_HTTP",
+    "DATABASE_MAX_CONNECTIONS",
+    "ARGON2_MEMORY_KIB",
+    "ARGON2_ITERATIONS",
+    "ARGON2_PARALLELISM",
+    "PASSWORD_MIN_LENGTH",
+    "PASSWORD_MIN_LENGTH_ADMIN",
+];
+
+impl Settings {
+    /// Loads defaults, then the TOML file (if given), then the environment.
+    /// Returns the settings and any warnings to log once logging is up.
+    pub fn load(file: Option<&Path>) -> Result<(Self, Vec<String>), ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Defaults::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let mut warnings = Vec::new();
+        for (name, _) in std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v)))
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        {
+            let rest = &name[ENV_PREFIX.len()..];
+            if !SETTING_NAMES.contains(&rest) && !ENV_NOT_SETTINGS.contains(&rest) {
+                warnings.push(format!("ignoring unknown environment variable {name}"));
+            }
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).filter(|k| {
+            SETTING_NAMES
+                .iter()
+                .any(|n| k.as_str().eq_ignore_ascii_case(n))
+        }));
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        settings.check()?;
+        Ok((settings, warnings))
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let issuer = url::Url::parse(&self.issuer).map_err(|e| {
+            ConfigError::Invalid(format!("issuer {:?} is not a URL: {e}", self.issuer))
+        })?;
+        if !matches!(issuer.scheme(), "http" | "https") {
+            return Err(ConfigError::Invalid("issuer must be an http(s) URL".into()));
+        }
+        // OIDC Discovery §3: the issuer has no query or fragment.
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(ConfigError::Invalid(
+                "issuer must not have a query or fragment".into(),
+            ));
+        }
+        if issuer.scheme() == "http" && !is_loopback_host(&issuer) && !self.insecure_http {
+            return Err(ConfigError::Invalid(format!(
+                "issuer {} is plain http on a non-loopback host; use https, or set PORTCULLIS_INSECURE_HTTP=1 if TLS ends in front of Portcullis",
+                self.issuer
+            )));
+        }
+        if self.password_min_length < 8 {
+            return Err(ConfigError::Invalid(
+                "password_min_length must be at least 8 (NIST SP 800-63B)".into(),
+            ));
+        }
+        if self.argon2_memory_kib < 19 * 1024
+            || self.argon2_iterations < 2
+            || self.argon2_parallelism < 1
+        {
+            return Err(ConfigError::Invalid(
+                "argon2 parameters below the OWASP baseline (m=19456 KiB, t=2, p=1)".into(),
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "database_max_connections must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The issuer without a trailing slash: endpoints are joined onto it.
+    pub fn issuer(&self) -> &str {
+        self.issuer.trim_end_matches('/')
+    }
+
+    /// Whether cookies must carry `Secure` and responses HSTS.
+    pub fn is_https(&self) -> bool {
+        self.issuer.starts_with("https://")
+    }
+
+    /// Settings for tests: a given database, port 0, a fixed random master key,
+    /// and the cheapest argon2 parameters the config allows.
+    pub fn for_test(database_url: &str, master_key_b64: &str) -> Self {
+        Self {
+            database_url: SecretString::from(database_url.to_owned()),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            issuer: "http://127.0.0.1".to_owned(),
+            master_key: Some(SecretString::from(master_key_b64.to_owned())),
+            master_key_file: None,
+            log: "warn".to_owned(),
+            log_format: LogFormat::Text,
+            insecure_http: false,
+            database_max_connections: 8,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+            password_min_length: 8,
+            password_min_length_admin: 12,
+        }
+    }
+}
+
+/// A boolean that also accepts `1`/`0` and `yes`/`no`, as shell users write it.
+fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+        Text(String),
+    }
+    match Flag::deserialize(d)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Int(0) => Ok(false),
+        Flag::Int(1) => Ok(true),
+        Flag::Text(t) => match t.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" | "" => Ok(false),
+            _ => Err(serde::de::Error::custom(format!(
+                "expected a boolean, found {t:?}"
+            ))),
+        },
+        Flag::Int(n) => Err(serde::de::Error::custom(format!(
+            "expected 0 or 1, found {n}"
+        ))),
+    }
+}
+
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_http_issuer_on_a_public_host_is_refused() {
+        let mut s = Settings::for_test("sqlite::memory:", "");
+        s.issuer = "http://id.example.com".into();
+        assert!(s.check().is_err());
+        s.insecure_http = true;
+        assert!(s.check().is_ok());
+        s.insecure_http = false;
+        s.issuer = "https://id.example.com".into();
+        assert!(s.check().is_ok());
+        s.issuer = "http://localhost:8080".into();
+        assert!(s.check().is_ok());
+    }
+
+    #[test]
+    fn argon2_below_the_owasp_baseline_is_refused() {
+        let mut s = Settings::for_test("sqlite::memory:", "");
+        s.argon2_memory_kib = 4096;
+        assert!(s.check().is_err());
+    }
+}

@@ -1,0 +1,94 @@
+//! Builds the HTTP application from the state: middleware, each module's
+//! routes, and the listener.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds the configured address (port 0 picks a free port, as tests do).
+    pub fn build(state: AppState) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(state.settings.bind)?;
+        let port = listener.local_addr()?.port();
+        let https = state.settings.is_https();
+        let data = web::Data::new(state);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(json_config())
+                .app_data(form_config())
+                .app_data(query_config())
+                .configure(crate::web::configure)
+                .default_service(web::to(not_found))
+                .wrap(from_fn(crate::web::headers::request_id_header))
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(crate::web::headers::security_headers(https))
+        })
+        .shutdown_timeout(10)
+        .listen(listener)?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT, then drains in-flight requests (graceful).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({ "error": "not found" }))
+}
+
+/// Body-parsing failures get a short, fixed message; the parser's own text
+/// (which may echo input or internals) goes to the debug log only.
+fn json_config() -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(64 * 1024)
+        .error_handler(|err, _req| {
+            tracing::debug!(error = %err, "rejected JSON body");
+            actix_web::error::InternalError::from_response(
+                err,
+                HttpResponse::BadRequest().json(json!({ "error": "invalid JSON body" })),
+            )
+            .into()
+        })
+}
+
+fn form_config() -> web::FormConfig {
+    web::FormConfig::default()
+        .limit(16 * 1024)
+        .error_handler(|err, _req| {
+            tracing::debug!(error = %err, "rejected form body");
+            actix_web::error::InternalError::from_response(
+                err,
+                HttpResponse::BadRequest().json(json!({ "error": "invalid form body" })),
+            )
+            .into()
+        })
+}
+
+fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        tracing::debug!(error = %err, "rejected query string");
+        actix_web::error::InternalError::from_response(
+            err,
+            HttpResponse::BadRequest().json(json!({ "error": "invalid query string" })),
+        )
+        .into()
+    })
+}

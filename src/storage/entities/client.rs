@@ -1,0 +1,45 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "clients")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub client_id: String,
+    pub name: Option<String>,
+    pub public: bool,
+    /// Keyed hash of the client secret (see `crypto::SecretHasher`); never the secret.
+    pub secret_hash: Option<String>,
+    /// JSON array of strings.
+    #[sea_orm(column_type = "Text")]
+    pub redirect_uris: String,
+    #[sea_orm(column_type = "Text")]
+    pub post_logout_redirect_uris: String,
+    #[sea_orm(column_type = "Text")]
+    pub grant_types: String,
+    #[sea_orm(column_type = "Text")]
+    pub scopes: String,
+    pub first_party: bool,
+    pub pkce_required: bool,
+    pub id_token_alg: String,
+    pub require_mfa: bool,
+    pub backchannel_logout_uri: Option<String>,
+    /// The client's public keys (JWK Set) for `private_key_jwt`.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub jwks: Option<String>,
+    pub created_at: ChronoDateTimeUtc,
+    pub updated_at: ChronoDateTimeUtc,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.client_id)
+            .field("public", &self.public)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

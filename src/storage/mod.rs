@@ -1,0 +1,103 @@
+//! The database: connection, migrations, entities, and the audit log writer.
+//!
+//! One code path for SQLite and PostgreSQL: every query goes through sea-orm's
+//! parameterised builders; the only backend-specific lines are connection
+//! options (SQLite's WAL journal).
+
+pub mod audit;
+pub mod entities;
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+
+pub use audit::{AuditEvent, record as record_audit};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot connect to the database at {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("unsupported database URL {0}: use sqlite://FILE?mode=rwc or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+}
+
+/// The URL with any password replaced, safe for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Opens the connection pool. SQLite files get the WAL journal (readers do not
+/// block the writer; acknowledged writes survive a crash) and a busy timeout.
+pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, StorageError> {
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        return Err(StorageError::UnsupportedUrl(redact_url(url)));
+    }
+    let mut opts = ConnectOptions::new(url.to_owned());
+    opts.max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false)
+        .map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true)
+        });
+    let db = Database::connect(opts)
+        .await
+        .map_err(|e| StorageError::Connect {
+            url: redact_url(url),
+            reason: connect_reason(&e),
+        })?;
+    Ok(db)
+}
+
+/// A short reason without the driver's noise.
+fn connect_reason(e: &DbErr) -> String {
+    let text = e.to_string();
+    text.strip_prefix("Connection Error: ")
+        .unwrap_or(&text)
+        .to_owned()
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
+    Migrator::up(db, None)
+        .await
+        .map_err(|e| StorageError::Migrate(e.to_string()))
+}
+
+/// A cheap round-trip for `/readyz`.
+pub async fn ping(db: &DatabaseConnection) -> bool {
+    db.ping().await.is_ok()
+}
+
+/// Whether the database is SQLite (for the start-up log only).
+pub fn backend_name(db: &DatabaseConnection) -> &'static str {
+    match db.get_database_backend() {
+        DbBackend::Sqlite => "sqlite",
+        DbBackend::Postgres => "postgres",
+        _ => "other",
+    }
+}
+
+/// Is this a unique-constraint violation? (Used to turn a race between two
+/// inserts into a clean "already exists" error.)
+pub fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

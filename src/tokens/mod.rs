@@ -1,0 +1,4 @@
+//! Tokens: the signing key ring (and, with the OAuth issue, JWT issuing,
+//! authorization codes and refresh-token families).
+
+pub mod keys;

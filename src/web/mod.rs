@@ -1,0 +1,16 @@
+//! HTML pages, health endpoints, static assets and the browser-facing
+//! middleware (security headers, request ids).
+
+pub mod headers;
+pub mod health;
+pub mod pages;
+
+use actix_web::web;
+
+/// Registers this module's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(pages::home)
+        .service(pages::stylesheet);
+}

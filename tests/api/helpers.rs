@@ -1,0 +1,180 @@
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine;
+use portcullis::clock::Clock;
+use portcullis::config::Settings;
+use portcullis::startup::Application;
+use portcullis::state::AppState;
+use sea_orm::{ConnectionTrait, Database};
+
+/// A database of its own for one test.
+pub struct TestDb {
+    pub url: String,
+    pub master_key: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_admin: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let master_key = base64::engine::general_purpose::STANDARD
+            .encode(portcullis::crypto::random_bytes(32).unwrap());
+        match std::env::var("PORTCULLIS_TEST_DATABASE_URL") {
+            Ok(admin_url) if !admin_url.is_empty() => {
+                let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(&admin_url)
+                    .await
+                    .expect("connect to PORTCULLIS_TEST_DATABASE_URL");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                let mut url = url::Url::parse(&admin_url).expect("a postgres URL");
+                url.set_path(&format!("/{name}"));
+                Self {
+                    url: url.to_string(),
+                    master_key,
+                    _dir: None,
+                    pg_admin: Some((admin_url, name)),
+                }
+            }
+            _ => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/portcullis.db?mode=rwc", dir.path().display());
+                Self {
+                    url,
+                    master_key,
+                    _dir: Some(dir),
+                    pg_admin: None,
+                }
+            }
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings::for_test(&self.url, &self.master_key)
+    }
+
+    /// Runs the real `portcullis` binary against this database.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("PORTCULLIS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("PORTCULLIS_DATABASE_URL", &self.url)
+            .env("PORTCULLIS_MASTER_KEY", &self.master_key)
+            .args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("run portcullis");
+        if let Some(input) = stdin {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        child.wait_with_output().expect("wait for portcullis")
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.pg_admin.take() {
+            // Drop happens outside any runtime we may use: a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(admin) = Database::connect(&admin_url).await {
+                        let _ = admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await;
+                        let _ = admin.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    /// Kept so the database lives as long as the app.
+    #[allow(dead_code)]
+    pub db: TestDb,
+}
+
+pub async fn spawn_app() -> TestApp {
+    let db = TestDb::new().await;
+    spawn_app_on(db).await
+}
+
+pub async fn spawn_app_on(db: TestDb) -> TestApp {
+    let (state, _) = AppState::build(db.settings(), Clock::System)
+        .await
+        .expect("build state");
+    let app = Application::build(state.clone()).expect("bind");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        state,
+        http,
+        db,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The CLI failed with exactly one line of explanation and no panic.
+pub fn assert_clean_failure(o: &Output, expect_in_message: &str) {
+    let err = stderr(o);
+    assert!(
+        !o.status.success(),
+        "expected failure, got success; stdout: {}",
+        stdout(o)
+    );
+    assert!(!err.contains("panicked"), "panicked: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    assert!(
+        err.contains(expect_in_message),
+        "expected {expect_in_message:?} in {err:?}"
+    );
+}

@@ -1,0 +1,78 @@
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn healthz_and_readyz_answer_200() {
+    let app = spawn_app().await;
+    let r = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+}
+
+#[tokio::test]
+async fn readyz_answers_503_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    app.state.db.clone().close().await.unwrap();
+    let r = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers_and_a_request_id() {
+    let app = spawn_app().await;
+    for path in ["/healthz", "/", "/no/such/page", "/static/portcullis.css"] {
+        let r = app.http.get(app.url(path)).send().await.unwrap();
+        let h = r.headers();
+        let csp = h
+            .get("content-security-policy")
+            .unwrap_or_else(|| panic!("CSP on {path}"))
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert!(h.get("x-request-id").is_some(), "{path}: request id");
+        // The issuer here is plain http on loopback: no HSTS.
+        assert!(h.get("strict-transport-security").is_none(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_plain_404_without_internals() {
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .get(app.url("/does-not-exist"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body = r.text().await.unwrap();
+    assert_eq!(body, r#"{"error":"not found"}"#);
+}
+
+#[tokio::test]
+async fn the_home_page_renders_the_base_layout_without_inline_script() {
+    let app = spawn_app().await;
+    let r = app.http.get(app.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<html lang=\"en\">"));
+    assert!(html.contains("/static/portcullis.css"));
+    assert!(!html.contains("<script"), "pages work without JavaScript");
+    assert!(
+        !html.contains("style="),
+        "no inline styles (CSP has no unsafe-inline)"
+    );
+}

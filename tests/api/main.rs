@@ -1,0 +1,9 @@
+//! Integration tests: one binary, the real app on port 0, a fresh database each
+//! (SQLite in a temporary directory; a uniquely named PostgreSQL database when
+//! `PORTCULLIS_TEST_DATABASE_URL` is set, dropped afterwards).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod helpers;
+mod http_basics;

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// The environment prefix of every setting.
 pub const ENV_PREFIX: &str = "PORTCULLIS_";
 
 /// `PORTCULLIS_*` variables that are not settings but are read by other tools.
-const ENV_NOT_SETTINGS: &[&str] = &["TEST_DATABASE_URL", "BIN", "MASTER_KEY_FILE_MODE"];
+const ENV_NOT_SETTINGS: &[&str] = &["TEST_DATABASE_URL", "BIN", "BROWSER_TESTS"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -25,16 +25,20 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Every setting, with its default in [`Settings::default`]. Keys are flat so
+/// each maps to one environment variable (`PORTCULLIS_` + the key in capitals).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// `sqlite://FILE?mode=rwc` (embedded default) or `postgres://…`.
+    #[serde(serialize_with = "serialize_secret")]
     pub database_url: SecretString,
     /// Listen address.
     pub bind: SocketAddr,
     /// Public base URL; the `iss` of every token.
     pub issuer: String,
     /// Base64 of 32 random bytes; encrypts secrets at rest.
+    #[serde(skip_serializing)]
     pub master_key: Option<SecretString>,
     /// A file holding `master_key`.
     pub master_key_file: Option<PathBuf>,
@@ -45,6 +49,10 @@ pub struct Settings {
     /// you trust, or for a lab). Off by default. Takes `1`/`0`, `true`/`false`.
     #[serde(deserialize_with = "flag")]
     pub insecure_http: bool,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy that
+    /// sets it; otherwise clients could pick their own address).
+    #[serde(deserialize_with = "flag")]
+    pub trust_forwarded_for: bool,
     /// Largest number of pooled database connections.
     pub database_max_connections: u32,
     /// argon2id memory cost in KiB (OWASP baseline: 19456).
@@ -53,44 +61,64 @@ pub struct Settings {
     pub argon2_iterations: u32,
     /// argon2id lanes (OWASP baseline: 1).
     pub argon2_parallelism: u32,
+    /// Most argon2 computations at once; 0 = the number of cores.
+    pub argon2_max_concurrent: usize,
+    /// How long a login waits for a free argon2 slot before a 503.
+    pub argon2_queue_timeout_ms: u64,
     /// Minimum password length for users (NIST SP 800-63B: at least 8).
     pub password_min_length: usize,
     /// Minimum password length for holders of the `admin` role.
     pub password_min_length_admin: usize,
+    /// A browser session ends after this long without use.
+    pub session_idle_secs: i64,
+    /// A browser session ends this long after login, used or not.
+    pub session_absolute_secs: i64,
+    /// Consecutive failed logins before an account is locked.
+    pub login_max_failures: i32,
+    /// First lock duration; doubles with each further failure.
+    pub login_lock_secs: i64,
+    /// Longest lock duration.
+    pub login_lock_max_secs: i64,
+    /// Login attempts allowed per source address per window.
+    pub login_ip_max_attempts: i32,
+    pub login_ip_window_secs: i64,
+    /// How long a browser that logged in successfully stays trusted (its logins
+    /// pass a lock that others caused).
+    pub trusted_device_days: i64,
 }
 
-/// The defaults as a serialisable struct, so figment can layer over them.
-#[derive(Debug, Serialize)]
-struct Defaults {
-    database_url: &'static str,
-    bind: &'static str,
-    issuer: &'static str,
-    log: &'static str,
-    log_format: LogFormat,
-    insecure_http: bool,
-    database_max_connections: u32,
-    argon2_memory_kib: u32,
-    argon2_iterations: u32,
-    argon2_parallelism: u32,
-    password_min_length: usize,
-    password_min_length_admin: usize,
+fn serialize_secret<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.expose_secret())
 }
 
-impl Default for Defaults {
+impl Default for Settings {
     fn default() -> Self {
         Self {
-            database_url: "sqlite://portcullis.db?mode=rwc",
-            bind: "127.0.0.1:8080",
-            issuer: "http://127.0.0.1:8080",
-            log: "info",
+            database_url: SecretString::from("sqlite://portcullis.db?mode=rwc"),
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            issuer: "http://127.0.0.1:8080".to_owned(),
+            master_key: None,
+            master_key_file: None,
+            log: "info".to_owned(),
             log_format: LogFormat::Text,
             insecure_http: false,
+            trust_forwarded_for: false,
             database_max_connections: 16,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
             argon2_parallelism: 1,
+            argon2_max_concurrent: 0,
+            argon2_queue_timeout_ms: 5000,
             password_min_length: 8,
             password_min_length_admin: 12,
+            session_idle_secs: 3600,
+            session_absolute_secs: 12 * 3600,
+            login_max_failures: 5,
+            login_lock_secs: 60,
+            login_lock_max_secs: 3600,
+            login_ip_max_attempts: 100,
+            login_ip_window_secs: 300,
+            trusted_device_days: 90,
         }
     }
 }
@@ -103,29 +131,22 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// The names every setting may take in the environment (after the prefix).
-const SETTING_NAMES: &[&str] = &[
-    "DATABASE_URL",
-    "BIND",
-    "ISSUER",
-    "MASTER_KEY",
-    "MASTER_KEY_FILE",
-    "LOG",
-    "LOG_FORMAT",
-    "INSECURE_HTTP",
-    "DATABASE_MAX_CONNECTIONS",
-    "ARGON2_MEMORY_KIB",
-    "ARGON2_ITERATIONS",
-    "ARGON2_PARALLELISM",
-    "PASSWORD_MIN_LENGTH",
-    "PASSWORD_MIN_LENGTH_ADMIN",
-];
+/// The names every setting takes in the environment (after the prefix).
+fn setting_names() -> Vec<String> {
+    let mut names: Vec<String> = match serde_json::to_value(Settings::default()) {
+        Ok(serde_json::Value::Object(m)) => m.keys().map(|k| k.to_ascii_uppercase()).collect(),
+        _ => Vec::new(),
+    };
+    names.push("MASTER_KEY".to_owned());
+    names
+}
 
 impl Settings {
     /// Loads defaults, then the TOML file (if given), then the environment.
     /// Returns the settings and any warnings to log once logging is up.
     pub fn load(file: Option<&Path>) -> Result<(Self, Vec<String>), ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Defaults::default()));
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let names = setting_names();
         if let Some(path) = file {
             if !path.exists() {
                 return Err(ConfigError::MissingFile(path.to_path_buf()));
@@ -138,34 +159,26 @@ impl Settings {
             .filter(|(k, _)| k.starts_with(ENV_PREFIX))
         {
             let rest = &name[ENV_PREFIX.len()..];
-            if !SETTING_NAMES.contains(&rest) && !ENV_NOT_SETTINGS.contains(&rest) {
+            if !names.iter().any(|n| n == rest) && !ENV_NOT_SETTINGS.contains(&rest) {
                 warnings.push(format!("ignoring unknown environment variable {name}"));
             }
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).filter(|k| {
-            SETTING_NAMES
-                .iter()
-                .any(|n| k.as_str().eq_ignore_ascii_case(n))
-        }));
-        let settings: Settings = figment
-            .extract()
-            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        figment = figment
+            .merge(Env::prefixed(ENV_PREFIX).filter(move |k| names.iter().any(|n| k.as_str().eq_ignore_ascii_case(n))));
+        let settings: Settings = figment.extract().map_err(|e| ConfigError::Invalid(e.to_string()))?;
         settings.check()?;
         Ok((settings, warnings))
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        let issuer = url::Url::parse(&self.issuer).map_err(|e| {
-            ConfigError::Invalid(format!("issuer {:?} is not a URL: {e}", self.issuer))
-        })?;
+        let issuer = url::Url::parse(&self.issuer)
+            .map_err(|e| ConfigError::Invalid(format!("issuer {:?} is not a URL: {e}", self.issuer)))?;
         if !matches!(issuer.scheme(), "http" | "https") {
             return Err(ConfigError::Invalid("issuer must be an http(s) URL".into()));
         }
         // OIDC Discovery §3: the issuer has no query or fragment.
         if issuer.query().is_some() || issuer.fragment().is_some() {
-            return Err(ConfigError::Invalid(
-                "issuer must not have a query or fragment".into(),
-            ));
+            return Err(ConfigError::Invalid("issuer must not have a query or fragment".into()));
         }
         if issuer.scheme() == "http" && !is_loopback_host(&issuer) && !self.insecure_http {
             return Err(ConfigError::Invalid(format!(
@@ -174,22 +187,28 @@ impl Settings {
             )));
         }
         if self.password_min_length < 8 {
-            return Err(ConfigError::Invalid(
-                "password_min_length must be at least 8 (NIST SP 800-63B)".into(),
-            ));
+            return Err(ConfigError::Invalid("password_min_length must be at least 8 (NIST SP 800-63B)".into()));
         }
-        if self.argon2_memory_kib < 19 * 1024
-            || self.argon2_iterations < 2
-            || self.argon2_parallelism < 1
-        {
+        if self.argon2_memory_kib < 19 * 1024 || self.argon2_iterations < 2 || self.argon2_parallelism < 1 {
             return Err(ConfigError::Invalid(
                 "argon2 parameters below the OWASP baseline (m=19456 KiB, t=2, p=1)".into(),
             ));
         }
+        let positive = [
+            ("session_idle_secs", self.session_idle_secs),
+            ("session_absolute_secs", self.session_absolute_secs),
+            ("login_lock_secs", self.login_lock_secs),
+            ("login_lock_max_secs", self.login_lock_max_secs),
+            ("login_ip_window_secs", self.login_ip_window_secs),
+            ("trusted_device_days", self.trusted_device_days),
+            ("login_max_failures", i64::from(self.login_max_failures)),
+            ("login_ip_max_attempts", i64::from(self.login_ip_max_attempts)),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v <= 0) {
+            return Err(ConfigError::Invalid(format!("{name} must be positive")));
+        }
         if self.database_max_connections == 0 {
-            return Err(ConfigError::Invalid(
-                "database_max_connections must be at least 1".into(),
-            ));
+            return Err(ConfigError::Invalid("database_max_connections must be at least 1".into()));
         }
         Ok(())
     }
@@ -204,24 +223,16 @@ impl Settings {
         self.issuer.starts_with("https://")
     }
 
-    /// Settings for tests: a given database, port 0, a fixed random master key,
-    /// and the cheapest argon2 parameters the config allows.
+    /// Settings for tests: a given database, port 0, a given master key.
     pub fn for_test(database_url: &str, master_key_b64: &str) -> Self {
         Self {
             database_url: SecretString::from(database_url.to_owned()),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             issuer: "http://127.0.0.1".to_owned(),
             master_key: Some(SecretString::from(master_key_b64.to_owned())),
-            master_key_file: None,
             log: "warn".to_owned(),
-            log_format: LogFormat::Text,
-            insecure_http: false,
             database_max_connections: 8,
-            argon2_memory_kib: 19 * 1024,
-            argon2_iterations: 2,
-            argon2_parallelism: 1,
-            password_min_length: 8,
-            password_min_length_admin: 12,
+            ..Self::default()
         }
     }
 }
@@ -242,13 +253,9 @@ fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         Flag::Text(t) => match t.to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" | "on" => Ok(true),
             "0" | "false" | "no" | "off" | "" => Ok(false),
-            _ => Err(serde::de::Error::custom(format!(
-                "expected a boolean, found {t:?}"
-            ))),
+            _ => Err(serde::de::Error::custom(format!("expected a boolean, found {t:?}"))),
         },
-        Flag::Int(n) => Err(serde::de::Error::custom(format!(
-            "expected 0 or 1, found {n}"
-        ))),
+        Flag::Int(n) => Err(serde::de::Error::custom(format!("expected 0 or 1, found {n}"))),
     }
 }
 

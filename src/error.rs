@@ -69,7 +69,6 @@ impl ResponseError for AppError {
         if matches!(self, Self::Busy) {
             resp.insert_header(("Retry-After", "1"));
         }
-        resp.content_type(ContentType::json())
-            .body(json!({ "error": message }).to_string())
+        resp.content_type(ContentType::json()).body(json!({ "error": message }).to_string())
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod session;
 pub mod startup;
 pub mod state;
 pub mod storage;

@@ -19,6 +19,12 @@ impl Application {
     /// Binds the configured address (port 0 picks a free port, as tests do).
     pub fn build(state: AppState) -> std::io::Result<Self> {
         let listener = TcpListener::bind(state.settings.bind)?;
+        Self::build_on(listener, state)
+    }
+
+    /// Serves on a listener the caller bound (tests learn the port first, to set
+    /// the issuer to it).
+    pub fn build_on(listener: TcpListener, state: AppState) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let https = state.settings.is_https();
         let data = web::Data::new(state);
@@ -57,29 +63,28 @@ async fn not_found() -> HttpResponse {
 /// Body-parsing failures get a short, fixed message; the parser's own text
 /// (which may echo input or internals) goes to the debug log only.
 fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default()
-        .limit(64 * 1024)
-        .error_handler(|err, _req| {
-            tracing::debug!(error = %err, "rejected JSON body");
-            actix_web::error::InternalError::from_response(
-                err,
-                HttpResponse::BadRequest().json(json!({ "error": "invalid JSON body" })),
-            )
-            .into()
-        })
+    web::JsonConfig::default().limit(64 * 1024).error_handler(|err, _req| {
+        tracing::debug!(error = %err, "rejected JSON body");
+        actix_web::error::InternalError::from_response(
+            err,
+            HttpResponse::BadRequest().json(json!({ "error": "invalid JSON body" })),
+        )
+        .into()
+    })
 }
 
+/// Forms are posted by browsers: a bad one gets an HTML page. (The OAuth
+/// endpoints parse their bodies themselves, for RFC 6749 error codes.)
 fn form_config() -> web::FormConfig {
-    web::FormConfig::default()
-        .limit(16 * 1024)
-        .error_handler(|err, _req| {
-            tracing::debug!(error = %err, "rejected form body");
-            actix_web::error::InternalError::from_response(
-                err,
-                HttpResponse::BadRequest().json(json!({ "error": "invalid form body" })),
-            )
-            .into()
-        })
+    web::FormConfig::default().limit(16 * 1024).error_handler(|err, _req| {
+        tracing::debug!(error = %err, "rejected form body");
+        let page = crate::web::pages::error_page(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The form could not be read. Go back, reload the page and try again.",
+        );
+        actix_web::error::InternalError::from_response(err, page).into()
+    })
 }
 
 fn query_config() -> web::QueryConfig {

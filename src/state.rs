@@ -40,18 +40,16 @@ impl AppState {
         let url = settings.database_url.expose_secret().to_owned();
         let db = storage::connect(&url, settings.database_max_connections).await?;
         storage::migrate(&db).await?;
-        let (master_key, source) = MasterKey::load(
-            settings.master_key.as_ref(),
-            settings.master_key_file.as_deref(),
-            &url,
-        )?;
+        let (master_key, source) =
+            MasterKey::load(settings.master_key.as_ref(), settings.master_key_file.as_deref(), &url)?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let max_concurrent = if settings.argon2_max_concurrent == 0 { cores } else { settings.argon2_max_concurrent };
         let passwords = PasswordHasher::new(
             settings.argon2_memory_kib,
             settings.argon2_iterations,
             settings.argon2_parallelism,
-            cores,
-            Duration::from_secs(10),
+            max_concurrent,
+            Duration::from_millis(settings.argon2_queue_timeout_ms),
         )?;
         let password_policy = PasswordPolicy {
             min_length: settings.password_min_length,

@@ -164,11 +164,7 @@ impl MigrationTrait for Migration {
                     .table(UserRoles::Table)
                     .col(string(UserRoles::UserId))
                     .col(string(UserRoles::RoleName))
-                    .primary_key(
-                        Index::create()
-                            .col(UserRoles::UserId)
-                            .col(UserRoles::RoleName),
-                    )
+                    .primary_key(Index::create().col(UserRoles::UserId).col(UserRoles::RoleName))
                     .foreign_key(
                         ForeignKey::create()
                             .from(UserRoles::Table, UserRoles::UserId)
@@ -186,11 +182,7 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create()
-                    .name("idx_user_roles_role")
-                    .table(UserRoles::Table)
-                    .col(UserRoles::RoleName)
-                    .to_owned(),
+                Index::create().name("idx_user_roles_role").table(UserRoles::Table).col(UserRoles::RoleName).to_owned(),
             )
             .await?;
 
@@ -201,11 +193,7 @@ impl MigrationTrait for Migration {
                     .col(string(UserAttributes::UserId))
                     .col(string(UserAttributes::Key))
                     .col(string(UserAttributes::Value))
-                    .primary_key(
-                        Index::create()
-                            .col(UserAttributes::UserId)
-                            .col(UserAttributes::Key),
-                    )
+                    .primary_key(Index::create().col(UserAttributes::UserId).col(UserAttributes::Key))
                     .foreign_key(
                         ForeignKey::create()
                             .from(UserAttributes::Table, UserAttributes::UserId)
@@ -246,11 +234,7 @@ impl MigrationTrait for Migration {
                     .table(ClientRoles::Table)
                     .col(string(ClientRoles::ClientId))
                     .col(string(ClientRoles::RoleName))
-                    .primary_key(
-                        Index::create()
-                            .col(ClientRoles::ClientId)
-                            .col(ClientRoles::RoleName),
-                    )
+                    .primary_key(Index::create().col(ClientRoles::ClientId).col(ClientRoles::RoleName))
                     .foreign_key(
                         ForeignKey::create()
                             .from(ClientRoles::Table, ClientRoles::ClientId)
@@ -305,15 +289,7 @@ impl MigrationTrait for Migration {
             ("idx_audit_user", AuditEvents::UserId),
             ("idx_audit_type", AuditEvents::EventType),
         ] {
-            manager
-                .create_index(
-                    Index::create()
-                        .name(name)
-                        .table(AuditEvents::Table)
-                        .col(col)
-                        .to_owned(),
-                )
-                .await?;
+            manager.create_index(Index::create().name(name).table(AuditEvents::Table).col(col).to_owned()).await?;
         }
 
         // The built-in administrator role (Administration issue: holds every
@@ -322,11 +298,7 @@ impl MigrationTrait for Migration {
         let mut seed = Query::insert();
         seed.into_table(Roles::Table)
             .columns([Roles::Name, Roles::Description, Roles::CreatedAt])
-            .values([
-                "admin".into(),
-                "Built-in: every administrative permission".into(),
-                now.into(),
-            ])
+            .values(["admin".into(), "Built-in: every administrative permission".into(), now.into()])
             .map_err(|e| DbErr::Migration(e.to_string()))?;
         manager.exec_stmt(seed).await?;
         Ok(())
@@ -344,9 +316,7 @@ impl MigrationTrait for Migration {
             PasswordCredentials::Table.into_iden(),
             Users::Table.into_iden(),
         ] {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
     }

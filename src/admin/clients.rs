@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -94,52 +94,26 @@ struct Parsed {
 
 fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
     let client_id = ClientId::parse(&spec.client_id)?;
-    let kind = if spec.public {
-        ClientKind::Public
-    } else {
-        ClientKind::Confidential
-    };
+    let kind = if spec.public { ClientKind::Public } else { ClientKind::Confidential };
     let name = match spec.name.as_deref().map(str::trim) {
         Some(n) if n.chars().count() > 128 || n.chars().any(char::is_control) => {
-            return Err(AdminError::Refused(
-                "name: must be at most 128 characters without control characters".into(),
-            ));
+            return Err(AdminError::Refused("name: must be at most 128 characters without control characters".into()));
         }
         Some("") | None => None,
         Some(n) => Some(n.to_owned()),
     };
-    let mut grants: Vec<GrantType> = spec
-        .grants
-        .iter()
-        .map(|g| GrantType::parse(g))
-        .collect::<Result<_, _>>()?;
+    let mut grants: Vec<GrantType> = spec.grants.iter().map(|g| GrantType::parse(g)).collect::<Result<_, _>>()?;
     if grants.is_empty() {
         grants = vec![GrantType::AuthorizationCode, GrantType::RefreshToken];
     }
     grants.sort_by_key(|g| g.as_str());
     grants.dedup();
-    let redirect_uris: Vec<RedirectUri> = spec
-        .redirect_uris
-        .iter()
-        .map(|u| RedirectUri::parse(u, kind))
-        .collect::<Result<_, _>>()?;
-    let post_logout: Vec<RedirectUri> = spec
-        .post_logout_redirect_uris
-        .iter()
-        .map(|u| RedirectUri::parse(u, kind))
-        .collect::<Result<_, _>>()?;
-    let scopes = dedup(
-        spec.scopes
-            .iter()
-            .map(|s| Scope::parse(s))
-            .collect::<Result<Vec<_>, _>>()?,
-    );
-    let roles = dedup(
-        spec.roles
-            .iter()
-            .map(|r| RoleName::parse(r))
-            .collect::<Result<Vec<_>, _>>()?,
-    );
+    let redirect_uris: Vec<RedirectUri> =
+        spec.redirect_uris.iter().map(|u| RedirectUri::parse(u, kind)).collect::<Result<_, _>>()?;
+    let post_logout: Vec<RedirectUri> =
+        spec.post_logout_redirect_uris.iter().map(|u| RedirectUri::parse(u, kind)).collect::<Result<_, _>>()?;
+    let scopes = dedup(spec.scopes.iter().map(|s| Scope::parse(s)).collect::<Result<Vec<_>, _>>()?);
+    let roles = dedup(spec.roles.iter().map(|r| RoleName::parse(r)).collect::<Result<Vec<_>, _>>()?);
     if grants.contains(&GrantType::AuthorizationCode) && redirect_uris.is_empty() {
         return Err(AdminError::Refused(
             "redirect_uri: at least one --redirect-uri is required for the authorization_code grant".into(),
@@ -154,22 +128,13 @@ fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
         None | Some("required") => true,
         Some("optional") if kind == ClientKind::Confidential => false,
         Some("optional") => {
-            return Err(AdminError::Refused(
-                "pkce: a public client must use PKCE (RFC 9700 §2.1.1)".into(),
-            ));
+            return Err(AdminError::Refused("pkce: a public client must use PKCE (RFC 9700 §2.1.1)".into()));
         }
         Some(other) => {
-            return Err(AdminError::Refused(format!(
-                "pkce: {other:?} is not one of required, optional"
-            )));
+            return Err(AdminError::Refused(format!("pkce: {other:?} is not one of required, optional")));
         }
     };
-    let id_token_alg = spec
-        .id_token_alg
-        .as_deref()
-        .map(SigningAlg::parse)
-        .transpose()?
-        .unwrap_or(SigningAlg::RS256);
+    let id_token_alg = spec.id_token_alg.as_deref().map(SigningAlg::parse).transpose()?.unwrap_or(SigningAlg::RS256);
     let backchannel = spec
         .backchannel_logout_uri
         .as_deref()
@@ -179,25 +144,17 @@ fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
     let jwks = match &spec.jwks {
         None => None,
         Some(text) => {
-            let doc: serde_json::Value = serde_json::from_str(text)
-                .map_err(|e| AdminError::Refused(format!("jwks: not valid JSON ({e})")))?;
+            let doc: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| AdminError::Refused(format!("jwks: not valid JSON ({e})")))?;
             let keys = doc.get("keys").and_then(|k| k.as_array()).ok_or_else(|| {
-                AdminError::Refused(
-                    "jwks: must be a JWK Set, an object with a \"keys\" array".into(),
-                )
+                AdminError::Refused("jwks: must be a JWK Set, an object with a \"keys\" array".into())
             })?;
             if keys.is_empty() {
-                return Err(AdminError::Refused(
-                    "jwks: the \"keys\" array is empty".into(),
-                ));
+                return Err(AdminError::Refused("jwks: the \"keys\" array is empty".into()));
             }
-            if keys
-                .iter()
-                .any(|k| k.get("d").is_some() || k.get("k").is_some())
-            {
+            if keys.iter().any(|k| k.get("d").is_some() || k.get("k").is_some()) {
                 return Err(AdminError::Refused(
-                    "jwks: contains private or symmetric key material; register public keys only"
-                        .into(),
+                    "jwks: contains private or symmetric key material; register public keys only".into(),
                 ));
             }
             Some(doc.to_string())
@@ -220,39 +177,23 @@ fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
 }
 
 fn json_list<T: AsRef<str>>(items: &[T]) -> String {
-    serde_json::Value::from(
-        items
-            .iter()
-            .map(|s| s.as_ref().to_owned())
-            .collect::<Vec<_>>(),
-    )
-    .to_string()
+    serde_json::Value::from(items.iter().map(|s| s.as_ref().to_owned()).collect::<Vec<_>>()).to_string()
 }
 
 fn read_list(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-pub async fn add(
-    state: &AppState,
-    actor: &Actor,
-    spec: &ClientSpec,
-) -> Result<Created, AdminError> {
+pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<Created, AdminError> {
     let p = parse(spec)?;
     let secret = match p.kind {
         ClientKind::Confidential => Some(SecretString::from(random_token(SECRET_BYTES)?)),
         ClientKind::Public => None,
     };
-    let secret_hash = secret
-        .as_ref()
-        .map(|s| state.master_key.hasher().hash(s.expose_secret()));
+    let secret_hash = secret.as_ref().map(|s| state.master_key.hasher().hash(s.expose_secret()));
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    if client::Entity::find_by_id(p.client_id.as_str())
-        .one(&txn)
-        .await?
-        .is_some()
-    {
+    if client::Entity::find_by_id(p.client_id.as_str()).one(&txn).await?.is_some() {
         return Err(AdminError::exists("client", p.client_id.as_str()));
     }
     roles::require_all(&txn, &p.roles).await?;
@@ -277,20 +218,11 @@ pub async fn add(
     }
     .insert(&txn)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            AdminError::exists("client", p.client_id.as_str())
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(|e| if is_unique_violation(&e) { AdminError::exists("client", p.client_id.as_str()) } else { e.into() })?;
     for r in &p.roles {
-        client_role::ActiveModel {
-            client_id: Set(p.client_id.to_string()),
-            role_name: Set(r.to_string()),
-        }
-        .insert(&txn)
-        .await?;
+        client_role::ActiveModel { client_id: Set(p.client_id.to_string()), role_name: Set(r.to_string()) }
+            .insert(&txn)
+            .await?;
     }
     record_audit(
         &txn,
@@ -313,20 +245,11 @@ pub async fn add(
     Ok(Created { client, secret })
 }
 
-pub(crate) async fn find<C: ConnectionTrait>(
-    conn: &C,
-    client_id: &str,
-) -> Result<client::Model, AdminError> {
-    client::Entity::find_by_id(client_id)
-        .one(conn)
-        .await?
-        .ok_or_else(|| AdminError::not_found("client", client_id))
+pub(crate) async fn find<C: ConnectionTrait>(conn: &C, client_id: &str) -> Result<client::Model, AdminError> {
+    client::Entity::find_by_id(client_id).one(conn).await?.ok_or_else(|| AdminError::not_found("client", client_id))
 }
 
-async fn load_view<C: ConnectionTrait>(
-    conn: &C,
-    c: client::Model,
-) -> Result<ClientView, AdminError> {
+async fn load_view<C: ConnectionTrait>(conn: &C, c: client::Model) -> Result<ClientView, AdminError> {
     let roles = client_role::Entity::find()
         .filter(client_role::Column::ClientId.eq(&c.client_id))
         .order_by_asc(client_role::Column::RoleName)
@@ -341,11 +264,7 @@ async fn load_view<C: ConnectionTrait>(
         grant_types: read_list(&c.grant_types),
         scopes: read_list(&c.scopes),
         roles,
-        pkce: if c.pkce_required {
-            "required"
-        } else {
-            "optional"
-        },
+        pkce: if c.pkce_required { "required" } else { "optional" },
         has_jwks: c.jwks.is_some(),
         client_id: c.client_id,
         name: c.name,
@@ -365,10 +284,7 @@ pub async fn show(state: &AppState, client_id: &str) -> Result<ClientView, Admin
 }
 
 pub async fn list(state: &AppState) -> Result<Vec<ClientView>, AdminError> {
-    let clients = client::Entity::find()
-        .order_by_asc(client::Column::ClientId)
-        .all(&state.db)
-        .await?;
+    let clients = client::Entity::find().order_by_asc(client::Column::ClientId).all(&state.db).await?;
     let mut out = Vec::with_capacity(clients.len());
     for c in clients {
         out.push(load_view(&state.db, c).await?);
@@ -380,13 +296,8 @@ pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     let c = find(&txn, client_id).await?;
-    client_role::Entity::delete_many()
-        .filter(client_role::Column::ClientId.eq(&c.client_id))
-        .exec(&txn)
-        .await?;
-    client::Entity::delete_by_id(c.client_id.as_str())
-        .exec(&txn)
-        .await?;
+    client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(&c.client_id)).exec(&txn).await?;
+    client::Entity::delete_by_id(c.client_id.as_str()).exec(&txn).await?;
     record_audit(
         &txn,
         AuditEvent::new("client.removed", "success")
@@ -401,18 +312,12 @@ pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<
 }
 
 /// Replaces a confidential client's secret; the old one stops working at once.
-pub async fn rotate_secret(
-    state: &AppState,
-    actor: &Actor,
-    client_id: &str,
-) -> Result<Created, AdminError> {
+pub async fn rotate_secret(state: &AppState, actor: &Actor, client_id: &str) -> Result<Created, AdminError> {
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     let c = find(&txn, client_id).await?;
     if c.public {
-        return Err(AdminError::Refused(format!(
-            "client {client_id:?} is public and has no secret"
-        )));
+        return Err(AdminError::Refused(format!("client {client_id:?} is public and has no secret")));
     }
     let secret = SecretString::from(random_token(SECRET_BYTES)?);
     let mut am = c.into_active_model();
@@ -430,8 +335,5 @@ pub async fn rotate_secret(
     .await?;
     let client = load_view(&txn, c).await?;
     txn.commit().await?;
-    Ok(Created {
-        client,
-        secret: Some(secret),
-    })
+    Ok(Created { client, secret: Some(secret) })
 }

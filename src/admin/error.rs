@@ -25,15 +25,9 @@ pub enum AdminError {
 
 impl AdminError {
     pub fn not_found(what: &'static str, name: impl Into<String>) -> Self {
-        Self::NotFound {
-            what,
-            name: name.into(),
-        }
+        Self::NotFound { what, name: name.into() }
     }
     pub fn exists(what: &'static str, name: impl Into<String>) -> Self {
-        Self::Exists {
-            what,
-            name: name.into(),
-        }
+        Self::Exists { what, name: name.into() }
     }
 }

@@ -19,13 +19,7 @@ pub struct Actor {
 impl Actor {
     /// The operator at the command line.
     pub fn cli() -> Self {
-        let who = std::env::var("SUDO_USER")
-            .or_else(|_| std::env::var("USER"))
-            .unwrap_or_else(|_| "unknown".into());
-        Self {
-            name: format!("cli:{who}"),
-            ip: None,
-            user_agent: None,
-        }
+        let who = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
+        Self { name: format!("cli:{who}"), ip: None, user_agent: None }
     }
 }

@@ -19,11 +19,7 @@ pub struct RoleView {
 
 impl From<role::Model> for RoleView {
     fn from(m: role::Model) -> Self {
-        Self {
-            name: m.name,
-            description: m.description,
-            created_at: m.created_at,
-        }
+        Self { name: m.name, description: m.description, created_at: m.created_at }
     }
 }
 
@@ -34,41 +30,20 @@ pub async fn add(
     description: Option<&str>,
 ) -> Result<RoleView, AdminError> {
     let name = RoleName::parse(name)?;
-    let description = description
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(str::to_owned);
-    if description
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 512)
-    {
-        return Err(AdminError::Refused(
-            "description: must be at most 512 characters".into(),
-        ));
+    let description = description.map(str::trim).filter(|d| !d.is_empty()).map(str::to_owned);
+    if description.as_ref().is_some_and(|d| d.chars().count() > 512) {
+        return Err(AdminError::Refused("description: must be at most 512 characters".into()));
     }
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    if role::Entity::find_by_id(name.as_str())
-        .one(&txn)
-        .await?
-        .is_some()
-    {
+    if role::Entity::find_by_id(name.as_str()).one(&txn).await?.is_some() {
         return Err(AdminError::exists("role", name.as_str()));
     }
-    let model = role::ActiveModel {
-        name: Set(name.to_string()),
-        description: Set(description.clone()),
-        created_at: Set(now),
-    }
-    .insert(&txn)
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            AdminError::exists("role", name.as_str())
-        } else {
-            e.into()
-        }
-    })?;
+    let model =
+        role::ActiveModel { name: Set(name.to_string()), description: Set(description.clone()), created_at: Set(now) }
+            .insert(&txn)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { AdminError::exists("role", name.as_str()) } else { e.into() })?;
     record_audit(
         &txn,
         AuditEvent::new("role.created", "success")
@@ -93,16 +68,9 @@ pub async fn list(state: &AppState) -> Result<Vec<RoleView>, AdminError> {
 }
 
 /// Checks that every role exists; names the first unknown one.
-pub(crate) async fn require_all<C: ConnectionTrait>(
-    conn: &C,
-    roles: &[RoleName],
-) -> Result<(), AdminError> {
+pub(crate) async fn require_all<C: ConnectionTrait>(conn: &C, roles: &[RoleName]) -> Result<(), AdminError> {
     for r in roles {
-        if role::Entity::find_by_id(r.as_str())
-            .one(conn)
-            .await?
-            .is_none()
-        {
+        if role::Entity::find_by_id(r.as_str()).one(conn).await?.is_none() {
             return Err(AdminError::not_found("role", r.as_str()));
         }
     }

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 use secrecy::SecretString;
 use serde::Serialize;
@@ -56,10 +56,7 @@ impl NewUser {
         roles: &[String],
         password: Option<SecretString>,
     ) -> Result<Self, AdminError> {
-        let mut parsed_roles: Vec<RoleName> = roles
-            .iter()
-            .map(|r| RoleName::parse(r))
-            .collect::<Result<_, _>>()?;
+        let mut parsed_roles: Vec<RoleName> = roles.iter().map(|r| RoleName::parse(r)).collect::<Result<_, _>>()?;
         parsed_roles.sort();
         parsed_roles.dedup();
         Ok(Self {
@@ -84,7 +81,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<Use
     // Hash before the transaction: argon2 is slow and must not hold a write lock.
     let phc = match &new.password {
         Some(pw) => {
-            state.password_policy.check(pw, is_admin)?;
+            state.password_policy.check(pw, is_admin, Some(new.username.as_str()))?;
             Some(state.passwords.hash(pw).await?)
         }
         None => None,
@@ -93,12 +90,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<Use
     let id = uuid::Uuid::new_v4().to_string();
     let txn = state.db.begin().await?;
     let key = new.username.key();
-    if user::Entity::find()
-        .filter(user::Column::UsernameKey.eq(&key))
-        .one(&txn)
-        .await?
-        .is_some()
-    {
+    if user::Entity::find().filter(user::Column::UsernameKey.eq(&key)).one(&txn).await?.is_some() {
         return Err(AdminError::exists("user", new.username.as_str()));
     }
     roles::require_all(&txn, &new.roles).await?;
@@ -114,29 +106,18 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<Use
     }
     .insert(&txn)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            AdminError::exists("user", new.username.as_str())
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(
+        |e| {
+            if is_unique_violation(&e) { AdminError::exists("user", new.username.as_str()) } else { e.into() }
+        },
+    )?;
     for r in &new.roles {
-        user_role::ActiveModel {
-            user_id: Set(id.clone()),
-            role_name: Set(r.to_string()),
-        }
-        .insert(&txn)
-        .await?;
+        user_role::ActiveModel { user_id: Set(id.clone()), role_name: Set(r.to_string()) }.insert(&txn).await?;
     }
     if let Some(phc) = phc {
-        password_credential::ActiveModel {
-            user_id: Set(id.clone()),
-            phc: Set(phc),
-            updated_at: Set(now),
-        }
-        .insert(&txn)
-        .await?;
+        password_credential::ActiveModel { user_id: Set(id.clone()), phc: Set(phc), updated_at: Set(now) }
+            .insert(&txn)
+            .await?;
     }
     record_audit(
         &txn,
@@ -154,10 +135,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<Use
 }
 
 /// Finds a user by username (case-insensitively).
-pub(crate) async fn find<C: ConnectionTrait>(
-    conn: &C,
-    username: &str,
-) -> Result<user::Model, AdminError> {
+pub(crate) async fn find<C: ConnectionTrait>(conn: &C, username: &str) -> Result<user::Model, AdminError> {
     let parsed = Username::parse(username)?;
     user::Entity::find()
         .filter(user::Column::UsernameKey.eq(parsed.key()))
@@ -182,10 +160,7 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model) -> Result<UserV
         .into_iter()
         .map(|a| (a.key, a.value))
         .collect();
-    let has_password = password_credential::Entity::find_by_id(u.id.as_str())
-        .one(conn)
-        .await?
-        .is_some();
+    let has_password = password_credential::Entity::find_by_id(u.id.as_str()).one(conn).await?.is_some();
     Ok(UserView {
         id: u.id,
         username: u.username,
@@ -206,10 +181,7 @@ pub async fn show(state: &AppState, username: &str) -> Result<UserView, AdminErr
 }
 
 pub async fn list(state: &AppState) -> Result<Vec<UserView>, AdminError> {
-    let users = user::Entity::find()
-        .order_by_asc(user::Column::UsernameKey)
-        .all(&state.db)
-        .await?;
+    let users = user::Entity::find().order_by_asc(user::Column::UsernameKey).all(&state.db).await?;
     let mut out = Vec::with_capacity(users.len());
     for u in users {
         out.push(load_view(&state.db, u).await?);
@@ -218,19 +190,10 @@ pub async fn list(state: &AppState) -> Result<Vec<UserView>, AdminError> {
 }
 
 async fn user_is_admin<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<bool, AdminError> {
-    Ok(
-        user_role::Entity::find_by_id((user_id.to_owned(), ADMIN_ROLE.to_owned()))
-            .one(conn)
-            .await?
-            .is_some(),
-    )
+    Ok(user_role::Entity::find_by_id((user_id.to_owned(), ADMIN_ROLE.to_owned())).one(conn).await?.is_some())
 }
 
-async fn touch(
-    txn: &DatabaseTransaction,
-    u: user::Model,
-    now: DateTime<Utc>,
-) -> Result<(), AdminError> {
+async fn touch(txn: &DatabaseTransaction, u: user::Model, now: DateTime<Utc>) -> Result<(), AdminError> {
     let mut am = u.into_active_model();
     am.updated_at = Set(now);
     am.update(txn).await?;
@@ -245,7 +208,7 @@ pub async fn set_password(
 ) -> Result<(), AdminError> {
     let u = find(&state.db, username).await?;
     let is_admin = user_is_admin(&state.db, &u.id).await?;
-    state.password_policy.check(password, is_admin)?;
+    state.password_policy.check(password, is_admin, Some(&u.username))?;
     let phc = state.passwords.hash(password).await?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
@@ -257,10 +220,7 @@ pub async fn set_password(
     })
     .on_conflict(
         OnConflict::column(password_credential::Column::UserId)
-            .update_columns([
-                password_credential::Column::Phc,
-                password_credential::Column::UpdatedAt,
-            ])
+            .update_columns([password_credential::Column::Phc, password_credential::Column::UpdatedAt])
             .to_owned(),
     )
     .exec(&txn)
@@ -286,15 +246,10 @@ pub async fn set_disabled(
     am.disabled = Set(disabled);
     am.updated_at = Set(now);
     let u = am.update(&txn).await?;
-    let event = if disabled {
-        "user.disabled"
-    } else {
-        "user.enabled"
-    };
+    let event = if disabled { "user.disabled" } else { "user.enabled" };
     record_audit(
         &txn,
-        audit(actor, event, &id)
-            .detail(json!({ "disabled": { "before": before, "after": disabled } })),
+        audit(actor, event, &id).detail(json!({ "disabled": { "before": before, "after": disabled } })),
         now,
     )
     .await?;
@@ -303,34 +258,17 @@ pub async fn set_disabled(
     Ok(view)
 }
 
-pub async fn grant(
-    state: &AppState,
-    actor: &Actor,
-    username: &str,
-    role: &str,
-) -> Result<UserView, AdminError> {
+pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) -> Result<UserView, AdminError> {
     let role = RoleName::parse(role)?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     let u = find(&txn, username).await?;
     roles::require_all(&txn, std::slice::from_ref(&role)).await?;
-    let held = user_role::Entity::find_by_id((u.id.clone(), role.to_string()))
-        .one(&txn)
-        .await?
-        .is_some();
+    let held = user_role::Entity::find_by_id((u.id.clone(), role.to_string())).one(&txn).await?.is_some();
     if !held {
-        user_role::ActiveModel {
-            user_id: Set(u.id.clone()),
-            role_name: Set(role.to_string()),
-        }
-        .insert(&txn)
-        .await?;
-        record_audit(
-            &txn,
-            audit(actor, "user.role_granted", &u.id).detail(json!({ "role": role.as_str() })),
-            now,
-        )
-        .await?;
+        user_role::ActiveModel { user_id: Set(u.id.clone()), role_name: Set(role.to_string()) }.insert(&txn).await?;
+        record_audit(&txn, audit(actor, "user.role_granted", &u.id).detail(json!({ "role": role.as_str() })), now)
+            .await?;
         touch(&txn, u.clone(), now).await?;
     }
     let view = load_view(&txn, find(&txn, username).await?).await?;
@@ -338,43 +276,23 @@ pub async fn grant(
     Ok(view)
 }
 
-pub async fn revoke(
-    state: &AppState,
-    actor: &Actor,
-    username: &str,
-    role: &str,
-) -> Result<UserView, AdminError> {
+pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str) -> Result<UserView, AdminError> {
     let role = RoleName::parse(role)?;
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     let u = find(&txn, username).await?;
-    let res = user_role::Entity::delete_by_id((u.id.clone(), role.to_string()))
-        .exec(&txn)
-        .await?;
+    let res = user_role::Entity::delete_by_id((u.id.clone(), role.to_string())).exec(&txn).await?;
     if res.rows_affected == 0 {
-        return Err(AdminError::Refused(format!(
-            "user {username:?} does not hold role {:?}",
-            role.as_str()
-        )));
+        return Err(AdminError::Refused(format!("user {username:?} does not hold role {:?}", role.as_str())));
     }
     if role.as_str() == ADMIN_ROLE {
         // Never leave the installation without an administrator.
-        let admins = user_role::Entity::find()
-            .filter(user_role::Column::RoleName.eq(ADMIN_ROLE))
-            .one(&txn)
-            .await?;
+        let admins = user_role::Entity::find().filter(user_role::Column::RoleName.eq(ADMIN_ROLE)).one(&txn).await?;
         if admins.is_none() {
-            return Err(AdminError::Refused(
-                "refusing to revoke the last holder of the admin role".into(),
-            ));
+            return Err(AdminError::Refused("refusing to revoke the last holder of the admin role".into()));
         }
     }
-    record_audit(
-        &txn,
-        audit(actor, "user.role_revoked", &u.id).detail(json!({ "role": role.as_str() })),
-        now,
-    )
-    .await?;
+    record_audit(&txn, audit(actor, "user.role_revoked", &u.id).detail(json!({ "role": role.as_str() })), now).await?;
     touch(&txn, u, now).await?;
     let view = load_view(&txn, find(&txn, username).await?).await?;
     txn.commit().await?;
@@ -393,10 +311,7 @@ pub async fn set_attribute(
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     let u = find(&txn, username).await?;
-    let before = user_attribute::Entity::find_by_id((u.id.clone(), key.to_string()))
-        .one(&txn)
-        .await?
-        .map(|a| a.value);
+    let before = user_attribute::Entity::find_by_id((u.id.clone(), key.to_string())).one(&txn).await?.map(|a| a.value);
     user_attribute::Entity::insert(user_attribute::ActiveModel {
         user_id: Set(u.id.clone()),
         key: Set(key.to_string()),

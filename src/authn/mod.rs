@@ -1,6 +1,8 @@
 //! Authentication: password hashing and policy (and, in later issues, TOTP,
 //! recovery codes, throttling and the login state machine).
 
+pub mod login;
 pub mod password;
+pub mod throttle;
 
 pub use password::{PasswordError, PasswordHasher, PasswordPolicy};

@@ -39,9 +39,7 @@ pub struct PasswordHasher {
 
 impl std::fmt::Debug for PasswordHasher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordHasher")
-            .field("params", &self.params)
-            .finish_non_exhaustive()
+        f.debug_struct("PasswordHasher").field("params", &self.params).finish_non_exhaustive()
     }
 }
 
@@ -53,14 +51,10 @@ impl PasswordHasher {
         max_concurrent: usize,
         queue_timeout: Duration,
     ) -> Result<Self, PasswordError> {
-        let params = Params::new(memory_kib, iterations, parallelism, None)
-            .map_err(|_| PasswordError::Internal)?;
+        let params = Params::new(memory_kib, iterations, parallelism, None).map_err(|_| PasswordError::Internal)?;
         let mut seed = [0u8; 24];
         aws_lc_rs::rand::fill(&mut seed).map_err(|_| PasswordError::Internal)?;
-        let dummy = argon(&params)
-            .hash_password(&seed)
-            .map_err(|_| PasswordError::Internal)?
-            .to_string();
+        let dummy = argon(&params).hash_password(&seed).map_err(|_| PasswordError::Internal)?.to_string();
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
@@ -70,10 +64,7 @@ impl PasswordHasher {
     }
 
     /// Runs `f` on a blocking thread once a permit is free.
-    async fn run<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, PasswordError> {
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, PasswordError> {
         let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| PasswordError::Busy)?
@@ -92,23 +83,15 @@ impl PasswordHasher {
     pub async fn hash(&self, password: &SecretString) -> Result<String, PasswordError> {
         let pw = normalise(password.expose_secret());
         let params = self.params.clone();
-        self.run(move || {
-            argon(&params)
-                .hash_password(pw.as_bytes())
-                .map(|h| h.to_string())
-        })
-        .await?
-        .map_err(|_| PasswordError::Internal)
+        self.run(move || argon(&params).hash_password(pw.as_bytes()).map(|h| h.to_string()))
+            .await?
+            .map_err(|_| PasswordError::Internal)
     }
 
     /// Verifies a password against a stored PHC string (or, with `None`, against
     /// the dummy hash, always failing: equal work for unknown users). Returns
     /// `(matches, needs_rehash)`.
-    pub async fn verify(
-        &self,
-        password: &SecretString,
-        phc: Option<&str>,
-    ) -> Result<(bool, bool), PasswordError> {
+    pub async fn verify(&self, password: &SecretString, phc: Option<&str>) -> Result<(bool, bool), PasswordError> {
         let real = phc.is_some();
         let phc: String = phc.map_or_else(|| self.dummy_phc.to_string(), str::to_owned);
         let pw = normalise(password.expose_secret());
@@ -117,13 +100,9 @@ impl PasswordHasher {
             let Ok(parsed) = PasswordHash::new(&phc) else {
                 return (false, false);
             };
-            let ok = Argon2::default()
-                .verify_password(pw.as_bytes(), &parsed)
-                .is_ok();
+            let ok = Argon2::default().verify_password(pw.as_bytes(), &parsed).is_ok();
             let weaker = Params::try_from(&parsed).map_or(true, |p| {
-                p.m_cost() < params.m_cost()
-                    || p.t_cost() < params.t_cost()
-                    || p.p_cost() < params.p_cost()
+                p.m_cost() < params.m_cost() || p.t_cost() < params.t_cost() || p.p_cost() < params.p_cost()
             }) || parsed.algorithm.as_str() != "argon2id";
             (ok && real, ok && real && weaker)
         })
@@ -141,6 +120,20 @@ fn normalise(pw: &str) -> String {
     pw.nfkc().collect()
 }
 
+/// The most common passwords of at least 8 characters among the top 100,000 of
+/// a public breach corpus (SecLists "10 million password list", lower-cased,
+/// sorted): NIST SP 800-63B asks verifiers to refuse known-breached values.
+const COMMON_PASSWORDS: &str = include_str!("common-passwords.txt");
+
+/// Whether `pw` (any case) is on the common-password list. Binary search over
+/// the sorted, embedded list: no allocation, no start-up cost.
+pub fn is_common(pw: &str) -> bool {
+    static LIST: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    let list = LIST.get_or_init(|| COMMON_PASSWORDS.lines().collect());
+    let lower = pw.to_lowercase();
+    list.binary_search(&lower.as_str()).is_ok()
+}
+
 /// What a new password must satisfy. No composition rules (NIST SP 800-63B).
 #[derive(Debug, Clone)]
 pub struct PasswordPolicy {
@@ -152,29 +145,28 @@ impl PasswordPolicy {
     /// Longest accepted password, in characters (NIST: at least 64).
     pub const MAX_CHARS: usize = 256;
 
-    /// Checks a new password; `is_admin` applies the stricter minimum.
-    pub fn check(&self, password: &SecretString, is_admin: bool) -> Result<(), PasswordError> {
+    /// Checks a new password; `is_admin` applies the stricter minimum; the
+    /// username (if known) must not be the password.
+    pub fn check(&self, password: &SecretString, is_admin: bool, username: Option<&str>) -> Result<(), PasswordError> {
         let pw = normalise(password.expose_secret());
         let n = pw.chars().count();
-        let min = if is_admin {
-            self.min_length_admin.max(self.min_length)
-        } else {
-            self.min_length
-        };
+        let min = if is_admin { self.min_length_admin.max(self.min_length) } else { self.min_length };
         if n < min {
-            return Err(PasswordError::Policy(format!(
-                "password must be at least {min} characters"
-            )));
+            return Err(PasswordError::Policy(format!("password must be at least {min} characters")));
         }
         if n > Self::MAX_CHARS {
-            return Err(PasswordError::Policy(format!(
-                "password must be at most {} characters",
-                Self::MAX_CHARS
-            )));
+            return Err(PasswordError::Policy(format!("password must be at most {} characters", Self::MAX_CHARS)));
         }
         if pw.chars().all(|c| c == pw.chars().next().unwrap_or(' ')) {
+            return Err(PasswordError::Policy("password must not be one repeated character".into()));
+        }
+        let lower = pw.to_lowercase();
+        if username.is_some_and(|u| lower.contains(&u.to_lowercase())) || lower.contains("portcullis") {
+            return Err(PasswordError::Policy("password must not contain the username or the service name".into()));
+        }
+        if is_common(&pw) {
             return Err(PasswordError::Policy(
-                "password must not be one repeated character".into(),
+                "this password is on a list of commonly used and breached passwords; choose another".into(),
             ));
         }
         Ok(())
@@ -198,56 +190,41 @@ mod tests {
         let h = hasher();
         let phc = h.hash(&s("correct horse battery")).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert_eq!(
-            h.verify(&s("correct horse battery"), Some(&phc))
-                .await
-                .unwrap(),
-            (true, false)
-        );
-        assert_eq!(
-            h.verify(&s("wrong"), Some(&phc)).await.unwrap(),
-            (false, false)
-        );
-        assert_eq!(
-            h.verify(&s("anything"), None).await.unwrap(),
-            (false, false)
-        );
-        assert_eq!(
-            h.verify(&s("x"), Some("not a phc")).await.unwrap(),
-            (false, false)
-        );
+        assert_eq!(h.verify(&s("correct horse battery"), Some(&phc)).await.unwrap(), (true, false));
+        assert_eq!(h.verify(&s("wrong"), Some(&phc)).await.unwrap(), (false, false));
+        assert_eq!(h.verify(&s("anything"), None).await.unwrap(), (false, false));
+        assert_eq!(h.verify(&s("x"), Some("not a phc")).await.unwrap(), (false, false));
     }
 
     #[tokio::test]
     async fn a_hash_with_weaker_parameters_asks_for_a_rehash() {
-        let weak = Argon2::new(
-            Algorithm::Argon2id,
-            Version::V0x13,
-            Params::new(8192, 1, 1, None).unwrap(),
-        )
-        .hash_password(b"pw-123456789")
-        .unwrap()
-        .to_string();
-        assert_eq!(
-            hasher()
-                .verify(&s("pw-123456789"), Some(&weak))
-                .await
-                .unwrap(),
-            (true, true)
-        );
+        let weak = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(8192, 1, 1, None).unwrap())
+            .hash_password(b"pw-123456789")
+            .unwrap()
+            .to_string();
+        assert_eq!(hasher().verify(&s("pw-123456789"), Some(&weak)).await.unwrap(), (true, true));
     }
 
     #[test]
     fn the_policy_counts_characters_not_bytes_and_has_no_composition_rules() {
-        let p = PasswordPolicy {
-            min_length: 8,
-            min_length_admin: 12,
-        };
-        assert!(p.check(&s("short"), false).is_err());
-        assert!(p.check(&s("alllowercase"), false).is_ok());
-        assert!(p.check(&s("ünïcödé!"), false).is_ok());
-        assert!(p.check(&s("eightchr"), true).is_err(), "admins need 12");
-        assert!(p.check(&s("aaaaaaaaaaaa"), false).is_err());
-        assert!(p.check(&s(&"ab".repeat(200)), false).is_err());
+        let p = PasswordPolicy { min_length: 8, min_length_admin: 12 };
+        assert!(p.check(&s("short"), false, None).is_err());
+        assert!(p.check(&s("alllowercase"), false, None).is_ok());
+        assert!(p.check(&s("ünïcödé!"), false, None).is_ok());
+        assert!(p.check(&s("eightchr"), true, None).is_err(), "admins need 12");
+        assert!(p.check(&s("aaaaaaaaaaaa"), false, None).is_err());
+        assert!(p.check(&s(&"ab".repeat(200)), false, None).is_err());
+    }
+
+    #[test]
+    fn common_and_context_specific_passwords_are_refused() {
+        let p = PasswordPolicy { min_length: 8, min_length_admin: 12 };
+        for pw in ["password", "Password1", "12345678", "iloveyou", "QWERTYUIOP", "football"] {
+            assert!(is_common(pw), "{pw} is on the list");
+            assert!(p.check(&s(pw), false, None).is_err(), "{pw}");
+        }
+        assert!(!is_common("violet anvil tramline"));
+        assert!(p.check(&s("alice-rocks-2026"), false, Some("Alice")).is_err());
+        assert!(p.check(&s("my portcullis pw"), false, None).is_err());
     }
 }

@@ -22,11 +22,7 @@ use crate::tokens::keys;
 use output::Output;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "portcullis",
-    version,
-    about = "An OAuth 2.0 / OpenID Connect identity provider"
-)]
+#[command(name = "portcullis", version, about = "An OAuth 2.0 / OpenID Connect identity provider")]
 pub struct Cli {
     /// A TOML configuration file (settings as in the README's table).
     #[arg(long, global = true, value_name = "FILE")]
@@ -99,11 +95,7 @@ enum UserCmd {
     /// Revoke a role.
     Revoke { username: String, role: String },
     /// Set an ABAC attribute, e.g. department finance.
-    SetAttr {
-        username: String,
-        key: String,
-        value: String,
-    },
+    SetAttr { username: String, key: String, value: String },
     /// Import a base32 TOTP seed from a previous provider (read from stdin).
     TotpImport {
         username: String,
@@ -205,10 +197,7 @@ enum CliError {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -230,11 +219,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let serving = matches!(command, Command::Serve);
     // Commands keep stderr quiet unless something is wrong; the server logs at
     // the configured level.
-    let filter = if serving || std::env::var_os("PORTCULLIS_LOG").is_some() {
-        settings.log.clone()
-    } else {
-        "warn".into()
-    };
+    let filter =
+        if serving || std::env::var_os("PORTCULLIS_LOG").is_some() { settings.log.clone() } else { "warn".into() };
     crate::telemetry::init(&filter, &settings.log_format);
     for w in warnings {
         tracing::warn!("{w}");
@@ -250,13 +236,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
              encrypted secrets (TOTP seeds, signing keys) cannot be read. In production set PORTCULLIS_MASTER_KEY \
              or PORTCULLIS_MASTER_KEY_FILE."
         ),
-        KeySource::File(path)
-            if state
-                .settings
-                .master_key_file
-                .as_ref()
-                .is_none_or(|p| p != path) =>
-        {
+        KeySource::File(path) if state.settings.master_key_file.as_ref().is_none_or(|p| p != path) => {
             tracing::warn!(
                 path = %path.display(),
                 "DEVELOPMENT MODE: using the master key file beside the database; set PORTCULLIS_MASTER_KEY_FILE in production"
@@ -318,9 +298,7 @@ fn healthcheck(bind: std::net::SocketAddr) -> Result<(), CliError> {
     if head.starts_with(b"HTTP/1.") && &head[9..12] == b"200" {
         Ok(())
     } else {
-        Err(CliError::Input(
-            "healthcheck: /healthz did not answer 200".into(),
-        ))
+        Err(CliError::Input("healthcheck: /healthz did not answer 200".into()))
     }
 }
 
@@ -331,10 +309,7 @@ fn read_stdin_secret(what: &str) -> Result<SecretString, CliError> {
         .take(64 * 1024)
         .read_to_string(&mut buf)
         .map_err(|e| CliError::Input(format!("cannot read the {what} from standard input: {e}")))?;
-    let trimmed = buf
-        .strip_suffix('\n')
-        .map(|s| s.strip_suffix('\r').unwrap_or(s))
-        .unwrap_or(&buf);
+    let trimmed = buf.strip_suffix('\n').map(|s| s.strip_suffix('\r').unwrap_or(s)).unwrap_or(&buf);
     if trimmed.is_empty() {
         return Err(CliError::Input(format!("no {what} on standard input")));
     }
@@ -344,25 +319,9 @@ fn read_stdin_secret(what: &str) -> Result<SecretString, CliError> {
 async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Result<(), CliError> {
     use admin::users;
     match cmd {
-        UserCmd::Add {
-            username,
-            email,
-            name,
-            roles,
-            password_stdin,
-        } => {
-            let password = if password_stdin {
-                Some(read_stdin_secret("password")?)
-            } else {
-                None
-            };
-            let new = users::NewUser::parse(
-                &username,
-                email.as_deref(),
-                name.as_deref(),
-                &roles,
-                password,
-            )?;
+        UserCmd::Add { username, email, name, roles, password_stdin } => {
+            let password = if password_stdin { Some(read_stdin_secret("password")?) } else { None };
+            let new = users::NewUser::parse(&username, email.as_deref(), name.as_deref(), &roles, password)?;
             out.user(&users::create(state, actor, new).await?);
         }
         UserCmd::List => out.users(&users::list(state).await?),
@@ -372,37 +331,21 @@ async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Re
             users::set_password(state, actor, &username, &pw).await?;
             out.message(&format!("password of {username} changed"));
         }
-        UserCmd::Disable { username } => {
-            out.user(&users::set_disabled(state, actor, &username, true).await?)
+        UserCmd::Disable { username } => out.user(&users::set_disabled(state, actor, &username, true).await?),
+        UserCmd::Enable { username } => out.user(&users::set_disabled(state, actor, &username, false).await?),
+        UserCmd::Grant { username, role } => out.user(&users::grant(state, actor, &username, &role).await?),
+        UserCmd::Revoke { username, role } => out.user(&users::revoke(state, actor, &username, &role).await?),
+        UserCmd::SetAttr { username, key, value } => {
+            out.user(&users::set_attribute(state, actor, &username, &key, &value).await?)
         }
-        UserCmd::Enable { username } => {
-            out.user(&users::set_disabled(state, actor, &username, false).await?)
-        }
-        UserCmd::Grant { username, role } => {
-            out.user(&users::grant(state, actor, &username, &role).await?)
-        }
-        UserCmd::Revoke { username, role } => {
-            out.user(&users::revoke(state, actor, &username, &role).await?)
-        }
-        UserCmd::SetAttr {
-            username,
-            key,
-            value,
-        } => out.user(&users::set_attribute(state, actor, &username, &key, &value).await?),
         UserCmd::Unlock { .. } => {
-            return Err(CliError::Input(
-                "user unlock: login throttling is not in this build yet (issue #3)".into(),
-            ));
+            return Err(CliError::Input("user unlock: login throttling is not in this build yet (issue #3)".into()));
         }
         UserCmd::ResetMfa { .. } => {
-            return Err(CliError::Input(
-                "user reset-mfa: TOTP is not in this build yet (issue #4)".into(),
-            ));
+            return Err(CliError::Input("user reset-mfa: TOTP is not in this build yet (issue #4)".into()));
         }
         UserCmd::TotpImport { .. } => {
-            return Err(CliError::Input(
-                "user totp-import: TOTP is not in this build yet (issue #4)".into(),
-            ));
+            return Err(CliError::Input("user totp-import: TOTP is not in this build yet (issue #4)".into()));
         }
     }
     Ok(())
@@ -411,32 +354,23 @@ async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Re
 async fn role(state: &AppState, actor: &Actor, out: &Output, cmd: RoleCmd) -> Result<(), CliError> {
     use admin::roles;
     match cmd {
-        RoleCmd::Add { role, description } => {
-            out.role(&roles::add(state, actor, &role, description.as_deref()).await?)
-        }
+        RoleCmd::Add { role, description } => out.role(&roles::add(state, actor, &role, description.as_deref()).await?),
         RoleCmd::List => out.roles(&roles::list(state).await?),
     }
     Ok(())
 }
 
-async fn client(
-    state: &AppState,
-    actor: &Actor,
-    out: &Output,
-    cmd: ClientCmd,
-) -> Result<(), CliError> {
+async fn client(state: &AppState, actor: &Actor, out: &Output, cmd: ClientCmd) -> Result<(), CliError> {
     use admin::clients;
     match cmd {
         ClientCmd::Add(a) => {
-            let jwks = match &a.jwks {
-                Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-                    CliError::Input(format!(
-                        "cannot read the JWK Set file {}: {e}",
-                        path.display()
-                    ))
-                })?),
-                None => None,
-            };
+            let jwks =
+                match &a.jwks {
+                    Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                        CliError::Input(format!("cannot read the JWK Set file {}: {e}", path.display()))
+                    })?),
+                    None => None,
+                };
             let spec = clients::ClientSpec {
                 client_id: a.client_id,
                 name: a.name,

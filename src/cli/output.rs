@@ -42,18 +42,8 @@ impl Output {
         println!("email:      {}", or_dash(u.email.as_deref()));
         println!("name:       {}", or_dash(u.name.as_deref()));
         println!("disabled:   {}", u.disabled);
-        println!(
-            "password:   {}",
-            if u.has_password { "set" } else { "not set" }
-        );
-        println!(
-            "roles:      {}",
-            if u.roles.is_empty() {
-                "-".into()
-            } else {
-                u.roles.join(", ")
-            }
-        );
+        println!("password:   {}", if u.has_password { "set" } else { "not set" });
+        println!("roles:      {}", if u.roles.is_empty() { "-".into() } else { u.roles.join(", ") });
         for (k, v) in &u.attributes {
             println!("attribute:  {k}={v}");
         }
@@ -92,10 +82,7 @@ impl Output {
         }
         println!("client_id:      {}", c.client_id);
         println!("name:           {}", or_dash(c.name.as_deref()));
-        println!(
-            "type:           {}",
-            if c.public { "public" } else { "confidential" }
-        );
+        println!("type:           {}", if c.public { "public" } else { "confidential" });
         println!("grant types:    {}", c.grant_types.join(", "));
         for u in &c.redirect_uris {
             println!("redirect uri:   {u}");
@@ -149,18 +136,9 @@ impl Output {
             let state = if k.active {
                 "active".to_owned()
             } else {
-                format!(
-                    "retired {}",
-                    k.retired_at.map(|t| t.to_rfc3339()).unwrap_or_default()
-                )
+                format!("retired {}", k.retired_at.map(|t| t.to_rfc3339()).unwrap_or_default())
             };
-            println!(
-                "{}\t{}\t{}\t{}",
-                k.kid,
-                k.alg,
-                state,
-                k.created_at.to_rfc3339()
-            );
+            println!("{}\t{}\t{}\t{}", k.kid, k.alg, state, k.created_at.to_rfc3339());
         }
     }
 }

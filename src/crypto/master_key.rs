@@ -35,15 +35,9 @@ pub enum MasterKeyError {
     #[error("the master key must be base64 of exactly 32 bytes")]
     Malformed,
     #[error("cannot read master key file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("cannot create master key file {path}: {source}")]
-    Create {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Create { path: PathBuf, source: std::io::Error },
     #[error(
         "no master key: set PORTCULLIS_MASTER_KEY or PORTCULLIS_MASTER_KEY_FILE (a key is generated automatically only for a SQLite database file)"
     )]
@@ -77,15 +71,12 @@ impl MasterKey {
         let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"portcullis master key v1").extract(bytes);
         let derive = |label: &[u8]| -> Result<Vec<u8>, MasterKeyError> {
             let info = [label];
-            let okm = prk
-                .expand(&info, Len(KEY_LEN))
-                .map_err(|_| CryptoError::Encrypt)?;
+            let okm = prk.expand(&info, Len(KEY_LEN)).map_err(|_| CryptoError::Encrypt)?;
             let mut out = vec![0u8; KEY_LEN];
             okm.fill(&mut out).map_err(|_| CryptoError::Encrypt)?;
             Ok(out)
         };
-        let aead = RandomizedNonceKey::new(&AES_256_GCM, &derive(b"aead")?)
-            .map_err(|_| CryptoError::Encrypt)?;
+        let aead = RandomizedNonceKey::new(&AES_256_GCM, &derive(b"aead")?).map_err(|_| CryptoError::Encrypt)?;
         let hasher = SecretHasher::new(&derive(b"secret-hash")?);
         Ok(Self { aead, hasher })
     }
@@ -96,12 +87,8 @@ impl MasterKey {
         let t = text.trim();
         let bytes = STANDARD
             .decode(t)
-            .or_else(|_| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t.trim_end_matches('='))
-            })
-            .or_else(|_| {
-                base64::engine::general_purpose::STANDARD_NO_PAD.decode(t.trim_end_matches('='))
-            })
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(t.trim_end_matches('=')))
+            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(t.trim_end_matches('=')))
             .map_err(|_| MasterKeyError::Malformed)?;
         Self::from_bytes(&bytes)
     }
@@ -117,30 +104,19 @@ impl MasterKey {
             return Ok((Self::from_base64(k.expose_secret())?, KeySource::Configured));
         }
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| MasterKeyError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            return Ok((
-                Self::from_base64(&text)?,
-                KeySource::File(path.to_path_buf()),
-            ));
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| MasterKeyError::Read { path: path.to_path_buf(), source })?;
+            return Ok((Self::from_base64(&text)?, KeySource::File(path.to_path_buf())));
         }
         let path = dev_key_path(database_url).ok_or(MasterKeyError::Missing)?;
         if path.exists() {
-            let text = std::fs::read_to_string(&path).map_err(|source| MasterKeyError::Read {
-                path: path.clone(),
-                source,
-            })?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|source| MasterKeyError::Read { path: path.clone(), source })?;
             return Ok((Self::from_base64(&text)?, KeySource::File(path)));
         }
         let bytes = random_bytes(KEY_LEN)?;
-        write_new_key_file(&path, &STANDARD.encode(&bytes)).map_err(|source| {
-            MasterKeyError::Create {
-                path: path.clone(),
-                source,
-            }
-        })?;
+        write_new_key_file(&path, &STANDARD.encode(&bytes))
+            .map_err(|source| MasterKeyError::Create { path: path.clone(), source })?;
         Ok((Self::from_bytes(&bytes)?, KeySource::Generated(path)))
     }
 
@@ -184,9 +160,7 @@ impl MasterKey {
 /// `sqlite://dir/portcullis.db?mode=rwc` → `dir/portcullis.db.master.key`; `None`
 /// for in-memory SQLite and for every other database.
 fn dev_key_path(database_url: &str) -> Option<PathBuf> {
-    let rest = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let rest = database_url.strip_prefix("sqlite://").or_else(|| database_url.strip_prefix("sqlite:"))?;
     let file = rest.split('?').next().unwrap_or_default();
     if file.is_empty() || file == ":memory:" {
         return None;
@@ -250,10 +224,7 @@ mod tests {
 
     #[test]
     fn the_dev_key_lives_beside_a_sqlite_file_only() {
-        assert_eq!(
-            dev_key_path("sqlite://data/p.db?mode=rwc"),
-            Some(PathBuf::from("data/p.db.master.key"))
-        );
+        assert_eq!(dev_key_path("sqlite://data/p.db?mode=rwc"), Some(PathBuf::from("data/p.db.master.key")));
         assert_eq!(dev_key_path("sqlite::memory:"), None);
         assert_eq!(dev_key_path("postgres://u@h/db"), None);
     }
@@ -263,9 +234,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/x.db?mode=rwc", dir.path().display());
         let (k1, src) = MasterKey::load(None, None, &url).unwrap();
-        let KeySource::Generated(path) = src else {
-            panic!("expected a generated key")
-        };
+        let KeySource::Generated(path) = src else { panic!("expected a generated key") };
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -63,9 +63,7 @@ const HASH_PREFIX: &str = "hmac-sha256$";
 
 impl SecretHasher {
     pub(crate) fn new(key_bytes: &[u8]) -> Self {
-        Self {
-            key: hmac::Key::new(hmac::HMAC_SHA256, key_bytes),
-        }
+        Self { key: hmac::Key::new(hmac::HMAC_SHA256, key_bytes) }
     }
 
     /// `hmac-sha256$<base64url>`: the stored form of a secret.

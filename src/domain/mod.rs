@@ -15,10 +15,7 @@ pub struct ParseError {
 }
 
 fn err(field: &'static str, reason: impl Into<String>) -> ParseError {
-    ParseError {
-        field,
-        reason: reason.into(),
-    }
+    ParseError { field, reason: reason.into() }
 }
 
 macro_rules! string_newtype {
@@ -63,19 +60,10 @@ impl Username {
             return Err(err("username", "must not be empty"));
         }
         if n > Self::MAX_CHARS {
-            return Err(err(
-                "username",
-                format!("must be at most {} characters", Self::MAX_CHARS),
-            ));
+            return Err(err("username", format!("must be at most {} characters", Self::MAX_CHARS)));
         }
-        if let Some(c) = s
-            .chars()
-            .find(|c| !(c.is_alphanumeric() || "._-@+".contains(*c)))
-        {
-            return Err(err(
-                "username",
-                format!("must not contain {c:?} (letters, digits and . _ - @ + only)"),
-            ));
+        if let Some(c) = s.chars().find(|c| !(c.is_alphanumeric() || "._-@+".contains(*c))) {
+            return Err(err("username", format!("must not contain {c:?} (letters, digits and . _ - @ + only)")));
         }
         Ok(Self(s))
     }
@@ -167,14 +155,8 @@ impl RoleName {
         if s.is_empty() || s.len() > 64 {
             return Err(err("role", "must be 1 to 64 characters"));
         }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.:".contains(&b))
-        {
-            return Err(err(
-                "role",
-                "must use lowercase letters, digits and _ - . : only",
-            ));
+        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.:".contains(&b)) {
+            return Err(err("role", "must use lowercase letters, digits and _ - . : only"));
         }
         Ok(Self(s.to_owned()))
     }
@@ -199,10 +181,7 @@ impl AttributeKey {
         if s.is_empty() || s.len() > 64 {
             return Err(err("key", "must be 1 to 64 characters"));
         }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-        {
+        if !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
             return Err(err("key", "must use letters, digits and _ - . only"));
         }
         Ok(Self(s.to_owned()))
@@ -240,14 +219,8 @@ impl ClientId {
         if input.is_empty() || input.len() > 128 {
             return Err(err("client_id", "must be 1 to 128 characters"));
         }
-        if !input
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
-        {
-            return Err(err(
-                "client_id",
-                "must use letters, digits and - . _ ~ only",
-            ));
+        if !input.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+            return Err(err("client_id", "must use letters, digits and - . _ ~ only"));
         }
         Ok(Self(input.to_owned()))
     }
@@ -271,14 +244,8 @@ impl Scope {
         if input.is_empty() || input.len() > 128 {
             return Err(err("scope", "must be 1 to 128 characters"));
         }
-        if !input
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
-        {
-            return Err(err(
-                "scope",
-                format!("{input:?} is not a valid scope token (RFC 6749 §3.3)"),
-            ));
+        if !input.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)) {
+            return Err(err("scope", format!("{input:?} is not a valid scope token (RFC 6749 §3.3)")));
         }
         Ok(Self(input.to_owned()))
     }
@@ -308,9 +275,7 @@ impl GrantType {
             "client_credentials" => Ok(Self::ClientCredentials),
             other => Err(err(
                 "grant",
-                format!(
-                    "{other:?} is not one of authorization_code, refresh_token, client_credentials"
-                ),
+                format!("{other:?} is not one of authorization_code, refresh_token, client_credentials"),
             )),
         }
     }
@@ -338,10 +303,7 @@ impl SigningAlg {
             "RS256" => Ok(Self::RS256),
             "ES256" => Ok(Self::ES256),
             "EdDSA" => Ok(Self::EdDSA),
-            other => Err(err(
-                "id_token_alg",
-                format!("{other:?} is not one of RS256, ES256, EdDSA"),
-            )),
+            other => Err(err("id_token_alg", format!("{other:?} is not one of RS256, ES256, EdDSA"))),
         }
     }
 
@@ -377,13 +339,9 @@ impl RedirectUri {
         if input.len() > 2000 {
             return Err(err(F, "must be at most 2000 characters"));
         }
-        let url = url::Url::parse(input)
-            .map_err(|e| err(F, format!("{input:?} is not an absolute URI ({e})")))?;
+        let url = url::Url::parse(input).map_err(|e| err(F, format!("{input:?} is not an absolute URI ({e})")))?;
         if url.fragment().is_some() || input.contains('#') {
-            return Err(err(
-                F,
-                format!("{input:?} must not contain a fragment (RFC 6749 §3.1.2)"),
-            ));
+            return Err(err(F, format!("{input:?} must not contain a fragment (RFC 6749 §3.1.2)")));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(err(F, format!("{input:?} must not contain credentials")));

@@ -65,11 +65,7 @@ impl AuditEvent {
 }
 
 /// Writes the event on `conn` (a connection or the caller's transaction).
-pub async fn record<C: ConnectionTrait>(
-    conn: &C,
-    event: AuditEvent,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+pub async fn record<C: ConnectionTrait>(conn: &C, event: AuditEvent, now: DateTime<Utc>) -> Result<(), DbErr> {
     audit_event::ActiveModel {
         at: Set(now),
         event_type: Set(event.event_type.to_owned()),

@@ -38,10 +38,7 @@ pub fn redact_url(url: &str) -> String {
 /// Opens the connection pool. SQLite files get the WAL journal (readers do not
 /// block the writer; acknowledged writes survive a crash) and a busy timeout.
 pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnection, StorageError> {
-    if !(url.starts_with("sqlite:")
-        || url.starts_with("postgres://")
-        || url.starts_with("postgresql://"))
-    {
+    if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(StorageError::UnsupportedUrl(redact_url(url)));
     }
     let mut opts = ConnectOptions::new(url.to_owned());
@@ -57,26 +54,19 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         });
     let db = Database::connect(opts)
         .await
-        .map_err(|e| StorageError::Connect {
-            url: redact_url(url),
-            reason: connect_reason(&e),
-        })?;
+        .map_err(|e| StorageError::Connect { url: redact_url(url), reason: connect_reason(&e) })?;
     Ok(db)
 }
 
 /// A short reason without the driver's noise.
 fn connect_reason(e: &DbErr) -> String {
     let text = e.to_string();
-    text.strip_prefix("Connection Error: ")
-        .unwrap_or(&text)
-        .to_owned()
+    text.strip_prefix("Connection Error: ").unwrap_or(&text).to_owned()
 }
 
 /// Applies every pending migration.
 pub async fn migrate(db: &DatabaseConnection) -> Result<(), StorageError> {
-    Migrator::up(db, None)
-        .await
-        .map_err(|e| StorageError::Migrate(e.to_string()))
+    Migrator::up(db, None).await.map_err(|e| StorageError::Migrate(e.to_string()))
 }
 
 /// A cheap round-trip for `/readyz`.
@@ -96,8 +86,5 @@ pub fn backend_name(db: &DatabaseConnection) -> &'static str {
 /// Is this a unique-constraint violation? (Used to turn a race between two
 /// inserts into a clean "already exists" error.)
 pub fn is_unique_violation(e: &DbErr) -> bool {
-    matches!(
-        e.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }

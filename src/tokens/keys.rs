@@ -9,15 +9,13 @@
 
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair,
-};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -53,8 +51,7 @@ fn thumbprint(required: &Value) -> String {
 fn generate(alg: SigningAlg) -> Result<Generated, CryptoError> {
     let (pkcs8, required) = match alg {
         SigningAlg::RS256 => {
-            let kp = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048)
-                .map_err(|_| CryptoError::Rng)?;
+            let kp = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048).map_err(|_| CryptoError::Rng)?;
             let der: Pkcs8V1Der<'static> = kp.as_der().map_err(|_| CryptoError::Encrypt)?;
             let pk = kp.public_key();
             let required = json!({
@@ -65,8 +62,7 @@ fn generate(alg: SigningAlg) -> Result<Generated, CryptoError> {
             (der.as_ref().to_vec(), required)
         }
         SigningAlg::ES256 => {
-            let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-                .map_err(|_| CryptoError::Rng)?;
+            let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| CryptoError::Rng)?;
             let doc = kp.to_pkcs8v1().map_err(|_| CryptoError::Encrypt)?;
             // Uncompressed SEC1 point: 0x04 ‖ x (32) ‖ y (32).
             let point = kp.public_key().as_ref();
@@ -79,8 +75,7 @@ fn generate(alg: SigningAlg) -> Result<Generated, CryptoError> {
         SigningAlg::EdDSA => {
             let kp = Ed25519KeyPair::generate().map_err(|_| CryptoError::Rng)?;
             let doc = kp.to_pkcs8v1().map_err(|_| CryptoError::Encrypt)?;
-            let required =
-                json!({ "crv": "Ed25519", "kty": "OKP", "x": b64(kp.public_key().as_ref()) });
+            let required = json!({ "crv": "Ed25519", "kty": "OKP", "x": b64(kp.public_key().as_ref()) });
             (doc.as_ref().to_vec(), required)
         }
     };
@@ -140,9 +135,7 @@ pub async fn ensure_active(state: &AppState) -> Result<Vec<String>, AdminError> 
     if !created.is_empty() {
         record_audit(
             &txn,
-            AuditEvent::new("keys.created", "success")
-                .actor("system")
-                .detail(json!({ "kids": created })),
+            AuditEvent::new("keys.created", "success").actor("system").detail(json!({ "kids": created })),
             now,
         )
         .await?;
@@ -155,10 +148,7 @@ pub async fn ensure_active(state: &AppState) -> Result<Vec<String>, AdminError> 
 pub async fn rotate(state: &AppState, actor: &Actor) -> Result<Vec<KeyView>, AdminError> {
     let now = state.clock.now();
     let txn = state.db.begin().await?;
-    let old = signing_key::Entity::find()
-        .filter(signing_key::Column::Active.eq(true))
-        .all(&txn)
-        .await?;
+    let old = signing_key::Entity::find().filter(signing_key::Column::Active.eq(true)).all(&txn).await?;
     let retired: Vec<String> = old.iter().map(|k| k.kid.clone()).collect();
     for k in old {
         let mut am = k.into_active_model();
@@ -219,10 +209,7 @@ mod tests {
             let g = generate(alg).unwrap();
             assert_eq!(g.jwk["kid"], g.kid.as_str());
             assert_eq!(g.jwk["alg"], alg.as_str());
-            assert!(
-                g.jwk.get("d").is_none(),
-                "no private member in the public JWK"
-            );
+            assert!(g.jwk.get("d").is_none(), "no private member in the public JWK");
             assert_eq!(g.kid.len(), 43, "base64url of a SHA-256");
         }
     }
@@ -232,9 +219,6 @@ mod tests {
         // The RSA example key of RFC 7638 §3.1 and its published thumbprint.
         let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
         let required = json!({ "e": "AQAB", "kty": "RSA", "n": n });
-        assert_eq!(
-            thumbprint(&required),
-            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-        );
+        assert_eq!(thumbprint(&required), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
     }
 }

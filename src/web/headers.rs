@@ -26,17 +26,11 @@ pub fn security_headers(https: bool) -> DefaultHeaders {
         .add(("X-Frame-Options", "DENY"))
         .add(("Cross-Origin-Opener-Policy", "same-origin"))
         .add(("Cross-Origin-Resource-Policy", "same-origin"))
-        .add((
-            "Permissions-Policy",
-            "camera=(), microphone=(), geolocation=(), payment=()",
-        ))
+        .add(("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"))
         // Safe by default: a response is cacheable only where a handler says so.
         .add(("Cache-Control", "no-store"));
     if https {
-        h = h.add((
-            "Strict-Transport-Security",
-            "max-age=63072000; includeSubDomains",
-        ));
+        h = h.add(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"));
     }
     h
 }
@@ -47,14 +41,10 @@ pub async fn request_id_header(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let id = req
-        .extensions()
-        .get::<tracing_actix_web::RequestId>()
-        .map(|id| id.to_string());
+    let id = req.extensions().get::<tracing_actix_web::RequestId>().map(|id| id.to_string());
     let mut res = next.call(req).await?;
     if let Some(id) = id.and_then(|s| HeaderValue::from_str(&s).ok()) {
-        res.headers_mut()
-            .insert(HeaderName::from_static("x-request-id"), id);
+        res.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
     }
     Ok(res)
 }

@@ -17,7 +17,6 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if crate::storage::ping(&state.db).await {
         HttpResponse::Ok().json(json!({ "status": "ready" }))
     } else {
-        HttpResponse::ServiceUnavailable()
-            .json(json!({ "status": "unavailable", "reason": "database" }))
+        HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "reason": "database" }))
     }
 }

@@ -13,16 +13,7 @@ fn json(o: &std::process::Output) -> Value {
 async fn client_add_prints_the_secret_once_and_stores_only_its_hash() {
     let db = TestDb::new().await;
     let out = json(&db.cli(
-        &[
-            "client",
-            "add",
-            "webapp",
-            "--redirect-uri",
-            "https://app.example.com/cb",
-            "--scope",
-            "openid",
-            "--json",
-        ],
+        &["client", "add", "webapp", "--redirect-uri", "https://app.example.com/cb", "--scope", "openid", "--json"],
         None,
     ));
     let secret = out["client_secret"].as_str().expect("a secret").to_owned();
@@ -31,26 +22,17 @@ async fn client_add_prints_the_secret_once_and_stores_only_its_hash() {
 
     // The row holds a keyed hash, never the secret.
     let conn = Database::connect(&db.url).await.unwrap();
-    let row = client::Entity::find_by_id("webapp")
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = client::Entity::find_by_id("webapp").one(&conn).await.unwrap().unwrap();
     let stored = row.secret_hash.clone().unwrap();
     assert!(stored.starts_with("hmac-sha256$"));
     assert!(!stored.contains(&secret));
-    let (state, _) = portcullis::state::AppState::build(db.settings(), Default::default())
-        .await
-        .unwrap();
+    let (state, _) = portcullis::state::AppState::build(db.settings(), Default::default()).await.unwrap();
     assert!(state.master_key.hasher().verify(&secret, &stored));
 
     // `show` and `list` never print it again.
     let show = db.cli(&["client", "show", "webapp", "--json"], None);
     assert!(!stdout(&show).contains(&secret));
-    assert_eq!(
-        json(&show)["grant_types"],
-        serde_json::json!(["authorization_code", "refresh_token"])
-    );
+    assert_eq!(json(&show)["grant_types"], serde_json::json!(["authorization_code", "refresh_token"]));
     let list = db.cli(&["client", "list", "--json"], None);
     assert!(!stdout(&list).contains(&secret));
 
@@ -58,11 +40,7 @@ async fn client_add_prints_the_secret_once_and_stores_only_its_hash() {
     let rotated = json(&db.cli(&["client", "rotate-secret", "webapp", "--json"], None));
     let new_secret = rotated["client_secret"].as_str().unwrap();
     assert_ne!(new_secret, secret);
-    let row = client::Entity::find_by_id("webapp")
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let row = client::Entity::find_by_id("webapp").one(&conn).await.unwrap().unwrap();
     let stored = row.secret_hash.unwrap();
     assert!(!state.master_key.hasher().verify(&secret, &stored));
     assert!(state.master_key.hasher().verify(new_secret, &stored));
@@ -71,36 +49,14 @@ async fn client_add_prints_the_secret_once_and_stores_only_its_hash() {
 #[tokio::test]
 async fn a_service_client_needs_no_redirect_uri_and_a_public_client_has_no_secret() {
     let db = TestDb::new().await;
-    let out = json(&db.cli(
-        &[
-            "client",
-            "add",
-            "bench",
-            "--grant",
-            "client_credentials",
-            "--scope",
-            "api:read",
-            "--json",
-        ],
-        None,
-    ));
-    assert!(out["client_secret"].is_string());
-    assert_eq!(
-        out["client"]["grant_types"],
-        serde_json::json!(["client_credentials"])
+    let out = json(
+        &db.cli(&["client", "add", "bench", "--grant", "client_credentials", "--scope", "api:read", "--json"], None),
     );
-    let out = json(&db.cli(
-        &[
-            "client",
-            "add",
-            "spa",
-            "--public",
-            "--redirect-uri",
-            "http://127.0.0.1:3000/cb",
-            "--json",
-        ],
-        None,
-    ));
+    assert!(out["client_secret"].is_string());
+    assert_eq!(out["client"]["grant_types"], serde_json::json!(["client_credentials"]));
+    let out = json(
+        &db.cli(&["client", "add", "spa", "--public", "--redirect-uri", "http://127.0.0.1:3000/cb", "--json"], None),
+    );
     assert!(out["client_secret"].is_null());
     assert_eq!(out["client"]["pkce"], "required");
 }
@@ -111,10 +67,7 @@ async fn malformed_redirect_uris_are_refused_and_nothing_is_written() {
     for (uri, why) in [
         ("/relative/cb", "not an absolute URI"),
         ("https://app.example.com/cb#frag", "fragment"),
-        (
-            "http://app.example.com/cb",
-            "plain http on a non-loopback host",
-        ),
+        ("http://app.example.com/cb", "plain http on a non-loopback host"),
         ("javascript:alert(1)", "scheme"),
     ] {
         let o = db.cli(&["client", "add", "bad", "--redirect-uri", uri], None);
@@ -122,43 +75,11 @@ async fn malformed_redirect_uris_are_refused_and_nothing_is_written() {
     }
     let o = db.cli(&["client", "add", "bad"], None);
     assert_clean_failure(&o, "at least one --redirect-uri");
-    let o = db.cli(
-        &[
-            "client",
-            "add",
-            "bad",
-            "--public",
-            "--grant",
-            "client_credentials",
-        ],
-        None,
-    );
+    let o = db.cli(&["client", "add", "bad", "--public", "--grant", "client_credentials"], None);
     assert_clean_failure(&o, "public client cannot use client_credentials");
-    let o = db.cli(
-        &[
-            "client",
-            "add",
-            "bad",
-            "--redirect-uri",
-            "https://a.example/cb",
-            "--role",
-            "nope",
-        ],
-        None,
-    );
+    let o = db.cli(&["client", "add", "bad", "--redirect-uri", "https://a.example/cb", "--role", "nope"], None);
     assert_clean_failure(&o, "role \"nope\" does not exist");
-    let o = db.cli(
-        &[
-            "client",
-            "add",
-            "bad",
-            "--redirect-uri",
-            "https://a.example/cb",
-            "--id-token-alg",
-            "none",
-        ],
-        None,
-    );
+    let o = db.cli(&["client", "add", "bad", "--redirect-uri", "https://a.example/cb", "--id-token-alg", "none"], None);
     assert_clean_failure(&o, "not one of RS256, ES256, EdDSA");
     let conn = Database::connect(&db.url).await.unwrap();
     assert_eq!(client::Entity::find().count(&conn).await.unwrap(), 0);
@@ -167,44 +88,20 @@ async fn malformed_redirect_uris_are_refused_and_nothing_is_written() {
 #[tokio::test]
 async fn users_are_unique_case_insensitively_and_unknown_roles_write_nothing() {
     let db = TestDb::new().await;
-    let out = json(&db.cli(
-        &[
-            "user",
-            "add",
-            "Alice",
-            "--email",
-            "alice@example.com",
-            "--role",
-            "admin",
-            "--json",
-        ],
-        None,
-    ));
+    let out =
+        json(&db.cli(&["user", "add", "Alice", "--email", "alice@example.com", "--role", "admin", "--json"], None));
     assert_eq!(out["username"], "Alice");
     assert_eq!(out["roles"], serde_json::json!(["admin"]));
     let id = out["id"].as_str().unwrap();
     assert_eq!(id.len(), 36, "a UUID, not the username");
 
-    assert_clean_failure(
-        &db.cli(&["user", "add", "alice"], None),
-        "user \"alice\" already exists",
-    );
-    assert_clean_failure(
-        &db.cli(&["user", "add", "bob", "--role", "ghost"], None),
-        "role \"ghost\" does not exist",
-    );
+    assert_clean_failure(&db.cli(&["user", "add", "alice"], None), "user \"alice\" already exists");
+    assert_clean_failure(&db.cli(&["user", "add", "bob", "--role", "ghost"], None), "role \"ghost\" does not exist");
     assert_clean_failure(&db.cli(&["user", "add", "<script>"], None), "username");
-    assert_clean_failure(
-        &db.cli(&["user", "add", "carol", "--email", "nope"], None),
-        "email",
-    );
+    assert_clean_failure(&db.cli(&["user", "add", "carol", "--email", "nope"], None), "email");
 
     let conn = Database::connect(&db.url).await.unwrap();
-    assert_eq!(
-        user::Entity::find().count(&conn).await.unwrap(),
-        1,
-        "bob was not half-created"
-    );
+    assert_eq!(user::Entity::find().count(&conn).await.unwrap(), 1, "bob was not half-created");
     let shown = json(&db.cli(&["user", "show", "ALICE", "--json"], None));
     assert_eq!(shown["id"], id);
 }
@@ -213,100 +110,44 @@ async fn users_are_unique_case_insensitively_and_unknown_roles_write_nothing() {
 async fn a_password_from_stdin_is_stored_as_argon2id_only() {
     let db = TestDb::new().await;
     let pw = "correct horse battery staple";
-    let out = json(&db.cli(
-        &["user", "add", "dave", "--password-stdin", "--json"],
-        Some(&format!("{pw}\n")),
-    ));
+    let out = json(&db.cli(&["user", "add", "dave", "--password-stdin", "--json"], Some(&format!("{pw}\n"))));
     assert_eq!(out["has_password"], true);
     let conn = Database::connect(&db.url).await.unwrap();
-    let cred = password_credential::Entity::find()
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        cred.phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
-        "{}",
-        cred.phc
-    );
+    let cred = password_credential::Entity::find().one(&conn).await.unwrap().unwrap();
+    assert!(cred.phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", cred.phc);
     assert!(!cred.phc.contains(pw));
 
     // The policy applies: too short is refused, nothing changes.
-    let o = db.cli(
-        &["user", "set-password", "dave", "--password-stdin"],
-        Some("short\n"),
-    );
+    let o = db.cli(&["user", "set-password", "dave", "--password-stdin"], Some("short\n"));
     assert_clean_failure(&o, "at least 8 characters");
-    let again = password_credential::Entity::find()
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let again = password_credential::Entity::find().one(&conn).await.unwrap().unwrap();
     assert_eq!(again.phc, cred.phc);
 
-    let o = db.cli(
-        &["user", "set-password", "dave", "--password-stdin"],
-        Some("another fine passphrase\n"),
-    );
+    let o = db.cli(&["user", "set-password", "dave", "--password-stdin"], Some("another fine passphrase\n"));
     assert!(o.status.success(), "{}", stderr(&o));
-    let changed = password_credential::Entity::find()
-        .one(&conn)
-        .await
-        .unwrap()
-        .unwrap();
+    let changed = password_credential::Entity::find().one(&conn).await.unwrap().unwrap();
     assert_ne!(changed.phc, cred.phc);
 }
 
 #[tokio::test]
 async fn roles_attributes_and_disabling_are_recorded_in_the_audit_log() {
     let db = TestDb::new().await;
-    json(&db.cli(
-        &[
-            "role",
-            "add",
-            "billing",
-            "--description",
-            "Billing team",
-            "--json",
-        ],
-        None,
-    ));
-    assert_clean_failure(
-        &db.cli(&["role", "add", "billing"], None),
-        "role \"billing\" already exists",
-    );
+    json(&db.cli(&["role", "add", "billing", "--description", "Billing team", "--json"], None));
+    assert_clean_failure(&db.cli(&["role", "add", "billing"], None), "role \"billing\" already exists");
     let roles = json(&db.cli(&["role", "list", "--json"], None));
-    let names: Vec<&str> = roles
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = roles.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["admin", "billing"]);
 
     json(&db.cli(&["user", "add", "erin", "--json"], None));
     let u = json(&db.cli(&["user", "grant", "erin", "billing", "--json"], None));
     assert_eq!(u["roles"], serde_json::json!(["billing"]));
-    let u = json(&db.cli(
-        &[
-            "user",
-            "set-attr",
-            "erin",
-            "department",
-            "finance",
-            "--json",
-        ],
-        None,
-    ));
+    let u = json(&db.cli(&["user", "set-attr", "erin", "department", "finance", "--json"], None));
     assert_eq!(u["attributes"]["department"], "finance");
     let u = json(&db.cli(&["user", "disable", "erin", "--json"], None));
     assert_eq!(u["disabled"], true);
     let u = json(&db.cli(&["user", "revoke", "erin", "billing", "--json"], None));
     assert_eq!(u["roles"], serde_json::json!([]));
-    assert_clean_failure(
-        &db.cli(&["user", "grant", "nobody", "billing"], None),
-        "user \"nobody\" does not exist",
-    );
+    assert_clean_failure(&db.cli(&["user", "grant", "nobody", "billing"], None), "user \"nobody\" does not exist");
 
     let conn = Database::connect(&db.url).await.unwrap();
     let events: Vec<String> = audit_event::Entity::find()
@@ -320,17 +161,8 @@ async fn roles_attributes_and_disabling_are_recorded_in_the_audit_log() {
             e.event_type
         })
         .collect();
-    for expected in [
-        "user.created",
-        "user.role_granted",
-        "user.attribute_set",
-        "user.disabled",
-        "user.role_revoked",
-    ] {
-        assert!(
-            events.iter().any(|e| e == expected),
-            "{expected} missing from {events:?}"
-        );
+    for expected in ["user.created", "user.role_granted", "user.attribute_set", "user.disabled", "user.role_revoked"] {
+        assert!(events.iter().any(|e| e == expected), "{expected} missing from {events:?}");
     }
 }
 
@@ -342,11 +174,7 @@ async fn keys_rotate_adds_active_keys_and_retires_the_old_ones() {
     let second = json(&db.cli(&["keys", "rotate", "--json"], None));
     let keys = second.as_array().unwrap();
     assert_eq!(keys.len(), 6);
-    let active: Vec<&str> = keys
-        .iter()
-        .filter(|k| k["active"] == true)
-        .map(|k| k["alg"].as_str().unwrap())
-        .collect();
+    let active: Vec<&str> = keys.iter().filter(|k| k["active"] == true).map(|k| k["alg"].as_str().unwrap()).collect();
     assert_eq!(active.len(), 3);
     for alg in ["RS256", "ES256", "EdDSA"] {
         assert!(active.contains(&alg));
@@ -369,10 +197,7 @@ async fn an_unreachable_database_is_a_one_line_error() {
         }
     }
     o = cmd
-        .env(
-            "PORTCULLIS_DATABASE_URL",
-            "postgres://nobody:secretpw@127.0.0.1:1/nothing",
-        )
+        .env("PORTCULLIS_DATABASE_URL", "postgres://nobody:secretpw@127.0.0.1:1/nothing")
         .env("PORTCULLIS_MASTER_KEY", &db.master_key)
         .arg("migrate")
         .output()
@@ -406,11 +231,7 @@ async fn bad_configuration_is_refused_with_a_reason() {
 #[tokio::test]
 async fn serve_is_the_default_command_and_stops_gracefully_on_sigterm() {
     let db = TestDb::new().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
     for (k, _) in std::env::vars() {
         if k.starts_with("PORTCULLIS_") {
@@ -429,10 +250,7 @@ async fn serve_is_the_default_command_and_stops_gracefully_on_sigterm() {
     let http = reqwest::Client::new();
     let mut ready = false;
     for _ in 0..100 {
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
+        if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/readyz")).send().await
             && r.status() == 200
         {
             ready = true;
@@ -445,18 +263,13 @@ async fn serve_is_the_default_command_and_stops_gracefully_on_sigterm() {
         .arg("healthcheck")
         .output()
         .unwrap();
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let status = child.wait().unwrap();
     assert!(ready, "the server never became ready");
     assert!(probe.status.success(), "healthcheck: {}", stderr(&probe));
     assert!(status.success(), "graceful shutdown exits 0, got {status}");
     // First start generated the signing keys.
     let conn = Database::connect(&db.url).await.unwrap();
-    let n = portcullis::storage::entities::signing_key::Entity::find()
-        .count(&conn)
-        .await
-        .unwrap();
+    let n = portcullis::storage::entities::signing_key::Entity::find().count(&conn).await.unwrap();
     assert_eq!(n, 3);
 }

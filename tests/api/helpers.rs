@@ -17,37 +17,22 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> Self {
-        let master_key = base64::engine::general_purpose::STANDARD
-            .encode(portcullis::crypto::random_bytes(32).unwrap());
+        let master_key =
+            base64::engine::general_purpose::STANDARD.encode(portcullis::crypto::random_bytes(32).unwrap());
         match std::env::var("PORTCULLIS_TEST_DATABASE_URL") {
             Ok(admin_url) if !admin_url.is_empty() => {
                 let name = format!("portcullis_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(&admin_url)
-                    .await
-                    .expect("connect to PORTCULLIS_TEST_DATABASE_URL");
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
-                    .await
-                    .expect("create test database");
+                let admin = Database::connect(&admin_url).await.expect("connect to PORTCULLIS_TEST_DATABASE_URL");
+                admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
                 admin.close().await.ok();
                 let mut url = url::Url::parse(&admin_url).expect("a postgres URL");
                 url.set_path(&format!("/{name}"));
-                Self {
-                    url: url.to_string(),
-                    master_key,
-                    _dir: None,
-                    pg_admin: Some((admin_url, name)),
-                }
+                Self { url: url.to_string(), master_key, _dir: None, pg_admin: Some((admin_url, name)) }
             }
             _ => {
                 let dir = tempfile::tempdir().expect("temp dir");
                 let url = format!("sqlite://{}/portcullis.db?mode=rwc", dir.path().display());
-                Self {
-                    url,
-                    master_key,
-                    _dir: Some(dir),
-                    pg_admin: None,
-                }
+                Self { url, master_key, _dir: Some(dir), pg_admin: None }
             }
         }
     }
@@ -67,22 +52,13 @@ impl TestDb {
         cmd.env("PORTCULLIS_DATABASE_URL", &self.url)
             .env("PORTCULLIS_MASTER_KEY", &self.master_key)
             .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("run portcullis");
         if let Some(input) = stdin {
             use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         }
         child.wait_with_output().expect("wait for portcullis")
     }
@@ -93,17 +69,11 @@ impl Drop for TestDb {
         if let Some((admin_url, name)) = self.pg_admin.take() {
             // Drop happens outside any runtime we may use: a thread of its own.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 rt.block_on(async {
                     if let Ok(admin) = Database::connect(&admin_url).await {
-                        let _ = admin
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                            ))
-                            .await;
+                        let _ =
+                            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
                         let _ = admin.close().await;
                     }
                 });
@@ -128,23 +98,22 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_on(db: TestDb) -> TestApp {
-    let (state, _) = AppState::build(db.settings(), Clock::System)
-        .await
-        .expect("build state");
-    let app = Application::build(state.clone()).expect("bind");
-    let address = format!("http://127.0.0.1:{}", app.port());
+    spawn_app_with(db, |_| {}).await
+}
+
+/// Starts the app with adjusted settings (the issuer is always the real address).
+pub async fn spawn_app_with(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let mut settings = db.settings();
+    settings.issuer = address.clone();
+    adjust(&mut settings);
+    let (state, _) = AppState::build(settings, Clock::System).await.expect("build state");
+    let app = Application::build_on(listener, state.clone()).expect("serve");
     tokio::spawn(app.run_until_stopped());
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .build()
-        .unwrap();
-    TestApp {
-        address,
-        state,
-        http,
-        db,
-    }
+    let http =
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap();
+    TestApp { address, state, http, db }
 }
 
 impl TestApp {
@@ -164,17 +133,10 @@ pub fn stderr(o: &Output) -> String {
 /// The CLI failed with exactly one line of explanation and no panic.
 pub fn assert_clean_failure(o: &Output, expect_in_message: &str) {
     let err = stderr(o);
-    assert!(
-        !o.status.success(),
-        "expected failure, got success; stdout: {}",
-        stdout(o)
-    );
+    assert!(!o.status.success(), "expected failure, got success; stdout: {}", stdout(o));
     assert!(!err.contains("panicked"), "panicked: {err}");
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err}");
     assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(
-        err.contains(expect_in_message),
-        "expected {expect_in_message:?} in {err:?}"
-    );
+    assert!(err.contains(expect_in_message), "expected {expect_in_message:?} in {err:?}");
 }

@@ -25,11 +25,7 @@ async fn every_response_carries_the_security_headers_and_a_request_id() {
     for path in ["/healthz", "/", "/no/such/page", "/static/portcullis.css"] {
         let r = app.http.get(app.url(path)).send().await.unwrap();
         let h = r.headers();
-        let csp = h
-            .get("content-security-policy")
-            .unwrap_or_else(|| panic!("CSP on {path}"))
-            .to_str()
-            .unwrap();
+        let csp = h.get("content-security-policy").unwrap_or_else(|| panic!("CSP on {path}")).to_str().unwrap();
         assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
         assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
         assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
@@ -45,12 +41,7 @@ async fn every_response_carries_the_security_headers_and_a_request_id() {
 #[tokio::test]
 async fn an_unknown_route_is_a_plain_404_without_internals() {
     let app = spawn_app().await;
-    let r = app
-        .http
-        .get(app.url("/does-not-exist"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.http.get(app.url("/does-not-exist")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let body = r.text().await.unwrap();
     assert_eq!(body, r#"{"error":"not found"}"#);
@@ -61,18 +52,10 @@ async fn the_home_page_renders_the_base_layout_without_inline_script() {
     let app = spawn_app().await;
     let r = app.http.get(app.url("/")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(
-        r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let html = r.text().await.unwrap();
     assert!(html.contains("<html lang=\"en\">"));
     assert!(html.contains("/static/portcullis.css"));
     assert!(!html.contains("<script"), "pages work without JavaScript");
-    assert!(
-        !html.contains("style="),
-        "no inline styles (CSP has no unsafe-inline)"
-    );
+    assert!(!html.contains("style="), "no inline styles (CSP has no unsafe-inline)");
 }

@@ -3,9 +3,13 @@
 pub mod audit_event;
 pub mod client;
 pub mod client_role;
+pub mod ip_throttle;
+pub mod login_throttle;
 pub mod password_credential;
 pub mod role;
+pub mod session;
 pub mod signing_key;
+pub mod trusted_device;
 pub mod user;
 pub mod user_attribute;
 pub mod user_role;

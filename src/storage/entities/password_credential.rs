@@ -12,9 +12,7 @@ pub struct Model {
 
 impl std::fmt::Debug for Model {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PasswordCredential")
-            .field("user_id", &self.user_id)
-            .finish_non_exhaustive()
+        f.debug_struct("PasswordCredential").field("user_id", &self.user_id).finish_non_exhaustive()
     }
 }
 

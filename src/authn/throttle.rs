@@ -1,0 +1,138 @@
+//! Brute-force throttling, in the database so that every instance shares it.
+//!
+//! **Per account** (keyed by the normalised username, whether or not such a user
+//! exists, so that an unknown name costs and behaves exactly like a known one):
+//! after `login_max_failures` consecutive failures the account is locked for
+//! `login_lock_secs`, doubling with each further failure up to
+//! `login_lock_max_secs`. Admission is one conditional UPDATE — "count this
+//! attempt unless locked, and lock *now* if it is the last allowed one" — so
+//! concurrent attempts cannot slip past the limit: on PostgreSQL the row lock
+//! re-evaluates the condition, on SQLite writes are serialised.
+//!
+//! **Per source address**: at most `login_ip_max_attempts` attempts per
+//! `login_ip_window_secs` window.
+
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+
+use crate::config::Settings;
+use crate::storage::entities::{ip_throttle, login_throttle};
+
+/// The lock that follows the `failures`-th consecutive failure.
+pub fn lock_ms(settings: &Settings, failures: i32) -> i64 {
+    let over = (failures - settings.login_max_failures).clamp(0, 20) as u32;
+    let secs = settings.login_lock_secs.saturating_mul(1_i64 << over);
+    Ord::min(secs, settings.login_lock_max_secs) * 1000
+}
+
+/// Counts an attempt on an account unless it is locked. `Ok(true)`: go on and
+/// check the credentials; `Ok(false)`: locked.
+pub async fn admit_account<C: ConnectionTrait>(
+    conn: &C,
+    settings: &Settings,
+    key: &str,
+    now_ms: i64,
+) -> Result<bool, DbErr> {
+    login_throttle::Entity::insert(login_throttle::ActiveModel {
+        username_key: Set(key.to_owned()),
+        failures: Set(0),
+        locked_until_ms: Set(None),
+    })
+    .on_conflict_do_nothing_on([login_throttle::Column::UsernameKey])
+    .exec(conn)
+    .await?;
+    // Pessimistic: the attempt counts as a failure until it succeeds. The one
+    // that reaches the limit sets the lock before its password is checked.
+    let failures_after = Expr::col(login_throttle::Column::Failures).add(1);
+    let provisional_lock = now_ms + lock_ms(settings, settings.login_max_failures);
+    let res = login_throttle::Entity::update_many()
+        .col_expr(login_throttle::Column::Failures, failures_after.clone())
+        .col_expr(
+            login_throttle::Column::LockedUntilMs,
+            Expr::case(failures_after.gte(settings.login_max_failures), Expr::val(provisional_lock))
+                .finally(Expr::col(login_throttle::Column::LockedUntilMs))
+                .into(),
+        )
+        .filter(login_throttle::Column::UsernameKey.eq(key))
+        .filter(
+            Condition::any()
+                .add(login_throttle::Column::LockedUntilMs.is_null())
+                .add(login_throttle::Column::LockedUntilMs.lte(now_ms)),
+        )
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// After a failed check: extend the lock to the full back-off for this count.
+pub async fn record_failure<C: ConnectionTrait>(
+    conn: &C,
+    settings: &Settings,
+    key: &str,
+    now_ms: i64,
+) -> Result<(), DbErr> {
+    let Some(row) = login_throttle::Entity::find_by_id(key).one(conn).await? else {
+        return Ok(());
+    };
+    if row.failures >= settings.login_max_failures {
+        login_throttle::Entity::update_many()
+            .col_expr(login_throttle::Column::LockedUntilMs, Expr::val(now_ms + lock_ms(settings, row.failures)).into())
+            .filter(login_throttle::Column::UsernameKey.eq(key))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// After a success: the slate is clean.
+pub async fn reset<C: ConnectionTrait>(conn: &C, key: &str) -> Result<(), DbErr> {
+    login_throttle::Entity::delete_by_id(key).exec(conn).await?;
+    Ok(())
+}
+
+/// Whether an account is locked now (for the admin view).
+pub async fn locked_until<C: ConnectionTrait>(conn: &C, key: &str, now_ms: i64) -> Result<Option<i64>, DbErr> {
+    Ok(login_throttle::Entity::find_by_id(key).one(conn).await?.and_then(|r| r.locked_until_ms).filter(|t| *t > now_ms))
+}
+
+/// Counts an attempt from an address; `Ok(false)` once the window's budget is spent.
+pub async fn admit_ip<C: ConnectionTrait>(conn: &C, settings: &Settings, ip: &str, now_ms: i64) -> Result<bool, DbErr> {
+    let window_ms = settings.login_ip_window_secs * 1000;
+    ip_throttle::Entity::insert(ip_throttle::ActiveModel {
+        ip: Set(ip.to_owned()),
+        window_start_ms: Set(now_ms),
+        attempts: Set(0),
+    })
+    .on_conflict_do_nothing_on([ip_throttle::Column::Ip])
+    .exec(conn)
+    .await?;
+    let expired = Expr::col(ip_throttle::Column::WindowStartMs).lte(now_ms - window_ms);
+    ip_throttle::Entity::update_many()
+        .col_expr(
+            ip_throttle::Column::Attempts,
+            Expr::case(expired.clone(), Expr::val(1)).finally(Expr::col(ip_throttle::Column::Attempts).add(1)).into(),
+        )
+        .col_expr(
+            ip_throttle::Column::WindowStartMs,
+            Expr::case(expired, Expr::val(now_ms)).finally(Expr::col(ip_throttle::Column::WindowStartMs)).into(),
+        )
+        .filter(ip_throttle::Column::Ip.eq(ip))
+        .exec(conn)
+        .await?;
+    let attempts = ip_throttle::Entity::find_by_id(ip).one(conn).await?.map_or(0, |r| r.attempts);
+    Ok(attempts <= settings.login_ip_max_attempts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_doubles_from_the_limit_and_is_capped() {
+        let s = Settings::default();
+        assert_eq!(lock_ms(&s, 5), 60_000);
+        assert_eq!(lock_ms(&s, 6), 120_000);
+        assert_eq!(lock_ms(&s, 7), 240_000);
+        assert_eq!(lock_ms(&s, 100), 3_600_000);
+    }
+}

@@ -1,0 +1,182 @@
+//! The SSO browser session: an opaque cookie ↔ a server-side record.
+//!
+//! The cookie holds 256 random bits; the database holds only their keyed hash,
+//! so a database dump yields no usable session. A new id is issued at every
+//! login (no fixation). Sessions end on logout, after `session_idle_secs`
+//! without use, or `session_absolute_secs` after login, whichever comes first.
+
+use actix_web::HttpRequest;
+use actix_web::cookie::time::Duration as CookieDuration;
+use actix_web::cookie::{Cookie, SameSite};
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
+
+use crate::crypto::{CryptoError, random_token};
+use crate::state::AppState;
+use crate::storage::entities::{session, user};
+
+/// How often `last_seen` is written at most (a write per request would be waste).
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+/// Authentication method references (RFC 8176) recorded on a session.
+pub const AMR_PASSWORD: &str = "pwd";
+pub const AMR_OTP: &str = "otp";
+
+/// The cookie names: `__Host-` prefixed under https (no Domain, Path=/, Secure:
+/// a sibling subdomain cannot plant or overwrite it).
+pub fn cookie_name(state: &AppState, base: &str) -> String {
+    if state.settings.is_https() { format!("__Host-{base}") } else { base.to_owned() }
+}
+
+/// A cookie with the flags every Portcullis cookie has.
+pub fn build_cookie(state: &AppState, base: &str, value: String, same_site: SameSite) -> Cookie<'static> {
+    let mut c = Cookie::new(cookie_name(state, base), value);
+    c.set_http_only(true);
+    c.set_secure(state.settings.is_https());
+    c.set_same_site(same_site);
+    c.set_path("/");
+    c
+}
+
+/// A cookie that deletes `base` in the browser.
+pub fn removal_cookie(state: &AppState, base: &str) -> Cookie<'static> {
+    let mut c = build_cookie(state, base, String::new(), SameSite::Lax);
+    c.make_removal();
+    c
+}
+
+pub const SESSION_COOKIE: &str = "portcullis_session";
+
+/// A live session and its user.
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub session: session::Model,
+    pub user: user::Model,
+}
+
+impl Current {
+    pub fn amr(&self) -> Vec<String> {
+        serde_json::from_str(&self.session.amr).unwrap_or_default()
+    }
+}
+
+/// What a new session records.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    pub user_id: &'a str,
+    pub amr: &'a [&'a str],
+    pub acr: Option<&'a str>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+/// Creates a session; returns the record and the cookie carrying its secret.
+pub async fn create<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    new: NewSession<'_>,
+    now: DateTime<Utc>,
+) -> Result<(session::Model, Cookie<'static>), SessionError> {
+    let secret = random_token(32)?;
+    let now_ms = now.timestamp_millis();
+    let model = session::ActiveModel {
+        id: Set(uuid::Uuid::new_v4().to_string()),
+        token_hash: Set(state.master_key.hasher().hash(&secret)),
+        user_id: Set(new.user_id.to_owned()),
+        created_at: Set(now),
+        auth_time: Set(now.timestamp()),
+        last_seen_ms: Set(now_ms),
+        expires_ms: Set(now_ms + state.settings.session_absolute_secs * 1000),
+        amr: Set(serde_json::Value::from(new.amr.to_vec()).to_string()),
+        acr: Set(new.acr.map(str::to_owned)),
+        ip: Set(new.ip),
+        user_agent: Set(new.user_agent.map(|ua| ua.chars().take(512).collect())),
+    }
+    .insert(conn)
+    .await?;
+    // A session cookie (no Max-Age): it also ends when the browser closes.
+    let cookie = build_cookie(state, SESSION_COOKIE, secret, SameSite::Lax);
+    Ok((model, cookie))
+}
+
+/// The session cookie's value, if any.
+pub fn cookie_value(state: &AppState, req: &HttpRequest) -> Option<String> {
+    req.cookie(&cookie_name(state, SESSION_COOKIE))
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+/// Looks up the live session of this request, enforcing the idle and absolute
+/// limits (an expired record is deleted on sight).
+pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Current>, DbErr> {
+    let Some(secret) = cookie_value(state, req) else {
+        return Ok(None);
+    };
+    let now = state.clock.now();
+    let now_ms = now.timestamp_millis();
+    let hash = state.master_key.hasher().hash(&secret);
+    let Some(s) = session::Entity::find().filter(session::Column::TokenHash.eq(hash)).one(&state.db).await? else {
+        return Ok(None);
+    };
+    let idle_ms = state.settings.session_idle_secs * 1000;
+    if now_ms >= s.expires_ms || now_ms >= s.last_seen_ms + idle_ms {
+        session::Entity::delete_by_id(s.id.as_str()).exec(&state.db).await?;
+        return Ok(None);
+    }
+    let Some(u) = user::Entity::find_by_id(s.user_id.as_str()).one(&state.db).await? else {
+        return Ok(None);
+    };
+    if u.disabled {
+        return Ok(None);
+    }
+    let s = if now_ms - s.last_seen_ms >= TOUCH_EVERY_MS {
+        let mut am: session::ActiveModel = s.into();
+        am.last_seen_ms = Set(now_ms);
+        am.update(&state.db).await?
+    } else {
+        s
+    };
+    Ok(Some(Current { session: s, user: u }))
+}
+
+/// Ends one session.
+pub async fn end<C: ConnectionTrait>(conn: &C, session_id: &str) -> Result<bool, DbErr> {
+    Ok(session::Entity::delete_by_id(session_id).exec(conn).await?.rows_affected > 0)
+}
+
+/// Ends every session of a user except `keep` (e.g. after a password change).
+pub async fn end_all_for_user<C: ConnectionTrait>(conn: &C, user_id: &str, keep: Option<&str>) -> Result<u64, DbErr> {
+    let mut q = session::Entity::delete_many().filter(session::Column::UserId.eq(user_id));
+    if let Some(k) = keep {
+        q = q.filter(session::Column::Id.ne(k));
+    }
+    Ok(q.exec(conn).await?.rows_affected)
+}
+
+/// The live sessions of a user, newest first.
+pub async fn list_for_user<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<session::Model>, DbErr> {
+    let now_ms = now.timestamp_millis();
+    session::Entity::find()
+        .filter(session::Column::UserId.eq(user_id))
+        .filter(session::Column::ExpiresMs.gt(now_ms))
+        .order_by_desc(session::Column::LastSeenMs)
+        .all(conn)
+        .await
+}
+
+/// Cookie lifetime helper for long-lived cookies.
+pub fn days(n: i64) -> CookieDuration {
+    CookieDuration::days(n)
+}

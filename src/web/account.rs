@@ -1,0 +1,255 @@
+//! The account page: who you are, change password, your sessions.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use chrono::{TimeZone, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::login::{see_other, stale_form};
+use super::pages::{WebError, html};
+use super::{client_info, csrf};
+use crate::admin::users::ADMIN_ROLE;
+use crate::authn::{PasswordError, throttle};
+use crate::session::{self, Current};
+use crate::state::AppState;
+use crate::storage::entities::{password_credential, session as session_entity, user_role};
+use crate::storage::{AuditEvent, record_audit};
+
+struct SessionRow {
+    id: String,
+    created: String,
+    last_seen: String,
+    ip: String,
+    user_agent: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account/account.html")]
+struct AccountPage {
+    title: &'static str,
+    csrf: String,
+    username: String,
+    name: String,
+    email: String,
+    roles: String,
+    min_length: usize,
+    sessions: Vec<SessionRow>,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct AccountQuery {
+    m: Option<String>,
+}
+
+fn notice(code: Option<&str>) -> Option<&'static str> {
+    match code? {
+        "password_changed" => Some("Your password was changed. Your other sessions were ended."),
+        "session_ended" => Some("The session was ended."),
+        _ => None,
+    }
+}
+
+fn fmt_ms(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms).single().map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
+}
+
+async fn roles_of(state: &AppState, user_id: &str) -> Result<Vec<String>, WebError> {
+    Ok(user_role::Entity::find()
+        .filter(user_role::Column::UserId.eq(user_id))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|r| r.role_name)
+        .collect())
+}
+
+async fn render(
+    state: &AppState,
+    req: &HttpRequest,
+    cur: &Current,
+    status: StatusCode,
+    notice: Option<&'static str>,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    let token = csrf::ensure(state, req).map_err(WebError::internal)?;
+    let roles = roles_of(state, &cur.user.id).await?;
+    let is_admin = roles.iter().any(|r| r == ADMIN_ROLE);
+    let sessions = session::list_for_user(&state.db, &cur.user.id, state.clock.now())
+        .await?
+        .into_iter()
+        .map(|s| SessionRow {
+            current: s.id == cur.session.id,
+            created: s.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            last_seen: fmt_ms(s.last_seen_ms),
+            ip: s.ip.unwrap_or_default(),
+            user_agent: s.user_agent.unwrap_or_default(),
+            id: s.id,
+        })
+        .collect();
+    let page = AccountPage {
+        title: "Your account",
+        csrf: token.token,
+        username: cur.user.username.clone(),
+        name: cur.user.display_name.clone().unwrap_or_default(),
+        email: cur.user.email.clone().unwrap_or_default(),
+        roles: if roles.is_empty() { "none".into() } else { roles.join(", ") },
+        min_length: if is_admin {
+            state.password_policy.min_length_admin.max(state.password_policy.min_length)
+        } else {
+            state.password_policy.min_length
+        },
+        sessions,
+        notice,
+        error,
+    };
+    let mut resp = html(status, &page)?;
+    if let Some(c) = token.set_cookie {
+        resp.add_cookie(&c).map_err(WebError::internal)?;
+    }
+    Ok(resp)
+}
+
+#[get("/account")]
+pub async fn account(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<AccountQuery>,
+) -> Result<HttpResponse, WebError> {
+    let Some(cur) = session::current(&state, &req).await? else {
+        return Ok(see_other("/login"));
+    };
+    render(&state, &req, &cur, StatusCode::OK, notice(q.m.as_deref()), None).await
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    current_password: SecretString,
+    new_password: SecretString,
+}
+
+#[post("/account/password")]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, WebError> {
+    let Some(cur) = session::current(&state, &req).await? else {
+        return Ok(see_other("/login"));
+    };
+    if !csrf::verify(&state, &req, &form.csrf) {
+        return Ok(stale_form());
+    }
+    let now = state.clock.now();
+    let now_ms = now.timestamp_millis();
+    let key = cur.user.username_key.clone();
+    let ip = client_info::ip(&state, &req);
+    let ua = client_info::user_agent(&req);
+    let fail = |msg: &str| Some(msg.to_owned());
+    let busy = |e: PasswordError| match e {
+        PasswordError::Busy => WebError(crate::error::AppError::Busy),
+        other => WebError::internal(other),
+    };
+
+    // Re-checking the current password is throttled like a login, so a
+    // borrowed session cannot be used to guess it.
+    if !throttle::admit_account(&state.db, &state.settings, &key, now_ms).await? {
+        return render(&state, &req, &cur, StatusCode::OK, None, fail("Too many attempts. Try again later.")).await;
+    }
+    let phc = password_credential::Entity::find_by_id(cur.user.id.as_str()).one(&state.db).await?.map(|c| c.phc);
+    let (ok, _) = state.passwords.verify(&form.current_password, phc.as_deref()).await.map_err(busy)?;
+    if !ok {
+        throttle::record_failure(&state.db, &state.settings, &key, now_ms).await?;
+        record_audit(
+            &state.db,
+            AuditEvent::new("user.password_changed", "failure")
+                .user(&cur.user.id)
+                .source(ip, ua)
+                .detail(json!({ "reason": "bad_current_password" })),
+            now,
+        )
+        .await?;
+        return render(&state, &req, &cur, StatusCode::OK, None, fail("The current password is not correct.")).await;
+    }
+    throttle::reset(&state.db, &key).await?;
+    let is_admin = roles_of(&state, &cur.user.id).await?.iter().any(|r| r == ADMIN_ROLE);
+    if let Err(e) = state.password_policy.check(&form.new_password, is_admin, Some(&cur.user.username)) {
+        return render(&state, &req, &cur, StatusCode::OK, None, Some(e.to_string())).await;
+    }
+    let new_phc = state.passwords.hash(&form.new_password).await.map_err(busy)?;
+    let txn = state.db.begin().await?;
+    password_credential::Entity::insert(password_credential::ActiveModel {
+        user_id: Set(cur.user.id.clone()),
+        phc: Set(new_phc),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        sea_orm::sea_query::OnConflict::column(password_credential::Column::UserId)
+            .update_columns([password_credential::Column::Phc, password_credential::Column::UpdatedAt])
+            .to_owned(),
+    )
+    .exec(&txn)
+    .await?;
+    let ended = session::end_all_for_user(&txn, &cur.user.id, Some(&cur.session.id)).await?;
+    record_audit(
+        &txn,
+        AuditEvent::new("user.password_changed", "success")
+            .actor(format!("user:{}", cur.user.id))
+            .user(&cur.user.id)
+            .source(ip, ua)
+            .detail(json!({ "other_sessions_ended": ended })),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(see_other("/account?m=password_changed"))
+}
+
+#[derive(Deserialize)]
+pub struct EndSessionForm {
+    csrf: String,
+    session: String,
+}
+
+#[post("/account/sessions/end")]
+pub async fn end_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<EndSessionForm>,
+) -> Result<HttpResponse, WebError> {
+    let Some(cur) = session::current(&state, &req).await? else {
+        return Ok(see_other("/login"));
+    };
+    if !csrf::verify(&state, &req, &form.csrf) {
+        return Ok(stale_form());
+    }
+    // Only the user's own sessions: the filter on user_id is the authorisation.
+    let res = session_entity::Entity::delete_many()
+        .filter(session_entity::Column::Id.eq(form.session.as_str()))
+        .filter(session_entity::Column::UserId.eq(cur.user.id.as_str()))
+        .exec(&state.db)
+        .await?;
+    if res.rows_affected > 0 {
+        record_audit(
+            &state.db,
+            AuditEvent::new("session.ended", "success")
+                .actor(format!("user:{}", cur.user.id))
+                .user(&cur.user.id)
+                .source(client_info::ip(&state, &req), client_info::user_agent(&req))
+                .detail(json!({ "session": form.session })),
+            state.clock.now(),
+        )
+        .await?;
+    }
+    if form.session == cur.session.id {
+        return Ok(see_other("/login?m=logged_out"));
+    }
+    Ok(see_other("/account?m=session_ended"))
+}

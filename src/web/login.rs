@@ -1,0 +1,226 @@
+//! The login page and logout.
+
+use actix_web::cookie::SameSite;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::pages::{WebError, error_page, html};
+use super::{client_info, csrf};
+use crate::authn::PasswordError;
+use crate::authn::login::{self, LoginError, Outcome, Source};
+use crate::session::{self, AMR_PASSWORD, NewSession, build_cookie, removal_cookie};
+use crate::state::AppState;
+use crate::storage::{AuditEvent, record_audit};
+
+pub const DEVICE_COOKIE: &str = "portcullis_device";
+
+#[derive(Template)]
+#[template(path = "login/login.html")]
+pub struct LoginPage {
+    pub title: &'static str,
+    pub csrf: String,
+    pub failed: bool,
+    pub notice: Option<&'static str>,
+    pub client_name: Option<String>,
+    pub request: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "login/logout.html")]
+struct LogoutPage {
+    title: &'static str,
+    csrf: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    m: Option<String>,
+}
+
+/// Fixed notices by code: nothing from the query string is reflected.
+fn notice(code: Option<&str>) -> Option<&'static str> {
+    match code? {
+        "logged_out" => Some("You have been logged out."),
+        "password_changed" => Some("Your password was changed. Please sign in again."),
+        _ => None,
+    }
+}
+
+/// Renders the login form (status 200 both first time and after a failure:
+/// every failure looks the same).
+pub fn login_form(
+    state: &AppState,
+    req: &HttpRequest,
+    failed: bool,
+    notice: Option<&'static str>,
+) -> Result<HttpResponse, WebError> {
+    let token = csrf::ensure(state, req).map_err(WebError::internal)?;
+    let page = LoginPage { title: "Sign in", csrf: token.token, failed, notice, client_name: None, request: None };
+    let mut resp = html(StatusCode::OK, &page)?;
+    if let Some(c) = token.set_cookie {
+        resp.add_cookie(&c).map_err(WebError::internal)?;
+    }
+    Ok(resp)
+}
+
+#[get("/login")]
+pub async fn login_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<LoginQuery>,
+) -> Result<HttpResponse, WebError> {
+    if session::current(&state, &req).await?.is_some() {
+        return Ok(see_other("/account"));
+    }
+    login_form(&state, &req, false, notice(q.m.as_deref()))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    csrf: String,
+    username: String,
+    password: SecretString,
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther().insert_header(("Location", location)).finish()
+}
+
+/// The page for a form whose CSRF token is missing or stale.
+pub fn stale_form() -> HttpResponse {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "This form has expired",
+        "For your security the form could not be accepted. Go back, reload the page and try again.",
+    )
+}
+
+#[post("/login")]
+pub async fn login_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, WebError> {
+    let form = form.into_inner();
+    if !csrf::verify(&state, &req, &form.csrf) {
+        return Ok(stale_form());
+    }
+    let source = Source {
+        ip: client_info::ip(&state, &req),
+        user_agent: client_info::user_agent(&req),
+        device: req.cookie(&session::cookie_name(&state, DEVICE_COOKIE)).map(|c| c.value().to_owned()),
+        client_id: None,
+    };
+    let outcome = match login::password_step(&state, &form.username, &form.password, &source).await {
+        Ok(o) => o,
+        Err(LoginError::Password(PasswordError::Busy)) => {
+            return Ok(error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too busy",
+                "Too many sign-ins are in progress. Please try again in a moment.",
+            ));
+        }
+        Err(e) => return Err(WebError::internal(e)),
+    };
+    match outcome {
+        Outcome::Failed => login_form(&state, &req, true, None),
+        Outcome::RateLimited => Ok(error_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            "There have been too many sign-in attempts from your network. Please wait a few minutes and try again.",
+        )),
+        Outcome::Success { user, new_device } => {
+            let now = state.clock.now();
+            // A new session id at every login: no fixation. A session the
+            // browser already had is ended.
+            if let Some(old) = session::current(&state, &req).await? {
+                session::end(&state.db, &old.session.id).await?;
+            }
+            let (s, cookie) = session::create(
+                &state,
+                &state.db,
+                NewSession {
+                    user_id: &user.id,
+                    amr: &[AMR_PASSWORD],
+                    acr: Some("1"),
+                    ip: source.ip.clone(),
+                    user_agent: source.user_agent.clone(),
+                },
+                now,
+            )
+            .await
+            .map_err(WebError::internal)?;
+            record_audit(
+                &state.db,
+                AuditEvent::new("session.created", "success")
+                    .user(&user.id)
+                    .source(source.ip, source.user_agent)
+                    .detail(json!({ "session": s.id, "amr": [AMR_PASSWORD] })),
+                now,
+            )
+            .await?;
+            let mut resp = see_other("/account");
+            resp.add_cookie(&cookie).map_err(WebError::internal)?;
+            if let Some(c) = csrf::fresh(&state).map_err(WebError::internal)?.set_cookie {
+                resp.add_cookie(&c).map_err(WebError::internal)?;
+            }
+            if let Some(token) = new_device {
+                let mut c = build_cookie(&state, DEVICE_COOKIE, token, SameSite::Strict);
+                c.set_max_age(session::days(state.settings.trusted_device_days));
+                resp.add_cookie(&c).map_err(WebError::internal)?;
+            }
+            Ok(resp)
+        }
+    }
+}
+
+#[get("/logout")]
+pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
+    if session::current(&state, &req).await?.is_none() {
+        return Ok(see_other("/login"));
+    }
+    let token = csrf::ensure(&state, &req).map_err(WebError::internal)?;
+    let mut resp = html(StatusCode::OK, &LogoutPage { title: "Log out", csrf: token.token })?;
+    if let Some(c) = token.set_cookie {
+        resp.add_cookie(&c).map_err(WebError::internal)?;
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+#[post("/logout")]
+pub async fn logout_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, WebError> {
+    if !csrf::verify(&state, &req, &form.csrf) {
+        return Ok(stale_form());
+    }
+    if let Some(cur) = session::current(&state, &req).await? {
+        session::end(&state.db, &cur.session.id).await?;
+        record_audit(
+            &state.db,
+            AuditEvent::new("logout", "success")
+                .user(&cur.user.id)
+                .source(client_info::ip(&state, &req), client_info::user_agent(&req))
+                .detail(json!({ "session": cur.session.id })),
+            state.clock.now(),
+        )
+        .await?;
+    }
+    let mut resp = see_other("/login?m=logged_out");
+    resp.add_cookie(&removal_cookie(&state, session::SESSION_COOKIE)).map_err(WebError::internal)?;
+    if let Some(c) = csrf::fresh(&state).map_err(WebError::internal)?.set_cookie {
+        resp.add_cookie(&c).map_err(WebError::internal)?;
+    }
+    Ok(resp)
+}

@@ -33,6 +33,8 @@ pub struct UserView {
     pub roles: Vec<String>,
     pub attributes: BTreeMap<String, String>,
     pub has_password: bool,
+    /// Until when (Unix ms) logins are locked after failures, if they are now.
+    pub locked_until_ms: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -161,6 +163,8 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model) -> Result<UserV
         .map(|a| (a.key, a.value))
         .collect();
     let has_password = password_credential::Entity::find_by_id(u.id.as_str()).one(conn).await?.is_some();
+    let locked_until_ms =
+        crate::authn::throttle::locked_until(conn, &u.username_key, chrono::Utc::now().timestamp_millis()).await?;
     Ok(UserView {
         id: u.id,
         username: u.username,
@@ -170,6 +174,7 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model) -> Result<UserV
         roles,
         attributes,
         has_password,
+        locked_until_ms,
         created_at: u.created_at,
         updated_at: u.updated_at,
     })
@@ -333,6 +338,20 @@ pub async fn set_attribute(
     .await?;
     touch(&txn, u, now).await?;
     let view = load_view(&txn, find(&txn, username).await?).await?;
+    txn.commit().await?;
+    Ok(view)
+}
+
+/// Clears a login lockout (and the failure count) of a user.
+pub async fn unlock(state: &AppState, actor: &Actor, username: &str) -> Result<UserView, AdminError> {
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let u = find(&txn, username).await?;
+    let was = crate::authn::throttle::locked_until(&txn, &u.username_key, now.timestamp_millis()).await?;
+    crate::authn::throttle::reset(&txn, &u.username_key).await?;
+    record_audit(&txn, audit(actor, "user.unlocked", &u.id).detail(json!({ "was_locked": was.is_some() })), now)
+        .await?;
+    let view = load_view(&txn, u).await?;
     txn.commit().await?;
     Ok(view)
 }

@@ -177,7 +177,7 @@ pub async fn password_step(
         // we hold the plain password (OWASP Password Storage).
         let phc = state.passwords.hash(password).await?;
         password_credential::Entity::update_many()
-            .col_expr(password_credential::Column::Phc, sea_orm::sea_query::Expr::val(phc).into())
+            .col_expr(password_credential::Column::Phc, sea_orm::sea_query::Expr::val(phc))
             .filter(password_credential::Column::UserId.eq(&user.id))
             .exec(&state.db)
             .await?;

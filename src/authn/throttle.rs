@@ -76,7 +76,7 @@ pub async fn record_failure<C: ConnectionTrait>(
     };
     if row.failures >= settings.login_max_failures {
         login_throttle::Entity::update_many()
-            .col_expr(login_throttle::Column::LockedUntilMs, Expr::val(now_ms + lock_ms(settings, row.failures)).into())
+            .col_expr(login_throttle::Column::LockedUntilMs, Expr::val(now_ms + lock_ms(settings, row.failures)))
             .filter(login_throttle::Column::UsernameKey.eq(key))
             .exec(conn)
             .await?;

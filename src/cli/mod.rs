@@ -338,9 +338,7 @@ async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Re
         UserCmd::SetAttr { username, key, value } => {
             out.user(&users::set_attribute(state, actor, &username, &key, &value).await?)
         }
-        UserCmd::Unlock { .. } => {
-            return Err(CliError::Input("user unlock: login throttling is not in this build yet (issue #3)".into()));
-        }
+        UserCmd::Unlock { username } => out.user(&users::unlock(state, actor, &username).await?),
         UserCmd::ResetMfa { .. } => {
             return Err(CliError::Input("user reset-mfa: TOTP is not in this build yet (issue #4)".into()));
         }

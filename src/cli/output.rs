@@ -43,6 +43,10 @@ impl Output {
         println!("name:       {}", or_dash(u.name.as_deref()));
         println!("disabled:   {}", u.disabled);
         println!("password:   {}", if u.has_password { "set" } else { "not set" });
+        if let Some(ms) = u.locked_until_ms {
+            let until = chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339()).unwrap_or_default();
+            println!("locked:     until {until} (portcullis user unlock {})", u.username);
+        }
         println!("roles:      {}", if u.roles.is_empty() { "-".into() } else { u.roles.join(", ") });
         for (k, v) in &u.attributes {
             println!("attribute:  {k}={v}");

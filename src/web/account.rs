@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::form::StrictForm;
 use super::login::{see_other, stale_form};
 use super::pages::{WebError, html};
 use super::{client_info, csrf};
@@ -139,7 +140,7 @@ pub struct PasswordForm {
 pub async fn change_password(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<PasswordForm>,
+    form: StrictForm<PasswordForm>,
 ) -> Result<HttpResponse, WebError> {
     let Some(cur) = session::current(&state, &req).await? else {
         return Ok(see_other("/login"));
@@ -222,7 +223,7 @@ pub struct EndSessionForm {
 pub async fn end_session(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<EndSessionForm>,
+    form: StrictForm<EndSessionForm>,
 ) -> Result<HttpResponse, WebError> {
     let Some(cur) = session::current(&state, &req).await? else {
         return Ok(see_other("/login"));

@@ -8,6 +8,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::form::StrictForm;
 use super::pages::{WebError, error_page, html};
 use super::{client_info, csrf};
 use crate::authn::PasswordError;
@@ -103,7 +104,7 @@ pub fn stale_form() -> HttpResponse {
 pub async fn login_post(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<LoginForm>,
+    form: StrictForm<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
     let form = form.into_inner();
     if !csrf::verify(&state, &req, &form.csrf) {
@@ -200,7 +201,7 @@ pub struct CsrfOnly {
 pub async fn logout_post(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<CsrfOnly>,
+    form: StrictForm<CsrfOnly>,
 ) -> Result<HttpResponse, WebError> {
     if !csrf::verify(&state, &req, &form.csrf) {
         return Ok(stale_form());

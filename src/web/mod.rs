@@ -4,6 +4,7 @@
 pub mod account;
 pub mod client_info;
 pub mod csrf;
+pub mod form;
 pub mod headers;
 pub mod health;
 pub mod login;
@@ -13,5 +14,15 @@ use actix_web::web;
 
 /// Registers this module's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz).service(health::readyz).service(pages::home).service(pages::stylesheet);
+    cfg.service(health::healthz)
+        .service(health::readyz)
+        .service(pages::home)
+        .service(pages::stylesheet)
+        .service(login::login_get)
+        .service(login::login_post)
+        .service(login::logout_get)
+        .service(login::logout_post)
+        .service(account::account)
+        .service(account::change_password)
+        .service(account::end_session);
 }

@@ -108,7 +108,7 @@ pub async fn spawn_app_with(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> T
     let mut settings = db.settings();
     settings.issuer = address.clone();
     adjust(&mut settings);
-    let (state, _) = AppState::build(settings, Clock::System).await.expect("build state");
+    let (state, _) = AppState::build(settings, Clock::fixed(chrono::Utc::now())).await.expect("build state");
     let app = Application::build_on(listener, state.clone()).expect("serve");
     tokio::spawn(app.run_until_stopped());
     let http =
@@ -120,6 +120,50 @@ impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
+
+    /// A fresh browser: its own cookie jar, no redirects followed.
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap()
+    }
+
+    /// Creates a user with a password through the same service the CLI uses.
+    pub async fn create_user(&self, username: &str, password: &str, roles: &[&str]) -> String {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        let new = portcullis::admin::users::NewUser::parse(
+            username,
+            None,
+            None,
+            &roles,
+            Some(secrecy::SecretString::from(password.to_owned())),
+        )
+        .unwrap();
+        portcullis::admin::users::create(&self.state, &portcullis::admin::Actor::cli(), new).await.unwrap().id
+    }
+
+    /// GETs a page and returns its CSRF token.
+    pub async fn csrf_from(&self, browser: &reqwest::Client, path: &str) -> String {
+        let html = browser.get(self.url(path)).send().await.unwrap().text().await.unwrap();
+        csrf_in(&html)
+    }
+
+    /// Submits the login form as a browser would.
+    pub async fn login(&self, browser: &reqwest::Client, username: &str, password: &str) -> reqwest::Response {
+        let csrf = self.csrf_from(browser, "/login").await;
+        browser
+            .post(self.url("/login"))
+            .form(&[("csrf", csrf.as_str()), ("username", username), ("password", password)])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// The value of the hidden `csrf` input of a page.
+pub fn csrf_in(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).unwrap_or_else(|| panic!("no csrf field in {html}")) + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
 }
 
 pub fn stdout(o: &Output) -> String {

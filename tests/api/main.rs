@@ -7,3 +7,4 @@
 mod cli;
 mod helpers;
 mod http_basics;
+mod login;

@@ -1,0 +1,121 @@
+//! `StrictForm<T>`: a urlencoded form where a repeated field is an error
+//! (serde's default takes one of them silently — RFC 6749 §3.1 and common sense
+//! say a duplicated parameter must be refused, not guessed).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, web};
+use serde::de::DeserializeOwned;
+
+use super::pages::error_page;
+
+pub struct StrictForm<T>(pub T);
+
+impl<T> StrictForm<T> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for StrictForm<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Longest form body accepted (bytes).
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// Splits `application/x-www-form-urlencoded` bytes into pairs, strictly:
+/// percent-escapes must decode to valid UTF-8 (no silent replacement).
+pub fn parse_pairs(body: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let decode = |part: &[u8]| -> Result<String, String> {
+        let plus: Vec<u8> = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+        let bytes: Vec<u8> = percent_encoding::percent_decode(&plus).collect();
+        String::from_utf8(bytes).map_err(|_| "a field is not valid UTF-8".to_owned())
+    };
+    body.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let mut it = pair.splitn(2, |&b| b == b'=');
+            let k = it.next().unwrap_or_default();
+            let v = it.next().unwrap_or_default();
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
+/// Parses pairs into `T`, refusing repeated names. Used by the browser forms
+/// and the protocol endpoints alike.
+pub fn from_pairs<T: DeserializeOwned>(pairs: Vec<(String, String)>) -> Result<T, String> {
+    let mut seen = HashSet::new();
+    let mut map = serde_json::Map::new();
+    for (k, v) in pairs {
+        if !seen.insert(k.clone()) {
+            return Err(format!("parameter {k:?} is repeated"));
+        }
+        map.insert(k, serde_json::Value::String(v));
+    }
+    serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())
+}
+
+fn bad_form() -> actix_web::Error {
+    let page = error_page(
+        StatusCode::BAD_REQUEST,
+        "Bad request",
+        "The form could not be read. Go back, reload the page and try again.",
+    );
+    actix_web::error::InternalError::from_response("bad form", page).into()
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for StrictForm<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let is_form =
+            req.headers().get(actix_web::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| {
+                v.split(';').next().unwrap_or_default().trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            if !is_form {
+                return Err(bad_form());
+            }
+            let body = body.await.map_err(|_| bad_form())?;
+            if body.len() > MAX_FORM_BYTES {
+                return Err(bad_form());
+            }
+            parse_pairs(&body).and_then(from_pairs).map(StrictForm).map_err(|reason| {
+                tracing::debug!(%reason, "rejected form");
+                bad_form()
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct F {
+        a: String,
+        b: Option<String>,
+    }
+
+    #[test]
+    fn forms_decode_strictly() {
+        let pairs = parse_pairs(b"a=x+y%21&b=%C3%A9").unwrap();
+        assert_eq!(from_pairs::<F>(pairs).unwrap(), F { a: "x y!".into(), b: Some("é".into()) });
+        assert!(parse_pairs(b"a=%FF").is_err(), "invalid UTF-8");
+        assert!(from_pairs::<F>(parse_pairs(b"a=1&a=2").unwrap()).is_err(), "repeated");
+        assert!(from_pairs::<F>(parse_pairs(b"b=1").unwrap()).is_err(), "missing");
+        assert_eq!(from_pairs::<F>(parse_pairs(b"a=").unwrap()).unwrap().a, "");
+    }
+}

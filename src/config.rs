@@ -79,12 +79,19 @@ pub struct Settings {
     pub login_lock_secs: i64,
     /// Longest lock duration.
     pub login_lock_max_secs: i64,
+    /// Failures older than this (with no attempt since) are forgotten.
+    pub login_failure_decay_secs: i64,
     /// Login attempts allowed per source address per window.
     pub login_ip_max_attempts: i32,
     pub login_ip_window_secs: i64,
     /// How long a browser that logged in successfully stays trusted (its logins
     /// pass a lock that others caused).
     pub trusted_device_days: i64,
+    /// Every user must use MFA.
+    #[serde(deserialize_with = "flag")]
+    pub mfa_required: bool,
+    /// Holders of these roles must use MFA (env: `[admin,ops]`).
+    pub mfa_required_roles: Vec<String>,
 }
 
 fn serialize_secret<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -116,9 +123,12 @@ impl Default for Settings {
             login_max_failures: 5,
             login_lock_secs: 60,
             login_lock_max_secs: 3600,
+            login_failure_decay_secs: 900,
             login_ip_max_attempts: 100,
             login_ip_window_secs: 300,
             trusted_device_days: 90,
+            mfa_required: false,
+            mfa_required_roles: vec!["admin".to_owned()],
         }
     }
 }
@@ -199,6 +209,7 @@ impl Settings {
             ("session_absolute_secs", self.session_absolute_secs),
             ("login_lock_secs", self.login_lock_secs),
             ("login_lock_max_secs", self.login_lock_max_secs),
+            ("login_failure_decay_secs", self.login_failure_decay_secs),
             ("login_ip_window_secs", self.login_ip_window_secs),
             ("trusted_device_days", self.trusted_device_days),
             ("login_max_failures", i64::from(self.login_max_failures)),

@@ -38,6 +38,7 @@ enum LoginThrottle {
     UsernameKey,
     Failures,
     LockedUntilMs,
+    LastAttemptMs,
 }
 
 #[derive(DeriveIden)]
@@ -108,6 +109,8 @@ impl MigrationTrait for Migration {
                     .col(string(LoginThrottle::UsernameKey).primary_key())
                     .col(integer(LoginThrottle::Failures).default(0))
                     .col(big_integer_null(LoginThrottle::LockedUntilMs))
+                    // Failures older than the decay period no longer count.
+                    .col(big_integer_null(LoginThrottle::LastAttemptMs))
                     .to_owned(),
             )
             .await?;

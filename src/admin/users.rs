@@ -35,6 +35,8 @@ pub struct UserView {
     pub has_password: bool,
     /// Until when (Unix ms) logins are locked after failures, if they are now.
     pub locked_until_ms: Option<i64>,
+    /// A TOTP authenticator is set up.
+    pub mfa: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -163,6 +165,7 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model) -> Result<UserV
         .map(|a| (a.key, a.value))
         .collect();
     let has_password = password_credential::Entity::find_by_id(u.id.as_str()).one(conn).await?.is_some();
+    let mfa = crate::authn::mfa::has_totp(conn, &u.id).await?;
     let locked_until_ms =
         crate::authn::throttle::locked_until(conn, &u.username_key, chrono::Utc::now().timestamp_millis()).await?;
     Ok(UserView {
@@ -175,6 +178,7 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model) -> Result<UserV
         attributes,
         has_password,
         locked_until_ms,
+        mfa,
         created_at: u.created_at,
         updated_at: u.updated_at,
     })
@@ -230,7 +234,11 @@ pub async fn set_password(
     )
     .exec(&txn)
     .await?;
-    record_audit(&txn, audit(actor, "user.password_set", &u.id), now).await?;
+    // An administrator's reset: whoever knew the old password is logged out.
+    let ended = crate::session::end_all_for_user(&txn, &u.id, None).await?;
+    crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
+    record_audit(&txn, audit(actor, "user.password_set", &u.id).detail(json!({ "sessions_ended": ended })), now)
+        .await?;
     touch(&txn, u, now).await?;
     txn.commit().await?;
     Ok(())
@@ -251,6 +259,11 @@ pub async fn set_disabled(
     am.disabled = Set(disabled);
     am.updated_at = Set(now);
     let u = am.update(&txn).await?;
+    if disabled {
+        // A disabled account keeps no way in: its sessions and trusted browsers end.
+        crate::session::end_all_for_user(&txn, &id, None).await?;
+        crate::authn::login::forget_devices(state, &txn, &id, None).await?;
+    }
     let event = if disabled { "user.disabled" } else { "user.enabled" };
     record_audit(
         &txn,
@@ -354,4 +367,53 @@ pub async fn unlock(state: &AppState, actor: &Actor, username: &str) -> Result<U
     let view = load_view(&txn, u).await?;
     txn.commit().await?;
     Ok(view)
+}
+
+/// Removes a user's TOTP authenticator and recovery codes and ends their
+/// sessions (a lost device; the user enrols again at the next login if policy
+/// requires it).
+pub async fn reset_mfa(state: &AppState, actor: &Actor, username: &str) -> Result<UserView, AdminError> {
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let u = find(&txn, username).await?;
+    let had = crate::authn::mfa::remove(&txn, &u.id).await?;
+    let ended = crate::session::end_all_for_user(&txn, &u.id, None).await?;
+    crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
+    record_audit(
+        &txn,
+        audit(actor, "mfa.reset", &u.id).detail(json!({ "had_totp": had, "sessions_ended": ended })),
+        now,
+    )
+    .await?;
+    let view = load_view(&txn, u).await?;
+    txn.commit().await?;
+    Ok(view)
+}
+
+/// Imports a TOTP seed from a previous identity provider (SHA-1, 6 digits,
+/// 30 s), so users keep their authenticator entry. Returns new recovery codes.
+pub async fn totp_import(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+    seed: &SecretString,
+) -> Result<Vec<String>, AdminError> {
+    use secrecy::ExposeSecret;
+    let u = find(&state.db, username).await?;
+    let now = state.clock.now();
+    let codes = crate::authn::mfa::import(state, &u.id, seed.expose_secret(), now).await.map_err(|e| match e {
+        crate::authn::mfa::MfaError::BadSeed => {
+            AdminError::Refused("secret: must be base32 (RFC 4648) of at least 128 bits".into())
+        }
+        crate::authn::mfa::MfaError::Db(d) => AdminError::Db(d),
+        crate::authn::mfa::MfaError::Crypto(c) => AdminError::Crypto(c),
+        crate::authn::mfa::MfaError::Totp => AdminError::Refused("secret: not usable for TOTP".into()),
+    })?;
+    record_audit(
+        &state.db,
+        audit(actor, "mfa.enrolled", &u.id).detail(json!({ "method": "totp", "imported": true })),
+        now,
+    )
+    .await?;
+    Ok(codes)
 }

@@ -2,6 +2,7 @@
 //! recovery codes, throttling and the login state machine).
 
 pub mod login;
+pub mod mfa;
 pub mod password;
 pub mod throttle;
 

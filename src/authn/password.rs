@@ -161,7 +161,9 @@ impl PasswordPolicy {
             return Err(PasswordError::Policy("password must not be one repeated character".into()));
         }
         let lower = pw.to_lowercase();
-        if username.is_some_and(|u| lower.contains(&u.to_lowercase())) || lower.contains("portcullis") {
+        // Short names would rule out too much (a user "al" could use no "al").
+        let contains_name = username.is_some_and(|u| u.chars().count() >= 4 && lower.contains(&u.to_lowercase()));
+        if contains_name || lower.contains("portcullis") {
             return Err(PasswordError::Policy("password must not contain the username or the service name".into()));
         }
         if is_common(&pw) {

@@ -4,7 +4,9 @@
 //! exists, so that an unknown name costs and behaves exactly like a known one):
 //! after `login_max_failures` consecutive failures the account is locked for
 //! `login_lock_secs`, doubling with each further failure up to
-//! `login_lock_max_secs`. Admission is one conditional UPDATE — "count this
+//! `login_lock_max_secs`. Failures are forgotten after
+//! `login_failure_decay_secs` without an attempt, so an old typo does not count
+//! against a user weeks later. Admission is one conditional UPDATE — "count this
 //! attempt unless locked, and lock *now* if it is the last allowed one" — so
 //! concurrent attempts cannot slip past the limit: on PostgreSQL the row lock
 //! re-evaluates the condition, on SQLite writes are serialised.
@@ -37,13 +39,16 @@ pub async fn admit_account<C: ConnectionTrait>(
         username_key: Set(key.to_owned()),
         failures: Set(0),
         locked_until_ms: Set(None),
+        last_attempt_ms: Set(None),
     })
     .on_conflict_do_nothing_on([login_throttle::Column::UsernameKey])
     .exec(conn)
     .await?;
     // Pessimistic: the attempt counts as a failure until it succeeds. The one
     // that reaches the limit sets the lock before its password is checked.
-    let failures_after = Expr::col(login_throttle::Column::Failures).add(1);
+    let stale = Expr::col(login_throttle::Column::LastAttemptMs).lte(now_ms - settings.login_failure_decay_secs * 1000);
+    let failures_after = Expr::case(stale, Expr::val(1)).finally(Expr::col(login_throttle::Column::Failures).add(1));
+    let failures_after: Expr = failures_after.into();
     let provisional_lock = now_ms + lock_ms(settings, settings.login_max_failures);
     let res = login_throttle::Entity::update_many()
         .col_expr(login_throttle::Column::Failures, failures_after.clone())
@@ -53,6 +58,7 @@ pub async fn admit_account<C: ConnectionTrait>(
                 .finally(Expr::col(login_throttle::Column::LockedUntilMs))
                 .into(),
         )
+        .col_expr(login_throttle::Column::LastAttemptMs, Expr::val(now_ms))
         .filter(login_throttle::Column::UsernameKey.eq(key))
         .filter(
             Condition::any()
@@ -84,6 +90,18 @@ pub async fn record_failure<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Takes back an admitted attempt that was never checked (the hashing pool
+/// was full): a flood must not count against the victim's real logins.
+pub async fn undo<C: ConnectionTrait>(conn: &C, key: &str) -> Result<(), DbErr> {
+    login_throttle::Entity::update_many()
+        .col_expr(login_throttle::Column::Failures, Expr::col(login_throttle::Column::Failures).sub(1))
+        .filter(login_throttle::Column::UsernameKey.eq(key))
+        .filter(login_throttle::Column::Failures.gt(0))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// After a success: the slate is clean.
 pub async fn reset<C: ConnectionTrait>(conn: &C, key: &str) -> Result<(), DbErr> {
     login_throttle::Entity::delete_by_id(key).exec(conn).await?;
@@ -95,8 +113,27 @@ pub async fn locked_until<C: ConnectionTrait>(conn: &C, key: &str, now_ms: i64) 
     Ok(login_throttle::Entity::find_by_id(key).one(conn).await?.and_then(|r| r.locked_until_ms).filter(|t| *t > now_ms))
 }
 
-/// Counts an attempt from an address; `Ok(false)` once the window's budget is spent.
-pub async fn admit_ip<C: ConnectionTrait>(conn: &C, settings: &Settings, ip: &str, now_ms: i64) -> Result<bool, DbErr> {
+/// The throttling key of an address: IPv4 as is, IPv6 by its /64 (one
+/// subscriber usually holds a whole /64).
+pub fn ip_key(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(v4) => v4.to_string(),
+        Err(_) => ip.chars().take(64).collect(),
+    }
+}
+
+/// Counts an attempt from an address; returns the attempts in the current
+/// window (more than `login_ip_max_attempts`: refuse).
+pub async fn admit_ip<C: ConnectionTrait>(conn: &C, settings: &Settings, ip: &str, now_ms: i64) -> Result<i32, DbErr> {
+    let key = ip_key(ip);
+    let ip = key.as_str();
     let window_ms = settings.login_ip_window_secs * 1000;
     ip_throttle::Entity::insert(ip_throttle::ActiveModel {
         ip: Set(ip.to_owned()),
@@ -119,8 +156,7 @@ pub async fn admit_ip<C: ConnectionTrait>(conn: &C, settings: &Settings, ip: &st
         .filter(ip_throttle::Column::Ip.eq(ip))
         .exec(conn)
         .await?;
-    let attempts = ip_throttle::Entity::find_by_id(ip).one(conn).await?.map_or(0, |r| r.attempts);
-    Ok(attempts <= settings.login_ip_max_attempts)
+    Ok(ip_throttle::Entity::find_by_id(ip).one(conn).await?.map_or(0, |r| r.attempts))
 }
 
 #[cfg(test)]
@@ -134,5 +170,13 @@ mod tests {
         assert_eq!(lock_ms(&s, 6), 120_000);
         assert_eq!(lock_ms(&s, 7), 240_000);
         assert_eq!(lock_ms(&s, 100), 3_600_000);
+    }
+
+    #[test]
+    fn ipv6_addresses_are_throttled_per_64() {
+        assert_eq!(ip_key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(ip_key("2001:db8:1:2:bbbb::9"), "2001:db8:1:2::/64");
+        assert_eq!(ip_key("::ffff:192.0.2.1"), "192.0.2.1");
+        assert_eq!(ip_key("192.0.2.1"), "192.0.2.1");
     }
 }

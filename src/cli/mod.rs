@@ -339,11 +339,11 @@ async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Re
             out.user(&users::set_attribute(state, actor, &username, &key, &value).await?)
         }
         UserCmd::Unlock { username } => out.user(&users::unlock(state, actor, &username).await?),
-        UserCmd::ResetMfa { .. } => {
-            return Err(CliError::Input("user reset-mfa: TOTP is not in this build yet (issue #4)".into()));
-        }
-        UserCmd::TotpImport { .. } => {
-            return Err(CliError::Input("user totp-import: TOTP is not in this build yet (issue #4)".into()));
+        UserCmd::ResetMfa { username } => out.user(&users::reset_mfa(state, actor, &username).await?),
+        UserCmd::TotpImport { username, .. } => {
+            let seed = read_stdin_secret("secret")?;
+            let codes = users::totp_import(state, actor, &username, &seed).await?;
+            out.recovery_codes(&username, &codes);
         }
     }
     Ok(())

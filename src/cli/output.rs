@@ -43,6 +43,7 @@ impl Output {
         println!("name:       {}", or_dash(u.name.as_deref()));
         println!("disabled:   {}", u.disabled);
         println!("password:   {}", if u.has_password { "set" } else { "not set" });
+        println!("mfa:        {}", if u.mfa { "totp" } else { "none" });
         if let Some(ms) = u.locked_until_ms {
             let until = chrono::DateTime::from_timestamp_millis(ms).map(|t| t.to_rfc3339()).unwrap_or_default();
             println!("locked:     until {until} (portcullis user unlock {})", u.username);
@@ -52,6 +53,17 @@ impl Output {
             println!("attribute:  {k}={v}");
         }
         println!("created:    {}", u.created_at.to_rfc3339());
+    }
+
+    /// Recovery codes are shown once, here.
+    pub fn recovery_codes(&self, username: &str, codes: &[String]) {
+        if self.json {
+            return print_json(&json!({ "username": username, "recovery_codes": codes }));
+        }
+        println!("TOTP secret imported for {username}. Recovery codes (shown once; give them to the user):");
+        for c in codes {
+            println!("  {c}");
+        }
     }
 
     pub fn users(&self, list: &[UserView]) {

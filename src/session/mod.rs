@@ -161,8 +161,9 @@ pub async fn end_all_for_user<C: ConnectionTrait>(conn: &C, user_id: &str, keep:
     Ok(q.exec(conn).await?.rows_affected)
 }
 
-/// The live sessions of a user, newest first.
+/// The live sessions of a user (neither idle nor past their end), newest first.
 pub async fn list_for_user<C: ConnectionTrait>(
+    state: &AppState,
     conn: &C,
     user_id: &str,
     now: DateTime<Utc>,
@@ -171,6 +172,7 @@ pub async fn list_for_user<C: ConnectionTrait>(
     session::Entity::find()
         .filter(session::Column::UserId.eq(user_id))
         .filter(session::Column::ExpiresMs.gt(now_ms))
+        .filter(session::Column::LastSeenMs.gt(now_ms - state.settings.session_idle_secs * 1000))
         .order_by_desc(session::Column::LastSeenMs)
         .all(conn)
         .await

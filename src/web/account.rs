@@ -14,7 +14,7 @@ use super::login::{see_other, stale_form};
 use super::pages::{WebError, html};
 use super::{client_info, csrf};
 use crate::admin::users::ADMIN_ROLE;
-use crate::authn::{PasswordError, throttle};
+use crate::authn::{PasswordError, mfa, throttle};
 use crate::session::{self, Current};
 use crate::state::AppState;
 use crate::storage::entities::{password_credential, session as session_entity, user_role};
@@ -42,6 +42,10 @@ struct AccountPage {
     sessions: Vec<SessionRow>,
     notice: Option<&'static str>,
     error: Option<String>,
+    mfa_on: bool,
+    mfa_required: bool,
+    recovery_left: u64,
+    recovery_low: bool,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +57,7 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
     match code? {
         "password_changed" => Some("Your password was changed. Your other sessions were ended."),
         "session_ended" => Some("The session was ended."),
+        "mfa_disabled" => Some("Two-step verification is off."),
         _ => None,
     }
 }
@@ -71,7 +76,7 @@ async fn roles_of(state: &AppState, user_id: &str) -> Result<Vec<String>, WebErr
         .collect())
 }
 
-async fn render(
+pub(crate) async fn render(
     state: &AppState,
     req: &HttpRequest,
     cur: &Current,
@@ -82,7 +87,7 @@ async fn render(
     let token = csrf::ensure(state, req).map_err(WebError::internal)?;
     let roles = roles_of(state, &cur.user.id).await?;
     let is_admin = roles.iter().any(|r| r == ADMIN_ROLE);
-    let sessions = session::list_for_user(&state.db, &cur.user.id, state.clock.now())
+    let sessions = session::list_for_user(state, &state.db, &cur.user.id, state.clock.now())
         .await?
         .into_iter()
         .map(|s| SessionRow {
@@ -94,7 +99,13 @@ async fn render(
             id: s.id,
         })
         .collect();
+    let mfa_on = mfa::has_totp(&state.db, &cur.user.id).await?;
+    let recovery_left = if mfa_on { mfa::recovery_remaining(&state.db, &cur.user.id).await? } else { 0 };
     let page = AccountPage {
+        mfa_on,
+        mfa_required: mfa::required_for(state, &state.db, &cur.user.id).await?,
+        recovery_left,
+        recovery_low: mfa_on && recovery_left < mfa::RECOVERY_LOW,
         title: "Your account",
         csrf: token.token,
         username: cur.user.username.clone(),
@@ -199,6 +210,9 @@ pub async fn change_password(
     .exec(&txn)
     .await?;
     let ended = session::end_all_for_user(&txn, &cur.user.id, Some(&cur.session.id)).await?;
+    // Browsers trusted under the old password are trusted no more (but this one).
+    let device = req.cookie(&session::cookie_name(&state, super::login::DEVICE_COOKIE)).map(|c| c.value().to_owned());
+    crate::authn::login::forget_devices(&state, &txn, &cur.user.id, device.as_deref()).await?;
     record_audit(
         &txn,
         AuditEvent::new("user.password_changed", "success")

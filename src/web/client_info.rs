@@ -4,15 +4,16 @@ use actix_web::HttpRequest;
 
 use crate::state::AppState;
 
-/// The client's address: the TCP peer, or — only when the operator says a proxy
-/// sets it — the first address of `X-Forwarded-For`.
+/// The client's address: the TCP peer, or — only when the operator says one
+/// proxy sits in front — the last address of `X-Forwarded-For`, the one that
+/// proxy appended (earlier entries are whatever the client sent).
 pub fn ip(state: &AppState, req: &HttpRequest) -> Option<String> {
     if state.settings.trust_forwarded_for
         && let Some(first) = req
             .headers()
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.rsplit(',').next())
             .map(str::trim)
             .and_then(|s| s.parse::<std::net::IpAddr>().ok())
     {

@@ -3,7 +3,10 @@
 //! The browser holds a random token in an HttpOnly, SameSite=Strict cookie
 //! (`__Host-` prefixed under https, so a sibling subdomain cannot plant one);
 //! each form carries the same value in a hidden `csrf` field. A cross-site page
-//! can neither read the cookie nor make the browser send it. In addition, a
+//! can neither read the cookie nor make the browser send it. The field is not
+//! the cookie itself but its HMAC under the master key, so even a cookie
+//! planted by a sibling host (possible without the `__Host-` prefix, i.e. on a
+//! plain-http deployment) gives the attacker no valid field. In addition, a
 //! POST whose `Origin` header names another origin is refused. The token is
 //! replaced at login and logout, so a form from before either is stale.
 
@@ -24,6 +27,11 @@ pub struct CsrfToken {
     pub set_cookie: Option<Cookie<'static>>,
 }
 
+/// The form value that goes with a cookie value.
+fn form_token(state: &AppState, cookie: &str) -> String {
+    state.master_key.hasher().hash(&format!("csrf:{cookie}"))
+}
+
 fn current(state: &AppState, req: &HttpRequest) -> Option<String> {
     req.cookie(&cookie_name(state, CSRF_COOKIE))
         .map(|c| c.value().to_owned())
@@ -33,15 +41,16 @@ fn current(state: &AppState, req: &HttpRequest) -> Option<String> {
 /// The browser's token, or a new one (with its cookie).
 pub fn ensure(state: &AppState, req: &HttpRequest) -> Result<CsrfToken, crate::crypto::CryptoError> {
     match current(state, req) {
-        Some(token) => Ok(CsrfToken { token, set_cookie: None }),
+        Some(cookie) => Ok(CsrfToken { token: form_token(state, &cookie), set_cookie: None }),
         None => fresh(state),
     }
 }
 
 /// Always a new token (after login and logout).
 pub fn fresh(state: &AppState) -> Result<CsrfToken, crate::crypto::CryptoError> {
-    let token = random_token(32)?;
-    let cookie = build_cookie(state, CSRF_COOKIE, token.clone(), SameSite::Strict);
+    let value = random_token(32)?;
+    let token = form_token(state, &value);
+    let cookie = build_cookie(state, CSRF_COOKIE, value, SameSite::Strict);
     Ok(CsrfToken { token, set_cookie: Some(cookie) })
 }
 
@@ -58,7 +67,7 @@ pub fn verify(state: &AppState, req: &HttpRequest, submitted: &str) -> bool {
         }
     }
     match current(state, req) {
-        Some(expected) => constant_time_eq(expected.as_bytes(), submitted.as_bytes()),
+        Some(cookie) => constant_time_eq(form_token(state, &cookie).as_bytes(), submitted.as_bytes()),
         None => false,
     }
 }

@@ -12,7 +12,8 @@ use super::form::StrictForm;
 use super::pages::{WebError, error_page, html};
 use super::{client_info, csrf};
 use crate::authn::PasswordError;
-use crate::authn::login::{self, LoginError, Outcome, Source};
+use crate::authn::login::{self, ChallengePurpose, LoginError, Outcome, Source};
+use crate::authn::mfa;
 use crate::session::{self, AMR_PASSWORD, NewSession, build_cookie, removal_cookie};
 use crate::state::AppState;
 use crate::storage::{AuditEvent, record_audit};
@@ -110,12 +111,7 @@ pub async fn login_post(
     if !csrf::verify(&state, &req, &form.csrf) {
         return Ok(stale_form());
     }
-    let source = Source {
-        ip: client_info::ip(&state, &req),
-        user_agent: client_info::user_agent(&req),
-        device: req.cookie(&session::cookie_name(&state, DEVICE_COOKIE)).map(|c| c.value().to_owned()),
-        client_id: None,
-    };
+    let source = source_of(&state, &req);
     let outcome = match login::password_step(&state, &form.username, &form.password, &source).await {
         Ok(o) => o,
         Err(LoginError::Password(PasswordError::Busy)) => {
@@ -134,49 +130,124 @@ pub async fn login_post(
             "Too many attempts",
             "There have been too many sign-in attempts from your network. Please wait a few minutes and try again.",
         )),
-        Outcome::Success { user, new_device } => {
-            let now = state.clock.now();
-            // A new session id at every login: no fixation. A session the
-            // browser already had is ended.
-            if let Some(old) = session::current(&state, &req).await? {
-                session::end(&state.db, &old.session.id).await?;
+        Outcome::Success { user, trusted_device } => {
+            let return_to = None;
+            if mfa::has_totp(&state.db, &user.id).await? {
+                return challenge_redirect(
+                    &state,
+                    &user.id,
+                    ChallengePurpose::Mfa,
+                    trusted_device,
+                    return_to,
+                    "/login/mfa",
+                )
+                .await;
             }
-            let (s, cookie) = session::create(
-                &state,
-                &state.db,
-                NewSession {
-                    user_id: &user.id,
-                    amr: &[AMR_PASSWORD],
-                    acr: Some("1"),
-                    ip: source.ip.clone(),
-                    user_agent: source.user_agent.clone(),
-                },
-                now,
-            )
-            .await
-            .map_err(WebError::internal)?;
-            record_audit(
-                &state.db,
-                AuditEvent::new("session.created", "success")
-                    .user(&user.id)
-                    .source(source.ip, source.user_agent)
-                    .detail(json!({ "session": s.id, "amr": [AMR_PASSWORD] })),
-                now,
-            )
-            .await?;
-            let mut resp = see_other("/account");
-            resp.add_cookie(&cookie).map_err(WebError::internal)?;
-            if let Some(c) = csrf::fresh(&state).map_err(WebError::internal)?.set_cookie {
-                resp.add_cookie(&c).map_err(WebError::internal)?;
+            if mfa::required_for(&state, &state.db, &user.id).await? {
+                return challenge_redirect(
+                    &state,
+                    &user.id,
+                    ChallengePurpose::Enrol,
+                    trusted_device,
+                    return_to,
+                    "/login/enrol",
+                )
+                .await;
             }
-            if let Some(token) = new_device {
-                let mut c = build_cookie(&state, DEVICE_COOKIE, token, SameSite::Strict);
-                c.set_max_age(session::days(state.settings.trusted_device_days));
-                resp.add_cookie(&c).map_err(WebError::internal)?;
-            }
-            Ok(resp)
+            let resp = finish_login(&state, &req, &user.id, &[AMR_PASSWORD], "1", &source).await?;
+            Ok(resp.redirect(return_to.as_deref().unwrap_or("/account")))
         }
     }
+}
+
+pub const CHALLENGE_COOKIE: &str = "portcullis_login";
+
+async fn challenge_redirect(
+    state: &AppState,
+    user_id: &str,
+    purpose: ChallengePurpose,
+    trusted: bool,
+    return_to: Option<String>,
+    to: &str,
+) -> Result<HttpResponse, WebError> {
+    let token =
+        login::create_challenge(state, user_id, purpose, trusted, return_to).await.map_err(WebError::internal)?;
+    let mut c = build_cookie(state, CHALLENGE_COOKIE, token, SameSite::Lax);
+    c.set_max_age(actix_web::cookie::time::Duration::milliseconds(login::CHALLENGE_TTL_MS));
+    let mut resp = see_other(to);
+    resp.add_cookie(&c).map_err(WebError::internal)?;
+    Ok(resp)
+}
+
+/// The login source of a request.
+pub fn source_of(state: &AppState, req: &HttpRequest) -> Source {
+    Source {
+        ip: client_info::ip(state, req),
+        user_agent: client_info::user_agent(req),
+        device: req.cookie(&session::cookie_name(state, DEVICE_COOKIE)).map(|c| c.value().to_owned()),
+        client_id: None,
+    }
+}
+
+/// Cookies to set once a login is complete; the caller decides the body.
+pub struct Finished {
+    cookies: Vec<actix_web::cookie::Cookie<'static>>,
+}
+
+impl Finished {
+    pub fn redirect(self, to: &str) -> HttpResponse {
+        self.apply(see_other(to))
+    }
+
+    pub fn apply(self, mut resp: HttpResponse) -> HttpResponse {
+        for c in &self.cookies {
+            // A cookie that cannot be encoded would be a bug in our own values.
+            let _ = resp.add_cookie(c);
+        }
+        resp
+    }
+}
+
+/// Completes a login: a new session (ending the browser's previous one), this
+/// browser trusted for the user, a fresh CSRF token, the challenge cookie gone.
+pub async fn finish_login(
+    state: &AppState,
+    req: &HttpRequest,
+    user_id: &str,
+    amr: &[&str],
+    acr: &str,
+    source: &Source,
+) -> Result<Finished, WebError> {
+    let now = state.clock.now();
+    // A new session id at every login: no fixation.
+    if let Some(old) = session::current(state, req).await? {
+        session::end(&state.db, &old.session.id).await?;
+    }
+    let (s, cookie) = session::create(
+        state,
+        &state.db,
+        NewSession { user_id, amr, acr: Some(acr), ip: source.ip.clone(), user_agent: source.user_agent.clone() },
+        now,
+    )
+    .await
+    .map_err(WebError::internal)?;
+    record_audit(
+        &state.db,
+        AuditEvent::new("session.created", "success")
+            .user(user_id)
+            .source(source.ip.clone(), source.user_agent.clone())
+            .detail(json!({ "session": s.id, "amr": amr, "acr": acr })),
+        now,
+    )
+    .await?;
+    let device = login::trust_device(state, user_id, source.device.as_deref()).await.map_err(WebError::internal)?;
+    let mut device_cookie = build_cookie(state, DEVICE_COOKIE, device, SameSite::Strict);
+    device_cookie.set_max_age(session::days(state.settings.trusted_device_days));
+    let mut cookies = vec![cookie, device_cookie, removal_cookie(state, CHALLENGE_COOKIE)];
+    if let Some(c) = csrf::fresh(state).map_err(WebError::internal)?.set_cookie {
+        cookies.push(c);
+    }
+    Ok(Finished { cookies })
 }
 
 #[get("/logout")]

@@ -8,6 +8,7 @@ pub mod form;
 pub mod headers;
 pub mod health;
 pub mod login;
+pub mod mfa;
 pub mod pages;
 
 use actix_web::web;
@@ -24,5 +25,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(login::logout_post)
         .service(account::account)
         .service(account::change_password)
-        .service(account::end_session);
+        .service(account::end_session)
+        .service(mfa::mfa_get)
+        .service(mfa::mfa_post)
+        .service(mfa::login_enrol_get)
+        .service(mfa::login_enrol_post)
+        .service(mfa::account_enrol_get)
+        .service(mfa::account_enrol_post)
+        .service(mfa::disable)
+        .service(mfa::regenerate);
 }

@@ -7,6 +7,7 @@ pub struct Model {
     pub username_key: String,
     pub failures: i32,
     pub locked_until_ms: Option<i64>,
+    pub last_attempt_ms: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

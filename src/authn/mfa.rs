@@ -1,0 +1,374 @@
+//! TOTP (RFC 6238: SHA-1, 6 digits, 30 s — what every authenticator app
+//! understands) and recovery codes.
+//!
+//! Seeds are 160 random bits, sealed with the master key under the context
+//! `totp:<user id>` (pending enrolments under `totp-enrol:<user id>:<id>`), so
+//! the database never holds one in the clear. A code is accepted for ±1 step of
+//! clock skew, and each step once only: the last used step is advanced by one
+//! conditional UPDATE, so two instances cannot both accept the same code.
+//! Recovery codes (10 × 50 bits) are stored as keyed hashes and spent by a
+//! conditional UPDATE as well.
+
+use chrono::{DateTime, Utc};
+use qrcode::QrCode;
+use qrcode::render::svg;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, Set,
+};
+use totp_rs::{Algorithm, Builder, Secret, Totp};
+
+use crate::crypto::{CryptoError, random_bytes, random_token};
+use crate::state::AppState;
+use crate::storage::entities::{recovery_code, totp_credential, totp_enrolment, user_role};
+
+/// The issuer shown in authenticator apps.
+pub const TOTP_ISSUER: &str = "Portcullis";
+const SEED_BYTES: usize = 20;
+pub const RECOVERY_CODES: usize = 10;
+/// Warn on the account page when fewer remain.
+pub const RECOVERY_LOW: u64 = 3;
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+#[derive(Debug, thiserror::Error)]
+pub enum MfaError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("invalid TOTP parameters")]
+    Totp,
+    #[error("the seed must be base32 of at least 128 bits")]
+    BadSeed,
+}
+
+fn totp(seed: Vec<u8>, account: &str) -> Result<Totp, MfaError> {
+    Builder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(6)
+        .with_skew(1)
+        .with_step_duration(30)
+        .with_secret(seed)
+        .with_account_name(account)
+        .with_issuer(Some(TOTP_ISSUER))
+        .build()
+        .map_err(|_| MfaError::Totp)
+}
+
+fn cred_context(user_id: &str) -> String {
+    format!("totp:{user_id}")
+}
+
+fn enrol_context(user_id: &str, enrolment_id: &str) -> String {
+    format!("totp-enrol:{user_id}:{enrolment_id}")
+}
+
+/// An enrolment in progress, as shown on the enrolment page.
+#[derive(Debug, Clone)]
+pub struct Enrolment {
+    pub enrolment_id: String,
+    pub secret_base32: String,
+    pub otpauth_uri: String,
+    /// Inline SVG of the `otpauth://` URI.
+    pub qr_svg: String,
+}
+
+fn qr_svg(uri: &str) -> Result<String, MfaError> {
+    let code = QrCode::new(uri.as_bytes()).map_err(|_| MfaError::Totp)?;
+    let svg = code.render::<svg::Color<'_>>().min_dimensions(220, 220).quiet_zone(true).build();
+    // Drop the XML declaration: the SVG is inlined into HTML.
+    Ok(match svg.find("<svg") {
+        Some(i) => svg[i..].to_owned(),
+        None => svg,
+    })
+}
+
+fn describe(seed: Vec<u8>, account: &str, enrolment_id: String) -> Result<Enrolment, MfaError> {
+    let t = totp(seed, account)?;
+    let otpauth_uri = t.to_url().map_err(|_| MfaError::Totp)?;
+    Ok(Enrolment { enrolment_id, secret_base32: t.secret().to_base32(), qr_svg: qr_svg(&otpauth_uri)?, otpauth_uri })
+}
+
+/// Starts a new enrolment (replacing any pending one) and returns what to show.
+pub async fn start_enrolment(
+    state: &AppState,
+    user_id: &str,
+    account: &str,
+    now: DateTime<Utc>,
+) -> Result<Enrolment, MfaError> {
+    let seed = random_bytes(SEED_BYTES)?;
+    let enrolment_id = random_token(16)?;
+    let sealed = state.master_key.seal(&enrol_context(user_id, &enrolment_id), &seed)?;
+    totp_enrolment::Entity::delete_by_id(user_id).exec(&state.db).await?;
+    totp_enrolment::ActiveModel {
+        user_id: Set(user_id.to_owned()),
+        enrolment_id: Set(enrolment_id.clone()),
+        secret: Set(sealed),
+        created_ms: Set(now.timestamp_millis()),
+    }
+    .insert(&state.db)
+    .await?;
+    describe(seed, account, enrolment_id)
+}
+
+/// The pending enrolment, if one exists (so a reload shows the same secret).
+pub async fn pending_enrolment(state: &AppState, user_id: &str, account: &str) -> Result<Option<Enrolment>, MfaError> {
+    let Some(p) = totp_enrolment::Entity::find_by_id(user_id).one(&state.db).await? else {
+        return Ok(None);
+    };
+    let seed = state.master_key.open(&enrol_context(user_id, &p.enrolment_id), &p.secret)?;
+    Ok(Some(describe(seed, account, p.enrolment_id)?))
+}
+
+#[derive(Debug)]
+pub enum Confirm {
+    /// Enrolled; these recovery codes are to be shown once.
+    Enrolled(Vec<String>),
+    /// The form's enrolment is not the pending one (replaced, or tampered with).
+    Stale,
+    /// The code does not match the new secret.
+    BadCode,
+}
+
+/// Confirms an enrolment with a code from the new secret; on success the
+/// authenticator replaces any earlier one and fresh recovery codes are issued.
+pub async fn confirm_enrolment(
+    state: &AppState,
+    user_id: &str,
+    enrolment_id: &str,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<Confirm, MfaError> {
+    let Some(p) = totp_enrolment::Entity::find_by_id(user_id).one(&state.db).await? else {
+        return Ok(Confirm::Stale);
+    };
+    if !crate::crypto::constant_time_eq(p.enrolment_id.as_bytes(), enrolment_id.as_bytes()) {
+        return Ok(Confirm::Stale);
+    }
+    let seed = state.master_key.open(&enrol_context(user_id, &p.enrolment_id), &p.secret)?;
+    let Some(code) = six_digits(code) else {
+        return Ok(Confirm::BadCode);
+    };
+    let Some(step) = totp(seed.clone(), "x")?.check(code, unix_secs(now)) else {
+        return Ok(Confirm::BadCode);
+    };
+    let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
+    totp_enrolment::Entity::delete_by_id(user_id).exec(&txn).await?;
+    totp_credential::Entity::delete_by_id(user_id).exec(&txn).await?;
+    totp_credential::ActiveModel {
+        user_id: Set(user_id.to_owned()),
+        secret: Set(state.master_key.seal(&cred_context(user_id), &seed)?),
+        // The confirming code is spent: it cannot also log in.
+        last_used_step: Set(Some(step as i64)),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    let codes = replace_recovery_codes(state, &txn, user_id).await?;
+    txn.commit().await?;
+    Ok(Confirm::Enrolled(codes))
+}
+
+/// Stores an imported seed (migration from another provider) as the user's
+/// authenticator. The seed is base32 (spaces and padding ignored), ≥ 128 bits.
+pub async fn import(
+    state: &AppState,
+    user_id: &str,
+    base32_seed: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, MfaError> {
+    let cleaned: String =
+        base32_seed.chars().filter(|c| !c.is_whitespace() && *c != '=').collect::<String>().to_uppercase();
+    let seed = Secret::try_from_base32(&cleaned).map_err(|_| MfaError::BadSeed)?.as_ref().to_vec();
+    if seed.len() < 16 {
+        return Err(MfaError::BadSeed);
+    }
+    totp(seed.clone(), "x").map_err(|_| MfaError::BadSeed)?;
+    let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
+    totp_enrolment::Entity::delete_by_id(user_id).exec(&txn).await?;
+    totp_credential::Entity::delete_by_id(user_id).exec(&txn).await?;
+    totp_credential::ActiveModel {
+        user_id: Set(user_id.to_owned()),
+        secret: Set(state.master_key.seal(&cred_context(user_id), &seed)?),
+        last_used_step: Set(None),
+        created_at: Set(now),
+    }
+    .insert(&txn)
+    .await?;
+    let codes = replace_recovery_codes(state, &txn, user_id).await?;
+    txn.commit().await?;
+    Ok(codes)
+}
+
+fn recovery_hash(state: &AppState, normalised: &str) -> String {
+    state.master_key.hasher().hash(&format!("recovery-code:{normalised}"))
+}
+
+/// Issues a fresh set of recovery codes (the old ones stop working).
+pub async fn replace_recovery_codes<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    user_id: &str,
+) -> Result<Vec<String>, MfaError> {
+    recovery_code::Entity::delete_many().filter(recovery_code::Column::UserId.eq(user_id)).exec(conn).await?;
+    let mut codes = Vec::with_capacity(RECOVERY_CODES);
+    for _ in 0..RECOVERY_CODES {
+        // 10 base32 characters = 50 bits, shown as xxxxx-xxxxx.
+        let raw: String = random_bytes(10)?.iter().map(|b| BASE32[(*b & 31) as usize] as char).collect();
+        recovery_code::ActiveModel {
+            id: Set(uuid::Uuid::new_v4().to_string()),
+            user_id: Set(user_id.to_owned()),
+            code_hash: Set(recovery_hash(state, &raw)),
+            used_ms: Set(None),
+        }
+        .insert(conn)
+        .await?;
+        codes.push(format!("{}-{}", &raw[..5], &raw[5..]));
+    }
+    Ok(codes)
+}
+
+pub async fn has_totp<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<bool, DbErr> {
+    Ok(totp_credential::Entity::find_by_id(user_id).one(conn).await?.is_some())
+}
+
+pub async fn recovery_remaining<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<u64, DbErr> {
+    recovery_code::Entity::find()
+        .filter(recovery_code::Column::UserId.eq(user_id))
+        .filter(recovery_code::Column::UsedMs.is_null())
+        .count(conn)
+        .await
+}
+
+/// Removes the authenticator, pending enrolment and recovery codes.
+pub async fn remove<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<bool, DbErr> {
+    let had = totp_credential::Entity::delete_by_id(user_id).exec(conn).await?.rows_affected > 0;
+    totp_enrolment::Entity::delete_by_id(user_id).exec(conn).await?;
+    recovery_code::Entity::delete_many().filter(recovery_code::Column::UserId.eq(user_id)).exec(conn).await?;
+    Ok(had)
+}
+
+/// What a submitted code turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeCheck {
+    Totp,
+    Recovery,
+    Invalid,
+}
+
+/// Exactly six ASCII digits (surrounding white space, as autofill may add, is
+/// ignored; anything else is not a TOTP code).
+fn six_digits(code: &str) -> Option<&str> {
+    let c = code.trim();
+    (c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit())).then_some(c)
+}
+
+fn recovery_form(code: &str) -> Option<String> {
+    let c: String = code.trim().chars().filter(|c| *c != '-').collect::<String>().to_ascii_lowercase();
+    (c.len() == 10 && c.bytes().all(|b| BASE32.contains(&b))).then_some(c)
+}
+
+fn unix_secs(now: DateTime<Utc>) -> u64 {
+    u64::try_from(now.timestamp()).unwrap_or(0)
+}
+
+/// Checks a TOTP or recovery code, spending it on success.
+pub async fn verify_code(
+    state: &AppState,
+    user_id: &str,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<CodeCheck, MfaError> {
+    if code.len() > 64 {
+        return Ok(CodeCheck::Invalid);
+    }
+    if let Some(digits) = six_digits(code) {
+        let Some(cred) = totp_credential::Entity::find_by_id(user_id).one(&state.db).await? else {
+            return Ok(CodeCheck::Invalid);
+        };
+        let seed = state.master_key.open(&cred_context(user_id), &cred.secret)?;
+        let Some(step) = totp(seed, "x")?.check(digits, unix_secs(now)) else {
+            return Ok(CodeCheck::Invalid);
+        };
+        let step = step as i64;
+        // RFC 6238 §5.2: accept a step once. The condition makes this atomic
+        // across instances (PostgreSQL re-checks it under the row lock; SQLite
+        // serialises writers).
+        let res = totp_credential::Entity::update_many()
+            .col_expr(totp_credential::Column::LastUsedStep, Expr::val(step))
+            .filter(totp_credential::Column::UserId.eq(user_id))
+            .filter(
+                Condition::any()
+                    .add(totp_credential::Column::LastUsedStep.is_null())
+                    .add(totp_credential::Column::LastUsedStep.lt(step)),
+            )
+            .exec(&state.db)
+            .await?;
+        return Ok(if res.rows_affected == 1 { CodeCheck::Totp } else { CodeCheck::Invalid });
+    }
+    if let Some(rc) = recovery_form(code) {
+        let res = recovery_code::Entity::update_many()
+            .col_expr(recovery_code::Column::UsedMs, Expr::val(now.timestamp_millis()))
+            .filter(recovery_code::Column::CodeHash.eq(recovery_hash(state, &rc)))
+            .filter(recovery_code::Column::UserId.eq(user_id))
+            .filter(recovery_code::Column::UsedMs.is_null())
+            .exec(&state.db)
+            .await?;
+        return Ok(if res.rows_affected == 1 { CodeCheck::Recovery } else { CodeCheck::Invalid });
+    }
+    Ok(CodeCheck::Invalid)
+}
+
+/// Whether policy requires MFA of this user: globally, or by one of their roles.
+pub async fn required_for<C: ConnectionTrait>(state: &AppState, conn: &C, user_id: &str) -> Result<bool, DbErr> {
+    if state.settings.mfa_required {
+        return Ok(true);
+    }
+    if state.settings.mfa_required_roles.is_empty() {
+        return Ok(false);
+    }
+    Ok(user_role::Entity::find()
+        .filter(user_role::Column::UserId.eq(user_id))
+        .filter(user_role::Column::RoleName.is_in(state.settings.mfa_required_roles.iter().cloned()))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_parsed_strictly() {
+        assert_eq!(six_digits("123456"), Some("123456"));
+        assert_eq!(six_digits(" 123456\n"), Some("123456"));
+        assert_eq!(six_digits("123 456"), None);
+        assert_eq!(six_digits("12345"), None);
+        assert_eq!(six_digits("1234567"), None);
+        assert_eq!(six_digits("12345a"), None);
+        assert_eq!(six_digits("１２３４５６"), None, "full-width digits are not ASCII");
+        assert_eq!(recovery_form("ABCDE-FGH23"), Some("abcdefgh23".into()));
+        assert_eq!(recovery_form("abcdefgh23"), Some("abcdefgh23".into()));
+        assert_eq!(recovery_form("abcde-fgh2"), None);
+        assert_eq!(recovery_form("abcde-fgh21"), None, "1 is not base32");
+    }
+
+    #[test]
+    fn the_rfc_6238_test_vector_verifies() {
+        // RFC 6238 Appendix B, SHA-1, T = 59 s → 94287082 (8 digits); the
+        // 6-digit code is its last six digits.
+        let t = totp(b"12345678901234567890".to_vec(), "x").unwrap();
+        assert_eq!(t.generate(59).to_string(), "287082");
+        assert_eq!(t.check("287082", 59), Some(1));
+        assert_eq!(t.check("287082", 59 + 30), Some(1), "one step of skew");
+        assert_eq!(t.check("287082", 59 + 60), None, "two steps is too late");
+    }
+
+    #[test]
+    fn the_qr_code_is_inline_svg() {
+        let svg = qr_svg("otpauth://totp/Portcullis:alice?secret=JBSWY3DPEHPK3PXP&issuer=Portcullis").unwrap();
+        assert!(svg.starts_with("<svg"));
+        assert!(!svg.contains("<script"));
+    }
+}

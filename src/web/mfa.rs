@@ -1,0 +1,390 @@
+//! Two-step verification pages: the code step at login, enrolment (forced at
+//! login by policy, or from the account page), recovery codes, turning it off.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use sea_orm::EntityTrait;
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::account::render as render_account;
+use super::form::StrictForm;
+use super::login::{CHALLENGE_COOKIE, finish_login, see_other, source_of, stale_form};
+use super::pages::{WebError, html};
+use super::{client_info, csrf};
+use crate::authn::login::{self, Challenge, ChallengePurpose};
+use crate::authn::mfa::{self, Confirm, Enrolment};
+use crate::authn::{PasswordError, throttle};
+use crate::session::{self, AMR_OTP, AMR_PASSWORD, Current};
+use crate::state::AppState;
+use crate::storage::entities::password_credential;
+use crate::storage::{AuditEvent, record_audit};
+
+#[derive(Template)]
+#[template(path = "login/mfa.html")]
+struct MfaPage {
+    title: &'static str,
+    csrf: String,
+    failed: bool,
+}
+
+#[derive(Template)]
+#[template(path = "mfa/enrol.html")]
+struct EnrolPage {
+    title: &'static str,
+    csrf: String,
+    action: &'static str,
+    required: bool,
+    needs_reauth: bool,
+    error: Option<String>,
+    enrolment: String,
+    secret: String,
+    qr_svg: String,
+}
+
+#[derive(Template)]
+#[template(path = "mfa/recovery.html")]
+struct RecoveryPage {
+    title: &'static str,
+    codes: Vec<String>,
+    continue_to: String,
+}
+
+fn internal(e: impl std::fmt::Display) -> WebError {
+    WebError::internal(e)
+}
+
+fn with_csrf(
+    state: &AppState,
+    req: &HttpRequest,
+    build: impl FnOnce(String) -> Result<HttpResponse, WebError>,
+) -> Result<HttpResponse, WebError> {
+    let token = csrf::ensure(state, req).map_err(internal)?;
+    let mut resp = build(token.token)?;
+    if let Some(c) = token.set_cookie {
+        resp.add_cookie(&c).map_err(internal)?;
+    }
+    Ok(resp)
+}
+
+async fn challenge(
+    state: &AppState,
+    req: &HttpRequest,
+    purpose: ChallengePurpose,
+) -> Result<Option<Challenge>, WebError> {
+    let Some(token) = req.cookie(&session::cookie_name(state, CHALLENGE_COOKIE)).map(|c| c.value().to_owned()) else {
+        return Ok(None);
+    };
+    login::find_challenge(state, &token, purpose).await.map_err(internal)
+}
+
+fn mfa_page(state: &AppState, req: &HttpRequest, failed: bool) -> Result<HttpResponse, WebError> {
+    with_csrf(state, req, |csrf| html(StatusCode::OK, &MfaPage { title: "Two-step verification", csrf, failed }))
+}
+
+#[get("/login/mfa")]
+pub async fn mfa_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
+    if challenge(&state, &req, ChallengePurpose::Mfa).await?.is_none() {
+        return Ok(see_other("/login"));
+    }
+    mfa_page(&state, &req, false)
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    csrf: String,
+    code: String,
+}
+
+#[post("/login/mfa")]
+pub async fn mfa_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<CodeForm>,
+) -> Result<HttpResponse, WebError> {
+    if !csrf::verify(&state, &req, &form.csrf) {
+        return Ok(stale_form());
+    }
+    let Some(c) = challenge(&state, &req, ChallengePurpose::Mfa).await? else {
+        return Ok(see_other("/login"));
+    };
+    let source = source_of(&state, &req);
+    let checked = login::mfa_step(&state, &c, &form.code, &source).await.map_err(internal)?;
+    if checked.is_none() {
+        return mfa_page(&state, &req, true);
+    }
+    if !login::end_challenge(&state, &c).await.map_err(internal)? {
+        // Another request completed this challenge first.
+        return Ok(see_other("/login"));
+    }
+    let done = finish_login(&state, &req, &c.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source).await?;
+    Ok(done.redirect(c.row.return_to.as_deref().unwrap_or("/account")))
+}
+
+fn enrol_page(
+    state: &AppState,
+    req: &HttpRequest,
+    e: &Enrolment,
+    action: &'static str,
+    required: bool,
+    needs_reauth: bool,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    with_csrf(state, req, |csrf| {
+        html(
+            StatusCode::OK,
+            &EnrolPage {
+                title: "Set up two-step verification",
+                csrf,
+                action,
+                required,
+                needs_reauth,
+                error,
+                enrolment: e.enrolment_id.clone(),
+                secret: e.secret_base32.clone(),
+                qr_svg: e.qr_svg.clone(),
+            },
+        )
+    })
+}
+
+/// The pending enrolment, or a new one.
+async fn enrolment(state: &AppState, user_id: &str, username: &str) -> Result<Enrolment, WebError> {
+    match mfa::pending_enrolment(state, user_id, username).await.map_err(internal)? {
+        Some(e) => Ok(e),
+        None => mfa::start_enrolment(state, user_id, username, state.clock.now()).await.map_err(internal),
+    }
+}
+
+#[get("/login/enrol")]
+pub async fn login_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
+    let Some(c) = challenge(&state, &req, ChallengePurpose::Enrol).await? else {
+        return Ok(see_other("/login"));
+    };
+    let e = enrolment(&state, &c.user.id, &c.user.username).await?;
+    enrol_page(&state, &req, &e, "/login/enrol", true, false, None)
+}
+
+#[derive(Deserialize)]
+pub struct EnrolForm {
+    csrf: String,
+    enrolment: String,
+    code: String,
+    reauth: Option<SecretString>,
+}
+
+const STALE_ENROLMENT: &str = "This set-up page was out of date (a newer one was started, perhaps in another tab). Scan the code below and try again.";
+const BAD_CODE: &str = "That code did not match. Check that your device's clock is right and enter the current code.";
+
+fn recovery_page(codes: Vec<String>, continue_to: &str) -> Result<HttpResponse, WebError> {
+    html(StatusCode::OK, &RecoveryPage { title: "Recovery codes", codes, continue_to: continue_to.to_owned() })
+}
+
+async fn audit_enrolled(state: &AppState, req: &HttpRequest, user_id: &str) -> Result<(), WebError> {
+    record_audit(
+        &state.db,
+        AuditEvent::new("mfa.enrolled", "success")
+            .actor(format!("user:{user_id}"))
+            .user(user_id)
+            .source(client_info::ip(state, req), client_info::user_agent(req))
+            .detail(json!({ "method": "totp", "recovery_codes": mfa::RECOVERY_CODES })),
+        state.clock.now(),
+    )
+    .await?;
+    Ok(())
+}
+
+#[post("/login/enrol")]
+pub async fn login_enrol_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<EnrolForm>,
+) -> Result<HttpResponse, WebError> {
+    if !csrf::verify(&state, &req, &form.csrf) {
+        return Ok(stale_form());
+    }
+    let Some(c) = challenge(&state, &req, ChallengePurpose::Enrol).await? else {
+        return Ok(see_other("/login"));
+    };
+    let now = state.clock.now();
+    match mfa::confirm_enrolment(&state, &c.user.id, &form.enrolment, &form.code, now).await.map_err(internal)? {
+        Confirm::Enrolled(codes) => {
+            if !login::end_challenge(&state, &c).await.map_err(internal)? {
+                return Ok(see_other("/login"));
+            }
+            audit_enrolled(&state, &req, &c.user.id).await?;
+            let source = source_of(&state, &req);
+            let done = finish_login(&state, &req, &c.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source).await?;
+            Ok(done.apply(recovery_page(codes, c.row.return_to.as_deref().unwrap_or("/account"))?))
+        }
+        Confirm::Stale => {
+            let e = enrolment(&state, &c.user.id, &c.user.username).await?;
+            enrol_page(&state, &req, &e, "/login/enrol", true, false, Some(STALE_ENROLMENT.into()))
+        }
+        Confirm::BadCode => {
+            login::challenge_failed(&state, &c).await.map_err(internal)?;
+            let e = enrolment(&state, &c.user.id, &c.user.username).await?;
+            enrol_page(&state, &req, &e, "/login/enrol", true, false, Some(BAD_CODE.into()))
+        }
+    }
+}
+
+/// Re-authentication for changing the second factor: the password, or a code
+/// from the current authenticator. Throttled like a login.
+async fn reauth(state: &AppState, cur: &Current, value: Option<&SecretString>) -> Result<bool, WebError> {
+    use secrecy::ExposeSecret;
+    let Some(value) = value else {
+        return Ok(false);
+    };
+    let now = state.clock.now();
+    let now_ms = now.timestamp_millis();
+    let key = &cur.user.username_key;
+    if !throttle::admit_account(&state.db, &state.settings, key, now_ms).await? {
+        return Ok(false);
+    }
+    let v = value.expose_secret().trim();
+    let is_code = v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit());
+    let ok = if is_code && mfa::has_totp(&state.db, &cur.user.id).await? {
+        mfa::verify_code(state, &cur.user.id, v, now).await.map_err(internal)? == mfa::CodeCheck::Totp
+    } else {
+        let phc = password_credential::Entity::find_by_id(cur.user.id.as_str()).one(&state.db).await?.map(|c| c.phc);
+        match state.passwords.verify(value, phc.as_deref()).await {
+            Ok((ok, _)) => ok,
+            Err(PasswordError::Busy) => {
+                throttle::undo(&state.db, key).await?;
+                return Err(WebError(crate::error::AppError::Busy));
+            }
+            Err(e) => return Err(internal(e)),
+        }
+    };
+    if ok {
+        throttle::reset(&state.db, key).await?;
+    } else {
+        throttle::record_failure(&state.db, &state.settings, key, now_ms).await?;
+    }
+    Ok(ok)
+}
+
+#[get("/account/mfa")]
+pub async fn account_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
+    let Some(cur) = session::current(&state, &req).await? else {
+        return Ok(see_other("/login"));
+    };
+    let has = mfa::has_totp(&state.db, &cur.user.id).await?;
+    let e = enrolment(&state, &cur.user.id, &cur.user.username).await?;
+    enrol_page(&state, &req, &e, "/account/mfa", false, has, None)
+}
+
+#[post("/account/mfa")]
+pub async fn account_enrol_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<EnrolForm>,
+) -> Result<HttpResponse, WebError> {
+    let Some(cur) = session::current(&state, &req).await? else {
+        return Ok(see_other("/login"));
+    };
+    if !csrf::verify(&state, &req, &form.csrf) {
+        return Ok(stale_form());
+    }
+    let has = mfa::has_totp(&state.db, &cur.user.id).await?;
+    if has && !reauth(&state, &cur, form.reauth.as_ref()).await? {
+        let e = enrolment(&state, &cur.user.id, &cur.user.username).await?;
+        let msg = "Your password or current code was not correct.".to_owned();
+        return enrol_page(&state, &req, &e, "/account/mfa", false, true, Some(msg));
+    }
+    match mfa::confirm_enrolment(&state, &cur.user.id, &form.enrolment, &form.code, state.clock.now())
+        .await
+        .map_err(internal)?
+    {
+        Confirm::Enrolled(codes) => {
+            audit_enrolled(&state, &req, &cur.user.id).await?;
+            recovery_page(codes, "/account")
+        }
+        Confirm::Stale => {
+            let e = enrolment(&state, &cur.user.id, &cur.user.username).await?;
+            enrol_page(&state, &req, &e, "/account/mfa", false, has, Some(STALE_ENROLMENT.into()))
+        }
+        Confirm::BadCode => {
+            let e = enrolment(&state, &cur.user.id, &cur.user.username).await?;
+            enrol_page(&state, &req, &e, "/account/mfa", false, has, Some(BAD_CODE.into()))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ReauthForm {
+    csrf: String,
+    reauth: Option<SecretString>,
+}
+
+#[post("/account/mfa/disable")]
+pub async fn disable(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<ReauthForm>,
+) -> Result<HttpResponse, WebError> {
+    let Some(cur) = session::current(&state, &req).await? else {
+        return Ok(see_other("/login"));
+    };
+    if !csrf::verify(&state, &req, &form.csrf) {
+        return Ok(stale_form());
+    }
+    if mfa::required_for(&state, &state.db, &cur.user.id).await? {
+        let msg = "Two-step verification is required for your account and cannot be turned off.".to_owned();
+        return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
+    }
+    if !reauth(&state, &cur, form.reauth.as_ref()).await? {
+        let msg = "Your password or current code was not correct.".to_owned();
+        return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
+    }
+    let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
+    mfa::remove(&txn, &cur.user.id).await?;
+    record_audit(
+        &txn,
+        AuditEvent::new("mfa.disabled", "success")
+            .actor(format!("user:{}", cur.user.id))
+            .user(&cur.user.id)
+            .source(client_info::ip(&state, &req), client_info::user_agent(&req)),
+        state.clock.now(),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(see_other("/account?m=mfa_disabled"))
+}
+
+#[post("/account/mfa/recovery")]
+pub async fn regenerate(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<ReauthForm>,
+) -> Result<HttpResponse, WebError> {
+    let Some(cur) = session::current(&state, &req).await? else {
+        return Ok(see_other("/login"));
+    };
+    if !csrf::verify(&state, &req, &form.csrf) {
+        return Ok(stale_form());
+    }
+    if !mfa::has_totp(&state.db, &cur.user.id).await? {
+        return Ok(see_other("/account"));
+    }
+    if !reauth(&state, &cur, form.reauth.as_ref()).await? {
+        let msg = "Your password or current code was not correct.".to_owned();
+        return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
+    }
+    let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
+    let codes = mfa::replace_recovery_codes(&state, &txn, &cur.user.id).await.map_err(internal)?;
+    record_audit(
+        &txn,
+        AuditEvent::new("mfa.recovery_codes_regenerated", "success")
+            .actor(format!("user:{}", cur.user.id))
+            .user(&cur.user.id)
+            .source(client_info::ip(&state, &req), client_info::user_agent(&req)),
+        state.clock.now(),
+    )
+    .await?;
+    txn.commit().await?;
+    recovery_page(codes, "/account")
+}

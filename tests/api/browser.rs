@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use crate::helpers::spawn_app;
+use portcullis::clock::Clock;
+
+use crate::helpers::{TestDb, spawn_app, spawn_app_on_clock};
 
 fn browser_ready() -> Result<(), String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -38,4 +40,11 @@ async fn a_person_logs_in_and_out_in_a_real_browser() {
     let app = spawn_app().await;
     app.create_user("rosa", "violet anvil tramline", &[]).await;
     run_script("login.test.mjs", &app.address, "rosa", "violet anvil tramline").await;
+}
+
+#[tokio::test]
+async fn a_person_enrols_totp_and_logs_in_with_a_code_in_a_real_browser() {
+    let app = spawn_app_on_clock(TestDb::new().await, Clock::System, |_| {}).await;
+    app.create_user("sven", "violet anvil tramline", &[]).await;
+    run_script("mfa.test.mjs", &app.address, "sven", "violet anvil tramline").await;
 }

@@ -101,14 +101,21 @@ pub async fn spawn_app_on(db: TestDb) -> TestApp {
     spawn_app_with(db, |_| {}).await
 }
 
-/// Starts the app with adjusted settings (the issuer is always the real address).
+/// Starts the app with adjusted settings (the issuer is always the real address)
+/// on a fixed clock that tests move with `state.clock.advance`.
 pub async fn spawn_app_with(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on_clock(db, Clock::fixed(chrono::Utc::now()), adjust).await
+}
+
+/// For tests where something outside (a browser's authenticator) reads the
+/// real time.
+pub async fn spawn_app_on_clock(db: TestDb, clock: Clock, adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let mut settings = db.settings();
     settings.issuer = address.clone();
     adjust(&mut settings);
-    let (state, _) = AppState::build(settings, Clock::fixed(chrono::Utc::now())).await.expect("build state");
+    let (state, _) = AppState::build(settings, clock).await.expect("build state");
     let app = Application::build_on(listener, state.clone()).expect("serve");
     tokio::spawn(app.run_until_stopped());
     let http =

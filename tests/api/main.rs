@@ -9,3 +9,4 @@ mod cli;
 mod helpers;
 mod http_basics;
 mod login;
+mod mfa;

@@ -92,6 +92,22 @@ pub struct Settings {
     pub mfa_required: bool,
     /// Holders of these roles must use MFA (env: `[admin,ops]`).
     pub mfa_required_roles: Vec<String>,
+    /// Lifetime of access tokens (JWT, RFC 9068).
+    pub access_token_ttl_secs: i64,
+    /// Lifetime of ID tokens.
+    pub id_token_ttl_secs: i64,
+    /// Lifetime of a refresh-token family from the login that started it.
+    pub refresh_token_ttl_secs: i64,
+    /// A refresh token used again within this many seconds of its rotation
+    /// (parallel requests of one client) is answered instead of treated as
+    /// theft.
+    pub refresh_reuse_grace_secs: i64,
+    /// Lifetime of authorization codes.
+    pub code_ttl_secs: i64,
+    /// How often each instance reloads the signing keys from the database.
+    pub key_refresh_secs: u64,
+    /// Signing keys are rotated automatically after this many days.
+    pub key_rotation_days: i64,
 }
 
 fn serialize_secret<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -129,6 +145,13 @@ impl Default for Settings {
             trusted_device_days: 90,
             mfa_required: false,
             mfa_required_roles: vec!["admin".to_owned()],
+            access_token_ttl_secs: 900,
+            id_token_ttl_secs: 600,
+            refresh_token_ttl_secs: 30 * 86_400,
+            refresh_reuse_grace_secs: 10,
+            code_ttl_secs: 60,
+            key_refresh_secs: 30,
+            key_rotation_days: 90,
         }
     }
 }
@@ -212,16 +235,30 @@ impl Settings {
             ("login_failure_decay_secs", self.login_failure_decay_secs),
             ("login_ip_window_secs", self.login_ip_window_secs),
             ("trusted_device_days", self.trusted_device_days),
+            ("access_token_ttl_secs", self.access_token_ttl_secs),
+            ("id_token_ttl_secs", self.id_token_ttl_secs),
+            ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
+            ("code_ttl_secs", self.code_ttl_secs),
+            ("key_rotation_days", self.key_rotation_days),
             ("login_max_failures", i64::from(self.login_max_failures)),
             ("login_ip_max_attempts", i64::from(self.login_ip_max_attempts)),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v <= 0) {
             return Err(ConfigError::Invalid(format!("{name} must be positive")));
         }
+        if self.refresh_reuse_grace_secs < 0 || self.key_refresh_secs == 0 {
+            return Err(ConfigError::Invalid("refresh_reuse_grace_secs must be ≥ 0 and key_refresh_secs ≥ 1".into()));
+        }
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid("database_max_connections must be at least 1".into()));
         }
         Ok(())
+    }
+
+    /// How long a retired signing key stays published: every token it signed
+    /// must have expired first.
+    pub fn publish_retired_ms(&self) -> i64 {
+        self.access_token_ttl_secs.max(self.id_token_ttl_secs) * 1000 + 60_000
     }
 
     /// The issuer without a trailing slash: endpoints are joined onto it.

@@ -11,6 +11,8 @@ pub mod config;
 pub mod crypto;
 pub mod domain;
 pub mod error;
+pub mod oauth;
+pub mod oidc;
 pub mod session;
 pub mod startup;
 pub mod state;

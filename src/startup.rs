@@ -27,14 +27,18 @@ impl Application {
     pub fn build_on(listener: TcpListener, state: AppState) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let https = state.settings.is_https();
+        let discovery = web::Data::new(crate::oidc::Discovery(crate::oidc::discovery_document(state.settings.issuer()).into()));
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(discovery.clone())
                 .app_data(json_config())
                 .app_data(form_config())
                 .app_data(query_config())
                 .configure(crate::web::configure)
+                .configure(crate::oauth::configure)
+                .configure(crate::oidc::configure)
                 .default_service(web::to(not_found))
                 .wrap(from_fn(crate::web::headers::request_id_header))
                 .wrap(tracing_actix_web::TracingLogger::default())

@@ -13,6 +13,10 @@ use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::crypto::master_key::KeySource;
 use crate::storage;
+use crate::tokens::keyring::{KeyRing, KeyRingError, SharedKeyRing};
+
+use aws_lc_rs::rand::SystemRandom;
+use std::sync::RwLock;
 
 #[derive(Clone, Debug)]
 pub struct AppState {
@@ -22,6 +26,9 @@ pub struct AppState {
     pub passwords: PasswordHasher,
     pub password_policy: PasswordPolicy,
     pub clock: Clock,
+    /// The signing keys; empty until [`AppState::reload_keys`].
+    pub keys: SharedKeyRing,
+    pub rng: SystemRandom,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +39,8 @@ pub enum StartError {
     MasterKey(#[from] crate::crypto::MasterKeyError),
     #[error("cannot set up password hashing: {0}")]
     Passwords(#[from] crate::authn::PasswordError),
+    #[error("signing keys: {0}")]
+    Keys(String),
 }
 
 impl AppState {
@@ -63,8 +72,53 @@ impl AppState {
                 passwords,
                 password_policy,
                 clock,
+                keys: Arc::new(RwLock::new(Arc::new(KeyRing::default()))),
+                rng: SystemRandom::new(),
             },
             source,
         ))
+    }
+}
+
+impl AppState {
+    /// The current key ring.
+    pub fn keyring(&self) -> Arc<KeyRing> {
+        match self.keys.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// Reloads the key ring from the database.
+    pub async fn reload_keys(&self) -> Result<(), KeyRingError> {
+        let ring = KeyRing::load(&self.db, &self.master_key, self.clock.now(), self.settings.publish_retired_ms()).await?;
+        match self.keys.write() {
+            Ok(mut g) => *g = Arc::new(ring),
+            Err(p) => *p.into_inner() = Arc::new(ring),
+        }
+        Ok(())
+    }
+
+    /// Makes sure signing keys exist, rotates them when due, loads them, and
+    /// keeps reloading them in the background (every `key_refresh_secs`).
+    pub async fn prepare_keys(&self) -> Result<(), StartError> {
+        crate::tokens::keys::ensure_active(self).await.map_err(|e| StartError::Keys(e.to_string()))?;
+        crate::tokens::keys::rotate_if_due(self).await.map_err(|e| StartError::Keys(e.to_string()))?;
+        self.reload_keys().await.map_err(|e| StartError::Keys(e.to_string()))?;
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(state.settings.key_refresh_secs));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = crate::tokens::keys::rotate_if_due(&state).await {
+                    tracing::warn!(error = %e, "automatic key rotation failed");
+                }
+                if let Err(e) = state.reload_keys().await {
+                    tracing::warn!(error = %e, "reloading signing keys failed");
+                }
+            }
+        });
+        Ok(())
     }
 }

@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261130_000001_initial;
 mod m20261130_000002_login;
 mod m20261130_000003_mfa;
+mod m20261130_000004_oauth;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_initial::Migration),
             Box::new(m20261130_000002_login::Migration),
             Box::new(m20261130_000003_mfa::Migration),
+            Box::new(m20261130_000004_oauth::Migration),
         ]
     }
 }

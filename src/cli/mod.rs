@@ -268,10 +268,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 async fn serve(state: AppState) -> Result<(), CliError> {
-    let created = keys::ensure_active(&state).await?;
-    if !created.is_empty() {
-        tracing::info!(count = created.len(), "generated signing keys");
-    }
+    state.prepare_keys().await?;
     let backend = crate::storage::backend_name(&state.db);
     let bind = state.settings.bind;
     let issuer = state.settings.issuer().to_owned();

@@ -173,6 +173,21 @@ pub async fn rotate(state: &AppState, actor: &Actor) -> Result<Vec<KeyView>, Adm
     list(state).await
 }
 
+/// Rotates automatically when the newest active key is older than
+/// `key_rotation_days`.
+pub async fn rotate_if_due(state: &AppState) -> Result<bool, AdminError> {
+    let newest = signing_key::Entity::find()
+        .filter(signing_key::Column::Active.eq(true))
+        .order_by_desc(signing_key::Column::CreatedAt)
+        .one(&state.db)
+        .await?;
+    let due = newest.is_some_and(|k| state.clock.now() - k.created_at > chrono::Duration::days(state.settings.key_rotation_days));
+    if due {
+        rotate(state, &Actor { name: "system:rotation".into(), ip: None, user_agent: None }).await?;
+    }
+    Ok(due)
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyView {
     pub kid: String,

@@ -1,4 +1,6 @@
 //! Tokens: the signing key ring (and, with the OAuth issue, JWT issuing,
 //! authorization codes and refresh-token families).
 
+pub mod jwt;
+pub mod keyring;
 pub mod keys;

@@ -11,12 +11,14 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// The database answers (and, with the OAuth issue, keys are loaded).
+/// The database answers and the signing keys are loaded.
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if crate::storage::ping(&state.db).await {
-        HttpResponse::Ok().json(json!({ "status": "ready" }))
-    } else {
-        HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "reason": "database" }))
+    if !crate::storage::ping(&state.db).await {
+        return HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "reason": "database" }));
     }
+    if !state.keyring().is_ready() {
+        return HttpResponse::ServiceUnavailable().json(json!({ "status": "unavailable", "reason": "keys" }));
+    }
+    HttpResponse::Ok().json(json!({ "status": "ready" }))
 }

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::form::StrictForm;
 use super::pages::{WebError, error_page, html};
+use crate::oauth::authorize::{AuthzRequest, csp_for_redirect, load_request, resume_path};
 use super::{client_info, csrf};
 use crate::authn::PasswordError;
 use crate::authn::login::{self, ChallengePurpose, LoginError, Outcome, Source};
@@ -41,7 +42,46 @@ struct LogoutPage {
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {
     m: Option<String>,
+    request: Option<String>,
 }
+
+/// The authorization request a login is for, as the login page needs it.
+pub struct Flow {
+    pub handle: String,
+    pub request: AuthzRequest,
+    pub client: crate::storage::entities::client::Model,
+}
+
+impl Flow {
+    pub async fn load(state: &AppState, handle: &str) -> Result<Option<Self>, WebError> {
+        Ok(load_request(state, handle)
+            .await
+            .map_err(WebError::internal)?
+            .map(|(request, client)| Self { handle: handle.to_owned(), request, client }))
+    }
+
+    fn client_name(&self) -> String {
+        self.client.name.clone().unwrap_or_else(|| self.client.client_id.clone())
+    }
+}
+
+/// Pages of a login for a client end in a redirect to it: their CSP must allow
+/// that origin as a form target (browsers check redirects of a form post).
+pub fn set_flow_csp(resp: &mut HttpResponse, redirect_uri: &str) -> Result<(), WebError> {
+    let v = actix_web::http::header::HeaderValue::from_str(&csp_for_redirect(redirect_uri)).map_err(WebError::internal)?;
+    resp.headers_mut().insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
+    Ok(())
+}
+
+/// The flow a stored `return_to` (`/authorize/continue?request=…`) belongs to.
+pub async fn flow_of_return(state: &AppState, return_to: Option<&str>) -> Result<Option<Flow>, WebError> {
+    match return_to.and_then(|r| r.strip_prefix("/authorize/continue?request=")) {
+        Some(h) => Flow::load(state, h).await,
+        None => Ok(None),
+    }
+}
+
+const EXPIRED: &str = "This sign-in request has expired or is not valid. Go back to the application and start again.";
 
 /// Fixed notices by code: nothing from the query string is reflected.
 fn notice(code: Option<&str>) -> Option<&'static str> {
@@ -59,10 +99,21 @@ pub fn login_form(
     req: &HttpRequest,
     failed: bool,
     notice: Option<&'static str>,
+    flow: Option<&Flow>,
 ) -> Result<HttpResponse, WebError> {
     let token = csrf::ensure(state, req).map_err(WebError::internal)?;
-    let page = LoginPage { title: "Sign in", csrf: token.token, failed, notice, client_name: None, request: None };
+    let page = LoginPage {
+        title: "Sign in",
+        csrf: token.token,
+        failed,
+        notice,
+        client_name: flow.map(Flow::client_name),
+        request: flow.map(|f| f.handle.clone()),
+    };
     let mut resp = html(StatusCode::OK, &page)?;
+    if let Some(f) = flow {
+        set_flow_csp(&mut resp, &f.request.redirect_uri)?;
+    }
     if let Some(c) = token.set_cookie {
         resp.add_cookie(&c).map_err(WebError::internal)?;
     }
@@ -75,10 +126,18 @@ pub async fn login_get(
     req: HttpRequest,
     q: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, WebError> {
+    if let Some(h) = &q.request {
+        // A login for an application: shown even with a session (step-up,
+        // prompt=login, max_age).
+        return match Flow::load(&state, h).await? {
+            Some(flow) => login_form(&state, &req, false, None, Some(&flow)),
+            None => Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in request expired", EXPIRED)),
+        };
+    }
     if session::current(&state, &req).await?.is_some() {
         return Ok(see_other("/account"));
     }
-    login_form(&state, &req, false, notice(q.m.as_deref()))
+    login_form(&state, &req, false, notice(q.m.as_deref()), None)
 }
 
 #[derive(Deserialize)]
@@ -86,6 +145,7 @@ pub struct LoginForm {
     csrf: String,
     username: String,
     password: SecretString,
+    request: Option<String>,
 }
 
 pub fn see_other(location: &str) -> HttpResponse {
@@ -111,7 +171,16 @@ pub async fn login_post(
     if !csrf::verify(&state, &req, &form.csrf) {
         return Ok(stale_form());
     }
-    let source = source_of(&state, &req);
+    let flow = match &form.request {
+        Some(h) => match Flow::load(&state, h).await? {
+            Some(f) => Some(f),
+            // A forged or expired reference: refused before any credential check.
+            None => return Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in request expired", EXPIRED)),
+        },
+        None => None,
+    };
+    let mut source = source_of(&state, &req);
+    source.client_id = flow.as_ref().map(|f| f.client.client_id.clone());
     let outcome = match login::password_step(&state, &form.username, &form.password, &source).await {
         Ok(o) => o,
         Err(LoginError::Password(PasswordError::Busy)) => {
@@ -124,14 +193,15 @@ pub async fn login_post(
         Err(e) => return Err(WebError::internal(e)),
     };
     match outcome {
-        Outcome::Failed => login_form(&state, &req, true, None),
+        Outcome::Failed => login_form(&state, &req, true, None, flow.as_ref()),
         Outcome::RateLimited => Ok(error_page(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many attempts",
             "There have been too many sign-in attempts from your network. Please wait a few minutes and try again.",
         )),
         Outcome::Success { user, trusted_device } => {
-            let return_to = None;
+            let return_to = flow.as_ref().map(|f| resume_path(&f.handle));
+            let client_wants_mfa = flow.as_ref().is_some_and(|f| f.client.require_mfa || f.request.acr_values.iter().any(|a| a == "2"));
             if mfa::has_totp(&state.db, &user.id).await? {
                 return challenge_redirect(
                     &state,
@@ -143,7 +213,7 @@ pub async fn login_post(
                 )
                 .await;
             }
-            if mfa::required_for(&state, &state.db, &user.id).await? {
+            if client_wants_mfa || mfa::required_for(&state, &state.db, &user.id).await? {
                 return challenge_redirect(
                     &state,
                     &user.id,
@@ -278,7 +348,7 @@ pub async fn logout_post(
         return Ok(stale_form());
     }
     if let Some(cur) = session::current(&state, &req).await? {
-        session::end(&state.db, &cur.session.id).await?;
+        crate::oidc::logout::end_session_everywhere(&state, &cur.session.id, &cur.user.id).await?;
         record_audit(
             &state.db,
             AuditEvent::new("logout", "success")

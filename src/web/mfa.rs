@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::account::render as render_account;
 use super::form::StrictForm;
-use super::login::{CHALLENGE_COOKIE, finish_login, see_other, source_of, stale_form};
+use super::login::{CHALLENGE_COOKIE, finish_login, flow_of_return, see_other, set_flow_csp, source_of, stale_form};
 use super::pages::{WebError, html};
 use super::{client_info, csrf};
 use crate::authn::login::{self, Challenge, ChallengePurpose};
@@ -80,16 +80,20 @@ async fn challenge(
     login::find_challenge(state, &token, purpose).await.map_err(internal)
 }
 
-fn mfa_page(state: &AppState, req: &HttpRequest, failed: bool) -> Result<HttpResponse, WebError> {
-    with_csrf(state, req, |csrf| html(StatusCode::OK, &MfaPage { title: "Two-step verification", csrf, failed }))
+async fn mfa_page(state: &AppState, req: &HttpRequest, c: &Challenge, failed: bool) -> Result<HttpResponse, WebError> {
+    let mut resp = with_csrf(state, req, |csrf| html(StatusCode::OK, &MfaPage { title: "Two-step verification", csrf, failed }))?;
+    if let Some(f) = flow_of_return(state, c.row.return_to.as_deref()).await? {
+        set_flow_csp(&mut resp, &f.request.redirect_uri)?;
+    }
+    Ok(resp)
 }
 
 #[get("/login/mfa")]
 pub async fn mfa_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    if challenge(&state, &req, ChallengePurpose::Mfa).await?.is_none() {
+    let Some(c) = challenge(&state, &req, ChallengePurpose::Mfa).await? else {
         return Ok(see_other("/login"));
-    }
-    mfa_page(&state, &req, false)
+    };
+    mfa_page(&state, &req, &c, false).await
 }
 
 #[derive(Deserialize)]
@@ -113,7 +117,7 @@ pub async fn mfa_post(
     let source = source_of(&state, &req);
     let checked = login::mfa_step(&state, &c, &form.code, &source).await.map_err(internal)?;
     if checked.is_none() {
-        return mfa_page(&state, &req, true);
+        return mfa_page(&state, &req, &c, true).await;
     }
     if !login::end_challenge(&state, &c).await.map_err(internal)? {
         // Another request completed this challenge first.
@@ -164,7 +168,11 @@ pub async fn login_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Re
         return Ok(see_other("/login"));
     };
     let e = enrolment(&state, &c.user.id, &c.user.username).await?;
-    enrol_page(&state, &req, &e, "/login/enrol", true, false, None)
+    let mut resp = enrol_page(&state, &req, &e, "/login/enrol", true, false, None)?;
+    if let Some(f) = flow_of_return(&state, c.row.return_to.as_deref()).await? {
+        set_flow_csp(&mut resp, &f.request.redirect_uri)?;
+    }
+    Ok(resp)
 }
 
 #[derive(Deserialize)]

@@ -116,6 +116,7 @@ pub async fn spawn_app_on_clock(db: TestDb, clock: Clock, adjust: impl FnOnce(&m
     settings.issuer = address.clone();
     adjust(&mut settings);
     let (state, _) = AppState::build(settings, clock).await.expect("build state");
+    state.prepare_keys().await.expect("signing keys");
     let app = Application::build_on(listener, state.clone()).expect("serve");
     tokio::spawn(app.run_until_stopped());
     let http =

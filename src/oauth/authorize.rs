@@ -1,0 +1,568 @@
+//! The authorization endpoint (RFC 6749 §4.1, OIDC Core §3.1.2), with the
+//! login, step-up and consent it may need.
+//!
+//! Until the client and its exact, registered `redirect_uri` are known, errors
+//! are shown as a page and never redirected (RFC 6749 §4.1.2.1: no open
+//! redirector). After that, errors go back to the client with `state` and
+//! `iss` (RFC 9207). A request that needs the user is stored server-side and
+//! referred to by an unguessable handle; nothing the browser sends back about
+//! it is trusted.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use askama::Template;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{OAuthError, params, scope_allowed, split_scope};
+use crate::authn::mfa;
+use crate::crypto::random_token;
+use crate::session::{self, AMR_OTP, Current};
+use crate::state::AppState;
+use crate::storage::entities::{authorization_code, authorization_request, client, consent, session_client};
+use crate::storage::{AuditEvent, record_audit};
+use crate::web::form::StrictForm;
+use crate::web::login::{see_other, stale_form};
+use crate::web::pages::{WebError, error_page, html};
+use crate::web::{client_info, csrf};
+
+/// How long a pending authorization request waits for the user.
+const REQUEST_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// The validated parameters of an authorization request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthzRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub scope: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub acr_values: Vec<String>,
+    /// `sub` of a valid `id_token_hint`.
+    pub hint_sub: Option<String>,
+    pub resource: Option<String>,
+    /// When the request was first seen (ms): a `prompt=login` is satisfied by
+    /// a login after this.
+    pub created_ms: i64,
+}
+
+impl AuthzRequest {
+    fn wants_mfa(&self, c: &client::Model) -> bool {
+        c.require_mfa || self.acr_values.iter().any(|a| a == "2")
+    }
+}
+
+/// Where an error goes: a page (no trusted redirect yet) or the client.
+enum Failure {
+    Page(&'static str),
+    Redirect { redirect_uri: String, state: Option<String>, error: OAuthError },
+}
+
+fn error_redirect(state: &AppState, redirect_uri: &str, st: Option<&str>, e: &OAuthError) -> HttpResponse {
+    let mut url = match url::Url::parse(redirect_uri) {
+        Ok(u) => u,
+        Err(_) => return error_page(StatusCode::BAD_REQUEST, "Invalid request", "The application's redirect address is invalid."),
+    };
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("error", e.code()).append_pair("error_description", e.description());
+        if let Some(s) = st {
+            q.append_pair("state", s);
+        }
+        q.append_pair("iss", state.settings.issuer());
+    }
+    HttpResponse::Found().insert_header(("Location", url.to_string())).finish()
+}
+
+fn respond(state: &AppState, f: Failure) -> HttpResponse {
+    match f {
+        Failure::Page(msg) => error_page(StatusCode::BAD_REQUEST, "Invalid sign-in request", msg),
+        Failure::Redirect { redirect_uri, state: st, error } => {
+            tracing::debug!(error = %error, "authorization request refused");
+            error_redirect(state, &redirect_uri, st.as_deref(), &error)
+        }
+    }
+}
+
+fn read_list(json: &str) -> Vec<String> {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+fn is_pkce_value(v: &str) -> bool {
+    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// Validates the parameters (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC Core §3.1.2.1).
+async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(AuthzRequest, client::Model), Failure> {
+    let Some(client_id) = p.get("client_id") else {
+        return Err(Failure::Page("The application did not say who it is (client_id is missing)."));
+    };
+    let Ok(Some(c)) = client::Entity::find_by_id(client_id.as_str()).one(&state.db).await else {
+        return Err(Failure::Page("The application is not registered here."));
+    };
+    let Some(redirect_uri) = p.get("redirect_uri") else {
+        return Err(Failure::Page("The application did not say where to return (redirect_uri is missing)."));
+    };
+    // Exact string comparison (RFC 9700 §4.1.3): no prefix or pattern matching.
+    if !read_list(&c.redirect_uris).iter().any(|r| r == redirect_uri) {
+        return Err(Failure::Page("The application's return address is not registered for it."));
+    }
+    let st = p.get("state").cloned();
+    let fail = |error: OAuthError| Failure::Redirect { redirect_uri: redirect_uri.clone(), state: st.clone(), error };
+    if st.as_ref().is_some_and(|s| s.len() > 2048) {
+        return Err(Failure::Redirect { redirect_uri: redirect_uri.clone(), state: None, error: OAuthError::InvalidRequest("state is too long") });
+    }
+    match p.get("response_type").map(String::as_str) {
+        Some("code") => {}
+        Some(_) => return Err(fail(OAuthError::UnsupportedResponseType)),
+        None => return Err(fail(OAuthError::InvalidRequest("response_type is required"))),
+    }
+    if p.contains_key("request") {
+        return Err(fail(OAuthError::InvalidRequest("request objects are not supported")));
+    }
+    if p.contains_key("request_uri") {
+        return Err(fail(OAuthError::InvalidRequest("request_uri is not supported")));
+    }
+    if let Some(mode) = p.get("response_mode")
+        && mode != "query"
+    {
+        return Err(fail(OAuthError::InvalidRequest("only response_mode=query is supported")));
+    }
+    if !read_list(&c.grant_types).iter().any(|g| g == "authorization_code") {
+        return Err(fail(OAuthError::UnauthorizedClient("this client may not use the authorization code grant")));
+    }
+    let scope = split_scope(p.get("scope").map(String::as_str).unwrap_or_default()).map_err(fail)?;
+    if scope.is_empty() {
+        return Err(fail(OAuthError::InvalidScope("scope is required")));
+    }
+    let registered = read_list(&c.scopes);
+    if scope.iter().any(|s| !scope_allowed(s, &registered)) {
+        return Err(fail(OAuthError::InvalidScope("a requested scope is not allowed for this client")));
+    }
+    // PKCE (RFC 7636): S256 only; required unless this confidential client
+    // was registered with `--pkce optional`.
+    let code_challenge = p.get("code_challenge").cloned();
+    match (p.get("code_challenge_method").map(String::as_str), &code_challenge) {
+        (Some("S256"), Some(ch)) if is_pkce_value(ch) => {}
+        (Some("S256"), Some(_)) => return Err(fail(OAuthError::InvalidRequest("malformed code_challenge"))),
+        (Some(_), Some(_)) => return Err(fail(OAuthError::InvalidRequest("code_challenge_method must be S256"))),
+        (None, Some(_)) => return Err(fail(OAuthError::InvalidRequest("code_challenge_method must be S256"))),
+        (Some(_), None) => return Err(fail(OAuthError::InvalidRequest("code_challenge is required with code_challenge_method"))),
+        (None, None) if c.pkce_required || c.public => {
+            return Err(fail(OAuthError::InvalidRequest("PKCE is required: send code_challenge with method S256")));
+        }
+        (None, None) => {}
+    }
+    let nonce = p.get("nonce").cloned();
+    if nonce.as_ref().is_some_and(|n| n.len() > 512) {
+        return Err(fail(OAuthError::InvalidRequest("nonce is too long")));
+    }
+    let prompt: Vec<String> = p.get("prompt").map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+    if prompt.iter().any(|v| !matches!(v.as_str(), "none" | "login" | "consent" | "select_account")) {
+        return Err(fail(OAuthError::InvalidRequest("unsupported prompt value")));
+    }
+    if prompt.iter().any(|v| v == "none") && prompt.len() > 1 {
+        return Err(fail(OAuthError::InvalidRequest("prompt=none cannot be combined with other values")));
+    }
+    let max_age = match p.get("max_age") {
+        None => None,
+        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| fail(OAuthError::InvalidRequest("max_age must be a non-negative integer")))?),
+    };
+    let acr_values: Vec<String> = p.get("acr_values").map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+    let hint_sub = match p.get("id_token_hint") {
+        None => None,
+        Some(t) => {
+            let ring = state.keyring();
+            match crate::tokens::jwt::verify(&ring, t, None) {
+                Ok(v) if v.claims.get("iss").and_then(|i| i.as_str()) == Some(state.settings.issuer()) => {
+                    v.claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned)
+                }
+                _ => return Err(fail(OAuthError::InvalidRequest("id_token_hint is not a valid ID token from this provider"))),
+            }
+        }
+    };
+    let resource = match p.get("resource") {
+        None => None,
+        Some(r) => {
+            let ok = url::Url::parse(r).is_ok_and(|u| u.fragment().is_none()) && r.len() <= 512;
+            if !ok {
+                return Err(fail(OAuthError::InvalidRequest("resource must be an absolute URI without a fragment (RFC 8707)")));
+            }
+            Some(r.clone())
+        }
+    };
+    let req = AuthzRequest {
+        client_id: c.client_id.clone(),
+        redirect_uri: redirect_uri.clone(),
+        scope,
+        state: st.clone(),
+        nonce,
+        code_challenge,
+        prompt,
+        max_age,
+        acr_values,
+        hint_sub,
+        resource,
+        created_ms: state.clock.now().timestamp_millis(),
+    };
+    Ok((req, c))
+}
+
+fn request_hash(state: &AppState, token: &str) -> String {
+    state.master_key.hasher().hash(&format!("authz-request:{token}"))
+}
+
+async fn store(state: &AppState, r: &AuthzRequest) -> Result<String, OAuthError> {
+    let token = random_token(32).map_err(|_| OAuthError::ServerError)?;
+    authorization_request::ActiveModel {
+        id_hash: Set(request_hash(state, &token)),
+        client_id: Set(r.client_id.clone()),
+        params: Set(serde_json::to_string(r).map_err(|_| OAuthError::ServerError)?),
+        created_ms: Set(r.created_ms),
+        expires_ms: Set(r.created_ms + REQUEST_TTL_MS),
+    }
+    .insert(&state.db)
+    .await?;
+    Ok(token)
+}
+
+/// Loads a pending request by its handle (from a query or a hidden field).
+pub async fn load_request(state: &AppState, token: &str) -> Result<Option<(AuthzRequest, client::Model)>, OAuthError> {
+    if token.is_empty() || token.len() > 128 {
+        return Ok(None);
+    }
+    let now_ms = state.clock.now().timestamp_millis();
+    let Some(row) = authorization_request::Entity::find_by_id(request_hash(state, token)).one(&state.db).await? else {
+        return Ok(None);
+    };
+    if row.expires_ms <= now_ms {
+        authorization_request::Entity::delete_by_id(row.id_hash).exec(&state.db).await?;
+        return Ok(None);
+    }
+    let Ok(r) = serde_json::from_str::<AuthzRequest>(&row.params) else {
+        return Ok(None);
+    };
+    let Some(c) = client::Entity::find_by_id(r.client_id.as_str()).one(&state.db).await? else {
+        return Ok(None);
+    };
+    Ok(Some((r, c)))
+}
+
+async fn drop_request(state: &AppState, token: &str) -> Result<(), OAuthError> {
+    authorization_request::Entity::delete_by_id(request_hash(state, token)).exec(&state.db).await?;
+    Ok(())
+}
+
+/// What the request still needs from the user.
+enum Need {
+    Login,
+    Consent,
+    Nothing,
+}
+
+async fn need(state: &AppState, r: &AuthzRequest, c: &client::Model, cur: Option<&Current>) -> Result<Need, OAuthError> {
+    let Some(cur) = cur else { return Ok(Need::Login) };
+    let now_s = state.clock.now().timestamp();
+    let auth_ms = cur.session.auth_time * 1000;
+    if r.prompt.iter().any(|p| p == "login" || p == "select_account") && auth_ms < r.created_ms {
+        return Ok(Need::Login);
+    }
+    if r.max_age.is_some_and(|m| now_s - cur.session.auth_time > m) {
+        return Ok(Need::Login);
+    }
+    if r.hint_sub.as_ref().is_some_and(|s| *s != cur.user.id) {
+        return Ok(Need::Login);
+    }
+    let has_otp = cur.amr().iter().any(|a| a == AMR_OTP);
+    if !has_otp && (r.wants_mfa(c) || mfa::required_for(state, &state.db, &cur.user.id).await?) {
+        // Step-up: a password-only session must add its second factor.
+        return Ok(Need::Login);
+    }
+    if c.first_party && !r.prompt.iter().any(|p| p == "consent") {
+        return Ok(Need::Nothing);
+    }
+    if r.prompt.iter().any(|p| p == "consent") {
+        return Ok(Need::Consent);
+    }
+    let given = consent::Entity::find_by_id((cur.user.id.clone(), c.client_id.clone())).one(&state.db).await?;
+    let covered = given.is_some_and(|g| {
+        let s = read_list(&g.scopes);
+        r.scope.iter().all(|x| s.contains(x))
+    });
+    Ok(if covered { Need::Nothing } else { Need::Consent })
+}
+
+/// Issues a code and sends the browser back to the client.
+async fn issue_code(state: &AppState, req: &HttpRequest, r: &AuthzRequest, cur: &Current) -> Result<HttpResponse, OAuthError> {
+    let now = state.clock.now();
+    let now_ms = now.timestamp_millis();
+    let code = random_token(32).map_err(|_| OAuthError::ServerError)?;
+    authorization_code::ActiveModel {
+        code_hash: Set(super::grants::code_hash(state, &code)),
+        grant_id: Set(uuid::Uuid::new_v4().to_string()),
+        client_id: Set(r.client_id.clone()),
+        user_id: Set(cur.user.id.clone()),
+        session_id: Set(cur.session.id.clone()),
+        redirect_uri: Set(r.redirect_uri.clone()),
+        scope: Set(r.scope.join(" ")),
+        nonce: Set(r.nonce.clone()),
+        code_challenge: Set(r.code_challenge.clone()),
+        resource: Set(r.resource.clone()),
+        auth_time: Set(cur.session.auth_time),
+        amr: Set(cur.session.amr.clone()),
+        acr: Set(cur.session.acr.clone()),
+        created_ms: Set(now_ms),
+        expires_ms: Set(now_ms + state.settings.code_ttl_secs * 1000),
+        used_ms: Set(None),
+        access_jti: Set(None),
+    }
+    .insert(&state.db)
+    .await?;
+    // Remember that this client joined the session (back-channel logout).
+    session_client::Entity::insert(session_client::ActiveModel {
+        session_id: Set(cur.session.id.clone()),
+        client_id: Set(r.client_id.clone()),
+        user_id: Set(cur.user.id.clone()),
+    })
+    .on_conflict_do_nothing_on([session_client::Column::SessionId, session_client::Column::ClientId])
+    .exec(&state.db)
+    .await?;
+    record_audit(
+        &state.db,
+        AuditEvent::new("oauth.code_issued", "success")
+            .user(&cur.user.id)
+            .client(&r.client_id)
+            .source(client_info::ip(state, req), client_info::user_agent(req))
+            .detail(json!({ "scope": r.scope })),
+        now,
+    )
+    .await?;
+    let mut url = url::Url::parse(&r.redirect_uri).map_err(|_| OAuthError::ServerError)?;
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("code", &code);
+        if let Some(s) = &r.state {
+            q.append_pair("state", s);
+        }
+        q.append_pair("iss", state.settings.issuer());
+    }
+    Ok(HttpResponse::Found().insert_header(("Location", url.to_string())).finish())
+}
+
+/// Runs a (new or resumed) request against the browser's session.
+async fn proceed(
+    state: &AppState,
+    req: &HttpRequest,
+    r: AuthzRequest,
+    c: &client::Model,
+    handle: Option<String>,
+) -> Result<HttpResponse, OAuthError> {
+    let cur = session::current(state, req).await?;
+    let none = r.prompt.iter().any(|p| p == "none");
+    match need(state, &r, c, cur.as_ref()).await? {
+        Need::Nothing => {
+            if let Some(h) = &handle {
+                drop_request(state, h).await?;
+            }
+            let Some(cur) = cur else { return Err(OAuthError::ServerError) };
+            issue_code(state, req, &r, &cur).await
+        }
+        Need::Login if none => Ok(error_redirect(state, &r.redirect_uri, r.state.as_deref(), &OAuthError::LoginRequired)),
+        Need::Consent if none => Ok(error_redirect(state, &r.redirect_uri, r.state.as_deref(), &OAuthError::ConsentRequired)),
+        need => {
+            let h = match handle {
+                Some(h) => h,
+                None => store(state, &r).await?,
+            };
+            let to = match need {
+                Need::Login => format!("/login?request={h}"),
+                _ => format!("/consent?request={h}"),
+            };
+            Ok(see_other(&to))
+        }
+    }
+}
+
+async fn authorize(state: &AppState, req: &HttpRequest, raw: &[u8]) -> HttpResponse {
+    let p = match params(raw) {
+        Ok(p) => p,
+        Err(_) => return respond(state, Failure::Page("The sign-in request is malformed (a parameter is repeated or not valid UTF-8).")),
+    };
+    let (r, c) = match validate(state, &p).await {
+        Ok(v) => v,
+        Err(f) => return respond(state, f),
+    };
+    let (redirect_uri, st) = (r.redirect_uri.clone(), r.state.clone());
+    match proceed(state, req, r, &c, None).await {
+        Ok(resp) => resp,
+        Err(e) => error_redirect(state, &redirect_uri, st.as_deref(), &e),
+    }
+}
+
+#[get("/authorize")]
+pub async fn authorize_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    authorize(&state, &req, req.query_string().as_bytes()).await
+}
+
+#[post("/authorize")]
+pub async fn authorize_post(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    if body.len() > 16 * 1024 {
+        return respond(&state, Failure::Page("The sign-in request is too large."));
+    }
+    authorize(&state, &req, &body).await
+}
+
+#[derive(Deserialize)]
+pub struct Handle {
+    request: String,
+}
+
+/// Where a login for a request continues.
+pub fn resume_path(handle: &str) -> String {
+    format!("/authorize/continue?request={handle}")
+}
+
+const EXPIRED: &str = "This sign-in request has expired or is not valid. Go back to the application and start again.";
+
+#[get("/authorize/continue")]
+pub async fn resume(state: web::Data<AppState>, req: HttpRequest, q: web::Query<Handle>) -> HttpResponse {
+    match load_request(&state, &q.request).await {
+        Ok(Some((r, c))) => {
+            let (redirect_uri, st) = (r.redirect_uri.clone(), r.state.clone());
+            match proceed(&state, &req, r, &c, Some(q.request.clone())).await {
+                Ok(resp) => resp,
+                Err(e) => error_redirect(&state, &redirect_uri, st.as_deref(), &e),
+            }
+        }
+        Ok(None) => error_page(StatusCode::BAD_REQUEST, "Sign-in request expired", EXPIRED),
+        Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again later."),
+    }
+}
+
+/// CSP for pages whose form ends in a redirect to the client: browsers apply
+/// `form-action` to the redirect too (see web::headers::CSP).
+pub fn csp_for_redirect(redirect_uri: &str) -> String {
+    let origin = match url::Url::parse(redirect_uri) {
+        Ok(u) if u.scheme() == "http" || u.scheme() == "https" => u.origin().ascii_serialization(),
+        Ok(u) => format!("{}:", u.scheme()),
+        Err(_) => String::new(),
+    };
+    crate::web::headers::CSP.replace("form-action 'self'", &format!("form-action 'self' {origin}"))
+}
+
+#[derive(Template)]
+#[template(path = "consent/consent.html")]
+struct ConsentPage {
+    title: &'static str,
+    csrf: String,
+    request: String,
+    client_name: String,
+    username: String,
+    scopes: Vec<(String, &'static str)>,
+}
+
+fn describe_scope(s: &str) -> &'static str {
+    match s {
+        "openid" => "Know who you are (your account identifier)",
+        "profile" => "Your name and username",
+        "email" => "Your email address",
+        "roles" => "Your roles",
+        "offline_access" => "Stay connected when you are not using it",
+        _ => "Access on your behalf",
+    }
+}
+
+#[get("/consent")]
+pub async fn consent_get(state: web::Data<AppState>, req: HttpRequest, q: web::Query<Handle>) -> Result<HttpResponse, WebError> {
+    let Some((r, c)) = load_request(&state, &q.request).await.map_err(WebError::internal)? else {
+        return Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in request expired", EXPIRED));
+    };
+    let Some(cur) = session::current(&state, &req).await? else {
+        return Ok(see_other(&format!("/login?request={}", q.request)));
+    };
+    let token = csrf::ensure(&state, &req).map_err(WebError::internal)?;
+    let page = ConsentPage {
+        title: "Allow access",
+        csrf: token.token,
+        request: q.request.clone(),
+        client_name: c.name.clone().unwrap_or_else(|| c.client_id.clone()),
+        username: cur.user.username.clone(),
+        scopes: r.scope.iter().map(|s| (s.clone(), describe_scope(s))).collect(),
+    };
+    let mut resp = html(StatusCode::OK, &page)?;
+    resp.headers_mut().insert(
+        actix_web::http::header::CONTENT_SECURITY_POLICY,
+        actix_web::http::header::HeaderValue::from_str(&csp_for_redirect(&r.redirect_uri)).map_err(WebError::internal)?,
+    );
+    if let Some(ck) = token.set_cookie {
+        resp.add_cookie(&ck).map_err(WebError::internal)?;
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    csrf: String,
+    request: String,
+    decision: String,
+}
+
+#[post("/consent")]
+pub async fn consent_post(state: web::Data<AppState>, req: HttpRequest, form: StrictForm<ConsentForm>) -> Result<HttpResponse, WebError> {
+    if !csrf::verify(&state, &req, &form.csrf) {
+        return Ok(stale_form());
+    }
+    let Some((r, _c)) = load_request(&state, &form.request).await.map_err(WebError::internal)? else {
+        return Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in request expired", EXPIRED));
+    };
+    let Some(cur) = session::current(&state, &req).await? else {
+        return Ok(see_other(&format!("/login?request={}", form.request)));
+    };
+    let now = state.clock.now();
+    let audit = |outcome| {
+        AuditEvent::new("oauth.consent", outcome)
+            .user(&cur.user.id)
+            .client(&r.client_id)
+            .source(client_info::ip(&state, &req), client_info::user_agent(&req))
+            .detail(json!({ "scope": r.scope }))
+    };
+    match form.decision.as_str() {
+        "approve" => {
+            let prev = consent::Entity::find_by_id((cur.user.id.clone(), r.client_id.clone())).one(&state.db).await?;
+            let mut scopes = prev.as_ref().map(|p| read_list(&p.scopes)).unwrap_or_default();
+            for s in &r.scope {
+                if !scopes.contains(s) {
+                    scopes.push(s.clone());
+                }
+            }
+            consent::Entity::delete_many()
+                .filter(consent::Column::UserId.eq(cur.user.id.as_str()))
+                .filter(consent::Column::ClientId.eq(r.client_id.as_str()))
+                .exec(&state.db)
+                .await?;
+            consent::ActiveModel {
+                user_id: Set(cur.user.id.clone()),
+                client_id: Set(r.client_id.clone()),
+                scopes: Set(serde_json::Value::from(scopes).to_string()),
+                granted_at: Set(now),
+            }
+            .insert(&state.db)
+            .await?;
+            record_audit(&state.db, audit("success"), now).await?;
+            drop_request(&state, &form.request).await.map_err(WebError::internal)?;
+            issue_code(&state, &req, &r, &cur).await.map_err(WebError::internal)
+        }
+        "deny" => {
+            record_audit(&state.db, audit("failure"), now).await?;
+            drop_request(&state, &form.request).await.map_err(WebError::internal)?;
+            Ok(error_redirect(&state, &r.redirect_uri, r.state.as_deref(), &OAuthError::AccessDenied("the user denied access")))
+        }
+        _ => Ok(error_page(StatusCode::BAD_REQUEST, "Bad request", "Choose Allow or Deny.")),
+    }
+}

@@ -1,0 +1,122 @@
+//! Protocol errors with their RFC codes. The specific reason is logged at
+//! debug level; the client gets the code and a short, fixed description.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+/// RFC 6749 §5.2 (token endpoint) and §4.1.2.1 (authorization endpoint) error
+/// codes, plus OIDC Core §3.1.2.6 and RFC 6750 §3.1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthError {
+    /// A parameter is missing, repeated, malformed or unsupported.
+    InvalidRequest(&'static str),
+    /// Client authentication failed (RFC 6749 §5.2): 401.
+    InvalidClient { basic: bool },
+    /// The grant (code, refresh token, verifier) is invalid, expired, revoked,
+    /// or was issued to another client or redirect URI.
+    InvalidGrant(&'static str),
+    UnauthorizedClient(&'static str),
+    UnsupportedGrantType,
+    InvalidScope(&'static str),
+    AccessDenied(&'static str),
+    UnsupportedResponseType,
+    /// OIDC: `prompt=none` and the user must log in / consent.
+    LoginRequired,
+    ConsentRequired,
+    InteractionRequired,
+    /// RFC 6750: a bearer token that is missing, expired or revoked.
+    InvalidToken(&'static str),
+    InsufficientScope(&'static str),
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+impl OAuthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidClient { .. } => "invalid_client",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::UnauthorizedClient(_) => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope(_) => "invalid_scope",
+            Self::AccessDenied(_) => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::InsufficientScope(_) => "insufficient_scope",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+
+    /// A short, fixed description (never input, never internals).
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(d)
+            | Self::InvalidGrant(d)
+            | Self::UnauthorizedClient(d)
+            | Self::InvalidScope(d)
+            | Self::AccessDenied(d)
+            | Self::InvalidToken(d)
+            | Self::InsufficientScope(d) => d,
+            Self::InvalidClient { .. } => "client authentication failed",
+            Self::UnsupportedGrantType => "the grant type is not supported",
+            Self::UnsupportedResponseType => "only response_type=code is supported",
+            Self::LoginRequired => "the user must log in",
+            Self::ConsentRequired => "the user must consent",
+            Self::InteractionRequired => "the user must interact",
+            Self::ServerError => "internal error",
+            Self::TemporarilyUnavailable => "try again shortly",
+        }
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code(), self.description())
+    }
+}
+
+impl From<sea_orm::DbErr> for OAuthError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        tracing::error!(error = %e, "database error in a protocol endpoint");
+        Self::ServerError
+    }
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::InvalidClient { .. } | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// RFC 6749 §5.2: JSON body, `Cache-Control: no-store`; 401 with
+    /// `WWW-Authenticate` when the client used HTTP Basic; RFC 6750 §3 for
+    /// bearer-token errors.
+    fn error_response(&self) -> HttpResponse {
+        let mut r = HttpResponse::build(self.status_code());
+        r.insert_header(("Cache-Control", "no-store")).insert_header(("Pragma", "no-cache"));
+        match self {
+            Self::InvalidClient { basic: true } => {
+                r.insert_header(("WWW-Authenticate", "Basic realm=\"portcullis\", charset=\"UTF-8\""));
+            }
+            Self::InvalidToken(_) | Self::InsufficientScope(_) => {
+                r.insert_header((
+                    "WWW-Authenticate",
+                    format!("Bearer error=\"{}\", error_description=\"{}\"", self.code(), self.description()),
+                ));
+            }
+            _ => {}
+        }
+        r.json(json!({ "error": self.code(), "error_description": self.description() }))
+    }
+}

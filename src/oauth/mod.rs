@@ -1,0 +1,59 @@
+//! OAuth 2.0: the authorization endpoint (with login, step-up and consent),
+//! the token endpoint, introspection and revocation.
+
+pub mod authorize;
+pub mod client_auth;
+pub mod error;
+pub mod grants;
+pub mod token;
+
+use std::collections::HashMap;
+
+use actix_web::web;
+pub use error::OAuthError;
+
+/// Registers this module's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(authorize::authorize_get)
+        .service(authorize::authorize_post)
+        .service(authorize::resume)
+        .service(authorize::consent_get)
+        .service(authorize::consent_post)
+        .service(token::token_endpoint)
+        .service(token::introspect)
+        .service(token::revoke);
+}
+
+/// Parses request parameters strictly: a repeated parameter is an error
+/// (RFC 6749 §3.1, §3.2), as is invalid UTF-8; unknown parameters are kept
+/// (and ignored by the endpoints, as RFC 6749 §3.1 requires).
+pub fn params(raw: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+    let pairs = crate::web::form::parse_pairs(raw).map_err(|_| OAuthError::InvalidRequest("malformed parameters"))?;
+    let mut map = HashMap::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        if map.insert(k, v).is_some() {
+            return Err(OAuthError::InvalidRequest("a parameter is repeated"));
+        }
+    }
+    Ok(map)
+}
+
+/// Splits a `scope` value (RFC 6749 §3.3) into tokens, refusing malformed ones.
+pub fn split_scope(s: &str) -> Result<Vec<String>, OAuthError> {
+    let mut out: Vec<String> = Vec::new();
+    for t in s.split(' ').filter(|t| !t.is_empty()) {
+        crate::domain::Scope::parse(t).map_err(|_| OAuthError::InvalidScope("malformed scope"))?;
+        if !out.iter().any(|x| x == t) {
+            out.push(t.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// Scopes every client may ask for (OIDC Core §5.4, plus `roles`).
+pub const STANDARD_SCOPES: &[&str] = &["openid", "profile", "email", "roles", "offline_access"];
+
+/// Whether `scope` may be granted to a client registered with `registered`.
+pub fn scope_allowed(scope: &str, registered: &[String]) -> bool {
+    STANDARD_SCOPES.contains(&scope) || registered.iter().any(|r| r == scope)
+}

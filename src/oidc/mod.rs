@@ -1,0 +1,135 @@
+//! OpenID Connect: discovery, JWKS, UserInfo, RP-initiated logout and
+//! back-channel logout.
+
+pub mod logout;
+
+use actix_web::http::header::{CacheControl, CacheDirective};
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde_json::{Map, Value, json};
+
+use crate::oauth::OAuthError;
+use crate::oauth::grants::scoped_claims;
+use crate::oauth::token::check_access_token;
+use crate::state::AppState;
+use crate::storage::entities::{user, user_role};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+/// Registers this module's routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(discovery)
+        .service(jwks)
+        .service(userinfo_get)
+        .service(userinfo_post)
+        .service(logout::end_session_get)
+        .service(logout::end_session_post);
+}
+
+/// The discovery document (OIDC Discovery 1.0 §3), built once per process.
+pub fn discovery_document(issuer: &str) -> String {
+    json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "end_session_endpoint": format!("{issuer}/end_session"),
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "scopes_supported": crate::oauth::STANDARD_SCOPES,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash",
+            "name", "preferred_username", "updated_at", "email", "email_verified", "roles"],
+        "acr_values_supported": ["1", "2"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": false,
+    })
+    .to_string()
+}
+
+/// The pre-serialised discovery document.
+#[derive(Clone)]
+pub struct Discovery(pub std::sync::Arc<str>);
+
+#[get("/.well-known/openid-configuration")]
+pub async fn discovery(doc: web::Data<Discovery>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)]))
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .body(doc.0.to_string())
+}
+
+#[get("/jwks")]
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    let ring = state.keyring();
+    HttpResponse::Ok()
+        .content_type("application/jwk-set+json")
+        // Short: relying parties must see a rotation soon.
+        .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(300)]))
+        .insert_header(("Access-Control-Allow-Origin", "*"))
+        .body(ring.jwks().to_owned())
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let v = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim)
+}
+
+/// OIDC Core §5.3: the claims of the token's scope.
+async fn userinfo(state: &AppState, token: Option<&str>) -> Result<HttpResponse, OAuthError> {
+    let token = token.ok_or(OAuthError::InvalidToken("a bearer token is required"))?;
+    let claims = check_access_token(state, token).await?;
+    let scope: Vec<String> = claims.get("scope").and_then(Value::as_str).unwrap_or_default().split(' ').map(str::to_owned).collect();
+    if !scope.iter().any(|s| s == "openid") {
+        return Err(OAuthError::InsufficientScope("the token was not issued with the openid scope"));
+    }
+    let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+    let Some(u) = user::Entity::find_by_id(sub).one(&state.db).await?.filter(|u| !u.disabled) else {
+        return Err(OAuthError::InvalidToken("the user is no longer active"));
+    };
+    let roles: Vec<String> = user_role::Entity::find()
+        .filter(user_role::Column::UserId.eq(u.id.as_str()))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|r| r.role_name)
+        .collect();
+    let mut out = Map::new();
+    out.insert("sub".into(), u.id.clone().into());
+    scoped_claims(&u, &roles, &scope, &mut out);
+    if scope.iter().any(|s| s == "roles") {
+        out.insert("roles".into(), roles.into());
+    }
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(Value::Object(out)))
+}
+
+#[get("/userinfo")]
+pub async fn userinfo_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, OAuthError> {
+    userinfo(&state, bearer(&req)).await
+}
+
+/// RFC 6750 §2.1 and §2.2: the token in the header or the form body (not both).
+#[post("/userinfo")]
+pub async fn userinfo_post(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+    let p = if body.is_empty() { Default::default() } else { crate::oauth::params(&body)? };
+    let from_body = p.get("access_token").map(String::as_str);
+    if bearer(&req).is_some() && from_body.is_some() {
+        return Err(OAuthError::InvalidRequest("send the token in one place only"));
+    }
+    userinfo(&state, bearer(&req).or(from_body)).await
+}

@@ -27,7 +27,8 @@ impl Application {
     pub fn build_on(listener: TcpListener, state: AppState) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let https = state.settings.is_https();
-        let discovery = web::Data::new(crate::oidc::Discovery(crate::oidc::discovery_document(state.settings.issuer()).into()));
+        let discovery =
+            web::Data::new(crate::oidc::Discovery(crate::oidc::discovery_document(state.settings.issuer()).into()));
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()

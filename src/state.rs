@@ -91,7 +91,8 @@ impl AppState {
 
     /// Reloads the key ring from the database.
     pub async fn reload_keys(&self) -> Result<(), KeyRingError> {
-        let ring = KeyRing::load(&self.db, &self.master_key, self.clock.now(), self.settings.publish_retired_ms()).await?;
+        let ring =
+            KeyRing::load(&self.db, &self.master_key, self.clock.now(), self.settings.publish_retired_ms()).await?;
         match self.keys.write() {
             Ok(mut g) => *g = Arc::new(ring),
             Err(p) => *p.into_inner() = Arc::new(ring),

@@ -198,7 +198,11 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .create_index(
-                Index::create().name("idx_refresh_tokens_family").table(RefreshTokens::Table).col(RefreshTokens::FamilyId).to_owned(),
+                Index::create()
+                    .name("idx_refresh_tokens_family")
+                    .table(RefreshTokens::Table)
+                    .col(RefreshTokens::FamilyId)
+                    .to_owned(),
             )
             .await?;
         manager

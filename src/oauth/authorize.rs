@@ -67,7 +67,13 @@ enum Failure {
 fn error_redirect(state: &AppState, redirect_uri: &str, st: Option<&str>, e: &OAuthError) -> HttpResponse {
     let mut url = match url::Url::parse(redirect_uri) {
         Ok(u) => u,
-        Err(_) => return error_page(StatusCode::BAD_REQUEST, "Invalid request", "The application's redirect address is invalid."),
+        Err(_) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "Invalid request",
+                "The application's redirect address is invalid.",
+            );
+        }
     };
     {
         let mut q = url.query_pairs_mut();
@@ -116,7 +122,11 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
     let st = p.get("state").cloned();
     let fail = |error: OAuthError| Failure::Redirect { redirect_uri: redirect_uri.clone(), state: st.clone(), error };
     if st.as_ref().is_some_and(|s| s.len() > 2048) {
-        return Err(Failure::Redirect { redirect_uri: redirect_uri.clone(), state: None, error: OAuthError::InvalidRequest("state is too long") });
+        return Err(Failure::Redirect {
+            redirect_uri: redirect_uri.clone(),
+            state: None,
+            error: OAuthError::InvalidRequest("state is too long"),
+        });
     }
     match p.get("response_type").map(String::as_str) {
         Some("code") => {}
@@ -153,7 +163,9 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
         (Some("S256"), Some(_)) => return Err(fail(OAuthError::InvalidRequest("malformed code_challenge"))),
         (Some(_), Some(_)) => return Err(fail(OAuthError::InvalidRequest("code_challenge_method must be S256"))),
         (None, Some(_)) => return Err(fail(OAuthError::InvalidRequest("code_challenge_method must be S256"))),
-        (Some(_), None) => return Err(fail(OAuthError::InvalidRequest("code_challenge is required with code_challenge_method"))),
+        (Some(_), None) => {
+            return Err(fail(OAuthError::InvalidRequest("code_challenge is required with code_challenge_method")));
+        }
         (None, None) if c.pkce_required || c.public => {
             return Err(fail(OAuthError::InvalidRequest("PKCE is required: send code_challenge with method S256")));
         }
@@ -163,7 +175,10 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
     if nonce.as_ref().is_some_and(|n| n.len() > 512) {
         return Err(fail(OAuthError::InvalidRequest("nonce is too long")));
     }
-    let prompt: Vec<String> = p.get("prompt").map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+    let prompt: Vec<String> = p
+        .get("prompt")
+        .map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
     if prompt.iter().any(|v| !matches!(v.as_str(), "none" | "login" | "consent" | "select_account")) {
         return Err(fail(OAuthError::InvalidRequest("unsupported prompt value")));
     }
@@ -172,9 +187,17 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
     }
     let max_age = match p.get("max_age") {
         None => None,
-        Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| fail(OAuthError::InvalidRequest("max_age must be a non-negative integer")))?),
+        Some(v) => Some(
+            v.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .ok_or_else(|| fail(OAuthError::InvalidRequest("max_age must be a non-negative integer")))?,
+        ),
     };
-    let acr_values: Vec<String> = p.get("acr_values").map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default();
+    let acr_values: Vec<String> = p
+        .get("acr_values")
+        .map(|v| v.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default();
     let hint_sub = match p.get("id_token_hint") {
         None => None,
         Some(t) => {
@@ -183,7 +206,11 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
                 Ok(v) if v.claims.get("iss").and_then(|i| i.as_str()) == Some(state.settings.issuer()) => {
                     v.claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned)
                 }
-                _ => return Err(fail(OAuthError::InvalidRequest("id_token_hint is not a valid ID token from this provider"))),
+                _ => {
+                    return Err(fail(OAuthError::InvalidRequest(
+                        "id_token_hint is not a valid ID token from this provider",
+                    )));
+                }
             }
         }
     };
@@ -192,7 +219,9 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
         Some(r) => {
             let ok = url::Url::parse(r).is_ok_and(|u| u.fragment().is_none()) && r.len() <= 512;
             if !ok {
-                return Err(fail(OAuthError::InvalidRequest("resource must be an absolute URI without a fragment (RFC 8707)")));
+                return Err(fail(OAuthError::InvalidRequest(
+                    "resource must be an absolute URI without a fragment (RFC 8707)",
+                )));
             }
             Some(r.clone())
         }
@@ -266,7 +295,12 @@ enum Need {
     Nothing,
 }
 
-async fn need(state: &AppState, r: &AuthzRequest, c: &client::Model, cur: Option<&Current>) -> Result<Need, OAuthError> {
+async fn need(
+    state: &AppState,
+    r: &AuthzRequest,
+    c: &client::Model,
+    cur: Option<&Current>,
+) -> Result<Need, OAuthError> {
     let Some(cur) = cur else { return Ok(Need::Login) };
     let now_s = state.clock.now().timestamp();
     let auth_ms = cur.session.auth_time * 1000;
@@ -299,7 +333,12 @@ async fn need(state: &AppState, r: &AuthzRequest, c: &client::Model, cur: Option
 }
 
 /// Issues a code and sends the browser back to the client.
-async fn issue_code(state: &AppState, req: &HttpRequest, r: &AuthzRequest, cur: &Current) -> Result<HttpResponse, OAuthError> {
+async fn issue_code(
+    state: &AppState,
+    req: &HttpRequest,
+    r: &AuthzRequest,
+    cur: &Current,
+) -> Result<HttpResponse, OAuthError> {
     let now = state.clock.now();
     let now_ms = now.timestamp_millis();
     let code = random_token(32).map_err(|_| OAuthError::ServerError)?;
@@ -373,8 +412,12 @@ async fn proceed(
             let Some(cur) = cur else { return Err(OAuthError::ServerError) };
             issue_code(state, req, &r, &cur).await
         }
-        Need::Login if none => Ok(error_redirect(state, &r.redirect_uri, r.state.as_deref(), &OAuthError::LoginRequired)),
-        Need::Consent if none => Ok(error_redirect(state, &r.redirect_uri, r.state.as_deref(), &OAuthError::ConsentRequired)),
+        Need::Login if none => {
+            Ok(error_redirect(state, &r.redirect_uri, r.state.as_deref(), &OAuthError::LoginRequired))
+        }
+        Need::Consent if none => {
+            Ok(error_redirect(state, &r.redirect_uri, r.state.as_deref(), &OAuthError::ConsentRequired))
+        }
         need => {
             let h = match handle {
                 Some(h) => h,
@@ -392,7 +435,12 @@ async fn proceed(
 async fn authorize(state: &AppState, req: &HttpRequest, raw: &[u8]) -> HttpResponse {
     let p = match params(raw) {
         Ok(p) => p,
-        Err(_) => return respond(state, Failure::Page("The sign-in request is malformed (a parameter is repeated or not valid UTF-8).")),
+        Err(_) => {
+            return respond(
+                state,
+                Failure::Page("The sign-in request is malformed (a parameter is repeated or not valid UTF-8)."),
+            );
+        }
     };
     let (r, c) = match validate(state, &p).await {
         Ok(v) => v,
@@ -479,7 +527,11 @@ fn describe_scope(s: &str) -> &'static str {
 }
 
 #[get("/consent")]
-pub async fn consent_get(state: web::Data<AppState>, req: HttpRequest, q: web::Query<Handle>) -> Result<HttpResponse, WebError> {
+pub async fn consent_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<Handle>,
+) -> Result<HttpResponse, WebError> {
     let Some((r, c)) = load_request(&state, &q.request).await.map_err(WebError::internal)? else {
         return Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in request expired", EXPIRED));
     };
@@ -498,7 +550,8 @@ pub async fn consent_get(state: web::Data<AppState>, req: HttpRequest, q: web::Q
     let mut resp = html(StatusCode::OK, &page)?;
     resp.headers_mut().insert(
         actix_web::http::header::CONTENT_SECURITY_POLICY,
-        actix_web::http::header::HeaderValue::from_str(&csp_for_redirect(&r.redirect_uri)).map_err(WebError::internal)?,
+        actix_web::http::header::HeaderValue::from_str(&csp_for_redirect(&r.redirect_uri))
+            .map_err(WebError::internal)?,
     );
     if let Some(ck) = token.set_cookie {
         resp.add_cookie(&ck).map_err(WebError::internal)?;
@@ -514,7 +567,11 @@ pub struct ConsentForm {
 }
 
 #[post("/consent")]
-pub async fn consent_post(state: web::Data<AppState>, req: HttpRequest, form: StrictForm<ConsentForm>) -> Result<HttpResponse, WebError> {
+pub async fn consent_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<ConsentForm>,
+) -> Result<HttpResponse, WebError> {
     if !csrf::verify(&state, &req, &form.csrf) {
         return Ok(stale_form());
     }
@@ -561,7 +618,12 @@ pub async fn consent_post(state: web::Data<AppState>, req: HttpRequest, form: St
         "deny" => {
             record_audit(&state.db, audit("failure"), now).await?;
             drop_request(&state, &form.request).await.map_err(WebError::internal)?;
-            Ok(error_redirect(&state, &r.redirect_uri, r.state.as_deref(), &OAuthError::AccessDenied("the user denied access")))
+            Ok(error_redirect(
+                &state,
+                &r.redirect_uri,
+                r.state.as_deref(),
+                &OAuthError::AccessDenied("the user denied access"),
+            ))
         }
         _ => Ok(error_page(StatusCode::BAD_REQUEST, "Bad request", "Choose Allow or Deny.")),
     }

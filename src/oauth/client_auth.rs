@@ -122,7 +122,8 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
     if !matches!(alg, Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA) {
         return Err(bad);
     }
-    let unverified = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(jwt).map_err(|_| bad.clone())?.claims;
+    let unverified =
+        jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(jwt).map_err(|_| bad.clone())?.claims;
     let iss = unverified.get("iss").and_then(|v| v.as_str()).ok_or_else(|| bad.clone())?.to_owned();
     if param_id.is_some_and(|p| p != iss) {
         return Err(bad);
@@ -155,7 +156,11 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
     if exp > now + 600 {
         return Err(bad); // assertions are short-lived
     }
-    let jti = claims.get("jti").and_then(|v| v.as_str()).filter(|j| !j.is_empty() && j.len() <= 256).ok_or_else(|| bad.clone())?;
+    let jti = claims
+        .get("jti")
+        .and_then(|v| v.as_str())
+        .filter(|j| !j.is_empty() && j.len() <= 256)
+        .ok_or_else(|| bad.clone())?;
     // Single use: remember the jti until the assertion expires.
     let res = revoked_token::Entity::insert(revoked_token::ActiveModel {
         jti: Set(format!("assertion:{}:{jti}", c.client_id)),

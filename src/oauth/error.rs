@@ -12,7 +12,9 @@ pub enum OAuthError {
     /// A parameter is missing, repeated, malformed or unsupported.
     InvalidRequest(&'static str),
     /// Client authentication failed (RFC 6749 §5.2): 401.
-    InvalidClient { basic: bool },
+    InvalidClient {
+        basic: bool,
+    },
     /// The grant (code, refresh token, verifier) is invalid, expired, revoked,
     /// or was issued to another client or redirect URI.
     InvalidGrant(&'static str),

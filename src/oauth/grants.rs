@@ -94,7 +94,14 @@ fn access_token(state: &AppState, claims: Map<String, Value>) -> Result<String, 
     })
 }
 
-fn base_claims(state: &AppState, sub: &str, client_id: &str, aud: &str, scope: &[String], now: i64) -> (Map<String, Value>, String) {
+fn base_claims(
+    state: &AppState,
+    sub: &str,
+    client_id: &str,
+    aud: &str,
+    scope: &[String],
+    now: i64,
+) -> (Map<String, Value>, String) {
     let jti = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
     let mut m = Map::new();
     m.insert("iss".into(), state.settings.issuer().into());
@@ -229,11 +236,18 @@ fn pkce_ok(challenge: &str, verifier: &str) -> bool {
 }
 
 /// RFC 6749 §4.1.3 with RFC 7636 §4.6.
-pub async fn authorization_code(state: &AppState, c: &client::Model, p: &HashMap<String, String>) -> Result<Value, OAuthError> {
+pub async fn authorization_code(
+    state: &AppState,
+    c: &client::Model,
+    p: &HashMap<String, String>,
+) -> Result<Value, OAuthError> {
     if !has_grant(c, "authorization_code") {
         return Err(OAuthError::UnauthorizedClient("this client may not use the authorization code grant"));
     }
-    let code = p.get("code").filter(|v| !v.is_empty() && v.len() <= 128).ok_or(OAuthError::InvalidRequest("code is required"))?;
+    let code = p
+        .get("code")
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .ok_or(OAuthError::InvalidRequest("code is required"))?;
     let redirect_uri = p.get("redirect_uri").ok_or(OAuthError::InvalidRequest("redirect_uri is required"))?;
     let verifier = p.get("code_verifier");
     let now_ms = state.clock.now().timestamp_millis();
@@ -256,7 +270,10 @@ pub async fn authorization_code(state: &AppState, c: &client::Model, p: &HashMap
         revoke_grant(state, &row.grant_id, current.and_then(|r| r.access_jti).as_deref()).await?;
         record_audit(
             &state.db,
-            AuditEvent::new("oauth.code_reuse", "failure").user(&row.user_id).client(&c.client_id).detail(json!({ "grant": row.grant_id })),
+            AuditEvent::new("oauth.code_reuse", "failure")
+                .user(&row.user_id)
+                .client(&c.client_id)
+                .detail(json!({ "grant": row.grant_id })),
             state.clock.now(),
         )
         .await?;
@@ -323,7 +340,10 @@ pub async fn refresh(state: &AppState, c: &client::Model, p: &HashMap<String, St
     if !has_grant(c, "refresh_token") {
         return Err(OAuthError::UnauthorizedClient("this client may not use refresh tokens"));
     }
-    let token = p.get("refresh_token").filter(|v| !v.is_empty() && v.len() <= 128).ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
+    let token = p
+        .get("refresh_token")
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .ok_or(OAuthError::InvalidRequest("refresh_token is required"))?;
     let now = state.clock.now();
     let now_ms = now.timestamp_millis();
     let invalid = OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked");
@@ -359,7 +379,10 @@ pub async fn refresh(state: &AppState, c: &client::Model, p: &HashMap<String, St
                 .await?;
             record_audit(
                 &state.db,
-                AuditEvent::new("oauth.refresh_reuse", "failure").user(&fam.user_id).client(&c.client_id).detail(json!({ "family": fam.id })),
+                AuditEvent::new("oauth.refresh_reuse", "failure")
+                    .user(&fam.user_id)
+                    .client(&c.client_id)
+                    .detail(json!({ "family": fam.id })),
                 now,
             )
             .await?;
@@ -401,7 +424,11 @@ pub async fn refresh(state: &AppState, c: &client::Model, p: &HashMap<String, St
 
 /// RFC 6749 §4.4: a service acting for itself. `sub` is the client; `roles`
 /// are the client's own.
-pub async fn client_credentials(state: &AppState, c: &client::Model, p: &HashMap<String, String>) -> Result<Value, OAuthError> {
+pub async fn client_credentials(
+    state: &AppState,
+    c: &client::Model,
+    p: &HashMap<String, String>,
+) -> Result<Value, OAuthError> {
     if c.public || !has_grant(c, "client_credentials") {
         return Err(OAuthError::UnauthorizedClient("this client may not use the client credentials grant"));
     }

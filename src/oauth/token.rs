@@ -32,14 +32,22 @@ fn no_store(body: Value) -> HttpResponse {
     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).insert_header(("Pragma", "no-cache")).json(body)
 }
 
-async fn client_and_params(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<(AuthenticatedClient, HashMap<String, String>), OAuthError> {
+async fn client_and_params(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<(AuthenticatedClient, HashMap<String, String>), OAuthError> {
     let mut p = form_params(req, body)?;
     let c = authenticate(state, req, &mut p).await?;
     Ok((c, p))
 }
 
 #[post("/token")]
-pub async fn token_endpoint(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+pub async fn token_endpoint(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
     let (c, p) = client_and_params(&state, &req, &body).await?;
     let out = match p.get("grant_type").map(String::as_str) {
         Some("authorization_code") => grants::authorization_code(&state, &c.client, &p).await?,
@@ -55,7 +63,8 @@ pub async fn token_endpoint(state: web::Data<AppState>, req: HttpRequest, body: 
 /// algorithm), `typ: at+jwt`, issuer, expiry, and the revocation list.
 pub async fn check_access_token(state: &AppState, token: &str) -> Result<Value, OAuthError> {
     let ring = state.keyring();
-    let v = jwt::verify(&ring, token, Some("at+jwt")).map_err(|_| OAuthError::InvalidToken("the access token is invalid"))?;
+    let v = jwt::verify(&ring, token, Some("at+jwt"))
+        .map_err(|_| OAuthError::InvalidToken("the access token is invalid"))?;
     let c = v.claims;
     if c.get("iss").and_then(Value::as_str) != Some(state.settings.issuer()) {
         return Err(OAuthError::InvalidToken("the access token is invalid"));
@@ -76,7 +85,11 @@ fn looks_like_jwt(t: &str) -> bool {
 }
 
 #[post("/introspect")]
-pub async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+pub async fn introspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
     let (c, p) = client_and_params(&state, &req, &body).await?;
     if c.client.public {
         // RFC 7662 §2.1: the caller must be authorised; public clients are not.
@@ -88,7 +101,9 @@ pub async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: web:
         return Ok(match check_access_token(&state, token).await {
             Ok(claims) => {
                 let mut out = json!({ "active": true, "token_type": "Bearer" });
-                for k in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "roles", "auth_time", "acr", "amr"] {
+                for k in
+                    ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "roles", "auth_time", "acr", "amr"]
+                {
                     if let Some(v) = claims.get(k) {
                         out[k] = v.clone();
                     }
@@ -107,7 +122,11 @@ pub async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: web:
     let Some(fam) = refresh_family::Entity::find_by_id(row.family_id.as_str()).one(&state.db).await? else {
         return Ok(inactive());
     };
-    if fam.client_id != c.client.client_id || fam.revoked_ms.is_some() || row.rotated_ms.is_some() || row.expires_ms <= now_ms {
+    if fam.client_id != c.client.client_id
+        || fam.revoked_ms.is_some()
+        || row.rotated_ms.is_some()
+        || row.expires_ms <= now_ms
+    {
         return Ok(inactive());
     }
     Ok(no_store(json!({
@@ -123,7 +142,11 @@ pub async fn introspect(state: web::Data<AppState>, req: HttpRequest, body: web:
 }
 
 #[post("/revoke")]
-pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+pub async fn revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
     let (c, p) = client_and_params(&state, &req, &body).await?;
     let token = p.get("token").ok_or(OAuthError::InvalidRequest("token is required"))?;
     let now_ms = state.clock.now().timestamp_millis();
@@ -136,7 +159,9 @@ pub async fn revoke(state: web::Data<AppState>, req: HttpRequest, body: web::Byt
             let exp_ms = v.claims.get("exp").and_then(Value::as_i64).unwrap_or(0) * 1000;
             grants::revoke_jti(&state, jti, exp_ms.max(now_ms)).await?;
         }
-    } else if let Some(row) = refresh_token::Entity::find_by_id(grants::refresh_hash(&state, token)).one(&state.db).await? {
+    } else if let Some(row) =
+        refresh_token::Entity::find_by_id(grants::refresh_hash(&state, token)).one(&state.db).await?
+    {
         // Revoking a refresh token ends its family (RFC 7009 §2.1).
         refresh_family::Entity::update_many()
             .col_expr(refresh_family::Column::RevokedMs, Expr::val(now_ms))

@@ -29,8 +29,12 @@ pub async fn end_session_everywhere(state: &AppState, session_id: &str, user_id:
         .filter(refresh_family::Column::RevokedMs.is_null())
         .exec(&state.db)
         .await?;
-    let joined = session_client::Entity::find().filter(session_client::Column::SessionId.eq(session_id)).all(&state.db).await?;
-    session_client::Entity::delete_many().filter(session_client::Column::SessionId.eq(session_id)).exec(&state.db).await?;
+    let joined =
+        session_client::Entity::find().filter(session_client::Column::SessionId.eq(session_id)).all(&state.db).await?;
+    session_client::Entity::delete_many()
+        .filter(session_client::Column::SessionId.eq(session_id))
+        .exec(&state.db)
+        .await?;
     for sc in joined {
         let Some(c) = client::Entity::find_by_id(sc.client_id.as_str()).one(&state.db).await? else { continue };
         let Some(uri) = c.backchannel_logout_uri.clone() else { continue };
@@ -38,7 +42,10 @@ pub async fn end_session_everywhere(state: &AppState, session_id: &str, user_id:
         let st = state.clone();
         let client_id = c.client_id.clone();
         tokio::spawn(async move {
-            let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).redirect(reqwest::redirect::Policy::none()).build();
+            let http = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .build();
             let outcome = match http {
                 Ok(h) => match h.post(&uri).form(&[("logout_token", token.as_str())]).send().await {
                     Ok(r) if r.status().is_success() => "success",
@@ -46,14 +53,24 @@ pub async fn end_session_everywhere(state: &AppState, session_id: &str, user_id:
                 },
                 Err(_) => "failure",
             };
-            let _ = record_audit(&st.db, AuditEvent::new("oidc.backchannel_logout", outcome).client(client_id), st.clock.now()).await;
+            let _ = record_audit(
+                &st.db,
+                AuditEvent::new("oidc.backchannel_logout", outcome).client(client_id),
+                st.clock.now(),
+            )
+            .await;
         });
     }
     Ok(())
 }
 
 /// Back-Channel Logout 1.0 §2.4.
-fn logout_token(state: &AppState, c: &client::Model, sub: &str, sid: &str) -> Result<String, crate::tokens::jwt::JwtError> {
+fn logout_token(
+    state: &AppState,
+    c: &client::Model,
+    sub: &str,
+    sid: &str,
+) -> Result<String, crate::tokens::jwt::JwtError> {
     let now = state.clock.now().timestamp();
     let alg = crate::domain::SigningAlg::parse(&c.id_token_alg).unwrap_or(crate::domain::SigningAlg::RS256);
     let claims = json!({
@@ -99,7 +116,10 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<Logou
             _ => return Err("The logout request carries an ID token that was not issued here."),
         },
     };
-    let hint_aud = hint.as_ref().and_then(|h| h.get("aud")).and_then(|a| a.as_str().map(str::to_owned).or_else(|| a.get(0).and_then(Value::as_str).map(str::to_owned)));
+    let hint_aud = hint
+        .as_ref()
+        .and_then(|h| h.get("aud"))
+        .and_then(|a| a.as_str().map(str::to_owned).or_else(|| a.get(0).and_then(Value::as_str).map(str::to_owned)));
     let client_id = p.get("client_id").filter(|c| !c.is_empty()).cloned().or(hint_aud.clone());
     if let (Some(a), Some(c)) = (&hint_aud, p.get("client_id"))
         && a != c
@@ -138,7 +158,12 @@ fn done(state: &AppState, redirect: Option<String>) -> HttpResponse {
     resp
 }
 
-async fn handle(state: &AppState, req: &HttpRequest, p: HashMap<String, String>, confirmed: bool) -> Result<HttpResponse, WebError> {
+async fn handle(
+    state: &AppState,
+    req: &HttpRequest,
+    p: HashMap<String, String>,
+    confirmed: bool,
+) -> Result<HttpResponse, WebError> {
     let r = match validate(state, &p).await {
         Ok(r) => r,
         Err(msg) => return Ok(error_page(StatusCode::BAD_REQUEST, "Invalid logout request", msg)),
@@ -166,7 +191,8 @@ async fn handle(state: &AppState, req: &HttpRequest, p: HashMap<String, String>,
         if let Some(redirect) = &r.redirect {
             resp.headers_mut().insert(
                 actix_web::http::header::CONTENT_SECURITY_POLICY,
-                actix_web::http::header::HeaderValue::from_str(&crate::oauth::authorize::csp_for_redirect(redirect)).map_err(WebError::internal)?,
+                actix_web::http::header::HeaderValue::from_str(&crate::oauth::authorize::csp_for_redirect(redirect))
+                    .map_err(WebError::internal)?,
             );
         }
         if let Some(c) = token.set_cookie {
@@ -190,15 +216,27 @@ async fn handle(state: &AppState, req: &HttpRequest, p: HashMap<String, String>,
 #[get("/end_session")]
 pub async fn end_session_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
     let Ok(p) = crate::oauth::params(req.query_string().as_bytes()) else {
-        return Ok(error_page(StatusCode::BAD_REQUEST, "Invalid logout request", "A parameter is repeated or malformed."));
+        return Ok(error_page(
+            StatusCode::BAD_REQUEST,
+            "Invalid logout request",
+            "A parameter is repeated or malformed.",
+        ));
     };
     handle(&state, &req, p, false).await
 }
 
 #[post("/end_session")]
-pub async fn end_session_post(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, WebError> {
+pub async fn end_session_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
     let Ok(mut p) = crate::oauth::params(&body) else {
-        return Ok(error_page(StatusCode::BAD_REQUEST, "Invalid logout request", "A parameter is repeated or malformed."));
+        return Ok(error_page(
+            StatusCode::BAD_REQUEST,
+            "Invalid logout request",
+            "A parameter is repeated or malformed.",
+        ));
     };
     // Our own confirmation form carries a CSRF token; a relying party's POST
     // does not, and is then treated like a GET (confirmation asked).

@@ -94,7 +94,8 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 async fn userinfo(state: &AppState, token: Option<&str>) -> Result<HttpResponse, OAuthError> {
     let token = token.ok_or(OAuthError::InvalidToken("a bearer token is required"))?;
     let claims = check_access_token(state, token).await?;
-    let scope: Vec<String> = claims.get("scope").and_then(Value::as_str).unwrap_or_default().split(' ').map(str::to_owned).collect();
+    let scope: Vec<String> =
+        claims.get("scope").and_then(Value::as_str).unwrap_or_default().split(' ').map(str::to_owned).collect();
     if !scope.iter().any(|s| s == "openid") {
         return Err(OAuthError::InsufficientScope("the token was not issued with the openid scope"));
     }
@@ -125,7 +126,11 @@ pub async fn userinfo_get(state: web::Data<AppState>, req: HttpRequest) -> Resul
 
 /// RFC 6750 §2.1 and §2.2: the token in the header or the form body (not both).
 #[post("/userinfo")]
-pub async fn userinfo_post(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, OAuthError> {
+pub async fn userinfo_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, OAuthError> {
     let p = if body.is_empty() { Default::default() } else { crate::oauth::params(&body)? };
     let from_body = p.get("access_token").map(String::as_str);
     if bearer(&req).is_some() && from_body.is_some() {

@@ -34,7 +34,13 @@ pub enum JwtError {
 
 /// Signs `claims` with the active key of `alg`; `typ` goes in the header
 /// (`JWT`, `at+jwt`, `logout+jwt`).
-pub fn sign(ring: &KeyRing, rng: &SystemRandom, alg: SigningAlg, typ: &str, claims: &Value) -> Result<String, JwtError> {
+pub fn sign(
+    ring: &KeyRing,
+    rng: &SystemRandom,
+    alg: SigningAlg,
+    typ: &str,
+    claims: &Value,
+) -> Result<String, JwtError> {
     let key = ring.active(alg).ok_or(JwtError::NoKey(alg.as_str()))?;
     let header = json!({ "alg": alg.as_str(), "kid": key.kid, "typ": typ });
     let mut out = String::with_capacity(512);
@@ -64,8 +70,8 @@ pub fn verify(ring: &KeyRing, token: &str, typ: Option<&str>) -> Result<Verified
     let (Some(h), Some(c), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(JwtError::Malformed);
     };
-    let header: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|_| JwtError::Malformed)?).map_err(|_| JwtError::Malformed)?;
+    let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|_| JwtError::Malformed)?)
+        .map_err(|_| JwtError::Malformed)?;
     let kid = header.get("kid").and_then(Value::as_str).ok_or(JwtError::UnknownKey)?;
     let key = ring.public(kid).ok_or(JwtError::UnknownKey)?;
     if header.get("alg").and_then(Value::as_str) != Some(key.alg.as_str()) {
@@ -81,8 +87,8 @@ pub fn verify(ring: &KeyRing, token: &str, typ: Option<&str>) -> Result<Verified
     {
         return Err(JwtError::Type);
     }
-    let claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).map_err(|_| JwtError::Malformed)?).map_err(|_| JwtError::Malformed)?;
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).map_err(|_| JwtError::Malformed)?)
+        .map_err(|_| JwtError::Malformed)?;
     if !claims.is_object() {
         return Err(JwtError::Malformed);
     }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
-    self, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair,
-    RsaKeyPair, UnparsedPublicKey,
+    self, ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair,
+    UnparsedPublicKey,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -128,12 +128,15 @@ impl KeyRing {
             if !published {
                 continue;
             }
-            let jwk: Value = serde_json::from_str(&row.public_jwk).map_err(|_| KeyRingError::Malformed(row.kid.clone()))?;
+            let jwk: Value =
+                serde_json::from_str(&row.public_jwk).map_err(|_| KeyRingError::Malformed(row.kid.clone()))?;
             let raw = raw_public(&jwk, alg).ok_or_else(|| KeyRingError::Malformed(row.kid.clone()))?;
             if row.active && !ring.active.contains_key(alg.as_str()) {
                 let pkcs8 = mk.open(&super::keys::seal_context(&row.kid), &row.private_key)?;
                 let signer = match alg {
-                    SigningAlg::RS256 => Signer::Rsa(RsaKeyPair::from_pkcs8(&pkcs8).map_err(|_| KeyRingError::Malformed(row.kid.clone()))?),
+                    SigningAlg::RS256 => Signer::Rsa(
+                        RsaKeyPair::from_pkcs8(&pkcs8).map_err(|_| KeyRingError::Malformed(row.kid.clone()))?,
+                    ),
                     SigningAlg::ES256 => Signer::Ecdsa(
                         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
                             .map_err(|_| KeyRingError::Malformed(row.kid.clone()))?,

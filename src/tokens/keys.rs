@@ -181,7 +181,8 @@ pub async fn rotate_if_due(state: &AppState) -> Result<bool, AdminError> {
         .order_by_desc(signing_key::Column::CreatedAt)
         .one(&state.db)
         .await?;
-    let due = newest.is_some_and(|k| state.clock.now() - k.created_at > chrono::Duration::days(state.settings.key_rotation_days));
+    let due = newest
+        .is_some_and(|k| state.clock.now() - k.created_at > chrono::Duration::days(state.settings.key_rotation_days));
     if due {
         rotate(state, &Actor { name: "system:rotation".into(), ip: None, user_agent: None }).await?;
     }

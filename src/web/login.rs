@@ -10,11 +10,11 @@ use serde_json::json;
 
 use super::form::StrictForm;
 use super::pages::{WebError, error_page, html};
-use crate::oauth::authorize::{AuthzRequest, csp_for_redirect, load_request, resume_path};
 use super::{client_info, csrf};
 use crate::authn::PasswordError;
 use crate::authn::login::{self, ChallengePurpose, LoginError, Outcome, Source};
 use crate::authn::mfa;
+use crate::oauth::authorize::{AuthzRequest, csp_for_redirect, load_request, resume_path};
 use crate::session::{self, AMR_PASSWORD, NewSession, build_cookie, removal_cookie};
 use crate::state::AppState;
 use crate::storage::{AuditEvent, record_audit};
@@ -54,10 +54,11 @@ pub struct Flow {
 
 impl Flow {
     pub async fn load(state: &AppState, handle: &str) -> Result<Option<Self>, WebError> {
-        Ok(load_request(state, handle)
-            .await
-            .map_err(WebError::internal)?
-            .map(|(request, client)| Self { handle: handle.to_owned(), request, client }))
+        Ok(load_request(state, handle).await.map_err(WebError::internal)?.map(|(request, client)| Self {
+            handle: handle.to_owned(),
+            request,
+            client,
+        }))
     }
 
     fn client_name(&self) -> String {
@@ -68,7 +69,8 @@ impl Flow {
 /// Pages of a login for a client end in a redirect to it: their CSP must allow
 /// that origin as a form target (browsers check redirects of a form post).
 pub fn set_flow_csp(resp: &mut HttpResponse, redirect_uri: &str) -> Result<(), WebError> {
-    let v = actix_web::http::header::HeaderValue::from_str(&csp_for_redirect(redirect_uri)).map_err(WebError::internal)?;
+    let v =
+        actix_web::http::header::HeaderValue::from_str(&csp_for_redirect(redirect_uri)).map_err(WebError::internal)?;
     resp.headers_mut().insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
     Ok(())
 }
@@ -201,7 +203,8 @@ pub async fn login_post(
         )),
         Outcome::Success { user, trusted_device } => {
             let return_to = flow.as_ref().map(|f| resume_path(&f.handle));
-            let client_wants_mfa = flow.as_ref().is_some_and(|f| f.client.require_mfa || f.request.acr_values.iter().any(|a| a == "2"));
+            let client_wants_mfa =
+                flow.as_ref().is_some_and(|f| f.client.require_mfa || f.request.acr_values.iter().any(|a| a == "2"));
             if mfa::has_totp(&state.db, &user.id).await? {
                 return challenge_redirect(
                     &state,

@@ -81,7 +81,8 @@ async fn challenge(
 }
 
 async fn mfa_page(state: &AppState, req: &HttpRequest, c: &Challenge, failed: bool) -> Result<HttpResponse, WebError> {
-    let mut resp = with_csrf(state, req, |csrf| html(StatusCode::OK, &MfaPage { title: "Two-step verification", csrf, failed }))?;
+    let mut resp =
+        with_csrf(state, req, |csrf| html(StatusCode::OK, &MfaPage { title: "Two-step verification", csrf, failed }))?;
     if let Some(f) = flow_of_return(state, c.row.return_to.as_deref()).await? {
         set_flow_csp(&mut resp, &f.request.redirect_uri)?;
     }

@@ -10,3 +10,4 @@ mod helpers;
 mod http_basics;
 mod login;
 mod mfa;
+mod oauth;

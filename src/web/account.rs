@@ -17,7 +17,9 @@ use crate::admin::users::ADMIN_ROLE;
 use crate::authn::{PasswordError, mfa, throttle};
 use crate::session::{self, Current};
 use crate::state::AppState;
-use crate::storage::entities::{password_credential, session as session_entity, user_role};
+use crate::storage::entities::{
+    client, consent, password_credential, refresh_family, session as session_entity, user_role,
+};
 use crate::storage::{AuditEvent, record_audit};
 
 struct SessionRow {
@@ -46,6 +48,8 @@ struct AccountPage {
     mfa_required: bool,
     recovery_left: u64,
     recovery_low: bool,
+    /// (client name, scopes, client id)
+    consents: Vec<(String, String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +62,7 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "password_changed" => Some("Your password was changed. Your other sessions were ended."),
         "session_ended" => Some("The session was ended."),
         "mfa_disabled" => Some("Two-step verification is off."),
+        "consent_revoked" => Some("The application's access was withdrawn."),
         _ => None,
     }
 }
@@ -101,7 +106,18 @@ pub(crate) async fn render(
         .collect();
     let mfa_on = mfa::has_totp(&state.db, &cur.user.id).await?;
     let recovery_left = if mfa_on { mfa::recovery_remaining(&state.db, &cur.user.id).await? } else { 0 };
+    let mut consents = Vec::new();
+    for c in consent::Entity::find().filter(consent::Column::UserId.eq(cur.user.id.as_str())).all(&state.db).await? {
+        let name = client::Entity::find_by_id(c.client_id.as_str())
+            .one(&state.db)
+            .await?
+            .and_then(|k| k.name)
+            .unwrap_or_else(|| c.client_id.clone());
+        let scopes: Vec<String> = serde_json::from_str(&c.scopes).unwrap_or_default();
+        consents.push((name, scopes.join(" "), c.client_id));
+    }
     let page = AccountPage {
+        consents,
         mfa_on,
         mfa_required: mfa::required_for(state, &state.db, &cur.user.id).await?,
         recovery_left,
@@ -267,4 +283,52 @@ pub async fn end_session(
         return Ok(see_other("/login?m=logged_out"));
     }
     Ok(see_other("/account?m=session_ended"))
+}
+
+#[derive(Deserialize)]
+pub struct RevokeConsentForm {
+    csrf: String,
+    client: String,
+}
+
+/// Withdraws an application's access: the stored consent and its refresh
+/// tokens go (its access tokens expire within minutes).
+#[post("/account/consents/revoke")]
+pub async fn revoke_consent(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<RevokeConsentForm>,
+) -> Result<HttpResponse, WebError> {
+    let Some(cur) = session::current(&state, &req).await? else {
+        return Ok(see_other("/login"));
+    };
+    if !csrf::verify(&state, &req, &form.csrf) {
+        return Ok(stale_form());
+    }
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    consent::Entity::delete_many()
+        .filter(consent::Column::UserId.eq(cur.user.id.as_str()))
+        .filter(consent::Column::ClientId.eq(form.client.as_str()))
+        .exec(&txn)
+        .await?;
+    refresh_family::Entity::update_many()
+        .col_expr(refresh_family::Column::RevokedMs, sea_orm::sea_query::Expr::val(now.timestamp_millis()))
+        .filter(refresh_family::Column::UserId.eq(cur.user.id.as_str()))
+        .filter(refresh_family::Column::ClientId.eq(form.client.as_str()))
+        .filter(refresh_family::Column::RevokedMs.is_null())
+        .exec(&txn)
+        .await?;
+    record_audit(
+        &txn,
+        AuditEvent::new("oauth.consent_revoked", "success")
+            .actor(format!("user:{}", cur.user.id))
+            .user(&cur.user.id)
+            .client(form.client.as_str())
+            .source(client_info::ip(&state, &req), client_info::user_agent(&req)),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(see_other("/account?m=consent_revoked"))
 }

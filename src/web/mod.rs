@@ -26,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(account::account)
         .service(account::change_password)
         .service(account::end_session)
+        .service(account::revoke_consent)
         .service(mfa::mfa_get)
         .service(mfa::mfa_post)
         .service(mfa::login_enrol_get)

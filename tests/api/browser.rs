@@ -48,3 +48,141 @@ async fn a_person_enrols_totp_and_logs_in_with_a_code_in_a_real_browser() {
     app.create_user("sven", "violet anvil tramline", &[]).await;
     run_script("mfa.test.mjs", &app.address, "sven", "violet anvil tramline").await;
 }
+
+/// A sample relying party: one page with a sign-in link (authorization code +
+/// PKCE S256, state and nonce kept server-side), and a callback that exchanges
+/// the code and greets the user by the ID token's claims.
+mod sample_client {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    #[derive(Clone)]
+    pub struct Rp {
+        pub issuer: String,
+        pub client_id: String,
+        pub secret: String,
+        pub base: String,
+        pending: Arc<Mutex<HashMap<String, String>>>,
+    }
+
+    async fn home(rp: web::Data<Rp>) -> HttpResponse {
+        let state = URL_SAFE_NO_PAD.encode(portcullis::crypto::random_bytes(16).unwrap());
+        let verifier = URL_SAFE_NO_PAD.encode(portcullis::crypto::random_bytes(32).unwrap());
+        let challenge =
+            URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()).as_ref());
+        rp.pending.lock().unwrap().insert(state.clone(), verifier);
+        let mut url = url::Url::parse(&format!("{}/authorize", rp.issuer)).unwrap();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &rp.client_id)
+            .append_pair("redirect_uri", &format!("{}/callback", rp.base))
+            .append_pair("scope", "openid profile")
+            .append_pair("state", &state)
+            .append_pair("nonce", "sample-nonce")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        HttpResponse::Ok().content_type("text/html").body(format!(
+            "<!doctype html><link rel=\"icon\" href=\"data:,\"><title>Sample app</title><h1>Sample app</h1><a id=\"signin\" href=\"{}\">Sign in with Portcullis</a>",
+            url.as_str().replace('&', "&amp;")
+        ))
+    }
+
+    async fn callback(rp: web::Data<Rp>, q: web::Query<HashMap<String, String>>) -> HttpResponse {
+        let Some(verifier) = q.get("state").and_then(|s| rp.pending.lock().unwrap().remove(s)) else {
+            return HttpResponse::BadRequest().body("unknown state");
+        };
+        let Some(code) = q.get("code") else {
+            return HttpResponse::BadRequest().body(format!("error: {:?}", q.get("error")));
+        };
+        let t: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/token", rp.issuer))
+            .basic_auth(&rp.client_id, Some(&rp.secret))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", &format!("{}/callback", rp.base)),
+                ("code_verifier", verifier.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = t["id_token"].as_str().unwrap_or_default();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD.decode(id.split('.').nth(1).unwrap_or_default()).unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        if claims["nonce"] != "sample-nonce" || claims["aud"] != rp.client_id.as_str() {
+            return HttpResponse::BadRequest().body("bad ID token");
+        }
+        HttpResponse::Ok().content_type("text/html").body(format!(
+            "<!doctype html><link rel=\"icon\" href=\"data:,\"><title>Sample app</title><p id=\"greeting\">Signed in as {}</p>",
+            claims["preferred_username"].as_str().unwrap_or("?")
+        ))
+    }
+
+    /// Starts the sample client on a free port; returns its base URL.
+    pub fn start(issuer: &str, client_id: &str, secret: &str, listener: std::net::TcpListener) -> String {
+        let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let rp = Rp {
+            issuer: issuer.to_owned(),
+            client_id: client_id.to_owned(),
+            secret: secret.to_owned(),
+            base: base.clone(),
+            pending: Default::default(),
+        };
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(web::Data::new(rp.clone()))
+                .route("/", web::get().to(home))
+                .route("/callback", web::get().to(callback))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        base
+    }
+}
+
+#[tokio::test]
+async fn a_person_signs_in_to_a_sample_app_through_portcullis_in_a_real_browser() {
+    use secrecy::ExposeSecret;
+    let app = spawn_app().await;
+    app.create_user("tess", "violet anvil tramline", &[]).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let spec = portcullis::admin::clients::ClientSpec {
+        client_id: "sample".into(),
+        name: Some("Sample app".into()),
+        redirect_uris: vec![format!("{base}/callback")],
+        first_party: true,
+        ..Default::default()
+    };
+    let created = portcullis::admin::clients::add(&app.state, &portcullis::admin::Actor::cli(), &spec).await.unwrap();
+    let secret = created.secret.unwrap().expose_secret().to_owned();
+    let client_base = sample_client::start(&app.address, "sample", &secret, listener);
+    if browser_ready().is_ok() {
+        let out = tokio::process::Command::new("node")
+            .arg("--test")
+            .arg("tests/browser/oidc.test.mjs")
+            .env("CLIENT_URL", &client_base)
+            .env("PC_USER", "tess")
+            .env("PC_PASSWORD", "violet anvil tramline")
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "browser test failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("# pass 1"), "{stdout}");
+    } else {
+        run_script("oidc.test.mjs", &app.address, "tess", "violet anvil tramline").await; // reports the skip
+    }
+}

@@ -11,3 +11,4 @@ mod http_basics;
 mod login;
 mod mfa;
 mod oauth;
+mod oauth_more;

@@ -213,7 +213,7 @@ impl Settings {
         if issuer.query().is_some() || issuer.fragment().is_some() {
             return Err(ConfigError::Invalid("issuer must not have a query or fragment".into()));
         }
-        if issuer.scheme() == "http" && !is_loopback_host(&issuer) && !self.insecure_http {
+        if issuer.scheme() == "http" && !crate::domain::is_loopback(&issuer) && !self.insecure_http {
             return Err(ConfigError::Invalid(format!(
                 "issuer {} is plain http on a non-loopback host; use https, or set PORTCULLIS_INSECURE_HTTP=1 if TLS ends in front of Portcullis",
                 self.issuer
@@ -307,14 +307,6 @@ fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     }
 }
 
-fn is_loopback_host(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -152,20 +152,8 @@ pub async fn confirm_enrolment(
     let Some(step) = totp(seed.clone(), "x")?.check(code, unix_secs(now)) else {
         return Ok(Confirm::BadCode);
     };
-    let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
-    totp_enrolment::Entity::delete_by_id(user_id).exec(&txn).await?;
-    totp_credential::Entity::delete_by_id(user_id).exec(&txn).await?;
-    totp_credential::ActiveModel {
-        user_id: Set(user_id.to_owned()),
-        secret: Set(state.master_key.seal(&cred_context(user_id), &seed)?),
-        // The confirming code is spent: it cannot also log in.
-        last_used_step: Set(Some(step as i64)),
-        created_at: Set(now),
-    }
-    .insert(&txn)
-    .await?;
-    let codes = replace_recovery_codes(state, &txn, user_id).await?;
-    txn.commit().await?;
+    // The confirming code is spent: it cannot also log in.
+    let codes = store_credential(state, user_id, &seed, Some(step as i64), now).await?;
     Ok(Confirm::Enrolled(codes))
 }
 
@@ -184,13 +172,25 @@ pub async fn import(
         return Err(MfaError::BadSeed);
     }
     totp(seed.clone(), "x").map_err(|_| MfaError::BadSeed)?;
+    store_credential(state, user_id, &seed, None, now).await
+}
+
+/// Makes `seed` the user's authenticator (replacing any other and any pending
+/// enrolment) and issues fresh recovery codes, in one transaction.
+async fn store_credential(
+    state: &AppState,
+    user_id: &str,
+    seed: &[u8],
+    last_used_step: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, MfaError> {
     let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
     totp_enrolment::Entity::delete_by_id(user_id).exec(&txn).await?;
     totp_credential::Entity::delete_by_id(user_id).exec(&txn).await?;
     totp_credential::ActiveModel {
         user_id: Set(user_id.to_owned()),
-        secret: Set(state.master_key.seal(&cred_context(user_id), &seed)?),
-        last_used_step: Set(None),
+        secret: Set(state.master_key.seal(&cred_context(user_id), seed)?),
+        last_used_step: Set(last_used_step),
         created_at: Set(now),
     }
     .insert(&txn)

@@ -3,21 +3,12 @@
 // Portcullis and passes BASE_URL, PC_USER and PC_PASSWORD.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { launch } from './lib.mjs';
 
 const base = process.env.BASE_URL;
 const user = process.env.PC_USER;
 const password = process.env.PC_PASSWORD;
 const shots = process.env.SCREENSHOT_DIR; // set to refresh docs/ screenshots
-
-async function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-}
 
 test('log in, fail once, succeed, log out', { timeout: 60_000 }, async () => {
   assert.ok(base && user && password, 'BASE_URL, PC_USER and PC_PASSWORD are required');

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { chromium } from 'playwright-core';
+import { launch } from './lib.mjs';
 
 const base = process.env.BASE_URL;
 const user = process.env.PC_USER;
@@ -35,12 +35,7 @@ function totp(secret, offset = 0) {
 }
 
 test('enrol TOTP, log out, log in with password and code', { timeout: 60_000 }, async () => {
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 900, height: 900 } });
     const errors = [];

@@ -3,16 +3,11 @@
 // back on the application, greeted by name from the ID token.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chromium } from 'playwright-core';
+import { launch } from './lib.mjs';
 
 test('sign in to a sample app through Portcullis', { timeout: 60_000 }, async () => {
   const app = process.env.CLIENT_URL;
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage();
     const errors = [];

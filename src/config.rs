@@ -307,7 +307,6 @@ fn flag<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

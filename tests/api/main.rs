@@ -12,3 +12,4 @@ mod login;
 mod mfa;
 mod oauth;
 mod oauth_more;
+mod relying;

@@ -108,6 +108,12 @@ pub struct Settings {
     pub key_refresh_secs: u64,
     /// Signing keys are rotated automatically after this many days.
     pub key_rotation_days: i64,
+    /// Clients are cached this long; changes made elsewhere (another instance,
+    /// the CLI) take at most this long to apply.
+    pub client_cache_ms: u64,
+    /// How often the in-memory list of revoked access tokens is synced with
+    /// the other instances.
+    pub revocation_sync_ms: u64,
 }
 
 fn serialize_secret<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -152,6 +158,8 @@ impl Default for Settings {
             code_ttl_secs: 60,
             key_refresh_secs: 30,
             key_rotation_days: 90,
+            client_cache_ms: 5_000,
+            revocation_sync_ms: 1_000,
         }
     }
 }

@@ -27,8 +27,9 @@ impl Application {
     pub fn build_on(listener: TcpListener, state: AppState) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let https = state.settings.is_https();
-        let discovery =
-            web::Data::new(crate::oidc::Discovery(crate::oidc::discovery_document(state.settings.issuer()).into()));
+        let discovery = web::Data::new(crate::oidc::Discovery(web::Bytes::from(crate::oidc::discovery_document(
+            state.settings.issuer(),
+        ))));
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()

@@ -29,6 +29,8 @@ pub struct AppState {
     /// The signing keys; empty until [`AppState::reload_keys`].
     pub keys: SharedKeyRing,
     pub rng: SystemRandom,
+    pub clients: Arc<crate::oauth::cache::ClientCache>,
+    pub revoked: Arc<crate::oauth::cache::RevocationList>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,7 @@ impl AppState {
             max_concurrent,
             Duration::from_millis(settings.argon2_queue_timeout_ms),
         )?;
+        let (client_cache_ms, revocation_sync_ms) = (settings.client_cache_ms, settings.revocation_sync_ms);
         let password_policy = PasswordPolicy {
             min_length: settings.password_min_length,
             min_length_admin: settings.password_min_length_admin,
@@ -74,6 +77,8 @@ impl AppState {
                 clock,
                 keys: Arc::new(RwLock::new(Arc::new(KeyRing::default()))),
                 rng: SystemRandom::new(),
+                clients: Arc::new(crate::oauth::cache::ClientCache::new(Duration::from_millis(client_cache_ms))),
+                revoked: Arc::new(crate::oauth::cache::RevocationList::new(Duration::from_millis(revocation_sync_ms))),
             },
             source,
         ))

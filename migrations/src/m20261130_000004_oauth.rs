@@ -79,6 +79,7 @@ enum RefreshTokens {
 enum RevokedTokens {
     Table,
     Jti,
+    RevokedMs,
     ExpiresMs,
 }
 
@@ -210,7 +211,18 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(RevokedTokens::Table)
                     .col(string(RevokedTokens::Jti).primary_key())
+                    // Instances sync their in-memory revocation list by this.
+                    .col(big_integer(RevokedTokens::RevokedMs))
                     .col(big_integer(RevokedTokens::ExpiresMs))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_revoked_tokens_revoked")
+                    .table(RevokedTokens::Table)
+                    .col(RevokedTokens::RevokedMs)
                     .to_owned(),
             )
             .await?;

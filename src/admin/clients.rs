@@ -298,6 +298,7 @@ pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<
     let c = find(&txn, client_id).await?;
     client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(&c.client_id)).exec(&txn).await?;
     client::Entity::delete_by_id(c.client_id.as_str()).exec(&txn).await?;
+    state.clients.invalidate(&c.client_id);
     record_audit(
         &txn,
         AuditEvent::new("client.removed", "success")
@@ -324,6 +325,7 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, client_id: &str) -> 
     am.secret_hash = Set(Some(state.master_key.hasher().hash(secret.expose_secret())));
     am.updated_at = Set(now);
     let c = am.update(&txn).await?;
+    state.clients.invalidate(&c.client_id);
     record_audit(
         &txn,
         AuditEvent::new("client.secret_rotated", "success")

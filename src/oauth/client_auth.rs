@@ -14,13 +14,16 @@ use sea_orm::{EntityTrait, Set};
 
 use super::OAuthError;
 use crate::state::AppState;
+use std::sync::Arc;
+
+use super::cache::CachedClient;
 use crate::storage::entities::{client, revoked_token};
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
-    pub client: client::Model,
+    pub client: Arc<CachedClient>,
     pub method: &'static str,
 }
 
@@ -49,11 +52,11 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
     Ok(Some((id, secret)))
 }
 
-async fn load(state: &AppState, client_id: &str, basic: bool) -> Result<client::Model, OAuthError> {
+async fn load(state: &AppState, client_id: &str, basic: bool) -> Result<Arc<CachedClient>, OAuthError> {
     if client_id.is_empty() || client_id.len() > 128 {
         return Err(OAuthError::InvalidClient { basic });
     }
-    client::Entity::find_by_id(client_id).one(&state.db).await?.ok_or(OAuthError::InvalidClient { basic })
+    state.clients.get(&state.db, client_id).await?.ok_or(OAuthError::InvalidClient { basic })
 }
 
 fn check_secret(state: &AppState, c: &client::Model, secret: &str, basic: bool) -> Result<(), OAuthError> {
@@ -84,13 +87,13 @@ pub async fn authenticate(
             return Err(OAuthError::InvalidRequest("client_id does not match the authenticated client"));
         }
         let c = load(state, &id, true).await?;
-        check_secret(state, &c, &secret, true)?;
+        check_secret(state, &c.client, &secret, true)?;
         return Ok(AuthenticatedClient { client: c, method: "client_secret_basic" });
     }
     if let Some(secret) = post_secret {
         let id = param_id.ok_or(OAuthError::InvalidClient { basic: false })?;
         let c = load(state, &id, false).await?;
-        check_secret(state, &c, &secret, false)?;
+        check_secret(state, &c.client, &secret, false)?;
         return Ok(AuthenticatedClient { client: c, method: "client_secret_post" });
     }
     if let Some(jwt) = assertion {
@@ -103,7 +106,7 @@ pub async fn authenticate(
     // `none`: a public client identifies itself only.
     let id = param_id.ok_or(OAuthError::InvalidClient { basic: false })?;
     let c = load(state, &id, false).await?;
-    if !c.public {
+    if !c.client.public {
         return Err(OAuthError::InvalidClient { basic: false });
     }
     Ok(AuthenticatedClient { client: c, method: "none" })
@@ -112,7 +115,7 @@ pub async fn authenticate(
 /// RFC 7523 §3: `iss` = `sub` = client_id, `aud` = our token endpoint (or the
 /// issuer), `exp` required and near, `jti` used once; signed by a key of the
 /// client's registered JWK Set with an asymmetric algorithm.
-async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) -> Result<client::Model, OAuthError> {
+async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) -> Result<Arc<CachedClient>, OAuthError> {
     let bad = OAuthError::InvalidClient { basic: false };
     if jwt.len() > 8 * 1024 {
         return Err(bad);
@@ -130,7 +133,7 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
     }
     let c = load(state, &iss, false).await?;
     let jwks: jsonwebtoken::jwk::JwkSet =
-        serde_json::from_str(c.jwks.as_deref().ok_or_else(|| bad.clone())?).map_err(|_| bad.clone())?;
+        serde_json::from_str(c.client.jwks.as_deref().ok_or_else(|| bad.clone())?).map_err(|_| bad.clone())?;
     let candidates: Vec<&jsonwebtoken::jwk::Jwk> = match &header.kid {
         Some(kid) => jwks.keys.iter().filter(|k| k.common.key_id.as_deref() == Some(kid)).collect(),
         None => jwks.keys.iter().collect(),
@@ -163,7 +166,8 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
         .ok_or_else(|| bad.clone())?;
     // Single use: remember the jti until the assertion expires.
     let res = revoked_token::Entity::insert(revoked_token::ActiveModel {
-        jti: Set(format!("assertion:{}:{jti}", c.client_id)),
+        jti: Set(format!("assertion:{}:{jti}", c.client.client_id)),
+        revoked_ms: Set(now * 1000),
         expires_ms: Set((exp + 60) * 1000),
     })
     .on_conflict(OnConflict::column(revoked_token::Column::Jti).do_nothing().to_owned())

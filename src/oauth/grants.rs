@@ -16,7 +16,7 @@ use crate::crypto::{constant_time_eq, random_token};
 use crate::domain::SigningAlg;
 use crate::state::AppState;
 use crate::storage::entities::{
-    authorization_code, client, client_role, refresh_family, refresh_token, revoked_token, user, user_role,
+    authorization_code, client, refresh_family, refresh_token, revoked_token, user, user_role,
 };
 use crate::storage::{AuditEvent, record_audit};
 use crate::tokens::jwt;
@@ -221,10 +221,16 @@ async fn revoke_grant(state: &AppState, grant_id: &str, access_jti: Option<&str>
 }
 
 pub async fn revoke_jti(state: &AppState, jti: &str, expires_ms: i64) -> Result<(), OAuthError> {
-    revoked_token::Entity::insert(revoked_token::ActiveModel { jti: Set(jti.to_owned()), expires_ms: Set(expires_ms) })
-        .on_conflict(OnConflict::column(revoked_token::Column::Jti).do_nothing().to_owned())
-        .exec_without_returning(&state.db)
-        .await?;
+    state.revoked.add(jti);
+    let now_ms = state.clock.now().timestamp_millis();
+    revoked_token::Entity::insert(revoked_token::ActiveModel {
+        jti: Set(jti.to_owned()),
+        revoked_ms: Set(now_ms),
+        expires_ms: Set(expires_ms),
+    })
+    .on_conflict(OnConflict::column(revoked_token::Column::Jti).do_nothing().to_owned())
+    .exec_without_returning(&state.db)
+    .await?;
     Ok(())
 }
 
@@ -426,9 +432,10 @@ pub async fn refresh(state: &AppState, c: &client::Model, p: &HashMap<String, St
 /// are the client's own.
 pub async fn client_credentials(
     state: &AppState,
-    c: &client::Model,
+    cached: &super::cache::CachedClient,
     p: &HashMap<String, String>,
 ) -> Result<Value, OAuthError> {
+    let c = &cached.client;
     if c.public || !has_grant(c, "client_credentials") {
         return Err(OAuthError::UnauthorizedClient("this client may not use the client credentials grant"));
     }
@@ -448,13 +455,7 @@ pub async fn client_credentials(
         Some(_) => return Err(OAuthError::InvalidRequest("resource must be an absolute URI (RFC 8707)")),
         None => c.client_id.clone(),
     };
-    let roles: Vec<String> = client_role::Entity::find()
-        .filter(client_role::Column::ClientId.eq(c.client_id.as_str()))
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|r| r.role_name)
-        .collect();
+    let roles = cached.roles.clone();
     let now = state.clock.now().timestamp();
     let (mut claims, _) = base_claims(state, &c.client_id, &c.client_id, &aud, &scope, now);
     claims.insert("roles".into(), roles.into());

@@ -2,6 +2,7 @@
 //! the token endpoint, introspection and revocation.
 
 pub mod authorize;
+pub mod cache;
 pub mod client_auth;
 pub mod error;
 pub mod grants;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::client_auth::{AuthenticatedClient, authenticate};
 use super::{OAuthError, grants, params};
 use crate::state::AppState;
-use crate::storage::entities::{refresh_family, refresh_token, revoked_token};
+use crate::storage::entities::{refresh_family, refresh_token};
 use crate::tokens::jwt;
 
 const MAX_BODY: usize = 16 * 1024;
@@ -50,8 +50,8 @@ pub async fn token_endpoint(
 ) -> Result<HttpResponse, OAuthError> {
     let (c, p) = client_and_params(&state, &req, &body).await?;
     let out = match p.get("grant_type").map(String::as_str) {
-        Some("authorization_code") => grants::authorization_code(&state, &c.client, &p).await?,
-        Some("refresh_token") => grants::refresh(&state, &c.client, &p).await?,
+        Some("authorization_code") => grants::authorization_code(&state, &c.client.client, &p).await?,
+        Some("refresh_token") => grants::refresh(&state, &c.client.client, &p).await?,
         Some("client_credentials") => grants::client_credentials(&state, &c.client, &p).await?,
         Some(_) => return Err(OAuthError::UnsupportedGrantType),
         None => return Err(OAuthError::InvalidRequest("grant_type is required")),
@@ -74,7 +74,7 @@ pub async fn check_access_token(state: &AppState, token: &str) -> Result<Value, 
         return Err(OAuthError::InvalidToken("the access token has expired"));
     }
     let jti = c.get("jti").and_then(Value::as_str).ok_or(OAuthError::InvalidToken("the access token is invalid"))?;
-    if revoked_token::Entity::find_by_id(jti).one(&state.db).await?.is_some() {
+    if state.revoked.contains(&state.db, jti, now * 1000).await? {
         return Err(OAuthError::InvalidToken("the access token was revoked"));
     }
     Ok(c)
@@ -91,7 +91,7 @@ pub async fn introspect(
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let (c, p) = client_and_params(&state, &req, &body).await?;
-    if c.client.public {
+    if c.client.client.public {
         // RFC 7662 §2.1: the caller must be authorised; public clients are not.
         return Err(OAuthError::InvalidClient { basic: false });
     }
@@ -122,7 +122,7 @@ pub async fn introspect(
     let Some(fam) = refresh_family::Entity::find_by_id(row.family_id.as_str()).one(&state.db).await? else {
         return Ok(inactive());
     };
-    if fam.client_id != c.client.client_id
+    if fam.client_id != c.client.client.client_id
         || fam.revoked_ms.is_some()
         || row.rotated_ms.is_some()
         || row.expires_ms <= now_ms
@@ -153,7 +153,7 @@ pub async fn revoke(
     if looks_like_jwt(token) {
         let ring = state.keyring();
         if let Ok(v) = jwt::verify(&ring, token, Some("at+jwt"))
-            && v.claims.get("client_id").and_then(Value::as_str) == Some(c.client.client_id.as_str())
+            && v.claims.get("client_id").and_then(Value::as_str) == Some(c.client.client.client_id.as_str())
             && let Some(jti) = v.claims.get("jti").and_then(Value::as_str)
         {
             let exp_ms = v.claims.get("exp").and_then(Value::as_i64).unwrap_or(0) * 1000;
@@ -166,7 +166,7 @@ pub async fn revoke(
         refresh_family::Entity::update_many()
             .col_expr(refresh_family::Column::RevokedMs, Expr::val(now_ms))
             .filter(refresh_family::Column::Id.eq(row.family_id.as_str()))
-            .filter(refresh_family::Column::ClientId.eq(c.client.client_id.as_str()))
+            .filter(refresh_family::Column::ClientId.eq(c.client.client.client_id.as_str()))
             .filter(refresh_family::Column::RevokedMs.is_null())
             .exec(&state.db)
             .await?;

@@ -63,7 +63,7 @@ pub fn discovery_document(issuer: &str) -> String {
 
 /// The pre-serialised discovery document.
 #[derive(Clone)]
-pub struct Discovery(pub std::sync::Arc<str>);
+pub struct Discovery(pub web::Bytes);
 
 #[get("/.well-known/openid-configuration")]
 pub async fn discovery(doc: web::Data<Discovery>) -> HttpResponse {
@@ -71,7 +71,7 @@ pub async fn discovery(doc: web::Data<Discovery>) -> HttpResponse {
         .content_type("application/json")
         .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)]))
         .insert_header(("Access-Control-Allow-Origin", "*"))
-        .body(doc.0.to_string())
+        .body(doc.0.clone())
 }
 
 #[get("/jwks")]
@@ -82,7 +82,7 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
         // Short: relying parties must see a rotation soon.
         .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(300)]))
         .insert_header(("Access-Control-Allow-Origin", "*"))
-        .body(ring.jwks().to_owned())
+        .body(ring.jwks())
 }
 
 fn bearer(req: &HttpRequest) -> Option<&str> {

@@ -48,7 +48,11 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
         .acquire_timeout(Duration::from_secs(5))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|o| {
+            // WAL with synchronous=NORMAL: a commit survives a crash of the
+            // process (the WAL is in the OS's hands); only a power loss can
+            // take the last commits. One fsync per checkpoint, not per write.
             o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
         });

@@ -75,7 +75,7 @@ pub struct KeyRing {
     // (fields below; Debug is written by hand: no key material in logs)
     active: HashMap<&'static str, ActiveKey>,
     published: HashMap<String, PublicKey>,
-    jwks: String,
+    jwks: actix_web::web::Bytes,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -93,9 +93,9 @@ impl KeyRing {
         self.published.get(kid)
     }
 
-    /// The JWKS document (RFC 7517), pre-serialised.
-    pub fn jwks(&self) -> &str {
-        &self.jwks
+    /// The JWKS document (RFC 7517), pre-serialised (a cheap shared clone).
+    pub fn jwks(&self) -> actix_web::web::Bytes {
+        self.jwks.clone()
     }
 
     pub fn is_ready(&self) -> bool {
@@ -150,7 +150,7 @@ impl KeyRing {
             ring.published.insert(row.kid.clone(), PublicKey { alg, raw });
             jwks.push(jwk);
         }
-        ring.jwks = serde_json::json!({ "keys": jwks }).to_string();
+        ring.jwks = serde_json::json!({ "keys": jwks }).to_string().into();
         Ok(ring)
     }
 }

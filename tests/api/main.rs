@@ -8,6 +8,7 @@ mod browser;
 mod cli;
 mod helpers;
 mod http_basics;
+mod indexes;
 mod login;
 mod mfa;
 mod oauth;

@@ -5,6 +5,7 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub jti: String,
+    pub revoked_ms: i64,
     pub expires_ms: i64,
 }
 

@@ -1,0 +1,69 @@
+//! The hot paths of the token endpoints, as numbers a regression shows up in:
+//! ES256 access-token signing, RS256 ID-token signing, verification of our own
+//! JWTs, client-secret checking, and a TOTP check.
+//!
+//!   cargo bench --bench hot_paths
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+
+use base64::Engine;
+use criterion::{Criterion, criterion_group, criterion_main};
+use portcullis::clock::Clock;
+use portcullis::config::Settings;
+use portcullis::domain::SigningAlg;
+use portcullis::state::AppState;
+use portcullis::tokens::jwt;
+use serde_json::json;
+
+fn state() -> (AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/bench.db?mode=rwc", dir.path().display());
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = rt.block_on(async {
+        let (state, _) = AppState::build(Settings::for_test(&url, &key), Clock::System).await.unwrap();
+        portcullis::tokens::keys::ensure_active(&state).await.unwrap();
+        state.reload_keys().await.unwrap();
+        state
+    });
+    (state, dir)
+}
+
+fn benches(c: &mut Criterion) {
+    let (state, _dir) = state();
+    let ring = state.keyring();
+    let claims = json!({
+        "iss": "https://id.example.com", "sub": "bench", "aud": "https://api.example.com", "client_id": "bench",
+        "iat": 1_800_000_000i64, "exp": 1_800_000_900i64, "jti": "abcdefghijklmnopqrstuv", "scope": "api:read", "roles": ["billing"],
+    });
+    c.bench_function("sign access token (ES256)", |b| {
+        b.iter(|| jwt::sign(&ring, &state.rng, SigningAlg::ES256, "at+jwt", black_box(&claims)).unwrap())
+    });
+    c.bench_function("sign ID token (RS256)", |b| {
+        b.iter(|| jwt::sign(&ring, &state.rng, SigningAlg::RS256, "JWT", black_box(&claims)).unwrap())
+    });
+    c.bench_function("sign ID token (EdDSA)", |b| {
+        b.iter(|| jwt::sign(&ring, &state.rng, SigningAlg::EdDSA, "JWT", black_box(&claims)).unwrap())
+    });
+    let token = jwt::sign(&ring, &state.rng, SigningAlg::ES256, "at+jwt", &claims).unwrap();
+    c.bench_function("verify access token (ES256)", |b| {
+        b.iter(|| jwt::verify(&ring, black_box(&token), Some("at+jwt")).unwrap())
+    });
+
+    let hasher = state.master_key.hasher();
+    let secret = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG8";
+    let stored = hasher.hash(secret);
+    c.bench_function("check client secret (HMAC-SHA-256)", |b| {
+        b.iter(|| assert!(hasher.verify(black_box(secret), &stored)))
+    });
+
+    let totp = totp_rs::Builder::new().with_secret(vec![9u8; 20]).build().unwrap();
+    let now = 1_800_000_000u64;
+    let code = totp.generate(now).to_string();
+    c.bench_function("check TOTP code (SHA-1, ±1 step)", |b| b.iter(|| totp.check(black_box(&code), now).unwrap()));
+}
+
+criterion_group!(hot, benches);
+criterion_main!(hot);

@@ -1,0 +1,133 @@
+//! In-memory caches of the token hot paths, shared by every request of one
+//! instance and kept in step with the others through the database:
+//!
+//! - [`ClientCache`]: a client and its roles, for `client_cache_ms`; changes
+//!   made on this instance invalidate at once, changes made elsewhere (another
+//!   instance, the CLI) are seen within the TTL.
+//! - [`RevocationList`]: the revoked access-token ids. A revocation made here
+//!   is visible at once; revocations made by other instances are pulled every
+//!   `revocation_sync_ms` (an indexed range query on `revoked_ms`), so the
+//!   introspection of a JWT needs no database round-trip.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
+
+use crate::storage::entities::{client, client_role, revoked_token};
+
+#[derive(Debug, Clone)]
+pub struct CachedClient {
+    pub client: client::Model,
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct ClientCache {
+    ttl: Duration,
+    map: RwLock<HashMap<String, (Arc<CachedClient>, Instant)>>,
+}
+
+impl ClientCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, map: RwLock::new(HashMap::new()) }
+    }
+
+    /// The client (and its roles), from memory if fresh.
+    pub async fn get(&self, db: &DatabaseConnection, client_id: &str) -> Result<Option<Arc<CachedClient>>, DbErr> {
+        if let Ok(m) = self.map.read()
+            && let Some((c, at)) = m.get(client_id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(Some(c.clone()));
+        }
+        let Some(c) = client::Entity::find_by_id(client_id).one(db).await? else {
+            self.invalidate(client_id);
+            return Ok(None);
+        };
+        let roles = client_role::Entity::find()
+            .filter(client_role::Column::ClientId.eq(client_id))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| r.role_name)
+            .collect();
+        let entry = Arc::new(CachedClient { client: c, roles });
+        if let Ok(mut m) = self.map.write() {
+            if m.len() > 10_000 {
+                m.clear(); // bounded: unknown ids must not grow it
+            }
+            m.insert(client_id.to_owned(), (entry.clone(), Instant::now()));
+        }
+        Ok(Some(entry))
+    }
+
+    pub fn invalidate(&self, client_id: &str) {
+        if let Ok(mut m) = self.map.write() {
+            m.remove(client_id);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct RevocationList {
+    sync_every: Duration,
+    jtis: RwLock<HashSet<String>>,
+    /// (last sync instant, high-water mark of `revoked_ms` seen)
+    sync: Mutex<(Option<Instant>, i64)>,
+}
+
+impl RevocationList {
+    pub fn new(sync_every: Duration) -> Self {
+        Self { sync_every, jtis: RwLock::new(HashSet::new()), sync: Mutex::new((None, 0)) }
+    }
+
+    /// Records a revocation made by this instance.
+    pub fn add(&self, jti: &str) {
+        if let Ok(mut s) = self.jtis.write() {
+            s.insert(jti.to_owned());
+        }
+    }
+
+    /// Whether a token id is revoked (pulling others' revocations if due).
+    pub async fn contains(&self, db: &DatabaseConnection, jti: &str, now_ms: i64) -> Result<bool, DbErr> {
+        let due = {
+            let s = self.sync.lock().map_err(|_| DbErr::Custom("revocation list lock".into()))?;
+            s.0.is_none_or(|t| t.elapsed() >= self.sync_every)
+        };
+        if due {
+            self.pull(db, now_ms).await?;
+        }
+        Ok(self.jtis.read().map(|s| s.contains(jti)).unwrap_or(true))
+    }
+
+    async fn pull(&self, db: &DatabaseConnection, now_ms: i64) -> Result<(), DbErr> {
+        let since = self.sync.lock().map(|s| s.1).unwrap_or(0);
+        // A small overlap covers rows committed slightly out of order.
+        let rows = revoked_token::Entity::find()
+            .filter(revoked_token::Column::RevokedMs.gte(since - 5_000))
+            .filter(revoked_token::Column::ExpiresMs.gt(now_ms))
+            .all(db)
+            .await?;
+        let high = rows.iter().map(|r| r.revoked_ms).max().unwrap_or(since).max(since);
+        if let Ok(mut s) = self.jtis.write() {
+            for r in rows {
+                s.insert(r.jti);
+            }
+            if s.len() > 200_000 {
+                // Expired entries are harmless but should not pile up: start
+                // again from the live rows next time.
+                s.clear();
+                if let Ok(mut g) = self.sync.lock() {
+                    *g = (None, 0);
+                }
+                return Ok(());
+            }
+        }
+        if let Ok(mut g) = self.sync.lock() {
+            *g = (Some(Instant::now()), high);
+        }
+        Ok(())
+    }
+}

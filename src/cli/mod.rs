@@ -269,6 +269,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 
 async fn serve(state: AppState) -> Result<(), CliError> {
     state.prepare_keys().await?;
+    crate::storage::purge::spawn(state.clone(), std::time::Duration::from_secs(60));
     let backend = crate::storage::backend_name(&state.db);
     let bind = state.settings.bind;
     let issuer = state.settings.issuer().to_owned();

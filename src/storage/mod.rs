@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod entities;
+pub mod purge;
 
 use std::time::Duration;
 

@@ -65,3 +65,34 @@ async fn every_hot_query_uses_an_index() {
         assert!(!full_scan, "{what}: full table scan: {text}");
     }
 }
+
+#[tokio::test]
+async fn expired_rows_are_purged_and_live_ones_kept() {
+    use sea_orm::{ActiveModelTrait, PaginatorTrait, Set};
+    let app = spawn_app().await;
+    let db = &app.state.db;
+    let now = app.state.clock.now().timestamp_millis();
+    for (jti, exp) in [("old", now - 1), ("live", now + 60_000)] {
+        revoked_token::ActiveModel { jti: Set(jti.into()), revoked_ms: Set(now - 10), expires_ms: Set(exp) }
+            .insert(db)
+            .await
+            .unwrap();
+    }
+    for (id, exp) in [("r-old", now - 1), ("r-live", now + 60_000)] {
+        authorization_request::ActiveModel {
+            id_hash: Set(id.into()),
+            client_id: Set("c".into()),
+            params: Set("{}".into()),
+            created_ms: Set(now - 100),
+            expires_ms: Set(exp),
+        }
+        .insert(db)
+        .await
+        .unwrap();
+    }
+    let n = portcullis::storage::purge::purge_once(&app.state).await.unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(revoked_token::Entity::find().count(db).await.unwrap(), 1);
+    assert_eq!(authorization_request::Entity::find().count(db).await.unwrap(), 1);
+    assert!(revoked_token::Entity::find_by_id("live").one(db).await.unwrap().is_some());
+}

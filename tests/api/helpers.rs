@@ -192,3 +192,28 @@ pub fn assert_clean_failure(o: &Output, expect_in_message: &str) {
     assert!(lines[0].starts_with("error: "), "{err}");
     assert!(err.contains(expect_in_message), "expected {expect_in_message:?} in {err:?}");
 }
+
+/// A second instance on the same database and issuer as `app` (behind one
+/// load balancer, as it were), with its own fixed clock.
+pub struct Replica {
+    pub address: String,
+    pub state: AppState,
+}
+
+impl Replica {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+}
+
+pub async fn spawn_replica(app: &TestApp, adjust: impl FnOnce(&mut Settings)) -> Replica {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let mut settings = (*app.state.settings).clone();
+    adjust(&mut settings);
+    let (state, _) = AppState::build(settings, Clock::fixed(app.state.clock.now())).await.expect("build replica");
+    state.prepare_keys().await.expect("keys");
+    let server = Application::build_on(listener, state.clone()).expect("serve");
+    tokio::spawn(server.run_until_stopped());
+    Replica { address, state }
+}

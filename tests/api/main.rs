@@ -14,3 +14,4 @@ mod mfa;
 mod oauth;
 mod oauth_more;
 mod relying;
+mod replicas;

@@ -65,5 +65,21 @@ fn benches(c: &mut Criterion) {
     c.bench_function("check TOTP code (SHA-1, ±1 step)", |b| b.iter(|| totp.check(black_box(&code), now).unwrap()));
 }
 
-criterion_group!(hot, benches);
+fn argon(c: &mut Criterion) {
+    use argon2::{Algorithm, Argon2, Block, Params, Version};
+    let params = Params::new(19 * 1024, 2, 1, Some(32)).unwrap();
+    let a = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut mem = vec![Block::default(); params.block_count()];
+    let mut out = [0u8; 32];
+    let mut g = c.benchmark_group("argon2id");
+    g.sample_size(20);
+    g.bench_function("m=19456 KiB, t=2, p=1 (OWASP baseline)", |b| {
+        b.iter(|| {
+            a.hash_password_into_with_memory(b"correct horse battery", b"saltsaltsaltsalt", &mut out, &mut mem).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(hot, benches, argon);
 criterion_main!(hot);

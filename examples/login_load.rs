@@ -32,6 +32,15 @@ fn rss_kib(pid: &str) -> Option<u64> {
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
 }
 
+/// CPU seconds (user + system) the process has used.
+fn cpu_secs(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn pct(v: &mut [Duration], p: f64) -> Duration {
     if v.is_empty() {
         return Duration::ZERO;
@@ -109,6 +118,7 @@ async fn main() {
     });
 
     let start = Instant::now();
+    let cpu0 = pid.as_deref().and_then(cpu_secs);
     let mut peak_rss = 0;
     while start.elapsed() < Duration::from_secs(seconds) {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -132,7 +142,10 @@ async fn main() {
     if !token.is_empty() {
         println!("token:   n={} p50={:?} p99={:?}", token.len(), pct(&mut token, 0.5), pct(&mut token, 0.99));
     }
-    if pid.is_some() {
+    if let Some(p) = pid.as_deref() {
         println!("peak rss: {} KiB", peak_rss);
+        if let (Some(a), Some(b)) = (cpu0, cpu_secs(p)) {
+            println!("server cpu: {:.1} s = {:.2} ms per login", b - a, (b - a) * 1000.0 / n.max(1) as f64);
+        }
     }
 }

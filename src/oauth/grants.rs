@@ -365,17 +365,23 @@ pub async fn refresh(state: &AppState, c: &client::Model, p: &HashMap<String, St
     if fam.revoked_ms.is_some() || fam.expires_ms <= now_ms || row.expires_ms <= now_ms {
         return Err(invalid);
     }
+    // Rotation is one transaction: the old token is marked and its successor
+    // stored together, so a crash can never leave a family half-rotated (and a
+    // refresh that fails validation below leaves the token unused).
+    let txn = state.db.begin().await?;
     let rotated = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RotatedMs, Expr::val(now_ms))
         .filter(refresh_token::Column::TokenHash.eq(row.token_hash.as_str()))
         .filter(refresh_token::Column::RotatedMs.is_null())
-        .exec(&state.db)
+        .exec(&txn)
         .await?;
     if rotated.rows_affected != 1 {
         let since = now_ms - row.rotated_ms.unwrap_or(0);
         let grace_ms = state.settings.refresh_reuse_grace_secs * 1000;
         let raced = row.rotated_ms.is_none() || since <= grace_ms;
         if !raced {
+            // Release the transaction first: on SQLite it may hold the write lock.
+            txn.rollback().await?;
             // An already-rotated token came back: someone holds a copy. End
             // the whole family, the legitimate client's tokens included.
             refresh_family::Entity::update_many()
@@ -422,9 +428,10 @@ pub async fn refresh(state: &AppState, c: &client::Model, p: &HashMap<String, St
     };
     // The new refresh token keeps the original scope (RFC 6749 §6); the
     // access token gets the narrowed one.
-    let next = new_refresh(state, &state.db, &fam.id, &g, fam.expires_ms).await?;
+    let next = new_refresh(state, &txn, &fam.id, &g, fam.expires_ms).await?;
     let narrowed = UserGrant { scope: scope.clone(), ..g };
     let issued = issue_for_user(state, &narrowed).await?;
+    txn.commit().await?;
     Ok(response(state, issued, Some(next), &scope))
 }
 

@@ -6,6 +6,7 @@
 
 mod browser;
 mod cli;
+mod crash;
 mod helpers;
 mod http_basics;
 mod indexes;

@@ -24,6 +24,8 @@ pub mod oauth;
 #[cfg(feature = "server")]
 pub mod oidc;
 #[cfg(feature = "server")]
+pub mod policy;
+#[cfg(feature = "server")]
 pub mod session;
 #[cfg(feature = "server")]
 pub mod startup;

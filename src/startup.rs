@@ -41,6 +41,7 @@ impl Application {
                 .configure(crate::web::configure)
                 .configure(crate::oauth::configure)
                 .configure(crate::oidc::configure)
+                .configure(crate::admin::api::configure)
                 .default_service(web::to(not_found))
                 .wrap(from_fn(crate::web::headers::request_id_header))
                 .wrap(tracing_actix_web::TracingLogger::default())

@@ -1,0 +1,111 @@
+//! Who may do what, decided in one place.
+//!
+//! Administrative permissions are bundled into roles; the built-in `admin`
+//! role holds them all. A handler gets a [`Capability`] for a permission from
+//! [`Principal::authorize`] and passes it to the service: a write operation
+//! cannot be reached without having been authorised (the lldap pattern).
+
+use std::marker::PhantomData;
+
+/// The administrative permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    UsersRead,
+    UsersWrite,
+    UsersCredentials,
+    ClientsRead,
+    ClientsWrite,
+    RolesWrite,
+    KeysRotate,
+    AuditRead,
+    SessionsRevoke,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 9] = [
+        Self::UsersRead,
+        Self::UsersWrite,
+        Self::UsersCredentials,
+        Self::ClientsRead,
+        Self::ClientsWrite,
+        Self::RolesWrite,
+        Self::KeysRotate,
+        Self::AuditRead,
+        Self::SessionsRevoke,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UsersRead => "users:read",
+            Self::UsersWrite => "users:write",
+            Self::UsersCredentials => "users:credentials",
+            Self::ClientsRead => "clients:read",
+            Self::ClientsWrite => "clients:write",
+            Self::RolesWrite => "roles:write",
+            Self::KeysRotate => "keys:rotate",
+            Self::AuditRead => "audit:read",
+            Self::SessionsRevoke => "sessions:revoke",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// The permissions a set of roles grants. `admin` grants all; a role named
+/// after a permission (e.g. `users:read`) grants that one, so operators can
+/// build least-privilege roles with `portcullis role add users:read`.
+pub fn permissions_of(roles: &[String]) -> Vec<Permission> {
+    if roles.iter().any(|r| r == crate::admin::users::ADMIN_ROLE) {
+        return Permission::ALL.to_vec();
+    }
+    roles.iter().filter_map(|r| Permission::parse(r)).collect()
+}
+
+/// Who is calling: a user (through an access token issued to some client) or
+/// a service client acting for itself.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub subject: String,
+    pub is_client: bool,
+    pub permissions: Vec<Permission>,
+}
+
+/// Proof that the principal holds permission `P`'s value; only
+/// [`Principal::authorize`] makes one.
+#[derive(Debug)]
+pub struct Capability<'a> {
+    pub principal: &'a Principal,
+    pub permission: Permission,
+    _sealed: PhantomData<()>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("missing permission {0}")]
+pub struct Denied(pub &'static str);
+
+impl Principal {
+    pub fn authorize(&self, p: Permission) -> Result<Capability<'_>, Denied> {
+        if self.permissions.contains(&p) {
+            Ok(Capability { principal: self, permission: p, _sealed: PhantomData })
+        } else {
+            Err(Denied(p.as_str()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_holds_everything_and_permission_roles_hold_themselves() {
+        assert_eq!(permissions_of(&["admin".into()]).len(), Permission::ALL.len());
+        assert_eq!(permissions_of(&["users:read".into(), "billing".into()]), vec![Permission::UsersRead]);
+        assert!(permissions_of(&["billing".into()]).is_empty());
+        let p = Principal { subject: "x".into(), is_client: false, permissions: vec![Permission::UsersRead] };
+        assert!(p.authorize(Permission::UsersRead).is_ok());
+        assert!(p.authorize(Permission::UsersWrite).is_err());
+    }
+}

@@ -144,6 +144,22 @@ pub(crate) async fn render(
     Ok(resp)
 }
 
+/// The session behind a state-changing form, once its CSRF token checked out;
+/// `Err` is the response to send instead (to the login page, or "form expired").
+pub(crate) async fn session_for_form(
+    state: &AppState,
+    req: &HttpRequest,
+    csrf_field: &str,
+) -> Result<Result<Current, HttpResponse>, WebError> {
+    let Some(cur) = session::current(state, req).await? else {
+        return Ok(Err(see_other("/login")));
+    };
+    if !csrf::verify(state, req, csrf_field) {
+        return Ok(Err(stale_form()));
+    }
+    Ok(Ok(cur))
+}
+
 #[get("/account")]
 pub async fn account(
     state: web::Data<AppState>,
@@ -169,12 +185,10 @@ pub async fn change_password(
     req: HttpRequest,
     form: StrictForm<PasswordForm>,
 ) -> Result<HttpResponse, WebError> {
-    let Some(cur) = session::current(&state, &req).await? else {
-        return Ok(see_other("/login"));
+    let cur = match session_for_form(&state, &req, &form.csrf).await? {
+        Ok(cur) => cur,
+        Err(resp) => return Ok(resp),
     };
-    if !csrf::verify(&state, &req, &form.csrf) {
-        return Ok(stale_form());
-    }
     let now = state.clock.now();
     let now_ms = now.timestamp_millis();
     let key = cur.user.username_key.clone();
@@ -255,12 +269,10 @@ pub async fn end_session(
     req: HttpRequest,
     form: StrictForm<EndSessionForm>,
 ) -> Result<HttpResponse, WebError> {
-    let Some(cur) = session::current(&state, &req).await? else {
-        return Ok(see_other("/login"));
+    let cur = match session_for_form(&state, &req, &form.csrf).await? {
+        Ok(cur) => cur,
+        Err(resp) => return Ok(resp),
     };
-    if !csrf::verify(&state, &req, &form.csrf) {
-        return Ok(stale_form());
-    }
     // Only the user's own sessions: the filter on user_id is the authorisation.
     let res = session_entity::Entity::delete_many()
         .filter(session_entity::Column::Id.eq(form.session.as_str()))
@@ -299,12 +311,10 @@ pub async fn revoke_consent(
     req: HttpRequest,
     form: StrictForm<RevokeConsentForm>,
 ) -> Result<HttpResponse, WebError> {
-    let Some(cur) = session::current(&state, &req).await? else {
-        return Ok(see_other("/login"));
+    let cur = match session_for_form(&state, &req, &form.csrf).await? {
+        Ok(cur) => cur,
+        Err(resp) => return Ok(resp),
     };
-    if !csrf::verify(&state, &req, &form.csrf) {
-        return Ok(stale_form());
-    }
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     consent::Entity::delete_many()

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::account::render as render_account;
+use super::account::{render as render_account, session_for_form};
 use super::form::StrictForm;
 use super::login::{CHALLENGE_COOKIE, finish_login, flow_of_return, see_other, set_flow_csp, source_of, stale_form};
 use super::pages::{WebError, html};
@@ -292,12 +292,10 @@ pub async fn account_enrol_post(
     req: HttpRequest,
     form: StrictForm<EnrolForm>,
 ) -> Result<HttpResponse, WebError> {
-    let Some(cur) = session::current(&state, &req).await? else {
-        return Ok(see_other("/login"));
+    let cur = match session_for_form(&state, &req, &form.csrf).await? {
+        Ok(cur) => cur,
+        Err(resp) => return Ok(resp),
     };
-    if !csrf::verify(&state, &req, &form.csrf) {
-        return Ok(stale_form());
-    }
     let has = mfa::has_totp(&state.db, &cur.user.id).await?;
     if has && !reauth(&state, &cur, form.reauth.as_ref()).await? {
         let e = enrolment(&state, &cur.user.id, &cur.user.username).await?;
@@ -335,12 +333,10 @@ pub async fn disable(
     req: HttpRequest,
     form: StrictForm<ReauthForm>,
 ) -> Result<HttpResponse, WebError> {
-    let Some(cur) = session::current(&state, &req).await? else {
-        return Ok(see_other("/login"));
+    let cur = match session_for_form(&state, &req, &form.csrf).await? {
+        Ok(cur) => cur,
+        Err(resp) => return Ok(resp),
     };
-    if !csrf::verify(&state, &req, &form.csrf) {
-        return Ok(stale_form());
-    }
     if mfa::required_for(&state, &state.db, &cur.user.id).await? {
         let msg = "Two-step verification is required for your account and cannot be turned off.".to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
@@ -370,12 +366,10 @@ pub async fn regenerate(
     req: HttpRequest,
     form: StrictForm<ReauthForm>,
 ) -> Result<HttpResponse, WebError> {
-    let Some(cur) = session::current(&state, &req).await? else {
-        return Ok(see_other("/login"));
+    let cur = match session_for_form(&state, &req, &form.csrf).await? {
+        Ok(cur) => cur,
+        Err(resp) => return Ok(resp),
     };
-    if !csrf::verify(&state, &req, &form.csrf) {
-        return Ok(stale_form());
-    }
     if !mfa::has_totp(&state.db, &cur.user.id).await? {
         return Ok(see_other("/account"));
     }

@@ -561,6 +561,19 @@ async fn a_third_party_client_asks_for_consent_once_and_a_denial_goes_back_as_ac
     assert!(query(&back).contains_key("code"));
     let r = b.get(&url).send().await.unwrap();
     assert!(location(&r).starts_with(CB), "consent remembered: {}", location(&r));
+
+    // Withdrawn from the account page: the next request asks again.
+    let html = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("third"), "the account page lists the client");
+    let r = b
+        .post(app.url("/account/consents/revoke"))
+        .form(&[("csrf", csrf_in(&html).as_str()), ("client", "third")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/account?m=consent_revoked");
+    let r = b.get(&url).send().await.unwrap();
+    assert!(location(&r).starts_with("/consent"), "consent asked again: {}", location(&r));
 }
 
 #[tokio::test]

@@ -417,3 +417,15 @@ pub async fn totp_import(
     .await?;
     Ok(codes)
 }
+
+/// Ends every session of a user (and forgets their trusted browsers).
+pub async fn end_sessions(state: &AppState, actor: &Actor, username: &str) -> Result<u64, AdminError> {
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let u = find(&txn, username).await?;
+    let ended = crate::session::end_all_for_user(&txn, &u.id, None).await?;
+    crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
+    record_audit(&txn, audit(actor, "sessions.revoked", &u.id).detail(json!({ "sessions_ended": ended })), now).await?;
+    txn.commit().await?;
+    Ok(ended)
+}

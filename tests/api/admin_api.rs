@@ -103,3 +103,82 @@ async fn bad_bodies_get_a_problem_naming_the_field() {
     let (_, audit) = call(&app, "GET", "/admin/api/v1/audit?type=user.created", Some(&admin), None).await;
     assert_eq!(audit["items"][0]["actor"], "client:ops");
 }
+
+/// Every endpoint × every permission: allowed exactly when the endpoint's
+/// permission is held (or `admin`).
+#[tokio::test]
+async fn the_permission_table_holds_for_every_endpoint() {
+    let app = spawn_app().await;
+    app.create_user("zoe", "violet anvil tramline", &[]).await;
+    portcullis::admin::roles::add(&app.state, &Actor::cli(), "billing", None).await.unwrap();
+    register(
+        &app,
+        ClientSpec { client_id: "victim".into(), grants: vec!["client_credentials".into()], ..Default::default() },
+    )
+    .await;
+    let aud = format!("{}/admin", app.address);
+    let endpoints: Vec<(&str, &str, Option<Value>, &str)> = vec![
+        ("GET", "/admin/api/v1/users", None, "users:read"),
+        ("GET", "/admin/api/v1/users/zoe", None, "users:read"),
+        ("GET", "/admin/api/v1/roles", None, "users:read"),
+        ("POST", "/admin/api/v1/users/zoe/disable", None, "users:write"),
+        ("POST", "/admin/api/v1/users/zoe/enable", None, "users:write"),
+        ("PUT", "/admin/api/v1/users/zoe/attributes/department", Some(json!({ "value": "finance" })), "users:write"),
+        ("POST", "/admin/api/v1/users/zoe/unlock", None, "users:credentials"),
+        ("POST", "/admin/api/v1/users/zoe/reset-mfa", None, "users:credentials"),
+        (
+            "POST",
+            "/admin/api/v1/users/zoe/password",
+            Some(json!({ "password": "another fine passphrase" })),
+            "users:credentials",
+        ),
+        ("POST", "/admin/api/v1/users/zoe/roles", Some(json!({ "role": "billing" })), "roles:write"),
+        ("DELETE", "/admin/api/v1/users/zoe/roles/billing", None, "roles:write"),
+        ("POST", "/admin/api/v1/roles", Some(json!({ "name": "ops-team" })), "roles:write"),
+        ("DELETE", "/admin/api/v1/users/zoe/sessions", None, "sessions:revoke"),
+        ("GET", "/admin/api/v1/clients", None, "clients:read"),
+        ("GET", "/admin/api/v1/clients/victim", None, "clients:read"),
+        ("POST", "/admin/api/v1/clients/victim/rotate-secret", None, "clients:write"),
+        ("GET", "/admin/api/v1/keys", None, "keys:rotate"),
+        ("GET", "/admin/api/v1/audit", None, "audit:read"),
+    ];
+    let permissions = [
+        "users:read",
+        "users:write",
+        "users:credentials",
+        "clients:read",
+        "clients:write",
+        "roles:write",
+        "keys:rotate",
+        "audit:read",
+        "sessions:revoke",
+    ];
+    for perm in permissions {
+        let token = service_token(&app, &format!("holder-{}", perm.replace(':', "-")), &[perm], &aud).await;
+        for (method, path, body, needed) in &endpoints {
+            let (status, _) = call_any(&app, method, path, &token, body.clone()).await;
+            if perm == *needed {
+                assert!(status != 401 && status != 403, "{perm} should reach {method} {path}, got {status}");
+            } else {
+                assert_eq!(status, 403, "{perm} must not reach {method} {path}");
+            }
+        }
+    }
+}
+
+async fn call_any(app: &TestApp, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
+    let http = reqwest::Client::new();
+    let mut r = match method {
+        "POST" => http.post(app.url(path)),
+        "PUT" => http.put(app.url(path)),
+        "DELETE" => http.delete(app.url(path)),
+        _ => http.get(app.url(path)),
+    }
+    .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.header("content-type", "application/json").body(b.to_string());
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}

@@ -16,7 +16,27 @@ use crate::state::AppState;
 use crate::storage::entities::{audit_event, user, user_role};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(list_users).service(get_user).service(create_user).service(list_audit);
+    cfg.service(list_users)
+        .service(get_user)
+        .service(create_user)
+        .service(list_audit)
+        .service(disable_user)
+        .service(enable_user)
+        .service(unlock_user)
+        .service(reset_mfa)
+        .service(set_password)
+        .service(grant_role)
+        .service(revoke_role)
+        .service(set_attribute)
+        .service(revoke_sessions)
+        .service(list_roles)
+        .service(create_role)
+        .service(list_clients)
+        .service(get_client)
+        .service(delete_client)
+        .service(rotate_client_secret)
+        .service(list_keys)
+        .service(rotate_keys);
 }
 
 /// An RFC 9457 problem.
@@ -275,4 +295,215 @@ pub async fn list_audit(
         })
         .collect();
     Ok(HttpResponse::Ok().json(json!({ "items": items, "page": page, "per_page": per })))
+}
+
+/// Parses a JSON body strictly (unknown fields refused) into `T`.
+fn body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
+    serde_json::from_slice(raw).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Invalid body", format!("{e}")))
+}
+
+/// Authenticates, checks one permission, and returns the audit actor.
+async fn gate(state: &AppState, req: &HttpRequest, perm: Permission) -> Result<Actor, Problem> {
+    let p = principal(state, req).await?;
+    p.authorize(perm).map_err(forbidden)?;
+    Ok(actor(state, req, &p))
+}
+
+#[post("/admin/api/v1/users/{username}/disable")]
+pub async fn disable_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::UsersWrite).await?;
+    Ok(HttpResponse::Ok().json(users::set_disabled(&state, &a, &path, true).await?))
+}
+
+#[post("/admin/api/v1/users/{username}/enable")]
+pub async fn enable_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::UsersWrite).await?;
+    Ok(HttpResponse::Ok().json(users::set_disabled(&state, &a, &path, false).await?))
+}
+
+#[post("/admin/api/v1/users/{username}/unlock")]
+pub async fn unlock_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::UsersCredentials).await?;
+    Ok(HttpResponse::Ok().json(users::unlock(&state, &a, &path).await?))
+}
+
+#[post("/admin/api/v1/users/{username}/reset-mfa")]
+pub async fn reset_mfa(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::UsersCredentials).await?;
+    Ok(HttpResponse::Ok().json(users::reset_mfa(&state, &a, &path).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    password: secrecy::SecretString,
+}
+
+#[post("/admin/api/v1/users/{username}/password")]
+pub async fn set_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::UsersCredentials).await?;
+    let b: PasswordBody = body(&raw)?;
+    users::set_password(&state, &a, &path, &b.password).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleBody {
+    role: String,
+}
+
+#[post("/admin/api/v1/users/{username}/roles")]
+pub async fn grant_role(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::RolesWrite).await?;
+    let b: RoleBody = body(&raw)?;
+    Ok(HttpResponse::Ok().json(users::grant(&state, &a, &path, &b.role).await?))
+}
+
+#[actix_web::delete("/admin/api/v1/users/{username}/roles/{role}")]
+pub async fn revoke_role(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::RolesWrite).await?;
+    let (username, role) = path.into_inner();
+    Ok(HttpResponse::Ok().json(users::revoke(&state, &a, &username, &role).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueBody {
+    value: String,
+}
+
+#[actix_web::put("/admin/api/v1/users/{username}/attributes/{key}")]
+pub async fn set_attribute(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::UsersWrite).await?;
+    let (username, key) = path.into_inner();
+    let b: ValueBody = body(&raw)?;
+    Ok(HttpResponse::Ok().json(users::set_attribute(&state, &a, &username, &key, &b.value).await?))
+}
+
+#[actix_web::delete("/admin/api/v1/users/{username}/sessions")]
+pub async fn revoke_sessions(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::SessionsRevoke).await?;
+    let ended = users::end_sessions(&state, &a, &path).await?;
+    Ok(HttpResponse::Ok().json(json!({ "sessions_ended": ended })))
+}
+
+#[get("/admin/api/v1/roles")]
+pub async fn list_roles(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    gate(&state, &req, Permission::UsersRead).await?;
+    Ok(HttpResponse::Ok().json(crate::admin::roles::list(&state).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRoleBody {
+    name: String,
+    description: Option<String>,
+}
+
+#[post("/admin/api/v1/roles")]
+pub async fn create_role(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    raw: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::RolesWrite).await?;
+    let b: NewRoleBody = body(&raw)?;
+    Ok(HttpResponse::Created().json(crate::admin::roles::add(&state, &a, &b.name, b.description.as_deref()).await?))
+}
+
+#[get("/admin/api/v1/clients")]
+pub async fn list_clients(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    gate(&state, &req, Permission::ClientsRead).await?;
+    Ok(HttpResponse::Ok().json(crate::admin::clients::list(&state).await?))
+}
+
+#[get("/admin/api/v1/clients/{client_id}")]
+pub async fn get_client(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    gate(&state, &req, Permission::ClientsRead).await?;
+    Ok(HttpResponse::Ok().json(crate::admin::clients::show(&state, &path).await?))
+}
+
+#[actix_web::delete("/admin/api/v1/clients/{client_id}")]
+pub async fn delete_client(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::ClientsWrite).await?;
+    crate::admin::clients::remove(&state, &a, &path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[post("/admin/api/v1/clients/{client_id}/rotate-secret")]
+pub async fn rotate_client_secret(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    use secrecy::ExposeSecret;
+    let a = gate(&state, &req, Permission::ClientsWrite).await?;
+    let created = crate::admin::clients::rotate_secret(&state, &a, &path).await?;
+    // Shown once, like the CLI; the response must not be cached.
+    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
+        "client_id": created.client.client_id,
+        "client_secret": created.secret.as_ref().map(|s| s.expose_secret()),
+    })))
+}
+
+#[get("/admin/api/v1/keys")]
+pub async fn list_keys(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    gate(&state, &req, Permission::KeysRotate).await?;
+    Ok(HttpResponse::Ok().json(crate::tokens::keys::list(&state).await?))
+}
+
+#[post("/admin/api/v1/keys/rotate")]
+pub async fn rotate_keys(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::KeysRotate).await?;
+    let keys = crate::tokens::keys::rotate(&state, &a).await?;
+    state.reload_keys().await.map_err(|e| AdminError::Refused(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(keys))
 }

@@ -135,6 +135,16 @@ async fn principal(state: &AppState, req: &HttpRequest) -> Result<Principal, Pro
     }
     let sub = claims.get("sub").and_then(Value::as_str).ok_or_else(unauthorized)?.to_owned();
     let client_id = claims.get("client_id").and_then(Value::as_str).unwrap_or_default();
+    // A client acting for itself (client_credentials: sub = client_id, no
+    // user login behind it) is never mistaken for a user, even if a client
+    // were registered under an id that equals some user's UUID.
+    let acting_for_itself = sub == client_id && claims.get("auth_time").is_none();
+    if acting_for_itself {
+        return match state.clients.get(&state.db, client_id).await? {
+            Some(c) => Ok(Principal { subject: sub, is_client: true, permissions: permissions_of(&c.roles) }),
+            None => Err(unauthorized()),
+        };
+    }
     if let Some(u) = user::Entity::find_by_id(sub.as_str()).one(&state.db).await? {
         if u.disabled {
             return Err(unauthorized());
@@ -147,11 +157,6 @@ async fn principal(state: &AppState, req: &HttpRequest) -> Result<Principal, Pro
             .map(|r| r.role_name)
             .collect();
         return Ok(Principal { subject: sub, is_client: false, permissions: permissions_of(&roles) });
-    }
-    if sub == client_id
-        && let Some(c) = state.clients.get(&state.db, client_id).await?
-    {
-        return Ok(Principal { subject: sub, is_client: true, permissions: permissions_of(&c.roles) });
     }
     Err(unauthorized())
 }

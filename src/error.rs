@@ -31,19 +31,6 @@ impl From<sea_orm::DbErr> for AppError {
     }
 }
 
-impl From<crate::admin::AdminError> for AppError {
-    fn from(e: crate::admin::AdminError) -> Self {
-        use crate::admin::AdminError as A;
-        match e {
-            A::NotFound { .. } => Self::NotFound,
-            A::Invalid(_) | A::Exists { .. } | A::Refused(_) => Self::BadRequest(e.to_string()),
-            A::Password(crate::authn::PasswordError::Busy) => Self::Busy,
-            A::Password(crate::authn::PasswordError::Policy(m)) => Self::BadRequest(m),
-            other => Self::internal(other),
-        }
-    }
-}
-
 impl ResponseError for AppError {
     fn status_code(&self) -> StatusCode {
         match self {

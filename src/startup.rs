@@ -35,8 +35,9 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(discovery.clone())
-                .app_data(json_config())
-                .app_data(form_config())
+                // Bodies are bounded where they are read (every handler takes
+                // raw bytes or a StrictForm): nothing larger is buffered.
+                .app_data(web::PayloadConfig::new(64 * 1024))
                 .app_data(query_config())
                 .configure(crate::web::configure)
                 .configure(crate::oauth::configure)
@@ -65,33 +66,6 @@ impl Application {
 
 async fn not_found() -> HttpResponse {
     HttpResponse::NotFound().json(json!({ "error": "not found" }))
-}
-
-/// Body-parsing failures get a short, fixed message; the parser's own text
-/// (which may echo input or internals) goes to the debug log only.
-fn json_config() -> web::JsonConfig {
-    web::JsonConfig::default().limit(64 * 1024).error_handler(|err, _req| {
-        tracing::debug!(error = %err, "rejected JSON body");
-        actix_web::error::InternalError::from_response(
-            err,
-            HttpResponse::BadRequest().json(json!({ "error": "invalid JSON body" })),
-        )
-        .into()
-    })
-}
-
-/// Forms are posted by browsers: a bad one gets an HTML page. (The OAuth
-/// endpoints parse their bodies themselves, for RFC 6749 error codes.)
-fn form_config() -> web::FormConfig {
-    web::FormConfig::default().limit(16 * 1024).error_handler(|err, _req| {
-        tracing::debug!(error = %err, "rejected form body");
-        let page = crate::web::pages::error_page(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "Bad request",
-            "The form could not be read. Go back, reload the page and try again.",
-        );
-        actix_web::error::InternalError::from_response(err, page).into()
-    })
 }
 
 fn query_config() -> web::QueryConfig {

@@ -133,7 +133,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<Use
         now,
     )
     .await?;
-    let view = load_view(&txn, find(&txn, new.username.as_str()).await?).await?;
+    let view = load_view(&txn, find(&txn, new.username.as_str()).await?, now.timestamp_millis()).await?;
     txn.commit().await?;
     Ok(view)
 }
@@ -148,7 +148,7 @@ pub(crate) async fn find<C: ConnectionTrait>(conn: &C, username: &str) -> Result
         .ok_or_else(|| AdminError::not_found("user", username))
 }
 
-async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model) -> Result<UserView, AdminError> {
+async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model, now_ms: i64) -> Result<UserView, AdminError> {
     let roles = user_role::Entity::find()
         .filter(user_role::Column::UserId.eq(&u.id))
         .order_by_asc(user_role::Column::RoleName)
@@ -166,8 +166,7 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model) -> Result<UserV
         .collect();
     let has_password = password_credential::Entity::find_by_id(u.id.as_str()).one(conn).await?.is_some();
     let mfa = crate::authn::mfa::has_totp(conn, &u.id).await?;
-    let locked_until_ms =
-        crate::authn::throttle::locked_until(conn, &u.username_key, chrono::Utc::now().timestamp_millis()).await?;
+    let locked_until_ms = crate::authn::throttle::locked_until(conn, &u.username_key, now_ms).await?;
     Ok(UserView {
         id: u.id,
         username: u.username,
@@ -186,14 +185,14 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model) -> Result<UserV
 
 pub async fn show(state: &AppState, username: &str) -> Result<UserView, AdminError> {
     let u = find(&state.db, username).await?;
-    load_view(&state.db, u).await
+    load_view(&state.db, u, state.clock.now().timestamp_millis()).await
 }
 
 pub async fn list(state: &AppState) -> Result<Vec<UserView>, AdminError> {
     let users = user::Entity::find().order_by_asc(user::Column::UsernameKey).all(&state.db).await?;
     let mut out = Vec::with_capacity(users.len());
     for u in users {
-        out.push(load_view(&state.db, u).await?);
+        out.push(load_view(&state.db, u, state.clock.now().timestamp_millis()).await?);
     }
     Ok(out)
 }
@@ -271,7 +270,7 @@ pub async fn set_disabled(
         now,
     )
     .await?;
-    let view = load_view(&txn, u).await?;
+    let view = load_view(&txn, u, state.clock.now().timestamp_millis()).await?;
     txn.commit().await?;
     Ok(view)
 }
@@ -289,7 +288,7 @@ pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) 
             .await?;
         touch(&txn, u.clone(), now).await?;
     }
-    let view = load_view(&txn, find(&txn, username).await?).await?;
+    let view = load_view(&txn, find(&txn, username).await?, state.clock.now().timestamp_millis()).await?;
     txn.commit().await?;
     Ok(view)
 }
@@ -312,7 +311,7 @@ pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str)
     }
     record_audit(&txn, audit(actor, "user.role_revoked", &u.id).detail(json!({ "role": role.as_str() })), now).await?;
     touch(&txn, u, now).await?;
-    let view = load_view(&txn, find(&txn, username).await?).await?;
+    let view = load_view(&txn, find(&txn, username).await?, state.clock.now().timestamp_millis()).await?;
     txn.commit().await?;
     Ok(view)
 }
@@ -350,7 +349,7 @@ pub async fn set_attribute(
     )
     .await?;
     touch(&txn, u, now).await?;
-    let view = load_view(&txn, find(&txn, username).await?).await?;
+    let view = load_view(&txn, find(&txn, username).await?, state.clock.now().timestamp_millis()).await?;
     txn.commit().await?;
     Ok(view)
 }
@@ -364,7 +363,7 @@ pub async fn unlock(state: &AppState, actor: &Actor, username: &str) -> Result<U
     crate::authn::throttle::reset(&txn, &u.username_key).await?;
     record_audit(&txn, audit(actor, "user.unlocked", &u.id).detail(json!({ "was_locked": was.is_some() })), now)
         .await?;
-    let view = load_view(&txn, u).await?;
+    let view = load_view(&txn, u, state.clock.now().timestamp_millis()).await?;
     txn.commit().await?;
     Ok(view)
 }
@@ -385,7 +384,7 @@ pub async fn reset_mfa(state: &AppState, actor: &Actor, username: &str) -> Resul
         now,
     )
     .await?;
-    let view = load_view(&txn, u).await?;
+    let view = load_view(&txn, u, state.clock.now().timestamp_millis()).await?;
     txn.commit().await?;
     Ok(view)
 }

@@ -372,11 +372,6 @@ impl RedirectUri {
         }
         Ok(Self(input.to_owned()))
     }
-
-    /// Reads a value stored earlier (already checked when it was written).
-    pub fn from_trusted(s: String) -> Self {
-        Self(s)
-    }
 }
 
 /// Whether a URL's host is the loopback interface (RFC 8252 §7.3).

@@ -48,7 +48,7 @@ async fn user_roles<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<Vec<S
 }
 
 /// OIDC Core §5.4: the claims each scope releases.
-pub fn scoped_claims(u: &user::Model, roles: &[String], scope: &[String], out: &mut Map<String, Value>) {
+pub fn scoped_claims(u: &user::Model, scope: &[String], out: &mut Map<String, Value>) {
     if scope.iter().any(|s| s == "profile") {
         out.insert("preferred_username".into(), u.username.clone().into());
         if let Some(n) = &u.display_name {
@@ -63,7 +63,6 @@ pub fn scoped_claims(u: &user::Model, roles: &[String], scope: &[String], out: &
         // Addresses are set by administrators, not verified by a mail loop.
         out.insert("email_verified".into(), false.into());
     }
-    let _ = roles;
 }
 
 /// Everything a user token is made from.
@@ -151,7 +150,7 @@ pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, O
             c.insert("sid".into(), sid.clone().into());
         }
         c.insert("roles".into(), roles.clone().into());
-        scoped_claims(&g.user, &roles, &g.scope, &mut c);
+        scoped_claims(&g.user, &g.scope, &mut c);
         let ring = state.keyring();
         Some(jwt::sign(&ring, &state.rng, alg, "JWT", &Value::Object(c)).map_err(|e| {
             tracing::error!(error = %e, "signing an ID token failed");

@@ -112,7 +112,7 @@ async fn userinfo(state: &AppState, token: Option<&str>) -> Result<HttpResponse,
         .collect();
     let mut out = Map::new();
     out.insert("sub".into(), u.id.clone().into());
-    scoped_claims(&u, &roles, &scope, &mut out);
+    scoped_claims(&u, &scope, &mut out);
     if scope.iter().any(|s| s == "roles") {
         out.insert("roles".into(), roles.into());
     }

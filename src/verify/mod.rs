@@ -167,6 +167,18 @@ fn asymmetric(name: &str) -> Option<Algorithm> {
     }
 }
 
+/// GETs a JSON document from the provider.
+async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T, VerifyError> {
+    http.get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| VerifyError::Provider(e.to_string()))?
+        .json()
+        .await
+        .map_err(|e| VerifyError::Provider(e.to_string()))
+}
+
 impl Verifier {
     /// Reads the issuer's discovery document and keys.
     pub async fn discover(config: VerifierConfig) -> Result<Self, VerifyError> {
@@ -176,15 +188,7 @@ impl Verifier {
             .build()
             .map_err(|e| VerifyError::Provider(e.to_string()))?;
         let url = format!("{}/.well-known/openid-configuration", config.issuer);
-        let d: Discovery = http
-            .get(&url)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| VerifyError::Provider(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| VerifyError::Provider(e.to_string()))?;
+        let d: Discovery = get_json(&http, &url).await?;
         if d.issuer.trim_end_matches('/') != config.issuer {
             return Err(VerifyError::Provider("discovery names another issuer".into()));
         }
@@ -227,17 +231,7 @@ impl Verifier {
             *last = Instant::now();
         }
         self.0.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let set: JwkSet = self
-            .0
-            .http
-            .get(&self.0.jwks_uri)
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| VerifyError::Provider(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| VerifyError::Provider(e.to_string()))?;
+        let set: JwkSet = get_json(&self.0.http, &self.0.jwks_uri).await?;
         let mut by_kid = HashMap::new();
         for k in &set.keys {
             let (Some(kid), Some(alg)) = (k.common.key_id.clone(), k.common.key_algorithm) else { continue };

@@ -80,6 +80,20 @@ async fn challenge(
     login::find_challenge(state, &token, purpose).await.map_err(internal)
 }
 
+/// The login challenge behind a posted step, once its CSRF token checked out;
+/// `Err` is the response to send instead.
+async fn challenge_for_form(
+    state: &AppState,
+    req: &HttpRequest,
+    csrf_field: &str,
+    purpose: ChallengePurpose,
+) -> Result<Result<Challenge, HttpResponse>, WebError> {
+    if !csrf::verify(state, req, csrf_field) {
+        return Ok(Err(stale_form()));
+    }
+    Ok(challenge(state, req, purpose).await?.ok_or_else(|| see_other("/login")))
+}
+
 async fn mfa_page(state: &AppState, req: &HttpRequest, c: &Challenge, failed: bool) -> Result<HttpResponse, WebError> {
     let mut resp =
         with_csrf(state, req, |csrf| html(StatusCode::OK, &MfaPage { title: "Two-step verification", csrf, failed }))?;
@@ -109,11 +123,9 @@ pub async fn mfa_post(
     req: HttpRequest,
     form: StrictForm<CodeForm>,
 ) -> Result<HttpResponse, WebError> {
-    if !csrf::verify(&state, &req, &form.csrf) {
-        return Ok(stale_form());
-    }
-    let Some(c) = challenge(&state, &req, ChallengePurpose::Mfa).await? else {
-        return Ok(see_other("/login"));
+    let c = match challenge_for_form(&state, &req, &form.csrf, ChallengePurpose::Mfa).await? {
+        Ok(c) => c,
+        Err(resp) => return Ok(resp),
     };
     let source = source_of(&state, &req);
     let checked = login::mfa_step(&state, &c, &form.code, &source).await.map_err(internal)?;
@@ -211,11 +223,9 @@ pub async fn login_enrol_post(
     req: HttpRequest,
     form: StrictForm<EnrolForm>,
 ) -> Result<HttpResponse, WebError> {
-    if !csrf::verify(&state, &req, &form.csrf) {
-        return Ok(stale_form());
-    }
-    let Some(c) = challenge(&state, &req, ChallengePurpose::Enrol).await? else {
-        return Ok(see_other("/login"));
+    let c = match challenge_for_form(&state, &req, &form.csrf, ChallengePurpose::Enrol).await? {
+        Ok(c) => c,
+        Err(resp) => return Ok(resp),
     };
     let now = state.clock.now();
     match mfa::confirm_enrolment(&state, &c.user.id, &form.enrolment, &form.code, now).await.map_err(internal)? {

@@ -7,6 +7,7 @@ mod m20261130_000001_initial;
 mod m20261130_000002_login;
 mod m20261130_000003_mfa;
 mod m20261130_000004_oauth;
+mod m20261130_000005_access_policy;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000002_login::Migration),
             Box::new(m20261130_000003_mfa::Migration),
             Box::new(m20261130_000004_oauth::Migration),
+            Box::new(m20261130_000005_access_policy::Migration),
         ]
     }
 }

@@ -9,20 +9,22 @@ use sea_orm::{
     TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Actor, AdminError, roles};
+use super::{Actor, AdminError, changes, roles};
 use crate::crypto::random_token;
 use crate::domain::{ClientId, ClientKind, GrantType, RedirectUri, RoleName, Scope, SigningAlg};
+use crate::policy::access::AccessPolicy;
 use crate::state::AppState;
-use crate::storage::entities::{client, client_role};
+use crate::storage::entities::{client, client_role, refresh_family};
 use crate::storage::{AuditEvent, is_unique_violation, record_audit};
+use sea_orm::sea_query::Expr;
 
 /// Bytes of entropy in a client secret.
 const SECRET_BYTES: usize = 32;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub client_id: String,
     pub name: Option<String>,
@@ -38,6 +40,7 @@ pub struct ClientView {
     pub require_mfa: bool,
     pub backchannel_logout_uri: Option<String>,
     pub has_jwks: bool,
+    pub access_policy: Option<AccessPolicy>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -61,6 +64,8 @@ pub struct ClientSpec {
     pub backchannel_logout_uri: Option<String>,
     /// A JWK Set document (JSON text) for `private_key_jwt`.
     pub jwks: Option<String>,
+    /// Who may use the client (ABAC); `None` or an empty policy admits everyone.
+    pub access_policy: Option<AccessPolicy>,
 }
 
 /// A created client and its secret (shown once; `None` for public clients).
@@ -90,6 +95,7 @@ struct Parsed {
     id_token_alg: SigningAlg,
     backchannel: Option<RedirectUri>,
     jwks: Option<String>,
+    access_policy: Option<String>,
 }
 
 fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
@@ -160,7 +166,12 @@ fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
             Some(doc.to_string())
         }
     };
+    let access_policy = match spec.access_policy.clone().map(AccessPolicy::checked).transpose()? {
+        Some(p) if !p.is_empty() => Some(serde_json::to_string(&p).map_err(|e| AdminError::Refused(e.to_string()))?),
+        _ => None,
+    };
     Ok(Parsed {
+        access_policy,
         client_id,
         name,
         kind,
@@ -213,6 +224,7 @@ pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<C
         require_mfa: Set(spec.require_mfa),
         backchannel_logout_uri: Set(p.backchannel.map(String::from)),
         jwks: Set(p.jwks),
+        access_policy: Set(p.access_policy),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -236,6 +248,7 @@ pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<C
                 "redirect_uris": p.redirect_uris,
                 "scopes": p.scopes,
                 "roles": p.roles,
+                "access_policy": spec.access_policy,
             })),
         now,
     )
@@ -266,6 +279,7 @@ async fn load_view<C: ConnectionTrait>(conn: &C, c: client::Model) -> Result<Cli
         roles,
         pkce: if c.pkce_required { "required" } else { "optional" },
         has_jwks: c.jwks.is_some(),
+        access_policy: c.access_policy.as_deref().and_then(|t| serde_json::from_str(t).ok()),
         client_id: c.client_id,
         name: c.name,
         public: c.public,
@@ -298,13 +312,22 @@ pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<
     let c = find(&txn, client_id).await?;
     client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(&c.client_id)).exec(&txn).await?;
     client::Entity::delete_by_id(c.client_id.as_str()).exec(&txn).await?;
+    // Its refresh tokens end with it; its access tokens are refused by
+    // `check_access_token` once the client is gone.
+    let revoked = refresh_family::Entity::update_many()
+        .col_expr(refresh_family::Column::RevokedMs, Expr::val(now.timestamp_millis()))
+        .filter(refresh_family::Column::ClientId.eq(c.client_id.as_str()))
+        .filter(refresh_family::Column::RevokedMs.is_null())
+        .exec(&txn)
+        .await?;
     state.clients.invalidate(&c.client_id);
     record_audit(
         &txn,
         AuditEvent::new("client.removed", "success")
             .actor(&actor.name)
             .client(&c.client_id)
-            .source(actor.ip.clone(), actor.user_agent.clone()),
+            .source(actor.ip.clone(), actor.user_agent.clone())
+            .detail(json!({ "refresh_families_revoked": revoked.rows_affected })),
         now,
     )
     .await?;
@@ -338,4 +361,157 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, client_id: &str) -> 
     let client = load_view(&txn, c).await?;
     txn.commit().await?;
     Ok(Created { client, secret: Some(secret) })
+}
+
+/// Reads a JSON field that may be absent (leave unchanged), `null` (clear) or
+/// a value (set).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A change to a client: absent fields stay as they are; `null` clears an
+/// optional one. The client id and kind (public/confidential) cannot change.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientPatch {
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    pub redirect_uris: Option<Vec<String>>,
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    pub grant_types: Option<Vec<String>>,
+    pub scopes: Option<Vec<String>>,
+    pub roles: Option<Vec<String>>,
+    pub first_party: Option<bool>,
+    /// `required` or `optional`.
+    pub pkce: Option<String>,
+    pub id_token_alg: Option<String>,
+    pub require_mfa: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub backchannel_logout_uri: Option<Option<String>>,
+    /// A JWK Set (object) for `private_key_jwt`; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AccessPolicy>)]
+    pub access_policy: Option<Option<AccessPolicy>>,
+}
+
+/// The spec a stored client was registered with (for applying a patch).
+fn spec_of(c: &client::Model, roles: Vec<String>) -> ClientSpec {
+    ClientSpec {
+        client_id: c.client_id.clone(),
+        name: c.name.clone(),
+        redirect_uris: read_list(&c.redirect_uris),
+        public: c.public,
+        grants: read_list(&c.grant_types),
+        scopes: read_list(&c.scopes),
+        post_logout_redirect_uris: read_list(&c.post_logout_redirect_uris),
+        roles,
+        first_party: c.first_party,
+        pkce: Some(if c.pkce_required { "required" } else { "optional" }.to_owned()),
+        id_token_alg: Some(c.id_token_alg.clone()),
+        require_mfa: c.require_mfa,
+        backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+        jwks: c.jwks.clone(),
+        access_policy: c.access_policy.as_deref().and_then(|t| serde_json::from_str(t).ok()),
+    }
+}
+
+/// Changes a client's registration in one transaction, recording every
+/// changed field's before and after value in the audit log.
+pub async fn update(
+    state: &AppState,
+    actor: &Actor,
+    client_id: &str,
+    patch: ClientPatch,
+) -> Result<ClientView, AdminError> {
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let current = find(&txn, client_id).await?;
+    let before = load_view(&txn, current.clone()).await?;
+    let mut spec = spec_of(&current, before.roles.clone());
+    if let Some(v) = patch.name {
+        spec.name = v;
+    }
+    if let Some(v) = patch.redirect_uris {
+        spec.redirect_uris = v;
+    }
+    if let Some(v) = patch.post_logout_redirect_uris {
+        spec.post_logout_redirect_uris = v;
+    }
+    if let Some(v) = patch.grant_types {
+        spec.grants = v;
+    }
+    if let Some(v) = patch.scopes {
+        spec.scopes = v;
+    }
+    if let Some(v) = patch.roles {
+        spec.roles = v;
+    }
+    if let Some(v) = patch.first_party {
+        spec.first_party = v;
+    }
+    if let Some(v) = patch.pkce {
+        spec.pkce = Some(v);
+    }
+    if let Some(v) = patch.id_token_alg {
+        spec.id_token_alg = Some(v);
+    }
+    if let Some(v) = patch.require_mfa {
+        spec.require_mfa = v;
+    }
+    if let Some(v) = patch.backchannel_logout_uri {
+        spec.backchannel_logout_uri = v;
+    }
+    if let Some(v) = patch.jwks {
+        spec.jwks = v.map(|j| j.to_string());
+    }
+    if let Some(v) = patch.access_policy {
+        spec.access_policy = v;
+    }
+    let p = parse(&spec)?;
+    roles::require_all(&txn, &p.roles).await?;
+    let grants: Vec<&str> = p.grants.iter().map(|g| g.as_str()).collect();
+    let mut am = current.into_active_model();
+    am.name = Set(p.name.clone());
+    am.redirect_uris = Set(json_list(&p.redirect_uris));
+    am.post_logout_redirect_uris = Set(json_list(&p.post_logout));
+    am.grant_types = Set(json_list(&grants));
+    am.scopes = Set(json_list(&p.scopes));
+    am.first_party = Set(spec.first_party);
+    am.pkce_required = Set(p.pkce_required);
+    am.id_token_alg = Set(p.id_token_alg.as_str().to_owned());
+    am.require_mfa = Set(spec.require_mfa);
+    am.backchannel_logout_uri = Set(p.backchannel.map(String::from));
+    am.jwks = Set(p.jwks);
+    am.access_policy = Set(p.access_policy);
+    am.updated_at = Set(now);
+    let updated = am.update(&txn).await?;
+    client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(client_id)).exec(&txn).await?;
+    for r in &p.roles {
+        client_role::ActiveModel { client_id: Set(client_id.to_owned()), role_name: Set(r.to_string()) }
+            .insert(&txn)
+            .await?;
+    }
+    let after = load_view(&txn, updated).await?;
+    record_audit(
+        &txn,
+        AuditEvent::new("client.updated", "success")
+            .actor(&actor.name)
+            .client(client_id)
+            .source(actor.ip.clone(), actor.user_agent.clone())
+            .detail(json!({ "changes": changes(&before, &after) })),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    state.clients.invalidate(client_id);
+    Ok(after)
 }

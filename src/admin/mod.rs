@@ -24,3 +24,25 @@ impl Actor {
         Self { name: format!("cli:{who}"), ip: None, user_agent: None }
     }
 }
+
+/// The fields that differ between two views of a record, as
+/// `{field: {"from": old, "to": new}}` for the audit log. Views never hold
+/// secrets, so neither does this; timestamps of the change itself are left out.
+pub fn changes<T: serde::Serialize>(before: &T, after: &T) -> serde_json::Value {
+    let (Ok(serde_json::Value::Object(b)), Ok(serde_json::Value::Object(a))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return serde_json::Value::Null;
+    };
+    let mut out = serde_json::Map::new();
+    for (k, new) in &a {
+        if k == "updated_at" {
+            continue;
+        }
+        let old = b.get(k).unwrap_or(&serde_json::Value::Null);
+        if old != new {
+            out.insert(k.clone(), serde_json::json!({ "from": old, "to": new }));
+        }
+    }
+    serde_json::Value::Object(out)
+}

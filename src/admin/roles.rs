@@ -10,7 +10,7 @@ use crate::state::AppState;
 use crate::storage::entities::role;
 use crate::storage::{AuditEvent, is_unique_violation, record_audit};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RoleView {
     pub name: String,
     pub description: Option<String>,

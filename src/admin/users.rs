@@ -23,7 +23,7 @@ use crate::storage::{AuditEvent, is_unique_violation, record_audit};
 pub const ADMIN_ROLE: &str = "admin";
 
 /// A user as shown to operators. Never contains a credential.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub username: String,
@@ -201,6 +201,73 @@ async fn user_is_admin<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<bo
     Ok(user_role::Entity::find_by_id((user_id.to_owned(), ADMIN_ROLE.to_owned())).one(conn).await?.is_some())
 }
 
+/// Whether some enabled user other than `except` holds the admin role.
+async fn another_active_admin<C: ConnectionTrait>(conn: &C, except: &str) -> Result<bool, AdminError> {
+    let holders = user_role::Entity::find()
+        .filter(user_role::Column::RoleName.eq(ADMIN_ROLE))
+        .filter(user_role::Column::UserId.ne(except))
+        .all(conn)
+        .await?;
+    let ids: Vec<String> = holders.into_iter().map(|r| r.user_id).collect();
+    if ids.is_empty() {
+        return Ok(false);
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .filter(user::Column::Disabled.eq(false))
+        .one(conn)
+        .await?
+        .is_some())
+}
+
+async fn role_names<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<Vec<String>, AdminError> {
+    Ok(user_role::Entity::find()
+        .filter(user_role::Column::UserId.eq(user_id))
+        .order_by_asc(user_role::Column::RoleName)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| r.role_name)
+        .collect())
+}
+
+/// Changes a user's e-mail address and/or display name: `Some(None)` clears,
+/// `None` leaves alone. The audit record has the before and after values.
+pub async fn update_profile(
+    state: &AppState,
+    actor: &Actor,
+    username: &str,
+    email: Option<Option<String>>,
+    name: Option<Option<String>>,
+) -> Result<UserView, AdminError> {
+    let email = email.map(|e| e.as_deref().map(Email::parse).transpose()).transpose()?;
+    let name = name.map(|n| n.as_deref().map(DisplayName::parse).transpose()).transpose()?;
+    let now = state.clock.now();
+    let txn = state.db.begin().await?;
+    let u = find(&txn, username).await?;
+    let id = u.id.clone();
+    let before = json!({ "email": u.email, "name": u.display_name });
+    let mut am = u.into_active_model();
+    if let Some(e) = email {
+        am.email = Set(e.map(String::from));
+    }
+    if let Some(n) = name {
+        am.display_name = Set(n.map(String::from));
+    }
+    am.updated_at = Set(now);
+    let u = am.update(&txn).await?;
+    let after = json!({ "email": u.email, "name": u.display_name });
+    record_audit(
+        &txn,
+        audit(actor, "user.updated", &id).detail(json!({ "changes": super::changes(&before, &after) })),
+        now,
+    )
+    .await?;
+    let view = load_view(&txn, u, now.timestamp_millis()).await?;
+    txn.commit().await?;
+    Ok(view)
+}
+
 async fn touch(txn: &DatabaseTransaction, u: user::Model, now: DateTime<Utc>) -> Result<(), AdminError> {
     let mut am = u.into_active_model();
     am.updated_at = Set(now);
@@ -254,6 +321,9 @@ pub async fn set_disabled(
     let u = find(&txn, username).await?;
     let id = u.id.clone();
     let before = u.disabled;
+    if disabled && !before && user_is_admin(&txn, &id).await? && !another_active_admin(&txn, &id).await? {
+        return Err(AdminError::Refused("refusing to disable the last enabled administrator".into()));
+    }
     let mut am = u.into_active_model();
     am.disabled = Set(disabled);
     am.updated_at = Set(now);
@@ -281,11 +351,12 @@ pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) 
     let txn = state.db.begin().await?;
     let u = find(&txn, username).await?;
     roles::require_all(&txn, std::slice::from_ref(&role)).await?;
-    let held = user_role::Entity::find_by_id((u.id.clone(), role.to_string())).one(&txn).await?.is_some();
-    if !held {
+    let before = role_names(&txn, &u.id).await?;
+    if !before.iter().any(|r| r == role.as_str()) {
         user_role::ActiveModel { user_id: Set(u.id.clone()), role_name: Set(role.to_string()) }.insert(&txn).await?;
-        record_audit(&txn, audit(actor, "user.role_granted", &u.id).detail(json!({ "role": role.as_str() })), now)
-            .await?;
+        let after = role_names(&txn, &u.id).await?;
+        let detail = json!({ "role": role.as_str(), "changes": { "roles": { "from": before, "to": after } } });
+        record_audit(&txn, audit(actor, "user.role_granted", &u.id).detail(detail), now).await?;
         touch(&txn, u.clone(), now).await?;
     }
     let view = load_view(&txn, find(&txn, username).await?, state.clock.now().timestamp_millis()).await?;
@@ -298,18 +369,18 @@ pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str)
     let now = state.clock.now();
     let txn = state.db.begin().await?;
     let u = find(&txn, username).await?;
+    let before = role_names(&txn, &u.id).await?;
     let res = user_role::Entity::delete_by_id((u.id.clone(), role.to_string())).exec(&txn).await?;
     if res.rows_affected == 0 {
         return Err(AdminError::Refused(format!("user {username:?} does not hold role {:?}", role.as_str())));
     }
-    if role.as_str() == ADMIN_ROLE {
-        // Never leave the installation without an administrator.
-        let admins = user_role::Entity::find().filter(user_role::Column::RoleName.eq(ADMIN_ROLE)).one(&txn).await?;
-        if admins.is_none() {
-            return Err(AdminError::Refused("refusing to revoke the last holder of the admin role".into()));
-        }
+    // Never leave the installation without an (enabled) administrator.
+    if role.as_str() == ADMIN_ROLE && !u.disabled && !another_active_admin(&txn, &u.id).await? {
+        return Err(AdminError::Refused("refusing to revoke the last holder of the admin role".into()));
     }
-    record_audit(&txn, audit(actor, "user.role_revoked", &u.id).detail(json!({ "role": role.as_str() })), now).await?;
+    let after = role_names(&txn, &u.id).await?;
+    let detail = json!({ "role": role.as_str(), "changes": { "roles": { "from": before, "to": after } } });
+    record_audit(&txn, audit(actor, "user.role_revoked", &u.id).detail(detail), now).await?;
     touch(&txn, u, now).await?;
     let view = load_view(&txn, find(&txn, username).await?, state.clock.now().timestamp_millis()).await?;
     txn.commit().await?;

@@ -155,6 +155,9 @@ struct ClientAddArgs {
     /// A JWK Set file with the client's public keys (private_key_jwt).
     #[arg(long, value_name = "FILE")]
     jwks: Option<PathBuf>,
+    /// An access-policy file (JSON; see docs/ADMIN.md): who may use the client.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,6 +172,16 @@ enum ClientCmd {
     Remove { client_id: String },
     /// Replace a confidential client's secret; prints the new one once.
     RotateSecret { client_id: String },
+    /// Set (from a JSON file) or clear a client's access policy.
+    SetPolicy {
+        client_id: String,
+        /// The policy file (JSON).
+        #[arg(long, value_name = "FILE", required_unless_present = "clear", conflicts_with = "clear")]
+        policy: Option<PathBuf>,
+        /// Remove the policy: every user may use the client.
+        #[arg(long)]
+        clear: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -382,6 +395,7 @@ async fn client(state: &AppState, actor: &Actor, out: &Output, cmd: ClientCmd) -
                 require_mfa: a.require_mfa,
                 backchannel_logout_uri: a.backchannel_logout_uri,
                 jwks,
+                access_policy: a.policy.as_deref().map(read_policy).transpose()?,
             };
             out.created_client(&clients::add(state, actor, &spec).await?);
         }
@@ -394,6 +408,19 @@ async fn client(state: &AppState, actor: &Actor, out: &Output, cmd: ClientCmd) -
         ClientCmd::RotateSecret { client_id } => {
             out.created_client(&clients::rotate_secret(state, actor, &client_id).await?)
         }
+        ClientCmd::SetPolicy { client_id, policy, clear: _ } => {
+            let patch = clients::ClientPatch {
+                access_policy: Some(policy.as_deref().map(read_policy).transpose()?),
+                ..Default::default()
+            };
+            out.client(&clients::update(state, actor, &client_id, patch).await?);
+        }
     }
     Ok(())
+}
+
+fn read_policy(path: &std::path::Path) -> Result<crate::policy::access::AccessPolicy, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Input(format!("cannot read the policy file {}: {e}", path.display())))?;
+    crate::policy::access::AccessPolicy::parse_json(&text).map_err(|e| CliError::Admin(e.into()))
 }

@@ -307,14 +307,20 @@ async fn need(
     if r.prompt.iter().any(|p| p == "login" || p == "select_account") && auth_ms < r.created_ms {
         return Ok(Need::Login);
     }
-    if r.max_age.is_some_and(|m| now_s - cur.session.auth_time > m) {
+    // The client's access policy may ask for a fresh or a second-factor
+    // login: those rules are met by sending the user to log in (step-up),
+    // the others are checked by `admit` once the user is known.
+    let policy = super::access::policy_of(c).ok().flatten();
+    let max_age = [r.max_age, policy.as_ref().and_then(|p| p.max_auth_age)].into_iter().flatten().min();
+    if max_age.is_some_and(|m| now_s - cur.session.auth_time > m) {
         return Ok(Need::Login);
     }
     if r.hint_sub.as_ref().is_some_and(|s| *s != cur.user.id) {
         return Ok(Need::Login);
     }
     let has_otp = cur.amr().iter().any(|a| a == AMR_OTP);
-    if !has_otp && (r.wants_mfa(c) || mfa::required_for(state, &state.db, &cur.user.id).await?) {
+    let policy_mfa = policy.as_ref().is_some_and(|p| p.mfa);
+    if !has_otp && (r.wants_mfa(c) || policy_mfa || mfa::required_for(state, &state.db, &cur.user.id).await?) {
         // Step-up: a password-only session must add its second factor.
         return Ok(Need::Login);
     }
@@ -330,6 +336,21 @@ async fn need(
         r.scope.iter().all(|x| s.contains(x))
     });
     Ok(if covered { Need::Nothing } else { Need::Consent })
+}
+
+/// Checks the client's access policy for the logged-in user; a refusal is
+/// audited and becomes `access_denied` at the client.
+async fn admit(state: &AppState, req: &HttpRequest, c: &client::Model, cur: &Current) -> Result<(), OAuthError> {
+    let amr = cur.amr();
+    let ip = client_info::ip(state, req).and_then(|i| i.parse().ok());
+    let auth = super::access::Auth { user_id: &cur.user.id, amr: &amr, auth_time: cur.session.auth_time, ip };
+    match super::access::check(state, c, &auth, "oauth.authorize_denied").await {
+        Ok(()) => Ok(()),
+        Err(super::access::Refusal::Denied(_)) => {
+            Err(OAuthError::AccessDenied("the client's access policy does not admit this user"))
+        }
+        Err(super::access::Refusal::Failed(e)) => Err(e),
+    }
 }
 
 /// Issues a code and sends the browser back to the client.
@@ -404,7 +425,16 @@ async fn proceed(
 ) -> Result<HttpResponse, OAuthError> {
     let cur = session::current(state, req).await?;
     let none = r.prompt.iter().any(|p| p == "none");
-    match need(state, &r, c, cur.as_ref()).await? {
+    let need = need(state, &r, c, cur.as_ref()).await?;
+    if let (Need::Nothing | Need::Consent, Some(cur)) = (&need, &cur)
+        && let Err(e) = admit(state, req, c, cur).await
+    {
+        if let Some(h) = &handle {
+            drop_request(state, h).await?;
+        }
+        return Err(e);
+    }
+    match need {
         Need::Nothing => {
             if let Some(h) = &handle {
                 drop_request(state, h).await?;
@@ -575,7 +605,7 @@ pub async fn consent_post(
     if !csrf::verify(&state, &req, &form.csrf) {
         return Ok(stale_form());
     }
-    let Some((r, _c)) = load_request(&state, &form.request).await.map_err(WebError::internal)? else {
+    let Some((r, c)) = load_request(&state, &form.request).await.map_err(WebError::internal)? else {
         return Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in request expired", EXPIRED));
     };
     let Some(cur) = session::current(&state, &req).await? else {
@@ -591,6 +621,13 @@ pub async fn consent_post(
     };
     match form.decision.as_str() {
         "approve" => {
+            if let Err(e) = admit(&state, &req, &c, &cur).await {
+                drop_request(&state, &form.request).await.map_err(WebError::internal)?;
+                return match e {
+                    OAuthError::AccessDenied(_) => Ok(error_redirect(&state, &r.redirect_uri, r.state.as_deref(), &e)),
+                    other => Err(WebError::internal(other)),
+                };
+            }
             let prev = consent::Entity::find_by_id((cur.user.id.clone(), r.client_id.clone())).one(&state.db).await?;
             let mut scopes = prev.as_ref().map(|p| read_list(&p.scopes)).unwrap_or_default();
             for s in &r.scope {

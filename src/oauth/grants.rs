@@ -341,7 +341,12 @@ pub async fn authorization_code(
 }
 
 /// RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2).
-pub async fn refresh(state: &AppState, c: &client::Model, p: &HashMap<String, String>) -> Result<Value, OAuthError> {
+pub async fn refresh(
+    state: &AppState,
+    c: &client::Model,
+    p: &HashMap<String, String>,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Value, OAuthError> {
     if !has_grant(c, "refresh_token") {
         return Err(OAuthError::UnauthorizedClient("this client may not use refresh tokens"));
     }
@@ -403,6 +408,17 @@ pub async fn refresh(state: &AppState, c: &client::Model, p: &HashMap<String, St
     let Some(u) = user::Entity::find_by_id(fam.user_id.as_str()).one(&state.db).await?.filter(|u| !u.disabled) else {
         return Err(invalid);
     };
+    // The client's access policy is evaluated again on every refresh: a user
+    // who lost a role (or moved network, or whose login grew too old) gets no
+    // new tokens. The token stays unused (the transaction is dropped).
+    let amr = read_list(&row.amr);
+    let auth = super::access::Auth { user_id: &u.id, amr: &amr, auth_time: row.auth_time, ip };
+    if let Err(d) = super::access::evaluate(state, c, &auth).await? {
+        // Release the write transaction before the audit write (SQLite).
+        txn.rollback().await?;
+        super::access::record(state, c, &auth, "oauth.refresh_denied", d).await?;
+        return Err(OAuthError::InvalidGrant("the client's access policy no longer admits this user"));
+    }
     let original = split_scope(&row.scope)?;
     let scope = match p.get("scope") {
         None => original.clone(),
@@ -420,7 +436,7 @@ pub async fn refresh(state: &AppState, c: &client::Model, p: &HashMap<String, St
         scope: original.clone(),
         nonce: None,
         auth_time: row.auth_time,
-        amr: read_list(&row.amr),
+        amr,
         acr: row.acr.clone(),
         sid: fam.session_id.clone(),
         resource: row.resource.clone(),

@@ -1,6 +1,7 @@
 //! OAuth 2.0: the authorization endpoint (with login, step-up and consent),
 //! the token endpoint, introspection and revocation.
 
+pub mod access;
 pub mod authorize;
 pub mod cache;
 pub mod client_auth;

@@ -51,7 +51,10 @@ pub async fn token_endpoint(
     let (c, p) = client_and_params(&state, &req, &body).await?;
     let out = match p.get("grant_type").map(String::as_str) {
         Some("authorization_code") => grants::authorization_code(&state, &c.client.client, &p).await?,
-        Some("refresh_token") => grants::refresh(&state, &c.client.client, &p).await?,
+        Some("refresh_token") => {
+            let ip = crate::web::client_info::ip(&state, &req).and_then(|i| i.parse().ok());
+            grants::refresh(&state, &c.client.client, &p, ip).await?
+        }
         Some("client_credentials") => grants::client_credentials(&state, &c.client, &p).await?,
         Some(_) => return Err(OAuthError::UnsupportedGrantType),
         None => return Err(OAuthError::InvalidRequest("grant_type is required")),
@@ -75,6 +78,12 @@ pub async fn check_access_token(state: &AppState, token: &str) -> Result<Value, 
     }
     let jti = c.get("jti").and_then(Value::as_str).ok_or(OAuthError::InvalidToken("the access token is invalid"))?;
     if state.revoked.contains(&state.db, jti, now * 1000).await? {
+        return Err(OAuthError::InvalidToken("the access token was revoked"));
+    }
+    // A deleted client's tokens die with it (through the client cache, so no
+    // database round-trip on the hot path).
+    let client_id = c.get("client_id").and_then(Value::as_str).unwrap_or_default();
+    if state.clients.get(&state.db, client_id).await?.is_none() {
         return Err(OAuthError::InvalidToken("the access token was revoked"));
     }
     Ok(c)

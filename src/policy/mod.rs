@@ -7,6 +7,8 @@
 
 use std::marker::PhantomData;
 
+pub mod access;
+
 /// The administrative permissions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {

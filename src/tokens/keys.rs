@@ -189,7 +189,7 @@ pub async fn rotate_if_due(state: &AppState) -> Result<bool, AdminError> {
     Ok(due)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyView {
     pub kid: String,
     pub alg: String,

@@ -5,7 +5,7 @@ use portcullis::admin::clients::ClientSpec;
 use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, spawn_app};
-use crate::oauth::{register, token_req};
+use crate::oauth::{register, token_req, urlencode};
 
 async fn service_token(app: &TestApp, id: &str, roles: &[&str], resource: &str) -> String {
     for r in roles {
@@ -117,31 +117,7 @@ async fn the_permission_table_holds_for_every_endpoint() {
     )
     .await;
     let aud = format!("{}/admin", app.address);
-    let endpoints: Vec<(&str, &str, Option<Value>, &str)> = vec![
-        ("GET", "/admin/api/v1/users", None, "users:read"),
-        ("GET", "/admin/api/v1/users/zoe", None, "users:read"),
-        ("GET", "/admin/api/v1/roles", None, "users:read"),
-        ("POST", "/admin/api/v1/users/zoe/disable", None, "users:write"),
-        ("POST", "/admin/api/v1/users/zoe/enable", None, "users:write"),
-        ("PUT", "/admin/api/v1/users/zoe/attributes/department", Some(json!({ "value": "finance" })), "users:write"),
-        ("POST", "/admin/api/v1/users/zoe/unlock", None, "users:credentials"),
-        ("POST", "/admin/api/v1/users/zoe/reset-mfa", None, "users:credentials"),
-        (
-            "POST",
-            "/admin/api/v1/users/zoe/password",
-            Some(json!({ "password": "another fine passphrase" })),
-            "users:credentials",
-        ),
-        ("POST", "/admin/api/v1/users/zoe/roles", Some(json!({ "role": "billing" })), "roles:write"),
-        ("DELETE", "/admin/api/v1/users/zoe/roles/billing", None, "roles:write"),
-        ("POST", "/admin/api/v1/roles", Some(json!({ "name": "ops-team" })), "roles:write"),
-        ("DELETE", "/admin/api/v1/users/zoe/sessions", None, "sessions:revoke"),
-        ("GET", "/admin/api/v1/clients", None, "clients:read"),
-        ("GET", "/admin/api/v1/clients/victim", None, "clients:read"),
-        ("POST", "/admin/api/v1/clients/victim/rotate-secret", None, "clients:write"),
-        ("GET", "/admin/api/v1/keys", None, "keys:rotate"),
-        ("GET", "/admin/api/v1/audit", None, "audit:read"),
-    ];
+    let endpoints = endpoints();
     let permissions = [
         "users:read",
         "users:write",
@@ -172,6 +148,7 @@ async fn call_any(app: &TestApp, method: &str, path: &str, token: &str, body: Op
         "POST" => http.post(app.url(path)),
         "PUT" => http.put(app.url(path)),
         "DELETE" => http.delete(app.url(path)),
+        "PATCH" => http.patch(app.url(path)),
         _ => http.get(app.url(path)),
     }
     .bearer_auth(token);
@@ -181,4 +158,194 @@ async fn call_any(app: &TestApp, method: &str, path: &str, token: &str, body: Op
     let resp = r.send().await.unwrap();
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Every admin endpoint with a concrete path, a body, and the permission it needs.
+fn endpoints() -> Vec<(&'static str, &'static str, Option<Value>, &'static str)> {
+    vec![
+        ("GET", "/admin/api/v1/users", None, "users:read"),
+        ("GET", "/admin/api/v1/users/zoe", None, "users:read"),
+        ("GET", "/admin/api/v1/roles", None, "users:read"),
+        ("POST", "/admin/api/v1/users/zoe/disable", None, "users:write"),
+        ("POST", "/admin/api/v1/users/zoe/enable", None, "users:write"),
+        ("PUT", "/admin/api/v1/users/zoe/attributes/department", Some(json!({ "value": "finance" })), "users:write"),
+        ("POST", "/admin/api/v1/users/zoe/unlock", None, "users:credentials"),
+        ("POST", "/admin/api/v1/users/zoe/reset-mfa", None, "users:credentials"),
+        (
+            "POST",
+            "/admin/api/v1/users/zoe/password",
+            Some(json!({ "password": "another fine passphrase" })),
+            "users:credentials",
+        ),
+        ("POST", "/admin/api/v1/users/zoe/roles", Some(json!({ "role": "billing" })), "roles:write"),
+        ("DELETE", "/admin/api/v1/users/zoe/roles/billing", None, "roles:write"),
+        ("POST", "/admin/api/v1/roles", Some(json!({ "name": "ops-team" })), "roles:write"),
+        ("DELETE", "/admin/api/v1/users/zoe/sessions", None, "sessions:revoke"),
+        ("GET", "/admin/api/v1/clients", None, "clients:read"),
+        ("GET", "/admin/api/v1/clients/victim", None, "clients:read"),
+        ("POST", "/admin/api/v1/clients/victim/rotate-secret", None, "clients:write"),
+        ("GET", "/admin/api/v1/keys", None, "keys:rotate"),
+        ("GET", "/admin/api/v1/audit", None, "audit:read"),
+        ("GET", "/admin/api/v1/users/zoe/sessions", None, "users:read"),
+        ("POST", "/admin/api/v1/users", Some(json!({ "username": "made-by-api" })), "users:write"),
+        ("PATCH", "/admin/api/v1/users/zoe", Some(json!({ "name": "Zoe Q" })), "users:write"),
+        (
+            "POST",
+            "/admin/api/v1/clients",
+            Some(json!({ "client_id": "made-by-api", "grant_types": ["client_credentials"] })),
+            "clients:write",
+        ),
+        ("PATCH", "/admin/api/v1/clients/victim", Some(json!({ "name": "Victim" })), "clients:write"),
+        ("POST", "/admin/api/v1/keys/rotate", None, "keys:rotate"),
+        ("DELETE", "/admin/api/v1/clients/victim", None, "clients:write"),
+    ]
+}
+
+/// The OpenAPI path template of a concrete test path.
+fn template(path: &str) -> String {
+    path.replace("/users/zoe", "/users/{username}")
+        .replace("/clients/victim", "/clients/{client_id}")
+        .replace("/attributes/department", "/attributes/{key}")
+        .replace("/roles/billing", "/roles/{role}")
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_endpoints_of_the_permission_table() {
+    let app = spawn_app().await;
+    let resp = reqwest::get(app.url("/admin/api/openapi.json")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let doc: Value = resp.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+            // Every operation says which permission it needs and how it fails.
+            let op = &item[method];
+            assert!(op["description"].as_str().unwrap_or_default().contains("Needs `"), "{method} {path}");
+            assert!(op["responses"]["401"].is_object() && op["responses"]["403"].is_object(), "{method} {path}");
+        }
+    }
+    documented.sort();
+    let mut tested: Vec<(String, String)> =
+        endpoints().into_iter().map(|(m, p, _, _)| (m.to_owned(), template(p))).collect();
+    tested.sort();
+    tested.dedup();
+    assert_eq!(documented, tested);
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+}
+
+#[tokio::test]
+async fn clients_are_created_and_changed_over_the_api_with_before_and_after_in_the_audit_log() {
+    let app = spawn_app().await;
+    let aud = format!("{}/admin", app.address);
+    let admin = service_token(&app, "ops", &["admin"], &aud).await;
+    let writer = service_token(&app, "writer", &["clients:write"], &aud).await;
+    let body = json!({ "client_id": "billing-app", "redirect_uris": ["https://billing.example.com/cb"],
+        "access_policy": { "roles_any": ["finance"], "networks": ["10.1.0.0/16"] } });
+    let (s, created) = call_any(&app, "POST", "/admin/api/v1/clients", &writer, Some(body)).await;
+    assert_eq!(s, 201, "{created}");
+    assert!(created["client_secret"].as_str().unwrap().len() >= 40);
+    assert_eq!(created["access_policy"]["networks"][0], "10.1.0.0/16");
+    // Giving a client roles hands it permissions: clients:write alone may not.
+    let (s, _) = call_any(
+        &app,
+        "POST",
+        "/admin/api/v1/clients",
+        &writer,
+        Some(json!({ "client_id": "sneaky", "grant_types": ["client_credentials"], "roles": ["admin"] })),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) =
+        call_any(&app, "PATCH", "/admin/api/v1/clients/billing-app", &writer, Some(json!({ "roles": ["admin"] })))
+            .await;
+    assert_eq!(s, 403);
+    // Bad input names the field, and changes nothing.
+    for (patch, field) in [
+        (json!({ "access_policy": { "networks": ["10.0.0.0/40"] } }), "access_policy.networks"),
+        (json!({ "access_policy": { "attributes": { "no spaces": ["x"] } } }), "access_policy.attributes"),
+        (json!({ "redirect_uris": ["not a url"] }), "redirect_uri"),
+    ] {
+        let (s, p) = call_any(&app, "PATCH", "/admin/api/v1/clients/billing-app", &admin, Some(patch)).await;
+        assert_eq!((s, p["field"].as_str()), (400, Some(field)), "{p}");
+    }
+    let (s, _) =
+        call_any(&app, "PATCH", "/admin/api/v1/clients/billing-app", &admin, Some(json!({ "colour": 1 }))).await;
+    assert_eq!(s, 400, "unknown fields are refused");
+    // A real change: the policy is replaced, the name set; the audit record has both sides.
+    let (s, v) = call_any(
+        &app,
+        "PATCH",
+        "/admin/api/v1/clients/billing-app",
+        &admin,
+        Some(json!({ "name": "Billing", "access_policy": { "mfa": true } })),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["access_policy"], json!({ "mfa": true }));
+    assert_eq!(v["redirect_uris"][0], "https://billing.example.com/cb", "absent fields are kept");
+    let (_, audit) = call(&app, "GET", "/admin/api/v1/audit?type=client.updated", Some(&admin), None).await;
+    let changes = &audit["items"][0]["detail"]["changes"];
+    assert_eq!(changes["name"], json!({ "from": null, "to": "Billing" }));
+    assert_eq!(changes["access_policy"]["to"], json!({ "mfa": true }));
+    assert!(changes.get("redirect_uris").is_none(), "{changes}");
+    // `null` clears the policy.
+    let (_, v) =
+        call_any(&app, "PATCH", "/admin/api/v1/clients/billing-app", &admin, Some(json!({ "access_policy": null })))
+            .await;
+    assert_eq!(v["access_policy"], Value::Null);
+}
+
+#[tokio::test]
+async fn deleting_a_client_ends_its_tokens() {
+    let app = spawn_app().await;
+    let aud = format!("{}/admin", app.address);
+    let admin = service_token(&app, "ops", &["admin"], &aud).await;
+    let doomed = service_token(&app, "doomed", &["users:read"], &aud).await;
+    assert_eq!(call(&app, "GET", "/admin/api/v1/users", Some(&doomed), None).await.0, 200);
+    let (s, _) = call_any(&app, "DELETE", "/admin/api/v1/clients/doomed", &admin, None).await;
+    assert_eq!(s, 204);
+    assert_eq!(call(&app, "GET", "/admin/api/v1/users", Some(&doomed), None).await.0, 401);
+    let (_, audit) = call(&app, "GET", "/admin/api/v1/audit?type=client.removed", Some(&admin), None).await;
+    assert_eq!(audit["items"][0]["client_id"], "doomed");
+}
+
+#[tokio::test]
+async fn users_are_updated_and_the_last_admin_cannot_be_removed_or_disabled() {
+    let app = spawn_app().await;
+    let aud = format!("{}/admin", app.address);
+    let admin = service_token(&app, "ops", &["admin"], &aud).await;
+    app.create_user("root", "violet anvil tramline", &["admin"]).await;
+    let (s, v) = call_any(
+        &app,
+        "PATCH",
+        "/admin/api/v1/users/root",
+        &admin,
+        Some(json!({ "email": "root@example.com", "name": "Root" })),
+    )
+    .await;
+    assert_eq!((s, v["email"].as_str()), (200, Some("root@example.com")));
+    let (s, p) = call_any(&app, "PATCH", "/admin/api/v1/users/root", &admin, Some(json!({ "email": "nope" }))).await;
+    assert_eq!((s, p["field"].as_str()), (400, Some("email")));
+    let (_, audit) = call(&app, "GET", "/admin/api/v1/audit?type=user.updated", Some(&admin), None).await;
+    assert_eq!(audit["items"][0]["detail"]["changes"]["email"], json!({ "from": null, "to": "root@example.com" }));
+    // The only administrator can neither be disabled nor lose the role…
+    let (s, p) = call_any(&app, "POST", "/admin/api/v1/users/root/disable", &admin, None).await;
+    assert_eq!(s, 400, "{p}");
+    let (s, _) = call_any(&app, "DELETE", "/admin/api/v1/users/root/roles/admin", &admin, None).await;
+    assert_eq!(s, 400);
+    // …until there is another enabled one.
+    app.create_user("second", "violet anvil tramline", &["admin"]).await;
+    let (s, _) = call_any(&app, "POST", "/admin/api/v1/users/root/disable", &admin, None).await;
+    assert_eq!(s, 200);
+    let (s, _) = call_any(&app, "DELETE", "/admin/api/v1/users/second/roles/admin", &admin, None).await;
+    assert_eq!(s, 400, "root is disabled, so second is the last enabled admin");
+    // The audit log filters by time.
+    let later = (app.state.clock.now() + chrono::Duration::seconds(1)).to_rfc3339();
+    let (s, audit) =
+        call(&app, "GET", &format!("/admin/api/v1/audit?since={}", urlencode(&later)), Some(&admin), None).await;
+    assert_eq!((s, audit["items"].as_array().unwrap().len()), (200, 0));
+    let (s, p) = call(&app, "GET", "/admin/api/v1/audit?since=yesterday", Some(&admin), None).await;
+    assert_eq!((s, p["field"].as_str()), (400, Some("since")));
 }

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod abac;
 mod admin_api;
 mod browser;
 mod cli;

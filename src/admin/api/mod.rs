@@ -1,19 +1,23 @@
-//! The admin JSON API, `/admin/api/v1/…` (first endpoints: users and the audit
-//! log). Callers present a Portcullis access token whose audience is
+//! The admin JSON API, `/admin/api/v1/…`, and its OpenAPI document at
+//! `/admin/api/openapi.json` (generated from these handlers by utoipa). Callers present a Portcullis access token whose audience is
 //! `{issuer}/admin`; their permissions come from their roles at the time of
 //! the call (see `policy`), so revoking a role takes effect at once.
 //! Errors are RFC 9457 problem documents naming the offending field.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, delete, get, patch, post, put, web};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::admin::clients::ClientView;
+use crate::admin::roles::RoleView;
+use crate::admin::users::UserView;
 use crate::admin::{Actor, AdminError, users};
 use crate::policy::{Permission, Principal, permissions_of};
 use crate::state::AppState;
 use crate::storage::entities::{audit_event, user, user_role};
+use crate::tokens::keys::KeyView;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(list_users)
@@ -36,7 +40,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(delete_client)
         .service(rotate_client_secret)
         .service(list_keys)
-        .service(rotate_keys);
+        .service(rotate_keys)
+        .service(update_user)
+        .service(list_sessions)
+        .service(create_client)
+        .service(update_client)
+        .service(openapi_json);
 }
 
 /// An RFC 9457 problem.
@@ -173,11 +182,15 @@ fn forbidden(e: crate::policy::Denied) -> Problem {
     Problem::new(StatusCode::FORBIDDEN, "Forbidden", e.to_string())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
+    /// Part of the username to look for.
     search: Option<String>,
+    /// Page number, from 0 (at most 1000000).
     page: Option<u64>,
+    /// Items per page, 1 to 200 (default 50).
     per_page: Option<u64>,
 }
 
@@ -199,6 +212,7 @@ fn bounds(p: &Paging) -> Result<(u64, u64), Problem> {
     Ok((page, per))
 }
 
+#[utoipa::path(tag = "users", description = "Needs `users:read`.", params(Paging), responses((status = 200, body = UserPage), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
 #[get("/admin/api/v1/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
@@ -218,9 +232,10 @@ pub async fn list_users(
     for u in pages.fetch_page(page).await? {
         out.push(users::show(&state, &u.username).await?);
     }
-    Ok(HttpResponse::Ok().json(json!({ "items": out, "page": page, "per_page": per, "total": total })))
+    Ok(HttpResponse::Ok().json(UserPage { items: out, page, per_page: per, total }))
 }
 
+#[utoipa::path(tag = "users", description = "Needs `users:read`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc)))]
 #[get("/admin/api/v1/users/{username}")]
 pub async fn get_user(
     state: web::Data<AppState>,
@@ -232,7 +247,7 @@ pub async fn get_user(
     Ok(HttpResponse::Ok().json(users::show(&state, &path).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserBody {
     username: String,
@@ -240,9 +255,12 @@ pub struct NewUserBody {
     name: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
+    /// Optional initial password (checked against the password policy).
+    #[schema(value_type = Option<String>, format = Password)]
     password: Option<secrecy::SecretString>,
 }
 
+#[utoipa::path(tag = "users", description = "Needs `users:write (and roles:write to grant roles)`.", request_body = NewUserBody, responses((status = 201, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc), (status = 409, description = "The username is taken", body = ProblemDoc)))]
 #[post("/admin/api/v1/users")]
 pub async fn create_user(
     state: web::Data<AppState>,
@@ -262,16 +280,35 @@ pub async fn create_user(
     Ok(HttpResponse::Created().json(view))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// A user id (the `sub`).
     user: Option<String>,
+    /// An event type, e.g. `login.failed`.
     #[serde(rename = "type")]
+    #[param(rename = "type")]
     event_type: Option<String>,
+    /// Only events at or after this instant (RFC 3339).
+    since: Option<String>,
+    /// Only events before this instant (RFC 3339).
+    until: Option<String>,
     page: Option<u64>,
     per_page: Option<u64>,
 }
 
+fn instant(field: &'static str, v: Option<&str>) -> Result<Option<chrono::DateTime<chrono::Utc>>, Problem> {
+    v.map(|t| {
+        chrono::DateTime::parse_from_rfc3339(t).map(|d| d.with_timezone(&chrono::Utc)).map_err(|_| Problem {
+            field: Some(field),
+            ..Problem::new(StatusCode::BAD_REQUEST, "Invalid field", format!("{field} must be an RFC 3339 date-time"))
+        })
+    })
+    .transpose()
+}
+
+#[utoipa::path(tag = "audit", description = "Needs `audit:read`.", params(AuditQuery), responses((status = 200, body = AuditPage), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
 #[get("/admin/api/v1/audit")]
 pub async fn list_audit(
     state: web::Data<AppState>,
@@ -288,18 +325,15 @@ pub async fn list_audit(
     if let Some(t) = &q.event_type {
         find = find.filter(audit_event::Column::EventType.eq(t.as_str()));
     }
-    let items: Vec<Value> = find
-        .paginate(&state.db, per)
-        .fetch_page(page)
-        .await?
-        .into_iter()
-        .map(|e| {
-            json!({ "id": e.id, "at": e.at, "type": e.event_type, "outcome": e.outcome, "actor": e.actor,
-                "user_id": e.user_id, "client_id": e.client_id, "ip": e.ip,
-                "detail": serde_json::from_str::<Value>(&e.detail).unwrap_or(Value::Null) })
-        })
-        .collect();
-    Ok(HttpResponse::Ok().json(json!({ "items": items, "page": page, "per_page": per })))
+    if let Some(t) = instant("since", q.since.as_deref())? {
+        find = find.filter(audit_event::Column::At.gte(t));
+    }
+    if let Some(t) = instant("until", q.until.as_deref())? {
+        find = find.filter(audit_event::Column::At.lt(t));
+    }
+    let items: Vec<AuditItem> =
+        find.paginate(&state.db, per).fetch_page(page).await?.into_iter().map(AuditItem::from).collect();
+    Ok(HttpResponse::Ok().json(AuditPage { items, page, per_page: per }))
 }
 
 /// Parses a JSON body strictly (unknown fields refused) into `T`.
@@ -314,6 +348,7 @@ async fn gate(state: &AppState, req: &HttpRequest, perm: Permission) -> Result<A
     Ok(actor(state, req, &p))
 }
 
+#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
 #[post("/admin/api/v1/users/{username}/disable")]
 pub async fn disable_user(
     state: web::Data<AppState>,
@@ -324,6 +359,7 @@ pub async fn disable_user(
     Ok(HttpResponse::Ok().json(users::set_disabled(&state, &a, &path, true).await?))
 }
 
+#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
 #[post("/admin/api/v1/users/{username}/enable")]
 pub async fn enable_user(
     state: web::Data<AppState>,
@@ -334,6 +370,7 @@ pub async fn enable_user(
     Ok(HttpResponse::Ok().json(users::set_disabled(&state, &a, &path, false).await?))
 }
 
+#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
 #[post("/admin/api/v1/users/{username}/unlock")]
 pub async fn unlock_user(
     state: web::Data<AppState>,
@@ -344,6 +381,7 @@ pub async fn unlock_user(
     Ok(HttpResponse::Ok().json(users::unlock(&state, &a, &path).await?))
 }
 
+#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
 #[post("/admin/api/v1/users/{username}/reset-mfa")]
 pub async fn reset_mfa(
     state: web::Data<AppState>,
@@ -354,12 +392,14 @@ pub async fn reset_mfa(
     Ok(HttpResponse::Ok().json(users::reset_mfa(&state, &a, &path).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordBody {
+    #[schema(value_type = String, format = Password)]
     password: secrecy::SecretString,
 }
 
+#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), request_body = PasswordBody, responses((status = 204, description = "Password set; the user's sessions ended"), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
 #[post("/admin/api/v1/users/{username}/password")]
 pub async fn set_password(
     state: web::Data<AppState>,
@@ -373,12 +413,13 @@ pub async fn set_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
     role: String,
 }
 
+#[utoipa::path(tag = "users", description = "Needs `roles:write`.", params(("username" = String, Path, description = "The username")), request_body = RoleBody, responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
 #[post("/admin/api/v1/users/{username}/roles")]
 pub async fn grant_role(
     state: web::Data<AppState>,
@@ -391,7 +432,8 @@ pub async fn grant_role(
     Ok(HttpResponse::Ok().json(users::grant(&state, &a, &path, &b.role).await?))
 }
 
-#[actix_web::delete("/admin/api/v1/users/{username}/roles/{role}")]
+#[utoipa::path(tag = "users", description = "Needs `roles:write`.", params(("username" = String, Path, description = "The username"), ("role" = String, Path, description = "The role")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[delete("/admin/api/v1/users/{username}/roles/{role}")]
 pub async fn revoke_role(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -402,13 +444,14 @@ pub async fn revoke_role(
     Ok(HttpResponse::Ok().json(users::revoke(&state, &a, &username, &role).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValueBody {
     value: String,
 }
 
-#[actix_web::put("/admin/api/v1/users/{username}/attributes/{key}")]
+#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username"), ("key" = String, Path, description = "The attribute key")), request_body = ValueBody, responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[put("/admin/api/v1/users/{username}/attributes/{key}")]
 pub async fn set_attribute(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -421,30 +464,33 @@ pub async fn set_attribute(
     Ok(HttpResponse::Ok().json(users::set_attribute(&state, &a, &username, &key, &b.value).await?))
 }
 
-#[actix_web::delete("/admin/api/v1/users/{username}/sessions")]
+#[utoipa::path(tag = "sessions", description = "Needs `sessions:revoke`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = SessionsEnded), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc)))]
+#[delete("/admin/api/v1/users/{username}/sessions")]
 pub async fn revoke_sessions(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let a = gate(&state, &req, Permission::SessionsRevoke).await?;
-    let ended = users::end_sessions(&state, &a, &path).await?;
-    Ok(HttpResponse::Ok().json(json!({ "sessions_ended": ended })))
+    let sessions_ended = users::end_sessions(&state, &a, &path).await?;
+    Ok(HttpResponse::Ok().json(SessionsEnded { sessions_ended }))
 }
 
+#[utoipa::path(tag = "roles", description = "Needs `users:read`.", responses((status = 200, body = Vec<RoleView>), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc)))]
 #[get("/admin/api/v1/roles")]
 pub async fn list_roles(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     gate(&state, &req, Permission::UsersRead).await?;
     Ok(HttpResponse::Ok().json(crate::admin::roles::list(&state).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRoleBody {
     name: String,
     description: Option<String>,
 }
 
+#[utoipa::path(tag = "roles", description = "Needs `roles:write`.", request_body = NewRoleBody, responses((status = 201, body = RoleView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc), (status = 409, description = "The role exists", body = ProblemDoc)))]
 #[post("/admin/api/v1/roles")]
 pub async fn create_role(
     state: web::Data<AppState>,
@@ -456,12 +502,14 @@ pub async fn create_role(
     Ok(HttpResponse::Created().json(crate::admin::roles::add(&state, &a, &b.name, b.description.as_deref()).await?))
 }
 
+#[utoipa::path(tag = "clients", description = "Needs `clients:read`.", responses((status = 200, body = Vec<ClientView>), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc)))]
 #[get("/admin/api/v1/clients")]
 pub async fn list_clients(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     gate(&state, &req, Permission::ClientsRead).await?;
     Ok(HttpResponse::Ok().json(crate::admin::clients::list(&state).await?))
 }
 
+#[utoipa::path(tag = "clients", description = "Needs `clients:read`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 200, body = ClientView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc)))]
 #[get("/admin/api/v1/clients/{client_id}")]
 pub async fn get_client(
     state: web::Data<AppState>,
@@ -472,7 +520,8 @@ pub async fn get_client(
     Ok(HttpResponse::Ok().json(crate::admin::clients::show(&state, &path).await?))
 }
 
-#[actix_web::delete("/admin/api/v1/clients/{client_id}")]
+#[utoipa::path(tag = "clients", description = "Needs `clients:write`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 204, description = "Deleted; its refresh and access tokens stop working"), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc)))]
+#[delete("/admin/api/v1/clients/{client_id}")]
 pub async fn delete_client(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -483,28 +532,27 @@ pub async fn delete_client(
     Ok(HttpResponse::NoContent().finish())
 }
 
+#[utoipa::path(tag = "clients", description = "Needs `clients:write`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 200, body = ClientSecret), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
 #[post("/admin/api/v1/clients/{client_id}/rotate-secret")]
 pub async fn rotate_client_secret(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    use secrecy::ExposeSecret;
     let a = gate(&state, &req, Permission::ClientsWrite).await?;
     let created = crate::admin::clients::rotate_secret(&state, &a, &path).await?;
     // Shown once, like the CLI; the response must not be cached.
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(json!({
-        "client_id": created.client.client_id,
-        "client_secret": created.secret.as_ref().map(|s| s.expose_secret()),
-    })))
+    Ok(secret_response(StatusCode::OK, created))
 }
 
+#[utoipa::path(tag = "keys", description = "Needs `keys:rotate`.", responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc)))]
 #[get("/admin/api/v1/keys")]
 pub async fn list_keys(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     gate(&state, &req, Permission::KeysRotate).await?;
     Ok(HttpResponse::Ok().json(crate::tokens::keys::list(&state).await?))
 }
 
+#[utoipa::path(tag = "keys", description = "Needs `keys:rotate`.", responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc)))]
 #[post("/admin/api/v1/keys/rotate")]
 pub async fn rotate_keys(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     let a = gate(&state, &req, Permission::KeysRotate).await?;
@@ -512,3 +560,306 @@ pub async fn rotate_keys(state: web::Data<AppState>, req: HttpRequest) -> Result
     state.reload_keys().await.map_err(|e| AdminError::Refused(e.to_string()))?;
     Ok(HttpResponse::Ok().json(keys))
 }
+
+/// A client's secret, shown once; never cached.
+fn secret_response(status: StatusCode, created: crate::admin::clients::Created) -> HttpResponse {
+    use secrecy::ExposeSecret;
+    let body = ClientSecret {
+        client_secret: created.secret.as_ref().map(|s| s.expose_secret().to_owned()),
+        client: created.client,
+    };
+    HttpResponse::build(status).insert_header(("Cache-Control", "no-store")).json(body)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    /// A new e-mail address; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    email: Option<Option<String>>,
+    /// A new display name; `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    name: Option<Option<String>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")),
+    request_body = UserPatch,
+    responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc),
+        (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc),
+        (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[patch("/admin/api/v1/users/{username}")]
+pub async fn update_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::UsersWrite).await?;
+    let b: UserPatch = body(&raw)?;
+    Ok(HttpResponse::Ok().json(users::update_profile(&state, &a, &path, b.email, b.name).await?))
+}
+
+#[utoipa::path(tag = "sessions", description = "Needs `users:read`. The user's live browser sessions, newest first.",
+    params(("username" = String, Path, description = "The username")),
+    responses((status = 200, body = Vec<SessionView>), (status = 401, description = "No valid admin token", body = ProblemDoc),
+        (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc)))]
+#[get("/admin/api/v1/users/{username}/sessions")]
+pub async fn list_sessions(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    gate(&state, &req, Permission::UsersRead).await?;
+    let u = users::show(&state, &path).await?;
+    let rows = crate::session::list_for_user(&state, &state.db, &u.id, state.clock.now()).await?;
+    Ok(HttpResponse::Ok().json(rows.into_iter().map(SessionView::from).collect::<Vec<_>>()))
+}
+
+/// A client registration over the API: the fields of `portcullis client add`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClientBody {
+    client_id: String,
+    name: Option<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    public: bool,
+    /// Default: authorization_code and refresh_token.
+    #[serde(default)]
+    grant_types: Vec<String>,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    /// Roles of the client itself (client_credentials); needs `roles:write` too.
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    first_party: bool,
+    /// `required` (default) or `optional`.
+    pkce: Option<String>,
+    id_token_alg: Option<String>,
+    #[serde(default)]
+    require_mfa: bool,
+    backchannel_logout_uri: Option<String>,
+    /// A JWK Set (public keys) for private_key_jwt.
+    #[schema(value_type = Option<Object>)]
+    jwks: Option<Value>,
+    access_policy: Option<crate::policy::access::AccessPolicy>,
+}
+
+#[utoipa::path(tag = "clients", description = "Needs `clients:write` (and `roles:write` to give the client roles). The secret is shown once.",
+    request_body = NewClientBody,
+    responses((status = 201, body = ClientSecret), (status = 401, description = "No valid admin token", body = ProblemDoc),
+        (status = 403, description = "Missing permission", body = ProblemDoc),
+        (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc),
+        (status = 409, description = "The client id is taken", body = ProblemDoc)))]
+#[post("/admin/api/v1/clients")]
+pub async fn create_client(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    raw: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let p = principal(&state, &req).await?;
+    p.authorize(Permission::ClientsWrite).map_err(forbidden)?;
+    let b: NewClientBody = body(&raw)?;
+    if !b.roles.is_empty() {
+        // A client's roles are permissions it acts with: granting them needs roles:write.
+        p.authorize(Permission::RolesWrite).map_err(forbidden)?;
+    }
+    let spec = crate::admin::clients::ClientSpec {
+        client_id: b.client_id,
+        name: b.name,
+        redirect_uris: b.redirect_uris,
+        public: b.public,
+        grants: b.grant_types,
+        scopes: b.scopes,
+        post_logout_redirect_uris: b.post_logout_redirect_uris,
+        roles: b.roles,
+        first_party: b.first_party,
+        pkce: b.pkce,
+        id_token_alg: b.id_token_alg,
+        require_mfa: b.require_mfa,
+        backchannel_logout_uri: b.backchannel_logout_uri,
+        jwks: b.jwks.map(|j| j.to_string()),
+        access_policy: b.access_policy,
+    };
+    let created = crate::admin::clients::add(&state, &actor(&state, &req, &p), &spec).await?;
+    Ok(secret_response(StatusCode::CREATED, created))
+}
+
+#[utoipa::path(tag = "clients", description = "Needs `clients:write` (and `roles:write` to change the client's roles). Absent fields stay; `null` clears.",
+    params(("client_id" = String, Path, description = "The client id")),
+    request_body = crate::admin::clients::ClientPatch,
+    responses((status = 200, body = ClientView), (status = 401, description = "No valid admin token", body = ProblemDoc),
+        (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc),
+        (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[patch("/admin/api/v1/clients/{client_id}")]
+pub async fn update_client(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    let p = principal(&state, &req).await?;
+    p.authorize(Permission::ClientsWrite).map_err(forbidden)?;
+    let patch: crate::admin::clients::ClientPatch = body(&raw)?;
+    if patch.roles.is_some() {
+        p.authorize(Permission::RolesWrite).map_err(forbidden)?;
+    }
+    Ok(HttpResponse::Ok().json(crate::admin::clients::update(&state, &actor(&state, &req, &p), &path, patch).await?))
+}
+
+/// The OpenAPI document, built once.
+#[get("/admin/api/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        use utoipa::OpenApi;
+        ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".to_owned())
+    });
+    HttpResponse::Ok().content_type("application/json").body(doc.clone())
+}
+
+// ---- response documents -------------------------------------------------
+
+/// An RFC 9457 problem document.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ProblemDoc {
+    #[serde(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// The request field at fault, for validation errors.
+    field: Option<String>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct UserPage {
+    items: Vec<users::UserView>,
+    page: u64,
+    per_page: u64,
+    total: u64,
+}
+
+/// One audit event.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AuditItem {
+    id: i64,
+    at: chrono::DateTime<chrono::Utc>,
+    #[serde(rename = "type")]
+    event_type: String,
+    outcome: String,
+    actor: Option<String>,
+    user_id: Option<String>,
+    client_id: Option<String>,
+    ip: Option<String>,
+    /// Event-specific detail; for changes, `{"changes": {field: {"from": …, "to": …}}}`.
+    #[schema(value_type = Object)]
+    detail: Value,
+}
+
+impl From<audit_event::Model> for AuditItem {
+    fn from(e: audit_event::Model) -> Self {
+        Self {
+            detail: serde_json::from_str::<Value>(&e.detail).unwrap_or(Value::Null),
+            id: e.id,
+            at: e.at,
+            event_type: e.event_type,
+            outcome: e.outcome,
+            actor: e.actor,
+            user_id: e.user_id,
+            client_id: e.client_id,
+            ip: e.ip,
+        }
+    }
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    items: Vec<AuditItem>,
+    page: u64,
+    per_page: u64,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SessionsEnded {
+    sessions_ended: u64,
+}
+
+/// A client and, for a confidential one, its secret (shown this once).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ClientSecret {
+    #[serde(flatten)]
+    client: ClientView,
+    client_secret: Option<String>,
+}
+
+/// A live browser session (never its cookie value).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    id: String,
+    created_at: chrono::DateTime<chrono::Utc>,
+    auth_time: i64,
+    last_seen_ms: i64,
+    expires_ms: i64,
+    amr: Vec<String>,
+    acr: Option<String>,
+    ip: Option<String>,
+    user_agent: Option<String>,
+}
+
+impl From<crate::storage::entities::session::Model> for SessionView {
+    fn from(s: crate::storage::entities::session::Model) -> Self {
+        Self {
+            amr: serde_json::from_str(&s.amr).unwrap_or_default(),
+            id: s.id,
+            created_at: s.created_at,
+            auth_time: s.auth_time,
+            last_seen_ms: s.last_seen_ms,
+            expires_ms: s.expires_ms,
+            acr: s.acr,
+            ip: s.ip,
+            user_agent: s.user_agent,
+        }
+    }
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The admin API's OpenAPI 3.1 document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Portcullis admin API",
+        version = "1",
+        description = "Bearer access tokens with audience `{issuer}/admin`; each operation names the permission it needs. Errors are RFC 9457 problem documents."
+    ),
+    paths(
+        list_users, get_user, create_user, update_user, disable_user, enable_user, unlock_user, reset_mfa, set_password,
+        grant_role, revoke_role, set_attribute, list_sessions, revoke_sessions, list_roles, create_role, list_clients,
+        get_client, create_client, update_client, delete_client, rotate_client_secret, list_keys, rotate_keys, list_audit
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;

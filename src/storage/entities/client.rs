@@ -26,6 +26,9 @@ pub struct Model {
     /// The client's public keys (JWK Set) for `private_key_jwt`.
     #[sea_orm(column_type = "Text", nullable)]
     pub jwks: Option<String>,
+    /// The client's access policy (JSON, see `policy::access`); none = everyone.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub access_policy: Option<String>,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

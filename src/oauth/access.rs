@@ -1,0 +1,117 @@
+//! Enforcing a client's access policy (see `policy::access`) against a user,
+//! with the audit record of every refusal.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+
+use super::OAuthError;
+use crate::policy::access::{AccessPolicy, Denial, Subject};
+use crate::state::AppState;
+use crate::storage::entities::{client, user_attribute, user_role};
+use crate::storage::{AuditEvent, record_audit};
+
+/// The client's policy, if it has one with any rule in it. A stored policy
+/// that no longer parses (edited by hand in the database) denies everyone:
+/// failing closed is the only safe reading of a policy we cannot understand.
+pub fn policy_of(c: &client::Model) -> Result<Option<AccessPolicy>, Denial> {
+    match c.access_policy.as_deref() {
+        None => Ok(None),
+        Some(text) => match AccessPolicy::parse_json(text) {
+            Ok(p) if p.is_empty() => Ok(None),
+            Ok(p) => Ok(Some(p)),
+            Err(_) => {
+                tracing::error!(client_id = %c.client_id, "stored access policy does not parse; denying");
+                Err(Denial::Role)
+            }
+        },
+    }
+}
+
+/// The facts about one authentication the policy needs.
+#[derive(Debug)]
+pub struct Auth<'a> {
+    pub user_id: &'a str,
+    pub amr: &'a [String],
+    pub auth_time: i64,
+    pub ip: Option<IpAddr>,
+}
+
+/// Evaluates `c`'s policy for the user; on refusal records an audit event
+/// (`event`, with the rule that failed) and returns the denial.
+pub async fn check(state: &AppState, c: &client::Model, a: &Auth<'_>, event: &'static str) -> Result<(), Refusal> {
+    match evaluate(state, c, a).await? {
+        Ok(()) => Ok(()),
+        Err(d) => {
+            record(state, c, a, event, d).await?;
+            Err(Refusal::Denied(d))
+        }
+    }
+}
+
+/// Evaluates `c`'s policy for the user, reading only (safe inside another
+/// connection's write transaction).
+pub async fn evaluate(state: &AppState, c: &client::Model, a: &Auth<'_>) -> Result<Result<(), Denial>, OAuthError> {
+    let p = match policy_of(c) {
+        Ok(None) => return Ok(Ok(())),
+        Ok(Some(p)) => p,
+        Err(d) => return Ok(Err(d)),
+    };
+    let roles: Vec<String> = user_role::Entity::find()
+        .filter(user_role::Column::UserId.eq(a.user_id))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|r| r.role_name)
+        .collect();
+    let attributes: BTreeMap<String, String> = user_attribute::Entity::find()
+        .filter(user_attribute::Column::UserId.eq(a.user_id))
+        .all(&state.db)
+        .await?
+        .into_iter()
+        .map(|r| (r.key, r.value))
+        .collect();
+    Ok(p.evaluate(&Subject {
+        roles: &roles,
+        attributes: &attributes,
+        ip: a.ip,
+        mfa: a.amr.iter().any(|m| m == crate::session::AMR_OTP),
+        auth_age_secs: state.clock.now().timestamp() - a.auth_time,
+    }))
+}
+
+/// Records a policy refusal: which rule failed, for whom, from where.
+pub async fn record(
+    state: &AppState,
+    c: &client::Model,
+    a: &Auth<'_>,
+    event: &'static str,
+    d: Denial,
+) -> Result<(), OAuthError> {
+    record_audit(
+        &state.db,
+        AuditEvent::new(event, "failure")
+            .user(a.user_id)
+            .client(&c.client_id)
+            .source(a.ip.map(|i| i.to_string()), None)
+            .detail(json!({ "reason": "access_policy", "rule": d.as_str() })),
+        state.clock.now(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A refusal, or a failure to decide.
+#[derive(Debug)]
+pub enum Refusal {
+    Denied(Denial),
+    Failed(OAuthError),
+}
+
+impl From<OAuthError> for Refusal {
+    fn from(e: OAuthError) -> Self {
+        Self::Failed(e)
+    }
+}

@@ -1,0 +1,185 @@
+//! Client access policies (ABAC): evaluated at the authorize step and at every
+//! refresh; refusals reach the client as `access_denied` (authorize) or
+//! `invalid_grant` (refresh) and are audited with the rule that failed.
+
+use portcullis::admin::Actor;
+use portcullis::admin::clients::{ClientPatch, ClientSpec, update};
+use portcullis::policy::access::AccessPolicy;
+use portcullis::storage::entities::audit_event;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::Value;
+
+use crate::helpers::{TestApp, spawn_app};
+use crate::oauth::{CB, PW, register, token_req, urlencode, walk, web_client};
+
+fn policy(json: &str) -> Option<AccessPolicy> {
+    Some(AccessPolicy::parse_json(json).unwrap())
+}
+
+async fn set_policy(app: &TestApp, client_id: &str, json: &str) {
+    let patch = ClientPatch { access_policy: Some(policy(json)), ..Default::default() };
+    update(&app.state, &Actor::cli(), client_id, patch).await.unwrap();
+}
+
+fn authorize_url(app: &TestApp, client_id: &str, extra: &str) -> String {
+    let ch = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    app.url(&format!(
+        "/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid&state=xyz&code_challenge={ch}&code_challenge_method=S256{extra}",
+        urlencode(CB)
+    ))
+}
+
+fn query(url: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(url).unwrap().query_pairs().into_owned().collect()
+}
+
+/// The last audit event of a type: (user id, detail).
+async fn last_event(app: &TestApp, event: &str) -> Option<(Option<String>, Value)> {
+    audit_event::Entity::find()
+        .filter(audit_event::Column::EventType.eq(event))
+        .order_by_desc(audit_event::Column::Id)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .map(|e| (e.user_id, serde_json::from_str(&e.detail).unwrap()))
+}
+
+/// Logs `user` in through the client and exchanges the code: the refresh token.
+async fn tokens_for(app: &TestApp, client_id: &str, secret: &str, user: &str) -> String {
+    let back = walk(app, &app.browser(), &authorize_url(app, client_id, ""), user, PW).await;
+    let q = query(&back);
+    let code = q.get("code").unwrap_or_else(|| panic!("{user} should be admitted: {back}"));
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CB),
+        ("code_verifier", "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+    ];
+    let (s, t, _) = token_req(app, Some((client_id, secret)), &form).await;
+    assert_eq!(s, 200, "{t}");
+    t["refresh_token"].as_str().unwrap().to_owned()
+}
+
+async fn refresh(app: &TestApp, client_id: &str, secret: &str, token: &str) -> (u16, Value) {
+    let (s, v, _) =
+        token_req(app, Some((client_id, secret)), &[("grant_type", "refresh_token"), ("refresh_token", token)]).await;
+    (s, v)
+}
+
+#[tokio::test]
+async fn roles_and_attributes_admit_the_right_users_at_authorize_and_at_refresh() {
+    let app = spawn_app().await;
+    portcullis::admin::roles::add(&app.state, &Actor::cli(), "finance", None).await.unwrap();
+    let alice = app.create_user("alice", PW, &["finance"]).await;
+    portcullis::admin::users::set_attribute(&app.state, &Actor::cli(), "alice", "department", "finance").await.unwrap();
+    let bob = app.create_user("bob", PW, &["finance"]).await; // right role, wrong department
+    let carol = app.create_user("carol", PW, &[]).await; // no role
+    let spec = ClientSpec {
+        access_policy: policy(r#"{"roles_any":["finance"],"attributes":{"department":["finance"]}}"#),
+        ..web_client("ledger")
+    };
+    let secret = register(&app, spec).await.unwrap();
+
+    // Alice is admitted and gets tokens.
+    let rt = tokens_for(&app, "ledger", &secret, "alice").await;
+
+    // Bob and Carol are sent back to the client with access_denied (and the
+    // client's state), and the audit log says which rule refused them.
+    for (user, id, rule) in [("bob", &bob, "attribute"), ("carol", &carol, "role")] {
+        let back = walk(&app, &app.browser(), &authorize_url(&app, "ledger", ""), user, PW).await;
+        let q = query(&back);
+        assert_eq!(q.get("error").map(String::as_str), Some("access_denied"), "{user}: {back}");
+        assert_eq!(q.get("state").map(String::as_str), Some("xyz"));
+        assert!(!q.contains_key("code"));
+        let (uid, detail) = last_event(&app, "oauth.authorize_denied").await.unwrap();
+        assert_eq!(uid.as_deref(), Some(id.as_str()));
+        assert_eq!(detail["rule"], rule, "{user}");
+    }
+
+    // Alice refreshes while the policy admits her…
+    let (s, t) = refresh(&app, "ledger", &secret, &rt).await;
+    assert_eq!(s, 200, "{t}");
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    // …loses the role: the next refresh is refused, audited, and the token is not consumed…
+    portcullis::admin::users::revoke(&app.state, &Actor::cli(), "alice", "finance").await.unwrap();
+    let (s, t) = refresh(&app, "ledger", &secret, &rt).await;
+    assert_eq!((s, t["error"].as_str()), (400, Some("invalid_grant")), "{t}");
+    let (uid, detail) = last_event(&app, "oauth.refresh_denied").await.unwrap();
+    assert_eq!((uid.as_deref(), detail["rule"].as_str()), (Some(alice.as_str()), Some("role")));
+    // …and gets it back: the same token works again (it was never rotated).
+    portcullis::admin::users::grant(&app.state, &Actor::cli(), "alice", "finance").await.unwrap();
+    assert_eq!(refresh(&app, "ledger", &secret, &rt).await.0, 200);
+}
+
+#[tokio::test]
+async fn networks_are_matched_against_the_caller_address() {
+    let app = spawn_app().await;
+    app.create_user("dan", PW, &[]).await;
+    let secret = register(
+        &app,
+        ClientSpec { access_policy: policy(r#"{"networks":["127.0.0.0/8"]}"#), ..web_client("intranet") },
+    )
+    .await
+    .unwrap();
+    // Tests connect from 127.0.0.1: inside.
+    let rt = tokens_for(&app, "intranet", &secret, "dan").await;
+    // Only an office network elsewhere: the same user is refused at both steps.
+    set_policy(&app, "intranet", r#"{"networks":["10.0.0.0/8","2001:db8::/32"]}"#).await;
+    let (s, t) = refresh(&app, "intranet", &secret, &rt).await;
+    assert_eq!((s, t["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(last_event(&app, "oauth.refresh_denied").await.unwrap().1["rule"], "network");
+    let back = walk(&app, &app.browser(), &authorize_url(&app, "intranet", ""), "dan", PW).await;
+    assert_eq!(query(&back)["error"], "access_denied");
+    assert_eq!(last_event(&app, "oauth.authorize_denied").await.unwrap().1["rule"], "network");
+}
+
+#[tokio::test]
+async fn mfa_and_authentication_age_make_the_user_log_in_again_or_refuse_the_refresh() {
+    let app = spawn_app().await;
+    app.create_user("erin", PW, &[]).await;
+    let secret = register(&app, web_client("vault")).await.unwrap();
+    let rt = tokens_for(&app, "vault", &secret, "erin").await; // password only
+
+    // Requiring MFA: the password-only grant can no longer refresh…
+    set_policy(&app, "vault", r#"{"mfa":true}"#).await;
+    let (s, t) = refresh(&app, "vault", &secret, &rt).await;
+    assert_eq!((s, t["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(last_event(&app, "oauth.refresh_denied").await.unwrap().1["rule"], "mfa");
+    // …and the password-only session is sent to step up at authorize.
+    let b = app.browser();
+    assert_eq!(app.login(&b, "erin", PW).await.status(), 303);
+    let r = b.get(authorize_url(&app, "vault", "")).send().await.unwrap();
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(to.starts_with("/login?request="), "step-up expected, got {to}");
+
+    // A maximum authentication age: fresh logins pass, old ones must log in
+    // again (prompt=none gets login_required) and cannot refresh.
+    set_policy(&app, "vault", r#"{"max_auth_age":600}"#).await;
+    let b = app.browser();
+    assert_eq!(app.login(&b, "erin", PW).await.status(), 303);
+    let r = b.get(authorize_url(&app, "vault", "&prompt=none")).send().await.unwrap();
+    assert!(query(r.headers()["location"].to_str().unwrap()).contains_key("code"));
+    let (s, _) = refresh(&app, "vault", &secret, &rt).await;
+    assert_eq!(s, 200, "a 0-second-old login is within 600 s");
+    app.state.clock.advance(chrono::Duration::seconds(601));
+    let r = b.get(authorize_url(&app, "vault", "&prompt=none")).send().await.unwrap();
+    assert_eq!(query(r.headers()["location"].to_str().unwrap())["error"], "login_required");
+}
+
+#[tokio::test]
+async fn refresh_after_max_auth_age_is_refused() {
+    let app = spawn_app().await;
+    app.create_user("fay", PW, &[]).await;
+    let secret = register(&app, ClientSpec { access_policy: policy(r#"{"max_auth_age":600}"#), ..web_client("desk") })
+        .await
+        .unwrap();
+    let rt = tokens_for(&app, "desk", &secret, "fay").await;
+    app.state.clock.advance(chrono::Duration::seconds(300));
+    let (s, t) = refresh(&app, "desk", &secret, &rt).await;
+    assert_eq!(s, 200, "{t}");
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    app.state.clock.advance(chrono::Duration::seconds(301));
+    let (s, t) = refresh(&app, "desk", &secret, &rt).await;
+    assert_eq!((s, t["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(last_event(&app, "oauth.refresh_denied").await.unwrap().1["rule"], "auth_age");
+}

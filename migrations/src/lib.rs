@@ -8,6 +8,7 @@ mod m20261130_000002_login;
 mod m20261130_000003_mfa;
 mod m20261130_000004_oauth;
 mod m20261130_000005_access_policy;
+mod m20261130_000006_client_resources;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000003_mfa::Migration),
             Box::new(m20261130_000004_oauth::Migration),
             Box::new(m20261130_000005_access_policy::Migration),
+            Box::new(m20261130_000006_client_resources::Migration),
         ]
     }
 }

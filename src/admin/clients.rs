@@ -14,6 +14,7 @@ use serde_json::json;
 
 use super::{Actor, AdminError, changes, roles};
 use crate::crypto::random_token;
+use crate::domain::ParseError;
 use crate::domain::{ClientId, ClientKind, GrantType, RedirectUri, RoleName, Scope, SigningAlg};
 use crate::policy::access::AccessPolicy;
 use crate::state::AppState;
@@ -41,6 +42,8 @@ pub struct ClientView {
     pub backchannel_logout_uri: Option<String>,
     pub has_jwks: bool,
     pub access_policy: Option<AccessPolicy>,
+    /// Resource indicators (RFC 8707) the client may ask tokens for.
+    pub resources: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -66,6 +69,8 @@ pub struct ClientSpec {
     pub jwks: Option<String>,
     /// Who may use the client (ABAC); `None` or an empty policy admits everyone.
     pub access_policy: Option<AccessPolicy>,
+    /// Resource indicators (RFC 8707, absolute URIs) the client may ask tokens for.
+    pub resources: Vec<String>,
 }
 
 /// A created client and its secret (shown once; `None` for public clients).
@@ -96,6 +101,7 @@ struct Parsed {
     backchannel: Option<RedirectUri>,
     jwks: Option<String>,
     access_policy: Option<String>,
+    resources: Vec<String>,
 }
 
 fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
@@ -170,7 +176,27 @@ fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
         Some(p) if !p.is_empty() => Some(serde_json::to_string(&p).map_err(|e| AdminError::Refused(e.to_string()))?),
         _ => None,
     };
+    if spec.resources.len() > 32 {
+        return Err(AdminError::Invalid(ParseError { field: "resource", reason: "at most 32 resources".into() }));
+    }
+    let resources = dedup(
+        spec.resources
+            .iter()
+            .map(|r| {
+                let r = r.trim();
+                if is_resource_indicator(r) {
+                    Ok(r.to_owned())
+                } else {
+                    Err(AdminError::Invalid(ParseError {
+                        field: "resource",
+                        reason: "must be an absolute URI without a fragment, at most 512 characters (RFC 8707)".into(),
+                    }))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    );
     Ok(Parsed {
+        resources,
         access_policy,
         client_id,
         name,
@@ -225,6 +251,7 @@ pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<C
         backchannel_logout_uri: Set(p.backchannel.map(String::from)),
         jwks: Set(p.jwks),
         access_policy: Set(p.access_policy),
+        resources: Set(Some(json_list(&p.resources))),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -249,6 +276,7 @@ pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<C
                 "scopes": p.scopes,
                 "roles": p.roles,
                 "access_policy": spec.access_policy,
+                "resources": p.resources,
             })),
         now,
     )
@@ -280,6 +308,7 @@ async fn load_view<C: ConnectionTrait>(conn: &C, c: client::Model) -> Result<Cli
         pkce: if c.pkce_required { "required" } else { "optional" },
         has_jwks: c.jwks.is_some(),
         access_policy: c.access_policy.as_deref().and_then(|t| serde_json::from_str(t).ok()),
+        resources: c.resources.as_deref().map(read_list).unwrap_or_default(),
         client_id: c.client_id,
         name: c.name,
         public: c.public,
@@ -401,6 +430,8 @@ pub struct ClientPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<AccessPolicy>)]
     pub access_policy: Option<Option<AccessPolicy>>,
+    /// Resource indicators (RFC 8707) the client may ask tokens for.
+    pub resources: Option<Vec<String>>,
 }
 
 /// The spec a stored client was registered with (for applying a patch).
@@ -421,6 +452,7 @@ fn spec_of(c: &client::Model, roles: Vec<String>) -> ClientSpec {
         backchannel_logout_uri: c.backchannel_logout_uri.clone(),
         jwks: c.jwks.clone(),
         access_policy: c.access_policy.as_deref().and_then(|t| serde_json::from_str(t).ok()),
+        resources: c.resources.as_deref().map(read_list).unwrap_or_default(),
     }
 }
 
@@ -476,6 +508,9 @@ pub async fn update(
     if let Some(v) = patch.access_policy {
         spec.access_policy = v;
     }
+    if let Some(v) = patch.resources {
+        spec.resources = v;
+    }
     let p = parse(&spec)?;
     roles::require_all(&txn, &p.roles).await?;
     let grants: Vec<&str> = p.grants.iter().map(|g| g.as_str()).collect();
@@ -492,6 +527,7 @@ pub async fn update(
     am.backchannel_logout_uri = Set(p.backchannel.map(String::from));
     am.jwks = Set(p.jwks);
     am.access_policy = Set(p.access_policy);
+    am.resources = Set(Some(json_list(&p.resources)));
     am.updated_at = Set(now);
     let updated = am.update(&txn).await?;
     client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(client_id)).exec(&txn).await?;
@@ -514,4 +550,14 @@ pub async fn update(
     txn.commit().await?;
     state.clients.invalidate(client_id);
     Ok(after)
+}
+
+/// RFC 8707 §2: an absolute URI without a fragment (bounded).
+pub fn is_resource_indicator(r: &str) -> bool {
+    r.len() <= 512 && url::Url::parse(r).is_ok_and(|u| u.fragment().is_none())
+}
+
+/// Whether the client registered `resource` (RFC 8707 `invalid_target` otherwise).
+pub fn may_request(c: &client::Model, resource: &str) -> bool {
+    c.resources.as_deref().map(read_list).unwrap_or_default().iter().any(|r| r == resource)
 }

@@ -158,6 +158,9 @@ struct ClientAddArgs {
     /// An access-policy file (JSON; see docs/ADMIN.md): who may use the client.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// A resource indicator (RFC 8707 URI) the client may ask tokens for; repeatable.
+    #[arg(long = "resource", value_name = "URI")]
+    resources: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -396,6 +399,7 @@ async fn client(state: &AppState, actor: &Actor, out: &Output, cmd: ClientCmd) -
                 backchannel_logout_uri: a.backchannel_logout_uri,
                 jwks,
                 access_policy: a.policy.as_deref().map(read_policy).transpose()?,
+                resources: a.resources,
             };
             out.created_client(&clients::add(state, actor, &spec).await?);
         }

@@ -217,11 +217,16 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
     let resource = match p.get("resource") {
         None => None,
         Some(r) => {
-            let ok = url::Url::parse(r).is_ok_and(|u| u.fragment().is_none()) && r.len() <= 512;
-            if !ok {
+            if !crate::admin::clients::is_resource_indicator(r) {
                 return Err(fail(OAuthError::InvalidRequest(
                     "resource must be an absolute URI without a fragment (RFC 8707)",
                 )));
+            }
+            // Only resources registered for the client: otherwise any client
+            // a user signs in to could mint tokens for any API, the admin API
+            // included, acting with that user's rights.
+            if !crate::admin::clients::may_request(&c, r) {
+                return Err(fail(OAuthError::InvalidTarget("this client may not request tokens for that resource")));
             }
             Some(r.clone())
         }

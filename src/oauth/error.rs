@@ -30,6 +30,8 @@ pub enum OAuthError {
     /// RFC 6750: a bearer token that is missing, expired or revoked.
     InvalidToken(&'static str),
     InsufficientScope(&'static str),
+    /// RFC 8707 §2: the requested resource is not one this client may use.
+    InvalidTarget(&'static str),
     ServerError,
     TemporarilyUnavailable,
 }
@@ -50,6 +52,7 @@ impl OAuthError {
             Self::InteractionRequired => "interaction_required",
             Self::InvalidToken(_) => "invalid_token",
             Self::InsufficientScope(_) => "insufficient_scope",
+            Self::InvalidTarget(_) => "invalid_target",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
         }
@@ -64,7 +67,8 @@ impl OAuthError {
             | Self::InvalidScope(d)
             | Self::AccessDenied(d)
             | Self::InvalidToken(d)
-            | Self::InsufficientScope(d) => d,
+            | Self::InsufficientScope(d)
+            | Self::InvalidTarget(d) => d,
             Self::InvalidClient { .. } => "client authentication failed",
             Self::UnsupportedGrantType => "the grant type is not supported",
             Self::UnsupportedResponseType => "only response_type=code is supported",

@@ -473,8 +473,13 @@ pub async fn client_credentials(
         }
     };
     let aud = match p.get("resource") {
-        Some(r) if url::Url::parse(r).is_ok_and(|u| u.fragment().is_none()) => r.clone(),
-        Some(_) => return Err(OAuthError::InvalidRequest("resource must be an absolute URI (RFC 8707)")),
+        Some(r) if !crate::admin::clients::is_resource_indicator(r) => {
+            return Err(OAuthError::InvalidRequest("resource must be an absolute URI (RFC 8707)"));
+        }
+        Some(r) if !crate::admin::clients::may_request(c, r) => {
+            return Err(OAuthError::InvalidTarget("this client may not request tokens for that resource"));
+        }
+        Some(r) => r.clone(),
         None => c.client_id.clone(),
     };
     let roles = cached.roles.clone();

@@ -17,6 +17,7 @@ async fn service_token(app: &TestApp, id: &str, roles: &[&str], resource: &str) 
             client_id: id.into(),
             grants: vec!["client_credentials".into()],
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            resources: vec![resource.to_owned()],
             ..Default::default()
         },
     )
@@ -348,4 +349,33 @@ async fn users_are_updated_and_the_last_admin_cannot_be_removed_or_disabled() {
     assert_eq!((s, audit["items"].as_array().unwrap().len()), (200, 0));
     let (s, p) = call(&app, "GET", "/admin/api/v1/audit?since=yesterday", Some(&admin), None).await;
     assert_eq!((s, p["field"].as_str()), (400, Some("since")));
+}
+
+/// RFC 8707: a client gets tokens only for the resources registered for it;
+/// above all, a client a user signs in to cannot mint admin-API tokens.
+#[tokio::test]
+async fn a_client_cannot_ask_for_a_resource_it_was_not_registered_for() {
+    use crate::oauth::{CB, PW, walk, web_client};
+    let app = spawn_app().await;
+    let admin_aud = format!("{}/admin", app.address);
+    app.create_user("root", PW, &["admin"]).await;
+    let secret = register(
+        &app,
+        ClientSpec { grants: vec!["client_credentials".into()], client_id: "svc".into(), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let (s, t, _) =
+        token_req(&app, Some(("svc", &secret)), &[("grant_type", "client_credentials"), ("resource", &admin_aud)])
+            .await;
+    assert_eq!((s, t["error"].as_str()), (400, Some("invalid_target")));
+    // A relying party that an administrator logs in to: no admin audience either.
+    register(&app, web_client("shop")).await;
+    let url = app.url(&format!(
+        "/authorize?response_type=code&client_id=shop&redirect_uri={}&scope=openid&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&resource={}",
+        urlencode(CB),
+        urlencode(&admin_aud)
+    ));
+    let back = walk(&app, &app.browser(), &url, "root", PW).await;
+    assert!(back.contains("error=invalid_target") && !back.contains("code="), "{back}");
 }

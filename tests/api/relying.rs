@@ -44,6 +44,7 @@ async fn service(app: &TestApp, id: &str, roles: &[&str]) -> String {
             client_id: id.into(),
             grants: vec!["client_credentials".into()],
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            resources: vec![API.to_owned(), "https://other.example.com".to_owned()],
             ..Default::default()
         },
     )

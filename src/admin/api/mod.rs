@@ -653,6 +653,9 @@ pub struct NewClientBody {
     #[schema(value_type = Option<Object>)]
     jwks: Option<Value>,
     access_policy: Option<crate::policy::access::AccessPolicy>,
+    /// Resource indicators (RFC 8707) the client may ask tokens for.
+    #[serde(default)]
+    resources: Vec<String>,
 }
 
 #[utoipa::path(tag = "clients", description = "Needs `clients:write` (and `roles:write` to give the client roles). The secret is shown once.",
@@ -690,6 +693,7 @@ pub async fn create_client(
         backchannel_logout_uri: b.backchannel_logout_uri,
         jwks: b.jwks.map(|j| j.to_string()),
         access_policy: b.access_policy,
+        resources: b.resources,
     };
     let created = crate::admin::clients::add(&state, &actor(&state, &req, &p), &spec).await?;
     Ok(secret_response(StatusCode::CREATED, created))

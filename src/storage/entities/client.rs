@@ -29,6 +29,9 @@ pub struct Model {
     /// The client's access policy (JSON, see `policy::access`); none = everyone.
     #[sea_orm(column_type = "Text", nullable)]
     pub access_policy: Option<String>,
+    /// JSON array of the resource indicators (RFC 8707) the client may request.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub resources: Option<String>,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

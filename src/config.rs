@@ -108,6 +108,11 @@ pub struct Settings {
     pub key_refresh_secs: u64,
     /// Signing keys are rotated automatically after this many days.
     pub key_rotation_days: i64,
+    /// Credential-changing actions on the admin pages need a login (password
+    /// and second factor) at most this many seconds old.
+    pub admin_reauth_secs: i64,
+    /// Audit events older than this many days are purged; 0 keeps them forever.
+    pub audit_retention_days: i64,
     /// Clients are cached this long; changes made elsewhere (another instance,
     /// the CLI) take at most this long to apply.
     pub client_cache_ms: u64,
@@ -158,6 +163,8 @@ impl Default for Settings {
             code_ttl_secs: 60,
             key_refresh_secs: 30,
             key_rotation_days: 90,
+            admin_reauth_secs: 300,
+            audit_retention_days: 365,
             client_cache_ms: 5_000,
             revocation_sync_ms: 1_000,
         }
@@ -248,6 +255,7 @@ impl Settings {
             ("refresh_token_ttl_secs", self.refresh_token_ttl_secs),
             ("code_ttl_secs", self.code_ttl_secs),
             ("key_rotation_days", self.key_rotation_days),
+            ("admin_reauth_secs", self.admin_reauth_secs),
             ("login_max_failures", i64::from(self.login_max_failures)),
             ("login_ip_max_attempts", i64::from(self.login_ip_max_attempts)),
         ];
@@ -256,6 +264,9 @@ impl Settings {
         }
         if self.refresh_reuse_grace_secs < 0 || self.key_refresh_secs == 0 {
             return Err(ConfigError::Invalid("refresh_reuse_grace_secs must be ≥ 0 and key_refresh_secs ≥ 1".into()));
+        }
+        if self.audit_retention_days < 0 {
+            return Err(ConfigError::Invalid("audit_retention_days must be ≥ 0 (0 keeps audit events forever)".into()));
         }
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid("database_max_connections must be at least 1".into()));

@@ -8,8 +8,8 @@ use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, Qu
 
 use crate::state::AppState;
 use crate::storage::entities::{
-    authorization_code, authorization_request, ip_throttle, login_challenge, login_throttle, refresh_family,
-    revoked_token, session, trusted_device,
+    audit_event, authorization_code, authorization_request, ip_throttle, login_challenge, login_throttle,
+    refresh_family, revoked_token, session, trusted_device,
 };
 
 /// Rows deleted per statement.
@@ -40,6 +40,31 @@ macro_rules! purge_table {
         }
         total
     }};
+}
+
+/// Deletes audit events older than `before`, oldest first, in batches.
+async fn purge_audit(db: &DatabaseConnection, before: chrono::DateTime<chrono::Utc>) -> Result<u64, DbErr> {
+    let mut total = 0;
+    loop {
+        let ids: Vec<i64> = audit_event::Entity::find()
+            .select_only()
+            .column(audit_event::Column::Id)
+            .filter(audit_event::Column::At.lt(before))
+            .limit(BATCH)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if ids.is_empty() {
+            return Ok(total);
+        }
+        let n = ids.len() as u64;
+        total +=
+            audit_event::Entity::delete_many().filter(audit_event::Column::Id.is_in(ids)).exec(db).await?.rows_affected;
+        if n < BATCH {
+            return Ok(total);
+        }
+        tokio::task::yield_now().await;
+    }
 }
 
 /// One pass over every table with expiring rows; returns rows deleted.
@@ -83,6 +108,9 @@ pub async fn purge_once(state: &AppState) -> Result<u64, DbErr> {
             .add(Expr::col(login_throttle::Column::LastAttemptMs).lte(now - s.login_failure_decay_secs * 1000))
     );
     n += purge_table!(db, ip_throttle, Ip, ip_throttle::Column::WindowStartMs.lte(now - s.login_ip_window_secs * 1000));
+    if s.audit_retention_days > 0 {
+        n += purge_audit(db, state.clock.now() - chrono::Duration::days(s.audit_retention_days)).await?;
+    }
     n += purge_table!(
         db,
         trusted_device,

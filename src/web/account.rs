@@ -46,6 +46,8 @@ struct AccountPage {
     error: Option<String>,
     mfa_on: bool,
     mfa_required: bool,
+    /// The user holds some administrative permission: link the admin pages.
+    admin_link: bool,
     recovery_left: u64,
     recovery_low: bool,
     /// (client name, scopes, client id)
@@ -120,6 +122,7 @@ pub(crate) async fn render(
         consents,
         mfa_on,
         mfa_required: mfa::required_for(state, &state.db, &cur.user.id).await?,
+        admin_link: !crate::policy::permissions_of(&roles).is_empty(),
         recovery_left,
         recovery_low: mfa_on && recovery_left < mfa::RECOVERY_LOW,
         title: "Your account",

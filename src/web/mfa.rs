@@ -250,9 +250,23 @@ pub async fn login_enrol_post(
     }
 }
 
-/// Re-authentication for changing the second factor: the password, or a code
-/// from the current authenticator. Throttled like a login.
-async fn reauth(state: &AppState, cur: &Current, value: Option<&SecretString>) -> Result<bool, WebError> {
+/// Which factor a re-authentication accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Factor {
+    /// The password, or a current TOTP code.
+    Either,
+    Password,
+    Code,
+}
+
+/// Re-authentication: the password and/or a code from the current
+/// authenticator, as `factor` says. Throttled like a login.
+pub(crate) async fn reauth(
+    state: &AppState,
+    cur: &Current,
+    value: Option<&SecretString>,
+    factor: Factor,
+) -> Result<bool, WebError> {
     use secrecy::ExposeSecret;
     let Some(value) = value else {
         return Ok(false);
@@ -264,8 +278,14 @@ async fn reauth(state: &AppState, cur: &Current, value: Option<&SecretString>) -
         return Ok(false);
     }
     let v = value.expose_secret().trim();
-    let is_code = v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit());
-    let ok = if is_code && mfa::has_totp(&state.db, &cur.user.id).await? {
+    let is_code = match factor {
+        Factor::Either => v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit()),
+        Factor::Password => false,
+        Factor::Code => true,
+    };
+    let ok = if is_code && factor == Factor::Code && !mfa::has_totp(&state.db, &cur.user.id).await? {
+        false
+    } else if is_code && mfa::has_totp(&state.db, &cur.user.id).await? {
         mfa::verify_code(state, &cur.user.id, v, now).await.map_err(internal)? == mfa::CodeCheck::Totp
     } else {
         let phc = password_credential::Entity::find_by_id(cur.user.id.as_str()).one(&state.db).await?.map(|c| c.phc);
@@ -307,7 +327,7 @@ pub async fn account_enrol_post(
         Err(resp) => return Ok(resp),
     };
     let has = mfa::has_totp(&state.db, &cur.user.id).await?;
-    if has && !reauth(&state, &cur, form.reauth.as_ref()).await? {
+    if has && !reauth(&state, &cur, form.reauth.as_ref(), Factor::Either).await? {
         let e = enrolment(&state, &cur.user.id, &cur.user.username).await?;
         let msg = "Your password or current code was not correct.".to_owned();
         return enrol_page(&state, &req, &e, "/account/mfa", false, true, Some(msg));
@@ -351,7 +371,7 @@ pub async fn disable(
         let msg = "Two-step verification is required for your account and cannot be turned off.".to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
     }
-    if !reauth(&state, &cur, form.reauth.as_ref()).await? {
+    if !reauth(&state, &cur, form.reauth.as_ref(), Factor::Either).await? {
         let msg = "Your password or current code was not correct.".to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
     }
@@ -383,7 +403,7 @@ pub async fn regenerate(
     if !mfa::has_totp(&state.db, &cur.user.id).await? {
         return Ok(see_other("/account"));
     }
-    if !reauth(&state, &cur, form.reauth.as_ref()).await? {
+    if !reauth(&state, &cur, form.reauth.as_ref(), Factor::Either).await? {
         let msg = "Your password or current code was not correct.".to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
     }

@@ -2,6 +2,7 @@
 //! middleware (security headers, request ids).
 
 pub mod account;
+pub mod admin;
 pub mod client_info;
 pub mod csrf;
 pub mod form;
@@ -34,5 +35,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(mfa::account_enrol_get)
         .service(mfa::account_enrol_post)
         .service(mfa::disable)
-        .service(mfa::regenerate);
+        .service(mfa::regenerate)
+        .service(admin::index)
+        .service(admin::users_page)
+        .service(admin::user_page)
+        .service(admin::user_action)
+        .service(admin::reauth_get)
+        .service(admin::reauth_post)
+        .service(admin::clients_page)
+        .service(admin::roles_page)
+        .service(admin::role_create)
+        .service(admin::audit_page);
 }

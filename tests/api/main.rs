@@ -6,6 +6,7 @@
 
 mod abac;
 mod admin_api;
+mod admin_pages;
 mod browser;
 mod cli;
 mod crash;

@@ -1,0 +1,181 @@
+//! The admin pages: a second factor and the right permission for every page
+//! and action, CSRF on every form, and a fresh login for credential changes.
+
+use portcullis::admin::Actor;
+use portcullis::storage::entities::{audit_event, user};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use secrecy::SecretString;
+
+use crate::helpers::{TestApp, csrf_in, spawn_app};
+
+const PW: &str = "violet anvil tramline";
+const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+fn code(app: &TestApp) -> String {
+    let seed = totp_rs::Secret::try_from_base32(SEED).unwrap().as_ref().to_vec();
+    let totp = totp_rs::Builder::new().with_secret(seed).build().unwrap();
+    totp.generate(app.state.clock.now().timestamp() as u64).to_string()
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+/// A user with `roles` and a known TOTP seed, logged in with both factors.
+async fn logged_in(app: &TestApp, username: &str, roles: &[&str]) -> reqwest::Client {
+    for r in roles {
+        let _ = portcullis::admin::roles::add(&app.state, &Actor::cli(), r, None).await;
+    }
+    app.create_user(username, PW, roles).await;
+    portcullis::admin::users::totp_import(&app.state, &Actor::cli(), username, &SecretString::from(SEED))
+        .await
+        .unwrap();
+    let b = app.browser();
+    let r = app.login(&b, username, PW).await;
+    assert_eq!(location(&r), "/login/mfa");
+    let page = b.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
+    let r = b
+        .post(app.url("/login/mfa"))
+        .form(&[("csrf", csrf_in(&page).as_str()), ("code", code(app).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "second factor accepted");
+    b
+}
+
+async fn act(app: &TestApp, b: &reqwest::Client, target: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    let page = b.get(app.url(&format!("/admin/users/{target}"))).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_in(&page);
+    let mut form = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(fields);
+    b.post(app.url(&format!("/admin/users/{target}"))).form(&form).send().await.unwrap()
+}
+
+async fn is_disabled(app: &TestApp, username: &str) -> bool {
+    user::Entity::find().filter(user::Column::Username.eq(username)).one(&app.state.db).await.unwrap().unwrap().disabled
+}
+
+#[tokio::test]
+async fn admin_pages_need_a_second_factor_and_the_permission_of_each_action() {
+    let app = spawn_app().await;
+    app.create_user("zoe", PW, &[]).await;
+    app.create_user("zack", PW, &[]).await;
+
+    // No session: to the login page. A password-only session of a
+    // non-administrator: refused.
+    let anon = app.browser();
+    let r = anon.get(app.url("/admin/users")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), location(&r)), (303, "/login".to_owned()));
+    let plain = app.browser();
+    app.login(&plain, "zoe", PW).await;
+    assert_eq!(plain.get(app.url("/admin/users")).send().await.unwrap().status(), 403);
+    let account = plain.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(!account.contains("/admin/users"), "no admin link for non-administrators");
+
+    // An administrator with both factors sees and searches the user list.
+    let admin = logged_in(&app, "root", &["admin"]).await;
+    let account = admin.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(account.contains(r#"href="/admin/users""#));
+    let list = admin.get(app.url("/admin/users?q=za")).send().await.unwrap();
+    assert_eq!(list.status(), 200);
+    assert_eq!(list.headers()["cache-control"], "no-store");
+    let html = list.text().await.unwrap();
+    assert!(html.contains("/admin/users/zack") && !html.contains("/admin/users/zoe"), "{html}");
+    for page in ["/admin/users/zoe", "/admin/clients", "/admin/roles", "/admin/audit"] {
+        assert_eq!(admin.get(app.url(page)).send().await.unwrap().status(), 200, "{page}");
+    }
+
+    // A reader may look but not act, and is not offered the buttons.
+    let reader = logged_in(&app, "reader", &["users:read"]).await;
+    let page = reader.get(app.url("/admin/users/zoe")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("Disable account") && !page.contains("Set password"));
+    assert_eq!(act(&app, &reader, "zoe", &[("action", "disable")]).await.status(), 403);
+    assert!(!is_disabled(&app, "zoe").await);
+    assert_eq!(reader.get(app.url("/admin/audit")).send().await.unwrap().status(), 403);
+
+    // Every form needs its CSRF token.
+    let r = admin.post(app.url("/admin/users/zoe")).form(&[("action", "disable"), ("csrf", "forged")]).send().await;
+    assert_eq!(r.unwrap().status(), 400);
+    assert!(!is_disabled(&app, "zoe").await);
+
+    // The administrator acts; the audit record names them and the change.
+    let r = act(&app, &admin, "zoe", &[("action", "disable")]).await;
+    assert_eq!(location(&r), "/admin/users/zoe?m=disable");
+    assert!(is_disabled(&app, "zoe").await);
+    let event = audit_event::Entity::find()
+        .filter(audit_event::Column::EventType.eq("user.disabled"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(event.actor.unwrap().starts_with("user:"));
+    assert!(event.detail.contains(r#""after":true"#), "{}", event.detail);
+    // Bad input comes back on the page, named.
+    let r = act(&app, &admin, "zoe", &[("action", "set-attr"), ("key", "bad key!"), ("value", "x")]).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("key"));
+}
+
+#[tokio::test]
+async fn credential_changes_need_a_fresh_password_and_code() {
+    let app = spawn_app().await;
+    app.create_user("zoe", PW, &[]).await;
+    let admin = logged_in(&app, "root", &["admin"]).await;
+
+    // Fresh from login: allowed.
+    let r = act(&app, &admin, "zoe", &[("action", "set-password"), ("password", "a brand new passphrase")]).await;
+    assert_eq!(location(&r), "/admin/users/zoe?m=set-password");
+
+    // Past admin_reauth_secs: sent to confirm, and nothing changes.
+    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.admin_reauth_secs + 1));
+    let r = act(&app, &admin, "zoe", &[("action", "set-password"), ("password", "yet another passphrase")]).await;
+    assert_eq!(location(&r), "/admin/reauth?next=%2Fadmin%2Fusers%2Fzoe");
+    let b = app.browser();
+    assert_eq!(app.login(&b, "zoe", "a brand new passphrase").await.status(), 303, "unchanged");
+    // Non-credential actions do not need it.
+    let r = act(&app, &admin, "zoe", &[("action", "set-attr"), ("key", "department"), ("value", "finance")]).await;
+    assert_eq!(r.status(), 303);
+
+    // The confirmation needs both factors.
+    let page = admin.get(app.url("/admin/reauth?next=/admin/users/zoe")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"autocomplete="one-time-code""#) && page.contains(r#"autocomplete="current-password""#));
+    let csrf = csrf_in(&page);
+    let wrong = [("csrf", csrf.as_str()), ("password", PW), ("code", "000000"), ("next", "/admin/users/zoe")];
+    assert_eq!(admin.post(app.url("/admin/reauth")).form(&wrong).send().await.unwrap().status(), 401);
+    let c = code(&app);
+    let open_redirect = [("csrf", csrf.as_str()), ("password", PW), ("code", c.as_str()), ("next", "//evil.example")];
+    let r = admin.post(app.url("/admin/reauth")).form(&open_redirect).send().await.unwrap();
+    assert_eq!(location(&r), "/admin/users?m=reauth", "never off-site");
+    let r = act(&app, &admin, "zoe", &[("action", "set-password"), ("password", "yet another passphrase")]).await;
+    assert_eq!(location(&r), "/admin/users/zoe?m=set-password");
+    assert_eq!(app.login(&app.browser(), "zoe", "yet another passphrase").await.status(), 303);
+    let outcomes: Vec<String> = audit_event::Entity::find()
+        .filter(audit_event::Column::EventType.eq("admin.reauth"))
+        .order_by_asc(audit_event::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.outcome)
+        .collect();
+    assert_eq!(outcomes, ["failure", "success"]);
+}
+
+#[tokio::test]
+async fn audit_events_past_the_retention_period_are_purged() {
+    let app = spawn_app().await;
+    app.create_user("old", PW, &[]).await; // one user.created event, now
+    app.state.clock.advance(chrono::Duration::days(app.state.settings.audit_retention_days + 1));
+    app.create_user("new", PW, &[]).await;
+    portcullis::storage::purge::purge_once(&app.state).await.unwrap();
+    let left: Vec<Option<String>> = audit_event::Entity::find()
+        .filter(audit_event::Column::EventType.eq("user.created"))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.detail.contains("\"new\"").then_some("new".to_owned()))
+        .collect();
+    assert_eq!(left, vec![Some("new".to_owned())]);
+}

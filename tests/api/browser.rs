@@ -21,6 +21,10 @@ fn browser_ready() -> Result<(), String> {
 }
 
 async fn run_script(script: &str, base: &str, user: &str, password: &str) {
+    run_script_with(script, base, user, password, &[]).await
+}
+
+async fn run_script_with(script: &str, base: &str, user: &str, password: &str, env: &[(&str, &str)]) {
     if let Err(why) = browser_ready() {
         assert!(std::env::var("PORTCULLIS_BROWSER_TESTS").as_deref() != Ok("1"), "browser test required: {why}");
         eprintln!("SKIPPED browser test {script}: {why}");
@@ -29,6 +33,9 @@ async fn run_script(script: &str, base: &str, user: &str, password: &str) {
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg("--test").arg(format!("tests/browser/{script}"));
     cmd.env("BASE_URL", base).env("PC_USER", user).env("PC_PASSWORD", password);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let out = cmd.output().await.expect("run node");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "browser test failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
@@ -47,6 +54,27 @@ async fn a_person_enrols_totp_and_logs_in_with_a_code_in_a_real_browser() {
     let app = spawn_app_on_clock(TestDb::new().await, Clock::System, |_| {}).await;
     app.create_user("sven", "violet anvil tramline", &[]).await;
     run_script("mfa.test.mjs", &app.address, "sven", "violet anvil tramline").await;
+}
+
+#[tokio::test]
+async fn an_administrator_manages_users_in_a_real_browser() {
+    use portcullis::admin::Actor;
+    const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let app = spawn_app_on_clock(TestDb::new().await, Clock::System, |_| {}).await;
+    app.create_user("ada", "violet anvil tramline", &["admin"]).await;
+    portcullis::admin::users::totp_import(&app.state, &Actor::cli(), "ada", &secrecy::SecretString::from(SEED))
+        .await
+        .unwrap();
+    for (name, email, display) in [
+        ("bruno", "bruno@example.com", "Bruno Alves"),
+        ("chiara", "chiara@example.com", "Chiara Rossi"),
+        ("dmitri", "dmitri@example.com", "Dmitri Volkov"),
+        ("mallory", "mallory@example.com", "Mallory Quinn"),
+    ] {
+        let new = portcullis::admin::users::NewUser::parse(name, Some(email), Some(display), &[], None).unwrap();
+        portcullis::admin::users::create(&app.state, &Actor::cli(), new).await.unwrap();
+    }
+    run_script_with("admin.test.mjs", &app.address, "ada", "violet anvil tramline", &[("PC_SEED", SEED)]).await;
 }
 
 /// A sample relying party: one page with a sign-in link (authorization code +

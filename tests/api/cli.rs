@@ -273,3 +273,26 @@ async fn serve_is_the_default_command_and_stops_gracefully_on_sigterm() {
     let n = portcullis::storage::entities::signing_key::Entity::find().count(&conn).await.unwrap();
     assert_eq!(n, 3);
 }
+
+#[tokio::test]
+async fn client_access_policies_are_set_from_a_file_and_bad_ones_are_refused_with_the_field_named() {
+    let db = TestDb::new().await;
+    let o = db.cli(&["client", "add", "ledger", "--redirect-uri", "https://ledger.example.com/cb"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"networks": ["10.0.0.0/33"]}"#).unwrap();
+    let o = db.cli(&["client", "set-policy", "ledger", "--policy", bad.to_str().unwrap()], None);
+    assert_clean_failure(&o, "access_policy.networks");
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, r#"{"roles_any": ["admin"], "networks": ["10.1.2.0/24"], "mfa": true}"#).unwrap();
+    let o = db.cli(&["--json", "client", "set-policy", "ledger", "--policy", good.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["access_policy"]["networks"][0], "10.1.2.0/24");
+    let o = db.cli(&["--json", "client", "set-policy", "ledger", "--clear"], None);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["access_policy"], serde_json::Value::Null);
+    let o = db.cli(&["client", "set-policy", "ledger"], None);
+    assert_eq!(o.status.code(), Some(2), "a malformed command line: neither --policy nor --clear");
+}

@@ -69,12 +69,18 @@ async fn not_found() -> HttpResponse {
 }
 
 fn query_config() -> web::QueryConfig {
-    web::QueryConfig::default().error_handler(|err, _req| {
+    web::QueryConfig::default().error_handler(|err, req| {
         tracing::debug!(error = %err, "rejected query string");
-        actix_web::error::InternalError::from_response(
-            err,
-            HttpResponse::BadRequest().json(json!({ "error": "invalid query string" })),
-        )
-        .into()
+        // The admin API answers in RFC 9457 problems, like its other errors.
+        let resp = if req.path().starts_with("/admin/api/") {
+            HttpResponse::BadRequest().content_type("application/problem+json").body(
+                json!({ "type": "about:blank", "title": "Invalid query", "status": 400,
+                    "detail": "the query string has an unknown or malformed parameter" })
+                .to_string(),
+            )
+        } else {
+            HttpResponse::BadRequest().json(json!({ "error": "invalid query string" }))
+        };
+        actix_web::error::InternalError::from_response(err, resp).into()
     })
 }

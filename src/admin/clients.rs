@@ -6,7 +6,6 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -229,7 +228,7 @@ pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<C
     };
     let secret_hash = secret.as_ref().map(|s| state.master_key.hasher().hash(s.expose_secret()));
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     if client::Entity::find_by_id(p.client_id.as_str()).one(&txn).await?.is_some() {
         return Err(AdminError::exists("client", p.client_id.as_str()));
     }
@@ -337,7 +336,7 @@ pub async fn list(state: &AppState) -> Result<Vec<ClientView>, AdminError> {
 
 pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<(), AdminError> {
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let c = find(&txn, client_id).await?;
     client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(&c.client_id)).exec(&txn).await?;
     client::Entity::delete_by_id(c.client_id.as_str()).exec(&txn).await?;
@@ -367,7 +366,7 @@ pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<
 /// Replaces a confidential client's secret; the old one stops working at once.
 pub async fn rotate_secret(state: &AppState, actor: &Actor, client_id: &str) -> Result<Created, AdminError> {
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let c = find(&txn, client_id).await?;
     if c.public {
         return Err(AdminError::Refused(format!("client {client_id:?} is public and has no secret")));
@@ -465,7 +464,7 @@ pub async fn update(
     patch: ClientPatch,
 ) -> Result<ClientView, AdminError> {
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let current = find(&txn, client_id).await?;
     let before = load_view(&txn, current.clone()).await?;
     let mut spec = spec_of(&current, before.roles.clone());

@@ -1,6 +1,6 @@
 //! Roles: named bundles that users and clients hold; carried in tokens.
 
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, QueryOrder, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, QueryOrder, Set};
 use serde::Serialize;
 use serde_json::json;
 
@@ -35,7 +35,7 @@ pub async fn add(
         return Err(AdminError::Refused("description: must be at most 512 characters".into()));
     }
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     if role::Entity::find_by_id(name.as_str()).one(&txn).await?.is_some() {
         return Err(AdminError::exists("role", name.as_str()));
     }

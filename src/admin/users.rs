@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, Set,
 };
 use secrecy::SecretString;
 use serde::Serialize;
@@ -92,7 +92,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<Use
     };
     let now = state.clock.now();
     let id = uuid::Uuid::new_v4().to_string();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let key = new.username.key();
     if user::Entity::find().filter(user::Column::UsernameKey.eq(&key)).one(&txn).await?.is_some() {
         return Err(AdminError::exists("user", new.username.as_str()));
@@ -243,7 +243,7 @@ pub async fn update_profile(
     let email = email.map(|e| e.as_deref().map(Email::parse).transpose()).transpose()?;
     let name = name.map(|n| n.as_deref().map(DisplayName::parse).transpose()).transpose()?;
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
     let id = u.id.clone();
     let before = json!({ "email": u.email, "name": u.display_name });
@@ -286,7 +286,7 @@ pub async fn set_password(
     state.password_policy.check(password, is_admin, Some(&u.username))?;
     let phc = state.passwords.hash(password).await?;
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
     password_credential::Entity::insert(password_credential::ActiveModel {
         user_id: Set(u.id.clone()),
@@ -317,7 +317,7 @@ pub async fn set_disabled(
     disabled: bool,
 ) -> Result<UserView, AdminError> {
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
     let id = u.id.clone();
     let before = u.disabled;
@@ -348,7 +348,7 @@ pub async fn set_disabled(
 pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) -> Result<UserView, AdminError> {
     let role = RoleName::parse(role)?;
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
     roles::require_all(&txn, std::slice::from_ref(&role)).await?;
     let before = role_names(&txn, &u.id).await?;
@@ -367,7 +367,7 @@ pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) 
 pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str) -> Result<UserView, AdminError> {
     let role = RoleName::parse(role)?;
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
     let before = role_names(&txn, &u.id).await?;
     let res = user_role::Entity::delete_by_id((u.id.clone(), role.to_string())).exec(&txn).await?;
@@ -397,7 +397,7 @@ pub async fn set_attribute(
     let key = AttributeKey::parse(key)?;
     let value = parse_attribute_value(value)?;
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
     let before = user_attribute::Entity::find_by_id((u.id.clone(), key.to_string())).one(&txn).await?.map(|a| a.value);
     user_attribute::Entity::insert(user_attribute::ActiveModel {
@@ -428,7 +428,7 @@ pub async fn set_attribute(
 /// Clears a login lockout (and the failure count) of a user.
 pub async fn unlock(state: &AppState, actor: &Actor, username: &str) -> Result<UserView, AdminError> {
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
     let was = crate::authn::throttle::locked_until(&txn, &u.username_key, now.timestamp_millis()).await?;
     crate::authn::throttle::reset(&txn, &u.username_key).await?;
@@ -444,7 +444,7 @@ pub async fn unlock(state: &AppState, actor: &Actor, username: &str) -> Result<U
 /// requires it).
 pub async fn reset_mfa(state: &AppState, actor: &Actor, username: &str) -> Result<UserView, AdminError> {
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
     let had = crate::authn::mfa::remove(&txn, &u.id).await?;
     let ended = crate::session::end_all_for_user(&txn, &u.id, None).await?;
@@ -491,7 +491,7 @@ pub async fn totp_import(
 /// Ends every session of a user (and forgets their trusted browsers).
 pub async fn end_sessions(state: &AppState, actor: &Actor, username: &str) -> Result<u64, AdminError> {
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
     let ended = crate::session::end_all_for_user(&txn, &u.id, None).await?;
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;

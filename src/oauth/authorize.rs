@@ -202,7 +202,9 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
         None => None,
         Some(t) => {
             let ring = state.keyring();
-            match crate::tokens::jwt::verify(&ring, t, None) {
+            // Only our ID tokens (typ JWT): an access token (at+jwt) or a
+            // logout token is not a hint about who the user is.
+            match crate::tokens::jwt::verify(&ring, t, Some("JWT")) {
                 Ok(v) if v.claims.get("iss").and_then(|i| i.as_str()) == Some(state.settings.issuer()) => {
                     v.claims.get("sub").and_then(|s| s.as_str()).map(str::to_owned)
                 }

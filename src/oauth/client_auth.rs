@@ -145,6 +145,8 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
     validation.sub = Some(iss.clone());
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
     validation.leeway = 30;
+    // An assertion dated in the future is not valid yet (RFC 7519 §4.1.5).
+    validation.validate_nbf = true;
     let mut claims = None;
     for k in candidates {
         let Ok(key) = DecodingKey::from_jwk(k) else { continue };

@@ -8,7 +8,7 @@ use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Map, Value, json};
 
 use super::{OAuthError, scope_allowed, split_scope};
@@ -311,7 +311,7 @@ pub async fn authorization_code(
         resource: row.resource.clone(),
     };
     let issued = issue_for_user(state, &g).await?;
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     authorization_code::Entity::update_many()
         .col_expr(authorization_code::Column::AccessJti, Expr::val(issued.jti.clone()))
         .filter(authorization_code::Column::CodeHash.eq(row.code_hash.as_str()))
@@ -372,7 +372,7 @@ pub async fn refresh(
     // Rotation is one transaction: the old token is marked and its successor
     // stored together, so a crash can never leave a family half-rotated (and a
     // refresh that fails validation below leaves the token unused).
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let rotated = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RotatedMs, Expr::val(now_ms))
         .filter(refresh_token::Column::TokenHash.eq(row.token_hash.as_str()))

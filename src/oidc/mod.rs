@@ -94,6 +94,17 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 async fn userinfo(state: &AppState, token: Option<&str>) -> Result<HttpResponse, OAuthError> {
     let token = token.ok_or(OAuthError::InvalidToken("a bearer token is required"))?;
     let claims = check_access_token(state, token).await?;
+    // UserInfo serves tokens meant for the client itself, not ones minted for
+    // another resource server (RFC 8707 `resource`): those are that API's.
+    let client_id = claims.get("client_id").and_then(Value::as_str).unwrap_or_default();
+    let for_client = match claims.get("aud") {
+        Some(Value::String(a)) => a == client_id,
+        Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(client_id)),
+        _ => false,
+    };
+    if !for_client {
+        return Err(OAuthError::InvalidToken("the access token is not meant for UserInfo"));
+    }
     let scope: Vec<String> =
         claims.get("scope").and_then(Value::as_str).unwrap_or_default().split(' ').map(str::to_owned).collect();
     if !scope.iter().any(|s| s == "openid") {

@@ -93,3 +93,18 @@ pub fn backend_name(db: &DatabaseConnection) -> &'static str {
 pub fn is_unique_violation(e: &DbErr) -> bool {
     matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
+
+/// Starts a transaction that will write. On SQLite it is `BEGIN IMMEDIATE`:
+/// a deferred transaction that reads before it writes cannot upgrade to a
+/// writer once another connection has committed (SQLITE_BUSY_SNAPSHOT, which
+/// the busy timeout does not wait out), so concurrent admin changes would
+/// fail; taking the write lock up front makes them queue instead. PostgreSQL
+/// ignores the option.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::{SqliteTransactionMode, TransactionOptions, TransactionTrait};
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    })
+    .await
+}

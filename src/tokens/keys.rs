@@ -15,7 +15,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -119,7 +118,7 @@ async fn insert_new<C: ConnectionTrait>(
 /// Makes sure every algorithm has an active key (first start).
 pub async fn ensure_active(state: &AppState) -> Result<Vec<String>, AdminError> {
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let mut created = Vec::new();
     for alg in ALL_ALGS {
         let has = signing_key::Entity::find()
@@ -147,7 +146,7 @@ pub async fn ensure_active(state: &AppState) -> Result<Vec<String>, AdminError> 
 /// Adds a new active key for every algorithm and retires the previous ones.
 pub async fn rotate(state: &AppState, actor: &Actor) -> Result<Vec<KeyView>, AdminError> {
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let old = signing_key::Entity::find().filter(signing_key::Column::Active.eq(true)).all(&txn).await?;
     let retired: Vec<String> = old.iter().map(|k| k.kid.clone()).collect();
     for k in old {

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
 use chrono::{TimeZone, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
@@ -229,7 +229,7 @@ pub async fn change_password(
         return render(&state, &req, &cur, StatusCode::OK, None, Some(e.to_string())).await;
     }
     let new_phc = state.passwords.hash(&form.new_password).await.map_err(busy)?;
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     password_credential::Entity::insert(password_credential::ActiveModel {
         user_id: Set(cur.user.id.clone()),
         phc: Set(new_phc),
@@ -319,7 +319,7 @@ pub async fn revoke_consent(
         Err(resp) => return Ok(resp),
     };
     let now = state.clock.now();
-    let txn = state.db.begin().await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     consent::Entity::delete_many()
         .filter(consent::Column::UserId.eq(cur.user.id.as_str()))
         .filter(consent::Column::ClientId.eq(form.client.as_str()))

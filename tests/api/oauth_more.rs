@@ -163,6 +163,14 @@ async fn private_key_jwt_authenticates_a_client_once_per_assertion() {
         jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(other.as_ref())).unwrap();
     let (status, _, _) = token_req(&app, None, &[form[0], form[1], ("client_assertion", forged.as_str())]).await;
     assert_eq!(status, 401);
+    // Not valid yet (nbf an hour ahead of the real clock jsonwebtoken checks against): refused.
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let claims = json!({ "iss": "signer", "sub": "signer", "aud": app.url("/token"), "exp": wall + 7200,
+        "nbf": wall + 3600, "jti": "three" });
+    let early =
+        jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_ec_der(pkcs8.as_ref())).unwrap();
+    let (status, e, _) = token_req(&app, None, &[form[0], form[1], ("client_assertion", early.as_str())]).await;
+    assert_eq!((status, e["error"].as_str()), (401, Some("invalid_client")), "an assertion used before its nbf");
 }
 
 /// Accepts one HTTP request on a loopback port and hands back its body.
@@ -280,4 +288,48 @@ async fn a_key_rotation_publishes_new_keys_and_keeps_old_ones_until_their_tokens
     app.state.reload_keys().await.unwrap();
     let jwks: Value = reqwest::get(app.url("/jwks")).await.unwrap().json().await.unwrap();
     assert!(!jwks["keys"].as_array().unwrap().iter().any(|k| k["kid"] == old_kid.as_str()));
+}
+
+/// UserInfo answers only tokens meant for the client itself; a token minted
+/// for another API (RFC 8707 resource) is that API's, not a key to UserInfo.
+/// And an access token is not accepted as an `id_token_hint`.
+#[tokio::test]
+async fn userinfo_refuses_tokens_for_other_resources_and_access_tokens_are_no_id_token_hint() {
+    let app = spawn_app().await;
+    app.create_user("una", PW, &[]).await;
+    let api = "https://api.example.com";
+    let secret = register(&app, ClientSpec { resources: vec![api.into()], ..web_client("portal") }).await.unwrap();
+    let mut tokens = Vec::new();
+    for extra in [String::new(), format!("&resource={}", urlencode(api))] {
+        let (code, verifier) = get_code(&app, &app.browser(), "portal", "una", &extra).await;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CB),
+            ("code_verifier", verifier.as_str()),
+        ];
+        let (s, t, _) = token_req(&app, Some(("portal", &secret)), &form).await;
+        assert_eq!(s, 200, "{t}");
+        tokens.push(t);
+    }
+    let userinfo = |t: &str| reqwest::Client::new().get(app.url("/userinfo")).bearer_auth(t.to_owned()).send();
+    let own = tokens[0]["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(own).await.unwrap().status(), 200);
+    let other = tokens[1]["access_token"].as_str().unwrap();
+    let r = userinfo(other).await.unwrap();
+    assert_eq!(r.status(), 401, "a token for {api}");
+    // id_token_hint: the ID token is accepted, the access token is not.
+    let hint = |t: &str| {
+        app.url(&format!(
+            "/authorize?response_type=code&client_id=portal&redirect_uri={}&scope=openid&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&prompt=none&id_token_hint={t}",
+            urlencode(CB)
+        ))
+    };
+    let b = app.browser();
+    let r = b.get(hint(own)).send().await.unwrap();
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(to.contains("error=invalid_request"), "{to}");
+    let r = b.get(hint(tokens[0]["id_token"].as_str().unwrap())).send().await.unwrap();
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(to.contains("error=login_required"), "a valid hint, no session: {to}");
 }

@@ -212,7 +212,7 @@ fn bounds(p: &Paging) -> Result<(u64, u64), Problem> {
     Ok((page, per))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:read`.", params(Paging), responses((status = 200, body = UserPage), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[utoipa::path(tag = "users", description = "Needs `users:read`.", params(Paging), responses((status = 200, body = UserPage), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
@@ -235,7 +235,7 @@ pub async fn list_users(
     Ok(HttpResponse::Ok().json(UserPage { items: out, page, per_page: per, total }))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:read`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc)))]
+#[utoipa::path(tag = "users", description = "Needs `users:read`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/users/{username}")]
 pub async fn get_user(
     state: web::Data<AppState>,
@@ -260,7 +260,7 @@ pub struct NewUserBody {
     password: Option<secrecy::SecretString>,
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:write (and roles:write to grant roles)`.", request_body = NewUserBody, responses((status = 201, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc), (status = 409, description = "The username is taken", body = ProblemDoc)))]
+#[utoipa::path(tag = "users", description = "Needs `users:write (and roles:write to grant roles)`.", request_body = NewUserBody, responses((status = 201, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json"), (status = 409, description = "The username is taken", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users")]
 pub async fn create_user(
     state: web::Data<AppState>,
@@ -269,8 +269,7 @@ pub async fn create_user(
 ) -> Result<HttpResponse, Problem> {
     let p = principal(&state, &req).await?;
     let _cap = p.authorize(Permission::UsersWrite).map_err(forbidden)?;
-    let b: NewUserBody = serde_json::from_slice(&body)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Invalid body", format!("{e}")))?;
+    let b: NewUserBody = self::body(&body)?;
     if !b.roles.is_empty() {
         // Granting roles hands out permissions: it needs roles:write too.
         p.authorize(Permission::RolesWrite).map_err(forbidden)?;
@@ -308,7 +307,7 @@ fn instant(field: &'static str, v: Option<&str>) -> Result<Option<chrono::DateTi
     .transpose()
 }
 
-#[utoipa::path(tag = "audit", description = "Needs `audit:read`.", params(AuditQuery), responses((status = 200, body = AuditPage), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[utoipa::path(tag = "audit", description = "Needs `audit:read`.", params(AuditQuery), responses((status = 200, body = AuditPage), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/audit")]
 pub async fn list_audit(
     state: web::Data<AppState>,
@@ -337,8 +336,15 @@ pub async fn list_audit(
 }
 
 /// Parses a JSON body strictly (unknown fields refused) into `T`.
+/// The body must be a JSON object: serde would otherwise also read a struct
+/// from an array (`[null, null]`), position by position.
 fn body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
-    serde_json::from_slice(raw).map_err(|e| Problem::new(StatusCode::BAD_REQUEST, "Invalid body", format!("{e}")))
+    let invalid = |e: String| Problem::new(StatusCode::BAD_REQUEST, "Invalid body", e);
+    let v: Value = serde_json::from_slice(raw).map_err(|e| invalid(e.to_string()))?;
+    if !v.is_object() {
+        return Err(invalid("the body must be a JSON object".into()));
+    }
+    serde_json::from_value(v).map_err(|e| invalid(e.to_string()))
 }
 
 /// Authenticates, checks one permission, and returns the audit actor.
@@ -348,7 +354,7 @@ async fn gate(state: &AppState, req: &HttpRequest, perm: Permission) -> Result<A
     Ok(actor(state, req, &p))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/disable")]
 pub async fn disable_user(
     state: web::Data<AppState>,
@@ -359,7 +365,7 @@ pub async fn disable_user(
     Ok(HttpResponse::Ok().json(users::set_disabled(&state, &a, &path, true).await?))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/enable")]
 pub async fn enable_user(
     state: web::Data<AppState>,
@@ -370,7 +376,7 @@ pub async fn enable_user(
     Ok(HttpResponse::Ok().json(users::set_disabled(&state, &a, &path, false).await?))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/unlock")]
 pub async fn unlock_user(
     state: web::Data<AppState>,
@@ -381,7 +387,7 @@ pub async fn unlock_user(
     Ok(HttpResponse::Ok().json(users::unlock(&state, &a, &path).await?))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/reset-mfa")]
 pub async fn reset_mfa(
     state: web::Data<AppState>,
@@ -399,7 +405,7 @@ pub struct PasswordBody {
     password: secrecy::SecretString,
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), request_body = PasswordBody, responses((status = 204, description = "Password set; the user's sessions ended"), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), request_body = PasswordBody, responses((status = 204, description = "Password set; the user's sessions ended"), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/password")]
 pub async fn set_password(
     state: web::Data<AppState>,
@@ -419,7 +425,7 @@ pub struct RoleBody {
     role: String,
 }
 
-#[utoipa::path(tag = "users", description = "Needs `roles:write`.", params(("username" = String, Path, description = "The username")), request_body = RoleBody, responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[utoipa::path(tag = "users", description = "Needs `roles:write`.", params(("username" = String, Path, description = "The username")), request_body = RoleBody, responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/roles")]
 pub async fn grant_role(
     state: web::Data<AppState>,
@@ -432,7 +438,7 @@ pub async fn grant_role(
     Ok(HttpResponse::Ok().json(users::grant(&state, &a, &path, &b.role).await?))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `roles:write`.", params(("username" = String, Path, description = "The username"), ("role" = String, Path, description = "The role")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[utoipa::path(tag = "users", description = "Needs `roles:write`.", params(("username" = String, Path, description = "The username"), ("role" = String, Path, description = "The role")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/users/{username}/roles/{role}")]
 pub async fn revoke_role(
     state: web::Data<AppState>,
@@ -450,7 +456,7 @@ pub struct ValueBody {
     value: String,
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username"), ("key" = String, Path, description = "The attribute key")), request_body = ValueBody, responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username"), ("key" = String, Path, description = "The attribute key")), request_body = ValueBody, responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[put("/admin/api/v1/users/{username}/attributes/{key}")]
 pub async fn set_attribute(
     state: web::Data<AppState>,
@@ -464,7 +470,7 @@ pub async fn set_attribute(
     Ok(HttpResponse::Ok().json(users::set_attribute(&state, &a, &username, &key, &b.value).await?))
 }
 
-#[utoipa::path(tag = "sessions", description = "Needs `sessions:revoke`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = SessionsEnded), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc)))]
+#[utoipa::path(tag = "sessions", description = "Needs `sessions:revoke`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = SessionsEnded), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/users/{username}/sessions")]
 pub async fn revoke_sessions(
     state: web::Data<AppState>,
@@ -476,7 +482,7 @@ pub async fn revoke_sessions(
     Ok(HttpResponse::Ok().json(SessionsEnded { sessions_ended }))
 }
 
-#[utoipa::path(tag = "roles", description = "Needs `users:read`.", responses((status = 200, body = Vec<RoleView>), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc)))]
+#[utoipa::path(tag = "roles", description = "Needs `users:read`.", responses((status = 200, body = Vec<RoleView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/roles")]
 pub async fn list_roles(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     gate(&state, &req, Permission::UsersRead).await?;
@@ -490,7 +496,7 @@ pub struct NewRoleBody {
     description: Option<String>,
 }
 
-#[utoipa::path(tag = "roles", description = "Needs `roles:write`.", request_body = NewRoleBody, responses((status = 201, body = RoleView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc), (status = 409, description = "The role exists", body = ProblemDoc)))]
+#[utoipa::path(tag = "roles", description = "Needs `roles:write`.", request_body = NewRoleBody, responses((status = 201, body = RoleView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json"), (status = 409, description = "The role exists", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/roles")]
 pub async fn create_role(
     state: web::Data<AppState>,
@@ -502,14 +508,14 @@ pub async fn create_role(
     Ok(HttpResponse::Created().json(crate::admin::roles::add(&state, &a, &b.name, b.description.as_deref()).await?))
 }
 
-#[utoipa::path(tag = "clients", description = "Needs `clients:read`.", responses((status = 200, body = Vec<ClientView>), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc)))]
+#[utoipa::path(tag = "clients", description = "Needs `clients:read`.", responses((status = 200, body = Vec<ClientView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/clients")]
 pub async fn list_clients(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     gate(&state, &req, Permission::ClientsRead).await?;
     Ok(HttpResponse::Ok().json(crate::admin::clients::list(&state).await?))
 }
 
-#[utoipa::path(tag = "clients", description = "Needs `clients:read`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 200, body = ClientView), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc)))]
+#[utoipa::path(tag = "clients", description = "Needs `clients:read`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 200, body = ClientView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/clients/{client_id}")]
 pub async fn get_client(
     state: web::Data<AppState>,
@@ -520,7 +526,7 @@ pub async fn get_client(
     Ok(HttpResponse::Ok().json(crate::admin::clients::show(&state, &path).await?))
 }
 
-#[utoipa::path(tag = "clients", description = "Needs `clients:write`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 204, description = "Deleted; its refresh and access tokens stop working"), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc)))]
+#[utoipa::path(tag = "clients", description = "Needs `clients:write`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 204, description = "Deleted; its refresh and access tokens stop working"), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/clients/{client_id}")]
 pub async fn delete_client(
     state: web::Data<AppState>,
@@ -532,7 +538,7 @@ pub async fn delete_client(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(tag = "clients", description = "Needs `clients:write`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 200, body = ClientSecret), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+#[utoipa::path(tag = "clients", description = "Needs `clients:write`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 200, body = ClientSecret), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/clients/{client_id}/rotate-secret")]
 pub async fn rotate_client_secret(
     state: web::Data<AppState>,
@@ -545,14 +551,14 @@ pub async fn rotate_client_secret(
     Ok(secret_response(StatusCode::OK, created))
 }
 
-#[utoipa::path(tag = "keys", description = "Needs `keys:rotate`.", responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc)))]
+#[utoipa::path(tag = "keys", description = "Needs `keys:rotate`.", responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/keys")]
 pub async fn list_keys(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     gate(&state, &req, Permission::KeysRotate).await?;
     Ok(HttpResponse::Ok().json(crate::tokens::keys::list(&state).await?))
 }
 
-#[utoipa::path(tag = "keys", description = "Needs `keys:rotate`.", responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc), (status = 403, description = "Missing permission", body = ProblemDoc)))]
+#[utoipa::path(tag = "keys", description = "Needs `keys:rotate`.", responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/keys/rotate")]
 pub async fn rotate_keys(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     let a = gate(&state, &req, Permission::KeysRotate).await?;
@@ -590,9 +596,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 
 #[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")),
     request_body = UserPatch,
-    responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc),
-        (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc),
-        (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+    responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[patch("/admin/api/v1/users/{username}")]
 pub async fn update_user(
     state: web::Data<AppState>,
@@ -607,8 +613,8 @@ pub async fn update_user(
 
 #[utoipa::path(tag = "sessions", description = "Needs `users:read`. The user's live browser sessions, newest first.",
     params(("username" = String, Path, description = "The username")),
-    responses((status = 200, body = Vec<SessionView>), (status = 401, description = "No valid admin token", body = ProblemDoc),
-        (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc)))]
+    responses((status = 200, body = Vec<SessionView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/users/{username}/sessions")]
 pub async fn list_sessions(
     state: web::Data<AppState>,
@@ -660,10 +666,10 @@ pub struct NewClientBody {
 
 #[utoipa::path(tag = "clients", description = "Needs `clients:write` (and `roles:write` to give the client roles). The secret is shown once.",
     request_body = NewClientBody,
-    responses((status = 201, body = ClientSecret), (status = 401, description = "No valid admin token", body = ProblemDoc),
-        (status = 403, description = "Missing permission", body = ProblemDoc),
-        (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc),
-        (status = 409, description = "The client id is taken", body = ProblemDoc)))]
+    responses((status = 201, body = ClientSecret), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 409, description = "The client id is taken", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/clients")]
 pub async fn create_client(
     state: web::Data<AppState>,
@@ -702,9 +708,9 @@ pub async fn create_client(
 #[utoipa::path(tag = "clients", description = "Needs `clients:write` (and `roles:write` to change the client's roles). Absent fields stay; `null` clears.",
     params(("client_id" = String, Path, description = "The client id")),
     request_body = crate::admin::clients::ClientPatch,
-    responses((status = 200, body = ClientView), (status = 401, description = "No valid admin token", body = ProblemDoc),
-        (status = 403, description = "Missing permission", body = ProblemDoc), (status = 404, description = "No such record", body = ProblemDoc),
-        (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc)))]
+    responses((status = 200, body = ClientView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[patch("/admin/api/v1/clients/{client_id}")]
 pub async fn update_client(
     state: web::Data<AppState>,

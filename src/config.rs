@@ -113,6 +113,14 @@ pub struct Settings {
     pub admin_reauth_secs: i64,
     /// Audit events older than this many days are purged; 0 keeps them forever.
     pub audit_retention_days: i64,
+    /// Failed client authentications (token, introspection, revocation) one
+    /// source address may make per window before it gets 429 (per instance).
+    pub token_ip_max_failures: u32,
+    pub token_ip_window_secs: i64,
+    /// A connection must send its request head within this time (slow clients).
+    pub client_request_timeout_ms: u64,
+    /// Idle keep-alive connections are closed after this long.
+    pub keep_alive_secs: u64,
     /// Clients are cached this long; changes made elsewhere (another instance,
     /// the CLI) take at most this long to apply.
     pub client_cache_ms: u64,
@@ -165,6 +173,10 @@ impl Default for Settings {
             key_rotation_days: 90,
             admin_reauth_secs: 300,
             audit_retention_days: 365,
+            token_ip_max_failures: 100,
+            token_ip_window_secs: 300,
+            client_request_timeout_ms: 5000,
+            keep_alive_secs: 15,
             client_cache_ms: 5_000,
             revocation_sync_ms: 1_000,
         }
@@ -256,6 +268,8 @@ impl Settings {
             ("code_ttl_secs", self.code_ttl_secs),
             ("key_rotation_days", self.key_rotation_days),
             ("admin_reauth_secs", self.admin_reauth_secs),
+            ("token_ip_window_secs", self.token_ip_window_secs),
+            ("token_ip_max_failures", i64::from(self.token_ip_max_failures)),
             ("login_max_failures", i64::from(self.login_max_failures)),
             ("login_ip_max_attempts", i64::from(self.login_ip_max_attempts)),
         ];
@@ -264,6 +278,9 @@ impl Settings {
         }
         if self.refresh_reuse_grace_secs < 0 || self.key_refresh_secs == 0 {
             return Err(ConfigError::Invalid("refresh_reuse_grace_secs must be ≥ 0 and key_refresh_secs ≥ 1".into()));
+        }
+        if self.client_request_timeout_ms == 0 || self.keep_alive_secs == 0 {
+            return Err(ConfigError::Invalid("client_request_timeout_ms and keep_alive_secs must be positive".into()));
         }
         if self.audit_retention_days < 0 {
             return Err(ConfigError::Invalid("audit_retention_days must be ≥ 0 (0 keeps audit events forever)".into()));

@@ -30,6 +30,8 @@ impl Application {
         let discovery = web::Data::new(crate::oidc::Discovery(web::Bytes::from(crate::oidc::discovery_document(
             state.settings.issuer(),
         ))));
+        let request_timeout = std::time::Duration::from_millis(state.settings.client_request_timeout_ms);
+        let keep_alive = std::time::Duration::from_secs(state.settings.keep_alive_secs);
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -48,6 +50,11 @@ impl Application {
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .wrap(crate::web::headers::security_headers(https))
         })
+        // Slow clients: the request head must arrive in time (then 408 and
+        // the connection closes); idle keep-alive connections are closed.
+        .client_request_timeout(request_timeout)
+        .client_disconnect_timeout(std::time::Duration::from_secs(1))
+        .keep_alive(keep_alive)
         .shutdown_timeout(10)
         .listen(listener)?
         .run();

@@ -31,6 +31,8 @@ pub struct AppState {
     pub rng: SystemRandom,
     pub clients: Arc<crate::oauth::cache::ClientCache>,
     pub revoked: Arc<crate::oauth::cache::RevocationList>,
+    /// Failed client authentications per source address (token endpoints).
+    pub client_failures: Arc<crate::oauth::cache::FailureThrottle>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +81,7 @@ impl AppState {
                 rng: SystemRandom::new(),
                 clients: Arc::new(crate::oauth::cache::ClientCache::new(Duration::from_millis(client_cache_ms))),
                 revoked: Arc::new(crate::oauth::cache::RevocationList::new(Duration::from_millis(revocation_sync_ms))),
+                client_failures: Arc::default(),
             },
             source,
         ))

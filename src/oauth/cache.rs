@@ -131,3 +131,44 @@ impl RevocationList {
         Ok(())
     }
 }
+
+/// Failed client authentications per source address, in fixed windows, kept
+/// in memory (a per-instance abuse limit: it spares the database a lookup for
+/// every guessed client id; the 256-bit secrets are not guessable anyway).
+/// An address over the limit gets 429 until its window ends; others are not
+/// affected.
+#[derive(Debug, Default)]
+pub struct FailureThrottle {
+    map: RwLock<HashMap<std::net::IpAddr, (u32, i64)>>,
+}
+
+impl FailureThrottle {
+    /// Whether `ip` is over `max` failures in the window that started at most
+    /// `window_ms` before `now_ms`.
+    pub fn blocked(&self, ip: std::net::IpAddr, max: u32, window_ms: i64, now_ms: i64) -> bool {
+        self.map
+            .read()
+            .ok()
+            .and_then(|m| m.get(&ip).copied())
+            .is_some_and(|(n, start)| n >= max && now_ms - start < window_ms)
+    }
+
+    /// Counts one failure.
+    pub fn failed(&self, ip: std::net::IpAddr, window_ms: i64, now_ms: i64) {
+        if let Ok(mut m) = self.map.write() {
+            if m.len() > 100_000 {
+                // Bounded: stale windows go first, and if every entry is fresh
+                // (a flood from many addresses) the map starts over.
+                m.retain(|_, (_, start)| now_ms - *start < window_ms);
+                if m.len() > 100_000 {
+                    m.clear();
+                }
+            }
+            let e = m.entry(ip).or_insert((0, now_ms));
+            if now_ms - e.1 >= window_ms {
+                *e = (0, now_ms);
+            }
+            e.0 = e.0.saturating_add(1);
+        }
+    }
+}

@@ -112,22 +112,34 @@ pub async fn authenticate(
     Ok(AuthenticatedClient { client: c, method: "none" })
 }
 
-/// RFC 7523 §3: `iss` = `sub` = client_id, `aud` = our token endpoint (or the
-/// issuer), `exp` required and near, `jti` used once; signed by a key of the
-/// client's registered JWK Set with an asymmetric algorithm.
-async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) -> Result<Arc<CachedClient>, OAuthError> {
+/// The unverified parts of a client assertion that select the key to check it
+/// with: its header (an asymmetric algorithm only) and `iss`. Nothing here is
+/// trusted until the signature is verified.
+pub fn parse_assertion(jwt: &str) -> Result<(jsonwebtoken::Header, String), OAuthError> {
     let bad = OAuthError::InvalidClient { basic: false };
     if jwt.len() > 8 * 1024 {
         return Err(bad);
     }
     let header = jsonwebtoken::decode_header(jwt).map_err(|_| bad.clone())?;
-    let alg = header.alg;
-    if !matches!(alg, Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA) {
+    if !matches!(
+        header.alg,
+        Algorithm::RS256 | Algorithm::PS256 | Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA
+    ) {
         return Err(bad);
     }
     let unverified =
         jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(jwt).map_err(|_| bad.clone())?.claims;
-    let iss = unverified.get("iss").and_then(|v| v.as_str()).ok_or_else(|| bad.clone())?.to_owned();
+    let iss = unverified.get("iss").and_then(|v| v.as_str()).filter(|i| !i.is_empty()).ok_or(bad)?.to_owned();
+    Ok((header, iss))
+}
+
+/// RFC 7523 §3: `iss` = `sub` = client_id, `aud` = our token endpoint (or the
+/// issuer), `exp` required and near, `jti` used once; signed by a key of the
+/// client's registered JWK Set with an asymmetric algorithm.
+async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) -> Result<Arc<CachedClient>, OAuthError> {
+    let bad = OAuthError::InvalidClient { basic: false };
+    let (header, iss) = parse_assertion(jwt)?;
+    let alg = header.alg;
     if param_id.is_some_and(|p| p != iss) {
         return Err(bad);
     }

@@ -34,6 +34,8 @@ pub enum OAuthError {
     InvalidTarget(&'static str),
     ServerError,
     TemporarilyUnavailable,
+    /// Too many failed client authentications from this address: 429.
+    TooManyRequests,
 }
 
 impl OAuthError {
@@ -54,7 +56,7 @@ impl OAuthError {
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::InvalidTarget(_) => "invalid_target",
             Self::ServerError => "server_error",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::TemporarilyUnavailable | Self::TooManyRequests => "temporarily_unavailable",
         }
     }
 
@@ -77,6 +79,7 @@ impl OAuthError {
             Self::InteractionRequired => "the user must interact",
             Self::ServerError => "internal error",
             Self::TemporarilyUnavailable => "try again shortly",
+            Self::TooManyRequests => "too many failed client authentications from this address; try again later",
         }
     }
 }
@@ -101,6 +104,7 @@ impl ResponseError for OAuthError {
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -112,6 +116,9 @@ impl ResponseError for OAuthError {
         let mut r = HttpResponse::build(self.status_code());
         r.insert_header(("Cache-Control", "no-store")).insert_header(("Pragma", "no-cache"));
         match self {
+            Self::TooManyRequests => {
+                r.insert_header(("Retry-After", "60"));
+            }
             Self::InvalidClient { basic: true } => {
                 r.insert_header(("WWW-Authenticate", "Basic realm=\"portcullis\", charset=\"UTF-8\""));
             }

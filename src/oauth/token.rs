@@ -38,8 +38,28 @@ async fn client_and_params(
     body: &[u8],
 ) -> Result<(AuthenticatedClient, HashMap<String, String>), OAuthError> {
     let mut p = form_params(req, body)?;
-    let c = authenticate(state, req, &mut p).await?;
-    Ok((c, p))
+    // Per-address limit on failed client authentications: an address that
+    // keeps failing is answered 429 before any lookup, until its window ends.
+    let ip = crate::web::client_info::ip(state, req).and_then(|i| i.parse::<std::net::IpAddr>().ok());
+    let (max, window_ms, now_ms) = (
+        state.settings.token_ip_max_failures,
+        state.settings.token_ip_window_secs * 1000,
+        state.clock.now().timestamp_millis(),
+    );
+    if let Some(ip) = ip
+        && state.client_failures.blocked(ip, max, window_ms, now_ms)
+    {
+        return Err(OAuthError::TooManyRequests);
+    }
+    match authenticate(state, req, &mut p).await {
+        Ok(c) => Ok((c, p)),
+        Err(e) => {
+            if let (Some(ip), OAuthError::InvalidClient { .. }) = (ip, &e) {
+                state.client_failures.failed(ip, window_ms, now_ms);
+            }
+            Err(e)
+        }
+    }
 }
 
 #[post("/token")]

@@ -64,6 +64,11 @@ pub fn from_pairs<T: DeserializeOwned>(pairs: Vec<(String, String)>) -> Result<T
     serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| e.to_string())
 }
 
+fn too_large() -> actix_web::Error {
+    let page = error_page(StatusCode::PAYLOAD_TOO_LARGE, "Too large", "The form is larger than this site accepts.");
+    actix_web::error::InternalError::from_response("form too large", page).into()
+}
+
 fn bad_form() -> actix_web::Error {
     let page = error_page(
         StatusCode::BAD_REQUEST,
@@ -87,9 +92,15 @@ impl<T: DeserializeOwned + 'static> FromRequest for StrictForm<T> {
             if !is_form {
                 return Err(bad_form());
             }
-            let body = body.await.map_err(|_| bad_form())?;
+            let body = body.await.map_err(|e| {
+                if e.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large()
+                } else {
+                    bad_form()
+                }
+            })?;
             if body.len() > MAX_FORM_BYTES {
-                return Err(bad_form());
+                return Err(too_large());
             }
             parse_pairs(&body).and_then(from_pairs).map(StrictForm).map_err(|reason| {
                 tracing::debug!(%reason, "rejected form");

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod abac;
+mod abuse;
 mod admin_api;
 mod admin_pages;
 mod browser;

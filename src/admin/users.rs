@@ -301,7 +301,7 @@ pub async fn set_password(
     .exec(&txn)
     .await?;
     // An administrator's reset: whoever knew the old password is logged out.
-    let ended = crate::session::end_all_for_user(&txn, &u.id, None).await?;
+    let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
     record_audit(&txn, audit(actor, "user.password_set", &u.id).detail(json!({ "sessions_ended": ended })), now)
         .await?;
@@ -330,7 +330,7 @@ pub async fn set_disabled(
     let u = am.update(&txn).await?;
     if disabled {
         // A disabled account keeps no way in: its sessions and trusted browsers end.
-        crate::session::end_all_for_user(&txn, &id, None).await?;
+        crate::session::end_all_for_user(&txn, &id, None, now.timestamp_millis()).await?;
         crate::authn::login::forget_devices(state, &txn, &id, None).await?;
     }
     let event = if disabled { "user.disabled" } else { "user.enabled" };
@@ -447,7 +447,7 @@ pub async fn reset_mfa(state: &AppState, actor: &Actor, username: &str) -> Resul
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
     let had = crate::authn::mfa::remove(&txn, &u.id).await?;
-    let ended = crate::session::end_all_for_user(&txn, &u.id, None).await?;
+    let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
     record_audit(
         &txn,
@@ -493,7 +493,7 @@ pub async fn end_sessions(state: &AppState, actor: &Actor, username: &str) -> Re
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
-    let ended = crate::session::end_all_for_user(&txn, &u.id, None).await?;
+    let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
     record_audit(&txn, audit(actor, "sessions.revoked", &u.id).detail(json!({ "sessions_ended": ended })), now).await?;
     txn.commit().await?;

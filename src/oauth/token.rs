@@ -54,8 +54,17 @@ async fn client_and_params(
     match authenticate(state, req, &mut p).await {
         Ok(c) => Ok((c, p)),
         Err(e) => {
-            if let (Some(ip), OAuthError::InvalidClient { .. }) = (ip, &e) {
-                state.client_failures.failed(ip, window_ms, now_ms);
+            if let OAuthError::InvalidClient { .. } = &e {
+                if let Some(ip) = ip {
+                    state.client_failures.failed(ip, window_ms, now_ms);
+                }
+                // Audited (V16.3.1); the per-address limit above bounds these writes.
+                let event = crate::storage::AuditEvent::new("oauth.client_auth_failed", "failure")
+                    .source(ip.map(|i| i.to_string()), crate::web::client_info::user_agent(req))
+                    .detail(json!({ "endpoint": req.path() }));
+                if let Err(err) = crate::storage::record_audit(&state.db, event, state.clock.now()).await {
+                    tracing::warn!(error = %err, "could not audit a failed client authentication");
+                }
             }
             Err(e)
         }

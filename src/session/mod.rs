@@ -152,12 +152,31 @@ pub async fn end<C: ConnectionTrait>(conn: &C, session_id: &str) -> Result<bool,
     Ok(session::Entity::delete_by_id(session_id).exec(conn).await?.rows_affected > 0)
 }
 
-/// Ends every session of a user except `keep` (e.g. after a password change).
-pub async fn end_all_for_user<C: ConnectionTrait>(conn: &C, user_id: &str, keep: Option<&str>) -> Result<u64, DbErr> {
+/// Ends every session of a user except `keep` (e.g. after a password change),
+/// and the refresh-token families granted from them: a credential change or
+/// an administrator's "end sessions" leaves no relying party a way back in.
+pub async fn end_all_for_user<C: ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+    keep: Option<&str>,
+    now_ms: i64,
+) -> Result<u64, DbErr> {
+    use crate::storage::entities::refresh_family;
+    use sea_orm::sea_query::Expr;
+    let mut families = refresh_family::Entity::update_many()
+        .col_expr(refresh_family::Column::RevokedMs, Expr::val(now_ms))
+        .filter(refresh_family::Column::UserId.eq(user_id))
+        .filter(refresh_family::Column::RevokedMs.is_null());
     let mut q = session::Entity::delete_many().filter(session::Column::UserId.eq(user_id));
     if let Some(k) = keep {
         q = q.filter(session::Column::Id.ne(k));
+        families = families.filter(
+            sea_orm::Condition::any()
+                .add(refresh_family::Column::SessionId.ne(k))
+                .add(refresh_family::Column::SessionId.is_null()),
+        );
     }
+    families.exec(conn).await?;
     Ok(q.exec(conn).await?.rows_affected)
 }
 

@@ -242,7 +242,9 @@ pub async fn change_password(
     )
     .exec(&txn)
     .await?;
-    let ended = session::end_all_for_user(&txn, &cur.user.id, Some(&cur.session.id)).await?;
+    let ended =
+        session::end_all_for_user(&txn, &cur.user.id, Some(&cur.session.id), state.clock.now().timestamp_millis())
+            .await?;
     // Browsers trusted under the old password are trusted no more (but this one).
     let device = req.cookie(&session::cookie_name(&state, super::login::DEVICE_COOKIE)).map(|c| c.value().to_owned());
     crate::authn::login::forget_devices(&state, &txn, &cur.user.id, device.as_deref()).await?;
@@ -277,12 +279,15 @@ pub async fn end_session(
         Err(resp) => return Ok(resp),
     };
     // Only the user's own sessions: the filter on user_id is the authorisation.
-    let res = session_entity::Entity::delete_many()
+    let own = session_entity::Entity::find()
         .filter(session_entity::Column::Id.eq(form.session.as_str()))
         .filter(session_entity::Column::UserId.eq(cur.user.id.as_str()))
-        .exec(&state.db)
+        .one(&state.db)
         .await?;
-    if res.rows_affected > 0 {
+    if let Some(s) = own {
+        // Everywhere: the session, its refresh-token families, and the
+        // back-channel logout of the clients that took part in it.
+        crate::oidc::logout::end_session_everywhere(&state, &s.id, &cur.user.id).await?;
         record_audit(
             &state.db,
             AuditEvent::new("session.ended", "success")

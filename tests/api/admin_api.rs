@@ -401,3 +401,44 @@ async fn concurrent_admin_writes_all_succeed() {
     let statuses = tasks.join_all().await;
     assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
 }
+
+/// An administrator ending a user's sessions also ends the refresh tokens
+/// granted from them; refused admin calls and failed client authentications
+/// are in the audit log.
+#[tokio::test]
+async fn ending_sessions_ends_their_refresh_tokens_and_refusals_are_audited() {
+    use crate::oauth::{CB, PW, get_code, web_client};
+    let app = spawn_app().await;
+    let aud = format!("{}/admin", app.address);
+    let admin = service_token(&app, "ops", &["admin"], &aud).await;
+    let reader = service_token(&app, "reader", &["users:read"], &aud).await;
+    app.create_user("vic", PW, &[]).await;
+    let secret = register(&app, web_client("app")).await.unwrap();
+    let (code, verifier) = get_code(&app, &app.browser(), "app", "vic", "").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CB),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (_, t, _) = token_req(&app, Some(("app", &secret)), &form).await;
+    let rt = t["refresh_token"].as_str().unwrap();
+    let (s, v) = call_any(&app, "DELETE", "/admin/api/v1/users/vic/sessions", &admin, None).await;
+    assert_eq!((s, v["sessions_ended"].as_u64()), (200, Some(1)));
+    let (s, e, _) =
+        token_req(&app, Some(("app", &secret)), &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
+
+    // Refusals leave a trace: a 403, a 401, a failed client authentication.
+    assert_eq!(call_any(&app, "POST", "/admin/api/v1/users/vic/disable", &reader, None).await.0, 403);
+    assert_eq!(call(&app, "GET", "/admin/api/v1/users", Some("garbage"), None).await.0, 401);
+    let (s, _, _) = token_req(&app, Some(("app", "wrong")), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(s, 401);
+    let (_, audit) = call(&app, "GET", "/admin/api/v1/audit?type=admin_api.forbidden", Some(&admin), None).await;
+    assert_eq!(audit["items"][0]["actor"], "client:reader");
+    assert_eq!(audit["items"][0]["detail"]["permission"], "users:write");
+    for event in ["admin_api.unauthorized", "oauth.client_auth_failed"] {
+        let (_, audit) = call(&app, "GET", &format!("/admin/api/v1/audit?type={event}"), Some(&admin), None).await;
+        assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{event}");
+    }
+}

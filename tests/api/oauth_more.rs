@@ -333,3 +333,44 @@ async fn userinfo_refuses_tokens_for_other_resources_and_access_tokens_are_no_id
     let to = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(to.contains("error=login_required"), "a valid hint, no session: {to}");
 }
+
+/// Ending a session from the account page ends it everywhere: the browser is
+/// logged out and the refresh tokens granted from that session stop working.
+#[tokio::test]
+async fn ending_a_session_from_the_account_page_ends_its_refresh_tokens() {
+    let app = spawn_app().await;
+    app.create_user("wes", PW, &[]).await;
+    let secret = register(&app, web_client("app")).await.unwrap();
+    let laptop = app.browser();
+    let (code, verifier) = get_code(&app, &laptop, "app", "wes", "").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CB),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (_, t, _) = token_req(&app, Some(("app", &secret)), &form).await;
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+
+    let phone = app.browser();
+    assert_eq!(app.login(&phone, "wes", PW).await.status(), 303);
+    let page = phone.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    // The other session's id is in its "End" form.
+    let other = page
+        .split(r#"name="session" value=""#)
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(other.len(), 1, "one other session to end: {page}");
+    let r = phone
+        .post(app.url("/account/sessions/end"))
+        .form(&[("csrf", csrf_in(&page).as_str()), ("session", other[0].as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(laptop.get(app.url("/account")).send().await.unwrap().status(), 303, "the laptop is logged out");
+    let (s, e, _) =
+        token_req(&app, Some(("app", &secret)), &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
+}

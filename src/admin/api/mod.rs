@@ -17,6 +17,7 @@ use crate::admin::{Actor, AdminError, users};
 use crate::policy::{Permission, Principal, permissions_of};
 use crate::state::AppState;
 use crate::storage::entities::{audit_event, user, user_role};
+use crate::storage::{AuditEvent, record_audit};
 use crate::tokens::keys::KeyView;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -125,8 +126,78 @@ pub fn audience(state: &AppState) -> String {
     format!("{}/admin", state.settings.issuer())
 }
 
-/// Authenticates the caller and loads their current permissions.
+/// The caller, authenticated; failures are audited.
 async fn principal(state: &AppState, req: &HttpRequest) -> Result<Principal, Problem> {
+    // Failed authentications count against the address like at the token
+    // endpoint; over the limit, 429 before any work (and no audit write).
+    let ip = crate::web::client_info::ip(state, req).and_then(|i| i.parse::<std::net::IpAddr>().ok());
+    let (max, window_ms, now_ms) = (
+        state.settings.token_ip_max_failures,
+        state.settings.token_ip_window_secs * 1000,
+        state.clock.now().timestamp_millis(),
+    );
+    if let Some(ip) = ip
+        && state.client_failures.blocked(ip, max, window_ms, now_ms)
+    {
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            "too many failed attempts from this address",
+        ));
+    }
+    let p = authenticate(state, req).await;
+    if let Err(e) = &p
+        && e.status == StatusCode::UNAUTHORIZED
+    {
+        if let Some(ip) = ip {
+            state.client_failures.failed(ip, window_ms, now_ms);
+        }
+        audit_refusal(state, req, "admin_api.unauthorized", None, None).await;
+    }
+    p
+}
+
+/// A refused admin-API call, for the audit log (V16.3): who (if known), which
+/// permission was missing, the method and path, and from where. Best effort:
+/// a failure to write it must not turn a 401/403 into a 500.
+async fn audit_refusal(
+    state: &AppState,
+    req: &HttpRequest,
+    event: &'static str,
+    p: Option<&Principal>,
+    perm: Option<Permission>,
+) {
+    let mut e = AuditEvent::new(event, "failure")
+        .source(crate::web::client_info::ip(state, req), crate::web::client_info::user_agent(req))
+        .detail(
+            json!({ "method": req.method().as_str(), "path": req.path(), "permission": perm.map(Permission::as_str) }),
+        );
+    if let Some(p) = p {
+        e = e.actor(format!("{}:{}", if p.is_client { "client" } else { "user" }, p.subject));
+    }
+    if let Err(err) = record_audit(&state.db, e, state.clock.now()).await {
+        tracing::warn!(error = %err, "could not audit a refused admin call");
+    }
+}
+
+/// The principal's capability for `perm`, or 403 (audited).
+async fn require<'a>(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &'a Principal,
+    perm: Permission,
+) -> Result<crate::policy::Capability<'a>, Problem> {
+    match p.authorize(perm) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            audit_refusal(state, req, "admin_api.forbidden", Some(p), Some(perm)).await;
+            Err(forbidden(e))
+        }
+    }
+}
+
+/// Authenticates the caller and loads their current permissions.
+async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, Problem> {
     let token = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
@@ -212,7 +283,7 @@ fn bounds(p: &Paging) -> Result<(u64, u64), Problem> {
     Ok((page, per))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:read`.", params(Paging), responses((status = 200, body = UserPage), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", description = "Needs `users:read`.", params(Paging), responses((status = 200, body = UserPage), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/users")]
 pub async fn list_users(
     state: web::Data<AppState>,
@@ -220,7 +291,7 @@ pub async fn list_users(
     q: web::Query<Paging>,
 ) -> Result<HttpResponse, Problem> {
     let p = principal(&state, &req).await?;
-    let _cap = p.authorize(Permission::UsersRead).map_err(forbidden)?;
+    let _cap = require(&state, &req, &p, Permission::UsersRead).await?;
     let (page, per) = bounds(&q)?;
     let mut find = user::Entity::find().order_by_asc(user::Column::UsernameKey);
     if let Some(s) = q.search.as_deref().filter(|s| !s.is_empty()) {
@@ -235,7 +306,7 @@ pub async fn list_users(
     Ok(HttpResponse::Ok().json(UserPage { items: out, page, per_page: per, total }))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:read`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", description = "Needs `users:read`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/users/{username}")]
 pub async fn get_user(
     state: web::Data<AppState>,
@@ -243,7 +314,7 @@ pub async fn get_user(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     let p = principal(&state, &req).await?;
-    let _cap = p.authorize(Permission::UsersRead).map_err(forbidden)?;
+    let _cap = require(&state, &req, &p, Permission::UsersRead).await?;
     Ok(HttpResponse::Ok().json(users::show(&state, &path).await?))
 }
 
@@ -260,7 +331,7 @@ pub struct NewUserBody {
     password: Option<secrecy::SecretString>,
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:write (and roles:write to grant roles)`.", request_body = NewUserBody, responses((status = 201, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json"), (status = 409, description = "The username is taken", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", description = "Needs `users:write (and roles:write to grant roles)`.", request_body = NewUserBody, responses((status = 201, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json"), (status = 409, description = "The username is taken", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users")]
 pub async fn create_user(
     state: web::Data<AppState>,
@@ -268,11 +339,11 @@ pub async fn create_user(
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
     let p = principal(&state, &req).await?;
-    let _cap = p.authorize(Permission::UsersWrite).map_err(forbidden)?;
+    let _cap = require(&state, &req, &p, Permission::UsersWrite).await?;
     let b: NewUserBody = self::body(&body)?;
     if !b.roles.is_empty() {
         // Granting roles hands out permissions: it needs roles:write too.
-        p.authorize(Permission::RolesWrite).map_err(forbidden)?;
+        require(&state, &req, &p, Permission::RolesWrite).await?;
     }
     let new = users::NewUser::parse(&b.username, b.email.as_deref(), b.name.as_deref(), &b.roles, b.password)?;
     let view = users::create(&state, &actor(&state, &req, &p), new).await?;
@@ -307,7 +378,7 @@ fn instant(field: &'static str, v: Option<&str>) -> Result<Option<chrono::DateTi
     .transpose()
 }
 
-#[utoipa::path(tag = "audit", description = "Needs `audit:read`.", params(AuditQuery), responses((status = 200, body = AuditPage), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "audit", description = "Needs `audit:read`.", params(AuditQuery), responses((status = 200, body = AuditPage), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/audit")]
 pub async fn list_audit(
     state: web::Data<AppState>,
@@ -315,7 +386,7 @@ pub async fn list_audit(
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, Problem> {
     let p = principal(&state, &req).await?;
-    let _cap = p.authorize(Permission::AuditRead).map_err(forbidden)?;
+    let _cap = require(&state, &req, &p, Permission::AuditRead).await?;
     let (page, per) = bounds(&Paging { search: None, page: q.page, per_page: q.per_page })?;
     let mut find = audit_event::Entity::find().order_by_desc(audit_event::Column::Id);
     if let Some(u) = &q.user {
@@ -350,11 +421,11 @@ fn body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
 /// Authenticates, checks one permission, and returns the audit actor.
 async fn gate(state: &AppState, req: &HttpRequest, perm: Permission) -> Result<Actor, Problem> {
     let p = principal(state, req).await?;
-    p.authorize(perm).map_err(forbidden)?;
+    require(state, req, &p, perm).await?;
     Ok(actor(state, req, &p))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/disable")]
 pub async fn disable_user(
     state: web::Data<AppState>,
@@ -365,7 +436,7 @@ pub async fn disable_user(
     Ok(HttpResponse::Ok().json(users::set_disabled(&state, &a, &path, true).await?))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/enable")]
 pub async fn enable_user(
     state: web::Data<AppState>,
@@ -376,7 +447,7 @@ pub async fn enable_user(
     Ok(HttpResponse::Ok().json(users::set_disabled(&state, &a, &path, false).await?))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/unlock")]
 pub async fn unlock_user(
     state: web::Data<AppState>,
@@ -387,7 +458,7 @@ pub async fn unlock_user(
     Ok(HttpResponse::Ok().json(users::unlock(&state, &a, &path).await?))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/reset-mfa")]
 pub async fn reset_mfa(
     state: web::Data<AppState>,
@@ -405,7 +476,7 @@ pub struct PasswordBody {
     password: secrecy::SecretString,
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), request_body = PasswordBody, responses((status = 204, description = "Password set; the user's sessions ended"), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), request_body = PasswordBody, responses((status = 204, description = "Password set; the user's sessions ended"), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/password")]
 pub async fn set_password(
     state: web::Data<AppState>,
@@ -425,7 +496,7 @@ pub struct RoleBody {
     role: String,
 }
 
-#[utoipa::path(tag = "users", description = "Needs `roles:write`.", params(("username" = String, Path, description = "The username")), request_body = RoleBody, responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", description = "Needs `roles:write`.", params(("username" = String, Path, description = "The username")), request_body = RoleBody, responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/roles")]
 pub async fn grant_role(
     state: web::Data<AppState>,
@@ -438,7 +509,7 @@ pub async fn grant_role(
     Ok(HttpResponse::Ok().json(users::grant(&state, &a, &path, &b.role).await?))
 }
 
-#[utoipa::path(tag = "users", description = "Needs `roles:write`.", params(("username" = String, Path, description = "The username"), ("role" = String, Path, description = "The role")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", description = "Needs `roles:write`.", params(("username" = String, Path, description = "The username"), ("role" = String, Path, description = "The role")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/users/{username}/roles/{role}")]
 pub async fn revoke_role(
     state: web::Data<AppState>,
@@ -456,7 +527,7 @@ pub struct ValueBody {
     value: String,
 }
 
-#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username"), ("key" = String, Path, description = "The attribute key")), request_body = ValueBody, responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username"), ("key" = String, Path, description = "The attribute key")), request_body = ValueBody, responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[put("/admin/api/v1/users/{username}/attributes/{key}")]
 pub async fn set_attribute(
     state: web::Data<AppState>,
@@ -470,7 +541,7 @@ pub async fn set_attribute(
     Ok(HttpResponse::Ok().json(users::set_attribute(&state, &a, &username, &key, &b.value).await?))
 }
 
-#[utoipa::path(tag = "sessions", description = "Needs `sessions:revoke`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = SessionsEnded), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "sessions", description = "Needs `sessions:revoke`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = SessionsEnded), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/users/{username}/sessions")]
 pub async fn revoke_sessions(
     state: web::Data<AppState>,
@@ -482,7 +553,7 @@ pub async fn revoke_sessions(
     Ok(HttpResponse::Ok().json(SessionsEnded { sessions_ended }))
 }
 
-#[utoipa::path(tag = "roles", description = "Needs `users:read`.", responses((status = 200, body = Vec<RoleView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "roles", description = "Needs `users:read`.", responses((status = 200, body = Vec<RoleView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/roles")]
 pub async fn list_roles(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     gate(&state, &req, Permission::UsersRead).await?;
@@ -496,7 +567,7 @@ pub struct NewRoleBody {
     description: Option<String>,
 }
 
-#[utoipa::path(tag = "roles", description = "Needs `roles:write`.", request_body = NewRoleBody, responses((status = 201, body = RoleView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json"), (status = 409, description = "The role exists", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "roles", description = "Needs `roles:write`.", request_body = NewRoleBody, responses((status = 201, body = RoleView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json"), (status = 409, description = "The role exists", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/roles")]
 pub async fn create_role(
     state: web::Data<AppState>,
@@ -508,14 +579,14 @@ pub async fn create_role(
     Ok(HttpResponse::Created().json(crate::admin::roles::add(&state, &a, &b.name, b.description.as_deref()).await?))
 }
 
-#[utoipa::path(tag = "clients", description = "Needs `clients:read`.", responses((status = 200, body = Vec<ClientView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "clients", description = "Needs `clients:read`.", responses((status = 200, body = Vec<ClientView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/clients")]
 pub async fn list_clients(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     gate(&state, &req, Permission::ClientsRead).await?;
     Ok(HttpResponse::Ok().json(crate::admin::clients::list(&state).await?))
 }
 
-#[utoipa::path(tag = "clients", description = "Needs `clients:read`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 200, body = ClientView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "clients", description = "Needs `clients:read`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 200, body = ClientView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/clients/{client_id}")]
 pub async fn get_client(
     state: web::Data<AppState>,
@@ -526,7 +597,7 @@ pub async fn get_client(
     Ok(HttpResponse::Ok().json(crate::admin::clients::show(&state, &path).await?))
 }
 
-#[utoipa::path(tag = "clients", description = "Needs `clients:write`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 204, description = "Deleted; its refresh and access tokens stop working"), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "clients", description = "Needs `clients:write`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 204, description = "Deleted; its refresh and access tokens stop working"), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/clients/{client_id}")]
 pub async fn delete_client(
     state: web::Data<AppState>,
@@ -538,7 +609,7 @@ pub async fn delete_client(
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[utoipa::path(tag = "clients", description = "Needs `clients:write`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 200, body = ClientSecret), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "clients", description = "Needs `clients:write`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 200, body = ClientSecret), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/clients/{client_id}/rotate-secret")]
 pub async fn rotate_client_secret(
     state: web::Data<AppState>,
@@ -551,14 +622,14 @@ pub async fn rotate_client_secret(
     Ok(secret_response(StatusCode::OK, created))
 }
 
-#[utoipa::path(tag = "keys", description = "Needs `keys:rotate`.", responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "keys", description = "Needs `keys:rotate`.", responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/keys")]
 pub async fn list_keys(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     gate(&state, &req, Permission::KeysRotate).await?;
     Ok(HttpResponse::Ok().json(crate::tokens::keys::list(&state).await?))
 }
 
-#[utoipa::path(tag = "keys", description = "Needs `keys:rotate`.", responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json")))]
+#[utoipa::path(tag = "keys", description = "Needs `keys:rotate`.", responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/keys/rotate")]
 pub async fn rotate_keys(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
     let a = gate(&state, &req, Permission::KeysRotate).await?;
@@ -597,7 +668,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 #[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")),
     request_body = UserPatch,
     responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[patch("/admin/api/v1/users/{username}")]
 pub async fn update_user(
@@ -614,7 +685,7 @@ pub async fn update_user(
 #[utoipa::path(tag = "sessions", description = "Needs `users:read`. The user's live browser sessions, newest first.",
     params(("username" = String, Path, description = "The username")),
     responses((status = 200, body = Vec<SessionView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/users/{username}/sessions")]
 pub async fn list_sessions(
     state: web::Data<AppState>,
@@ -667,7 +738,7 @@ pub struct NewClientBody {
 #[utoipa::path(tag = "clients", description = "Needs `clients:write` (and `roles:write` to give the client roles). The secret is shown once.",
     request_body = NewClientBody,
     responses((status = 201, body = ClientSecret), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 409, description = "The client id is taken", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/clients")]
@@ -677,11 +748,11 @@ pub async fn create_client(
     raw: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
     let p = principal(&state, &req).await?;
-    p.authorize(Permission::ClientsWrite).map_err(forbidden)?;
+    require(&state, &req, &p, Permission::ClientsWrite).await?;
     let b: NewClientBody = body(&raw)?;
     if !b.roles.is_empty() {
         // A client's roles are permissions it acts with: granting them needs roles:write.
-        p.authorize(Permission::RolesWrite).map_err(forbidden)?;
+        require(&state, &req, &p, Permission::RolesWrite).await?;
     }
     let spec = crate::admin::clients::ClientSpec {
         client_id: b.client_id,
@@ -709,7 +780,7 @@ pub async fn create_client(
     params(("client_id" = String, Path, description = "The client id")),
     request_body = crate::admin::clients::ClientPatch,
     responses((status = 200, body = ClientView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"),
-        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[patch("/admin/api/v1/clients/{client_id}")]
 pub async fn update_client(
@@ -719,10 +790,10 @@ pub async fn update_client(
     raw: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
     let p = principal(&state, &req).await?;
-    p.authorize(Permission::ClientsWrite).map_err(forbidden)?;
+    require(&state, &req, &p, Permission::ClientsWrite).await?;
     let patch: crate::admin::clients::ClientPatch = body(&raw)?;
     if patch.roles.is_some() {
-        p.authorize(Permission::RolesWrite).map_err(forbidden)?;
+        require(&state, &req, &p, Permission::RolesWrite).await?;
     }
     Ok(HttpResponse::Ok().json(crate::admin::clients::update(&state, &actor(&state, &req, &p), &path, patch).await?))
 }

@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use base64::Engine;
 use portcullis::clock::Clock;
@@ -130,6 +131,29 @@ fn input(seed_file: &str) -> BoxedStrategy<Vec<u8>> {
     .boxed()
 }
 
+/// Counts how many cases reached each interesting outcome (printed with
+/// `--nocapture`: a target whose inputs never get past the first check is
+/// not testing much).
+struct Tally(&'static str, Vec<(&'static str, AtomicU64)>);
+
+impl Tally {
+    fn new(target: &'static str, names: &[&'static str]) -> Self {
+        Self(target, names.iter().map(|n| (*n, AtomicU64::new(0))).collect())
+    }
+    fn hit(&self, name: &str) {
+        if let Some((_, c)) = self.1.iter().find(|(n, _)| *n == name) {
+            c.fetch_add(1, Relaxed);
+        }
+    }
+}
+
+impl Drop for Tally {
+    fn drop(&mut self) {
+        let parts: Vec<String> = self.1.iter().map(|(n, c)| format!("{n} {}", c.load(Relaxed))).collect();
+        eprintln!("{}: {}", self.0, parts.join(", "));
+    }
+}
+
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -138,7 +162,9 @@ fn lossy(b: &[u8]) -> String {
 /// refused, and everything else decodes to exactly the pairs of the form.
 #[test]
 fn token_request_parser() {
+    let tally = Tally::new("token_request_parser", &["cases", "accepted", "refused as repeated"]);
     proptest!(config(), |(raw in input("token_request"))| {
+        tally.hit("cases");
         let pairs = portcullis::web::form::parse_pairs(&raw);
         let parsed = portcullis::oauth::params(&raw);
         match pairs {
@@ -149,13 +175,17 @@ fn token_request_parser() {
                 let repeated = keys.windows(2).any(|w| w[0] == w[1]);
                 match parsed {
                     Ok(map) => {
+                        tally.hit("accepted");
                         prop_assert!(!repeated);
                         prop_assert_eq!(map.len(), pairs.len());
                         for (k, v) in &pairs {
                             prop_assert_eq!(map.get(k), Some(v));
                         }
                     }
-                    Err(_) => prop_assert!(repeated),
+                    Err(_) => {
+                        tally.hit("refused as repeated");
+                        prop_assert!(repeated)
+                    }
                 }
             }
         }
@@ -166,8 +196,11 @@ fn token_request_parser() {
 /// round trip through a standard encoder unchanged.
 #[test]
 fn form_decoding() {
+    let tally = Tally::new("form_decoding", &["cases", "accepted"]);
     proptest!(config(), |(raw in input("form"))| {
+        tally.hit("cases");
         if let Ok(pairs) = portcullis::web::form::parse_pairs(&raw) {
+            tally.hit("accepted");
             let encoded: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
             let again = portcullis::web::form::parse_pairs(encoded.as_bytes());
             prop_assert_eq!(again.ok(), Some(pairs));
@@ -179,11 +212,18 @@ fn form_decoding() {
 /// redirect URIs. Accepted scopes are valid, de-duplicated tokens.
 #[test]
 fn authorize_parameters() {
+    let tally = Tally::new(
+        "authorize_parameters",
+        &["cases", "parameters parsed", "scopes accepted", "redirect URIs accepted"],
+    );
     proptest!(config(), |(raw in input("authorize"))| {
+        tally.hit("cases");
         let Ok(p) = portcullis::oauth::params(&raw) else { return Ok(()) };
+        tally.hit("parameters parsed");
         if let Some(s) = p.get("scope")
             && let Ok(scopes) = portcullis::oauth::split_scope(s)
         {
+            tally.hit("scopes accepted");
             let mut sorted = scopes.clone();
             sorted.sort();
             sorted.dedup();
@@ -194,9 +234,10 @@ fn authorize_parameters() {
                     "RFC 6749 §3.3 scope-token: {t:?}");
             }
         }
-        if let Some(r) = p.get("redirect_uri") {
-            let _ = RedirectUri::parse(r, ClientKind::Public);
-            let _ = RedirectUri::parse(r, ClientKind::Confidential);
+        if let Some(r) = p.get("redirect_uri")
+            && (RedirectUri::parse(r, ClientKind::Public).is_ok() | RedirectUri::parse(r, ClientKind::Confidential).is_ok())
+        {
+            tally.hit("redirect URIs accepted");
         }
         if let Some(m) = p.get("max_age") {
             let _ = m.parse::<i64>();
@@ -209,10 +250,13 @@ fn authorize_parameters() {
 /// private-use scheme; and it is kept byte for byte (exact matching later).
 #[test]
 fn redirect_uri_matching() {
+    let tally = Tally::new("redirect_uri_matching", &["cases", "accepted"]);
     proptest!(config(), |(raw in input("redirect_uri"), public in any::<bool>())| {
+        tally.hit("cases");
         let s = lossy(&raw);
         let kind = if public { ClientKind::Public } else { ClientKind::Confidential };
         if let Ok(r) = RedirectUri::parse(&s, kind) {
+            tally.hit("accepted");
             prop_assert_eq!(r.as_str(), s.as_str());
             let u = url::Url::parse(&s).unwrap();
             prop_assert!(u.fragment().is_none() && !s.contains('#'));
@@ -268,10 +312,15 @@ fn jwt_parsing_and_verification() {
         3 => (proptest::sample::select(tokens), proptest::collection::vec(edit(), 1..4)).prop_map(|(t, e)| apply(t, &e)),
         1 => input("jwt"),
     ];
+    let tally = Tally::new("jwt_parsing_and_verification", &["cases", "unchanged tokens", "changed tokens refused"]);
     proptest!(config(), |(raw in strategy)| {
+        tally.hit("cases");
         let s = lossy(&raw);
         let verdict = jwt::verify(&ring, &s, None);
-        if !keys.tokens.contains(&s) {
+        if keys.tokens.contains(&s) {
+            tally.hit("unchanged tokens");
+        } else {
+            tally.hit("changed tokens refused");
             prop_assert!(verdict.is_err(), "a changed token verified: {s}");
         }
     });
@@ -303,13 +352,17 @@ fn client_assertion_parsing() {
         }),
         1 => input("jwt"),
     ];
+    let tally = Tally::new("client_assertion_parsing", &["cases", "pre-parsed (header + iss)", "changed and refused"]);
     proptest!(config(), |(raw in strategy)| {
+        tally.hit("cases");
         let s = lossy(&raw);
         if let Ok((header, iss)) = portcullis::oauth::client_auth::parse_assertion(&s) {
+            tally.hit("pre-parsed (header + iss)");
             prop_assert!(!iss.is_empty());
             prop_assert!(!matches!(header.alg, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512));
         }
         if s != good {
+            tally.hit("changed and refused");
             prop_assert!(jsonwebtoken::decode::<serde_json::Value>(&s, &decoding, &validation).is_err(), "{s}");
         }
     });
@@ -320,12 +373,20 @@ fn client_assertion_parsing() {
 /// against any subject without panicking.
 #[test]
 fn admin_json_bodies() {
+    let tally = Tally::new("admin_json_bodies", &["cases", "a body type accepted", "policies accepted"]);
     proptest!(config(), |(raw in input("admin_json"), ip in any::<[u8; 16]>(), mfa in any::<bool>(), age in any::<i64>())| {
-        let _ = serde_json::from_slice::<portcullis::admin::api::NewUserBody>(&raw);
-        let _ = serde_json::from_slice::<portcullis::admin::api::NewClientBody>(&raw);
-        let _ = serde_json::from_slice::<portcullis::admin::api::UserPatch>(&raw);
-        let _ = serde_json::from_slice::<portcullis::admin::clients::ClientPatch>(&raw);
+        tally.hit("cases");
+        let bodies = [
+            serde_json::from_slice::<portcullis::admin::api::NewUserBody>(&raw).is_ok(),
+            serde_json::from_slice::<portcullis::admin::api::NewClientBody>(&raw).is_ok(),
+            serde_json::from_slice::<portcullis::admin::api::UserPatch>(&raw).is_ok(),
+            serde_json::from_slice::<portcullis::admin::clients::ClientPatch>(&raw).is_ok(),
+        ];
+        if bodies.iter().any(|b| *b) {
+            tally.hit("a body type accepted");
+        }
         if let Ok(p) = AccessPolicy::parse_json(&lossy(&raw)) {
+            tally.hit("policies accepted");
             let again = AccessPolicy::parse_json(&serde_json::to_string(&p).unwrap()).unwrap();
             prop_assert_eq!(&again, &p);
             let roles = p.roles_all.clone();

@@ -110,7 +110,7 @@ struct LogoutRequest {
 async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<LogoutRequest, &'static str> {
     let hint = match p.get("id_token_hint").filter(|t| !t.is_empty()) {
         None => None,
-        Some(t) => match crate::tokens::jwt::verify(&state.keyring(), t, None) {
+        Some(t) => match crate::tokens::jwt::verify(&state.keyring(), t, Some("JWT")) {
             // An expired hint is fine (§2): it only identifies the session.
             Ok(v) if v.claims.get("iss").and_then(Value::as_str) == Some(state.settings.issuer()) => Some(v.claims),
             _ => return Err("The logout request carries an ID token that was not issued here."),

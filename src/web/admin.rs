@@ -8,7 +8,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use askama::Template;
-use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -22,7 +21,7 @@ use crate::admin::{Actor, AdminError, clients, roles, users};
 use crate::policy::{Permission, Principal, permissions_of};
 use crate::session::{self, AMR_OTP, AMR_PASSWORD, Current};
 use crate::state::AppState;
-use crate::storage::entities::{audit_event, session as session_entity, user, user_role};
+use crate::storage::entities::{audit_event, user, user_role};
 
 /// Rows per page on the list pages.
 const PER_PAGE: u64 = 50;
@@ -503,18 +502,12 @@ pub async fn reauth_post(
         };
         return a.page(StatusCode::UNAUTHORIZED, &p);
     }
-    // A fresh authentication with both factors: the session's auth_time moves.
-    session_entity::Entity::update_many()
-        .col_expr(session_entity::Column::AuthTime, Expr::val(now.timestamp()))
-        .col_expr(
-            session_entity::Column::Amr,
-            Expr::val(serde_json::Value::from(vec![AMR_PASSWORD, AMR_OTP]).to_string()),
-        )
-        .filter(session_entity::Column::Id.eq(a.cur.session.id.as_str()))
-        .exec(&state.db)
-        .await?;
+    // A fresh authentication with both factors: a new session (new id and
+    // auth_time; the old one ends), as at any login.
+    let source = super::login::source_of(&state, &req);
+    let done = super::login::finish_login(&state, &req, &a.cur.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source).await?;
     let sep = if next.contains('?') { '&' } else { '?' };
-    Ok(see_other(&format!("{next}{sep}m=reauth")))
+    Ok(done.redirect(&format!("{next}{sep}m=reauth")))
 }
 
 // ---- clients, roles, audit --------------------------------------------------

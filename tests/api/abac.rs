@@ -183,3 +183,48 @@ async fn refresh_after_max_auth_age_is_refused() {
     assert_eq!((s, t["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(last_event(&app, "oauth.refresh_denied").await.unwrap().1["rule"], "auth_age");
 }
+
+/// A policy requiring MFA sends a user who has no authenticator to set one up
+/// (never round in circles back to the login page).
+#[tokio::test]
+async fn a_policy_requiring_mfa_sends_a_user_without_totp_to_enrol() {
+    let app = spawn_app().await;
+    app.create_user("gus", PW, &[]).await;
+    register(&app, ClientSpec { access_policy: policy(r#"{"mfa":true}"#), ..web_client("bank") }).await;
+    let b = app.browser();
+    let r = b.get(authorize_url(&app, "bank", "")).send().await.unwrap();
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(to.starts_with("/login?request="), "{to}");
+    let page = b.get(app.url(&to)).send().await.unwrap().text().await.unwrap();
+    let request = to.trim_start_matches("/login?request=");
+    let r = b
+        .post(app.url("/login"))
+        .form(&[
+            ("csrf", crate::helpers::csrf_in(&page).as_str()),
+            ("username", "gus"),
+            ("password", PW),
+            ("request", request),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/login/enrol");
+}
+
+/// A stored policy that no longer parses (edited by hand in the database)
+/// denies everyone: fail closed.
+#[tokio::test]
+async fn an_unreadable_stored_policy_denies_everyone() {
+    use portcullis::storage::entities::client;
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+    let app = spawn_app().await;
+    app.create_user("hal", PW, &[]).await;
+    register(&app, web_client("odd")).await;
+    let c = client::Entity::find_by_id("odd").one(&app.state.db).await.unwrap().unwrap();
+    let mut am = c.into_active_model();
+    am.access_policy = Set(Some(r#"{"roles_any": "not a list"}"#.into()));
+    am.update(&app.state.db).await.unwrap();
+    app.state.clients.invalidate("odd");
+    let back = walk(&app, &app.browser(), &authorize_url(&app, "odd", ""), "hal", PW).await;
+    assert_eq!(query(&back)["error"], "access_denied");
+}

@@ -109,3 +109,23 @@ async fn failed_client_authentications_are_throttled_per_address() {
     app.state.clock.advance(chrono::Duration::seconds(app.state.settings.token_ip_window_secs));
     assert_eq!(attempt("203.0.113.7", secret).await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn failed_admin_api_authentications_are_throttled_per_address() {
+    let app = spawn_app_with(TestDb::new().await, |s| {
+        s.token_ip_max_failures = 3;
+        s.trust_forwarded_for = true;
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let call = |from: &'static str| {
+        http.get(app.url("/admin/api/v1/users")).header("x-forwarded-for", from).bearer_auth("forged").send()
+    };
+    for _ in 0..3 {
+        assert_eq!(call("203.0.113.9").await.unwrap().status(), 401);
+    }
+    let r = call("203.0.113.9").await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(call("198.51.100.2").await.unwrap().status(), 401, "another address is still answered");
+}

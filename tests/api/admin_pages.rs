@@ -2,7 +2,7 @@
 //! and action, CSRF on every form, and a fresh login for credential changes.
 
 use portcullis::admin::Actor;
-use portcullis::storage::entities::{audit_event, user};
+use portcullis::storage::entities::{audit_event, session, user};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use secrecy::SecretString;
 
@@ -143,10 +143,20 @@ async fn credential_changes_need_a_fresh_password_and_code() {
     let csrf = csrf_in(&page);
     let wrong = [("csrf", csrf.as_str()), ("password", PW), ("code", "000000"), ("next", "/admin/users/zoe")];
     assert_eq!(admin.post(app.url("/admin/reauth")).form(&wrong).send().await.unwrap().status(), 401);
+    let root =
+        user::Entity::find().filter(user::Column::Username.eq("root")).one(&app.state.db).await.unwrap().unwrap();
+    let sessions_of_root =
+        || session::Entity::find().filter(session::Column::UserId.eq(root.id.as_str())).all(&app.state.db);
+    let before = sessions_of_root().await.unwrap().remove(0);
     let c = code(&app);
     let open_redirect = [("csrf", csrf.as_str()), ("password", PW), ("code", c.as_str()), ("next", "//evil.example")];
     let r = admin.post(app.url("/admin/reauth")).form(&open_redirect).send().await.unwrap();
     assert_eq!(location(&r), "/admin/users?m=reauth", "never off-site");
+    // Re-authentication is a login: a new session id and auth_time, the old session gone.
+    let after: Vec<session::Model> = sessions_of_root().await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_ne!(after[0].id, before.id);
+    assert!(after[0].auth_time > before.auth_time);
     let r = act(&app, &admin, "zoe", &[("action", "set-password"), ("password", "yet another passphrase")]).await;
     assert_eq!(location(&r), "/admin/users/zoe?m=set-password");
     assert_eq!(app.login(&app.browser(), "zoe", "yet another passphrase").await.status(), 303);

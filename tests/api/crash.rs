@@ -1,6 +1,6 @@
-//! Crash safety: SIGKILL the server in the middle of logins and token
-//! refreshes, start it again, and check that every acknowledged write is
-//! there and no refresh family was left half-rotated.
+//! Crash safety: SIGKILL the server in the middle of logins, token refreshes
+//! and admin-API registrations, start it again, and check that every
+//! acknowledged write is there and no refresh family was left half-rotated.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -72,13 +72,30 @@ async fn a_sigkill_during_logins_and_refreshes_loses_no_acknowledged_write() {
         families.push(Arc::new(Mutex::new(t["refresh_token"].as_str().unwrap().to_owned())));
     }
 
+    // A service client that registers users through the admin API of the
+    // binary (its issuer is the binary's address).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let admin_aud = format!("http://127.0.0.1:{port}/admin");
+    let _ = portcullis::admin::roles::add(&app.state, &portcullis::admin::Actor::cli(), "users:write", None).await;
+    let ops_secret = register(
+        &app,
+        portcullis::admin::clients::ClientSpec {
+            client_id: "ops".into(),
+            grants: vec!["client_credentials".into()],
+            roles: vec!["users:write".into()],
+            resources: vec![admin_aud.clone()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+
     let setup_sessions: u64 = {
         use sea_orm::{EntityTrait, PaginatorTrait};
         portcullis::storage::entities::session::Entity::find().count(&app.state.db).await.unwrap()
     };
 
     // The load, against the real binary.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut server = start(&app.db.url, &app.db.master_key, port);
     wait_ready(port).await;
     let base = format!("http://127.0.0.1:{port}");
@@ -104,6 +121,43 @@ async fn a_sigkill_during_logins_and_refreshes_loses_no_acknowledged_write() {
                 // Acknowledged: the client now holds the successor.
                 if let Some(next) = v["refresh_token"].as_str() {
                     *fam.lock().await = next.to_owned();
+                }
+            }
+        }));
+    }
+    // Registrations over the admin API: every 201 is an acknowledged user.
+    let registered = Arc::new(Mutex::new(Vec::<String>::new()));
+    {
+        let (stop, base, registered, aud, secret) =
+            (stop.clone(), base.clone(), registered.clone(), admin_aud.clone(), ops_secret.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let t: serde_json::Value = http
+                .post(format!("{base}/token"))
+                .basic_auth("ops", Some(&secret))
+                .form(&[("grant_type", "client_credentials"), ("resource", aud.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let token = t["access_token"].as_str().unwrap().to_owned();
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let name = format!("registered-{n}");
+                let Ok(r) = http
+                    .post(format!("{base}/admin/api/v1/users"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({ "username": name, "email": format!("{name}@example.com") }))
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                if r.status() == 201 {
+                    registered.lock().await.push(name);
                 }
             }
         }));
@@ -144,10 +198,15 @@ async fn a_sigkill_during_logins_and_refreshes_loses_no_acknowledged_write() {
     }
     let acked = logins_acked.load(Ordering::Relaxed);
     assert!(acked > 0, "the load did log people in");
+    let registered = registered.lock().await.clone();
+    assert!(!registered.is_empty(), "the load did register users");
 
     let mut server = start(&app.db.url, &app.db.master_key, port);
     let ready = wait_ready(port).await;
-    println!("ready again after {ready:?} ({acked} logins acknowledged before the kill)");
+    println!(
+        "ready again after {ready:?} ({acked} logins and {} registrations acknowledged before the kill)",
+        registered.len()
+    );
     assert!(ready < Duration::from_secs(10), "restart took {ready:?}");
 
     // Every acknowledged login left its session.
@@ -157,6 +216,11 @@ async fn a_sigkill_during_logins_and_refreshes_loses_no_acknowledged_write() {
         sessions >= setup_sessions + acked,
         "{sessions} sessions for {setup_sessions} + {acked} acknowledged logins"
     );
+    // Every acknowledged registration is there, whole (user row and audit record).
+    for name in &registered {
+        let u = portcullis::admin::users::show(&app.state, name).await;
+        assert!(u.is_ok_and(|u| u.email.as_deref() == Some(format!("{name}@example.com").as_str())), "{name} lost");
+    }
     // Every family continues from the last token its client saw.
     let http = reqwest::Client::new();
     for fam in &families {

@@ -15,6 +15,7 @@ use super::{Actor, AdminError, changes, roles};
 use crate::crypto::random_token;
 use crate::domain::ParseError;
 use crate::domain::{ClientId, ClientKind, GrantType, RedirectUri, RoleName, Scope, SigningAlg};
+use crate::policy::Permission;
 use crate::policy::access::AccessPolicy;
 use crate::state::AppState;
 use crate::storage::entities::{client, client_role, refresh_family};
@@ -221,6 +222,11 @@ fn read_list(text: &str) -> Vec<String> {
 }
 
 pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<Created, AdminError> {
+    actor.require(Permission::ClientsWrite)?;
+    if !spec.roles.is_empty() {
+        // A client's roles are permissions it acts with: granting them needs roles:write.
+        actor.require(Permission::RolesWrite)?;
+    }
     let p = parse(spec)?;
     let secret = match p.kind {
         ClientKind::Confidential => Some(SecretString::from(random_token(SECRET_BYTES)?)),
@@ -335,6 +341,7 @@ pub async fn list(state: &AppState) -> Result<Vec<ClientView>, AdminError> {
 }
 
 pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<(), AdminError> {
+    actor.require(Permission::ClientsWrite)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let c = find(&txn, client_id).await?;
@@ -365,6 +372,7 @@ pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<
 
 /// Replaces a confidential client's secret; the old one stops working at once.
 pub async fn rotate_secret(state: &AppState, actor: &Actor, client_id: &str) -> Result<Created, AdminError> {
+    actor.require(Permission::ClientsWrite)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let c = find(&txn, client_id).await?;
@@ -463,6 +471,10 @@ pub async fn update(
     client_id: &str,
     patch: ClientPatch,
 ) -> Result<ClientView, AdminError> {
+    actor.require(Permission::ClientsWrite)?;
+    if patch.roles.is_some() {
+        actor.require(Permission::RolesWrite)?;
+    }
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let current = find(&txn, client_id).await?;

@@ -15,6 +15,8 @@ pub enum AdminError {
     Exists { what: &'static str, name: String },
     #[error("{0}")]
     Refused(String),
+    #[error("missing permission {0}")]
+    Forbidden(&'static str),
     #[error("{0}")]
     Password(#[from] PasswordError),
     #[error("database error")]

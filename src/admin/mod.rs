@@ -9,19 +9,44 @@ pub mod users;
 
 pub use error::AdminError;
 
-/// Who performs an administrative action, for the audit log.
+use crate::policy::{Permission, Principal};
+
+/// Who performs an administrative action: their name for the audit log, and
+/// the permissions they hold. Every write operation of this module starts by
+/// asking the actor for its permission (`Actor::require`), so no caller — API
+/// handler, admin page, CLI — can reach a write without the check; the only
+/// ways to make an actor are the constructors below.
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub name: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    permissions: Vec<Permission>,
 }
 
 impl Actor {
-    /// The operator at the command line.
+    /// The operator at the command line: they hold the database and the
+    /// master key already, so every permission.
     pub fn cli() -> Self {
         let who = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
-        Self { name: format!("cli:{who}"), ip: None, user_agent: None }
+        Self { name: format!("cli:{who}"), ip: None, user_agent: None, permissions: Permission::ALL.to_vec() }
+    }
+
+    /// Portcullis itself (scheduled key rotation): only what the job needs.
+    pub fn system(job: &str, permission: Permission) -> Self {
+        Self { name: format!("system:{job}"), ip: None, user_agent: None, permissions: vec![permission] }
+    }
+
+    /// An authenticated principal (API caller or admin-page user), with the
+    /// permissions its roles grant now.
+    pub fn for_principal(p: &Principal, ip: Option<String>, user_agent: Option<String>) -> Self {
+        let kind = if p.is_client { "client" } else { "user" };
+        Self { name: format!("{kind}:{}", p.subject), ip, user_agent, permissions: p.permissions.clone() }
+    }
+
+    /// The capability for `permission`, or `Forbidden`.
+    pub fn require(&self, permission: Permission) -> Result<(), AdminError> {
+        if self.permissions.contains(&permission) { Ok(()) } else { Err(AdminError::Forbidden(permission.as_str())) }
     }
 }
 

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{Actor, AdminError};
 use crate::domain::RoleName;
+use crate::policy::Permission;
 use crate::state::AppState;
 use crate::storage::entities::role;
 use crate::storage::{AuditEvent, is_unique_violation, record_audit};
@@ -29,6 +30,7 @@ pub async fn add(
     name: &str,
     description: Option<&str>,
 ) -> Result<RoleView, AdminError> {
+    actor.require(Permission::RolesWrite)?;
     let name = RoleName::parse(name)?;
     let description = description.map(str::trim).filter(|d| !d.is_empty()).map(str::to_owned);
     if description.as_ref().is_some_and(|d| d.chars().count() > 512) {

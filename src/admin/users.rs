@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::{Actor, AdminError, roles};
 use crate::domain::{AttributeKey, DisplayName, Email, RoleName, Username, parse_attribute_value};
+use crate::policy::Permission;
 use crate::state::AppState;
 use crate::storage::entities::{password_credential, user, user_attribute, user_role};
 use crate::storage::{AuditEvent, is_unique_violation, record_audit};
@@ -81,6 +82,11 @@ fn audit(actor: &Actor, event: &'static str, user_id: &str) -> AuditEvent {
 }
 
 pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<UserView, AdminError> {
+    actor.require(Permission::UsersWrite)?;
+    if !new.roles.is_empty() {
+        // Roles are permissions: handing them out needs roles:write.
+        actor.require(Permission::RolesWrite)?;
+    }
     let is_admin = new.roles.iter().any(|r| r.as_str() == ADMIN_ROLE);
     // Hash before the transaction: argon2 is slow and must not hold a write lock.
     let phc = match &new.password {
@@ -240,6 +246,7 @@ pub async fn update_profile(
     email: Option<Option<String>>,
     name: Option<Option<String>>,
 ) -> Result<UserView, AdminError> {
+    actor.require(Permission::UsersWrite)?;
     let email = email.map(|e| e.as_deref().map(Email::parse).transpose()).transpose()?;
     let name = name.map(|n| n.as_deref().map(DisplayName::parse).transpose()).transpose()?;
     let now = state.clock.now();
@@ -281,6 +288,7 @@ pub async fn set_password(
     username: &str,
     password: &SecretString,
 ) -> Result<(), AdminError> {
+    actor.require(Permission::UsersCredentials)?;
     let u = find(&state.db, username).await?;
     let is_admin = user_is_admin(&state.db, &u.id).await?;
     state.password_policy.check(password, is_admin, Some(&u.username))?;
@@ -316,6 +324,7 @@ pub async fn set_disabled(
     username: &str,
     disabled: bool,
 ) -> Result<UserView, AdminError> {
+    actor.require(Permission::UsersWrite)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
@@ -346,6 +355,7 @@ pub async fn set_disabled(
 }
 
 pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) -> Result<UserView, AdminError> {
+    actor.require(Permission::RolesWrite)?;
     let role = RoleName::parse(role)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
@@ -365,6 +375,7 @@ pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) 
 }
 
 pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str) -> Result<UserView, AdminError> {
+    actor.require(Permission::RolesWrite)?;
     let role = RoleName::parse(role)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
@@ -394,6 +405,7 @@ pub async fn set_attribute(
     key: &str,
     value: &str,
 ) -> Result<UserView, AdminError> {
+    actor.require(Permission::UsersWrite)?;
     let key = AttributeKey::parse(key)?;
     let value = parse_attribute_value(value)?;
     let now = state.clock.now();
@@ -427,6 +439,7 @@ pub async fn set_attribute(
 
 /// Clears a login lockout (and the failure count) of a user.
 pub async fn unlock(state: &AppState, actor: &Actor, username: &str) -> Result<UserView, AdminError> {
+    actor.require(Permission::UsersCredentials)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
@@ -443,6 +456,7 @@ pub async fn unlock(state: &AppState, actor: &Actor, username: &str) -> Result<U
 /// sessions (a lost device; the user enrols again at the next login if policy
 /// requires it).
 pub async fn reset_mfa(state: &AppState, actor: &Actor, username: &str) -> Result<UserView, AdminError> {
+    actor.require(Permission::UsersCredentials)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
@@ -468,6 +482,7 @@ pub async fn totp_import(
     username: &str,
     seed: &SecretString,
 ) -> Result<Vec<String>, AdminError> {
+    actor.require(Permission::UsersCredentials)?;
     use secrecy::ExposeSecret;
     let u = find(&state.db, username).await?;
     let now = state.clock.now();
@@ -490,6 +505,7 @@ pub async fn totp_import(
 
 /// Ends every session of a user (and forgets their trusted browsers).
 pub async fn end_sessions(state: &AppState, actor: &Actor, username: &str) -> Result<u64, AdminError> {
+    actor.require(Permission::SessionsRevoke)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;

@@ -145,6 +145,7 @@ pub async fn ensure_active(state: &AppState) -> Result<Vec<String>, AdminError> 
 
 /// Adds a new active key for every algorithm and retires the previous ones.
 pub async fn rotate(state: &AppState, actor: &Actor) -> Result<Vec<KeyView>, AdminError> {
+    actor.require(crate::policy::Permission::KeysRotate)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let old = signing_key::Entity::find().filter(signing_key::Column::Active.eq(true)).all(&txn).await?;
@@ -183,7 +184,7 @@ pub async fn rotate_if_due(state: &AppState) -> Result<bool, AdminError> {
     let due = newest
         .is_some_and(|k| state.clock.now() - k.created_at > chrono::Duration::days(state.settings.key_rotation_days));
     if due {
-        rotate(state, &Actor { name: "system:rotation".into(), ip: None, user_agent: None }).await?;
+        rotate(state, &Actor::system("rotation", crate::policy::Permission::KeysRotate)).await?;
     }
     Ok(due)
 }

@@ -18,6 +18,7 @@ use super::mfa::Factor;
 use super::pages::{WebError, error_page, html};
 use super::{client_info, csrf};
 use crate::admin::{Actor, AdminError, clients, roles, users};
+use crate::policy::access::AccessPolicy;
 use crate::policy::{Permission, Principal, permissions_of};
 use crate::session::{self, AMR_OTP, AMR_PASSWORD, Current};
 use crate::state::AppState;
@@ -37,11 +38,7 @@ struct Admin {
 
 impl Admin {
     fn actor(&self, state: &AppState, req: &HttpRequest) -> Actor {
-        Actor {
-            name: format!("user:{}", self.cur.user.id),
-            ip: client_info::ip(state, req),
-            user_agent: client_info::user_agent(req),
-        }
+        Actor::for_principal(&self.principal, client_info::ip(state, req), client_info::user_agent(req))
     }
 
     fn can(&self, p: Permission) -> bool {
@@ -411,6 +408,7 @@ pub async fn user_action(
         Err(AdminError::NotFound { .. }) => {
             Ok(error_page(StatusCode::NOT_FOUND, "No such user", "There is no user with that name."))
         }
+        Err(AdminError::Forbidden(p)) => Ok(forbidden(p)),
         Err(
             e @ (AdminError::Invalid(_) | AdminError::Refused(_) | AdminError::Exists { .. } | AdminError::Password(_)),
         ) => render_user(&state, &a, &username, StatusCode::BAD_REQUEST, None, Some(e.to_string())).await,
@@ -535,6 +533,105 @@ pub async fn clients_page(state: web::Data<AppState>, req: HttpRequest) -> Resul
 }
 
 #[derive(Template)]
+#[template(path = "admin/client.html")]
+struct ClientPage {
+    title: &'static str,
+    csrf: String,
+    me: String,
+    c: clients::ClientView,
+    policy: String,
+    can_write: bool,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn render_client(
+    state: &AppState,
+    a: &Admin,
+    client_id: &str,
+    status: StatusCode,
+    typed: Option<String>,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    if !a.can(Permission::ClientsRead) {
+        return Ok(forbidden("read clients"));
+    }
+    let c = match clients::show(state, client_id).await {
+        Ok(c) => c,
+        Err(AdminError::NotFound { .. }) => {
+            return Ok(error_page(StatusCode::NOT_FOUND, "No such client", "There is no client with that id."));
+        }
+        Err(e) => return Err(admin_error(e)),
+    };
+    let policy = typed.unwrap_or_else(|| {
+        c.access_policy.as_ref().and_then(|p| serde_json::to_string_pretty(p).ok()).unwrap_or_default()
+    });
+    let p = ClientPage {
+        title: "Client",
+        csrf: a.csrf.clone(),
+        me: a.cur.user.username.clone(),
+        c,
+        policy,
+        can_write: a.can(Permission::ClientsWrite),
+        notice,
+        error,
+    };
+    a.page(status, &p)
+}
+
+#[get("/admin/clients/{client_id}")]
+pub async fn client_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    q: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, WebError> {
+    let a = admin_or_return!(admin(&state, &req));
+    let notice = (q.m.as_deref() == Some("policy")).then(|| "The access policy was saved.".to_owned());
+    render_client(&state, &a, &path, StatusCode::OK, None, None, notice).await
+}
+
+#[derive(Deserialize)]
+pub struct PolicyForm {
+    csrf: String,
+    /// The policy as JSON; empty removes it.
+    policy: String,
+}
+
+#[post("/admin/clients/{client_id}/policy")]
+pub async fn client_policy(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: StrictForm<PolicyForm>,
+) -> Result<HttpResponse, WebError> {
+    let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
+    let client_id = path.into_inner();
+    let typed = form.policy.trim().to_owned();
+    let parsed = if typed.is_empty() { Ok(None) } else { AccessPolicy::parse_json(&typed).map(Some) };
+    let policy = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            let msg = format!("{}: {}", e.field, e.reason);
+            return render_client(&state, &a, &client_id, StatusCode::BAD_REQUEST, Some(typed), Some(msg), None).await;
+        }
+    };
+    let patch = clients::ClientPatch { access_policy: Some(policy), ..Default::default() };
+    match clients::update(&state, &a.actor(&state, &req), &client_id, patch).await {
+        Ok(_) => Ok(see_other(&format!("/admin/clients/{}?m=policy", urlencode(&client_id)))),
+        Err(AdminError::Forbidden(p)) => Ok(forbidden(p)),
+        Err(AdminError::NotFound { .. }) => {
+            Ok(error_page(StatusCode::NOT_FOUND, "No such client", "There is no client with that id."))
+        }
+        Err(e @ (AdminError::Invalid(_) | AdminError::Refused(_))) => {
+            render_client(&state, &a, &client_id, StatusCode::BAD_REQUEST, Some(typed), Some(e.to_string()), None).await
+        }
+        Err(e) => Err(admin_error(e)),
+    }
+}
+
+#[derive(Template)]
 #[template(path = "admin/roles.html")]
 struct RolesPage {
     title: &'static str,
@@ -592,6 +689,7 @@ pub async fn role_create(
     let description = form.description.as_deref().map(str::trim).filter(|d| !d.is_empty());
     match roles::add(&state, &a.actor(&state, &req), &form.name, description).await {
         Ok(_) => Ok(see_other("/admin/roles")),
+        Err(AdminError::Forbidden(p)) => Ok(forbidden(p)),
         Err(e @ (AdminError::Invalid(_) | AdminError::Exists { .. } | AdminError::Refused(_))) => {
             roles_render(&state, &a, StatusCode::BAD_REQUEST, Some(e.to_string())).await
         }

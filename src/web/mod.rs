@@ -43,6 +43,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(admin::reauth_get)
         .service(admin::reauth_post)
         .service(admin::clients_page)
+        .service(admin::client_page)
+        .service(admin::client_policy)
         .service(admin::roles_page)
         .service(admin::role_create)
         .service(admin::audit_page);

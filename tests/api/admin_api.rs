@@ -442,3 +442,33 @@ async fn ending_sessions_ends_their_refresh_tokens_and_refusals_are_audited() {
         assert_eq!(audit["items"].as_array().unwrap().len(), 1, "{event}");
     }
 }
+
+/// The services themselves demand the permission: an actor built from a
+/// principal without it is refused before anything is written, whichever
+/// door (API, pages, CLI) it came through.
+#[tokio::test]
+async fn the_admin_services_refuse_an_actor_without_the_permission() {
+    use portcullis::admin::{AdminError, clients, roles, users};
+    use portcullis::policy::{Permission, Principal};
+    let app = spawn_app().await;
+    app.create_user("zed", "violet anvil tramline", &[]).await;
+    let reader = Principal { subject: "someone".into(), is_client: false, permissions: vec![Permission::UsersRead] };
+    let a = Actor::for_principal(&reader, None, None);
+    let forbidden = |r: Result<(), AdminError>| assert!(matches!(r, Err(AdminError::Forbidden(_))), "{r:?}");
+    let new = users::NewUser::parse("yves", None, None, &[], None).unwrap();
+    forbidden(users::create(&app.state, &a, new).await.map(drop));
+    forbidden(users::set_disabled(&app.state, &a, "zed", true).await.map(drop));
+    forbidden(users::reset_mfa(&app.state, &a, "zed").await.map(drop));
+    forbidden(users::end_sessions(&app.state, &a, "zed").await.map(drop));
+    forbidden(roles::add(&app.state, &a, "sneaky", None).await.map(drop));
+    let spec = ClientSpec { client_id: "x".into(), grants: vec!["client_credentials".into()], ..Default::default() };
+    forbidden(clients::add(&app.state, &a, &spec).await.map(drop));
+    forbidden(portcullis::tokens::keys::rotate(&app.state, &a).await.map(drop));
+    // Holding users:write is not enough to create a user with roles.
+    let writer = Principal { permissions: vec![Permission::UsersWrite], ..reader };
+    let w = Actor::for_principal(&writer, None, None);
+    let with_role = users::NewUser::parse("yves", None, None, &["admin".into()], None).unwrap();
+    forbidden(users::create(&app.state, &w, with_role).await.map(drop));
+    assert!(users::show(&app.state, "yves").await.is_err(), "nothing was written");
+    assert!(!users::show(&app.state, "zed").await.unwrap().disabled);
+}

@@ -189,3 +189,43 @@ async fn audit_events_past_the_retention_period_are_purged() {
         .collect();
     assert_eq!(left, vec![Some("new".to_owned())]);
 }
+
+#[tokio::test]
+async fn client_access_policies_are_edited_on_the_admin_pages() {
+    let app = spawn_app().await;
+    let spec = portcullis::admin::clients::ClientSpec {
+        client_id: "ledger".into(),
+        redirect_uris: vec!["https://ledger.example.com/cb".into()],
+        ..Default::default()
+    };
+    portcullis::admin::clients::add(&app.state, &Actor::cli(), &spec).await.unwrap();
+    let admin = logged_in(&app, "root", &["admin"]).await;
+    let list = admin.get(app.url("/admin/clients")).send().await.unwrap().text().await.unwrap();
+    assert!(list.contains(r#"href="/admin/clients/ledger""#));
+    let post = |b: &reqwest::Client, policy: &'static str| {
+        let b = b.clone();
+        let (page_url, post_url) = (app.url("/admin/clients/ledger"), app.url("/admin/clients/ledger/policy"));
+        async move {
+            let page = b.get(page_url).send().await.unwrap().text().await.unwrap();
+            b.post(post_url).form(&[("csrf", csrf_in(&page).as_str()), ("policy", policy)]).send().await.unwrap()
+        }
+    };
+    // A bad policy is refused, named, and nothing changes.
+    let r = post(&admin, r#"{"networks": ["10.0.0.0/99"]}"#).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("access_policy.networks"));
+    assert!(portcullis::admin::clients::show(&app.state, "ledger").await.unwrap().access_policy.is_none());
+    // A good one is saved (canonicalised) and audited.
+    let r = post(&admin, r#"{"roles_any": ["finance"], "networks": ["10.1.2.3/16"]}"#).await;
+    assert_eq!(location(&r), "/admin/clients/ledger?m=policy");
+    let saved = portcullis::admin::clients::show(&app.state, "ledger").await.unwrap().access_policy.unwrap();
+    assert_eq!(saved.networks, vec!["10.1.0.0/16".to_owned()]);
+    // A reader sees the policy but no form, and cannot post one.
+    let reader = logged_in(&app, "reader", &["clients:read"]).await;
+    let page = reader.get(app.url("/admin/clients/ledger")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("10.1.0.0/16") && !page.contains("<textarea"));
+    assert_eq!(post(&reader, "").await.status(), 403);
+    // Emptying the field removes the policy.
+    assert_eq!(post(&admin, "").await.status(), 303);
+    assert!(portcullis::admin::clients::show(&app.state, "ledger").await.unwrap().access_policy.is_none());
+}

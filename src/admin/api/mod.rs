@@ -97,6 +97,9 @@ impl From<AdminError> for Problem {
             AdminError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, "Not found", e.to_string()),
             AdminError::Exists { .. } => Self::new(StatusCode::CONFLICT, "Already exists", e.to_string()),
             AdminError::Refused(m) => Self::new(StatusCode::BAD_REQUEST, "Refused", m),
+            AdminError::Forbidden(p) => {
+                Self::new(StatusCode::FORBIDDEN, "Forbidden", format!("missing permission {p}"))
+            }
             AdminError::Password(crate::authn::PasswordError::Policy(m)) => {
                 Self { field: Some("password"), ..Self::new(StatusCode::BAD_REQUEST, "Invalid field", m) }
             }
@@ -242,11 +245,7 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, 
 }
 
 fn actor(state: &AppState, req: &HttpRequest, p: &Principal) -> Actor {
-    Actor {
-        name: format!("{}:{}", if p.is_client { "client" } else { "user" }, p.subject),
-        ip: crate::web::client_info::ip(state, req),
-        user_agent: crate::web::client_info::user_agent(req),
-    }
+    Actor::for_principal(p, crate::web::client_info::ip(state, req), crate::web::client_info::user_agent(req))
 }
 
 fn forbidden(e: crate::policy::Denied) -> Problem {

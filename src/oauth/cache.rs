@@ -172,3 +172,42 @@ impl FailureThrottle {
         }
     }
 }
+
+/// The failed-authentication limit as it applies to one request: its source
+/// address and the window settings, read once.
+pub struct FailureGate<'a> {
+    state: &'a crate::state::AppState,
+    ip: Option<std::net::IpAddr>,
+    max: u32,
+    window_ms: i64,
+    now_ms: i64,
+}
+
+impl<'a> FailureGate<'a> {
+    pub fn new(state: &'a crate::state::AppState, req: &actix_web::HttpRequest) -> Self {
+        Self {
+            state,
+            ip: crate::web::client_info::ip(state, req).and_then(|i| i.parse().ok()),
+            max: state.settings.token_ip_max_failures,
+            window_ms: state.settings.token_ip_window_secs * 1000,
+            now_ms: state.clock.now().timestamp_millis(),
+        }
+    }
+
+    /// The source address, when known.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.ip
+    }
+
+    /// Whether this address is over the limit now.
+    pub fn blocked(&self) -> bool {
+        self.ip.is_some_and(|ip| self.state.client_failures.blocked(ip, self.max, self.window_ms, self.now_ms))
+    }
+
+    /// Counts one failed authentication from this address.
+    pub fn failed(&self) {
+        if let Some(ip) = self.ip {
+            self.state.client_failures.failed(ip, self.window_ms, self.now_ms);
+        }
+    }
+}

@@ -40,27 +40,18 @@ async fn client_and_params(
     let mut p = form_params(req, body)?;
     // Per-address limit on failed client authentications: an address that
     // keeps failing is answered 429 before any lookup, until its window ends.
-    let ip = crate::web::client_info::ip(state, req).and_then(|i| i.parse::<std::net::IpAddr>().ok());
-    let (max, window_ms, now_ms) = (
-        state.settings.token_ip_max_failures,
-        state.settings.token_ip_window_secs * 1000,
-        state.clock.now().timestamp_millis(),
-    );
-    if let Some(ip) = ip
-        && state.client_failures.blocked(ip, max, window_ms, now_ms)
-    {
+    let gate = super::cache::FailureGate::new(state, req);
+    if gate.blocked() {
         return Err(OAuthError::TooManyRequests);
     }
     match authenticate(state, req, &mut p).await {
         Ok(c) => Ok((c, p)),
         Err(e) => {
             if let OAuthError::InvalidClient { .. } = &e {
-                if let Some(ip) = ip {
-                    state.client_failures.failed(ip, window_ms, now_ms);
-                }
+                gate.failed();
                 // Audited (V16.3.1); the per-address limit above bounds these writes.
                 let event = crate::storage::AuditEvent::new("oauth.client_auth_failed", "failure")
-                    .source(ip.map(|i| i.to_string()), crate::web::client_info::user_agent(req))
+                    .source(gate.ip().map(|i| i.to_string()), crate::web::client_info::user_agent(req))
                     .detail(json!({ "endpoint": req.path() }));
                 if let Err(err) = crate::storage::record_audit(&state.db, event, state.clock.now()).await {
                     tracing::warn!(error = %err, "could not audit a failed client authentication");

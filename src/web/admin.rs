@@ -108,6 +108,20 @@ async fn admin_for_form(
     admin(state, req).await
 }
 
+/// `admin`, holding `perm` (else a 403 page saying it cannot `what`).
+async fn admin_with(
+    state: &AppState,
+    req: &HttpRequest,
+    perm: Permission,
+    what: &str,
+) -> Result<Result<Admin, HttpResponse>, WebError> {
+    Ok(match admin(state, req).await? {
+        Ok(a) if a.can(perm) => Ok(a),
+        Ok(_) => Err(forbidden(what)),
+        Err(resp) => Err(resp),
+    })
+}
+
 macro_rules! admin_or_return {
     ($e:expr) => {
         match $e.await? {
@@ -149,10 +163,7 @@ pub async fn users_page(
     req: HttpRequest,
     query: web::Query<UsersQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let a = admin_or_return!(admin(&state, &req));
-    if !a.can(Permission::UsersRead) {
-        return Ok(forbidden("read users"));
-    }
+    let a = admin_or_return!(admin_with(&state, &req, Permission::UsersRead, "read users"));
     let q: String = query.q.as_deref().unwrap_or_default().trim().chars().take(64).collect();
     let mut find = user::Entity::find().order_by_asc(user::Column::UsernameKey);
     if !q.is_empty() {
@@ -331,10 +342,7 @@ pub async fn user_page(
     path: web::Path<String>,
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let a = admin_or_return!(admin(&state, &req));
-    if !a.can(Permission::UsersRead) {
-        return Ok(forbidden("read users"));
-    }
+    let a = admin_or_return!(admin_with(&state, &req, Permission::UsersRead, "read users"));
     render_user(&state, &a, &path, StatusCode::OK, notice_text(q.m.as_deref()), None).await
 }
 
@@ -521,10 +529,7 @@ struct ClientsPage {
 
 #[get("/admin/clients")]
 pub async fn clients_page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    let a = admin_or_return!(admin(&state, &req));
-    if !a.can(Permission::ClientsRead) {
-        return Ok(forbidden("read clients"));
-    }
+    let a = admin_or_return!(admin_with(&state, &req, Permission::ClientsRead, "read clients"));
     let list = clients::list(&state).await.map_err(admin_error)?;
     a.page(
         StatusCode::OK,
@@ -724,10 +729,7 @@ pub async fn audit_page(
     req: HttpRequest,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let a = admin_or_return!(admin(&state, &req));
-    if !a.can(Permission::AuditRead) {
-        return Ok(forbidden("read the audit log"));
-    }
+    let a = admin_or_return!(admin_with(&state, &req, Permission::AuditRead, "read the audit log"));
     let user_filter: String = q.user.as_deref().unwrap_or_default().trim().chars().take(128).collect();
     let kind: String = q.kind.as_deref().unwrap_or_default().trim().chars().take(64).collect();
     let mut find = audit_event::Entity::find().order_by_desc(audit_event::Column::Id);

@@ -2,31 +2,13 @@
 // from the account page, searches the user list and disables a user.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
-import { launch } from './lib.mjs';
+import { launch, totp } from './lib.mjs';
 
 const base = process.env.BASE_URL;
 const user = process.env.PC_USER;
 const password = process.env.PC_PASSWORD;
 const seed = process.env.PC_SEED;
 const shots = process.env.SCREENSHOT_DIR;
-
-function base32(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of text.replace(/=+$/, '').toUpperCase()) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
-  const bytes = [];
-  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
-  return Buffer.from(bytes);
-}
-
-function totp(secret) {
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30)));
-  const mac = createHmac('sha1', base32(secret)).update(msg).digest();
-  const o = mac[mac.length - 1] & 0x0f;
-  return String((mac.readUInt32BE(o) & 0x7fffffff) % 1_000_000).padStart(6, '0');
-}
 
 test('an administrator manages users from the admin pages', { timeout: 60_000 }, async () => {
   const browser = await launch();

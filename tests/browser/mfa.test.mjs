@@ -2,37 +2,12 @@
 // type it into an authenticator app), then log in with password + code.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
-import { launch } from './lib.mjs';
+import { launch, totp } from './lib.mjs';
 
 const base = process.env.BASE_URL;
 const user = process.env.PC_USER;
 const password = process.env.PC_PASSWORD;
 const shots = process.env.SCREENSHOT_DIR;
-
-function base32(text) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = '';
-  for (const c of text.replace(/=+$/, '').toUpperCase()) {
-    const v = alphabet.indexOf(c);
-    assert.ok(v >= 0, `not base32: ${c}`);
-    bits += v.toString(2).padStart(5, '0');
-  }
-  const bytes = [];
-  for (let i = 0; i + 8 <= bits.length; i += 8) bytes.push(parseInt(bits.slice(i, i + 8), 2));
-  return Buffer.from(bytes);
-}
-
-// RFC 6238 with SHA-1, 6 digits, 30 s steps; `offset` in steps.
-function totp(secret, offset = 0) {
-  const counter = Math.floor(Date.now() / 1000 / 30) + offset;
-  const msg = Buffer.alloc(8);
-  msg.writeBigUInt64BE(BigInt(counter));
-  const mac = createHmac('sha1', base32(secret)).update(msg).digest();
-  const o = mac[mac.length - 1] & 0x0f;
-  const n = (mac.readUInt32BE(o) & 0x7fffffff) % 1_000_000;
-  return String(n).padStart(6, '0');
-}
 
 test('enrol TOTP, log out, log in with password and code', { timeout: 60_000 }, async () => {
   const browser = await launch();

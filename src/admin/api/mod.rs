@@ -133,15 +133,8 @@ pub fn audience(state: &AppState) -> String {
 async fn principal(state: &AppState, req: &HttpRequest) -> Result<Principal, Problem> {
     // Failed authentications count against the address like at the token
     // endpoint; over the limit, 429 before any work (and no audit write).
-    let ip = crate::web::client_info::ip(state, req).and_then(|i| i.parse::<std::net::IpAddr>().ok());
-    let (max, window_ms, now_ms) = (
-        state.settings.token_ip_max_failures,
-        state.settings.token_ip_window_secs * 1000,
-        state.clock.now().timestamp_millis(),
-    );
-    if let Some(ip) = ip
-        && state.client_failures.blocked(ip, max, window_ms, now_ms)
-    {
+    let gate = crate::oauth::cache::FailureGate::new(state, req);
+    if gate.blocked() {
         return Err(Problem::new(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many requests",
@@ -152,9 +145,7 @@ async fn principal(state: &AppState, req: &HttpRequest) -> Result<Principal, Pro
     if let Err(e) = &p
         && e.status == StatusCode::UNAUTHORIZED
     {
-        if let Some(ip) = ip {
-            state.client_failures.failed(ip, window_ms, now_ms);
-        }
+        gate.failed();
         audit_refusal(state, req, "admin_api.unauthorized", None, None).await;
     }
     p

@@ -550,6 +550,15 @@ struct ConsentPage {
     client_name: String,
     username: String,
     scopes: Vec<(String, &'static str)>,
+    /// The API the access is for (RFC 8707 `resource`), if not the app itself.
+    resource: Option<String>,
+    /// How long the app may keep acting without the user: the refresh-token
+    /// lifetime in days, when it may use refresh tokens.
+    offline_days: Option<i64>,
+    /// The access-token lifetime in minutes.
+    access_minutes: i64,
+    /// The app's return address host, so the user sees where they are sent.
+    redirect_host: String,
 }
 
 fn describe_scope(s: &str) -> &'static str {
@@ -583,6 +592,16 @@ pub async fn consent_get(
         client_name: c.name.clone().unwrap_or_else(|| c.client_id.clone()),
         username: cur.user.username.clone(),
         scopes: r.scope.iter().map(|s| (s.clone(), describe_scope(s))).collect(),
+        resource: r.resource.clone(),
+        access_minutes: (state.settings.access_token_ttl_secs / 60).max(1),
+        offline_days: read_list(&c.grant_types)
+            .iter()
+            .any(|g| g == "refresh_token")
+            .then_some(state.settings.refresh_token_ttl_secs / 86_400),
+        redirect_host: url::Url::parse(&r.redirect_uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| r.redirect_uri.clone()),
     };
     let mut resp = html(StatusCode::OK, &page)?;
     resp.headers_mut().insert(

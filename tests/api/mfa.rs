@@ -39,6 +39,7 @@ async fn enrol(app: &TestApp, b: &reqwest::Client, user: &str) -> (String, Vec<S
     let page = b.get(app.url("/account/mfa")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<svg"), "an inline SVG QR code");
     assert!(page.contains(r#"autocomplete="one-time-code""#));
+    assert!(page.contains(r#"href="/logout""#), "a way to log out");
     let secret = between(&page, r#"<code id="totp-secret">"#, "</code>").to_owned();
     let enrolment = between(&page, r#"name="enrolment" value=""#, "\"").to_owned();
     let code = code_at(app, &secret, 0);
@@ -53,6 +54,7 @@ async fn enrol(app: &TestApp, b: &reqwest::Client, user: &str) -> (String, Vec<S
     let codes: Vec<String> =
         html.split("<li><code>").skip(1).map(|s| s.split("</code>").next().unwrap().to_owned()).collect();
     assert_eq!(codes.len(), 10, "{html}");
+    assert!(html.contains(r#"href="/logout""#), "a way to log out");
     (secret, codes)
 }
 

@@ -19,6 +19,7 @@ REQUIRED = {
     "referrer-policy": lambda v: v == "no-referrer",
     "x-frame-options": lambda v: v == "DENY",
     "content-security-policy": lambda v: "default-src 'none'" in v and "frame-ancestors 'none'" in v
+    and "object-src 'none'" in v and "base-uri 'none'" in v
     and "unsafe-inline" not in v and "unsafe-eval" not in v,
     "cache-control": lambda v: bool(v),
 }

@@ -311,10 +311,12 @@ pub async fn set_password(
     // An administrator's reset: whoever knew the old password is logged out.
     let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
-    record_audit(&txn, audit(actor, "user.password_set", &u.id).detail(json!({ "sessions_ended": ended })), now)
+    record_audit(&txn, audit(actor, "user.password_set", &u.id).detail(json!({ "sessions_ended": ended.len() })), now)
         .await?;
+    let user_id = u.id.clone();
     touch(&txn, u, now).await?;
     txn.commit().await?;
+    crate::oidc::logout::notify_ended(state, &user_id, &ended).await;
     Ok(())
 }
 
@@ -337,9 +339,10 @@ pub async fn set_disabled(
     am.disabled = Set(disabled);
     am.updated_at = Set(now);
     let u = am.update(&txn).await?;
+    let mut ended = Vec::new();
     if disabled {
         // A disabled account keeps no way in: its sessions and trusted browsers end.
-        crate::session::end_all_for_user(&txn, &id, None, now.timestamp_millis()).await?;
+        ended = crate::session::end_all_for_user(&txn, &id, None, now.timestamp_millis()).await?;
         crate::authn::login::forget_devices(state, &txn, &id, None).await?;
     }
     let event = if disabled { "user.disabled" } else { "user.enabled" };
@@ -351,6 +354,7 @@ pub async fn set_disabled(
     .await?;
     let view = load_view(&txn, u, state.clock.now().timestamp_millis()).await?;
     txn.commit().await?;
+    crate::oidc::logout::notify_ended(state, &id, &ended).await;
     Ok(view)
 }
 
@@ -465,12 +469,13 @@ pub async fn reset_mfa(state: &AppState, actor: &Actor, username: &str) -> Resul
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
     record_audit(
         &txn,
-        audit(actor, "mfa.reset", &u.id).detail(json!({ "had_totp": had, "sessions_ended": ended })),
+        audit(actor, "mfa.reset", &u.id).detail(json!({ "had_totp": had, "sessions_ended": ended.len() })),
         now,
     )
     .await?;
     let view = load_view(&txn, u, state.clock.now().timestamp_millis()).await?;
     txn.commit().await?;
+    crate::oidc::logout::notify_ended(state, &view.id, &ended).await;
     Ok(view)
 }
 
@@ -511,7 +516,9 @@ pub async fn end_sessions(state: &AppState, actor: &Actor, username: &str) -> Re
     let u = find(&txn, username).await?;
     let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
-    record_audit(&txn, audit(actor, "sessions.revoked", &u.id).detail(json!({ "sessions_ended": ended })), now).await?;
+    record_audit(&txn, audit(actor, "sessions.revoked", &u.id).detail(json!({ "sessions_ended": ended.len() })), now)
+        .await?;
     txn.commit().await?;
-    Ok(ended)
+    crate::oidc::logout::notify_ended(state, &u.id, &ended).await;
+    Ok(ended.len() as u64)
 }

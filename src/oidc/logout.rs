@@ -64,6 +64,18 @@ pub async fn end_session_everywhere(state: &AppState, session_id: &str, user_id:
     Ok(())
 }
 
+/// After sessions were ended in a committed transaction (credential change,
+/// disabling, an administrator's "end sessions"): the back-channel logout of
+/// every client that took part in them. Best effort, like any back-channel
+/// call: a failure is logged, never an error for the caller.
+pub async fn notify_ended(state: &AppState, user_id: &str, session_ids: &[String]) {
+    for id in session_ids {
+        if let Err(e) = end_session_everywhere(state, id, user_id).await {
+            tracing::warn!(error = %e, "back-channel logout after ending sessions failed");
+        }
+    }
+}
+
 /// Back-Channel Logout 1.0 §2.4.
 fn logout_token(
     state: &AppState,

@@ -155,12 +155,15 @@ pub async fn end<C: ConnectionTrait>(conn: &C, session_id: &str) -> Result<bool,
 /// Ends every session of a user except `keep` (e.g. after a password change),
 /// and the refresh-token families granted from them: a credential change or
 /// an administrator's "end sessions" leaves no relying party a way back in.
+///
+/// Returns the ids of the sessions ended; once the transaction has committed,
+/// pass them to `oidc::logout::notify_ended` for the back-channel logouts.
 pub async fn end_all_for_user<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
     keep: Option<&str>,
     now_ms: i64,
-) -> Result<u64, DbErr> {
+) -> Result<Vec<String>, DbErr> {
     use crate::storage::entities::refresh_family;
     use sea_orm::sea_query::Expr;
     let mut families = refresh_family::Entity::update_many()
@@ -177,7 +180,13 @@ pub async fn end_all_for_user<C: ConnectionTrait>(
         );
     }
     families.exec(conn).await?;
-    Ok(q.exec(conn).await?.rows_affected)
+    let mut ids = session::Entity::find().filter(session::Column::UserId.eq(user_id));
+    if let Some(k) = keep {
+        ids = ids.filter(session::Column::Id.ne(k));
+    }
+    let ended: Vec<String> = ids.all(conn).await?.into_iter().map(|s| s.id).collect();
+    q.exec(conn).await?;
+    Ok(ended)
 }
 
 /// The live sessions of a user (neither idle nor past their end), newest first.

@@ -254,11 +254,12 @@ pub async fn change_password(
             .actor(format!("user:{}", cur.user.id))
             .user(&cur.user.id)
             .source(ip, ua)
-            .detail(json!({ "other_sessions_ended": ended })),
+            .detail(json!({ "other_sessions_ended": ended.len() })),
         now,
     )
     .await?;
     txn.commit().await?;
+    crate::oidc::logout::notify_ended(&state, &cur.user.id, &ended).await;
     Ok(see_other("/account?m=password_changed"))
 }
 

@@ -374,3 +374,27 @@ async fn ending_a_session_from_the_account_page_ends_its_refresh_tokens() {
         token_req(&app, Some(("app", &secret)), &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
     assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
 }
+
+/// Sessions ended by an administrator (or a credential change) are logged out
+/// at the clients too, through the back channel.
+#[tokio::test]
+async fn an_administrator_ending_sessions_sends_back_channel_logouts() {
+    let app = spawn_app().await;
+    let user_id = app.create_user("kurt", PW, &[]).await;
+    let (port, rx) = one_request_server();
+    register(
+        &app,
+        ClientSpec { backchannel_logout_uri: Some(format!("http://127.0.0.1:{port}/bc")), ..web_client("webapp") },
+    )
+    .await;
+    get_code(&app, &app.browser(), "webapp", "kurt", "").await;
+    let ended = portcullis::admin::users::end_sessions(&app.state, &Actor::cli(), "kurt").await.unwrap();
+    assert_eq!(ended, 1);
+    let body = tokio::task::spawn_blocking(move || rx.recv_timeout(std::time::Duration::from_secs(10)))
+        .await
+        .unwrap()
+        .expect("a logout token");
+    let token = body.strip_prefix("logout_token=").expect("form body");
+    let v = portcullis::tokens::jwt::verify(&app.state.keyring(), token, Some("logout+jwt")).unwrap();
+    assert_eq!(v.claims["sub"], user_id);
+}

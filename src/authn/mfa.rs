@@ -26,6 +26,11 @@ use crate::storage::entities::{recovery_code, totp_credential, totp_enrolment, u
 pub const TOTP_ISSUER: &str = "Portcullis";
 const SEED_BYTES: usize = 20;
 pub const RECOVERY_CODES: usize = 10;
+/// Base32 characters in a recovery code (5 bits each).
+const RECOVERY_CHARS: usize = 25;
+/// The length of the 50-bit codes issued before: still accepted until used or
+/// replaced, so no one is locked out by the upgrade.
+const LEGACY_RECOVERY_CHARS: usize = 10;
 /// Warn on the account page when fewer remain.
 pub const RECOVERY_LOW: u64 = 3;
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
@@ -213,8 +218,10 @@ pub async fn replace_recovery_codes<C: ConnectionTrait>(
     recovery_code::Entity::delete_many().filter(recovery_code::Column::UserId.eq(user_id)).exec(conn).await?;
     let mut codes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
-        // 10 base32 characters = 50 bits, shown as xxxxx-xxxxx.
-        let raw: String = random_bytes(10)?.iter().map(|b| BASE32[(*b & 31) as usize] as char).collect();
+        // 25 base32 characters = 125 bits (ASVS 5.0 V6.5.2: at least 112 bits
+        // for a lookup secret kept under a keyed hash), shown as
+        // xxxxx-xxxxx-xxxxx-xxxxx-xxxxx.
+        let raw: String = random_bytes(RECOVERY_CHARS)?.iter().map(|b| BASE32[(*b & 31) as usize] as char).collect();
         recovery_code::ActiveModel {
             id: Set(uuid::Uuid::new_v4().to_string()),
             user_id: Set(user_id.to_owned()),
@@ -223,7 +230,8 @@ pub async fn replace_recovery_codes<C: ConnectionTrait>(
         }
         .insert(conn)
         .await?;
-        codes.push(format!("{}-{}", &raw[..5], &raw[5..]));
+        let groups: Vec<&str> = (0..RECOVERY_CHARS).step_by(5).map(|i| &raw[i..i + 5]).collect();
+        codes.push(groups.join("-"));
     }
     Ok(codes)
 }
@@ -265,7 +273,8 @@ fn six_digits(code: &str) -> Option<&str> {
 
 fn recovery_form(code: &str) -> Option<String> {
     let c: String = code.trim().chars().filter(|c| *c != '-').collect::<String>().to_ascii_lowercase();
-    (c.len() == 10 && c.bytes().all(|b| BASE32.contains(&b))).then_some(c)
+    ((c.len() == RECOVERY_CHARS || c.len() == LEGACY_RECOVERY_CHARS) && c.bytes().all(|b| BASE32.contains(&b)))
+        .then_some(c)
 }
 
 fn unix_secs(now: DateTime<Utc>) -> u64 {
@@ -352,6 +361,11 @@ mod tests {
         assert_eq!(recovery_form("abcdefgh23"), Some("abcdefgh23".into()));
         assert_eq!(recovery_form("abcde-fgh2"), None);
         assert_eq!(recovery_form("abcde-fgh21"), None, "1 is not base32");
+        // Current codes: 25 characters (125 bits); the 10-character ones
+        // issued before stay valid until used or replaced.
+        assert_eq!(recovery_form("abcde-fghij-klmno-pqrst-uvwxy"), Some("abcdefghijklmnopqrstuvwxy".into()));
+        assert_eq!(recovery_form("abcde-fghij-klmno-pqrst-uvwx"), None);
+        assert_eq!(recovery_form("abcde-fghij-klmno"), None);
     }
 
     #[test]

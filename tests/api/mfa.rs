@@ -54,6 +54,10 @@ async fn enrol(app: &TestApp, b: &reqwest::Client, user: &str) -> (String, Vec<S
     let codes: Vec<String> =
         html.split("<li><code>").skip(1).map(|s| s.split("</code>").next().unwrap().to_owned()).collect();
     assert_eq!(codes.len(), 10, "{html}");
+    for c in &codes {
+        // 25 base32 characters: 125 bits (ASVS V6.5.2 wants ≥ 112 under a keyed hash).
+        assert_eq!(c.replace('-', "").len(), 25, "{c}");
+    }
     assert!(html.contains(r#"href="/logout""#), "a way to log out");
     (secret, codes)
 }

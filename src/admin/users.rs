@@ -522,3 +522,42 @@ pub async fn end_sessions(state: &AppState, actor: &Actor, username: &str) -> Re
     crate::oidc::logout::notify_ended(state, &u.id, &ended).await;
     Ok(ended.len() as u64)
 }
+
+/// Ends every user's sessions and the refresh-token families granted from
+/// them (an emergency: a suspected session or key compromise). Trusted
+/// browsers stay trusted (they only spare people account locks). The
+/// back-channel logouts go out in the background afterwards.
+pub async fn end_all_sessions(state: &AppState, actor: &Actor) -> Result<u64, AdminError> {
+    use crate::storage::entities::{refresh_family, session};
+    use sea_orm::sea_query::Expr;
+    actor.require(Permission::SessionsRevoke)?;
+    let now = state.clock.now();
+    let txn = crate::storage::begin_write(&state.db).await?;
+    let ended: Vec<(String, String)> =
+        session::Entity::find().all(&txn).await?.into_iter().map(|s| (s.id, s.user_id)).collect();
+    refresh_family::Entity::update_many()
+        .col_expr(refresh_family::Column::RevokedMs, Expr::val(now.timestamp_millis()))
+        .filter(refresh_family::Column::SessionId.is_not_null())
+        .filter(refresh_family::Column::RevokedMs.is_null())
+        .exec(&txn)
+        .await?;
+    session::Entity::delete_many().exec(&txn).await?;
+    record_audit(
+        &txn,
+        AuditEvent::new("sessions.revoked_all", "success")
+            .actor(&actor.name)
+            .source(actor.ip.clone(), actor.user_agent.clone())
+            .detail(json!({ "sessions_ended": ended.len() })),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    let n = ended.len() as u64;
+    let st = state.clone();
+    tokio::spawn(async move {
+        for (sid, uid) in ended {
+            crate::oidc::logout::notify_ended(&st, &uid, std::slice::from_ref(&sid)).await;
+        }
+    });
+    Ok(n)
+}

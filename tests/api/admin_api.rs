@@ -184,6 +184,7 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<Value>, &'static str)>
         ("DELETE", "/admin/api/v1/users/zoe/roles/billing", None, "roles:write"),
         ("POST", "/admin/api/v1/roles", Some(json!({ "name": "ops-team" })), "roles:write"),
         ("DELETE", "/admin/api/v1/users/zoe/sessions", None, "sessions:revoke"),
+        ("DELETE", "/admin/api/v1/sessions", None, "sessions:revoke"),
         ("GET", "/admin/api/v1/clients", None, "clients:read"),
         ("GET", "/admin/api/v1/clients/victim", None, "clients:read"),
         ("POST", "/admin/api/v1/clients/victim/rotate-secret", None, "clients:write"),
@@ -471,4 +472,40 @@ async fn the_admin_services_refuse_an_actor_without_the_permission() {
     forbidden(users::create(&app.state, &w, with_role).await.map(drop));
     assert!(users::show(&app.state, "yves").await.is_err(), "nothing was written");
     assert!(!users::show(&app.state, "zed").await.unwrap().disabled);
+}
+
+/// The emergency switch: every user's sessions and the refresh tokens granted
+/// from them end at once; service clients' own tokens are not affected.
+#[tokio::test]
+async fn ending_every_session_logs_everyone_out() {
+    use crate::oauth::{CB, PW, get_code, web_client};
+    let app = spawn_app().await;
+    let admin = service_token(&app, "ops", &["admin"], &format!("{}/admin", app.address)).await;
+    let secret = register(&app, web_client("app")).await.unwrap();
+    let mut grants = Vec::new();
+    for user in ["ann", "ben"] {
+        app.create_user(user, PW, &[]).await;
+        let b = app.browser();
+        let (code, verifier) = get_code(&app, &b, "app", user, "").await;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CB),
+            ("code_verifier", verifier.as_str()),
+        ];
+        let (_, t, _) = token_req(&app, Some(("app", &secret)), &form).await;
+        grants.push((b, t["refresh_token"].as_str().unwrap().to_owned()));
+    }
+    let (s, v) = call_any(&app, "DELETE", "/admin/api/v1/sessions", &admin, None).await;
+    assert_eq!((s, v["sessions_ended"].as_u64()), (200, Some(2)));
+    for (browser, rt) in &grants {
+        assert_eq!(browser.get(app.url("/account")).send().await.unwrap().status(), 303, "logged out");
+        let (s, _, _) =
+            token_req(&app, Some(("app", &secret)), &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
+        assert_eq!(s, 400, "the refresh token ended with its session");
+    }
+    // The admin's own (client_credentials) token still works.
+    assert_eq!(call(&app, "GET", "/admin/api/v1/users", Some(&admin), None).await.0, 200);
+    let (_, audit) = call(&app, "GET", "/admin/api/v1/audit?type=sessions.revoked_all", Some(&admin), None).await;
+    assert_eq!(audit["items"][0]["detail"]["sessions_ended"], 2);
 }

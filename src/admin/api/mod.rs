@@ -46,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(list_sessions)
         .service(create_client)
         .service(update_client)
+        .service(revoke_all_sessions)
         .service(openapi_json);
 }
 
@@ -788,6 +789,17 @@ pub async fn update_client(
     Ok(HttpResponse::Ok().json(crate::admin::clients::update(&state, &actor(&state, &req, &p), &path, patch).await?))
 }
 
+#[utoipa::path(tag = "sessions", description = "Needs `sessions:revoke`. Ends every user's sessions and the refresh tokens granted from them; back-channel logouts follow.",
+    responses((status = 200, body = SessionsEnded), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
+#[delete("/admin/api/v1/sessions")]
+pub async fn revoke_all_sessions(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::SessionsRevoke).await?;
+    let sessions_ended = users::end_all_sessions(&state, &a).await?;
+    Ok(HttpResponse::Ok().json(SessionsEnded { sessions_ended }))
+}
+
 /// The OpenAPI document, built once.
 #[get("/admin/api/openapi.json")]
 pub async fn openapi_json() -> HttpResponse {
@@ -927,7 +939,7 @@ impl utoipa::Modify for BearerAuth {
     ),
     paths(
         list_users, get_user, create_user, update_user, disable_user, enable_user, unlock_user, reset_mfa, set_password,
-        grant_role, revoke_role, set_attribute, list_sessions, revoke_sessions, list_roles, create_role, list_clients,
+        grant_role, revoke_role, set_attribute, list_sessions, revoke_sessions, revoke_all_sessions, list_roles, create_role, list_clients,
         get_client, create_client, update_client, delete_client, rotate_client_secret, list_keys, rotate_keys, list_audit
     ),
     modifiers(&BearerAuth),

@@ -118,6 +118,26 @@ pub(crate) async fn render(
         let scopes: Vec<String> = serde_json::from_str(&c.scopes).unwrap_or_default();
         consents.push((name, scopes.join(" "), c.client_id));
     }
+    // Applications that hold live refresh tokens without a stored consent
+    // (first-party ones): listed too, so every grant can be withdrawn here.
+    let now_ms = state.clock.now().timestamp_millis();
+    let live = refresh_family::Entity::find()
+        .filter(refresh_family::Column::UserId.eq(cur.user.id.as_str()))
+        .filter(refresh_family::Column::RevokedMs.is_null())
+        .filter(refresh_family::Column::ExpiresMs.gt(now_ms))
+        .all(&state.db)
+        .await?;
+    for f in live {
+        if consents.iter().any(|c| c.2 == f.client_id) {
+            continue;
+        }
+        let name = client::Entity::find_by_id(f.client_id.as_str())
+            .one(&state.db)
+            .await?
+            .and_then(|k| k.name)
+            .unwrap_or_else(|| f.client_id.clone());
+        consents.push((name, "stays signed in (refresh tokens)".to_owned(), f.client_id));
+    }
     let page = AccountPage {
         consents,
         mfa_on,

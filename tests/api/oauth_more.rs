@@ -398,3 +398,37 @@ async fn an_administrator_ending_sessions_sends_back_channel_logouts() {
     let v = portcullis::tokens::jwt::verify(&app.state.keyring(), token, Some("logout+jwt")).unwrap();
     assert_eq!(v.claims["sub"], user_id);
 }
+
+/// Every application that can still act for the user — first-party ones,
+/// which never asked for consent, included — is listed on the account page
+/// and can be cut off there.
+#[tokio::test]
+async fn a_first_party_apps_refresh_tokens_are_listed_and_withdrawn_on_the_account_page() {
+    let app = spawn_app().await;
+    app.create_user("lou", PW, &[]).await;
+    let secret = register(&app, ClientSpec { name: Some("Team Wiki".into()), ..web_client("wiki") }).await.unwrap();
+    let b = app.browser();
+    let (code, verifier) = get_code(&app, &b, "wiki", "lou", "").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CB),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (_, t, _) = token_req(&app, Some(("wiki", &secret)), &form).await;
+    let rt = t["refresh_token"].as_str().unwrap().to_owned();
+    let page = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Team Wiki") && page.contains(r#"name="client" value="wiki""#), "{page}");
+    let r = b
+        .post(app.url("/account/consents/revoke"))
+        .form(&[("csrf", csrf_in(&page).as_str()), ("client", "wiki")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (s, e, _) =
+        token_req(&app, Some(("wiki", &secret)), &[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
+    let page = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("Team Wiki"), "no longer listed");
+}

@@ -72,6 +72,9 @@ pub struct Principal {
     pub subject: String,
     pub is_client: bool,
     pub permissions: Vec<Permission>,
+    /// When the user behind the call last authenticated (Unix seconds), if
+    /// known: credential changes ask for a recent one.
+    pub auth_time: Option<i64>,
 }
 
 /// Proof that the principal holds permission `P`'s value; only
@@ -106,7 +109,12 @@ mod tests {
         assert_eq!(permissions_of(&["admin".into()]).len(), Permission::ALL.len());
         assert_eq!(permissions_of(&["users:read".into(), "billing".into()]), vec![Permission::UsersRead]);
         assert!(permissions_of(&["billing".into()]).is_empty());
-        let p = Principal { subject: "x".into(), is_client: false, permissions: vec![Permission::UsersRead] };
+        let p = Principal {
+            subject: "x".into(),
+            is_client: false,
+            permissions: vec![Permission::UsersRead],
+            auth_time: None,
+        };
         assert!(p.authorize(Permission::UsersRead).is_ok());
         assert!(p.authorize(Permission::UsersWrite).is_err());
     }

@@ -92,7 +92,12 @@ async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, Http
         )));
     }
     let token = csrf::ensure(state, req).map_err(WebError::internal)?;
-    let principal = Principal { subject: cur.user.id.clone(), is_client: false, permissions };
+    let principal = Principal {
+        subject: cur.user.id.clone(),
+        is_client: false,
+        permissions,
+        auth_time: Some(cur.session.auth_time),
+    };
     Ok(Ok(Admin { cur, principal, csrf: token.token, set_cookie: token.set_cookie }))
 }
 

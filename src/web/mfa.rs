@@ -194,6 +194,8 @@ pub struct EnrolForm {
     enrolment: String,
     code: String,
     reauth: Option<SecretString>,
+    /// A code from the current authenticator (or a recovery code).
+    reauth_code: Option<SecretString>,
 }
 
 const STALE_ENROLMENT: &str = "This set-up page was out of date (a newer one was started, perhaps in another tab). Scan the code below and try again.";
@@ -253,14 +255,30 @@ pub async fn login_enrol_post(
 /// Which factor a re-authentication accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Factor {
-    /// The password, or a current TOTP code.
-    Either,
     Password,
     Code,
 }
 
-/// Re-authentication: the password and/or a code from the current
-/// authenticator, as `factor` says. Throttled like a login.
+/// Full re-authentication for changing the second factor while one is set
+/// up (ASVS V7.5.1): the password **and** a current code (or a recovery
+/// code). Without a second factor yet, the password alone.
+async fn reauth_full(
+    state: &AppState,
+    cur: &Current,
+    password: Option<&SecretString>,
+    code: Option<&SecretString>,
+) -> Result<bool, WebError> {
+    if !reauth(state, cur, password, Factor::Password).await? {
+        return Ok(false);
+    }
+    if !mfa::has_totp(&state.db, &cur.user.id).await? {
+        return Ok(true);
+    }
+    reauth(state, cur, code, Factor::Code).await
+}
+
+/// Re-authentication with one factor: the password, or a code from the
+/// current authenticator (or a recovery code, spent). Throttled like a login.
 pub(crate) async fn reauth(
     state: &AppState,
     cur: &Current,
@@ -278,15 +296,17 @@ pub(crate) async fn reauth(
         return Ok(false);
     }
     let v = value.expose_secret().trim();
-    let is_code = match factor {
-        Factor::Either => v.len() == 6 && v.bytes().all(|b| b.is_ascii_digit()),
-        Factor::Password => false,
-        Factor::Code => true,
-    };
+    let is_code = factor == Factor::Code;
     let ok = if is_code && factor == Factor::Code && !mfa::has_totp(&state.db, &cur.user.id).await? {
         false
     } else if is_code && mfa::has_totp(&state.db, &cur.user.id).await? {
-        mfa::verify_code(state, &cur.user.id, v, now).await.map_err(internal)? == mfa::CodeCheck::Totp
+        // As the second factor (Factor::Code) a recovery code also counts —
+        // and is spent — so a lost device does not lock its owner out.
+        match mfa::verify_code(state, &cur.user.id, v, now).await.map_err(internal)? {
+            mfa::CodeCheck::Totp => true,
+            mfa::CodeCheck::Recovery => factor == Factor::Code,
+            mfa::CodeCheck::Invalid => false,
+        }
     } else {
         let phc = password_credential::Entity::find_by_id(cur.user.id.as_str()).one(&state.db).await?.map(|c| c.phc);
         match state.passwords.verify(value, phc.as_deref()).await {
@@ -327,7 +347,7 @@ pub async fn account_enrol_post(
         Err(resp) => return Ok(resp),
     };
     let has = mfa::has_totp(&state.db, &cur.user.id).await?;
-    if has && !reauth(&state, &cur, form.reauth.as_ref(), Factor::Either).await? {
+    if has && !reauth_full(&state, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
         let e = enrolment(&state, &cur.user.id, &cur.user.username).await?;
         let msg = "Your password or current code was not correct.".to_owned();
         return enrol_page(&state, &req, &e, "/account/mfa", false, true, Some(msg));
@@ -355,6 +375,8 @@ pub async fn account_enrol_post(
 pub struct ReauthForm {
     csrf: String,
     reauth: Option<SecretString>,
+    /// A code from the current authenticator (or a recovery code).
+    reauth_code: Option<SecretString>,
 }
 
 #[post("/account/mfa/disable")]
@@ -371,7 +393,7 @@ pub async fn disable(
         let msg = "Two-step verification is required for your account and cannot be turned off.".to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
     }
-    if !reauth(&state, &cur, form.reauth.as_ref(), Factor::Either).await? {
+    if !reauth_full(&state, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
         let msg = "Your password or current code was not correct.".to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
     }
@@ -403,7 +425,7 @@ pub async fn regenerate(
     if !mfa::has_totp(&state.db, &cur.user.id).await? {
         return Ok(see_other("/account"));
     }
-    if !reauth(&state, &cur, form.reauth.as_ref(), Factor::Either).await? {
+    if !reauth_full(&state, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
         let msg = "Your password or current code was not correct.".to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
     }

@@ -453,7 +453,12 @@ async fn the_admin_services_refuse_an_actor_without_the_permission() {
     use portcullis::policy::{Permission, Principal};
     let app = spawn_app().await;
     app.create_user("zed", "violet anvil tramline", &[]).await;
-    let reader = Principal { subject: "someone".into(), is_client: false, permissions: vec![Permission::UsersRead] };
+    let reader = Principal {
+        subject: "someone".into(),
+        is_client: false,
+        permissions: vec![Permission::UsersRead],
+        auth_time: None,
+    };
     let a = Actor::for_principal(&reader, None, None);
     let forbidden = |r: Result<(), AdminError>| assert!(matches!(r, Err(AdminError::Forbidden(_))), "{r:?}");
     let new = users::NewUser::parse("yves", None, None, &[], None).unwrap();
@@ -508,4 +513,39 @@ async fn ending_every_session_logs_everyone_out() {
     assert_eq!(call(&app, "GET", "/admin/api/v1/users", Some(&admin), None).await.0, 200);
     let (_, audit) = call(&app, "GET", "/admin/api/v1/audit?type=sessions.revoked_all", Some(&admin), None).await;
     assert_eq!(audit["items"][0]["detail"]["sessions_ended"], 2);
+}
+
+/// Credential changes made with a user's token need that user's login to be
+/// recent: an older one gets the RFC 9470 step-up challenge.
+#[tokio::test]
+async fn credential_changes_with_a_users_token_need_a_recent_login() {
+    use crate::oauth::{CB, PW, get_code, web_client};
+    let app = spawn_app().await;
+    let aud = format!("{}/admin", app.address);
+    portcullis::admin::roles::add(&app.state, &Actor::cli(), "users:credentials", None).await.unwrap();
+    app.create_user("helpdesk", PW, &["users:credentials"]).await;
+    app.create_user("victor", PW, &[]).await;
+    let secret = register(&app, ClientSpec { resources: vec![aud.clone()], ..web_client("console") }).await.unwrap();
+    let (code, verifier) =
+        get_code(&app, &app.browser(), "console", "helpdesk", &format!("&resource={}", urlencode(&aud))).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", CB),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (s, t, _) = token_req(&app, Some(("console", &secret)), &form).await;
+    assert_eq!(s, 200, "{t}");
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    let unlock =
+        || reqwest::Client::new().post(app.url("/admin/api/v1/users/victor/unlock")).bearer_auth(token.clone()).send();
+    assert_eq!(unlock().await.unwrap().status(), 200, "a fresh login");
+    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.admin_reauth_secs + 1));
+    let r = unlock().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("insufficient_user_authentication") && challenge.contains("max_age=300"), "{challenge}");
+    // Other refusals are unchanged: a missing permission is 403, not a step-up challenge.
+    let r = reqwest::Client::new().get(app.url("/admin/api/v1/users")).bearer_auth(token.clone()).send().await;
+    assert_eq!(r.unwrap().status(), 403, "users:credentials does not include users:read");
 }

@@ -265,18 +265,24 @@ async fn turning_mfa_off_needs_the_password_and_admins_cannot() {
     let app = spawn_app().await;
     app.create_user("zed", PW, &[]).await;
     let b = app.browser();
-    enrol(&app, &b, "zed").await;
+    let (secret, _) = enrol(&app, &b, "zed").await;
+    app.state.clock.advance(chrono::Duration::seconds(30)); // the enrolment spent this step's code
+    let code = code_at(&app, &secret, 0);
     let html = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_in(&html);
+    // Both factors are needed (ASVS V7.5.1): a wrong password, or the
+    // password without a code, is refused.
+    for form in [
+        vec![("csrf", csrf.as_str()), ("reauth", "not my password"), ("reauth_code", code.as_str())],
+        vec![("csrf", csrf.as_str()), ("reauth", PW)],
+        vec![("csrf", csrf.as_str()), ("reauth", PW), ("reauth_code", "000000")],
+    ] {
+        let r = b.post(app.url("/account/mfa/disable")).form(&form).send().await.unwrap();
+        assert!(r.text().await.unwrap().contains("was not correct"));
+    }
     let r = b
         .post(app.url("/account/mfa/disable"))
-        .form(&[("csrf", csrf_in(&html).as_str()), ("reauth", "not my password")])
-        .send()
-        .await
-        .unwrap();
-    assert!(r.text().await.unwrap().contains("was not correct"));
-    let r = b
-        .post(app.url("/account/mfa/disable"))
-        .form(&[("csrf", csrf_in(&html).as_str()), ("reauth", PW)])
+        .form(&[("csrf", csrf.as_str()), ("reauth", PW), ("reauth_code", code.as_str())])
         .send()
         .await
         .unwrap();

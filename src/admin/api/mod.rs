@@ -57,11 +57,13 @@ pub struct Problem {
     title: &'static str,
     detail: String,
     field: Option<&'static str>,
+    /// RFC 9470: the user must authenticate again, at most this long ago.
+    step_up_max_age: Option<i64>,
 }
 
 impl Problem {
     fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, title, detail: detail.into(), field: None }
+        Self { status, title, detail: detail.into(), field: None, step_up_max_age: None }
     }
 }
 
@@ -82,7 +84,12 @@ impl ResponseError for Problem {
             body["field"] = f.into();
         }
         let mut r = HttpResponse::build(self.status);
-        if self.status == StatusCode::UNAUTHORIZED {
+        if let Some(max) = self.step_up_max_age {
+            r.insert_header((
+                "WWW-Authenticate",
+                format!("Bearer error=\"insufficient_user_authentication\", error_description=\"a more recent authentication is required\", max_age={max}"),
+            ));
+        } else if self.status == StatusCode::UNAUTHORIZED {
             r.insert_header(("WWW-Authenticate", "Bearer error=\"invalid_token\""));
         }
         r.content_type("application/problem+json").body(body.to_string())
@@ -216,7 +223,9 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, 
     let acting_for_itself = sub == client_id && claims.get("auth_time").is_none();
     if acting_for_itself {
         return match state.clients.get(&state.db, client_id).await? {
-            Some(c) => Ok(Principal { subject: sub, is_client: true, permissions: permissions_of(&c.roles) }),
+            Some(c) => {
+                Ok(Principal { subject: sub, is_client: true, permissions: permissions_of(&c.roles), auth_time: None })
+            }
             None => Err(unauthorized()),
         };
     }
@@ -231,7 +240,8 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, 
             .into_iter()
             .map(|r| r.role_name)
             .collect();
-        return Ok(Principal { subject: sub, is_client: false, permissions: permissions_of(&roles) });
+        let auth_time = claims.get("auth_time").and_then(Value::as_i64);
+        return Ok(Principal { subject: sub, is_client: false, permissions: permissions_of(&roles), auth_time });
     }
     Err(unauthorized())
 }
@@ -410,9 +420,27 @@ fn body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
 }
 
 /// Authenticates, checks one permission, and returns the audit actor.
+/// Credential changes made with a user's token also need that user's
+/// authentication to be recent (RFC 9470 step-up challenge otherwise);
+/// service clients authenticate themselves at every token request.
 async fn gate(state: &AppState, req: &HttpRequest, perm: Permission) -> Result<Actor, Problem> {
     let p = principal(state, req).await?;
     require(state, req, &p, perm).await?;
+    if perm == Permission::UsersCredentials && !p.is_client {
+        let max = state.settings.admin_reauth_secs;
+        let fresh = p.auth_time.is_some_and(|t| state.clock.now().timestamp() - t <= max);
+        if !fresh {
+            audit_refusal(state, req, "admin_api.reauth_required", Some(&p), Some(perm)).await;
+            return Err(Problem {
+                step_up_max_age: Some(max),
+                ..Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Recent authentication required",
+                    format!("credential changes need a login at most {max} s old; get a new token (max_age={max})"),
+                )
+            });
+        }
+    }
     Ok(actor(state, req, &p))
 }
 

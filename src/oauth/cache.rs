@@ -199,9 +199,20 @@ impl<'a> FailureGate<'a> {
         self.ip
     }
 
-    /// Whether this address is over the limit now.
+    /// Whether this address is over the limit now (logged when it is: the
+    /// requests turned away are a security event, kept out of the audit table
+    /// so that a flood cannot fill it).
     pub fn blocked(&self) -> bool {
-        self.ip.is_some_and(|ip| self.state.client_failures.blocked(ip, self.max, self.window_ms, self.now_ms))
+        let blocked =
+            self.ip.is_some_and(|ip| self.state.client_failures.blocked(ip, self.max, self.window_ms, self.now_ms));
+        if blocked {
+            tracing::warn!(
+                event = "auth.rate_limited",
+                ip = %self.ip.map(|i| i.to_string()).unwrap_or_default(),
+                "request refused: too many failed authentications from this address"
+            );
+        }
+        blocked
     }
 
     /// Counts one failed authentication from this address.

@@ -122,9 +122,30 @@ async fn admin_with(
 ) -> Result<Result<Admin, HttpResponse>, WebError> {
     Ok(match admin(state, req).await? {
         Ok(a) if a.can(perm) => Ok(a),
-        Ok(_) => Err(forbidden(what)),
+        Ok(a) => {
+            audit_refusal(state, req, &a, perm).await?;
+            Err(forbidden(what))
+        }
         Err(resp) => Err(resp),
     })
+}
+
+/// A refused admin-page request, in the audit log (only administrators with
+/// a two-factor session get this far, so it cannot be flooded anonymously).
+async fn audit_refusal(state: &AppState, req: &HttpRequest, a: &Admin, perm: Permission) -> Result<(), WebError> {
+    crate::storage::record_audit(
+        &state.db,
+        crate::storage::AuditEvent::new("admin_pages.forbidden", "failure")
+            .actor(format!("user:{}", a.cur.user.id))
+            .user(&a.cur.user.id)
+            .source(client_info::ip(state, req), client_info::user_agent(req))
+            .detail(
+                serde_json::json!({ "method": req.method().as_str(), "path": req.path(), "permission": perm.as_str() }),
+            ),
+        state.clock.now(),
+    )
+    .await?;
+    Ok(())
 }
 
 macro_rules! admin_or_return {
@@ -381,6 +402,7 @@ pub async fn user_action(
         _ => return Ok(error_page(StatusCode::BAD_REQUEST, "Bad request", "Unknown action.")),
     };
     let Ok(_capability) = a.principal.authorize(needed) else {
+        audit_refusal(&state, &req, &a, needed).await?;
         return Ok(forbidden(needed.as_str()));
     };
     if needed == Permission::UsersCredentials && !a.recent(&state) {

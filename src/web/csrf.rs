@@ -57,6 +57,22 @@ pub fn fresh(state: &AppState) -> Result<CsrfToken, crate::crypto::CryptoError> 
 /// Whether a submitted form is genuine: same-origin (when the browser says) and
 /// carrying the cookie's token.
 pub fn verify(state: &AppState, req: &HttpRequest, submitted: &str) -> bool {
+    let ok = check(state, req, submitted);
+    if !ok {
+        // A security event (ASVS V16.3.3), logged rather than written to the
+        // audit table: anyone can send forged forms, and they must not be able
+        // to fill the database with them.
+        tracing::warn!(
+            event = "csrf.rejected",
+            path = req.path(),
+            ip = crate::web::client_info::ip(state, req).as_deref().unwrap_or("-"),
+            "a form without a valid CSRF token or from a foreign origin was refused"
+        );
+    }
+    ok
+}
+
+fn check(state: &AppState, req: &HttpRequest, submitted: &str) -> bool {
     // Under `Referrer-Policy: no-referrer` browsers send `Origin: null` even
     // for same-origin posts, so "null" proves nothing either way; the token
     // decides. A named foreign origin is refused outright.

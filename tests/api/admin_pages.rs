@@ -93,6 +93,19 @@ async fn admin_pages_need_a_second_factor_and_the_permission_of_each_action() {
     assert_eq!(act(&app, &reader, "zoe", &[("action", "disable")]).await.status(), 403);
     assert!(!is_disabled(&app, "zoe").await);
     assert_eq!(reader.get(app.url("/admin/audit")).send().await.unwrap().status(), 403);
+    // Both refusals are in the audit log, with the permission that was missing.
+    let refused: Vec<String> = audit_event::Entity::find()
+        .filter(audit_event::Column::EventType.eq("admin_pages.forbidden"))
+        .order_by_asc(audit_event::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            serde_json::from_str::<serde_json::Value>(&e.detail).unwrap()["permission"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(refused, ["users:write", "audit:read"]);
 
     // Every form needs its CSRF token.
     let r = admin.post(app.url("/admin/users/zoe")).form(&[("action", "disable"), ("csrf", "forged")]).send().await;

@@ -408,7 +408,7 @@ async fn concurrent_admin_writes_all_succeed() {
 /// are in the audit log.
 #[tokio::test]
 async fn ending_sessions_ends_their_refresh_tokens_and_refusals_are_audited() {
-    use crate::oauth::{CB, PW, get_code, web_client};
+    use crate::oauth::{PW, exchange, get_code, web_client};
     let app = spawn_app().await;
     let aud = format!("{}/admin", app.address);
     let admin = service_token(&app, "ops", &["admin"], &aud).await;
@@ -416,13 +416,7 @@ async fn ending_sessions_ends_their_refresh_tokens_and_refusals_are_audited() {
     app.create_user("vic", PW, &[]).await;
     let secret = register(&app, web_client("app")).await.unwrap();
     let (code, verifier) = get_code(&app, &app.browser(), "app", "vic", "").await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", CB),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let (_, t, _) = token_req(&app, Some(("app", &secret)), &form).await;
+    let (_, t) = exchange(&app, "app", &secret, &code, &verifier).await;
     let rt = t["refresh_token"].as_str().unwrap();
     let (s, v) = call_any(&app, "DELETE", "/admin/api/v1/users/vic/sessions", &admin, None).await;
     assert_eq!((s, v["sessions_ended"].as_u64()), (200, Some(1)));
@@ -483,7 +477,7 @@ async fn the_admin_services_refuse_an_actor_without_the_permission() {
 /// from them end at once; service clients' own tokens are not affected.
 #[tokio::test]
 async fn ending_every_session_logs_everyone_out() {
-    use crate::oauth::{CB, PW, get_code, web_client};
+    use crate::oauth::{PW, exchange, get_code, web_client};
     let app = spawn_app().await;
     let admin = service_token(&app, "ops", &["admin"], &format!("{}/admin", app.address)).await;
     let secret = register(&app, web_client("app")).await.unwrap();
@@ -492,13 +486,7 @@ async fn ending_every_session_logs_everyone_out() {
         app.create_user(user, PW, &[]).await;
         let b = app.browser();
         let (code, verifier) = get_code(&app, &b, "app", user, "").await;
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", CB),
-            ("code_verifier", verifier.as_str()),
-        ];
-        let (_, t, _) = token_req(&app, Some(("app", &secret)), &form).await;
+        let (_, t) = exchange(&app, "app", &secret, &code, &verifier).await;
         grants.push((b, t["refresh_token"].as_str().unwrap().to_owned()));
     }
     let (s, v) = call_any(&app, "DELETE", "/admin/api/v1/sessions", &admin, None).await;
@@ -519,7 +507,7 @@ async fn ending_every_session_logs_everyone_out() {
 /// recent: an older one gets the RFC 9470 step-up challenge.
 #[tokio::test]
 async fn credential_changes_with_a_users_token_need_a_recent_login() {
-    use crate::oauth::{CB, PW, get_code, web_client};
+    use crate::oauth::{PW, exchange, get_code, web_client};
     let app = spawn_app().await;
     let aud = format!("{}/admin", app.address);
     portcullis::admin::roles::add(&app.state, &Actor::cli(), "users:credentials", None).await.unwrap();
@@ -528,13 +516,7 @@ async fn credential_changes_with_a_users_token_need_a_recent_login() {
     let secret = register(&app, ClientSpec { resources: vec![aud.clone()], ..web_client("console") }).await.unwrap();
     let (code, verifier) =
         get_code(&app, &app.browser(), "console", "helpdesk", &format!("&resource={}", urlencode(&aud))).await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", CB),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let (s, t, _) = token_req(&app, Some(("console", &secret)), &form).await;
+    let (s, t) = exchange(&app, "console", &secret, &code, &verifier).await;
     assert_eq!(s, 200, "{t}");
     let token = t["access_token"].as_str().unwrap().to_owned();
     let unlock =

@@ -212,6 +212,14 @@ pub async fn token_req(
     (status, resp.json().await.unwrap_or(Value::Null), headers)
 }
 
+/// Exchanges a code from `get_code` at the token endpoint: (status, body).
+pub async fn exchange(app: &TestApp, client_id: &str, secret: &str, code: &str, verifier: &str) -> (u16, Value) {
+    let form =
+        [("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CB), ("code_verifier", verifier)];
+    let (status, body, _) = token_req(app, Some((client_id, secret)), &form).await;
+    (status, body)
+}
+
 /// Runs the flow by hand; returns (code, verifier).
 pub async fn get_code(
     app: &TestApp,

@@ -10,7 +10,7 @@ use portcullis::admin::clients::ClientSpec;
 use serde_json::{Value, json};
 
 use crate::helpers::{csrf_in, spawn_app};
-use crate::oauth::{CB, PW, base64_url, get_code, register, token_req, urlencode, web_client};
+use crate::oauth::{CB, PW, base64_url, exchange, get_code, register, token_req, urlencode, web_client};
 
 fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
@@ -302,13 +302,7 @@ async fn userinfo_refuses_tokens_for_other_resources_and_access_tokens_are_no_id
     let mut tokens = Vec::new();
     for extra in [String::new(), format!("&resource={}", urlencode(api))] {
         let (code, verifier) = get_code(&app, &app.browser(), "portal", "una", &extra).await;
-        let form = [
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", CB),
-            ("code_verifier", verifier.as_str()),
-        ];
-        let (s, t, _) = token_req(&app, Some(("portal", &secret)), &form).await;
+        let (s, t) = exchange(&app, "portal", &secret, &code, &verifier).await;
         assert_eq!(s, 200, "{t}");
         tokens.push(t);
     }
@@ -343,13 +337,7 @@ async fn ending_a_session_from_the_account_page_ends_its_refresh_tokens() {
     let secret = register(&app, web_client("app")).await.unwrap();
     let laptop = app.browser();
     let (code, verifier) = get_code(&app, &laptop, "app", "wes", "").await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", CB),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let (_, t, _) = token_req(&app, Some(("app", &secret)), &form).await;
+    let (_, t) = exchange(&app, "app", &secret, &code, &verifier).await;
     let rt = t["refresh_token"].as_str().unwrap().to_owned();
 
     let phone = app.browser();
@@ -409,13 +397,7 @@ async fn a_first_party_apps_refresh_tokens_are_listed_and_withdrawn_on_the_accou
     let secret = register(&app, ClientSpec { name: Some("Team Wiki".into()), ..web_client("wiki") }).await.unwrap();
     let b = app.browser();
     let (code, verifier) = get_code(&app, &b, "wiki", "lou", "").await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", CB),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let (_, t, _) = token_req(&app, Some(("wiki", &secret)), &form).await;
+    let (_, t) = exchange(&app, "wiki", &secret, &code, &verifier).await;
     let rt = t["refresh_token"].as_str().unwrap().to_owned();
     let page = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Team Wiki") && page.contains(r#"name="client" value="wiki""#), "{page}");

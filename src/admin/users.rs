@@ -155,21 +155,8 @@ pub(crate) async fn find<C: ConnectionTrait>(conn: &C, username: &str) -> Result
 }
 
 async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model, now_ms: i64) -> Result<UserView, AdminError> {
-    let roles = user_role::Entity::find()
-        .filter(user_role::Column::UserId.eq(&u.id))
-        .order_by_asc(user_role::Column::RoleName)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|r| r.role_name)
-        .collect();
-    let attributes = user_attribute::Entity::find()
-        .filter(user_attribute::Column::UserId.eq(&u.id))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|a| (a.key, a.value))
-        .collect();
+    let roles = crate::storage::roles_of(conn, &u.id).await?;
+    let attributes = crate::storage::attributes_of(conn, &u.id).await?;
     let has_password = password_credential::Entity::find_by_id(u.id.as_str()).one(conn).await?.is_some();
     let mfa = crate::authn::mfa::has_totp(conn, &u.id).await?;
     let locked_until_ms = crate::authn::throttle::locked_until(conn, &u.username_key, now_ms).await?;
@@ -224,17 +211,6 @@ async fn another_active_admin<C: ConnectionTrait>(conn: &C, except: &str) -> Res
         .one(conn)
         .await?
         .is_some())
-}
-
-async fn role_names<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<Vec<String>, AdminError> {
-    Ok(user_role::Entity::find()
-        .filter(user_role::Column::UserId.eq(user_id))
-        .order_by_asc(user_role::Column::RoleName)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|r| r.role_name)
-        .collect())
 }
 
 /// Changes a user's e-mail address and/or display name: `Some(None)` clears,
@@ -365,10 +341,10 @@ pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) 
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
     roles::require_all(&txn, std::slice::from_ref(&role)).await?;
-    let before = role_names(&txn, &u.id).await?;
+    let before = crate::storage::roles_of(&txn, &u.id).await?;
     if !before.iter().any(|r| r == role.as_str()) {
         user_role::ActiveModel { user_id: Set(u.id.clone()), role_name: Set(role.to_string()) }.insert(&txn).await?;
-        let after = role_names(&txn, &u.id).await?;
+        let after = crate::storage::roles_of(&txn, &u.id).await?;
         let detail = json!({ "role": role.as_str(), "changes": { "roles": { "from": before, "to": after } } });
         record_audit(&txn, audit(actor, "user.role_granted", &u.id).detail(detail), now).await?;
         touch(&txn, u.clone(), now).await?;
@@ -384,7 +360,7 @@ pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str)
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = find(&txn, username).await?;
-    let before = role_names(&txn, &u.id).await?;
+    let before = crate::storage::roles_of(&txn, &u.id).await?;
     let res = user_role::Entity::delete_by_id((u.id.clone(), role.to_string())).exec(&txn).await?;
     if res.rows_affected == 0 {
         return Err(AdminError::Refused(format!("user {username:?} does not hold role {:?}", role.as_str())));
@@ -393,7 +369,7 @@ pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str)
     if role.as_str() == ADMIN_ROLE && !u.disabled && !another_active_admin(&txn, &u.id).await? {
         return Err(AdminError::Refused("refusing to revoke the last holder of the admin role".into()));
     }
-    let after = role_names(&txn, &u.id).await?;
+    let after = crate::storage::roles_of(&txn, &u.id).await?;
     let detail = json!({ "role": role.as_str(), "changes": { "roles": { "from": before, "to": after } } });
     record_audit(&txn, audit(actor, "user.role_revoked", &u.id).detail(detail), now).await?;
     touch(&txn, u, now).await?;

@@ -1,16 +1,14 @@
 //! Enforcing a client's access policy (see `policy::access`) against a user,
 //! with the audit record of every refusal.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use super::OAuthError;
 use crate::policy::access::{AccessPolicy, Denial, Subject};
 use crate::state::AppState;
-use crate::storage::entities::{client, user_attribute, user_role};
+use crate::storage::entities::client;
 use crate::storage::{AuditEvent, record_audit};
 
 /// The client's policy, if it has one with any rule in it. A stored policy
@@ -59,20 +57,8 @@ pub async fn evaluate(state: &AppState, c: &client::Model, a: &Auth<'_>) -> Resu
         Ok(Some(p)) => p,
         Err(d) => return Ok(Err(d)),
     };
-    let roles: Vec<String> = user_role::Entity::find()
-        .filter(user_role::Column::UserId.eq(a.user_id))
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|r| r.role_name)
-        .collect();
-    let attributes: BTreeMap<String, String> = user_attribute::Entity::find()
-        .filter(user_attribute::Column::UserId.eq(a.user_id))
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|r| (r.key, r.value))
-        .collect();
+    let roles = crate::storage::roles_of(&state.db, a.user_id).await?;
+    let attributes = crate::storage::attributes_of(&state.db, a.user_id).await?;
     Ok(p.evaluate(&Subject {
         roles: &roles,
         attributes: &attributes,

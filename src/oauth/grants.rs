@@ -15,9 +15,7 @@ use super::{OAuthError, scope_allowed, split_scope};
 use crate::crypto::{constant_time_eq, random_token};
 use crate::domain::SigningAlg;
 use crate::state::AppState;
-use crate::storage::entities::{
-    authorization_code, client, refresh_family, refresh_token, revoked_token, user, user_role,
-};
+use crate::storage::entities::{authorization_code, client, refresh_family, refresh_token, revoked_token, user};
 use crate::storage::{AuditEvent, record_audit};
 use crate::tokens::jwt;
 
@@ -35,16 +33,6 @@ fn read_list(json: &str) -> Vec<String> {
 
 fn has_grant(c: &client::Model, grant: &str) -> bool {
     read_list(&c.grant_types).iter().any(|g| g == grant)
-}
-
-async fn user_roles<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<Vec<String>, OAuthError> {
-    Ok(user_role::Entity::find()
-        .filter(user_role::Column::UserId.eq(user_id))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|r| r.role_name)
-        .collect())
 }
 
 /// OIDC Core §5.4: the claims each scope releases.
@@ -117,7 +105,7 @@ fn base_claims(
 /// Issues the access token (and the ID token when `openid` was granted).
 pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, OAuthError> {
     let now = state.clock.now().timestamp();
-    let roles = user_roles(&state.db, &g.user.id).await?;
+    let roles = crate::storage::roles_of(&state.db, &g.user.id).await?;
     let aud = g.resource.clone().unwrap_or_else(|| g.client.client_id.clone());
     let (mut at, jti) = base_claims(state, &g.user.id, &g.client.client_id, &aud, &g.scope, now);
     at.insert("roles".into(), roles.clone().into());

@@ -11,8 +11,8 @@ use crate::oauth::OAuthError;
 use crate::oauth::grants::scoped_claims;
 use crate::oauth::token::check_access_token;
 use crate::state::AppState;
-use crate::storage::entities::{user, user_role};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use crate::storage::entities::user;
+use sea_orm::EntityTrait;
 
 /// Registers this module's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -114,13 +114,7 @@ async fn userinfo(state: &AppState, token: Option<&str>) -> Result<HttpResponse,
     let Some(u) = user::Entity::find_by_id(sub).one(&state.db).await?.filter(|u| !u.disabled) else {
         return Err(OAuthError::InvalidToken("the user is no longer active"));
     };
-    let roles: Vec<String> = user_role::Entity::find()
-        .filter(user_role::Column::UserId.eq(u.id.as_str()))
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|r| r.role_name)
-        .collect();
+    let roles = crate::storage::roles_of(&state.db, &u.id).await?;
     let mut out = Map::new();
     out.insert("sub".into(), u.id.clone().into());
     scoped_claims(&u, &scope, &mut out);

@@ -108,3 +108,31 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTra
     })
     .await
 }
+
+/// The roles a user holds, sorted by name.
+pub async fn roles_of<C: sea_orm::ConnectionTrait>(conn: &C, user_id: &str) -> Result<Vec<String>, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    Ok(entities::user_role::Entity::find()
+        .filter(entities::user_role::Column::UserId.eq(user_id))
+        .order_by_asc(entities::user_role::Column::RoleName)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| r.role_name)
+        .collect())
+}
+
+/// A user's ABAC attributes.
+pub async fn attributes_of<C: sea_orm::ConnectionTrait>(
+    conn: &C,
+    user_id: &str,
+) -> Result<std::collections::BTreeMap<String, String>, DbErr> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    Ok(entities::user_attribute::Entity::find()
+        .filter(entities::user_attribute::Column::UserId.eq(user_id))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|a| (a.key, a.value))
+        .collect())
+}

@@ -167,9 +167,9 @@ fn asymmetric(name: &str) -> Option<Algorithm> {
     }
 }
 
-/// GETs a JSON document from the provider.
-async fn get_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T, VerifyError> {
-    http.get(url)
+/// Sends a request to the provider and reads its JSON answer.
+async fn json_of<T: serde::de::DeserializeOwned>(request: reqwest::RequestBuilder) -> Result<T, VerifyError> {
+    request
         .send()
         .await
         .and_then(reqwest::Response::error_for_status)
@@ -188,7 +188,7 @@ impl Verifier {
             .build()
             .map_err(|e| VerifyError::Provider(e.to_string()))?;
         let url = format!("{}/.well-known/openid-configuration", config.issuer);
-        let d: Discovery = get_json(&http, &url).await?;
+        let d: Discovery = json_of(http.get(&url)).await?;
         if d.issuer.trim_end_matches('/') != config.issuer {
             return Err(VerifyError::Provider("discovery names another issuer".into()));
         }
@@ -231,7 +231,7 @@ impl Verifier {
             *last = Instant::now();
         }
         self.0.fetches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let set: JwkSet = get_json(&self.0.http, &self.0.jwks_uri).await?;
+        let set: JwkSet = json_of(self.0.http.get(&self.0.jwks_uri)).await?;
         let mut by_kid = HashMap::new();
         for k in &set.keys {
             let (Some(kid), Some(alg)) = (k.common.key_id.clone(), k.common.key_algorithm) else { continue };
@@ -310,19 +310,8 @@ impl Verifier {
         {
             return if *active { Ok(claims) } else { Err(VerifyError::Revoked) };
         }
-        let answer: Value = self
-            .0
-            .http
-            .post(endpoint)
-            .basic_auth(id, Some(secret))
-            .form(&[("token", token)])
-            .send()
-            .await
-            .and_then(reqwest::Response::error_for_status)
-            .map_err(|e| VerifyError::Provider(e.to_string()))?
-            .json()
-            .await
-            .map_err(|e| VerifyError::Provider(e.to_string()))?;
+        let answer: Value =
+            json_of(self.0.http.post(endpoint).basic_auth(id, Some(secret)).form(&[("token", token)])).await?;
         let active = answer.get("active").and_then(Value::as_bool).unwrap_or(false);
         if let Ok(mut cache) = self.0.introspected.lock() {
             if cache.len() > 10_000 {

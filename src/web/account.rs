@@ -17,9 +17,7 @@ use crate::admin::users::ADMIN_ROLE;
 use crate::authn::{PasswordError, mfa, throttle};
 use crate::session::{self, Current};
 use crate::state::AppState;
-use crate::storage::entities::{
-    client, consent, password_credential, refresh_family, session as session_entity, user_role,
-};
+use crate::storage::entities::{client, consent, password_credential, refresh_family, session as session_entity};
 use crate::storage::{AuditEvent, record_audit};
 
 struct SessionRow {
@@ -73,16 +71,6 @@ fn fmt_ms(ms: i64) -> String {
     Utc.timestamp_millis_opt(ms).single().map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default()
 }
 
-async fn roles_of(state: &AppState, user_id: &str) -> Result<Vec<String>, WebError> {
-    Ok(user_role::Entity::find()
-        .filter(user_role::Column::UserId.eq(user_id))
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|r| r.role_name)
-        .collect())
-}
-
 pub(crate) async fn render(
     state: &AppState,
     req: &HttpRequest,
@@ -92,7 +80,7 @@ pub(crate) async fn render(
     error: Option<String>,
 ) -> Result<HttpResponse, WebError> {
     let token = csrf::ensure(state, req).map_err(WebError::internal)?;
-    let roles = roles_of(state, &cur.user.id).await?;
+    let roles = crate::storage::roles_of(&state.db, &cur.user.id).await?;
     let is_admin = roles.iter().any(|r| r == ADMIN_ROLE);
     let sessions = session::list_for_user(state, &state.db, &cur.user.id, state.clock.now())
         .await?
@@ -244,7 +232,7 @@ pub async fn change_password(
         return render(&state, &req, &cur, StatusCode::OK, None, fail("The current password is not correct.")).await;
     }
     throttle::reset(&state.db, &key).await?;
-    let is_admin = roles_of(&state, &cur.user.id).await?.iter().any(|r| r == ADMIN_ROLE);
+    let is_admin = crate::storage::roles_of(&state.db, &cur.user.id).await?.iter().any(|r| r == ADMIN_ROLE);
     if let Err(e) = state.password_policy.check(&form.new_password, is_admin, Some(&cur.user.username)) {
         return render(&state, &req, &cur, StatusCode::OK, None, Some(e.to_string())).await;
     }

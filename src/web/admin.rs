@@ -22,7 +22,7 @@ use crate::policy::access::AccessPolicy;
 use crate::policy::{Permission, Principal, permissions_of};
 use crate::session::{self, AMR_OTP, AMR_PASSWORD, Current};
 use crate::state::AppState;
-use crate::storage::entities::{audit_event, user, user_role};
+use crate::storage::entities::{audit_event, user};
 
 /// Rows per page on the list pages.
 const PER_PAGE: u64 = 50;
@@ -73,13 +73,7 @@ async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, Http
     let Some(cur) = session::current(state, req).await? else {
         return Ok(Err(see_other("/login")));
     };
-    let roles: Vec<String> = user_role::Entity::find()
-        .filter(user_role::Column::UserId.eq(cur.user.id.as_str()))
-        .all(&state.db)
-        .await?
-        .into_iter()
-        .map(|r| r.role_name)
-        .collect();
+    let roles = crate::storage::roles_of(&state.db, &cur.user.id).await?;
     let permissions = permissions_of(&roles);
     if permissions.is_empty() {
         return Ok(Err(error_page(StatusCode::FORBIDDEN, "Not allowed", "Your account has no administrative role.")));

@@ -16,7 +16,7 @@ use crate::admin::users::UserView;
 use crate::admin::{Actor, AdminError, users};
 use crate::policy::{Permission, Principal, permissions_of};
 use crate::state::AppState;
-use crate::storage::entities::{audit_event, user, user_role};
+use crate::storage::entities::{audit_event, user};
 use crate::storage::{AuditEvent, record_audit};
 use crate::tokens::keys::KeyView;
 
@@ -233,13 +233,7 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, 
         if u.disabled {
             return Err(unauthorized());
         }
-        let roles: Vec<String> = user_role::Entity::find()
-            .filter(user_role::Column::UserId.eq(u.id.as_str()))
-            .all(&state.db)
-            .await?
-            .into_iter()
-            .map(|r| r.role_name)
-            .collect();
+        let roles = crate::storage::roles_of(&state.db, &u.id).await?;
         let auth_time = claims.get("auth_time").and_then(Value::as_i64);
         return Ok(Principal { subject: sub, is_client: false, permissions: permissions_of(&roles), auth_time });
     }

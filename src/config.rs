@@ -98,10 +98,6 @@ pub struct Settings {
     pub id_token_ttl_secs: i64,
     /// Lifetime of a refresh-token family from the login that started it.
     pub refresh_token_ttl_secs: i64,
-    /// A refresh token used again within this many seconds of its rotation
-    /// (parallel requests of one client) is answered instead of treated as
-    /// theft.
-    pub refresh_reuse_grace_secs: i64,
     /// Lifetime of authorization codes.
     pub code_ttl_secs: i64,
     /// How often each instance reloads the signing keys from the database.
@@ -121,6 +117,14 @@ pub struct Settings {
     pub client_request_timeout_ms: u64,
     /// Idle keep-alive connections are closed after this long.
     pub keep_alive_secs: u64,
+    /// A request's body must arrive completely within this time (slow
+    /// clients dribbling a body get 408 and lose the connection).
+    pub client_body_timeout_ms: u64,
+    /// Requests one source address may have in progress at once (then 429).
+    pub max_requests_per_ip: u32,
+    /// Authorization requests one address may leave pending (stored for the
+    /// user to finish) per `login_ip_window_secs` window (then 429).
+    pub authorize_ip_max_pending: i32,
     /// Clients are cached this long; changes made elsewhere (another instance,
     /// the CLI) take at most this long to apply.
     pub client_cache_ms: u64,
@@ -167,7 +171,6 @@ impl Default for Settings {
             access_token_ttl_secs: 900,
             id_token_ttl_secs: 600,
             refresh_token_ttl_secs: 30 * 86_400,
-            refresh_reuse_grace_secs: 10,
             code_ttl_secs: 60,
             key_refresh_secs: 30,
             key_rotation_days: 90,
@@ -177,6 +180,9 @@ impl Default for Settings {
             token_ip_window_secs: 300,
             client_request_timeout_ms: 5000,
             keep_alive_secs: 15,
+            client_body_timeout_ms: 10_000,
+            max_requests_per_ip: 128,
+            authorize_ip_max_pending: 300,
             client_cache_ms: 5_000,
             revocation_sync_ms: 1_000,
         }
@@ -276,8 +282,13 @@ impl Settings {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v <= 0) {
             return Err(ConfigError::Invalid(format!("{name} must be positive")));
         }
-        if self.refresh_reuse_grace_secs < 0 || self.key_refresh_secs == 0 {
-            return Err(ConfigError::Invalid("refresh_reuse_grace_secs must be ≥ 0 and key_refresh_secs ≥ 1".into()));
+        if self.key_refresh_secs == 0 {
+            return Err(ConfigError::Invalid("key_refresh_secs must be ≥ 1".into()));
+        }
+        if self.client_body_timeout_ms == 0 || self.max_requests_per_ip == 0 || self.authorize_ip_max_pending <= 0 {
+            return Err(ConfigError::Invalid(
+                "client_body_timeout_ms, max_requests_per_ip and authorize_ip_max_pending must be positive".into(),
+            ));
         }
         if self.client_request_timeout_ms == 0 || self.keep_alive_secs == 0 {
             return Err(ConfigError::Invalid("client_request_timeout_ms and keep_alive_secs must be positive".into()));

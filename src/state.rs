@@ -33,6 +33,8 @@ pub struct AppState {
     pub revoked: Arc<crate::oauth::cache::RevocationList>,
     /// Failed client authentications per source address (token endpoints).
     pub client_failures: Arc<crate::oauth::cache::FailureThrottle>,
+    /// Requests in progress per source address (`web::limits`).
+    pub in_flight: Arc<crate::web::limits::InFlight>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,8 @@ pub enum StartError {
     Passwords(#[from] crate::authn::PasswordError),
     #[error("signing keys: {0}")]
     Keys(String),
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
 }
 
 impl AppState {
@@ -53,8 +57,12 @@ impl AppState {
         let url = settings.database_url.expose_secret().to_owned();
         let db = storage::connect(&url, settings.database_max_connections).await?;
         storage::migrate(&db).await?;
+        let has_data = holds_data(&db).await?;
         let (master_key, source) =
-            MasterKey::load(settings.master_key.as_ref(), settings.master_key_file.as_deref(), &url)?;
+            MasterKey::load(settings.master_key.as_ref(), settings.master_key_file.as_deref(), &url, !has_data)?;
+        // The same check for `serve` and every CLI command: a wrong key is
+        // refused before anything is written with it.
+        check_master_key(&db, &master_key).await?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let max_concurrent = if settings.argon2_max_concurrent == 0 { cores } else { settings.argon2_max_concurrent };
         let passwords = PasswordHasher::new(
@@ -69,23 +77,50 @@ impl AppState {
             min_length: settings.password_min_length,
             min_length_admin: settings.password_min_length_admin,
         };
-        Ok((
-            Self {
-                db,
-                settings: Arc::new(settings),
-                master_key: Arc::new(master_key),
-                passwords,
-                password_policy,
-                clock,
-                keys: Arc::new(RwLock::new(Arc::new(KeyRing::default()))),
-                rng: SystemRandom::new(),
-                clients: Arc::new(crate::oauth::cache::ClientCache::new(Duration::from_millis(client_cache_ms))),
-                revoked: Arc::new(crate::oauth::cache::RevocationList::new(Duration::from_millis(revocation_sync_ms))),
-                client_failures: Arc::default(),
-            },
-            source,
-        ))
+        let state = Self {
+            db,
+            settings: Arc::new(settings),
+            master_key: Arc::new(master_key),
+            passwords,
+            password_policy,
+            clock,
+            keys: Arc::new(RwLock::new(Arc::new(KeyRing::default()))),
+            rng: SystemRandom::new(),
+            clients: Arc::new(crate::oauth::cache::ClientCache::new(Duration::from_millis(client_cache_ms))),
+            revoked: Arc::new(crate::oauth::cache::RevocationList::new(Duration::from_millis(revocation_sync_ms))),
+            client_failures: Arc::default(),
+            in_flight: Arc::default(),
+        };
+        // Signing keys are made at the first use of a database, by the CLI as
+        // by the server: from then on a sealed secret exists to check every
+        // later master key against.
+        crate::tokens::keys::ensure_active(&state).await.map_err(|e| StartError::Keys(e.to_string()))?;
+        Ok((state, source))
     }
+}
+
+/// Whether the database holds anything sealed or keyed with a master key.
+async fn holds_data(db: &DatabaseConnection) -> Result<bool, sea_orm::DbErr> {
+    use crate::storage::entities::{client, signing_key, user};
+    use sea_orm::EntityTrait;
+    Ok(signing_key::Entity::find().one(db).await?.is_some()
+        || user::Entity::find().one(db).await?.is_some()
+        || client::Entity::find().one(db).await?.is_some())
+}
+
+/// Opens one sealed secret of the database (a signing key, else a TOTP
+/// seed) with `key`: a key that cannot is not this database's.
+async fn check_master_key(db: &DatabaseConnection, key: &MasterKey) -> Result<(), StartError> {
+    use crate::storage::entities::{signing_key, totp_credential};
+    use sea_orm::EntityTrait;
+    let opened = if let Some(k) = signing_key::Entity::find().one(db).await? {
+        key.open(&crate::tokens::keys::seal_context(&k.kid), &k.private_key).is_ok()
+    } else if let Some(t) = totp_credential::Entity::find().one(db).await? {
+        crate::authn::mfa::seed_opens(key, &t)
+    } else {
+        true
+    };
+    if opened { Ok(()) } else { Err(crate::crypto::MasterKeyError::Mismatch.into()) }
 }
 
 impl AppState {

@@ -9,6 +9,7 @@ mod m20261130_000003_mfa;
 mod m20261130_000004_oauth;
 mod m20261130_000005_access_policy;
 mod m20261130_000006_client_resources;
+mod m20261201_000007_security;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_oauth::Migration),
             Box::new(m20261130_000005_access_policy::Migration),
             Box::new(m20261130_000006_client_resources::Migration),
+            Box::new(m20261201_000007_security::Migration),
         ]
     }
 }

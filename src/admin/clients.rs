@@ -44,6 +44,8 @@ pub struct ClientView {
     pub access_policy: Option<AccessPolicy>,
     /// Resource indicators (RFC 8707) the client may ask tokens for.
     pub resources: Vec<String>,
+    /// Refresh-token grace in seconds; none: strict rotation.
+    pub refresh_grace_secs: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -71,6 +73,8 @@ pub struct ClientSpec {
     pub access_policy: Option<AccessPolicy>,
     /// Resource indicators (RFC 8707, absolute URIs) the client may ask tokens for.
     pub resources: Vec<String>,
+    /// Opt-in refresh-token grace in seconds (0–60); none = strict rotation.
+    pub refresh_grace_secs: Option<i32>,
 }
 
 /// A created client and its secret (shown once; `None` for public clients).
@@ -102,6 +106,7 @@ struct Parsed {
     jwks: Option<String>,
     access_policy: Option<String>,
     resources: Vec<String>,
+    refresh_grace_secs: Option<i32>,
 }
 
 fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
@@ -195,7 +200,19 @@ fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
             })
             .collect::<Result<Vec<_>, _>>()?,
     );
+    let max = crate::oauth::grants::MAX_REFRESH_GRACE_SECS;
+    let refresh_grace_secs = match spec.refresh_grace_secs {
+        Some(g) if !(0..=max).contains(&g) => {
+            return Err(AdminError::Invalid(ParseError {
+                field: "refresh_grace_secs",
+                reason: format!("must be between 0 and {max} seconds"),
+            }));
+        }
+        Some(0) | None => None,
+        g => g,
+    };
     Ok(Parsed {
+        refresh_grace_secs,
         resources,
         access_policy,
         client_id,
@@ -228,6 +245,9 @@ pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<C
         actor.require(Permission::RolesWrite)?;
     }
     let p = parse(spec)?;
+    let admin_audience = p.resources.iter().any(|r| r.as_str() == crate::admin::api::audience(state));
+    actor.may_hand_out(&p.roles)?;
+    actor.may_control_client(&p.roles, admin_audience)?;
     let secret = match p.kind {
         ClientKind::Confidential => Some(SecretString::from(random_token(SECRET_BYTES)?)),
         ClientKind::Public => None,
@@ -257,6 +277,7 @@ pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<C
         jwks: Set(p.jwks),
         access_policy: Set(p.access_policy),
         resources: Set(Some(json_list(&p.resources))),
+        refresh_grace_secs: Set(p.refresh_grace_secs),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -295,6 +316,35 @@ pub(crate) async fn find<C: ConnectionTrait>(conn: &C, client_id: &str) -> Resul
     client::Entity::find_by_id(client_id).one(conn).await?.ok_or_else(|| AdminError::not_found("client", client_id))
 }
 
+async fn roles_of_client<C: ConnectionTrait>(conn: &C, client_id: &str) -> Result<Vec<String>, AdminError> {
+    Ok(client_role::Entity::find()
+        .filter(client_role::Column::ClientId.eq(client_id))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|r| r.role_name)
+        .collect())
+}
+
+/// Whether a client may ask for admin-API tokens.
+fn has_admin_audience(state: &AppState, c: &client::Model) -> bool {
+    may_request(c, &crate::admin::api::audience(state))
+}
+
+/// The client `client_id`, once the actor is known to be allowed to control
+/// it (it holds every role the client acts with): every client-changing
+/// operation finds its target through here.
+async fn target<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    actor: &Actor,
+    client_id: &str,
+) -> Result<client::Model, AdminError> {
+    let c = find(conn, client_id).await?;
+    actor.may_control_client(&roles_of_client(conn, client_id).await?, has_admin_audience(state, &c))?;
+    Ok(c)
+}
+
 async fn load_view<C: ConnectionTrait>(conn: &C, c: client::Model) -> Result<ClientView, AdminError> {
     let roles = client_role::Entity::find()
         .filter(client_role::Column::ClientId.eq(&c.client_id))
@@ -314,6 +364,7 @@ async fn load_view<C: ConnectionTrait>(conn: &C, c: client::Model) -> Result<Cli
         has_jwks: c.jwks.is_some(),
         access_policy: c.access_policy.as_deref().and_then(|t| serde_json::from_str(t).ok()),
         resources: c.resources.as_deref().map(read_list).unwrap_or_default(),
+        refresh_grace_secs: c.refresh_grace_secs,
         client_id: c.client_id,
         name: c.name,
         public: c.public,
@@ -344,7 +395,7 @@ pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<
     actor.require(Permission::ClientsWrite)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let c = find(&txn, client_id).await?;
+    let c = target(state, &txn, actor, client_id).await?;
     client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(&c.client_id)).exec(&txn).await?;
     client::Entity::delete_by_id(c.client_id.as_str()).exec(&txn).await?;
     // Its refresh tokens end with it; its access tokens are refused by
@@ -375,7 +426,7 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, client_id: &str) -> 
     actor.require(Permission::ClientsWrite)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let c = find(&txn, client_id).await?;
+    let c = target(state, &txn, actor, client_id).await?;
     if c.public {
         return Err(AdminError::Refused(format!("client {client_id:?} is public and has no secret")));
     }
@@ -439,6 +490,10 @@ pub struct ClientPatch {
     pub access_policy: Option<Option<AccessPolicy>>,
     /// Resource indicators (RFC 8707) the client may ask tokens for.
     pub resources: Option<Vec<String>>,
+    /// Refresh-token grace in seconds (0–60); `null` or 0: strict rotation.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i32>)]
+    pub refresh_grace_secs: Option<Option<i32>>,
 }
 
 /// The spec a stored client was registered with (for applying a patch).
@@ -460,6 +515,7 @@ fn spec_of(c: &client::Model, roles: Vec<String>) -> ClientSpec {
         jwks: c.jwks.clone(),
         access_policy: c.access_policy.as_deref().and_then(|t| serde_json::from_str(t).ok()),
         resources: c.resources.as_deref().map(read_list).unwrap_or_default(),
+        refresh_grace_secs: c.refresh_grace_secs,
     }
 }
 
@@ -477,7 +533,17 @@ pub async fn update(
     }
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let current = find(&txn, client_id).await?;
+    let current = target(state, &txn, actor, client_id).await?;
+    if patch.access_policy.is_none()
+        && current.access_policy.as_deref().is_some_and(|t| serde_json::from_str::<AccessPolicy>(t).is_err())
+    {
+        // Never turn a policy we cannot read into "no policy" (fail-open):
+        // the change must set a new one.
+        return Err(AdminError::Invalid(ParseError {
+            field: "access_policy",
+            reason: "the stored access policy does not parse; set a new one with this change".into(),
+        }));
+    }
     let before = load_view(&txn, current.clone()).await?;
     let mut spec = spec_of(&current, before.roles.clone());
     if let Some(v) = patch.name {
@@ -522,7 +588,14 @@ pub async fn update(
     if let Some(v) = patch.resources {
         spec.resources = v;
     }
+    if let Some(v) = patch.refresh_grace_secs {
+        spec.refresh_grace_secs = v;
+    }
     let p = parse(&spec)?;
+    // What the client becomes must stay within the actor's reach too.
+    let admin_audience = p.resources.iter().any(|r| r.as_str() == crate::admin::api::audience(state));
+    actor.may_hand_out(&p.roles)?;
+    actor.may_control_client(&p.roles, admin_audience)?;
     roles::require_all(&txn, &p.roles).await?;
     let grants: Vec<&str> = p.grants.iter().map(|g| g.as_str()).collect();
     let mut am = current.into_active_model();
@@ -539,6 +612,7 @@ pub async fn update(
     am.jwks = Set(p.jwks);
     am.access_policy = Set(p.access_policy);
     am.resources = Set(Some(json_list(&p.resources)));
+    am.refresh_grace_secs = Set(p.refresh_grace_secs);
     am.updated_at = Set(now);
     let updated = am.update(&txn).await?;
     client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(client_id)).exec(&txn).await?;

@@ -17,6 +17,10 @@ pub enum AdminError {
     Refused(String),
     #[error("missing permission {0}")]
     Forbidden(&'static str),
+    /// The actor holds the permission, but the target holds more than the
+    /// actor (no escalation through the target).
+    #[error("forbidden: {0}")]
+    ForbiddenTarget(String),
     #[error("{0}")]
     Password(#[from] PasswordError),
     #[error("database error")]

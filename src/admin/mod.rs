@@ -9,19 +9,26 @@ pub mod users;
 
 pub use error::AdminError;
 
-use crate::policy::{Permission, Principal};
+use crate::policy::{Permission, Principal, permissions_of};
 
-/// Who performs an administrative action: their name for the audit log, and
-/// the permissions they hold. Every write operation of this module starts by
-/// asking the actor for its permission (`Actor::require`), so no caller — API
-/// handler, admin page, CLI — can reach a write without the check; the only
-/// ways to make an actor are the constructors below.
+/// Who performs an administrative action: their name for the audit log, the
+/// permissions they hold, and the roles they hold. Every operation of this
+/// module starts by asking the actor for its permission (`Actor::require`),
+/// and every operation on a user or a client also asks whether the actor
+/// dominates its target (`Actor::may_act_on_user`, `Actor::may_control_client`,
+/// `Actor::may_hand_out`), so no caller — API handler, admin page, CLI — can
+/// reach a change without both checks. The invariant: **no actor gains a
+/// permission it lacks**, neither directly (granting a role) nor through a
+/// target (taking over a user or a client that holds more). The only ways to
+/// make an actor are the constructors below.
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub name: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
     permissions: Vec<Permission>,
+    /// `None`: the operator at the command line, who holds everything.
+    roles: Option<Vec<String>>,
 }
 
 impl Actor {
@@ -29,24 +36,95 @@ impl Actor {
     /// master key already, so every permission.
     pub fn cli() -> Self {
         let who = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".into());
-        Self { name: format!("cli:{who}"), ip: None, user_agent: None, permissions: Permission::ALL.to_vec() }
+        Self {
+            name: format!("cli:{who}"),
+            ip: None,
+            user_agent: None,
+            permissions: Permission::ALL.to_vec(),
+            roles: None,
+        }
     }
 
     /// Portcullis itself (scheduled key rotation): only what the job needs.
     pub fn system(job: &str, permission: Permission) -> Self {
-        Self { name: format!("system:{job}"), ip: None, user_agent: None, permissions: vec![permission] }
+        Self {
+            name: format!("system:{job}"),
+            ip: None,
+            user_agent: None,
+            permissions: vec![permission],
+            roles: Some(Vec::new()),
+        }
     }
 
     /// An authenticated principal (API caller or admin-page user), with the
-    /// permissions its roles grant now.
+    /// permissions and roles it holds now.
     pub fn for_principal(p: &Principal, ip: Option<String>, user_agent: Option<String>) -> Self {
         let kind = if p.is_client { "client" } else { "user" };
-        Self { name: format!("{kind}:{}", p.subject), ip, user_agent, permissions: p.permissions.clone() }
+        Self {
+            name: format!("{kind}:{}", p.subject),
+            ip,
+            user_agent,
+            permissions: p.permissions.clone(),
+            roles: Some(p.roles.clone()),
+        }
     }
 
     /// The capability for `permission`, or `Forbidden`.
     pub fn require(&self, permission: Permission) -> Result<(), AdminError> {
         if self.permissions.contains(&permission) { Ok(()) } else { Err(AdminError::Forbidden(permission.as_str())) }
+    }
+
+    fn holds_all(&self, perms: &[Permission]) -> bool {
+        perms.iter().all(|p| self.permissions.contains(p))
+    }
+
+    /// No escalation through the target: an actor may change a user only if
+    /// every permission the user's roles grant is one the actor holds (an
+    /// actor with `users:credentials` cannot reset an administrator and log
+    /// in as them).
+    pub fn may_act_on_user(&self, target_roles: &[String]) -> Result<(), AdminError> {
+        if self.holds_all(&permissions_of(target_roles)) {
+            Ok(())
+        } else {
+            Err(AdminError::ForbiddenTarget("the user holds permissions you do not hold".into()))
+        }
+    }
+
+    /// Handing out roles (to a user or a client) gives away what they grant:
+    /// only permissions the actor holds itself.
+    pub fn may_hand_out<R: AsRef<str>>(&self, roles: &[R]) -> Result<(), AdminError> {
+        let roles: Vec<String> = roles.iter().map(|r| r.as_ref().to_owned()).collect();
+        if self.holds_all(&permissions_of(&roles)) {
+            Ok(())
+        } else {
+            Err(AdminError::ForbiddenTarget("a role grants permissions you do not hold".into()))
+        }
+    }
+
+    /// Control of a client — its secret, keys, redirect URIs, grants,
+    /// resources, or deleting it — is control of what it acts with: the
+    /// actor must hold every role the client holds (or be able to grant it to
+    /// itself: `roles:write` and the role's permissions), and a client that
+    /// may ask for admin-API tokens (`admin_audience`) needs every permission.
+    pub fn may_control_client<R: AsRef<str>>(
+        &self,
+        client_roles: &[R],
+        admin_audience: bool,
+    ) -> Result<(), AdminError> {
+        let covered = |r: &str| {
+            self.roles.as_ref().is_none_or(|mine| mine.iter().any(|m| m == r))
+                || (self.permissions.contains(&Permission::RolesWrite)
+                    && self.holds_all(&permissions_of(&[r.to_owned()])))
+        };
+        if !client_roles.iter().all(|r| covered(r.as_ref())) {
+            return Err(AdminError::ForbiddenTarget("the client holds a role you do not hold".into()));
+        }
+        if admin_audience && !self.holds_all(&Permission::ALL) {
+            return Err(AdminError::ForbiddenTarget(
+                "the client may request admin-API tokens: only a full administrator may change it".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -34,7 +34,18 @@ pub async fn add(
     let name = RoleName::parse(name)?;
     let description = description.map(str::trim).filter(|d| !d.is_empty()).map(str::to_owned);
     if description.as_ref().is_some_and(|d| d.chars().count() > 512) {
-        return Err(AdminError::Refused("description: must be at most 512 characters".into()));
+        return Err(AdminError::Invalid(crate::domain::ParseError {
+            field: "description",
+            reason: "must be at most 512 characters".into(),
+        }));
+    }
+    // Like every other admin text field: no control characters (an ESC or CR
+    // printed raw by `role list` could rewrite an operator's terminal).
+    if description.as_ref().is_some_and(|d| d.chars().any(char::is_control)) {
+        return Err(AdminError::Invalid(crate::domain::ParseError {
+            field: "description",
+            reason: "must not contain control characters".into(),
+        }));
     }
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;

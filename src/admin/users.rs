@@ -84,8 +84,10 @@ fn audit(actor: &Actor, event: &'static str, user_id: &str) -> AuditEvent {
 pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<UserView, AdminError> {
     actor.require(Permission::UsersWrite)?;
     if !new.roles.is_empty() {
-        // Roles are permissions: handing them out needs roles:write.
+        // Roles are permissions: handing them out needs roles:write, and only
+        // what the actor holds itself.
         actor.require(Permission::RolesWrite)?;
+        actor.may_hand_out(&new.roles)?;
     }
     let is_admin = new.roles.iter().any(|r| r.as_str() == ADMIN_ROLE);
     // Hash before the transaction: argon2 is slow and must not hold a write lock.
@@ -190,6 +192,15 @@ pub async fn list(state: &AppState) -> Result<Vec<UserView>, AdminError> {
     Ok(out)
 }
 
+/// The user `username`, once the actor is known to dominate it (no
+/// escalation through the target): every user-changing operation finds its
+/// target through here.
+async fn target<C: ConnectionTrait>(conn: &C, actor: &Actor, username: &str) -> Result<user::Model, AdminError> {
+    let u = find(conn, username).await?;
+    actor.may_act_on_user(&crate::storage::roles_of(conn, &u.id).await?)?;
+    Ok(u)
+}
+
 async fn user_is_admin<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<bool, AdminError> {
     Ok(user_role::Entity::find_by_id((user_id.to_owned(), ADMIN_ROLE.to_owned())).one(conn).await?.is_some())
 }
@@ -227,7 +238,7 @@ pub async fn update_profile(
     let name = name.map(|n| n.as_deref().map(DisplayName::parse).transpose()).transpose()?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let u = find(&txn, username).await?;
+    let u = target(&txn, actor, username).await?;
     let id = u.id.clone();
     let before = json!({ "email": u.email, "name": u.display_name });
     let mut am = u.into_active_model();
@@ -265,13 +276,13 @@ pub async fn set_password(
     password: &SecretString,
 ) -> Result<(), AdminError> {
     actor.require(Permission::UsersCredentials)?;
-    let u = find(&state.db, username).await?;
+    let u = target(&state.db, actor, username).await?;
     let is_admin = user_is_admin(&state.db, &u.id).await?;
     state.password_policy.check(password, is_admin, Some(&u.username))?;
     let phc = state.passwords.hash(password).await?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let u = find(&txn, username).await?;
+    let u = target(&txn, actor, username).await?;
     password_credential::Entity::insert(password_credential::ActiveModel {
         user_id: Set(u.id.clone()),
         phc: Set(phc),
@@ -305,7 +316,7 @@ pub async fn set_disabled(
     actor.require(Permission::UsersWrite)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let u = find(&txn, username).await?;
+    let u = target(&txn, actor, username).await?;
     let id = u.id.clone();
     let before = u.disabled;
     if disabled && !before && user_is_admin(&txn, &id).await? && !another_active_admin(&txn, &id).await? {
@@ -337,9 +348,10 @@ pub async fn set_disabled(
 pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) -> Result<UserView, AdminError> {
     actor.require(Permission::RolesWrite)?;
     let role = RoleName::parse(role)?;
+    actor.may_hand_out(std::slice::from_ref(&role))?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let u = find(&txn, username).await?;
+    let u = target(&txn, actor, username).await?;
     roles::require_all(&txn, std::slice::from_ref(&role)).await?;
     let before = crate::storage::roles_of(&txn, &u.id).await?;
     if !before.iter().any(|r| r == role.as_str()) {
@@ -359,7 +371,7 @@ pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str)
     let role = RoleName::parse(role)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let u = find(&txn, username).await?;
+    let u = target(&txn, actor, username).await?;
     let before = crate::storage::roles_of(&txn, &u.id).await?;
     let res = user_role::Entity::delete_by_id((u.id.clone(), role.to_string())).exec(&txn).await?;
     if res.rows_affected == 0 {
@@ -390,7 +402,7 @@ pub async fn set_attribute(
     let value = parse_attribute_value(value)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let u = find(&txn, username).await?;
+    let u = target(&txn, actor, username).await?;
     let before = user_attribute::Entity::find_by_id((u.id.clone(), key.to_string())).one(&txn).await?.map(|a| a.value);
     user_attribute::Entity::insert(user_attribute::ActiveModel {
         user_id: Set(u.id.clone()),
@@ -422,7 +434,7 @@ pub async fn unlock(state: &AppState, actor: &Actor, username: &str) -> Result<U
     actor.require(Permission::UsersCredentials)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let u = find(&txn, username).await?;
+    let u = target(&txn, actor, username).await?;
     let was = crate::authn::throttle::locked_until(&txn, &u.username_key, now.timestamp_millis()).await?;
     crate::authn::throttle::reset(&txn, &u.username_key).await?;
     record_audit(&txn, audit(actor, "user.unlocked", &u.id).detail(json!({ "was_locked": was.is_some() })), now)
@@ -439,7 +451,7 @@ pub async fn reset_mfa(state: &AppState, actor: &Actor, username: &str) -> Resul
     actor.require(Permission::UsersCredentials)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let u = find(&txn, username).await?;
+    let u = target(&txn, actor, username).await?;
     let had = crate::authn::mfa::remove(&txn, &u.id).await?;
     let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
@@ -465,7 +477,7 @@ pub async fn totp_import(
 ) -> Result<Vec<String>, AdminError> {
     actor.require(Permission::UsersCredentials)?;
     use secrecy::ExposeSecret;
-    let u = find(&state.db, username).await?;
+    let u = target(&state.db, actor, username).await?;
     let now = state.clock.now();
     let codes = crate::authn::mfa::import(state, &u.id, seed.expose_secret(), now).await.map_err(|e| match e {
         crate::authn::mfa::MfaError::BadSeed => {
@@ -489,7 +501,7 @@ pub async fn end_sessions(state: &AppState, actor: &Actor, username: &str) -> Re
     actor.require(Permission::SessionsRevoke)?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let u = find(&txn, username).await?;
+    let u = target(&txn, actor, username).await?;
     let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
     record_audit(&txn, audit(actor, "sessions.revoked", &u.id).detail(json!({ "sessions_ended": ended.len() })), now)

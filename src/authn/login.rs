@@ -55,6 +55,8 @@ pub enum LoginError {
     Db(#[from] sea_orm::DbErr),
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
+    #[error(transparent)]
+    Mfa(#[from] super::mfa::MfaError),
 }
 
 /// The throttle key for input that cannot be a username: one row for all of
@@ -345,8 +347,9 @@ pub async fn end_challenge(state: &AppState, c: &Challenge) -> Result<bool, Logi
     Ok(login_challenge::Entity::delete_by_id(c.row.token_hash.as_str()).exec(&state.db).await?.rows_affected == 1)
 }
 
-/// The second factor at login: a TOTP or recovery code, counted against the
-/// same account throttle as passwords. `Ok(Some(kind))` on success.
+/// The second factor at login: a TOTP or recovery code, through the one
+/// second-factor gate (its own failure counter, the account's, the address's).
+/// `Ok(Some(kind))` on success.
 pub async fn mfa_step(
     state: &AppState,
     c: &Challenge,
@@ -354,20 +357,13 @@ pub async fn mfa_step(
     source: &Source,
 ) -> Result<Option<super::mfa::CodeCheck>, LoginError> {
     use super::mfa::{CodeCheck, verify_code};
+    use super::second_factor::{Gated, gate};
     let now = state.clock.now();
-    let now_ms = now.timestamp_millis();
-    let key = c.user.username_key.clone();
-    let admitted = throttle::admit_account(&state.db, &state.settings, &key, now_ms).await?;
-    let locked = !admitted && !c.row.trusted_device;
-    let check = if locked {
-        CodeCheck::Invalid
-    } else {
-        verify_code(state, &c.user.id, code, now).await.map_err(|e| match e {
-            super::mfa::MfaError::Db(d) => LoginError::Db(d),
-            super::mfa::MfaError::Crypto(x) => LoginError::Crypto(x),
-            other => LoginError::Db(sea_orm::DbErr::Custom(other.to_string())),
-        })?
-    };
+    let gated = gate(state, &c.user, source, c.row.trusted_device, now, async || {
+        let check = verify_code(state, &c.user.id, code, now).await?;
+        Ok((check != CodeCheck::Invalid).then_some(check))
+    })
+    .await?;
     let event = |outcome: &'static str, reason: &str| {
         let mut e = AuditEvent::new("login.mfa", outcome)
             .user(&c.user.id)
@@ -378,17 +374,18 @@ pub async fn mfa_step(
         }
         e
     };
-    match check {
-        CodeCheck::Invalid => {
-            if admitted {
-                throttle::record_failure(&state.db, &state.settings, &key, now_ms).await?;
-            }
+    match gated {
+        Gated::Failed { .. } | Gated::RateLimited => {
+            let reason = match gated {
+                Gated::RateLimited => "ip_rate_limited",
+                Gated::Failed { locked: true } => "locked",
+                _ => "bad_code",
+            };
             challenge_failed(state, c).await?;
-            record_audit(&state.db, event("failure", if locked { "locked" } else { "bad_code" }), now).await?;
+            record_audit(&state.db, event("failure", reason), now).await?;
             Ok(None)
         }
-        ok => {
-            throttle::reset(&state.db, &key).await?;
+        Gated::Passed(ok) => {
             let reason = if ok == CodeCheck::Recovery { "recovery_code" } else { "totp" };
             record_audit(&state.db, event("success", reason), now).await?;
             if ok == CodeCheck::Recovery {

@@ -64,6 +64,11 @@ fn cred_context(user_id: &str) -> String {
     format!("totp:{user_id}")
 }
 
+/// Whether `key` opens a stored authenticator's seed (the master-key check).
+pub fn seed_opens(key: &crate::crypto::MasterKey, cred: &totp_credential::Model) -> bool {
+    key.open(&cred_context(&cred.user_id), &cred.secret).is_ok()
+}
+
 fn enrol_context(user_id: &str, enrolment_id: &str) -> String {
     format!("totp-enrol:{user_id}:{enrolment_id}")
 }
@@ -94,72 +99,111 @@ fn describe(seed: Vec<u8>, account: &str, enrolment_id: String) -> Result<Enrolm
     Ok(Enrolment { enrolment_id, secret_base32: t.secret().to_base32(), qr_svg: qr_svg(&otpauth_uri)?, otpauth_uri })
 }
 
-/// Starts a new enrolment (replacing any pending one) and returns what to show.
+/// How long a started enrolment may be confirmed.
+pub const ENROLMENT_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// Starts a new enrolment for the login challenge or session `binding`
+/// (replacing any pending one of the user, whoever started it) and returns
+/// what to show. The secret is shown this once: a reload starts again.
 pub async fn start_enrolment(
     state: &AppState,
     user_id: &str,
     account: &str,
+    binding: &str,
     now: DateTime<Utc>,
 ) -> Result<Enrolment, MfaError> {
     let seed = random_bytes(SEED_BYTES)?;
     let enrolment_id = random_token(16)?;
     let sealed = state.master_key.seal(&enrol_context(user_id, &enrolment_id), &seed)?;
-    totp_enrolment::Entity::delete_by_id(user_id).exec(&state.db).await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
+    totp_enrolment::Entity::delete_by_id(user_id).exec(&txn).await?;
     totp_enrolment::ActiveModel {
         user_id: Set(user_id.to_owned()),
         enrolment_id: Set(enrolment_id.clone()),
         secret: Set(sealed),
         created_ms: Set(now.timestamp_millis()),
+        binding: Set(Some(binding.to_owned())),
     }
-    .insert(&state.db)
+    .insert(&txn)
     .await?;
+    txn.commit().await?;
     describe(seed, account, enrolment_id)
 }
 
-/// The pending enrolment, if one exists (so a reload shows the same secret).
-pub async fn pending_enrolment(state: &AppState, user_id: &str, account: &str) -> Result<Option<Enrolment>, MfaError> {
+/// The pending enrolment that `binding` started and whose id the form
+/// proves it was shown (`enrolment_id`), if still live; its seed.
+async fn pending_seed(
+    state: &AppState,
+    user_id: &str,
+    binding: &str,
+    enrolment_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<u8>>, MfaError> {
     let Some(p) = totp_enrolment::Entity::find_by_id(user_id).one(&state.db).await? else {
         return Ok(None);
     };
-    let seed = state.master_key.open(&enrol_context(user_id, &p.enrolment_id), &p.secret)?;
-    Ok(Some(describe(seed, account, p.enrolment_id)?))
+    let bound = p.binding.as_deref().is_some_and(|b| crate::crypto::constant_time_eq(b.as_bytes(), binding.as_bytes()));
+    let same = crate::crypto::constant_time_eq(p.enrolment_id.as_bytes(), enrolment_id.as_bytes());
+    if !bound || !same || p.created_ms + ENROLMENT_TTL_MS <= now.timestamp_millis() {
+        return Ok(None);
+    }
+    Ok(Some(state.master_key.open(&enrol_context(user_id, &p.enrolment_id), &p.secret)?))
+}
+
+/// The same enrolment again, for the one who started it and was shown it
+/// (after a mistyped code), never for anyone else.
+pub async fn shown_enrolment(
+    state: &AppState,
+    user_id: &str,
+    account: &str,
+    binding: &str,
+    enrolment_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Enrolment>, MfaError> {
+    Ok(match pending_seed(state, user_id, binding, enrolment_id, now).await? {
+        Some(seed) => Some(describe(seed, account, enrolment_id.to_owned())?),
+        None => None,
+    })
 }
 
 #[derive(Debug)]
 pub enum Confirm {
     /// Enrolled; these recovery codes are to be shown once.
     Enrolled(Vec<String>),
-    /// The form's enrolment is not the pending one (replaced, or tampered with).
+    /// The form's enrolment is not the pending one of this challenge or
+    /// session (replaced, expired, started elsewhere, or tampered with).
     Stale,
     /// The code does not match the new secret.
     BadCode,
 }
 
-/// Confirms an enrolment with a code from the new secret; on success the
-/// authenticator replaces any earlier one and fresh recovery codes are issued.
+/// Confirms the enrolment that `binding` started with a code from the new
+/// secret; on success the authenticator replaces any earlier one and fresh
+/// recovery codes are issued. Only the binding that started an enrolment can
+/// confirm it: a secret noted by someone else is never the one enrolled.
 pub async fn confirm_enrolment(
     state: &AppState,
     user_id: &str,
+    binding: &str,
     enrolment_id: &str,
     code: &str,
     now: DateTime<Utc>,
 ) -> Result<Confirm, MfaError> {
-    let Some(p) = totp_enrolment::Entity::find_by_id(user_id).one(&state.db).await? else {
+    let Some(seed) = pending_seed(state, user_id, binding, enrolment_id, now).await? else {
         return Ok(Confirm::Stale);
     };
-    if !crate::crypto::constant_time_eq(p.enrolment_id.as_bytes(), enrolment_id.as_bytes()) {
-        return Ok(Confirm::Stale);
-    }
-    let seed = state.master_key.open(&enrol_context(user_id, &p.enrolment_id), &p.secret)?;
     let Some(code) = six_digits(code) else {
         return Ok(Confirm::BadCode);
     };
     let Some(step) = totp(seed.clone(), "x")?.check(code, unix_secs(now)) else {
         return Ok(Confirm::BadCode);
     };
-    // The confirming code is spent: it cannot also log in.
-    let codes = store_credential(state, user_id, &seed, Some(step as i64), now).await?;
-    Ok(Confirm::Enrolled(codes))
+    // The confirming code is spent: it cannot also log in. The pending row
+    // goes in the same transaction (single use).
+    Ok(match store_credential(state, user_id, &seed, Some(step as i64), Some(enrolment_id), now).await? {
+        Some(codes) => Confirm::Enrolled(codes),
+        None => Confirm::Stale,
+    })
 }
 
 /// Stores an imported seed (migration from another provider) as the user's
@@ -177,20 +221,29 @@ pub async fn import(
         return Err(MfaError::BadSeed);
     }
     totp(seed.clone(), "x").map_err(|_| MfaError::BadSeed)?;
-    store_credential(state, user_id, &seed, None, now).await
+    store_credential(state, user_id, &seed, None, None, now).await.map(Option::unwrap_or_default)
 }
 
 /// Makes `seed` the user's authenticator (replacing any other and any pending
-/// enrolment) and issues fresh recovery codes, in one transaction.
+/// enrolment) and issues fresh recovery codes, in one transaction. With
+/// `consume`, that pending enrolment must still be there to be spent (`None`
+/// when a parallel request spent or replaced it first).
 async fn store_credential(
     state: &AppState,
     user_id: &str,
     seed: &[u8],
     last_used_step: Option<i64>,
+    consume: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Vec<String>, MfaError> {
-    let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
-    totp_enrolment::Entity::delete_by_id(user_id).exec(&txn).await?;
+) -> Result<Option<Vec<String>>, MfaError> {
+    let txn = crate::storage::begin_write(&state.db).await?;
+    let mut pending = totp_enrolment::Entity::delete_many().filter(totp_enrolment::Column::UserId.eq(user_id));
+    if let Some(id) = consume {
+        pending = pending.filter(totp_enrolment::Column::EnrolmentId.eq(id));
+    }
+    if pending.exec(&txn).await?.rows_affected != 1 && consume.is_some() {
+        return Ok(None);
+    }
     totp_credential::Entity::delete_by_id(user_id).exec(&txn).await?;
     totp_credential::ActiveModel {
         user_id: Set(user_id.to_owned()),
@@ -202,7 +255,7 @@ async fn store_credential(
     .await?;
     let codes = replace_recovery_codes(state, &txn, user_id).await?;
     txn.commit().await?;
-    Ok(codes)
+    Ok(Some(codes))
 }
 
 fn recovery_hash(state: &AppState, normalised: &str) -> String {

@@ -132,9 +132,23 @@ pub fn ip_key(ip: &str) -> String {
 /// Counts an attempt from an address; returns the attempts in the current
 /// window (more than `login_ip_max_attempts`: refuse).
 pub async fn admit_ip<C: ConnectionTrait>(conn: &C, settings: &Settings, ip: &str, now_ms: i64) -> Result<i32, DbErr> {
-    let key = ip_key(ip);
-    let ip = key.as_str();
-    let window_ms = settings.login_ip_window_secs * 1000;
+    count_in_window(conn, &ip_key(ip), settings.login_ip_window_secs * 1000, now_ms).await
+}
+
+/// Counts one more of something (`kind`) an address did in the current
+/// window, apart from its login attempts; returns the count so far.
+pub async fn admit_ip_for<C: ConnectionTrait>(
+    conn: &C,
+    settings: &Settings,
+    kind: &str,
+    ip: &str,
+    now_ms: i64,
+) -> Result<i32, DbErr> {
+    count_in_window(conn, &format!("{kind}:{}", ip_key(ip)), settings.login_ip_window_secs * 1000, now_ms).await
+}
+
+async fn count_in_window<C: ConnectionTrait>(conn: &C, key: &str, window_ms: i64, now_ms: i64) -> Result<i32, DbErr> {
+    let ip = key;
     ip_throttle::Entity::insert(ip_throttle::ActiveModel {
         ip: Set(ip.to_owned()),
         window_start_ms: Set(now_ms),

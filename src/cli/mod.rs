@@ -158,6 +158,10 @@ struct ClientAddArgs {
     /// An access-policy file (JSON; see docs/ADMIN.md): who may use the client.
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
+    /// Let a rotated-out refresh token be redeemed once more within this many
+    /// seconds (0–60; for clients that refresh in parallel). Default: strict.
+    #[arg(long, value_name = "SECS")]
+    refresh_grace_secs: Option<i32>,
     /// A resource indicator (RFC 8707 URI) the client may ask tokens for; repeatable.
     #[arg(long = "resource", value_name = "URI")]
     resources: Vec<String>,
@@ -400,6 +404,7 @@ async fn client(state: &AppState, actor: &Actor, out: &Output, cmd: ClientCmd) -
                 jwks,
                 access_policy: a.policy.as_deref().map(read_policy).transpose()?,
                 resources: a.resources,
+                refresh_grace_secs: a.refresh_grace_secs,
             };
             out.created_client(&clients::add(state, actor, &spec).await?);
         }

@@ -42,6 +42,14 @@ pub enum MasterKeyError {
         "no master key: set PORTCULLIS_MASTER_KEY or PORTCULLIS_MASTER_KEY_FILE (a key is generated automatically only for a SQLite database file)"
     )]
     Missing,
+    #[error(
+        "no master key: the database already holds data, and a development key is generated only for an empty one ({0} does not exist); set PORTCULLIS_MASTER_KEY or PORTCULLIS_MASTER_KEY_FILE to this database's key"
+    )]
+    MissingForData(PathBuf),
+    #[error(
+        "the master key does not match this database (its sealed secrets do not open with it); set the key this database was created with"
+    )]
+    Mismatch,
     #[error(transparent)]
     Crypto(#[from] CryptoError),
 }
@@ -95,10 +103,13 @@ impl MasterKey {
 
     /// Resolves the key from the settings; in development (no key configured, a
     /// SQLite file database) creates a key file beside the database.
+    /// `may_generate`: the database holds nothing sealed or keyed yet — a
+    /// development key is never made up for a database that has data.
     pub fn load(
         configured: Option<&SecretString>,
         file: Option<&Path>,
         database_url: &str,
+        may_generate: bool,
     ) -> Result<(Self, KeySource), MasterKeyError> {
         if let Some(k) = configured {
             return Ok((Self::from_base64(k.expose_secret())?, KeySource::Configured));
@@ -113,6 +124,9 @@ impl MasterKey {
             let text =
                 std::fs::read_to_string(&path).map_err(|source| MasterKeyError::Read { path: path.clone(), source })?;
             return Ok((Self::from_base64(&text)?, KeySource::File(path)));
+        }
+        if !may_generate {
+            return Err(MasterKeyError::MissingForData(path));
         }
         let bytes = random_bytes(KEY_LEN)?;
         write_new_key_file(&path, &STANDARD.encode(&bytes))
@@ -233,7 +247,7 @@ mod tests {
     fn a_generated_key_file_is_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/x.db?mode=rwc", dir.path().display());
-        let (k1, src) = MasterKey::load(None, None, &url).unwrap();
+        let (k1, src) = MasterKey::load(None, None, &url, true).unwrap();
         let KeySource::Generated(path) = src else { panic!("expected a generated key") };
         #[cfg(unix)]
         {
@@ -241,7 +255,7 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let (k2, src2) = MasterKey::load(None, None, &url).unwrap();
+        let (k2, src2) = MasterKey::load(None, None, &url, true).unwrap();
         assert_eq!(src2, KeySource::File(path));
         let env = k1.seal("c", b"data").unwrap();
         assert_eq!(k2.open("c", &env).unwrap(), b"data");

@@ -28,6 +28,27 @@ pub fn policy_of(c: &client::Model) -> Result<Option<AccessPolicy>, Denial> {
     }
 }
 
+/// The one rule for "does this sign-in need a second factor": the server's
+/// MFA policy for the user's roles, the client's registration
+/// (`require_mfa`), its access policy's `mfa` rule, a request for `acr`
+/// "2", and any request for admin-API tokens (a password-only login never
+/// gets that audience). Used by the login step and by every authorization
+/// decision alike.
+pub async fn second_factor_required(
+    state: &AppState,
+    user_id: &str,
+    c: &client::Model,
+    acr_values: &[String],
+    resource: Option<&str>,
+) -> Result<bool, sea_orm::DbErr> {
+    let policy_mfa = policy_of(c).ok().flatten().is_some_and(|p| p.mfa);
+    let admin_audience = resource.is_some_and(|r| r == crate::admin::api::audience(state));
+    if c.require_mfa || policy_mfa || admin_audience || acr_values.iter().any(|a| a == "2") {
+        return Ok(true);
+    }
+    crate::authn::mfa::required_for(state, &state.db, user_id).await
+}
+
 /// The facts about one authentication the policy needs.
 #[derive(Debug)]
 pub struct Auth<'a> {

@@ -18,9 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{OAuthError, params, scope_allowed, split_scope};
-use crate::authn::mfa;
 use crate::crypto::random_token;
-use crate::session::{self, AMR_OTP, Current};
+use crate::session::{self, Current};
 use crate::state::AppState;
 use crate::storage::entities::{authorization_code, authorization_request, client, consent, session_client};
 use crate::storage::{AuditEvent, record_audit};
@@ -53,8 +52,14 @@ pub struct AuthzRequest {
 }
 
 impl AuthzRequest {
-    fn wants_mfa(&self, c: &client::Model) -> bool {
-        c.require_mfa || self.acr_values.iter().any(|a| a == "2")
+    /// Whether `user_id` must have used a second factor for this request.
+    pub async fn second_factor_required(
+        &self,
+        state: &AppState,
+        c: &client::Model,
+        user_id: &str,
+    ) -> Result<bool, sea_orm::DbErr> {
+        super::access::second_factor_required(state, user_id, c, &self.acr_values, self.resource.as_deref()).await
     }
 }
 
@@ -100,6 +105,34 @@ fn read_list(json: &str) -> Vec<String> {
     serde_json::from_str(json).unwrap_or_default()
 }
 
+/// Whether `given` is the registered redirect URI: the same string, or —
+/// for an `http` loopback IP literal (127.0.0.1 or [::1], RFC 8252 §7.3,
+/// native apps listening on an ephemeral port) — the same URI on any port.
+fn redirect_matches(registered: &str, given: &str) -> bool {
+    if registered == given {
+        return true;
+    }
+    let (Ok(r), Ok(g)) = (url::Url::parse(registered), url::Url::parse(given)) else {
+        return false;
+    };
+    let loopback = |u: &url::Url| {
+        u.scheme() == "http"
+            && match u.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                _ => false,
+            }
+    };
+    loopback(&r)
+        && loopback(&g)
+        && r.host() == g.host()
+        && r.path() == g.path()
+        && r.query() == g.query()
+        && g.fragment().is_none()
+        && g.username().is_empty()
+        && g.password().is_none()
+}
+
 fn is_pkce_value(v: &str) -> bool {
     (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
@@ -115,8 +148,9 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
     let Some(redirect_uri) = p.get("redirect_uri") else {
         return Err(Failure::Page("The application did not say where to return (redirect_uri is missing)."));
     };
-    // Exact string comparison (RFC 9700 §4.1.3): no prefix or pattern matching.
-    if !read_list(&c.redirect_uris).iter().any(|r| r == redirect_uri) {
+    // Exact string comparison (RFC 9700 §4.1.3): no prefix or pattern
+    // matching — but for a loopback IP literal, any port (RFC 8252 §7.3).
+    if !read_list(&c.redirect_uris).iter().any(|r| redirect_matches(r, redirect_uri)) {
         return Err(Failure::Page("The application's return address is not registered for it."));
     }
     let st = p.get("state").cloned();
@@ -134,10 +168,10 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
         None => return Err(fail(OAuthError::InvalidRequest("response_type is required"))),
     }
     if p.contains_key("request") {
-        return Err(fail(OAuthError::InvalidRequest("request objects are not supported")));
+        return Err(fail(OAuthError::RequestNotSupported));
     }
     if p.contains_key("request_uri") {
-        return Err(fail(OAuthError::InvalidRequest("request_uri is not supported")));
+        return Err(fail(OAuthError::RequestUriNotSupported));
     }
     if let Some(mode) = p.get("response_mode")
         && mode != "query"
@@ -254,7 +288,24 @@ fn request_hash(state: &AppState, token: &str) -> String {
     state.master_key.hasher().hash(&format!("authz-request:{token}"))
 }
 
-async fn store(state: &AppState, r: &AuthzRequest) -> Result<String, OAuthError> {
+async fn store(state: &AppState, req: &HttpRequest, r: &AuthzRequest) -> Result<String, OAuthError> {
+    // Anonymous callers make us store a pending request: bounded per address.
+    if let Some(ip) = client_info::ip(state, req) {
+        let n = crate::authn::throttle::admit_ip_for(
+            &state.db,
+            &state.settings,
+            "authorize",
+            &ip,
+            state.clock.now().timestamp_millis(),
+        )
+        .await?;
+        if n > state.settings.authorize_ip_max_pending {
+            if n == state.settings.authorize_ip_max_pending + 1 {
+                tracing::warn!(event = "rate_limited", ip = %ip, "too many pending authorization requests");
+            }
+            return Err(OAuthError::TooManyRequests);
+        }
+    }
     let token = random_token(32).map_err(|_| OAuthError::ServerError)?;
     authorization_request::ActiveModel {
         id_hash: Set(request_hash(state, &token)),
@@ -296,22 +347,31 @@ async fn drop_request(state: &AppState, token: &str) -> Result<(), OAuthError> {
 }
 
 /// What the request still needs from the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Need {
     Login,
     Consent,
     Nothing,
 }
 
+/// The one authorization decision: what a request still needs before a code
+/// may be issued for the browser's session. Every path that issues a code —
+/// `/authorize`, its continuation after a login, and the consent form —
+/// runs it on the stored request; `consented` is true only on the approving
+/// consent form itself.
 async fn need(
     state: &AppState,
     r: &AuthzRequest,
     c: &client::Model,
     cur: Option<&Current>,
+    consented: bool,
 ) -> Result<Need, OAuthError> {
     let Some(cur) = cur else { return Ok(Need::Login) };
     let now_s = state.clock.now().timestamp();
-    let auth_ms = cur.session.auth_time * 1000;
-    if r.prompt.iter().any(|p| p == "login" || p == "select_account") && auth_ms < r.created_ms {
+    // A login after the request was made answers it (`auth_time` is whole
+    // seconds: a login within the request's own second counts).
+    let fresh = cur.session.auth_time >= r.created_ms.div_euclid(1000);
+    if r.prompt.iter().any(|p| p == "login" || p == "select_account") && !fresh {
         return Ok(Need::Login);
     }
     // The client's access policy may ask for a fresh or a second-factor
@@ -319,17 +379,18 @@ async fn need(
     // the others are checked by `admit` once the user is known.
     let policy = super::access::policy_of(c).ok().flatten();
     let max_age = [r.max_age, policy.as_ref().and_then(|p| p.max_auth_age)].into_iter().flatten().min();
-    if max_age.is_some_and(|m| now_s - cur.session.auth_time > m) {
+    if max_age.is_some_and(|m| now_s - cur.session.auth_time > m) && !fresh {
         return Ok(Need::Login);
     }
     if r.hint_sub.as_ref().is_some_and(|s| *s != cur.user.id) {
         return Ok(Need::Login);
     }
-    let has_otp = cur.amr().iter().any(|a| a == AMR_OTP);
-    let policy_mfa = policy.as_ref().is_some_and(|p| p.mfa);
-    if !has_otp && (r.wants_mfa(c) || policy_mfa || mfa::required_for(state, &state.db, &cur.user.id).await?) {
+    if !crate::policy::has_second_factor(&cur.amr()) && r.second_factor_required(state, c, &cur.user.id).await? {
         // Step-up: a password-only session must add its second factor.
         return Ok(Need::Login);
+    }
+    if consented {
+        return Ok(Need::Nothing);
     }
     if c.first_party && !r.prompt.iter().any(|p| p == "consent") {
         return Ok(Need::Nothing);
@@ -429,10 +490,11 @@ async fn proceed(
     r: AuthzRequest,
     c: &client::Model,
     handle: Option<String>,
+    consented: bool,
 ) -> Result<HttpResponse, OAuthError> {
     let cur = session::current(state, req).await?;
     let none = r.prompt.iter().any(|p| p == "none");
-    let need = need(state, &r, c, cur.as_ref()).await?;
+    let need = need(state, &r, c, cur.as_ref(), consented).await?;
     if let (Need::Nothing | Need::Consent, Some(cur)) = (&need, &cur)
         && let Err(e) = admit(state, req, c, cur).await
     {
@@ -458,7 +520,7 @@ async fn proceed(
         need => {
             let h = match handle {
                 Some(h) => h,
-                None => store(state, &r).await?,
+                None => store(state, req, &r).await?,
             };
             let to = match need {
                 Need::Login => format!("/login?request={h}"),
@@ -484,7 +546,7 @@ async fn authorize(state: &AppState, req: &HttpRequest, raw: &[u8]) -> HttpRespo
         Err(f) => return respond(state, f),
     };
     let (redirect_uri, st) = (r.redirect_uri.clone(), r.state.clone());
-    match proceed(state, req, r, &c, None).await {
+    match proceed(state, req, r, &c, None, false).await {
         Ok(resp) => resp,
         Err(e) => error_redirect(state, &redirect_uri, st.as_deref(), &e),
     }
@@ -520,7 +582,7 @@ pub async fn resume(state: web::Data<AppState>, req: HttpRequest, q: web::Query<
     match load_request(&state, &q.request).await {
         Ok(Some((r, c))) => {
             let (redirect_uri, st) = (r.redirect_uri.clone(), r.state.clone());
-            match proceed(&state, &req, r, &c, Some(q.request.clone())).await {
+            match proceed(&state, &req, r, &c, Some(q.request.clone()), false).await {
                 Ok(resp) => resp,
                 Err(e) => error_redirect(&state, &redirect_uri, st.as_deref(), &e),
             }
@@ -584,6 +646,13 @@ pub async fn consent_get(
     let Some(cur) = session::current(&state, &req).await? else {
         return Ok(see_other(&format!("/login?request={}", q.request)));
     };
+    // The consent page is only for a request whose one remaining need is
+    // consent: a step-up or re-login the request asked for comes first.
+    match need(&state, &r, &c, Some(&cur), false).await.map_err(WebError::internal)? {
+        Need::Consent => {}
+        Need::Login => return Ok(see_other(&format!("/login?request={}", q.request))),
+        Need::Nothing => return Ok(see_other(&resume_path(&q.request))),
+    }
     let token = csrf::ensure(&state, &req).map_err(WebError::internal)?;
     let page = ConsentPage {
         title: "Allow access",
@@ -647,6 +716,11 @@ pub async fn consent_post(
     };
     match form.decision.as_str() {
         "approve" => {
+            // The same decision as every other path to a code: approving
+            // consent cannot skip a step-up, a re-login or the policy.
+            if need(&state, &r, &c, Some(&cur), true).await.map_err(WebError::internal)? == Need::Login {
+                return Ok(see_other(&format!("/login?request={}", form.request)));
+            }
             if let Err(e) = admit(&state, &req, &c, &cur).await {
                 drop_request(&state, &form.request).await.map_err(WebError::internal)?;
                 return match e {
@@ -675,8 +749,11 @@ pub async fn consent_post(
             .insert(&state.db)
             .await?;
             record_audit(&state.db, audit("success"), now).await?;
-            drop_request(&state, &form.request).await.map_err(WebError::internal)?;
-            issue_code(&state, &req, &r, &cur).await.map_err(WebError::internal)
+            let (redirect_uri, st) = (r.redirect_uri.clone(), r.state.clone());
+            Ok(match proceed(&state, &req, r, &c, Some(form.request.clone()), true).await {
+                Ok(resp) => resp,
+                Err(e) => error_redirect(&state, &redirect_uri, st.as_deref(), &e),
+            })
         }
         "deny" => {
             record_audit(&state.db, audit("failure"), now).await?;

@@ -27,8 +27,13 @@ pub enum OAuthError {
     LoginRequired,
     ConsentRequired,
     InteractionRequired,
-    /// RFC 6750: a bearer token that is missing, expired or revoked.
+    /// RFC 6750: a bearer token that is malformed, expired or revoked.
     InvalidToken(&'static str),
+    /// RFC 6750 §3.1: no token at all — a challenge without an error code.
+    MissingToken,
+    /// OIDC Core §3.1.2.6: `request` / `request_uri` are not supported.
+    RequestNotSupported,
+    RequestUriNotSupported,
     InsufficientScope(&'static str),
     /// RFC 8707 §2: the requested resource is not one this client may use.
     InvalidTarget(&'static str),
@@ -52,7 +57,9 @@ impl OAuthError {
             Self::LoginRequired => "login_required",
             Self::ConsentRequired => "consent_required",
             Self::InteractionRequired => "interaction_required",
-            Self::InvalidToken(_) => "invalid_token",
+            Self::InvalidToken(_) | Self::MissingToken => "invalid_token",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::InvalidTarget(_) => "invalid_target",
             Self::ServerError => "server_error",
@@ -72,6 +79,9 @@ impl OAuthError {
             | Self::InsufficientScope(d)
             | Self::InvalidTarget(d) => d,
             Self::InvalidClient { .. } => "client authentication failed",
+            Self::MissingToken => "a bearer token is required",
+            Self::RequestNotSupported => "request objects are not supported",
+            Self::RequestUriNotSupported => "request_uri is not supported",
             Self::UnsupportedGrantType => "the grant type is not supported",
             Self::UnsupportedResponseType => "only response_type=code is supported",
             Self::LoginRequired => "the user must log in",
@@ -79,7 +89,7 @@ impl OAuthError {
             Self::InteractionRequired => "the user must interact",
             Self::ServerError => "internal error",
             Self::TemporarilyUnavailable => "try again shortly",
-            Self::TooManyRequests => "too many failed client authentications from this address; try again later",
+            Self::TooManyRequests => "too many requests from this address; try again later",
         }
     }
 }
@@ -100,7 +110,7 @@ impl From<sea_orm::DbErr> for OAuthError {
 impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::InvalidClient { .. } | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::InvalidClient { .. } | Self::InvalidToken(_) | Self::MissingToken => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -121,6 +131,10 @@ impl ResponseError for OAuthError {
             }
             Self::InvalidClient { basic: true } => {
                 r.insert_header(("WWW-Authenticate", "Basic realm=\"portcullis\", charset=\"UTF-8\""));
+            }
+            Self::MissingToken => {
+                r.insert_header(("WWW-Authenticate", "Bearer realm=\"portcullis\""));
+                return r.finish();
             }
             Self::InvalidToken(_) | Self::InsufficientScope(_) => {
                 r.insert_header((

@@ -105,10 +105,18 @@ fn base_claims(
 /// Issues the access token (and the ID token when `openid` was granted).
 pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, OAuthError> {
     let now = state.clock.now().timestamp();
-    let roles = crate::storage::roles_of(&state.db, &g.user.id).await?;
+    // A user's roles are personal data like any other claim: released only
+    // with the `roles` scope, which the consent page names.
+    let roles = if g.scope.iter().any(|s| s == "roles") {
+        Some(crate::storage::roles_of(&state.db, &g.user.id).await?)
+    } else {
+        None
+    };
     let aud = g.resource.clone().unwrap_or_else(|| g.client.client_id.clone());
     let (mut at, jti) = base_claims(state, &g.user.id, &g.client.client_id, &aud, &g.scope, now);
-    at.insert("roles".into(), roles.clone().into());
+    if let Some(r) = &roles {
+        at.insert("roles".into(), r.clone().into());
+    }
     at.insert("auth_time".into(), g.auth_time.into());
     at.insert("amr".into(), g.amr.clone().into());
     if let Some(acr) = &g.acr {
@@ -137,7 +145,9 @@ pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, O
         if let Some(sid) = &g.sid {
             c.insert("sid".into(), sid.clone().into());
         }
-        c.insert("roles".into(), roles.clone().into());
+        if let Some(r) = roles {
+            c.insert("roles".into(), r.into());
+        }
         scoped_claims(&g.user, &g.scope, &mut c);
         let ring = state.keyring();
         Some(jwt::sign(&ring, &state.rng, alg, "JWT", &Value::Object(c)).map_err(|e| {
@@ -170,6 +180,7 @@ async fn new_refresh<C: ConnectionTrait>(
         created_ms: Set(state.clock.now().timestamp_millis()),
         expires_ms: Set(expires_ms),
         rotated_ms: Set(None),
+        grace_used: Set(false),
     }
     .insert(conn)
     .await?;
@@ -205,6 +216,12 @@ async fn revoke_grant(state: &AppState, grant_id: &str, access_jti: Option<&str>
         revoke_jti(state, jti, now_ms + state.settings.access_token_ttl_secs * 1000).await?;
     }
     Ok(())
+}
+
+/// Whether the browser session `id` is still live (not ended, not expired).
+async fn session_alive<C: ConnectionTrait>(conn: &C, id: &str, now_ms: i64) -> Result<bool, OAuthError> {
+    use crate::storage::entities::session;
+    Ok(session::Entity::find_by_id(id).one(conn).await?.is_some_and(|s| s.expires_ms > now_ms))
 }
 
 pub async fn revoke_jti(state: &AppState, jti: &str, expires_ms: i64) -> Result<(), OAuthError> {
@@ -251,14 +268,20 @@ pub async fn authorization_code(
         return Err(OAuthError::InvalidGrant("the code was issued to another client"));
     }
     // Single use: the first exchange wins; a second one is an attack on the
-    // code, so everything issued from it is revoked (RFC 6749 §4.1.2).
+    // code, so everything issued from it is revoked (RFC 6749 §4.1.2). The
+    // claim, the tokens' records and the family are one write transaction:
+    // a parallel redemption's claim waits for it (PostgreSQL row lock;
+    // SQLite's single writer) and then finds — and revokes — what it issued,
+    // whatever the interleaving.
+    let txn = crate::storage::begin_write(&state.db).await?;
     let claimed = authorization_code::Entity::update_many()
         .col_expr(authorization_code::Column::UsedMs, Expr::val(now_ms))
         .filter(authorization_code::Column::CodeHash.eq(row.code_hash.as_str()))
         .filter(authorization_code::Column::UsedMs.is_null())
-        .exec(&state.db)
+        .exec(&txn)
         .await?;
     if claimed.rows_affected != 1 {
+        txn.rollback().await?;
         let current = authorization_code::Entity::find_by_id(row.code_hash.as_str()).one(&state.db).await?;
         revoke_grant(state, &row.grant_id, current.and_then(|r| r.access_jti).as_deref()).await?;
         record_audit(
@@ -272,20 +295,34 @@ pub async fn authorization_code(
         .await?;
         return Err(OAuthError::InvalidGrant("the code was already used"));
     }
+    // From here a refusal still spends the code (the claim is committed).
+    let refuse = async |txn: sea_orm::DatabaseTransaction, e: OAuthError| -> Result<Value, OAuthError> {
+        txn.commit().await?;
+        Err(e)
+    };
     if row.expires_ms <= now_ms {
-        return Err(OAuthError::InvalidGrant("the code is invalid or expired"));
+        return refuse(txn, OAuthError::InvalidGrant("the code is invalid or expired")).await;
     }
     if row.redirect_uri != *redirect_uri {
-        return Err(OAuthError::InvalidGrant("redirect_uri does not match the authorization request"));
+        return refuse(txn, OAuthError::InvalidGrant("redirect_uri does not match the authorization request")).await;
     }
     match (&row.code_challenge, verifier) {
         (Some(ch), Some(v)) if pkce_ok(ch, v) => {}
-        (Some(_), _) => return Err(OAuthError::InvalidGrant("code_verifier does not match the code_challenge")),
-        (None, Some(_)) => return Err(OAuthError::InvalidGrant("no code_challenge was sent for this code")),
+        (Some(_), _) => {
+            return refuse(txn, OAuthError::InvalidGrant("code_verifier does not match the code_challenge")).await;
+        }
+        (None, Some(_)) => {
+            return refuse(txn, OAuthError::InvalidGrant("no code_challenge was sent for this code")).await;
+        }
         (None, None) => {}
     }
-    let Some(u) = user::Entity::find_by_id(row.user_id.as_str()).one(&state.db).await?.filter(|u| !u.disabled) else {
-        return Err(OAuthError::InvalidGrant("the user is no longer active"));
+    // A code does not outlive the sign-in it came from: after a logout, a
+    // password reset or "end all sessions" it is worth nothing.
+    if !session_alive(&txn, &row.session_id, now_ms).await? {
+        return refuse(txn, OAuthError::InvalidGrant("the sign-in session behind this code has ended")).await;
+    }
+    let Some(u) = user::Entity::find_by_id(row.user_id.as_str()).one(&txn).await?.filter(|u| !u.disabled) else {
+        return refuse(txn, OAuthError::InvalidGrant("the user is no longer active")).await;
     };
     let g = UserGrant {
         user: u,
@@ -299,7 +336,6 @@ pub async fn authorization_code(
         resource: row.resource.clone(),
     };
     let issued = issue_for_user(state, &g).await?;
-    let txn = crate::storage::begin_write(&state.db).await?;
     authorization_code::Entity::update_many()
         .col_expr(authorization_code::Column::AccessJti, Expr::val(issued.jti.clone()))
         .filter(authorization_code::Column::CodeHash.eq(row.code_hash.as_str()))
@@ -325,8 +361,17 @@ pub async fn authorization_code(
         None
     };
     txn.commit().await?;
+    // A logout that committed while this exchange ran revoked the families
+    // it could see; this one it could not, so look once more.
+    if !session_alive(&state.db, &row.session_id, now_ms).await? {
+        revoke_grant(state, &row.grant_id, Some(&issued.jti)).await?;
+        return Err(OAuthError::InvalidGrant("the sign-in session behind this code has ended"));
+    }
     Ok(response(state, issued, refresh, &g.scope))
 }
+
+/// The longest refresh-token grace a client may register.
+pub const MAX_REFRESH_GRACE_SECS: i32 = 60;
 
 /// RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2).
 pub async fn refresh(
@@ -368,14 +413,26 @@ pub async fn refresh(
         .exec(&txn)
         .await?;
     if rotated.rows_affected != 1 {
-        let since = now_ms - row.rotated_ms.unwrap_or(0);
-        let grace_ms = state.settings.refresh_reuse_grace_secs * 1000;
-        let raced = row.rotated_ms.is_none() || since <= grace_ms;
-        if !raced {
+        // A rotated-out token came back. Strict by default (RFC 9700
+        // §4.14.2): someone holds a copy, so the whole family ends. A client
+        // registered with a grace (at most 60 s, for clients that refresh in
+        // parallel) may redeem it once more within that time — once only, so
+        // parallel refreshes cannot fork the family into live chains.
+        let grace_ms = i64::from(c.refresh_grace_secs.unwrap_or(0).clamp(0, MAX_REFRESH_GRACE_SECS)) * 1000;
+        let within = row.rotated_ms.is_none_or(|at| now_ms - at <= grace_ms);
+        let spent_grace = grace_ms > 0
+            && within
+            && refresh_token::Entity::update_many()
+                .col_expr(refresh_token::Column::GraceUsed, Expr::val(true))
+                .filter(refresh_token::Column::TokenHash.eq(row.token_hash.as_str()))
+                .filter(refresh_token::Column::GraceUsed.eq(false))
+                .exec(&txn)
+                .await?
+                .rows_affected
+                == 1;
+        if !spent_grace {
             // Release the transaction first: on SQLite it may hold the write lock.
             txn.rollback().await?;
-            // An already-rotated token came back: someone holds a copy. End
-            // the whole family, the legitimate client's tokens included.
             refresh_family::Entity::update_many()
                 .col_expr(refresh_family::Column::RevokedMs, Expr::val(now_ms))
                 .filter(refresh_family::Column::Id.eq(fam.id.as_str()))
@@ -392,6 +449,15 @@ pub async fn refresh(
             .await?;
             return Err(invalid);
         }
+        record_audit(
+            &txn,
+            AuditEvent::new("oauth.refresh_grace_used", "success")
+                .user(&fam.user_id)
+                .client(&c.client_id)
+                .detail(json!({ "family": fam.id, "grace_secs": grace_ms / 1000 })),
+            now,
+        )
+        .await?;
     }
     let Some(u) = user::Entity::find_by_id(fam.user_id.as_str()).one(&state.db).await?.filter(|u| !u.disabled) else {
         return Err(invalid);

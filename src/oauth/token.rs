@@ -109,6 +109,19 @@ pub async fn check_access_token(state: &AppState, token: &str) -> Result<Value, 
     Ok(c)
 }
 
+fn may_introspect(caller: &crate::storage::entities::client::Model, claims: &Value) -> bool {
+    let me = caller.client_id.as_str();
+    if claims.get("client_id").and_then(Value::as_str) == Some(me) {
+        return true;
+    }
+    let auds: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    auds.iter().any(|a| *a == me || crate::admin::clients::may_request(caller, a))
+}
+
 fn looks_like_jwt(t: &str) -> bool {
     t.bytes().filter(|b| *b == b'.').count() == 2
 }
@@ -128,6 +141,11 @@ pub async fn introspect(
     let inactive = || no_store(json!({ "active": false }));
     if looks_like_jwt(token) {
         return Ok(match check_access_token(&state, token).await {
+            // RFC 7662 §4: only a party the token is meant for learns about
+            // it — the client it was issued to, or a resource server it is
+            // for (its client id in `aud`, or an `aud` it registered as its
+            // resource indicator). Anyone else is told nothing.
+            Ok(claims) if !may_introspect(&c.client.client, &claims) => inactive(),
             Ok(claims) => {
                 let mut out = json!({ "active": true, "token_type": "Bearer" });
                 for k in

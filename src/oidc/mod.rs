@@ -92,7 +92,7 @@ fn bearer(req: &HttpRequest) -> Option<&str> {
 
 /// OIDC Core §5.3: the claims of the token's scope.
 async fn userinfo(state: &AppState, token: Option<&str>) -> Result<HttpResponse, OAuthError> {
-    let token = token.ok_or(OAuthError::InvalidToken("a bearer token is required"))?;
+    let token = token.ok_or(OAuthError::MissingToken)?;
     let claims = check_access_token(state, token).await?;
     // UserInfo serves tokens meant for the client itself, not ones minted for
     // another resource server (RFC 8707 `resource`): those are that API's.

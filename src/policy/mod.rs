@@ -65,6 +65,13 @@ pub fn permissions_of(roles: &[String]) -> Vec<Permission> {
     roles.iter().filter_map(|r| Permission::parse(r)).collect()
 }
 
+/// The one second-factor rule for administration, shared by the admin pages
+/// (the session's `amr`) and the admin API (the token's `amr`): a user acts
+/// as an administrator only after a second factor.
+pub fn has_second_factor(amr: &[String]) -> bool {
+    amr.iter().any(|a| a == crate::session::AMR_OTP)
+}
+
 /// Who is calling: a user (through an access token issued to some client) or
 /// a service client acting for itself.
 #[derive(Debug, Clone)]
@@ -72,6 +79,8 @@ pub struct Principal {
     pub subject: String,
     pub is_client: bool,
     pub permissions: Vec<Permission>,
+    /// The roles held (a user's, or a service client's own).
+    pub roles: Vec<String>,
     /// When the user behind the call last authenticated (Unix seconds), if
     /// known: credential changes ask for a recent one.
     pub auth_time: Option<i64>,
@@ -113,6 +122,7 @@ mod tests {
             subject: "x".into(),
             is_client: false,
             permissions: vec![Permission::UsersRead],
+            roles: vec!["users:read".into()],
             auth_time: None,
         };
         assert!(p.authorize(Permission::UsersRead).is_ok());

@@ -109,6 +109,15 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTra
     .await
 }
 
+/// A "contains this text" condition on a column whose `%`, `_` and `\\` in
+/// the searched text match themselves only (not "anything").
+pub fn contains_literally<C: sea_orm::ColumnTrait>(col: C, text: &str) -> sea_orm::Condition {
+    use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+    let escaped: String =
+        text.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
+    sea_orm::Condition::all().add(Expr::col(col).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')))
+}
+
 /// The roles a user holds, sorted by name.
 pub async fn roles_of<C: sea_orm::ConnectionTrait>(conn: &C, user_id: &str) -> Result<Vec<String>, DbErr> {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};

@@ -78,7 +78,7 @@ async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, Http
     if permissions.is_empty() {
         return Ok(Err(error_page(StatusCode::FORBIDDEN, "Not allowed", "Your account has no administrative role.")));
     }
-    if !cur.amr().iter().any(|a| a == AMR_OTP) {
+    if !crate::policy::has_second_factor(&cur.amr()) {
         return Ok(Err(error_page(
             StatusCode::FORBIDDEN,
             "Two-step verification needed",
@@ -90,6 +90,7 @@ async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, Http
         subject: cur.user.id.clone(),
         is_client: false,
         permissions,
+        roles,
         auth_time: Some(cur.session.auth_time),
     };
     Ok(Ok(Admin { cur, principal, csrf: token.token, set_cookie: token.set_cookie }))
@@ -187,7 +188,7 @@ pub async fn users_page(
     let q: String = query.q.as_deref().unwrap_or_default().trim().chars().take(64).collect();
     let mut find = user::Entity::find().order_by_asc(user::Column::UsernameKey);
     if !q.is_empty() {
-        find = find.filter(user::Column::UsernameKey.contains(q.to_lowercase()));
+        find = find.filter(crate::storage::contains_literally(user::Column::UsernameKey, &q.to_lowercase()));
     }
     let pager = find.paginate(&state.db, PER_PAGE);
     let total = pager.num_items().await?;
@@ -466,10 +467,19 @@ pub struct ReauthQuery {
     next: Option<String>,
 }
 
-/// Only a path on the admin pages: never an open redirect.
+/// Only a path on the admin pages: never an open redirect, and nothing a
+/// `Location` header cannot carry (control characters, non-ASCII).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with("/admin/") && !n.contains("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with("/admin/")
+                && !n.contains("//")
+                && !n.contains('\\')
+                && n.len() <= 512
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n.to_owned()
+        }
         _ => "/admin/users".to_owned(),
     }
 }
@@ -508,8 +518,8 @@ pub async fn reauth_post(
     let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
     let next = safe_next(form.next.as_deref());
     // Both factors again; each check counts against the account's throttle.
-    let ok = super::mfa::reauth(&state, &a.cur, Some(&form.password), Factor::Password).await?
-        && super::mfa::reauth(&state, &a.cur, Some(&form.code), Factor::Code).await?;
+    let ok = super::mfa::reauth(&state, &req, &a.cur, Some(&form.password), Factor::Password).await?
+        && super::mfa::reauth(&state, &req, &a.cur, Some(&form.code), Factor::Code).await?;
     let now = state.clock.now();
     crate::storage::record_audit(
         &state.db,

@@ -203,11 +203,6 @@ pub async fn login_post(
         )),
         Outcome::Success { user, trusted_device } => {
             let return_to = flow.as_ref().map(|f| resume_path(&f.handle));
-            let client_wants_mfa = flow.as_ref().is_some_and(|f| {
-                f.client.require_mfa
-                    || f.request.acr_values.iter().any(|a| a == "2")
-                    || crate::oauth::access::policy_of(&f.client).ok().flatten().is_some_and(|p| p.mfa)
-            });
             if mfa::has_totp(&state.db, &user.id).await? {
                 return challenge_redirect(
                     &state,
@@ -219,7 +214,11 @@ pub async fn login_post(
                 )
                 .await;
             }
-            if client_wants_mfa || mfa::required_for(&state, &state.db, &user.id).await? {
+            let required = match &flow {
+                Some(f) => f.request.second_factor_required(&state, &f.client, &user.id).await?,
+                None => mfa::required_for(&state, &state.db, &user.id).await?,
+            };
+            if required {
                 return challenge_redirect(
                     &state,
                     &user.id,

@@ -16,6 +16,7 @@ use super::pages::{WebError, html};
 use super::{client_info, csrf};
 use crate::authn::login::{self, Challenge, ChallengePurpose};
 use crate::authn::mfa::{self, Confirm, Enrolment};
+use crate::authn::second_factor::{Gated, gate};
 use crate::authn::{PasswordError, throttle};
 use crate::session::{self, AMR_OTP, AMR_PASSWORD, Current};
 use crate::state::AppState;
@@ -39,6 +40,8 @@ struct EnrolPage {
     required: bool,
     needs_reauth: bool,
     error: Option<String>,
+    /// Whether a secret is shown (an enrolment in progress).
+    show: bool,
     enrolment: String,
     secret: String,
     qr_svg: String,
@@ -140,13 +143,21 @@ pub async fn mfa_post(
     Ok(done.redirect(c.row.return_to.as_deref().unwrap_or("/account")))
 }
 
+/// What the enrolment page shows: the secret of an enrolment just started
+/// (or the same one again to whoever started it, after a mistyped code); or,
+/// for a move to a new device, the re-authentication that must come first;
+/// or neither (stale form: start again).
+struct Shown<'a> {
+    enrolment: Option<&'a Enrolment>,
+    needs_reauth: bool,
+}
+
 fn enrol_page(
     state: &AppState,
     req: &HttpRequest,
-    e: &Enrolment,
+    shown: Shown<'_>,
     action: &'static str,
     required: bool,
-    needs_reauth: bool,
     error: Option<String>,
 ) -> Result<HttpResponse, WebError> {
     with_csrf(state, req, |csrf| {
@@ -157,22 +168,29 @@ fn enrol_page(
                 csrf,
                 action,
                 required,
-                needs_reauth,
+                needs_reauth: shown.needs_reauth,
                 error,
-                enrolment: e.enrolment_id.clone(),
-                secret: e.secret_base32.clone(),
-                qr_svg: e.qr_svg.clone(),
+                show: shown.enrolment.is_some(),
+                enrolment: shown.enrolment.map(|e| e.enrolment_id.clone()).unwrap_or_default(),
+                secret: shown.enrolment.map(|e| e.secret_base32.clone()).unwrap_or_default(),
+                qr_svg: shown.enrolment.map(|e| e.qr_svg.clone()).unwrap_or_default(),
             },
         )
     })
 }
 
-/// The pending enrolment, or a new one.
-async fn enrolment(state: &AppState, user_id: &str, username: &str) -> Result<Enrolment, WebError> {
-    match mfa::pending_enrolment(state, user_id, username).await.map_err(internal)? {
-        Some(e) => Ok(e),
-        None => mfa::start_enrolment(state, user_id, username, state.clock.now()).await.map_err(internal),
-    }
+fn challenge_binding(c: &Challenge) -> String {
+    format!("challenge:{}", c.row.token_hash)
+}
+
+fn session_binding(cur: &Current) -> String {
+    format!("session:{}", cur.session.id)
+}
+
+/// A new enrolment for this challenge or session (each visit starts again:
+/// a pending secret is never shown twice to a fresh page load).
+async fn new_enrolment(state: &AppState, user_id: &str, username: &str, binding: &str) -> Result<Enrolment, WebError> {
+    mfa::start_enrolment(state, user_id, username, binding, state.clock.now()).await.map_err(internal)
 }
 
 #[get("/login/enrol")]
@@ -180,8 +198,9 @@ pub async fn login_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Re
     let Some(c) = challenge(&state, &req, ChallengePurpose::Enrol).await? else {
         return Ok(see_other("/login"));
     };
-    let e = enrolment(&state, &c.user.id, &c.user.username).await?;
-    let mut resp = enrol_page(&state, &req, &e, "/login/enrol", true, false, None)?;
+    let e = new_enrolment(&state, &c.user.id, &c.user.username, &challenge_binding(&c)).await?;
+    let shown = Shown { enrolment: Some(&e), needs_reauth: false };
+    let mut resp = enrol_page(&state, &req, shown, "/login/enrol", true, None)?;
     if let Some(f) = flow_of_return(&state, c.row.return_to.as_deref()).await? {
         set_flow_csp(&mut resp, &f.request.redirect_uri)?;
     }
@@ -191,15 +210,16 @@ pub async fn login_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Re
 #[derive(Deserialize)]
 pub struct EnrolForm {
     csrf: String,
-    enrolment: String,
-    code: String,
+    enrolment: Option<String>,
+    code: Option<String>,
     reauth: Option<SecretString>,
     /// A code from the current authenticator (or a recovery code).
     reauth_code: Option<SecretString>,
 }
 
-const STALE_ENROLMENT: &str = "This set-up page was out of date (a newer one was started, perhaps in another tab). Scan the code below and try again.";
+const STALE_ENROLMENT: &str = "This set-up page was out of date (a newer one was started, perhaps in another tab, or it expired). Start again to get a new code to scan.";
 const BAD_CODE: &str = "That code did not match. Check that your device's clock is right and enter the current code.";
+const TOO_MANY: &str = "Too many attempts. Wait a few minutes and try again.";
 
 fn recovery_page(codes: Vec<String>, continue_to: &str) -> Result<HttpResponse, WebError> {
     html(StatusCode::OK, &RecoveryPage { title: "Recovery codes", codes, continue_to: continue_to.to_owned() })
@@ -219,6 +239,51 @@ async fn audit_enrolled(state: &AppState, req: &HttpRequest, user_id: &str) -> R
     Ok(())
 }
 
+/// How a posted enrolment confirmation ended.
+enum Confirmed {
+    Enrolled(Vec<String>),
+    /// The form names no live enrolment of this binding.
+    Stale,
+    /// Wrong code (counted) — the same enrolment is shown again.
+    Retry(Enrolment, &'static str),
+}
+
+/// Confirms the enrolment `binding` started, through the second-factor gate
+/// (a wrong code counts like any other wrong code).
+async fn confirm(
+    state: &AppState,
+    req: &HttpRequest,
+    user: &crate::storage::entities::user::Model,
+    binding: &str,
+    trusted: bool,
+    form: &EnrolForm,
+) -> Result<Confirmed, WebError> {
+    let now = state.clock.now();
+    let enrolment_id = form.enrolment.as_deref().unwrap_or_default();
+    let Some(shown) =
+        mfa::shown_enrolment(state, &user.id, &user.username, binding, enrolment_id, now).await.map_err(internal)?
+    else {
+        return Ok(Confirmed::Stale);
+    };
+    let code = form.code.as_deref().unwrap_or_default();
+    let source = source_of(state, req);
+    let gated = gate(state, user, &source, trusted, now, async || {
+        Ok(match mfa::confirm_enrolment(state, &user.id, binding, enrolment_id, code, now).await? {
+            Confirm::Enrolled(codes) => Some(Some(codes)),
+            Confirm::Stale => Some(None),
+            Confirm::BadCode => None,
+        })
+    })
+    .await
+    .map_err(internal)?;
+    Ok(match gated {
+        Gated::Passed(Some(codes)) => Confirmed::Enrolled(codes),
+        Gated::Passed(None) => Confirmed::Stale,
+        Gated::Failed { locked: false } => Confirmed::Retry(shown, BAD_CODE),
+        Gated::Failed { locked: true } | Gated::RateLimited => Confirmed::Retry(shown, TOO_MANY),
+    })
+}
+
 #[post("/login/enrol")]
 pub async fn login_enrol_post(
     state: web::Data<AppState>,
@@ -229,9 +294,9 @@ pub async fn login_enrol_post(
         Ok(c) => c,
         Err(resp) => return Ok(resp),
     };
-    let now = state.clock.now();
-    match mfa::confirm_enrolment(&state, &c.user.id, &form.enrolment, &form.code, now).await.map_err(internal)? {
-        Confirm::Enrolled(codes) => {
+    let binding = challenge_binding(&c);
+    match confirm(&state, &req, &c.user, &binding, c.row.trusted_device, &form).await? {
+        Confirmed::Enrolled(codes) => {
             if !login::end_challenge(&state, &c).await.map_err(internal)? {
                 return Ok(see_other("/login"));
             }
@@ -240,14 +305,14 @@ pub async fn login_enrol_post(
             let done = finish_login(&state, &req, &c.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source).await?;
             Ok(done.apply(recovery_page(codes, c.row.return_to.as_deref().unwrap_or("/account"))?))
         }
-        Confirm::Stale => {
-            let e = enrolment(&state, &c.user.id, &c.user.username).await?;
-            enrol_page(&state, &req, &e, "/login/enrol", true, false, Some(STALE_ENROLMENT.into()))
+        Confirmed::Stale => {
+            let shown = Shown { enrolment: None, needs_reauth: false };
+            enrol_page(&state, &req, shown, "/login/enrol", true, Some(STALE_ENROLMENT.into()))
         }
-        Confirm::BadCode => {
+        Confirmed::Retry(e, msg) => {
             login::challenge_failed(&state, &c).await.map_err(internal)?;
-            let e = enrolment(&state, &c.user.id, &c.user.username).await?;
-            enrol_page(&state, &req, &e, "/login/enrol", true, false, Some(BAD_CODE.into()))
+            let shown = Shown { enrolment: Some(&e), needs_reauth: false };
+            enrol_page(&state, &req, shown, "/login/enrol", true, Some(msg.into()))
         }
     }
 }
@@ -264,23 +329,27 @@ pub(crate) enum Factor {
 /// code). Without a second factor yet, the password alone.
 async fn reauth_full(
     state: &AppState,
+    req: &HttpRequest,
     cur: &Current,
     password: Option<&SecretString>,
     code: Option<&SecretString>,
 ) -> Result<bool, WebError> {
-    if !reauth(state, cur, password, Factor::Password).await? {
+    if !reauth(state, req, cur, password, Factor::Password).await? {
         return Ok(false);
     }
     if !mfa::has_totp(&state.db, &cur.user.id).await? {
         return Ok(true);
     }
-    reauth(state, cur, code, Factor::Code).await
+    reauth(state, req, cur, code, Factor::Code).await
 }
 
-/// Re-authentication with one factor: the password, or a code from the
-/// current authenticator (or a recovery code, spent). Throttled like a login.
+/// Re-authentication with one factor: the password (throttled like a
+/// login), or a code from the current authenticator or a recovery code
+/// (spent), through the second-factor gate — a correct password never
+/// clears the count of wrong codes.
 pub(crate) async fn reauth(
     state: &AppState,
+    req: &HttpRequest,
     cur: &Current,
     value: Option<&SecretString>,
     factor: Factor,
@@ -291,32 +360,36 @@ pub(crate) async fn reauth(
     };
     let now = state.clock.now();
     let now_ms = now.timestamp_millis();
+    if factor == Factor::Code {
+        if !mfa::has_totp(&state.db, &cur.user.id).await? {
+            return Ok(false);
+        }
+        let v = value.expose_secret().trim();
+        let source = source_of(state, req);
+        let gated = gate(state, &cur.user, &source, false, now, async || {
+            Ok((mfa::verify_code(state, &cur.user.id, v, now).await? != mfa::CodeCheck::Invalid).then_some(()))
+        })
+        .await
+        .map_err(internal)?;
+        return Ok(matches!(gated, Gated::Passed(())));
+    }
     let key = &cur.user.username_key;
+    if let Some(ip) = client_info::ip(state, req)
+        && throttle::admit_ip(&state.db, &state.settings, &ip, now_ms).await? > state.settings.login_ip_max_attempts
+    {
+        return Ok(false);
+    }
     if !throttle::admit_account(&state.db, &state.settings, key, now_ms).await? {
         return Ok(false);
     }
-    let v = value.expose_secret().trim();
-    let is_code = factor == Factor::Code;
-    let ok = if is_code && factor == Factor::Code && !mfa::has_totp(&state.db, &cur.user.id).await? {
-        false
-    } else if is_code && mfa::has_totp(&state.db, &cur.user.id).await? {
-        // As the second factor (Factor::Code) a recovery code also counts —
-        // and is spent — so a lost device does not lock its owner out.
-        match mfa::verify_code(state, &cur.user.id, v, now).await.map_err(internal)? {
-            mfa::CodeCheck::Totp => true,
-            mfa::CodeCheck::Recovery => factor == Factor::Code,
-            mfa::CodeCheck::Invalid => false,
+    let phc = password_credential::Entity::find_by_id(cur.user.id.as_str()).one(&state.db).await?.map(|c| c.phc);
+    let ok = match state.passwords.verify(value, phc.as_deref()).await {
+        Ok((ok, _)) => ok,
+        Err(PasswordError::Busy) => {
+            throttle::undo(&state.db, key).await?;
+            return Err(WebError(crate::error::AppError::Busy));
         }
-    } else {
-        let phc = password_credential::Entity::find_by_id(cur.user.id.as_str()).one(&state.db).await?.map(|c| c.phc);
-        match state.passwords.verify(value, phc.as_deref()).await {
-            Ok((ok, _)) => ok,
-            Err(PasswordError::Busy) => {
-                throttle::undo(&state.db, key).await?;
-                return Err(WebError(crate::error::AppError::Busy));
-            }
-            Err(e) => return Err(internal(e)),
-        }
+        Err(e) => return Err(internal(e)),
     };
     if ok {
         throttle::reset(&state.db, key).await?;
@@ -331,9 +404,13 @@ pub async fn account_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> 
     let Some(cur) = session::current(&state, &req).await? else {
         return Ok(see_other("/login"));
     };
-    let has = mfa::has_totp(&state.db, &cur.user.id).await?;
-    let e = enrolment(&state, &cur.user.id, &cur.user.username).await?;
-    enrol_page(&state, &req, &e, "/account/mfa", false, has, None)
+    if mfa::has_totp(&state.db, &cur.user.id).await? {
+        // Moving to a new device: the new secret is shown only after the
+        // password and a current code (a borrowed session cannot plant one).
+        return enrol_page(&state, &req, Shown { enrolment: None, needs_reauth: true }, "/account/mfa", false, None);
+    }
+    let e = new_enrolment(&state, &cur.user.id, &cur.user.username, &session_binding(&cur)).await?;
+    enrol_page(&state, &req, Shown { enrolment: Some(&e), needs_reauth: false }, "/account/mfa", false, None)
 }
 
 #[post("/account/mfa")]
@@ -346,27 +423,39 @@ pub async fn account_enrol_post(
         Ok(cur) => cur,
         Err(resp) => return Ok(resp),
     };
-    let has = mfa::has_totp(&state.db, &cur.user.id).await?;
-    if has && !reauth_full(&state, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
-        let e = enrolment(&state, &cur.user.id, &cur.user.username).await?;
-        let msg = "Your password or current code was not correct.".to_owned();
-        return enrol_page(&state, &req, &e, "/account/mfa", false, true, Some(msg));
+    let binding = session_binding(&cur);
+    if form.enrolment.is_none() {
+        // The start of a move to a new device.
+        if !mfa::has_totp(&state.db, &cur.user.id).await? {
+            return Ok(see_other("/account/mfa"));
+        }
+        if !reauth_full(&state, &req, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
+            let msg = "Your password or current code was not correct.".to_owned();
+            let shown = Shown { enrolment: None, needs_reauth: true };
+            return enrol_page(&state, &req, shown, "/account/mfa", false, Some(msg));
+        }
+        let e = new_enrolment(&state, &cur.user.id, &cur.user.username, &binding).await?;
+        return enrol_page(
+            &state,
+            &req,
+            Shown { enrolment: Some(&e), needs_reauth: false },
+            "/account/mfa",
+            false,
+            None,
+        );
     }
-    match mfa::confirm_enrolment(&state, &cur.user.id, &form.enrolment, &form.code, state.clock.now())
-        .await
-        .map_err(internal)?
-    {
-        Confirm::Enrolled(codes) => {
+    match confirm(&state, &req, &cur.user, &binding, false, &form).await? {
+        Confirmed::Enrolled(codes) => {
             audit_enrolled(&state, &req, &cur.user.id).await?;
             recovery_page(codes, "/account")
         }
-        Confirm::Stale => {
-            let e = enrolment(&state, &cur.user.id, &cur.user.username).await?;
-            enrol_page(&state, &req, &e, "/account/mfa", false, has, Some(STALE_ENROLMENT.into()))
+        Confirmed::Stale => {
+            let shown = Shown { enrolment: None, needs_reauth: false };
+            enrol_page(&state, &req, shown, "/account/mfa", false, Some(STALE_ENROLMENT.into()))
         }
-        Confirm::BadCode => {
-            let e = enrolment(&state, &cur.user.id, &cur.user.username).await?;
-            enrol_page(&state, &req, &e, "/account/mfa", false, has, Some(BAD_CODE.into()))
+        Confirmed::Retry(e, msg) => {
+            let shown = Shown { enrolment: Some(&e), needs_reauth: false };
+            enrol_page(&state, &req, shown, "/account/mfa", false, Some(msg.into()))
         }
     }
 }
@@ -393,7 +482,7 @@ pub async fn disable(
         let msg = "Two-step verification is required for your account and cannot be turned off.".to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
     }
-    if !reauth_full(&state, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
+    if !reauth_full(&state, &req, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
         let msg = "Your password or current code was not correct.".to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
     }
@@ -425,7 +514,7 @@ pub async fn regenerate(
     if !mfa::has_totp(&state.db, &cur.user.id).await? {
         return Ok(see_other("/account"));
     }
-    if !reauth_full(&state, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
+    if !reauth_full(&state, &req, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
         let msg = "Your password or current code was not correct.".to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
     }

@@ -8,6 +8,7 @@ pub mod csrf;
 pub mod form;
 pub mod headers;
 pub mod health;
+pub mod limits;
 pub mod login;
 pub mod mfa;
 pub mod pages;

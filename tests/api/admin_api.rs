@@ -451,6 +451,7 @@ async fn the_admin_services_refuse_an_actor_without_the_permission() {
         subject: "someone".into(),
         is_client: false,
         permissions: vec![Permission::UsersRead],
+        roles: vec!["users:read".into()],
         auth_time: None,
     };
     let a = Actor::for_principal(&reader, None, None);
@@ -507,15 +508,26 @@ async fn ending_every_session_logs_everyone_out() {
 /// recent: an older one gets the RFC 9470 step-up challenge.
 #[tokio::test]
 async fn credential_changes_with_a_users_token_need_a_recent_login() {
-    use crate::oauth::{PW, exchange, get_code, web_client};
+    use crate::oauth::{PW, exchange, get_code_with_totp, web_client};
     let app = spawn_app().await;
     let aud = format!("{}/admin", app.address);
     portcullis::admin::roles::add(&app.state, &Actor::cli(), "users:credentials", None).await.unwrap();
     app.create_user("helpdesk", PW, &["users:credentials"]).await;
     app.create_user("victor", PW, &[]).await;
+    // Admin-API tokens need a second factor: the helpdesk has an authenticator.
+    const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let seed = secrecy::SecretString::from(SEED.to_owned());
+    portcullis::admin::users::totp_import(&app.state, &Actor::cli(), "helpdesk", &seed).await.unwrap();
     let secret = register(&app, ClientSpec { resources: vec![aud.clone()], ..web_client("console") }).await.unwrap();
-    let (code, verifier) =
-        get_code(&app, &app.browser(), "console", "helpdesk", &format!("&resource={}", urlencode(&aud))).await;
+    let (code, verifier) = get_code_with_totp(
+        &app,
+        &app.browser(),
+        "console",
+        "helpdesk",
+        &format!("&resource={}", urlencode(&aud)),
+        Some(SEED),
+    )
+    .await;
     let (s, t) = exchange(&app, "console", &secret, &code, &verifier).await;
     assert_eq!(s, 200, "{t}");
     let token = t["access_token"].as_str().unwrap().to_owned();

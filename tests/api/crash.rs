@@ -52,7 +52,11 @@ async fn wait_ready(port: u16) -> Duration {
 async fn a_sigkill_during_logins_and_refreshes_loses_no_acknowledged_write() {
     // Set-up in process: users, a client, and one refresh family per worker.
     let app = spawn_app().await;
-    let secret = register(&app, web_client("webapp")).await.unwrap();
+    // A refresh whose response the kill swallowed leaves the client holding
+    // the rotated-out token: the client opts in to a grace (strict rotation
+    // would rightly treat that token's return as a replay).
+    let spec = portcullis::admin::clients::ClientSpec { refresh_grace_secs: Some(30), ..web_client("webapp") };
+    let secret = register(&app, spec).await.unwrap();
     let mut families = Vec::new();
     for i in 0..4 {
         let user = format!("crash-{i}");

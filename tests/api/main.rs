@@ -8,6 +8,7 @@ mod abac;
 mod abuse;
 mod admin_api;
 mod admin_pages;
+mod attacks;
 mod browser;
 mod cli;
 mod crash;

@@ -4,37 +4,37 @@ use totp_rs::{Builder, Secret, Totp};
 
 use crate::helpers::{TestApp, TestDb, csrf_in, spawn_app, spawn_app_with};
 
-const PW: &str = "violet anvil tramline";
+pub const PW: &str = "violet anvil tramline";
 
-fn location(r: &reqwest::Response) -> String {
+pub fn location(r: &reqwest::Response) -> String {
     r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }
 
 /// The value of an element's text or a hidden input, found by a marker.
-fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+pub fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
     let i = html.find(start).unwrap_or_else(|| panic!("{start} not in {html}")) + start.len();
     let j = html[i..].find(end).unwrap() + i;
     &html[i..j]
 }
 
-fn seed(secret_b32: &str) -> Vec<u8> {
+pub fn seed(secret_b32: &str) -> Vec<u8> {
     Secret::try_from_base32(secret_b32).unwrap().as_ref().to_vec()
 }
 
 /// An authenticator app: RFC 6238 defaults (SHA-1, 6 digits, 30 s).
-fn totp(secret_b32: &str) -> Totp {
+pub fn totp(secret_b32: &str) -> Totp {
     Builder::new().with_secret(seed(secret_b32)).build().unwrap()
 }
 
 /// The code for `app`'s clock, shifted by `steps` × 30 s.
-fn code_at(app: &TestApp, secret_b32: &str, steps: i64) -> String {
+pub fn code_at(app: &TestApp, secret_b32: &str, steps: i64) -> String {
     let t = app.state.clock.now().timestamp() + steps * 30;
     totp(secret_b32).generate(t as u64).to_string()
 }
 
 /// Logs in with the password, enrols TOTP from the account page, and returns
 /// the secret and the recovery codes. The browser stays logged in.
-async fn enrol(app: &TestApp, b: &reqwest::Client, user: &str) -> (String, Vec<String>) {
+pub async fn enrol(app: &TestApp, b: &reqwest::Client, user: &str) -> (String, Vec<String>) {
     assert_eq!(app.login(b, user, PW).await.status(), 303);
     let page = b.get(app.url("/account/mfa")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<svg"), "an inline SVG QR code");
@@ -62,13 +62,13 @@ async fn enrol(app: &TestApp, b: &reqwest::Client, user: &str) -> (String, Vec<S
     (secret, codes)
 }
 
-async fn logout(app: &TestApp, b: &reqwest::Client) {
+pub async fn logout(app: &TestApp, b: &reqwest::Client) {
     let html = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
     b.post(app.url("/logout")).form(&[("csrf", csrf_in(&html))]).send().await.unwrap();
 }
 
 /// Submits a code at the MFA step; the browser must be past the password.
-async fn submit_code(app: &TestApp, b: &reqwest::Client, code: &str) -> reqwest::Response {
+pub async fn submit_code(app: &TestApp, b: &reqwest::Client, code: &str) -> reqwest::Response {
     let page = b.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
     b.post(app.url("/login/mfa")).form(&[("csrf", csrf_in(&page).as_str()), ("code", code)]).send().await.unwrap()
 }

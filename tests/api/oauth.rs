@@ -43,6 +43,18 @@ fn query(url: &str) -> std::collections::HashMap<String, String> {
 /// A browser walks an authorization URL through login (and consent, approving)
 /// and returns the redirect back to the client.
 pub async fn walk(app: &TestApp, b: &reqwest::Client, auth_url: &str, user: &str, password: &str) -> String {
+    walk_with_totp(app, b, auth_url, user, password, None).await
+}
+
+/// `walk`, answering the second step with a code of `totp_secret` (base32).
+pub async fn walk_with_totp(
+    app: &TestApp,
+    b: &reqwest::Client,
+    auth_url: &str,
+    user: &str,
+    password: &str,
+    totp_secret: Option<&str>,
+) -> String {
     let mut next = auth_url.to_owned();
     for _ in 0..8 {
         if next.starts_with(CB) || next.starts_with("http://127.0.0.1:9/") {
@@ -68,6 +80,14 @@ pub async fn walk(app: &TestApp, b: &reqwest::Client, auth_url: &str, user: &str
                         ("password", password),
                         ("request", request.as_str()),
                     ])
+                    .send()
+                    .await
+                    .unwrap()
+            }
+            "/login/mfa" if totp_secret.is_some() => {
+                let code = crate::mfa::code_at(app, totp_secret.unwrap_or_default(), 0);
+                b.post(app.url("/login/mfa"))
+                    .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
                     .send()
                     .await
                     .unwrap()
@@ -228,6 +248,18 @@ pub async fn get_code(
     user: &str,
     extra: &str,
 ) -> (String, String) {
+    get_code_with_totp(app, b, client_id, user, extra, None).await
+}
+
+/// `get_code` for a user who answers the second step with `totp_secret`.
+pub async fn get_code_with_totp(
+    app: &TestApp,
+    b: &reqwest::Client,
+    client_id: &str,
+    user: &str,
+    extra: &str,
+    totp_secret: Option<&str>,
+) -> (String, String) {
     let verifier = "a".repeat(43) + "verifier-for-tests";
     use base64::Engine;
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -236,7 +268,7 @@ pub async fn get_code(
         "/authorize?response_type=code&client_id={client_id}&redirect_uri={}&scope=openid%20profile&state=xyz&nonce=n1&code_challenge={challenge}&code_challenge_method=S256{extra}",
         urlencode(CB)
     ));
-    let back = walk(app, b, &url, user, PW).await;
+    let back = walk_with_totp(app, b, &url, user, PW, totp_secret).await;
     (query(&back)["code"].clone(), verifier)
 }
 
@@ -318,7 +350,7 @@ async fn refresh_tokens_rotate_and_a_reused_one_ends_the_family() {
     assert_eq!(w["error"], "invalid_scope");
 
     // After the grace period, the old token comes back: theft. The family ends.
-    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.refresh_reuse_grace_secs + 1));
+    app.state.clock.advance(chrono::Duration::seconds(11));
     let (_, reuse, _) =
         token_req(&app, Some(("webapp", &secret)), &[("grant_type", "refresh_token"), ("refresh_token", &r1)]).await;
     assert_eq!(reuse["error"], "invalid_grant");

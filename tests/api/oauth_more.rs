@@ -252,6 +252,10 @@ async fn userinfo_wants_a_valid_bearer_token() {
     let http = reqwest::Client::new();
     let r = http.get(app.url("/userinfo")).send().await.unwrap();
     assert_eq!(r.status(), 401);
+    // RFC 6750 §3.1: a request without a token gets a challenge but no error code.
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.starts_with("Bearer") && !challenge.contains("error="), "{challenge}");
+    let r = http.get(app.url("/userinfo")).bearer_auth("not-a-token").send().await.unwrap();
     assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer error=\"invalid_token\""));
     let r = http.post(app.url("/userinfo")).form(&[("access_token", at)]).send().await.unwrap();
     assert_eq!(r.status(), 200);

@@ -59,11 +59,24 @@ pub struct Problem {
     field: Option<&'static str>,
     /// RFC 9470: the user must authenticate again, at most this long ago.
     step_up_max_age: Option<i64>,
+    /// RFC 9470: the user must authenticate again with a second factor.
+    step_up_acr: bool,
+    /// RFC 6750 §3.1: a request without a token gets a challenge without
+    /// an error code.
+    no_token: bool,
 }
 
 impl Problem {
     fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, title, detail: detail.into(), field: None, step_up_max_age: None }
+        Self {
+            status,
+            title,
+            detail: detail.into(),
+            field: None,
+            step_up_max_age: None,
+            step_up_acr: false,
+            no_token: false,
+        }
     }
 }
 
@@ -89,6 +102,13 @@ impl ResponseError for Problem {
                 "WWW-Authenticate",
                 format!("Bearer error=\"insufficient_user_authentication\", error_description=\"a more recent authentication is required\", max_age={max}"),
             ));
+        } else if self.step_up_acr {
+            r.insert_header((
+                "WWW-Authenticate",
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"a second factor is required\", acr_values=\"2\"",
+            ));
+        } else if self.no_token {
+            r.insert_header(("WWW-Authenticate", "Bearer"));
         } else if self.status == StatusCode::UNAUTHORIZED {
             r.insert_header(("WWW-Authenticate", "Bearer error=\"invalid_token\""));
         }
@@ -108,6 +128,7 @@ impl From<AdminError> for Problem {
             AdminError::Forbidden(p) => {
                 Self::new(StatusCode::FORBIDDEN, "Forbidden", format!("missing permission {p}"))
             }
+            AdminError::ForbiddenTarget(m) => Self::new(StatusCode::FORBIDDEN, "Forbidden", m),
             AdminError::Password(crate::authn::PasswordError::Policy(m)) => {
                 Self { field: Some("password"), ..Self::new(StatusCode::BAD_REQUEST, "Invalid field", m) }
             }
@@ -205,7 +226,7 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, 
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(unauthorized)?;
+        .ok_or_else(|| Problem { no_token: true, ..unauthorized() })?;
     let claims = crate::oauth::token::check_access_token(state, token.trim()).await.map_err(|_| unauthorized())?;
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => *a == audience(state),
@@ -223,9 +244,13 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, 
     let acting_for_itself = sub == client_id && claims.get("auth_time").is_none();
     if acting_for_itself {
         return match state.clients.get(&state.db, client_id).await? {
-            Some(c) => {
-                Ok(Principal { subject: sub, is_client: true, permissions: permissions_of(&c.roles), auth_time: None })
-            }
+            Some(c) => Ok(Principal {
+                subject: sub,
+                is_client: true,
+                permissions: permissions_of(&c.roles),
+                roles: c.roles.clone(),
+                auth_time: None,
+            }),
             None => Err(unauthorized()),
         };
     }
@@ -233,9 +258,26 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, 
         if u.disabled {
             return Err(unauthorized());
         }
+        // The same second-factor rule as the admin pages: a password-only
+        // login never administers, whatever the MFA policy says of its roles.
+        let amr: Vec<String> = claims
+            .get("amr")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default();
+        if !crate::policy::has_second_factor(&amr) {
+            return Err(Problem {
+                step_up_acr: true,
+                ..Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Second factor required",
+                    "the admin API needs a login with a second factor; sign in again with two-step verification",
+                )
+            });
+        }
         let roles = crate::storage::roles_of(&state.db, &u.id).await?;
         let auth_time = claims.get("auth_time").and_then(Value::as_i64);
-        return Ok(Principal { subject: sub, is_client: false, permissions: permissions_of(&roles), auth_time });
+        return Ok(Principal { subject: sub, is_client: false, permissions: permissions_of(&roles), roles, auth_time });
     }
     Err(unauthorized())
 }
@@ -290,7 +332,7 @@ pub async fn list_users(
     let (page, per) = bounds(&q)?;
     let mut find = user::Entity::find().order_by_asc(user::Column::UsernameKey);
     if let Some(s) = q.search.as_deref().filter(|s| !s.is_empty()) {
-        find = find.filter(user::Column::UsernameKey.contains(s.to_lowercase()));
+        find = find.filter(crate::storage::contains_literally(user::Column::UsernameKey, &s.to_lowercase()));
     }
     let pages = find.paginate(&state.db, per);
     let total = pages.num_items().await?;
@@ -746,6 +788,8 @@ pub struct NewClientBody {
     /// Resource indicators (RFC 8707) the client may ask tokens for.
     #[serde(default)]
     resources: Vec<String>,
+    /// Refresh-token grace in seconds (0–60); absent: strict rotation.
+    refresh_grace_secs: Option<i32>,
 }
 
 #[utoipa::path(tag = "clients", description = "Needs `clients:write` (and `roles:write` to give the client roles). The secret is shown once.",
@@ -784,6 +828,7 @@ pub async fn create_client(
         jwks: b.jwks.map(|j| j.to_string()),
         access_policy: b.access_policy,
         resources: b.resources,
+        refresh_grace_secs: b.refresh_grace_secs,
     };
     let created = crate::admin::clients::add(&state, &actor(&state, &req, &p), &spec).await?;
     Ok(secret_response(StatusCode::CREATED, created))

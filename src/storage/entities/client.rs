@@ -32,6 +32,9 @@ pub struct Model {
     /// JSON array of the resource indicators (RFC 8707) the client may request.
     #[sea_orm(column_type = "Text", nullable)]
     pub resources: Option<String>,
+    /// Opt-in grace (seconds, at most 60) during which a rotated-out refresh
+    /// token may be redeemed once more; none = strict rotation.
+    pub refresh_grace_secs: Option<i32>,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

@@ -17,6 +17,8 @@ pub struct Model {
     pub created_ms: i64,
     pub expires_ms: i64,
     pub rotated_ms: Option<i64>,
+    /// The one grace redemption of a rotated-out token was spent.
+    pub grace_used: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

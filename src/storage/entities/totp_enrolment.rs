@@ -9,6 +9,9 @@ pub struct Model {
     /// Sealed seed (context `totp-enrol:<user id>:<enrolment id>`).
     pub secret: Vec<u8>,
     pub created_ms: i64,
+    /// The login challenge or session that started it (`challenge:<hash>` /
+    /// `session:<id>`): only that one may see or confirm it.
+    pub binding: Option<String>,
 }
 
 impl std::fmt::Debug for Model {

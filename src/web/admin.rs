@@ -795,3 +795,24 @@ pub async fn audit_page(
     };
     a.page(StatusCode::OK, &p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_stays_on_the_admin_pages_and_fits_a_location_header() {
+        assert_eq!(safe_next(Some("/admin/users/zoe?m=1")), "/admin/users/zoe?m=1");
+        for bad in [
+            "//evil.example",
+            "https://evil.example/admin/",
+            "/admin/\\evil",
+            "/account",
+            "/admin/users\r\nSet-Cookie: x=1",
+            "/admin/us\u{e9}rs",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/admin/users", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/admin/users");
+    }
+}

@@ -66,7 +66,7 @@ impl InFlight {
 
 fn refuse(status: StatusCode, error: &str, description: &str) -> HttpResponse {
     let mut r = HttpResponse::build(status);
-    r.insert_header(("Connection", "close"));
+    r.force_close();
     if status == StatusCode::TOO_MANY_REQUESTS {
         r.insert_header(("Retry-After", "1"));
     }

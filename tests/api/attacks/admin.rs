@@ -225,3 +225,22 @@ async fn a_password_only_login_never_gets_to_administer() {
         call(&app, "POST", "/admin/api/v1/users/someone/password", &issued.access_token, Some(body)).await;
     assert_eq!(status, 401, "{problem}");
 }
+
+/// Item 15: `%` and `_` in the admin user search matched everything (a
+/// LIKE pattern built from the search text).
+#[tokio::test]
+async fn the_user_search_matches_its_text_literally() {
+    let app = spawn_app().await;
+    app.create_user("al_x", "violet anvil tramline", &[]).await;
+    app.create_user("alex", "violet anvil tramline", &[]).await;
+    let reader = operator(&app, "reader", &["users:read"]).await;
+    let names = |v: &Value| -> Vec<String> {
+        v["items"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap().to_owned()).collect()
+    };
+    let (_, v) = call(&app, "GET", "/admin/api/v1/users?search=_", &reader, None).await;
+    assert_eq!(names(&v), vec!["al_x"]);
+    let (_, v) = call(&app, "GET", "/admin/api/v1/users?search=%25", &reader, None).await;
+    assert!(names(&v).is_empty(), "{v}");
+    let (_, v) = call(&app, "GET", "/admin/api/v1/users?search=al", &reader, None).await;
+    assert_eq!(names(&v), vec!["al_x", "alex"]);
+}

@@ -90,3 +90,20 @@ async fn anonymous_authorization_requests_are_bounded_per_address() {
     assert!(back.starts_with(CB) && back.contains("error=temporarily_unavailable"), "{back}");
     assert_eq!(authorization_request::Entity::find().count(&app.state.db).await.unwrap(), 5);
 }
+
+/// Item 15: a body over the limit got a raw-text 413.
+#[tokio::test]
+async fn an_oversized_body_gets_a_json_error() {
+    let app = crate::helpers::spawn_app().await;
+    let r = reqwest::Client::new()
+        .post(app.url("/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'a'; 80 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "invalid_request");
+}

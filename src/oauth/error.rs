@@ -133,8 +133,9 @@ impl ResponseError for OAuthError {
                 r.insert_header(("WWW-Authenticate", "Basic realm=\"portcullis\", charset=\"UTF-8\""));
             }
             Self::MissingToken => {
+                // No error code anywhere (RFC 6750 §3.1); a readable body.
                 r.insert_header(("WWW-Authenticate", "Bearer realm=\"portcullis\""));
-                return r.finish();
+                return r.json(json!({ "detail": self.description() }));
             }
             Self::InvalidToken(_) | Self::InsufficientScope(_) => {
                 r.insert_header((

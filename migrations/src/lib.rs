@@ -10,6 +10,7 @@ mod m20261130_000004_oauth;
 mod m20261130_000005_access_policy;
 mod m20261130_000006_client_resources;
 mod m20261201_000007_security;
+mod m20261201_000008_request_login;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_access_policy::Migration),
             Box::new(m20261130_000006_client_resources::Migration),
             Box::new(m20261201_000007_security::Migration),
+            Box::new(m20261201_000008_request_login::Migration),
         ]
     }
 }

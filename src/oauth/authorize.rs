@@ -49,9 +49,24 @@ pub struct AuthzRequest {
     /// When the request was first seen (ms): a `prompt=login` is satisfied by
     /// a login after this.
     pub created_ms: i64,
+    /// `login_hint` (OIDC Core §3.1.2.1): pre-fills the username, nothing more.
+    #[serde(default)]
+    pub login_hint: Option<String>,
+    /// `response_mode=form_post`.
+    #[serde(default)]
+    pub form_post: bool,
+    /// The session that logged in for this request, once one has (stored in
+    /// the request's row, not in its parameters).
+    #[serde(skip)]
+    pub login_session: Option<String>,
 }
 
 impl AuthzRequest {
+    /// Where and how this request's answer goes.
+    pub fn reply(&self) -> Reply {
+        Reply { redirect_uri: self.redirect_uri.clone(), state: self.state.clone(), form_post: self.form_post }
+    }
+
     /// Whether `user_id` must have used a second factor for this request.
     pub async fn second_factor_required(
         &self,
@@ -66,11 +81,53 @@ impl AuthzRequest {
 /// Where an error goes: a page (no trusted redirect yet) or the client.
 enum Failure {
     Page(&'static str),
-    Redirect { redirect_uri: String, state: Option<String>, error: OAuthError },
+    Redirect { to: Reply, error: OAuthError },
 }
 
-fn error_redirect(state: &AppState, redirect_uri: &str, st: Option<&str>, e: &OAuthError) -> HttpResponse {
-    let mut url = match url::Url::parse(redirect_uri) {
+/// How the answer reaches the client: its registered redirect URI, the
+/// request's `state`, and the response mode (RFC 6749 query, or the OAuth 2.0
+/// Form Post Response Mode).
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub redirect_uri: String,
+    pub state: Option<String>,
+    pub form_post: bool,
+}
+
+#[derive(Template)]
+#[template(path = "consent/form_post.html")]
+struct FormPostPage<'a> {
+    redirect_uri: &'a str,
+    fields: &'a [(&'a str, String)],
+    nonce: String,
+}
+
+/// Sends `fields` (plus `state` and `iss`, RFC 9207) to the client: as query
+/// parameters of a redirect, or as an auto-submitting form (a visible button
+/// without JavaScript; the one script allowed by a per-response nonce).
+fn to_client(state: &AppState, to: &Reply, mut fields: Vec<(&str, String)>) -> HttpResponse {
+    if let Some(s) = &to.state {
+        fields.push(("state", s.clone()));
+    }
+    fields.push(("iss", state.settings.issuer().to_owned()));
+    if to.form_post {
+        let Ok(nonce) = random_token(16) else {
+            return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again later.");
+        };
+        let csp = csp_for_redirect(&to.redirect_uri)
+            .replace("default-src 'none';", &format!("default-src 'none'; script-src 'nonce-{nonce}';"));
+        let page = FormPostPage { redirect_uri: &to.redirect_uri, fields: &fields, nonce };
+        return match html(StatusCode::OK, &page) {
+            Ok(mut resp) => {
+                if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&csp) {
+                    resp.headers_mut().insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
+                }
+                resp
+            }
+            Err(_) => error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again later."),
+        };
+    }
+    let mut url = match url::Url::parse(&to.redirect_uri) {
         Ok(u) => u,
         Err(_) => {
             return error_page(
@@ -82,21 +139,23 @@ fn error_redirect(state: &AppState, redirect_uri: &str, st: Option<&str>, e: &OA
     };
     {
         let mut q = url.query_pairs_mut();
-        q.append_pair("error", e.code()).append_pair("error_description", e.description());
-        if let Some(s) = st {
-            q.append_pair("state", s);
+        for (k, v) in &fields {
+            q.append_pair(k, v);
         }
-        q.append_pair("iss", state.settings.issuer());
     }
     HttpResponse::Found().insert_header(("Location", url.to_string())).finish()
+}
+
+fn error_redirect(state: &AppState, to: &Reply, e: &OAuthError) -> HttpResponse {
+    to_client(state, to, vec![("error", e.code().to_owned()), ("error_description", e.description().to_owned())])
 }
 
 fn respond(state: &AppState, f: Failure) -> HttpResponse {
     match f {
         Failure::Page(msg) => error_page(StatusCode::BAD_REQUEST, "Invalid sign-in request", msg),
-        Failure::Redirect { redirect_uri, state: st, error } => {
+        Failure::Redirect { to, error } => {
             tracing::debug!(error = %error, "authorization request refused");
-            error_redirect(state, &redirect_uri, st.as_deref(), &error)
+            error_redirect(state, &to, &error)
         }
     }
 }
@@ -154,13 +213,22 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
         return Err(Failure::Page("The application's return address is not registered for it."));
     }
     let st = p.get("state").cloned();
-    let fail = |error: OAuthError| Failure::Redirect { redirect_uri: redirect_uri.clone(), state: st.clone(), error };
+    // The response mode decides how even the errors below travel.
+    let (form_post, bad_mode) = match p.get("response_mode").map(String::as_str) {
+        None | Some("query") => (false, false),
+        Some("form_post") => (true, false),
+        Some(_) => (false, true),
+    };
+    let to = Reply { redirect_uri: redirect_uri.clone(), state: st.clone(), form_post };
+    let fail = |error: OAuthError| Failure::Redirect { to: to.clone(), error };
     if st.as_ref().is_some_and(|s| s.len() > 2048) {
         return Err(Failure::Redirect {
-            redirect_uri: redirect_uri.clone(),
-            state: None,
+            to: Reply { state: None, ..to.clone() },
             error: OAuthError::InvalidRequest("state is too long"),
         });
+    }
+    if bad_mode {
+        return Err(fail(OAuthError::InvalidRequest("response_mode must be query or form_post")));
     }
     match p.get("response_type").map(String::as_str) {
         Some("code") => {}
@@ -172,11 +240,6 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
     }
     if p.contains_key("request_uri") {
         return Err(fail(OAuthError::RequestUriNotSupported));
-    }
-    if let Some(mode) = p.get("response_mode")
-        && mode != "query"
-    {
-        return Err(fail(OAuthError::InvalidRequest("only response_mode=query is supported")));
     }
     if !read_list(&c.grant_types).iter().any(|g| g == "authorization_code") {
         return Err(fail(OAuthError::UnauthorizedClient("this client may not use the authorization code grant")));
@@ -280,6 +343,10 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
         hint_sub,
         resource,
         created_ms: state.clock.now().timestamp_millis(),
+        // A hint, not an instruction: kept only when it could be a username.
+        login_hint: p.get("login_hint").filter(|h| crate::domain::Username::parse(h).is_ok()).cloned(),
+        form_post,
+        login_session: None,
     };
     Ok((req, c))
 }
@@ -313,6 +380,7 @@ async fn store(state: &AppState, req: &HttpRequest, r: &AuthzRequest) -> Result<
         params: Set(serde_json::to_string(r).map_err(|_| OAuthError::ServerError)?),
         created_ms: Set(r.created_ms),
         expires_ms: Set(r.created_ms + REQUEST_TTL_MS),
+        login_session: Set(None),
     }
     .insert(&state.db)
     .await?;
@@ -332,13 +400,33 @@ pub async fn load_request(state: &AppState, token: &str) -> Result<Option<(Authz
         authorization_request::Entity::delete_by_id(row.id_hash).exec(&state.db).await?;
         return Ok(None);
     }
-    let Ok(r) = serde_json::from_str::<AuthzRequest>(&row.params) else {
+    let Ok(mut r) = serde_json::from_str::<AuthzRequest>(&row.params) else {
         return Ok(None);
     };
+    r.login_session = row.login_session;
     let Some(c) = client::Entity::find_by_id(r.client_id.as_str()).one(&state.db).await? else {
         return Ok(None);
     };
     Ok(Some((r, c)))
+}
+
+/// Records that `session_id` logged in for the pending request `handle`.
+pub async fn mark_login(state: &AppState, handle: &str, session_id: &str) -> Result<(), sea_orm::DbErr> {
+    if handle.is_empty() || handle.len() > 128 {
+        return Ok(());
+    }
+    authorization_request::Entity::update_many()
+        .col_expr(authorization_request::Column::LoginSession, sea_orm::sea_query::Expr::val(session_id))
+        .filter(authorization_request::Column::IdHash.eq(request_hash(state, handle)))
+        .exec(&state.db)
+        .await?;
+    Ok(())
+}
+
+/// The request handle a stored `return_to` (`/authorize/continue?request=…`)
+/// refers to.
+pub fn handle_of_return(return_to: Option<&str>) -> Option<&str> {
+    return_to.and_then(|r| r.strip_prefix("/authorize/continue?request="))
 }
 
 async fn drop_request(state: &AppState, token: &str) -> Result<(), OAuthError> {
@@ -368,9 +456,10 @@ async fn need(
 ) -> Result<Need, OAuthError> {
     let Some(cur) = cur else { return Ok(Need::Login) };
     let now_s = state.clock.now().timestamp();
-    // A login after the request was made answers it (`auth_time` is whole
-    // seconds: a login within the request's own second counts).
-    let fresh = cur.session.auth_time >= r.created_ms.div_euclid(1000);
+    // A login made for this request answers it, however fast it was
+    // (`auth_time` is whole seconds); so does any login in a later second.
+    let fresh =
+        r.login_session.as_deref() == Some(cur.session.id.as_str()) || cur.session.auth_time * 1000 >= r.created_ms;
     if r.prompt.iter().any(|p| p == "login" || p == "select_account") && !fresh {
         return Ok(Need::Login);
     }
@@ -471,16 +560,7 @@ async fn issue_code(
         now,
     )
     .await?;
-    let mut url = url::Url::parse(&r.redirect_uri).map_err(|_| OAuthError::ServerError)?;
-    {
-        let mut q = url.query_pairs_mut();
-        q.append_pair("code", &code);
-        if let Some(s) = &r.state {
-            q.append_pair("state", s);
-        }
-        q.append_pair("iss", state.settings.issuer());
-    }
-    Ok(HttpResponse::Found().insert_header(("Location", url.to_string())).finish())
+    Ok(to_client(state, &r.reply(), vec![("code", code)]))
 }
 
 /// Runs a (new or resumed) request against the browser's session.
@@ -511,12 +591,8 @@ async fn proceed(
             let Some(cur) = cur else { return Err(OAuthError::ServerError) };
             issue_code(state, req, &r, &cur).await
         }
-        Need::Login if none => {
-            Ok(error_redirect(state, &r.redirect_uri, r.state.as_deref(), &OAuthError::LoginRequired))
-        }
-        Need::Consent if none => {
-            Ok(error_redirect(state, &r.redirect_uri, r.state.as_deref(), &OAuthError::ConsentRequired))
-        }
+        Need::Login if none => Ok(error_redirect(state, &r.reply(), &OAuthError::LoginRequired)),
+        Need::Consent if none => Ok(error_redirect(state, &r.reply(), &OAuthError::ConsentRequired)),
         need => {
             let h = match handle {
                 Some(h) => h,
@@ -545,10 +621,10 @@ async fn authorize(state: &AppState, req: &HttpRequest, raw: &[u8]) -> HttpRespo
         Ok(v) => v,
         Err(f) => return respond(state, f),
     };
-    let (redirect_uri, st) = (r.redirect_uri.clone(), r.state.clone());
+    let to = r.reply();
     match proceed(state, req, r, &c, None, false).await {
         Ok(resp) => resp,
-        Err(e) => error_redirect(state, &redirect_uri, st.as_deref(), &e),
+        Err(e) => error_redirect(state, &to, &e),
     }
 }
 
@@ -581,10 +657,10 @@ const EXPIRED: &str = "This sign-in request has expired or is not valid. Go back
 pub async fn resume(state: web::Data<AppState>, req: HttpRequest, q: web::Query<Handle>) -> HttpResponse {
     match load_request(&state, &q.request).await {
         Ok(Some((r, c))) => {
-            let (redirect_uri, st) = (r.redirect_uri.clone(), r.state.clone());
+            let to = r.reply();
             match proceed(&state, &req, r, &c, Some(q.request.clone()), false).await {
                 Ok(resp) => resp,
-                Err(e) => error_redirect(&state, &redirect_uri, st.as_deref(), &e),
+                Err(e) => error_redirect(&state, &to, &e),
             }
         }
         Ok(None) => error_page(StatusCode::BAD_REQUEST, "Sign-in request expired", EXPIRED),
@@ -724,7 +800,7 @@ pub async fn consent_post(
             if let Err(e) = admit(&state, &req, &c, &cur).await {
                 drop_request(&state, &form.request).await.map_err(WebError::internal)?;
                 return match e {
-                    OAuthError::AccessDenied(_) => Ok(error_redirect(&state, &r.redirect_uri, r.state.as_deref(), &e)),
+                    OAuthError::AccessDenied(_) => Ok(error_redirect(&state, &r.reply(), &e)),
                     other => Err(WebError::internal(other)),
                 };
             }
@@ -749,21 +825,16 @@ pub async fn consent_post(
             .insert(&state.db)
             .await?;
             record_audit(&state.db, audit("success"), now).await?;
-            let (redirect_uri, st) = (r.redirect_uri.clone(), r.state.clone());
+            let to = r.reply();
             Ok(match proceed(&state, &req, r, &c, Some(form.request.clone()), true).await {
                 Ok(resp) => resp,
-                Err(e) => error_redirect(&state, &redirect_uri, st.as_deref(), &e),
+                Err(e) => error_redirect(&state, &to, &e),
             })
         }
         "deny" => {
             record_audit(&state.db, audit("failure"), now).await?;
             drop_request(&state, &form.request).await.map_err(WebError::internal)?;
-            Ok(error_redirect(
-                &state,
-                &r.redirect_uri,
-                r.state.as_deref(),
-                &OAuthError::AccessDenied("the user denied access"),
-            ))
+            Ok(error_redirect(&state, &r.reply(), &OAuthError::AccessDenied("the user denied access")))
         }
         _ => Ok(error_page(StatusCode::BAD_REQUEST, "Bad request", "Choose Allow or Deny.")),
     }

@@ -161,10 +161,20 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<Logou
     Ok(LogoutRequest { hint, redirect })
 }
 
+#[derive(Template)]
+#[template(path = "login/signed_out.html")]
+struct SignedOutPage {
+    title: &'static str,
+}
+
+/// The end of a logout: back to the client's registered address, or — with
+/// none given — a page that says so (not the login form: the person asked
+/// to leave, not to sign in).
 fn done(state: &AppState, redirect: Option<String>) -> HttpResponse {
     let mut resp = match redirect {
         Some(u) => HttpResponse::Found().insert_header(("Location", u)).finish(),
-        None => crate::web::login::see_other("/login?m=logged_out"),
+        None => html(StatusCode::OK, &SignedOutPage { title: "Signed out" })
+            .unwrap_or_else(|_| crate::web::login::see_other("/login?m=logged_out")),
     };
     let _ = resp.add_cookie(&removal_cookie(state, session::SESSION_COOKIE));
     resp

@@ -37,7 +37,7 @@ pub fn discovery_document(issuer: &str) -> String {
         "revocation_endpoint": format!("{issuer}/revoke"),
         "scopes_supported": crate::oauth::STANDARD_SCOPES,
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],

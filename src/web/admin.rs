@@ -542,7 +542,8 @@ pub async fn reauth_post(
     // A fresh authentication with both factors: a new session (new id and
     // auth_time; the old one ends), as at any login.
     let source = super::login::source_of(&state, &req);
-    let done = super::login::finish_login(&state, &req, &a.cur.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source).await?;
+    let done =
+        super::login::finish_login(&state, &req, &a.cur.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source, None).await?;
     let sep = if next.contains('?') { '&' } else { '?' };
     Ok(done.redirect(&format!("{next}{sep}m=reauth")))
 }

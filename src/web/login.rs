@@ -30,6 +30,8 @@ pub struct LoginPage {
     pub notice: Option<&'static str>,
     pub client_name: Option<String>,
     pub request: Option<String>,
+    /// Pre-filled username (`login_hint`).
+    pub username: Option<String>,
 }
 
 #[derive(Template)]
@@ -77,7 +79,7 @@ pub fn set_flow_csp(resp: &mut HttpResponse, redirect_uri: &str) -> Result<(), W
 
 /// The flow a stored `return_to` (`/authorize/continue?request=…`) belongs to.
 pub async fn flow_of_return(state: &AppState, return_to: Option<&str>) -> Result<Option<Flow>, WebError> {
-    match return_to.and_then(|r| r.strip_prefix("/authorize/continue?request=")) {
+    match crate::oauth::authorize::handle_of_return(return_to) {
         Some(h) => Flow::load(state, h).await,
         None => Ok(None),
     }
@@ -111,6 +113,7 @@ pub fn login_form(
         notice,
         client_name: flow.map(Flow::client_name),
         request: flow.map(|f| f.handle.clone()),
+        username: flow.and_then(|f| f.request.login_hint.clone()),
     };
     let mut resp = html(StatusCode::OK, &page)?;
     if let Some(f) = flow {
@@ -229,7 +232,8 @@ pub async fn login_post(
                 )
                 .await;
             }
-            let resp = finish_login(&state, &req, &user.id, &[AMR_PASSWORD], "1", &source).await?;
+            let resp =
+                finish_login(&state, &req, &user.id, &[AMR_PASSWORD], "1", &source, return_to.as_deref()).await?;
             Ok(resp.redirect(return_to.as_deref().unwrap_or("/account")))
         }
     }
@@ -285,6 +289,8 @@ impl Finished {
 
 /// Completes a login: a new session (ending the browser's previous one), this
 /// browser trusted for the user, a fresh CSRF token, the challenge cookie gone.
+/// `return_to`: where the login continues; when that is an authorization
+/// request, the request learns that this session logged in for it.
 pub async fn finish_login(
     state: &AppState,
     req: &HttpRequest,
@@ -292,6 +298,7 @@ pub async fn finish_login(
     amr: &[&str],
     acr: &str,
     source: &Source,
+    return_to: Option<&str>,
 ) -> Result<Finished, WebError> {
     let now = state.clock.now();
     // A new session id at every login: no fixation.
@@ -315,6 +322,9 @@ pub async fn finish_login(
         now,
     )
     .await?;
+    if let Some(h) = crate::oauth::authorize::handle_of_return(return_to) {
+        crate::oauth::authorize::mark_login(state, h, &s.id).await?;
+    }
     let device = login::trust_device(state, user_id, source.device.as_deref()).await.map_err(WebError::internal)?;
     let mut device_cookie = build_cookie(state, DEVICE_COOKIE, device, SameSite::Strict);
     device_cookie.set_max_age(session::days(state.settings.trusted_device_days));

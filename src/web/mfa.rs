@@ -139,8 +139,9 @@ pub async fn mfa_post(
         // Another request completed this challenge first.
         return Ok(see_other("/login"));
     }
-    let done = finish_login(&state, &req, &c.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source).await?;
-    Ok(done.redirect(c.row.return_to.as_deref().unwrap_or("/account")))
+    let return_to = c.row.return_to.as_deref();
+    let done = finish_login(&state, &req, &c.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source, return_to).await?;
+    Ok(done.redirect(return_to.unwrap_or("/account")))
 }
 
 /// What the enrolment page shows: the secret of an enrolment just started
@@ -302,8 +303,10 @@ pub async fn login_enrol_post(
             }
             audit_enrolled(&state, &req, &c.user.id).await?;
             let source = source_of(&state, &req);
-            let done = finish_login(&state, &req, &c.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source).await?;
-            Ok(done.apply(recovery_page(codes, c.row.return_to.as_deref().unwrap_or("/account"))?))
+            let return_to = c.row.return_to.as_deref();
+            let done =
+                finish_login(&state, &req, &c.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source, return_to).await?;
+            Ok(done.apply(recovery_page(codes, return_to.unwrap_or("/account"))?))
         }
         Confirmed::Stale => {
             let shown = Shown { enrolment: None, needs_reauth: false };

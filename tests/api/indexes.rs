@@ -85,6 +85,7 @@ async fn expired_rows_are_purged_and_live_ones_kept() {
             params: Set("{}".into()),
             created_ms: Set(now - 100),
             expires_ms: Set(exp),
+            login_session: Set(None),
         }
         .insert(db)
         .await

@@ -10,6 +10,7 @@ mod admin_api;
 mod admin_pages;
 mod attacks;
 mod browser;
+mod certification;
 mod cli;
 mod crash;
 mod helpers;

@@ -109,7 +109,7 @@ pub async fn walk_with_totp(
     panic!("too many steps");
 }
 
-async fn rp(app: &TestApp, id: &str, secret: Option<String>) -> (CoreProviderMetadata, reqwest_rp::Client) {
+pub async fn rp(app: &TestApp, id: &str, secret: Option<String>) -> (CoreProviderMetadata, reqwest_rp::Client) {
     let http = reqwest_rp::ClientBuilder::new().redirect(reqwest_rp::redirect::Policy::none()).build().unwrap();
     let meta = CoreProviderMetadata::discover_async(IssuerUrl::new(app.address.clone()).unwrap(), &http).await.unwrap();
     let _ = (id, secret);

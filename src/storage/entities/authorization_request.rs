@@ -10,6 +10,8 @@ pub struct Model {
     pub params: String,
     pub created_ms: i64,
     pub expires_ms: i64,
+    /// The session that logged in for this request (answers `prompt=login`).
+    pub login_session: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,202 @@
+//! OpenID Connect behaviours the certification plans exercise (issue #15);
+//! docs/CONFORMANCE.md maps each plan module to a test.
+
+use portcullis::admin::clients::ClientSpec;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, csrf_in, spawn_app};
+use crate::oauth::{CB, PW, exchange, register, urlencode, web_client};
+
+/// RFC 7636 Appendix B's verifier and its S256 challenge.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+pub fn authorize_url(app: &TestApp, client: &str, extra: &str) -> String {
+    app.url(&format!(
+        "/authorize?response_type=code&client_id={client}&redirect_uri={}&scope=openid&state=s1&nonce=n1&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
+        urlencode(CB)
+    ))
+}
+
+pub fn param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+pub fn claims_of(jwt: &str) -> Value {
+    use base64::Engine;
+    let part = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// Posts the login form of an authorization request's login page.
+async fn login_for(app: &TestApp, b: &reqwest::Client, login_path: &str, user: &str) -> reqwest::Response {
+    let page = b.get(app.url(login_path)).send().await.unwrap().text().await.unwrap();
+    let request = page.split(r#"name="request" value=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    b.post(app.url("/login"))
+        .form(&[("csrf", csrf_in(&page).as_str()), ("username", user), ("password", PW), ("request", &request)])
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Defect 1 (`oidcc-prompt-login`, `oidcc-max-age-1`): a login completed in
+/// the same second as the request was sent back to the login page for ever
+/// (whole-second `auth_time` against a millisecond creation time).
+#[tokio::test]
+async fn prompt_login_and_max_age_zero_are_answered_by_a_login_in_the_same_second() {
+    let app = spawn_app().await;
+    app.create_user("ivy", PW, &[]).await;
+    let secret = register(&app, web_client("webapp")).await.unwrap();
+    let b = app.browser();
+    assert_eq!(app.login(&b, "ivy", PW).await.status(), 303);
+    for extra in ["&prompt=login", "&max_age=0"] {
+        app.state.clock.advance(chrono::Duration::milliseconds(1500));
+        // The existing session is not enough...
+        let to = location(&b.get(authorize_url(&app, "webapp", extra)).send().await.unwrap());
+        assert!(to.starts_with("/login?request="), "{extra}: {to}");
+        // ...a login for this request, at the same instant, is.
+        let r = login_for(&app, &b, &to, "ivy").await;
+        let cont = location(&r);
+        assert!(cont.starts_with("/authorize/continue"), "{extra}: {cont}");
+        let back = location(&b.get(app.url(&cont)).send().await.unwrap());
+        assert!(back.starts_with(CB), "{extra}: no loop back to the login page, got {back}");
+        let code = param(&back, "code").unwrap();
+        let (status, t) = exchange(&app, "webapp", &secret, &code, VERIFIER).await;
+        assert_eq!(status, 200, "{t}");
+        let auth_time = claims_of(t["id_token"].as_str().unwrap())["auth_time"].as_i64().unwrap();
+        assert_eq!(auth_time, app.state.clock.now().timestamp(), "the new login's time");
+    }
+}
+
+/// Defect 3 (`oidcc-rp-initiated-logout-no-params`,
+/// `…-no-post-logout-redirect-uri`, `…-only-state`): logging out without a
+/// return address showed the login form; now a signed-out page.
+#[tokio::test]
+async fn logging_out_without_a_return_address_shows_a_signed_out_page() {
+    let app = spawn_app().await;
+    app.create_user("jon", PW, &[]).await;
+    let b = app.browser();
+    app.login(&b, "jon", PW).await;
+    // No hint naming the session: the person confirms (a forged link must not
+    // sign anyone out silently), then sees where they are.
+    let confirm = b.get(app.url("/end_session")).send().await.unwrap().text().await.unwrap();
+    assert!(confirm.contains("Log out now?"));
+    let r = b.post(app.url("/end_session")).form(&[("csrf", csrf_in(&confirm))]).send().await.unwrap();
+    let page = r.text().await.unwrap();
+    assert!(page.contains("You are signed out"), "{page}");
+    for query in ["", "?state=only-state"] {
+        let r = b.get(app.url(&format!("/end_session{query}"))).send().await.unwrap();
+        let page = r.text().await.unwrap();
+        assert!(page.contains("You are signed out"), "{query}: {page}");
+        assert!(page.contains(r#"href="/login""#));
+        assert!(!page.contains(r#"name="password""#), "not the login form");
+    }
+    assert_eq!(b.get(app.url("/account")).send().await.unwrap().status(), 303, "signed out");
+}
+
+/// Feature 8 (`oidcc-login-hint`, `oidcc-ui-locales`, `oidcc-claims-locales`,
+/// `oidcc-display-*`): hints pre-fill or are ignored, never an error.
+#[tokio::test]
+async fn hints_prefill_the_username_and_unknown_hints_are_ignored() {
+    let app = spawn_app().await;
+    register(&app, ClientSpec { ..web_client("webapp") }).await;
+    let b = app.browser();
+    let to = location(
+        &b.get(authorize_url(&app, "webapp", "&login_hint=kim&ui_locales=se&claims_locales=se&display=popup"))
+            .send()
+            .await
+            .unwrap(),
+    );
+    assert!(to.starts_with("/login?request="), "{to}");
+    let page = b.get(app.url(&to)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"value="kim""#), "pre-filled");
+    let to = location(&b.get(authorize_url(&app, "webapp", "&login_hint=%3Cscript%3E")).send().await.unwrap());
+    let page = b.get(app.url(&to)).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("<script>") && !page.contains("&lt;script"), "an impossible username is not reflected");
+}
+
+/// The hidden fields of a form_post page, and its form's action.
+fn form_post_fields(html: &str) -> (String, std::collections::HashMap<String, String>) {
+    let action = html.split(r#"<form method="post" action=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let fields = html
+        .split(r#"<input type="hidden" name=""#)
+        .skip(1)
+        .map(|chunk| {
+            let name = chunk.split('"').next().unwrap().to_owned();
+            let value = chunk.split(r#"value=""#).nth(1).unwrap().split('"').next().unwrap().to_owned();
+            (name, value.replace("&#x2f;", "/").replace("&#47;", "/").replace("&amp;", "&").replace("&#58;", ":"))
+        })
+        .collect();
+    (action, fields)
+}
+
+/// Feature 4 (`oidcc-formpost-basic-certification-test-plan`): the response
+/// — code or error — comes back as an auto-submitting form, with a visible
+/// button without JavaScript, a CSP nonce, and `no-store`; the
+/// `openidconnect` crate completes the flow from the posted code.
+#[tokio::test]
+async fn form_post_answers_with_an_auto_submitting_form_the_openidconnect_crate_completes() {
+    use openidconnect::core::{CoreAuthenticationFlow, CoreClient};
+    use openidconnect::{
+        AuthorizationCode, ClientId, ClientSecret, CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, TokenResponse,
+    };
+    let app = spawn_app().await;
+    let user_id = app.create_user("lea", PW, &[]).await;
+    let secret = register(&app, web_client("webapp")).await.unwrap();
+    let discovery: Value =
+        reqwest::get(app.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
+    assert!(discovery["response_modes_supported"].as_array().unwrap().iter().any(|m| m == "form_post"));
+
+    let (meta, http) = crate::oauth::rp(&app, "webapp", None).await;
+    let client =
+        CoreClient::from_provider_metadata(meta, ClientId::new("webapp".into()), Some(ClientSecret::new(secret)))
+            .set_redirect_uri(RedirectUrl::new(CB.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, csrf_state, nonce) = client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .set_pkce_challenge(challenge)
+        .add_extra_param("response_mode", "form_post")
+        .url();
+
+    // An error travels the same way: prompt=none without a session.
+    let b = app.browser();
+    let r = b.get(format!("{auth_url}&prompt=none")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let (action, fields) = form_post_fields(&r.text().await.unwrap());
+    assert_eq!(action, CB);
+    assert_eq!(fields["error"], "login_required");
+    assert!(!fields.contains_key("code"));
+
+    // Signed in, the code is posted.
+    app.login(&b, "lea", PW).await;
+    let r = b.get(auth_url.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 200, "a page, not a redirect");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    let html = r.text().await.unwrap();
+    let nonce_in_csp = csp.split("'nonce-").nth(1).unwrap().split('\'').next().unwrap().to_owned();
+    assert!(html.contains(&format!(r#"<script nonce="{nonce_in_csp}">"#)), "the one script carries the nonce");
+    assert!(csp.contains("form-action 'self' http://127.0.0.1:9"), "{csp}");
+    assert!(html.contains("<noscript>") && html.contains(r#"<button type="submit">"#), "works without JavaScript");
+    let (action, fields) = form_post_fields(&html);
+    assert_eq!(action, CB);
+    assert_eq!(&fields["state"], csrf_state.secret());
+    assert_eq!(fields["iss"], app.address);
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(fields["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let claims = tokens.id_token().unwrap().claims(&client.id_token_verifier(), &nonce).unwrap();
+    assert_eq!(claims.subject().as_str(), user_id);
+
+    // Any other response mode is refused at the client.
+    let back = location(&b.get(authorize_url(&app, "webapp", "&response_mode=fragment")).send().await.unwrap());
+    assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"), "{back}");
+}

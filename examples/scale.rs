@@ -128,6 +128,7 @@ async fn seed(state: &AppState, users: usize, clients: usize, families: usize) -
                 expires_ms: Set(now_ms + 30 * 86_400_000),
                 rotated_ms: Set(None),
                 grace_used: Set(false),
+                claims: Set(None),
             });
         }
         let txn = portcullis::storage::begin_write(&state.db).await.unwrap();

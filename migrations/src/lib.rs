@@ -11,6 +11,7 @@ mod m20261130_000005_access_policy;
 mod m20261130_000006_client_resources;
 mod m20261201_000007_security;
 mod m20261201_000008_request_login;
+mod m20261201_000009_claims_request;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000006_client_resources::Migration),
             Box::new(m20261201_000007_security::Migration),
             Box::new(m20261201_000008_request_login::Migration),
+            Box::new(m20261201_000009_claims_request::Migration),
         ]
     }
 }

@@ -38,15 +38,44 @@ pub async fn second_factor_required(
     state: &AppState,
     user_id: &str,
     c: &client::Model,
-    acr_values: &[String],
+    acr: &AcrRequest<'_>,
     resource: Option<&str>,
 ) -> Result<bool, sea_orm::DbErr> {
     let policy_mfa = policy_of(c).ok().flatten().is_some_and(|p| p.mfa);
     let admin_audience = resource.is_some_and(|r| r == crate::admin::api::audience(state));
-    if c.require_mfa || policy_mfa || admin_audience || acr_values.iter().any(|a| a == "2") {
+    if c.require_mfa || policy_mfa || admin_audience {
         return Ok(true);
     }
-    crate::authn::mfa::required_for(state, &state.db, user_id).await
+    // An essential acr is a demand: "2" alone must be met (by a step-up, or
+    // by setting up a second factor at this login).
+    if let Some(values) = acr.essential
+        && values.iter().any(|v| v == "2")
+        && !values.iter().any(|v| v == "1")
+    {
+        return Ok(true);
+    }
+    if crate::authn::mfa::required_for(state, &state.db, user_id).await? {
+        return Ok(true);
+    }
+    // `acr_values` is a preference in order (OIDC Core §3.1.2.1): the first
+    // value this user can meet. "2" counts only for a user who has a second
+    // factor — nobody is pushed into setting one up by a voluntary request.
+    for v in acr.voluntary {
+        match v.as_str() {
+            "1" => return Ok(false),
+            "2" if crate::authn::mfa::has_totp(&state.db, user_id).await? => return Ok(true),
+            _ => {}
+        }
+    }
+    Ok(false)
+}
+
+/// What a request says about `acr`: `acr_values` (voluntary, in order of
+/// preference) and, through the `claims` parameter, essential values.
+#[derive(Debug, Clone, Copy)]
+pub struct AcrRequest<'a> {
+    pub voluntary: &'a [String],
+    pub essential: Option<&'a [String]>,
 }
 
 /// The facts about one authentication the policy needs.

@@ -55,6 +55,9 @@ pub struct AuthzRequest {
     /// `response_mode=form_post`.
     #[serde(default)]
     pub form_post: bool,
+    /// The `claims` parameter (OIDC Core §5.5).
+    #[serde(default)]
+    pub claims: Option<super::claims::ClaimsRequest>,
     /// The session that logged in for this request, once one has (stored in
     /// the request's row, not in its parameters).
     #[serde(skip)]
@@ -74,7 +77,21 @@ impl AuthzRequest {
         c: &client::Model,
         user_id: &str,
     ) -> Result<bool, sea_orm::DbErr> {
-        super::access::second_factor_required(state, user_id, c, &self.acr_values, self.resource.as_deref()).await
+        let essential = self.claims.as_ref().and_then(super::claims::ClaimsRequest::essential_acr);
+        let acr = super::access::AcrRequest { voluntary: &self.acr_values, essential: essential.as_deref() };
+        super::access::second_factor_required(state, user_id, c, &acr, self.resource.as_deref()).await
+    }
+
+    /// The scopes consent must cover: the requested ones and those of the
+    /// claims asked for by name.
+    pub fn consent_scopes(&self) -> Vec<String> {
+        let mut out = self.scope.clone();
+        for s in self.claims.iter().flat_map(super::claims::ClaimsRequest::implied_scopes) {
+            if !out.iter().any(|x| x == s) {
+                out.push(s.to_owned());
+            }
+        }
+        out
     }
 }
 
@@ -330,6 +347,18 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
             Some(r.clone())
         }
     };
+    let claims = match p.get("claims") {
+        None => None,
+        Some(text) => Some(super::claims::ClaimsRequest::parse(text).map_err(fail)?).filter(|c| !c.is_empty()),
+    };
+    // An essential acr none of whose values we offer cannot be met: say so
+    // now, not after a login that could never satisfy it.
+    if let Some(values) = claims.as_ref().and_then(super::claims::ClaimsRequest::essential_acr)
+        && !values.is_empty()
+        && !values.iter().any(|v| v == "1" || v == "2")
+    {
+        return Err(fail(OAuthError::UnmetAuthenticationRequirements));
+    }
     let req = AuthzRequest {
         client_id: c.client_id.clone(),
         redirect_uri: redirect_uri.clone(),
@@ -346,6 +375,7 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
         // A hint, not an instruction: kept only when it could be a username.
         login_hint: p.get("login_hint").filter(|h| crate::domain::Username::parse(h).is_ok()).cloned(),
         form_post,
+        claims,
         login_session: None,
     };
     Ok((req, c))
@@ -490,7 +520,7 @@ async fn need(
     let given = consent::Entity::find_by_id((cur.user.id.clone(), c.client_id.clone())).one(&state.db).await?;
     let covered = given.is_some_and(|g| {
         let s = read_list(&g.scopes);
-        r.scope.iter().all(|x| s.contains(x))
+        r.consent_scopes().iter().all(|x| s.contains(x))
     });
     Ok(if covered { Need::Nothing } else { Need::Consent })
 }
@@ -538,6 +568,7 @@ async fn issue_code(
         expires_ms: Set(now_ms + state.settings.code_ttl_secs * 1000),
         used_ms: Set(None),
         access_jti: Set(None),
+        claims: Set(r.claims.as_ref().and_then(|c| serde_json::to_string(c).ok())),
     }
     .insert(&state.db)
     .await?;
@@ -736,7 +767,7 @@ pub async fn consent_get(
         request: q.request.clone(),
         client_name: c.name.clone().unwrap_or_else(|| c.client_id.clone()),
         username: cur.user.username.clone(),
-        scopes: r.scope.iter().map(|s| (s.clone(), describe_scope(s))).collect(),
+        scopes: r.consent_scopes().iter().map(|s| (s.clone(), describe_scope(s))).collect(),
         resource: r.resource.clone(),
         access_minutes: (state.settings.access_token_ttl_secs / 60).max(1),
         offline_days: read_list(&c.grant_types)
@@ -806,7 +837,7 @@ pub async fn consent_post(
             }
             let prev = consent::Entity::find_by_id((cur.user.id.clone(), r.client_id.clone())).one(&state.db).await?;
             let mut scopes = prev.as_ref().map(|p| read_list(&p.scopes)).unwrap_or_default();
-            for s in &r.scope {
+            for s in &r.consent_scopes() {
                 if !scopes.contains(s) {
                     scopes.push(s.clone());
                 }

@@ -34,6 +34,9 @@ pub enum OAuthError {
     /// OIDC Core §3.1.2.6: `request` / `request_uri` are not supported.
     RequestNotSupported,
     RequestUriNotSupported,
+    /// OpenID Connect Unmet Authentication Requirements 1.0: an essential
+    /// `acr` that none of our methods can meet.
+    UnmetAuthenticationRequirements,
     InsufficientScope(&'static str),
     /// RFC 8707 §2: the requested resource is not one this client may use.
     InvalidTarget(&'static str),
@@ -60,6 +63,7 @@ impl OAuthError {
             Self::InvalidToken(_) | Self::MissingToken => "invalid_token",
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::InvalidTarget(_) => "invalid_target",
             Self::ServerError => "server_error",
@@ -82,6 +86,7 @@ impl OAuthError {
             Self::MissingToken => "a bearer token is required",
             Self::RequestNotSupported => "request objects are not supported",
             Self::RequestUriNotSupported => "request_uri is not supported",
+            Self::UnmetAuthenticationRequirements => "none of the essential acr values can be met",
             Self::UnsupportedGrantType => "the grant type is not supported",
             Self::UnsupportedResponseType => "only response_type=code is supported",
             Self::LoginRequired => "the user must log in",

@@ -37,20 +37,8 @@ fn has_grant(c: &client::Model, grant: &str) -> bool {
 
 /// OIDC Core §5.4: the claims each scope releases.
 pub fn scoped_claims(u: &user::Model, scope: &[String], out: &mut Map<String, Value>) {
-    if scope.iter().any(|s| s == "profile") {
-        out.insert("preferred_username".into(), u.username.clone().into());
-        if let Some(n) = &u.display_name {
-            out.insert("name".into(), n.clone().into());
-        }
-        out.insert("updated_at".into(), u.updated_at.timestamp().into());
-    }
-    if scope.iter().any(|s| s == "email")
-        && let Some(e) = &u.email
-    {
-        out.insert("email".into(), e.clone().into());
-        // Addresses are set by administrators, not verified by a mail loop.
-        out.insert("email_verified".into(), false.into());
-    }
+    let names = scope.iter().filter(|s| *s != "roles").flat_map(|s| super::claims::claims_of(s).iter().copied());
+    super::claims::release(u, None, names, out);
 }
 
 /// Everything a user token is made from.
@@ -64,6 +52,8 @@ pub struct UserGrant {
     pub acr: Option<String>,
     pub sid: Option<String>,
     pub resource: Option<String>,
+    /// The `claims` request parameter of the grant.
+    pub claims: Option<super::claims::ClaimsRequest>,
 }
 
 pub struct Issued {
@@ -107,15 +97,23 @@ pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, O
     let now = state.clock.now().timestamp();
     // A user's roles are personal data like any other claim: released only
     // with the `roles` scope, which the consent page names.
-    let roles = if g.scope.iter().any(|s| s == "roles") {
+    let asked =
+        |name: &str| g.claims.as_ref().is_some_and(|c| c.id_token.contains_key(name) || c.userinfo.contains_key(name));
+    let roles = if g.scope.iter().any(|s| s == "roles") || asked("roles") {
         Some(crate::storage::roles_of(&state.db, &g.user.id).await?)
     } else {
         None
     };
     let aud = g.resource.clone().unwrap_or_else(|| g.client.client_id.clone());
     let (mut at, jti) = base_claims(state, &g.user.id, &g.client.client_id, &aud, &g.scope, now);
-    if let Some(r) = &roles {
+    if let Some(r) = roles.as_ref().filter(|_| g.scope.iter().any(|s| s == "roles")) {
         at.insert("roles".into(), r.clone().into());
+    }
+    // Claims asked for by name in UserInfo: the token says which, UserInfo
+    // releases them (the consent covered their scopes).
+    if let Some(c) = g.claims.as_ref().filter(|c| !c.userinfo.is_empty()) {
+        let names: Vec<&str> = c.userinfo.keys().map(String::as_str).collect();
+        at.insert("userinfo_claims".into(), names.into());
     }
     at.insert("auth_time".into(), g.auth_time.into());
     at.insert("amr".into(), g.amr.clone().into());
@@ -145,10 +143,13 @@ pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, O
         if let Some(sid) = &g.sid {
             c.insert("sid".into(), sid.clone().into());
         }
-        if let Some(r) = roles {
-            c.insert("roles".into(), r.into());
+        if let Some(r) = roles.as_ref().filter(|_| g.scope.iter().any(|s| s == "roles")) {
+            c.insert("roles".into(), r.clone().into());
         }
         scoped_claims(&g.user, &g.scope, &mut c);
+        if let Some(asked) = &g.claims {
+            super::claims::release(&g.user, roles.as_deref(), asked.id_token.keys().map(String::as_str), &mut c);
+        }
         let ring = state.keyring();
         Some(jwt::sign(&ring, &state.rng, alg, "JWT", &Value::Object(c)).map_err(|e| {
             tracing::error!(error = %e, "signing an ID token failed");
@@ -181,6 +182,7 @@ async fn new_refresh<C: ConnectionTrait>(
         expires_ms: Set(expires_ms),
         rotated_ms: Set(None),
         grace_used: Set(false),
+        claims: Set(g.claims.as_ref().and_then(|c| serde_json::to_string(c).ok())),
     }
     .insert(conn)
     .await?;
@@ -334,6 +336,7 @@ pub async fn authorization_code(
         acr: row.acr.clone(),
         sid: Some(row.session_id.clone()),
         resource: row.resource.clone(),
+        claims: row.claims.as_deref().and_then(|c| serde_json::from_str(c).ok()),
     };
     let issued = issue_for_user(state, &g).await?;
     authorization_code::Entity::update_many()
@@ -494,6 +497,7 @@ pub async fn refresh(
         acr: row.acr.clone(),
         sid: fam.session_id.clone(),
         resource: row.resource.clone(),
+        claims: row.claims.as_deref().and_then(|c| serde_json::from_str(c).ok()),
     };
     // The new refresh token keeps the original scope (RFC 6749 §6); the
     // access token gets the narrowed one.

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod authorize;
 pub mod cache;
+pub mod claims;
 pub mod client_auth;
 pub mod error;
 pub mod grants;

@@ -50,7 +50,7 @@ pub fn discovery_document(issuer: &str) -> String {
             "name", "preferred_username", "updated_at", "email", "email_verified", "roles"],
         "acr_values_supported": ["1", "2"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "claims_parameter_supported": false,
+        "claims_parameter_supported": true,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
         "authorization_response_iss_parameter_supported": true,
@@ -119,8 +119,11 @@ async fn userinfo(state: &AppState, token: Option<&str>) -> Result<HttpResponse,
     out.insert("sub".into(), u.id.clone().into());
     scoped_claims(&u, &scope, &mut out);
     if scope.iter().any(|s| s == "roles") {
-        out.insert("roles".into(), roles.into());
+        out.insert("roles".into(), roles.clone().into());
     }
+    // Claims asked for by name (the `claims` parameter), carried by the token.
+    let asked = claims.get("userinfo_claims").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
+    crate::oauth::claims::release(&u, Some(&roles), asked, &mut out);
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(Value::Object(out)))
 }
 

@@ -200,3 +200,93 @@ async fn form_post_answers_with_an_auto_submitting_form_the_openidconnect_crate_
     let back = location(&b.get(authorize_url(&app, "webapp", "&response_mode=fragment")).send().await.unwrap());
     assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"), "{back}");
 }
+
+/// Walks a request for a user with a session through to the code.
+async fn code_for(b: &reqwest::Client, url: &str) -> String {
+    let back = location(&b.get(url).send().await.unwrap());
+    param(&back, "code").unwrap_or_else(|| panic!("no code: {back}"))
+}
+
+/// Defect 2 (`oidcc-ensure-request-with-acr-values-succeeds`): `acr_values`
+/// is a preference in order, not a demand for the strongest value listed.
+#[tokio::test]
+async fn acr_values_are_a_preference_and_only_an_essential_acr_is_a_demand() {
+    let app = spawn_app().await;
+    app.create_user("max", PW, &[]).await; // no second factor
+    let secret = register(&app, web_client("webapp")).await.unwrap();
+    let b = app.browser();
+    app.login(&b, "max", PW).await;
+    // "1 2": the first value this user can meet. No push into enrolment.
+    let code = code_for(&b, &authorize_url(&app, "webapp", "&acr_values=1%202")).await;
+    let (_, t) = exchange(&app, "webapp", &secret, &code, VERIFIER).await;
+    assert_eq!(claims_of(t["id_token"].as_str().unwrap())["acr"], "1", "the acr achieved");
+    // "2" alone, for a user without a second factor: still only a wish.
+    code_for(&b, &authorize_url(&app, "webapp", "&acr_values=2")).await;
+
+    // Essential, through the claims parameter: a demand.
+    let essential = urlencode(r#"{"id_token":{"acr":{"essential":true,"values":["2"]}}}"#);
+    let to = location(&b.get(authorize_url(&app, "webapp", &format!("&claims={essential}"))).send().await.unwrap());
+    assert!(to.starts_with("/login?request="), "{to}");
+    let r = login_for(&app, &b, &to, "max").await;
+    assert_eq!(location(&r), "/login/enrol", "meeting acr 2 means setting up a second factor");
+    // An essential value nobody can meet ends at the client, not in a dead end.
+    let impossible = urlencode(r#"{"id_token":{"acr":{"essential":true,"values":["urn:example:loa:4"]}}}"#);
+    let back = location(&b.get(authorize_url(&app, "webapp", &format!("&claims={impossible}"))).send().await.unwrap());
+    assert_eq!(param(&back, "error").as_deref(), Some("unmet_authentication_requirements"), "{back}");
+
+    // A user with a second factor but a password-only session steps up for "2".
+    crate::mfa::enrol(&app, &app.browser(), "max").await;
+    let b2 = app.browser();
+    app.login(&b2, "max", PW).await; // now asks for the code...
+    let to = location(&b2.get(authorize_url(&app, "webapp", "&acr_values=2")).send().await.unwrap());
+    assert!(to.starts_with("/login?request="), "no session yet, so a login: {to}");
+}
+
+/// Feature 5 (`oidcc-claims-essential`): claims asked for by name are
+/// released where asked (ID token or UserInfo), and counted by consent.
+#[tokio::test]
+async fn the_claims_parameter_puts_claims_where_they_are_asked_for() {
+    let app = spawn_app().await;
+    app.create_user("nia", PW, &[]).await;
+    let secret = register(&app, web_client("webapp")).await.unwrap();
+    portcullis::admin::users::update_profile(
+        &app.state,
+        &portcullis::admin::Actor::cli(),
+        "nia",
+        Some(Some("nia@example.com".into())),
+        Some(Some("Nia Long".into())),
+    )
+    .await
+    .unwrap();
+    let b = app.browser();
+    app.login(&b, "nia", PW).await;
+    let claims = urlencode(r#"{"userinfo":{"email":null},"id_token":{"name":{"essential":true}}}"#);
+    let code = code_for(&b, &authorize_url(&app, "webapp", &format!("&claims={claims}"))).await;
+    let (_, t) = exchange(&app, "webapp", &secret, &code, VERIFIER).await;
+    let id = claims_of(t["id_token"].as_str().unwrap());
+    assert_eq!(id["name"], "Nia Long", "asked for in the ID token");
+    assert!(id.get("email").is_none(), "asked for in UserInfo only");
+    let info: Value = reqwest::Client::new()
+        .get(app.url("/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["email"], "nia@example.com");
+    assert!(info.get("name").is_none(), "scope openid alone, name not asked for in UserInfo");
+
+    // A third-party client: the consent page names what the claims reveal.
+    register(&app, ClientSpec { first_party: false, ..web_client("thirdparty") }).await;
+    let url = authorize_url(&app, "thirdparty", &format!("&claims={claims}"));
+    let to = location(&b.get(url).send().await.unwrap());
+    assert!(to.starts_with("/consent?request="), "{to}");
+    let page = b.get(app.url(&to)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Your email address") && page.contains("Your name"), "{page}");
+
+    // Malformed: invalid_request at the client.
+    let back = location(&b.get(authorize_url(&app, "webapp", "&claims=%5B1%5D")).send().await.unwrap());
+    assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"));
+}

@@ -26,6 +26,9 @@ pub struct Model {
     pub expires_ms: i64,
     pub used_ms: Option<i64>,
     pub access_jti: Option<String>,
+    /// The `claims` request parameter (JSON), if one was given.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub claims: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

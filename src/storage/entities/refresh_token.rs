@@ -19,6 +19,9 @@ pub struct Model {
     pub rotated_ms: Option<i64>,
     /// The one grace redemption of a rotated-out token was spent.
     pub grace_used: bool,
+    /// The `claims` request parameter (JSON) of the grant, if any.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub claims: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -252,9 +252,6 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
         Some(_) => return Err(fail(OAuthError::UnsupportedResponseType)),
         None => return Err(fail(OAuthError::InvalidRequest("response_type is required"))),
     }
-    if p.contains_key("request") {
-        return Err(fail(OAuthError::RequestNotSupported));
-    }
     if p.contains_key("request_uri") {
         return Err(fail(OAuthError::RequestUriNotSupported));
     }
@@ -638,6 +635,44 @@ async fn proceed(
     }
 }
 
+/// Replaces the parameters by those of a `request` object (OIDC Core §6.1,
+/// RFC 9101: inside wins), once it verifies for the client it names. A
+/// request object that does not verify goes back to the client as
+/// `invalid_request_object` when the outer `redirect_uri` is registered for
+/// it, else to an error page.
+async fn with_request_object(
+    state: &AppState,
+    mut p: HashMap<String, String>,
+) -> Result<HashMap<String, String>, Failure> {
+    let Some(jwt) = p.remove("request") else {
+        return Ok(p);
+    };
+    let Some(client_id) = p.get("client_id") else {
+        return Err(Failure::Page("The application did not say who it is (client_id is missing)."));
+    };
+    let Ok(Some(c)) = client::Entity::find_by_id(client_id.as_str()).one(&state.db).await else {
+        return Err(Failure::Page("The application is not registered here."));
+    };
+    match super::request_object::open(state, &c, &jwt).await {
+        Ok(inner) => {
+            p.extend(inner);
+            Ok(p)
+        }
+        Err(error) => {
+            let registered =
+                p.get("redirect_uri").filter(|u| read_list(&c.redirect_uris).iter().any(|r| redirect_matches(r, u)));
+            match registered {
+                Some(u) => {
+                    let form_post = p.get("response_mode").is_some_and(|m| m == "form_post");
+                    let to = Reply { redirect_uri: u.clone(), state: p.get("state").cloned(), form_post };
+                    Err(Failure::Redirect { to, error })
+                }
+                None => Err(Failure::Page("The sign-in request object is not valid.")),
+            }
+        }
+    }
+}
+
 async fn authorize(state: &AppState, req: &HttpRequest, raw: &[u8]) -> HttpResponse {
     let p = match params(raw) {
         Ok(p) => p,
@@ -647,6 +682,10 @@ async fn authorize(state: &AppState, req: &HttpRequest, raw: &[u8]) -> HttpRespo
                 Failure::Page("The sign-in request is malformed (a parameter is repeated or not valid UTF-8)."),
             );
         }
+    };
+    let p = match with_request_object(state, p).await {
+        Ok(p) => p,
+        Err(f) => return respond(state, f),
     };
     let (r, c) = match validate(state, &p).await {
         Ok(v) => v,

@@ -31,9 +31,10 @@ pub enum OAuthError {
     InvalidToken(&'static str),
     /// RFC 6750 §3.1: no token at all — a challenge without an error code.
     MissingToken,
-    /// OIDC Core §3.1.2.6: `request` / `request_uri` are not supported.
-    RequestNotSupported,
+    /// OIDC Core §3.1.2.6: `request_uri` is not supported (pushed requests come with PAR).
     RequestUriNotSupported,
+    /// OIDC Core §3.1.2.6: the request object does not verify or is not acceptable.
+    InvalidRequestObject(&'static str),
     /// OpenID Connect Unmet Authentication Requirements 1.0: an essential
     /// `acr` that none of our methods can meet.
     UnmetAuthenticationRequirements,
@@ -61,8 +62,8 @@ impl OAuthError {
             Self::ConsentRequired => "consent_required",
             Self::InteractionRequired => "interaction_required",
             Self::InvalidToken(_) | Self::MissingToken => "invalid_token",
-            Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::InvalidRequestObject(_) => "invalid_request_object",
             Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             Self::InsufficientScope(_) => "insufficient_scope",
             Self::InvalidTarget(_) => "invalid_target",
@@ -81,10 +82,10 @@ impl OAuthError {
             | Self::AccessDenied(d)
             | Self::InvalidToken(d)
             | Self::InsufficientScope(d)
-            | Self::InvalidTarget(d) => d,
+            | Self::InvalidTarget(d)
+            | Self::InvalidRequestObject(d) => d,
             Self::InvalidClient { .. } => "client authentication failed",
             Self::MissingToken => "a bearer token is required",
-            Self::RequestNotSupported => "request objects are not supported",
             Self::RequestUriNotSupported => "request_uri is not supported",
             Self::UnmetAuthenticationRequirements => "none of the essential acr values can be met",
             Self::UnsupportedGrantType => "the grant type is not supported",

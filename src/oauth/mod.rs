@@ -8,6 +8,7 @@ pub mod claims;
 pub mod client_auth;
 pub mod error;
 pub mod grants;
+pub mod request_object;
 pub mod token;
 
 use std::collections::HashMap;

@@ -290,3 +290,82 @@ async fn the_claims_parameter_puts_claims_where_they_are_asked_for() {
     let back = location(&b.get(authorize_url(&app, "webapp", "&claims=%5B1%5D")).send().await.unwrap());
     assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"));
 }
+
+/// A client with an ES256 key registered; returns its PKCS#8 key.
+async fn signing_client(app: &TestApp, id: &str) -> (String, Vec<u8>) {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let p = kp.public_key().as_ref();
+    let jwk = serde_json::json!({ "keys": [{ "kty": "EC", "crv": "P-256", "kid": "rk", "alg": "ES256", "use": "sig",
+        "x": b64.encode(&p[1..33]), "y": b64.encode(&p[33..]) }] });
+    let secret = register(app, ClientSpec { jwks: Some(jwk.to_string()), ..web_client(id) }).await.unwrap();
+    (secret, kp.to_pkcs8v1().unwrap().as_ref().to_vec())
+}
+
+fn sign(key: &[u8], claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some("rk".into());
+    jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_ec_der(key)).unwrap()
+}
+
+/// Feature 7 (OIDC Core §6.1, RFC 9101): a signed request object; the
+/// parameters inside win; unsigned, mis-addressed, foreign-signed or replayed
+/// objects are `invalid_request_object`.
+#[tokio::test]
+async fn signed_request_objects_are_honoured_and_bad_ones_refused() {
+    let app = spawn_app().await;
+    app.create_user("ola", PW, &[]).await;
+    let (secret, key) = signing_client(&app, "jar").await;
+    let discovery: Value =
+        reqwest::get(app.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
+    assert_eq!(discovery["request_parameter_supported"], true);
+    let algs = discovery["request_object_signing_alg_values_supported"].as_array().unwrap();
+    assert!(algs.iter().any(|a| a == "ES256") && !algs.iter().any(|a| a == "none"));
+
+    let b = app.browser();
+    app.login(&b, "ola", PW).await;
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let object = |jti: &str, aud: &str| {
+        serde_json::json!({ "iss": "jar", "aud": aud, "exp": wall + 300, "jti": jti, "client_id": "jar",
+            "response_type": "code", "redirect_uri": CB, "scope": "openid profile", "state": "inside",
+            "nonce": "n-inside", "code_challenge": CHALLENGE, "code_challenge_method": "S256" })
+    };
+    let outer = |jwt: &str| {
+        app.url(&format!(
+            "/authorize?client_id=jar&response_type=code&scope=openid&state=outside&redirect_uri={}&request={jwt}",
+            urlencode(CB)
+        ))
+    };
+    let good = sign(&key, &object("one", &app.address));
+    let back = location(&b.get(outer(&good)).send().await.unwrap());
+    assert_eq!(param(&back, "state").as_deref(), Some("inside"), "the object's parameters win: {back}");
+    let (status, t) = exchange(&app, "jar", &secret, &param(&back, "code").unwrap(), VERIFIER).await;
+    assert_eq!(status, 200, "{t}");
+    let id = claims_of(t["id_token"].as_str().unwrap());
+    assert_eq!(id["nonce"], "n-inside");
+    assert_eq!(t["scope"], "openid profile");
+
+    // Replayed (same jti), addressed elsewhere, signed by someone else, unsigned.
+    let other_key = {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap().to_pkcs8v1().unwrap().as_ref().to_vec()
+    };
+    let unsigned = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!("{}.{}.", b64.encode(r#"{"alg":"none"}"#), b64.encode(object("four", &app.address).to_string()))
+    };
+    for (what, jwt) in [
+        ("replayed", good.clone()),
+        ("for another audience", sign(&key, &object("two", "https://elsewhere.example"))),
+        ("signed by another key", sign(&other_key, &object("three", &app.address))),
+        ("unsigned", unsigned),
+    ] {
+        let back = location(&b.get(outer(&jwt)).send().await.unwrap());
+        assert_eq!(param(&back, "error").as_deref(), Some("invalid_request_object"), "{what}: {back}");
+        assert_eq!(param(&back, "state").as_deref(), Some("outside"), "{what}");
+        assert!(param(&back, "code").is_none());
+    }
+}

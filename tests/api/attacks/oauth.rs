@@ -229,8 +229,9 @@ async fn protocol_details_follow_the_rfcs() {
     ));
     let back = location(&http.get(&url).send().await.unwrap());
     assert!(back.starts_with("http://127.0.0.1:53124/cb?"), "{back}");
-    // OIDC Core §3.1.2.6: request objects and request_uri have their own codes.
-    assert!(back.contains("error=request_not_supported"), "{back}");
+    // OIDC Core §3.1.2.6: a request object that is not one, and request_uri,
+    // have their own codes.
+    assert!(back.contains("error=invalid_request_object"), "{back}");
     let url = authorize_url(&app, "native", "&request_uri=urn%3Ax");
     assert!(location(&http.get(&url).send().await.unwrap()).contains("error=request_uri_not_supported"));
     // Only loopback: another host's port must match exactly.

@@ -66,6 +66,8 @@ async fn seed(state: &AppState, users: usize, clients: usize, families: usize) -
                 username_key: Set(name),
                 email: Set(None),
                 display_name: Set(None),
+                phone_number: Set(None),
+                address: Set(None),
                 disabled: Set(false),
                 created_at: Set(now),
                 updated_at: Set(now),

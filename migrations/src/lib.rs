@@ -12,6 +12,7 @@ mod m20261130_000006_client_resources;
 mod m20261201_000007_security;
 mod m20261201_000008_request_login;
 mod m20261201_000009_claims_request;
+mod m20261201_000010_profile_scopes;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000007_security::Migration),
             Box::new(m20261201_000008_request_login::Migration),
             Box::new(m20261201_000009_claims_request::Migration),
+            Box::new(m20261201_000010_profile_scopes::Migration),
         ]
     }
 }

@@ -30,6 +30,10 @@ pub struct UserView {
     pub username: String,
     pub email: Option<String>,
     pub name: Option<String>,
+    /// OIDC `phone_number`.
+    pub phone_number: Option<String>,
+    /// OIDC `address`.
+    pub address: Option<crate::domain::Address>,
     pub disabled: bool,
     pub roles: Vec<String>,
     pub attributes: BTreeMap<String, String>,
@@ -112,6 +116,8 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<Use
         username_key: Set(key),
         email: Set(new.email.map(String::from)),
         display_name: Set(new.name.map(String::from)),
+        phone_number: Set(None),
+        address: Set(None),
         disabled: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
@@ -167,6 +173,8 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model, now_ms: i64) ->
         username: u.username,
         email: u.email,
         name: u.display_name,
+        phone_number: u.phone_number,
+        address: u.address.as_deref().and_then(|a| serde_json::from_str(a).ok()),
         disabled: u.disabled,
         roles,
         attributes,
@@ -224,23 +232,37 @@ async fn another_active_admin<C: ConnectionTrait>(conn: &C, except: &str) -> Res
         .is_some())
 }
 
-/// Changes a user's e-mail address and/or display name: `Some(None)` clears,
-/// `None` leaves alone. The audit record has the before and after values.
+/// A change to a user's profile: for each field `Some(None)` clears, `None`
+/// leaves alone.
+#[derive(Debug, Default, Clone)]
+pub struct ProfilePatch {
+    pub email: Option<Option<String>>,
+    pub name: Option<Option<String>>,
+    pub phone_number: Option<Option<String>>,
+    pub address: Option<Option<crate::domain::Address>>,
+}
+
+/// Changes a user's profile (e-mail address, display name, phone number,
+/// postal address). The audit record has the before and after values.
 pub async fn update_profile(
     state: &AppState,
     actor: &Actor,
     username: &str,
-    email: Option<Option<String>>,
-    name: Option<Option<String>>,
+    patch: ProfilePatch,
 ) -> Result<UserView, AdminError> {
     actor.require(Permission::UsersWrite)?;
-    let email = email.map(|e| e.as_deref().map(Email::parse).transpose()).transpose()?;
-    let name = name.map(|n| n.as_deref().map(DisplayName::parse).transpose()).transpose()?;
+    let email = patch.email.map(|e| e.as_deref().map(Email::parse).transpose()).transpose()?;
+    let name = patch.name.map(|n| n.as_deref().map(DisplayName::parse).transpose()).transpose()?;
+    let phone =
+        patch.phone_number.map(|p| p.as_deref().map(crate::domain::PhoneNumber::parse).transpose()).transpose()?;
+    let address =
+        patch.address.map(|a| a.map(crate::domain::Address::checked).transpose().map(Option::flatten)).transpose()?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = target(&txn, actor, username).await?;
     let id = u.id.clone();
-    let before = json!({ "email": u.email, "name": u.display_name });
+    let before =
+        json!({ "email": u.email, "name": u.display_name, "phone_number": u.phone_number, "address": u.address });
     let mut am = u.into_active_model();
     if let Some(e) = email {
         am.email = Set(e.map(String::from));
@@ -248,9 +270,17 @@ pub async fn update_profile(
     if let Some(n) = name {
         am.display_name = Set(n.map(String::from));
     }
+    if let Some(p) = phone {
+        am.phone_number = Set(p.map(|p| p.as_str().to_owned()));
+    }
+    if let Some(a) = address {
+        am.address =
+            Set(a.map(|a| serde_json::to_string(&a)).transpose().map_err(|e| AdminError::Refused(e.to_string()))?);
+    }
     am.updated_at = Set(now);
     let u = am.update(&txn).await?;
-    let after = json!({ "email": u.email, "name": u.display_name });
+    let after =
+        json!({ "email": u.email, "name": u.display_name, "phone_number": u.phone_number, "address": u.address });
     record_audit(
         &txn,
         audit(actor, "user.updated", &id).detail(json!({ "changes": super::changes(&before, &after) })),

@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+pub mod profile;
+pub use profile::{Address, PhoneNumber};
+
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 

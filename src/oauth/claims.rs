@@ -46,6 +46,8 @@ pub fn scope_of(claim: &str) -> Option<&'static str> {
         "name" | "preferred_username" | "updated_at" => Some("profile"),
         "email" | "email_verified" => Some("email"),
         "roles" => Some("roles"),
+        "address" => Some("address"),
+        "phone_number" | "phone_number_verified" => Some("phone"),
         _ => None,
     }
 }
@@ -56,6 +58,8 @@ pub fn claims_of(scope: &str) -> &'static [&'static str] {
         "profile" => &["preferred_username", "name", "updated_at"],
         "email" => &["email", "email_verified"],
         "roles" => &["roles"],
+        "address" => &["address"],
+        "phone" => &["phone_number", "phone_number_verified"],
         _ => &[],
     }
 }
@@ -126,6 +130,10 @@ pub fn release<'a>(
             // Addresses are set by administrators, not verified by a mail loop.
             "email_verified" => u.email.as_ref().map(|_| false.into()),
             "roles" => roles.map(|r| r.to_vec().into()),
+            "phone_number" => u.phone_number.clone().map(Value::from),
+            // Numbers are set by administrators or the user, not verified.
+            "phone_number_verified" => u.phone_number.as_ref().map(|_| false.into()),
+            "address" => u.address.as_deref().and_then(|a| serde_json::from_str::<Value>(a).ok()),
             _ => None,
         };
         if let Some(v) = v {

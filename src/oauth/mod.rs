@@ -54,10 +54,14 @@ pub fn split_scope(s: &str) -> Result<Vec<String>, OAuthError> {
     Ok(out)
 }
 
-/// Scopes every client may ask for (OIDC Core §5.4, plus `roles`).
-pub const STANDARD_SCOPES: &[&str] = &["openid", "profile", "email", "roles", "offline_access"];
+/// The scopes this provider defines (OIDC Core §5.4, plus `roles`), listed in
+/// discovery.
+pub const STANDARD_SCOPES: &[&str] = &["openid", "profile", "email", "address", "phone", "roles", "offline_access"];
 
-/// Whether `scope` may be granted to a client registered with `registered`.
+/// Whether `scope` may be granted to a client registered with `registered`:
+/// `openid` and `offline_access` (which the refresh grant governs) to every
+/// client; every other scope — the standard claim scopes included (ASVS 5.0
+/// V10.4.11) — only to a client registered for it.
 pub fn scope_allowed(scope: &str, registered: &[String]) -> bool {
-    STANDARD_SCOPES.contains(&scope) || registered.iter().any(|r| r == scope)
+    matches!(scope, "openid" | "offline_access") || registered.iter().any(|r| r == scope)
 }

@@ -425,7 +425,8 @@ pub async fn user_action(
         .map(drop),
         "profile" => {
             let opt = |v: Option<String>| Some(v.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()));
-            users::update_profile(s, &actor, &username, opt(f.email), opt(f.name)).await.map(drop)
+            let patch = users::ProfilePatch { email: opt(f.email), name: opt(f.name), ..Default::default() };
+            users::update_profile(s, &actor, &username, patch).await.map(drop)
         }
         "set-password" => match &f.password {
             Some(pw) => users::set_password(s, &actor, &username, pw).await,

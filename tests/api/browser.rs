@@ -191,6 +191,7 @@ async fn a_person_signs_in_to_a_sample_app_through_portcullis_in_a_real_browser(
         client_id: "sample".into(),
         name: Some("Sample app".into()),
         redirect_uris: vec![format!("{base}/callback")],
+        scopes: vec!["profile".into()],
         first_party: true,
         ..Default::default()
     };

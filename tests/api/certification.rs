@@ -253,8 +253,11 @@ async fn the_claims_parameter_puts_claims_where_they_are_asked_for() {
         &app.state,
         &portcullis::admin::Actor::cli(),
         "nia",
-        Some(Some("nia@example.com".into())),
-        Some(Some("Nia Long".into())),
+        portcullis::admin::users::ProfilePatch {
+            email: Some(Some("nia@example.com".into())),
+            name: Some(Some("Nia Long".into())),
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
@@ -368,4 +371,107 @@ async fn signed_request_objects_are_honoured_and_bad_ones_refused() {
         assert_eq!(param(&back, "state").as_deref(), Some("outside"), "{what}");
         assert!(param(&back, "code").is_none());
     }
+}
+
+/// Feature 6 (`oidcc-scope-address`, `oidcc-scope-phone`, `oidcc-scope-all`,
+/// ASVS V10.4.11): address and phone claims from the user's profile, and the
+/// standard claim scopes granted only to clients registered for them.
+#[tokio::test]
+async fn address_and_phone_scopes_release_the_profile_and_standard_scopes_are_registered_per_client() {
+    use portcullis::admin::users::ProfilePatch;
+    let app = spawn_app().await;
+    app.create_user("pia", PW, &[]).await;
+    let address = portcullis::domain::Address {
+        street_address: Some("Oudegracht 1".into()),
+        locality: Some("Utrecht".into()),
+        postal_code: Some("3511 AA".into()),
+        country: Some("NL".into()),
+        ..Default::default()
+    };
+    let patch = ProfilePatch {
+        phone_number: Some(Some("+31 30 000 0000".into())),
+        address: Some(Some(address)),
+        ..Default::default()
+    };
+    portcullis::admin::users::update_profile(&app.state, &portcullis::admin::Actor::cli(), "pia", patch).await.unwrap();
+    let bad = ProfilePatch { phone_number: Some(Some("call me".into())), ..Default::default() };
+    let e = portcullis::admin::users::update_profile(&app.state, &portcullis::admin::Actor::cli(), "pia", bad).await;
+    assert!(e.unwrap_err().to_string().starts_with("phone_number:"));
+
+    let discovery: Value =
+        reqwest::get(app.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
+    for s in ["openid", "profile", "email", "address", "phone"] {
+        assert!(discovery["scopes_supported"].as_array().unwrap().iter().any(|x| x == s), "{s}");
+    }
+    let secret = register(&app, web_client("webapp")).await.unwrap();
+    let b = app.browser();
+    app.login(&b, "pia", PW).await;
+    let url = app.url(&format!(
+        "/authorize?response_type=code&client_id=webapp&redirect_uri={}&scope=openid%20address%20phone&code_challenge={CHALLENGE}&code_challenge_method=S256",
+        urlencode(CB)
+    ));
+    let code = code_for(&b, &url).await;
+    let (_, t) = exchange(&app, "webapp", &secret, &code, VERIFIER).await;
+    let info: Value = reqwest::Client::new()
+        .get(app.url("/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["phone_number"], "+31 30 000 0000");
+    assert_eq!(info["phone_number_verified"], false);
+    assert_eq!(info["address"]["locality"], "Utrecht");
+    assert!(info.get("email").is_none(), "no email scope, no email");
+
+    // A client registered without a standard scope cannot ask for it.
+    register(&app, ClientSpec { scopes: vec![], ..web_client("narrow") }).await;
+    let back = location(
+        &b.get(authorize_url(&app, "narrow", "").replace("scope=openid", "scope=openid%20email")).send().await.unwrap(),
+    );
+    assert_eq!(param(&back, "error").as_deref(), Some("invalid_scope"), "{back}");
+    code_for(&b, &authorize_url(&app, "narrow", "")).await; // openid alone is every client's
+}
+
+/// The upgrade keeps existing clients working: those registered before
+/// standard scopes became per-client get `profile`, `email` and `roles`.
+#[tokio::test]
+async fn clients_registered_before_the_upgrade_keep_their_standard_scopes() {
+    use migration::MigratorTrait;
+    use portcullis::storage::entities::client;
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    let db = crate::helpers::TestDb::new().await;
+    let conn = sea_orm::Database::connect(&db.url).await.unwrap();
+    migration::Migrator::up(&conn, Some(9)).await.unwrap();
+    let now = chrono::Utc::now();
+    client::ActiveModel {
+        client_id: Set("legacy".into()),
+        name: Set(None),
+        public: Set(false),
+        secret_hash: Set(None),
+        redirect_uris: Set(format!("[\"{CB}\"]")),
+        post_logout_redirect_uris: Set("[]".into()),
+        grant_types: Set("[\"authorization_code\"]".into()),
+        scopes: Set("[\"api:read\"]".into()),
+        first_party: Set(true),
+        pkce_required: Set(true),
+        id_token_alg: Set("RS256".into()),
+        require_mfa: Set(false),
+        backchannel_logout_uri: Set(None),
+        jwks: Set(None),
+        access_policy: Set(None),
+        resources: Set(None),
+        refresh_grace_secs: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&conn)
+    .await
+    .unwrap();
+    migration::Migrator::up(&conn, None).await.unwrap();
+    let row = client::Entity::find_by_id("legacy").one(&conn).await.unwrap().unwrap();
+    let scopes: Vec<String> = serde_json::from_str(&row.scopes).unwrap();
+    assert_eq!(scopes, ["api:read", "profile", "email", "roles"]);
 }

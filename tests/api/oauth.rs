@@ -26,6 +26,8 @@ pub fn web_client(id: &str) -> ClientSpec {
     ClientSpec {
         client_id: id.into(),
         redirect_uris: vec![CB.into()],
+        // Standard claim scopes are registered per client (ASVS V10.4.11).
+        scopes: ["profile", "email", "address", "phone", "roles"].map(String::from).to_vec(),
         post_logout_redirect_uris: vec!["http://127.0.0.1:9/bye".into()],
         first_party: true,
         ..Default::default()

@@ -714,6 +714,18 @@ pub struct UserPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     name: Option<Option<String>>,
+    /// A new phone number (OIDC `phone_number`); `null` removes it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    phone_number: Option<Option<String>>,
+    /// A new postal address (OIDC `address`); `null` removes it.
+    #[serde(default, deserialize_with = "present_address")]
+    #[schema(value_type = Option<crate::domain::Address>)]
+    address: Option<Option<crate::domain::Address>>,
+}
+
+fn present_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<crate::domain::Address>>, D::Error> {
+    Option::<crate::domain::Address>::deserialize(d).map(Some)
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
@@ -734,7 +746,8 @@ pub async fn update_user(
 ) -> Result<HttpResponse, Problem> {
     let a = gate(&state, &req, Permission::UsersWrite).await?;
     let b: UserPatch = body(&raw)?;
-    Ok(HttpResponse::Ok().json(users::update_profile(&state, &a, &path, b.email, b.name).await?))
+    let patch = users::ProfilePatch { email: b.email, name: b.name, phone_number: b.phone_number, address: b.address };
+    Ok(HttpResponse::Ok().json(users::update_profile(&state, &a, &path, patch).await?))
 }
 
 #[utoipa::path(tag = "sessions", description = "Needs `users:read`. The user's live browser sessions, newest first.",

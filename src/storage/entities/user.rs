@@ -11,6 +11,11 @@ pub struct Model {
     pub username_key: String,
     pub email: Option<String>,
     pub display_name: Option<String>,
+    /// OIDC `phone_number`.
+    pub phone_number: Option<String>,
+    /// OIDC `address` (JSON object, see `domain::Address`).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub address: Option<String>,
     pub disabled: bool,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,

@@ -190,10 +190,12 @@ async fn roles_are_released_only_with_the_roles_scope() {
     let app = spawn_app().await;
     portcullis::admin::roles::add(&app.state, &Actor::cli(), "finance", None).await.unwrap();
     app.create_user("fay", PW, &["finance"]).await;
-    let secret =
-        register(&app, ClientSpec { first_party: false, scopes: vec!["roles".into()], ..web_client("thirdparty") })
-            .await
-            .unwrap();
+    let secret = register(
+        &app,
+        ClientSpec { first_party: false, scopes: vec!["profile".into(), "roles".into()], ..web_client("thirdparty") },
+    )
+    .await
+    .unwrap();
     let b = app.browser();
     let (code, verifier) = get_code(&app, &b, "thirdparty", "fay", "").await;
     let (_, t) = exchange(&app, "thirdparty", &secret, &code, &verifier).await;

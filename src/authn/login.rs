@@ -40,7 +40,7 @@ pub struct Source {
 pub enum Outcome {
     /// Correct password, usable account. `trusted_device`: the browser's device
     /// cookie belongs to this user.
-    Success { user: user::Model, trusted_device: bool },
+    Success { user: Box<user::Model>, trusted_device: bool },
     /// Anything else. The reason is in the audit log only.
     Failed,
     /// The source address has used up its attempts.
@@ -241,7 +241,7 @@ pub async fn password_step(
             .await?;
     }
     record_audit(&state.db, audit("success", "password_ok", Some(&user)), now).await?;
-    Ok(Outcome::Success { user, trusted_device: trusted })
+    Ok(Outcome::Success { user: Box::new(user), trusted_device: trusted })
 }
 
 /// What the login waits for after a correct password.

@@ -475,3 +475,191 @@ async fn clients_registered_before_the_upgrade_keep_their_standard_scopes() {
     let scopes: Vec<String> = serde_json::from_str(&row.scopes).unwrap();
     assert_eq!(scopes, ["api:read", "profile", "email", "roles"]);
 }
+
+async fn userinfo(app: &TestApp, method: &str, token: &str) -> (u16, Value) {
+    let http = reqwest::Client::new();
+    let r = match method {
+        "GET" => http.get(app.url("/userinfo")).bearer_auth(token),
+        "POST header" => http.post(app.url("/userinfo")).bearer_auth(token),
+        _ => http.post(app.url("/userinfo")).form(&[("access_token", token)]),
+    };
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// The Basic OP modules not covered by a test of their own: each step names
+/// the module (docs/CONFORMANCE.md).
+#[tokio::test]
+async fn the_basic_op_plan_modules_pass_end_to_end() {
+    let app = spawn_app().await;
+    let sub = app.create_user("quin", PW, &[]).await;
+    let secret = register(&app, web_client("webapp")).await.unwrap();
+    let secret2 = register(&app, web_client("other")).await.unwrap();
+    let b = app.browser();
+
+    // oidcc-response-type-missing
+    let url = authorize_url(&app, "webapp", "").replace("response_type=code&", "");
+    let back = location(&b.get(url).send().await.unwrap());
+    assert_eq!(param(&back, "error").as_deref(), Some("invalid_request"), "{back}");
+    assert_eq!(param(&back, "state").as_deref(), Some("s1"));
+    assert!(param(&back, "code").is_none());
+
+    // oidcc-prompt-none-not-logged-in
+    let back = location(&b.get(authorize_url(&app, "webapp", "&prompt=none")).send().await.unwrap());
+    assert_eq!(param(&back, "error").as_deref(), Some("login_required"));
+    assert_eq!(param(&back, "state").as_deref(), Some("s1"));
+    app.login(&b, "quin", PW).await;
+
+    // oidcc-ensure-request-without-nonce-succeeds-for-code-flow, oidcc-ensure-request-with-unknown-parameter-succeeds,
+    // oidcc-display-page
+    let url = authorize_url(&app, "webapp", "&extra=foobar&display=page").replace("&nonce=n1", "");
+    let code = code_for(&b, &url).await;
+    // oidcc-server-client-secret-post
+    let (status, first, _) = crate::oauth::token_req(
+        &app,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", CB),
+            ("code_verifier", VERIFIER),
+            ("client_id", "webapp"),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let id1 = claims_of(first["id_token"].as_str().unwrap());
+    assert!(id1.get("nonce").is_none());
+    let at = first["access_token"].as_str().unwrap();
+    // oidcc-userinfo-get, -post-header, -post-body
+    for method in ["GET", "POST header", "POST body"] {
+        let (s, v) = userinfo(&app, method, at).await;
+        assert_eq!((s, v["sub"].as_str()), (200, Some(sub.as_str())), "{method}");
+    }
+
+    // oidcc-prompt-none-logged-in, oidcc-id-token-hint: same sub and auth_time, no login.
+    let hint = first["id_token"].as_str().unwrap();
+    let code = code_for(&b, &authorize_url(&app, "webapp", &format!("&prompt=none&id_token_hint={hint}"))).await;
+    let (_, t) = exchange(&app, "webapp", &secret, &code, VERIFIER).await;
+    let id2 = claims_of(t["id_token"].as_str().unwrap());
+    assert_eq!((id2["sub"].clone(), id2["auth_time"].clone()), (id1["sub"].clone(), id1["auth_time"].clone()));
+
+    // oidcc-max-age-10000: no new login, auth_time present and unchanged.
+    app.state.clock.advance(chrono::Duration::seconds(5));
+    let code = code_for(&b, &authorize_url(&app, "webapp", "&max_age=10000")).await;
+    let (_, t) = exchange(&app, "webapp", &secret, &code, VERIFIER).await;
+    assert_eq!(claims_of(t["id_token"].as_str().unwrap())["auth_time"], id1["auth_time"]);
+
+    // oidcc-scope-all and oidcc-alternate-happy-flow (scopes in another order, parameters reordered).
+    let url = app.url(&format!(
+        "/authorize?scope=phone%20address%20email%20profile%20openid&code_challenge_method=S256&code_challenge={CHALLENGE}&redirect_uri={}&client_id=webapp&response_type=code&state=s2",
+        urlencode(CB)
+    ));
+    let code = code_for(&b, &url).await;
+    let (_, t) = exchange(&app, "webapp", &secret, &code, VERIFIER).await;
+    let (s, v) = userinfo(&app, "GET", t["access_token"].as_str().unwrap()).await;
+    assert_eq!((s, v["preferred_username"].as_str()), (200, Some("quin")));
+
+    // oidcc-ensure-post-request-succeeds: the authorization request as a form POST.
+    let form = [
+        ("response_type", "code"),
+        ("client_id", "webapp"),
+        ("redirect_uri", CB),
+        ("scope", "openid"),
+        ("state", "posted"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    let back = location(&b.post(app.url("/authorize")).form(&form).send().await.unwrap());
+    assert_eq!(param(&back, "state").as_deref(), Some("posted"));
+    assert!(param(&back, "code").is_some());
+
+    // oidcc-refresh-token: a refresh keeps sub and auth_time; another client's refresh token is invalid_grant.
+    let rt = t["refresh_token"].as_str().unwrap();
+    let (s, r, _) = crate::oauth::token_req(
+        &app,
+        Some(("webapp", &secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+    )
+    .await;
+    assert_eq!(s, 200, "{r}");
+    let id3 = claims_of(r["id_token"].as_str().unwrap());
+    assert_eq!((id3["sub"].clone(), id3["auth_time"].clone()), (id1["sub"].clone(), id1["auth_time"].clone()));
+    let (s, e, _) = crate::oauth::token_req(
+        &app,
+        Some(("other", &secret2)),
+        &[("grant_type", "refresh_token"), ("refresh_token", r["refresh_token"].as_str().unwrap())],
+    )
+    .await;
+    assert_eq!((s, e["error"].as_str()), (400, Some("invalid_grant")));
+}
+
+/// The RP-Initiated Logout OP modules that must not redirect, and
+/// `oidcc-rp-initiated-logout-no-state`.
+#[tokio::test]
+async fn rp_initiated_logout_refuses_what_the_plan_refuses() {
+    let app = spawn_app().await;
+    app.create_user("rae", PW, &[]).await;
+    let secret = register(&app, web_client("webapp")).await.unwrap();
+    let b = app.browser();
+    app.login(&b, "rae", PW).await;
+    let code = code_for(&b, &authorize_url(&app, "webapp", "")).await;
+    let (_, t) = exchange(&app, "webapp", &secret, &code, VERIFIER).await;
+    let id_token = t["id_token"].as_str().unwrap().to_owned();
+    let bye = "http://127.0.0.1:9/bye";
+    let unsigned = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = id_token.split('.').nth(1).unwrap();
+        format!("{}.{payload}.", b64.encode(r#"{"alg":"none"}"#))
+    };
+    let foreign = {
+        use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap().to_pkcs8v1().unwrap();
+        let claims =
+            serde_json::json!({ "iss": "webapp", "aud": app.address, "sub": "SubjectID", "exp": 4_000_000_000i64 });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_ec_der(key.as_ref()),
+        )
+        .unwrap()
+    };
+    for (module, query) in [
+        (
+            "bad-post-logout-redirect-uri",
+            format!(
+                "id_token_hint={id_token}&post_logout_redirect_uri={}&state=x",
+                urlencode("http://127.0.0.1:9/elsewhere")
+            ),
+        ),
+        (
+            "modified-id-token-hint",
+            format!("id_token_hint={unsigned}&post_logout_redirect_uri={}&state=x", urlencode(bye)),
+        ),
+        ("no-id-token-hint", format!("post_logout_redirect_uri={}&state=x", urlencode(bye))),
+        (
+            "query-added-to-post-logout-redirect-uri",
+            format!(
+                "id_token_hint={id_token}&post_logout_redirect_uri={}&state=x",
+                urlencode(&format!("{bye}?foo=bar"))
+            ),
+        ),
+        ("bad-id-token-hint", format!("id_token_hint={foreign}&post_logout_redirect_uri={}&state=x", urlencode(bye))),
+    ] {
+        let r = b.get(app.url(&format!("/end_session?{query}"))).send().await.unwrap();
+        assert!(!r.status().is_redirection(), "{module}: must not redirect");
+    }
+    // no-state: back to the registered address without a state.
+    let r = b
+        .get(app.url(&format!("/end_session?id_token_hint={id_token}&post_logout_redirect_uri={}", urlencode(bye))))
+        .send()
+        .await
+        .unwrap();
+    let back = location(&r);
+    assert!(back.starts_with(bye) && param(&back, "state").is_none(), "{back}");
+    // …and the session is gone: prompt=none answers login_required.
+    let back = location(&b.get(authorize_url(&app, "webapp", "&prompt=none")).send().await.unwrap());
+    assert_eq!(param(&back, "error").as_deref(), Some("login_required"));
+}

@@ -251,6 +251,42 @@ pub async fn update_profile(
     patch: ProfilePatch,
 ) -> Result<UserView, AdminError> {
     actor.require(Permission::UsersWrite)?;
+    let txn = crate::storage::begin_write(&state.db).await?;
+    let u = target(&txn, actor, username).await?;
+    let event = audit(actor, "user.updated", &u.id);
+    write_profile(state, txn, u, patch, event).await
+}
+
+/// The person's own change on /account: name, phone number and postal
+/// address (an e-mail address needs a verification loop first).
+pub async fn update_own_profile(
+    state: &AppState,
+    user_id: &str,
+    ip: Option<String>,
+    user_agent: Option<String>,
+    patch: ProfilePatch,
+) -> Result<UserView, AdminError> {
+    if patch.email.is_some() {
+        return Err(AdminError::Refused("email: an administrator changes it (it must be verified)".into()));
+    }
+    let txn = crate::storage::begin_write(&state.db).await?;
+    let u = user::Entity::find_by_id(user_id).one(&txn).await?.ok_or_else(|| AdminError::not_found("user", user_id))?;
+    let event = AuditEvent::new("user.updated", "success")
+        .actor(format!("user:{user_id}"))
+        .user(user_id)
+        .source(ip, user_agent);
+    write_profile(state, txn, u, patch, event).await
+}
+
+/// Parses and writes a profile change with its audit record (before and
+/// after), in the caller's transaction; commits.
+async fn write_profile(
+    state: &AppState,
+    txn: DatabaseTransaction,
+    u: user::Model,
+    patch: ProfilePatch,
+    event: AuditEvent,
+) -> Result<UserView, AdminError> {
     let email = patch.email.map(|e| e.as_deref().map(Email::parse).transpose()).transpose()?;
     let name = patch.name.map(|n| n.as_deref().map(DisplayName::parse).transpose()).transpose()?;
     let phone =
@@ -258,9 +294,6 @@ pub async fn update_profile(
     let address =
         patch.address.map(|a| a.map(crate::domain::Address::checked).transpose().map(Option::flatten)).transpose()?;
     let now = state.clock.now();
-    let txn = crate::storage::begin_write(&state.db).await?;
-    let u = target(&txn, actor, username).await?;
-    let id = u.id.clone();
     let before =
         json!({ "email": u.email, "name": u.display_name, "phone_number": u.phone_number, "address": u.address });
     let mut am = u.into_active_model();
@@ -281,12 +314,7 @@ pub async fn update_profile(
     let u = am.update(&txn).await?;
     let after =
         json!({ "email": u.email, "name": u.display_name, "phone_number": u.phone_number, "address": u.address });
-    record_audit(
-        &txn,
-        audit(actor, "user.updated", &id).detail(json!({ "changes": super::changes(&before, &after) })),
-        now,
-    )
-    .await?;
+    record_audit(&txn, event.detail(json!({ "changes": super::changes(&before, &after) })), now).await?;
     let view = load_view(&txn, u, now.timestamp_millis()).await?;
     txn.commit().await?;
     Ok(view)

@@ -96,6 +96,20 @@ enum UserCmd {
     Revoke { username: String, role: String },
     /// Set an ABAC attribute, e.g. department finance.
     SetAttr { username: String, key: String, value: String },
+    /// Change profile fields (the OIDC claims); an empty value clears one.
+    Update {
+        username: String,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// OIDC `phone_number`, e.g. "+31 30 000 0000".
+        #[arg(long)]
+        phone: Option<String>,
+        /// OIDC `address` as JSON: {"street_address":…,"locality":…,"region":…,"postal_code":…,"country":…,"formatted":…}.
+        #[arg(long, value_name = "JSON")]
+        address: Option<String>,
+    },
     /// Import a base32 TOTP seed from a previous provider (read from stdin).
     TotpImport {
         username: String,
@@ -355,6 +369,26 @@ async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Re
         UserCmd::Revoke { username, role } => out.user(&users::revoke(state, actor, &username, &role).await?),
         UserCmd::SetAttr { username, key, value } => {
             out.user(&users::set_attribute(state, actor, &username, &key, &value).await?)
+        }
+        UserCmd::Update { username, email, name, phone, address } => {
+            let clear_or = |v: Option<String>| v.map(|s| Some(s).filter(|s| !s.trim().is_empty()));
+            let address = match address {
+                None => None,
+                Some(a) if a.trim().is_empty() => Some(None),
+                Some(a) => Some(Some(serde_json::from_str::<crate::domain::Address>(&a).map_err(|_| {
+                    crate::admin::AdminError::Invalid(crate::domain::ParseError {
+                        field: "address",
+                        reason: "must be a JSON object with street_address, locality, region, postal_code, country or formatted".into(),
+                    })
+                })?)),
+            };
+            let patch = users::ProfilePatch {
+                email: clear_or(email),
+                name: clear_or(name),
+                phone_number: clear_or(phone),
+                address,
+            };
+            out.user(&users::update_profile(state, actor, &username, patch).await?)
         }
         UserCmd::Unlock { username } => out.user(&users::unlock(state, actor, &username).await?),
         UserCmd::ResetMfa { username } => out.user(&users::reset_mfa(state, actor, &username).await?),

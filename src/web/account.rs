@@ -50,6 +50,8 @@ struct AccountPage {
     recovery_low: bool,
     /// (client name, scopes, client id)
     consents: Vec<(String, String, String)>,
+    phone: String,
+    address: crate::domain::Address,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +62,7 @@ pub struct AccountQuery {
 fn notice(code: Option<&str>) -> Option<&'static str> {
     match code? {
         "password_changed" => Some("Your password was changed. Your other sessions were ended."),
+        "profile_saved" => Some("Your details were saved."),
         "session_ended" => Some("The session was ended."),
         "mfa_disabled" => Some("Two-step verification is off."),
         "consent_revoked" => Some("The application's access was withdrawn."),
@@ -138,6 +141,8 @@ pub(crate) async fn render(
         username: cur.user.username.clone(),
         name: cur.user.display_name.clone().unwrap_or_default(),
         email: cur.user.email.clone().unwrap_or_default(),
+        phone: cur.user.phone_number.clone().unwrap_or_default(),
+        address: cur.user.address.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default(),
         roles: if roles.is_empty() { "none".into() } else { roles.join(", ") },
         min_length: if is_admin {
             state.password_policy.min_length_admin.max(state.password_policy.min_length)
@@ -358,4 +363,55 @@ pub async fn revoke_consent(
     .await?;
     txn.commit().await?;
     Ok(see_other("/account?m=consent_revoked"))
+}
+
+#[derive(Deserialize)]
+pub struct ProfileForm {
+    csrf: String,
+    name: Option<String>,
+    phone: Option<String>,
+    street_address: Option<String>,
+    locality: Option<String>,
+    region: Option<String>,
+    postal_code: Option<String>,
+    country: Option<String>,
+}
+
+/// The person's own name, phone number and postal address (the OIDC
+/// `profile`, `phone` and `address` claims); an empty field clears it.
+#[post("/account/profile")]
+pub async fn update_profile(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<ProfileForm>,
+) -> Result<HttpResponse, WebError> {
+    let cur = match session_for_form(&state, &req, &form.csrf).await? {
+        Ok(cur) => cur,
+        Err(resp) => return Ok(resp),
+    };
+    let f = form.into_inner();
+    let keep = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let address = crate::domain::Address {
+        street_address: keep(f.street_address),
+        locality: keep(f.locality),
+        region: keep(f.region),
+        postal_code: keep(f.postal_code),
+        country: keep(f.country),
+        formatted: None,
+    };
+    let patch = crate::admin::users::ProfilePatch {
+        email: None,
+        name: Some(keep(f.name)),
+        phone_number: Some(keep(f.phone)),
+        address: Some(Some(address)),
+    };
+    let ip = client_info::ip(&state, &req);
+    match crate::admin::users::update_own_profile(&state, &cur.user.id, ip, client_info::user_agent(&req), patch).await
+    {
+        Ok(_) => Ok(see_other("/account?m=profile_saved")),
+        Err(e @ (crate::admin::AdminError::Invalid(_) | crate::admin::AdminError::Refused(_))) => {
+            render(&state, &req, &cur, StatusCode::BAD_REQUEST, None, Some(e.to_string())).await
+        }
+        Err(e) => Err(WebError::internal(e)),
+    }
 }

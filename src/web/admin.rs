@@ -376,6 +376,12 @@ pub struct UserAction {
     value: Option<String>,
     email: Option<String>,
     name: Option<String>,
+    phone: Option<String>,
+    street_address: Option<String>,
+    locality: Option<String>,
+    region: Option<String>,
+    postal_code: Option<String>,
+    country: Option<String>,
     password: Option<SecretString>,
 }
 
@@ -425,7 +431,21 @@ pub async fn user_action(
         .map(drop),
         "profile" => {
             let opt = |v: Option<String>| Some(v.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()));
-            let patch = users::ProfilePatch { email: opt(f.email), name: opt(f.name), ..Default::default() };
+            let keep = |v: Option<String>| v.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty());
+            let address = crate::domain::Address {
+                street_address: keep(f.street_address),
+                locality: keep(f.locality),
+                region: keep(f.region),
+                postal_code: keep(f.postal_code),
+                country: keep(f.country),
+                formatted: None,
+            };
+            let patch = users::ProfilePatch {
+                email: opt(f.email),
+                name: opt(f.name),
+                phone_number: opt(f.phone),
+                address: Some(Some(address)),
+            };
             users::update_profile(s, &actor, &username, patch).await.map(drop)
         }
         "set-password" => match &f.password {

@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(login::logout_post)
         .service(account::account)
         .service(account::change_password)
+        .service(account::update_profile)
         .service(account::end_session)
         .service(account::revoke_consent)
         .service(mfa::mfa_get)

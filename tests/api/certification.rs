@@ -663,3 +663,47 @@ async fn rp_initiated_logout_refuses_what_the_plan_refuses() {
     let back = location(&b.get(authorize_url(&app, "webapp", "&prompt=none")).send().await.unwrap());
     assert_eq!(param(&back, "error").as_deref(), Some("login_required"));
 }
+
+/// Feature 6: the person edits their own name, phone and address on
+/// /account; an operator uses `portcullis user update`.
+#[tokio::test]
+async fn people_edit_their_contact_details_and_operators_use_the_cli() {
+    let app = spawn_app().await;
+    app.create_user("sam", PW, &[]).await;
+    let b = app.browser();
+    app.login(&b, "sam", PW).await;
+    let page = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"autocomplete="tel""#) && page.contains(r#"autocomplete="postal-code""#));
+    let csrf = csrf_in(&page);
+    let bad = [("csrf", csrf.as_str()), ("name", "Sam"), ("phone", "call me maybe")];
+    let r = b.post(app.url("/account/profile")).form(&bad).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("phone_number"));
+    let good = [
+        ("csrf", csrf.as_str()),
+        ("name", "Sam Lee"),
+        ("phone", "+44 20 0000 0000"),
+        ("street_address", "1 High St"),
+        ("locality", "London"),
+        ("region", ""),
+        ("postal_code", "N1 1AA"),
+        ("country", "GB"),
+    ];
+    let r = b.post(app.url("/account/profile")).form(&good).send().await.unwrap();
+    assert_eq!(location(&r), "/account?m=profile_saved");
+    let view = portcullis::admin::users::show(&app.state, "sam").await.unwrap();
+    assert_eq!(view.phone_number.as_deref(), Some("+44 20 0000 0000"));
+    assert_eq!(view.address.unwrap().locality.as_deref(), Some("London"));
+    // Without a CSRF token nothing changes.
+    let forged = [("csrf", "forged"), ("name", "Mallory")];
+    b.post(app.url("/account/profile")).form(&forged).send().await.unwrap();
+    assert_eq!(portcullis::admin::users::show(&app.state, "sam").await.unwrap().name.as_deref(), Some("Sam Lee"));
+
+    let out = app.db.cli(&["user", "update", "sam", "--phone", "", "--address", r#"{"country":"IE"}"#, "--json"], None);
+    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["phone_number"].is_null(), "an empty value clears");
+    assert_eq!(v["address"]["country"], "IE");
+    let out = app.db.cli(&["user", "update", "sam", "--address", "{\"planet\":\"Mars\"}"], None);
+    crate::helpers::assert_clean_failure(&out, "address");
+}

@@ -122,6 +122,9 @@ pub struct Settings {
     pub client_body_timeout_ms: u64,
     /// Requests one source address may have in progress at once (then 429).
     pub max_requests_per_ip: u32,
+    /// A bearer token that opens `/metrics` to callers other than loopback.
+    #[serde(skip_serializing)]
+    pub metrics_token: Option<SecretString>,
     /// Authorization requests one address may leave pending (stored for the
     /// user to finish) per `login_ip_window_secs` window (then 429).
     pub authorize_ip_max_pending: i32,
@@ -182,6 +185,7 @@ impl Default for Settings {
             keep_alive_secs: 15,
             client_body_timeout_ms: 10_000,
             max_requests_per_ip: 128,
+            metrics_token: None,
             authorize_ip_max_pending: 300,
             client_cache_ms: 5_000,
             revocation_sync_ms: 1_000,

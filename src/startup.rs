@@ -47,6 +47,7 @@ impl Application {
                 .configure(crate::admin::api::configure)
                 .default_service(web::to(not_found))
                 .wrap(from_fn(crate::web::limits::bounded_requests))
+                .wrap(from_fn(crate::web::metrics::record))
                 .wrap(from_fn(crate::web::headers::request_id_header))
                 .wrap(tracing_actix_web::TracingLogger::default())
                 .wrap(crate::web::headers::security_headers(https))

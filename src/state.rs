@@ -35,6 +35,8 @@ pub struct AppState {
     pub client_failures: Arc<crate::oauth::cache::FailureThrottle>,
     /// Requests in progress per source address (`web::limits`).
     pub in_flight: Arc<crate::web::limits::InFlight>,
+    /// The Prometheus series (`/metrics`).
+    pub metrics: Arc<crate::web::metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,8 @@ pub enum StartError {
     Keys(String),
     #[error("database: {0}")]
     Db(#[from] sea_orm::DbErr),
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 impl AppState {
@@ -57,6 +61,7 @@ impl AppState {
         let url = settings.database_url.expose_secret().to_owned();
         let db = storage::connect(&url, settings.database_max_connections).await?;
         storage::migrate(&db).await?;
+        check_role_settings(&db, &settings).await?;
         let has_data = holds_data(&db).await?;
         let (master_key, source) =
             MasterKey::load(settings.master_key.as_ref(), settings.master_key_file.as_deref(), &url, !has_data)?;
@@ -90,6 +95,7 @@ impl AppState {
             revoked: Arc::new(crate::oauth::cache::RevocationList::new(Duration::from_millis(revocation_sync_ms))),
             client_failures: Arc::default(),
             in_flight: Arc::default(),
+            metrics: Arc::default(),
         };
         // Signing keys are made at the first use of a database, by the CLI as
         // by the server: from then on a sealed secret exists to check every
@@ -97,6 +103,37 @@ impl AppState {
         crate::tokens::keys::ensure_active(&state).await.map_err(|e| StartError::Keys(e.to_string()))?;
         Ok((state, source))
     }
+}
+
+/// Settings that name roles must name roles that exist: a typo such as
+/// `mfa_required_roles = ["admn"]` would silently exempt administrators from
+/// the second factor. A name within two edits of an existing role is refused
+/// with the closest one; other unknown names are warned about (a role may be
+/// created later).
+async fn check_role_settings(db: &DatabaseConnection, settings: &Settings) -> Result<(), StartError> {
+    use crate::storage::entities::role;
+    use sea_orm::EntityTrait;
+    if settings.mfa_required_roles.is_empty() {
+        return Ok(());
+    }
+    let existing: Vec<String> = role::Entity::find().all(db).await?.into_iter().map(|r| r.name).collect();
+    for wanted in &settings.mfa_required_roles {
+        if existing.iter().any(|r| r == wanted) {
+            continue;
+        }
+        let closest = existing
+            .iter()
+            .map(|r| (strsim::levenshtein(r, wanted), r))
+            .filter(|(d, _)| *d <= 2)
+            .min_by_key(|(d, _)| *d);
+        if let Some((_, r)) = closest {
+            return Err(StartError::Config(format!(
+                "mfa_required_roles names {wanted:?}, which is not a role; did you mean {r:?}?"
+            )));
+        }
+        tracing::warn!(role = %wanted, "mfa_required_roles names a role that does not exist (yet)");
+    }
+    Ok(())
 }
 
 /// Whether the database holds anything sealed or keyed with a master key.

@@ -49,6 +49,7 @@ pub async fn gate<T>(
     if let Some(ip) = &source.ip {
         let attempts = throttle::admit_ip(&state.db, &state.settings, ip, now_ms).await?;
         if attempts > state.settings.login_ip_max_attempts {
+            state.metrics.second_factor("rate_limited");
             return Ok(Gated::RateLimited);
         }
     }
@@ -62,6 +63,7 @@ pub async fn gate<T>(
         Some(v) => {
             throttle::reset(&state.db, &mfa_key).await?;
             throttle::reset(&state.db, pw_key).await?;
+            state.metrics.second_factor("success");
             Ok(Gated::Passed(v))
         }
         None => {
@@ -71,6 +73,7 @@ pub async fn gate<T>(
             if admitted_pw {
                 throttle::record_failure(&state.db, &state.settings, pw_key, now_ms).await?;
             }
+            state.metrics.second_factor(if locked { "locked" } else { "failure" });
             Ok(Gated::Failed { locked })
         }
     }

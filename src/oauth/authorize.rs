@@ -673,6 +673,50 @@ async fn with_request_object(
     }
 }
 
+/// A refused authorization request, for the operator: logged (info) and
+/// audited with the client, the failing parameter and — for a redirect URI
+/// that is not registered — what was received against what is registered.
+/// The browser is told none of it. Anonymous callers cannot flood the audit
+/// log: refusals share the address's `/authorize` budget.
+async fn audit_refused(state: &AppState, req: &HttpRequest, p: &HashMap<String, String>, f: &Failure) {
+    let bounded = |k: &str| p.get(k).map(|v| v.chars().take(512).collect::<String>());
+    let reason = match f {
+        Failure::Page(msg) => (*msg).to_owned(),
+        Failure::Redirect { error, .. } => format!("{}: {}", error.code(), error.description()),
+    };
+    let client_id = bounded("client_id");
+    tracing::info!(client_id = client_id.as_deref().unwrap_or("-"), reason = %reason, "authorization request refused");
+    let ip = client_info::ip(state, req);
+    if let Some(ip) = &ip {
+        let now_ms = state.clock.now().timestamp_millis();
+        match crate::authn::throttle::admit_ip_for(&state.db, &state.settings, "authorize", ip, now_ms).await {
+            Ok(n) if n <= state.settings.authorize_ip_max_pending => {}
+            _ => return,
+        }
+    }
+    let registered = match &client_id {
+        Some(id) => client::Entity::find_by_id(id.as_str())
+            .one(&state.db)
+            .await
+            .ok()
+            .flatten()
+            .map(|c| read_list(&c.redirect_uris)),
+        None => None,
+    };
+    let mut detail = json!({ "reason": reason, "client_id": client_id, "redirect_uri": bounded("redirect_uri") });
+    if let Some(r) = &registered {
+        detail["registered_redirect_uris"] = json!(r);
+    }
+    let mut event =
+        AuditEvent::new("oauth.authorize_refused", "failure").source(ip, client_info::user_agent(req)).detail(detail);
+    if let (Some(id), Some(_)) = (&client_id, &registered) {
+        event = event.client(id);
+    }
+    if let Err(e) = record_audit(&state.db, event, state.clock.now()).await {
+        tracing::warn!(error = %e, "could not audit a refused authorization request");
+    }
+}
+
 async fn authorize(state: &AppState, req: &HttpRequest, raw: &[u8]) -> HttpResponse {
     let p = match params(raw) {
         Ok(p) => p,
@@ -689,7 +733,10 @@ async fn authorize(state: &AppState, req: &HttpRequest, raw: &[u8]) -> HttpRespo
     };
     let (r, c) = match validate(state, &p).await {
         Ok(v) => v,
-        Err(f) => return respond(state, f),
+        Err(f) => {
+            audit_refused(state, req, &p, &f).await;
+            return respond(state, f);
+        }
     };
     let to = r.reply();
     match proceed(state, req, r, &c, None, false).await {

@@ -370,6 +370,7 @@ pub async fn authorization_code(
         revoke_grant(state, &row.grant_id, Some(&issued.jti)).await?;
         return Err(OAuthError::InvalidGrant("the sign-in session behind this code has ended"));
     }
+    state.metrics.token_issued("authorization_code");
     Ok(response(state, issued, refresh, &g.scope))
 }
 
@@ -436,6 +437,7 @@ pub async fn refresh(
         if !spent_grace {
             // Release the transaction first: on SQLite it may hold the write lock.
             txn.rollback().await?;
+            state.metrics.refresh_reuse();
             refresh_family::Entity::update_many()
                 .col_expr(refresh_family::Column::RevokedMs, Expr::val(now_ms))
                 .filter(refresh_family::Column::Id.eq(fam.id.as_str()))
@@ -505,6 +507,7 @@ pub async fn refresh(
     let narrowed = UserGrant { scope: scope.clone(), ..g };
     let issued = issue_for_user(state, &narrowed).await?;
     txn.commit().await?;
+    state.metrics.token_issued("refresh_token");
     Ok(response(state, issued, Some(next), &scope))
 }
 
@@ -545,6 +548,7 @@ pub async fn client_credentials(
     let (mut claims, _) = base_claims(state, &c.client_id, &c.client_id, &aud, &scope, now);
     claims.insert("roles".into(), roles.into());
     let token = access_token(state, claims)?;
+    state.metrics.token_issued("client_credentials");
     Ok(json!({
         "access_token": token,
         "token_type": "Bearer",

@@ -10,6 +10,7 @@ pub mod headers;
 pub mod health;
 pub mod limits;
 pub mod login;
+pub mod metrics;
 pub mod mfa;
 pub mod pages;
 
@@ -17,7 +18,8 @@ use actix_web::web;
 
 /// Registers this module's routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(health::healthz)
+    cfg.service(metrics::metrics)
+        .service(health::healthz)
         .service(health::readyz)
         .service(pages::home)
         .service(pages::stylesheet)

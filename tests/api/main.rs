@@ -20,5 +20,6 @@ mod login;
 mod mfa;
 mod oauth;
 mod oauth_more;
+mod operations;
 mod relying;
 mod replicas;

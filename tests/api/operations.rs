@@ -1,0 +1,106 @@
+//! Operating Portcullis (issue #17, first part): metrics, diagnosable refusals,
+//! settings that name roles.
+
+use portcullis::storage::entities::audit_event;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde_json::Value;
+
+use crate::helpers::{TestDb, spawn_app, spawn_app_with};
+use crate::oauth::{CB, register, token_req, urlencode, web_client};
+
+/// `/metrics` (CONTRACTS: Prometheus text) counts requests by route pattern,
+/// logins by outcome and tokens by grant; it answers loopback, or a caller
+/// with `metrics_token`, and nobody relayed by a proxy without it.
+#[tokio::test]
+async fn metrics_count_requests_logins_and_tokens_for_loopback_or_a_token() {
+    let app = spawn_app_with(TestDb::new().await, |s| {
+        s.metrics_token = Some(secrecy::SecretString::from("scrape-me-please-0123456789".to_owned()));
+    })
+    .await;
+    app.create_user("una", "violet anvil tramline", &[]).await;
+    let secret = register(
+        &app,
+        portcullis::admin::clients::ClientSpec {
+            client_id: "svc".into(),
+            grants: vec!["client_credentials".into()],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    reqwest::get(app.url("/healthz")).await.unwrap();
+    reqwest::get(app.url("/admin/users/nobody%3Fsecret=1")).await.unwrap();
+    app.login(&app.browser(), "una", "wrong password entirely").await;
+    app.login(&app.browser(), "una", "violet anvil tramline").await;
+    let (s, _, _) = token_req(&app, Some(("svc", &secret)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(s, 200);
+
+    let r = reqwest::get(app.url("/metrics")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = r.text().await.unwrap();
+    for line in [
+        r#"portcullis_http_requests_total{method="GET",route="/healthz",status="200"} 1"#,
+        r#"portcullis_logins_total{result="failure"} 1"#,
+        r#"portcullis_logins_total{result="success"} 1"#,
+        r#"portcullis_tokens_issued_total{grant="client_credentials"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+    assert!(text.contains("portcullis_http_request_duration_seconds_bucket{le="), "a latency histogram");
+    assert!(text.contains(r#"route="/admin/users/{username}""#), "route patterns, not paths");
+    assert!(!text.contains("nobody") && !text.contains("secret=1"), "no user input in labels");
+
+    // Through a proxy on the same host: refused without the token, served with it.
+    let relayed = reqwest::Client::new().get(app.url("/metrics")).header("x-forwarded-for", "203.0.113.9");
+    assert_eq!(relayed.send().await.unwrap().status(), 403);
+    let with_token = reqwest::Client::new()
+        .get(app.url("/metrics"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .bearer_auth("scrape-me-please-0123456789");
+    assert_eq!(with_token.send().await.unwrap().status(), 200);
+}
+
+/// A refused authorization request tells the browser little and the
+/// operator everything: the audit record has the client, the reason, and the
+/// received against the registered redirect URIs.
+#[tokio::test]
+async fn a_refused_authorization_request_is_audited_for_the_operator() {
+    let app = spawn_app().await;
+    register(&app, web_client("webapp")).await;
+    let url = app.url(&format!(
+        "/authorize?response_type=code&client_id=webapp&redirect_uri={}&scope=openid",
+        urlencode("https://typo.example.com/cb")
+    ));
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let page = r.text().await.unwrap();
+    assert!(!page.contains(CB) && !page.contains("typo.example.com"), "nothing registered is echoed");
+    let e = audit_event::Entity::find()
+        .filter(audit_event::Column::EventType.eq("oauth.authorize_refused"))
+        .order_by_desc(audit_event::Column::Id)
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("an audit record");
+    assert_eq!(e.client_id.as_deref(), Some("webapp"));
+    let d: Value = serde_json::from_str(&e.detail).unwrap();
+    assert_eq!(d["redirect_uri"], "https://typo.example.com/cb");
+    assert_eq!(d["registered_redirect_uris"], serde_json::json!([CB]));
+    assert!(d["reason"].as_str().unwrap().contains("not registered"));
+}
+
+/// `mfa_required_roles = ["admn"]` would exempt administrators from the
+/// second factor: a near miss of an existing role is refused with the right
+/// name; a role that does not exist yet is only warned about.
+#[tokio::test]
+async fn a_typo_in_a_setting_that_names_roles_is_refused() {
+    let db = TestDb::new().await;
+    let mut settings = db.settings();
+    settings.mfa_required_roles = vec!["admn".into()];
+    let e = portcullis::state::AppState::build(settings, portcullis::clock::Clock::System).await.unwrap_err();
+    assert!(e.to_string().contains(r#"did you mean "admin"?"#), "{e}");
+    let mut settings = db.settings();
+    settings.mfa_required_roles = vec!["admin".into(), "treasury".into()];
+    assert!(portcullis::state::AppState::build(settings, portcullis::clock::Clock::System).await.is_ok());
+}

@@ -375,12 +375,10 @@ async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Re
             let address = match address {
                 None => None,
                 Some(a) if a.trim().is_empty() => Some(None),
-                Some(a) => Some(Some(serde_json::from_str::<crate::domain::Address>(&a).map_err(|_| {
-                    crate::admin::AdminError::Invalid(crate::domain::ParseError {
-                        field: "address",
-                        reason: "must be a JSON object with street_address, locality, region, postal_code, country or formatted".into(),
-                    })
-                })?)),
+                Some(a) => {
+                    let v = serde_json::from_str(&a).unwrap_or(serde_json::Value::Null);
+                    Some(Some(crate::domain::Address::from_json(v).map_err(crate::admin::AdminError::Invalid)?))
+                }
             };
             let patch = users::ProfilePatch {
                 email: clear_or(email),

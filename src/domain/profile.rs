@@ -50,6 +50,37 @@ pub struct Address {
 }
 
 impl Address {
+    /// From JSON: an object with the members below and nothing else (serde
+    /// alone would also take an array for a struct).
+    pub fn from_json(v: serde_json::Value) -> Result<Self, ParseError> {
+        let shape = || {
+            err("address", "must be an object with formatted, street_address, locality, region, postal_code or country")
+        };
+        if !v.is_object() {
+            return Err(shape());
+        }
+        serde_json::from_value(v).map_err(|_| shape())
+    }
+
+    /// From form fields (account page, admin page): blank fields are absent.
+    pub fn from_fields(
+        street_address: Option<String>,
+        locality: Option<String>,
+        region: Option<String>,
+        postal_code: Option<String>,
+        country: Option<String>,
+    ) -> Self {
+        let keep = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        Self {
+            formatted: None,
+            street_address: keep(street_address),
+            locality: keep(locality),
+            region: keep(region),
+            postal_code: keep(postal_code),
+            country: keep(country),
+        }
+    }
+
     /// Checks every member; an address with no member is none at all.
     pub fn checked(self) -> Result<Option<Self>, ParseError> {
         let members = [
@@ -86,5 +117,8 @@ mod tests {
         assert!(Address::default().checked().unwrap().is_none());
         let bad = Address { region: Some("a\u{1b}[2J".into()), ..Default::default() };
         assert!(bad.checked().is_err());
+        assert!(Address::from_json(serde_json::json!([null, null])).is_err(), "an array is no address");
+        assert!(Address::from_json(serde_json::json!({ "planet": "Mars" })).is_err());
+        assert!(Address::from_json(serde_json::json!({ "country": "NL" })).is_ok());
     }
 }

@@ -391,14 +391,7 @@ pub async fn update_profile(
     };
     let f = form.into_inner();
     let keep = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    let address = crate::domain::Address {
-        street_address: keep(f.street_address),
-        locality: keep(f.locality),
-        region: keep(f.region),
-        postal_code: keep(f.postal_code),
-        country: keep(f.country),
-        formatted: None,
-    };
+    let address = crate::domain::Address::from_fields(f.street_address, f.locality, f.region, f.postal_code, f.country);
     let patch = crate::admin::users::ProfilePatch {
         email: None,
         name: Some(keep(f.name)),

@@ -431,15 +431,8 @@ pub async fn user_action(
         .map(drop),
         "profile" => {
             let opt = |v: Option<String>| Some(v.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()));
-            let keep = |v: Option<String>| v.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty());
-            let address = crate::domain::Address {
-                street_address: keep(f.street_address),
-                locality: keep(f.locality),
-                region: keep(f.region),
-                postal_code: keep(f.postal_code),
-                country: keep(f.country),
-                formatted: None,
-            };
+            let address =
+                crate::domain::Address::from_fields(f.street_address, f.locality, f.region, f.postal_code, f.country);
             let patch = users::ProfilePatch {
                 email: opt(f.email),
                 name: opt(f.name),

@@ -6,7 +6,7 @@ use portcullis::storage::entities::{audit_event, session, user};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use secrecy::SecretString;
 
-use crate::helpers::{TestApp, csrf_in, spawn_app};
+use crate::helpers::{TestApp, csrf_in, location, spawn_app};
 
 const PW: &str = "violet anvil tramline";
 const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
@@ -15,10 +15,6 @@ fn code(app: &TestApp) -> String {
     let seed = totp_rs::Secret::try_from_base32(SEED).unwrap().as_ref().to_vec();
     let totp = totp_rs::Builder::new().with_secret(seed).build().unwrap();
     totp.generate(app.state.clock.now().timestamp() as u64).to_string()
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }
 
 /// A user with `roles` and a known TOTP seed, logged in with both factors.

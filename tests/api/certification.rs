@@ -4,32 +4,18 @@
 use portcullis::admin::clients::ClientSpec;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, csrf_in, spawn_app};
+use crate::helpers::{TestApp, claims_of, csrf_in, location, param, spawn_app};
 use crate::oauth::{CB, PW, exchange, register, urlencode, web_client};
 
 /// RFC 7636 Appendix B's verifier and its S256 challenge.
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
-pub fn location(r: &reqwest::Response) -> String {
-    r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
-}
-
 pub fn authorize_url(app: &TestApp, client: &str, extra: &str) -> String {
     app.url(&format!(
         "/authorize?response_type=code&client_id={client}&redirect_uri={}&scope=openid&state=s1&nonce=n1&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
         urlencode(CB)
     ))
-}
-
-pub fn param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
-}
-
-pub fn claims_of(jwt: &str) -> Value {
-    use base64::Engine;
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
 /// Posts the login form of an authorization request's login page.

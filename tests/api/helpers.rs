@@ -217,3 +217,20 @@ pub async fn spawn_replica(app: &TestApp, adjust: impl FnOnce(&mut Settings)) ->
     tokio::spawn(server.run_until_stopped());
     Replica { address, state }
 }
+
+/// The `Location` of a redirect ("" when there is none).
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
+}
+
+/// One query parameter of a URL.
+pub fn param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url).unwrap().query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}
+
+/// The (unverified) claims of a JWT.
+pub fn claims_of(jwt: &str) -> serde_json::Value {
+    use base64::Engine;
+    let part = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}

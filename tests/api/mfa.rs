@@ -2,13 +2,10 @@ use portcullis::storage::entities::{audit_event, recovery_code, session, totp_cr
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use totp_rs::{Builder, Secret, Totp};
 
+pub use crate::helpers::location;
 use crate::helpers::{TestApp, TestDb, csrf_in, spawn_app, spawn_app_with};
 
 pub const PW: &str = "violet anvil tramline";
-
-pub fn location(r: &reqwest::Response) -> String {
-    r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
-}
 
 /// The value of an element's text or a hidden input, found by a marker.
 pub fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {

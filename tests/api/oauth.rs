@@ -12,7 +12,7 @@ use portcullis::admin::Actor;
 use portcullis::admin::clients::{ClientSpec, add};
 use serde_json::Value;
 
-use crate::helpers::{TestApp, csrf_in, spawn_app};
+use crate::helpers::{TestApp, csrf_in, location, spawn_app};
 
 pub const PW: &str = "violet anvil tramline";
 pub const CB: &str = "http://127.0.0.1:9/callback";
@@ -32,10 +32,6 @@ pub fn web_client(id: &str) -> ClientSpec {
         first_party: true,
         ..Default::default()
     }
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }
 
 fn query(url: &str) -> std::collections::HashMap<String, String> {

@@ -9,16 +9,8 @@ use portcullis::admin::Actor;
 use portcullis::admin::clients::ClientSpec;
 use serde_json::{Value, json};
 
-use crate::helpers::{csrf_in, spawn_app};
-use crate::oauth::{CB, PW, base64_url, exchange, get_code, register, token_req, urlencode, web_client};
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
-}
-
-fn claims_of(jwt: &str) -> Value {
-    serde_json::from_slice(&base64_url(jwt.split('.').nth(1).unwrap())).unwrap()
-}
+use crate::helpers::{claims_of, csrf_in, location, spawn_app};
+use crate::oauth::{CB, PW, exchange, get_code, register, token_req, urlencode, web_client};
 
 #[tokio::test]
 async fn a_client_that_requires_mfa_makes_a_password_only_session_step_up() {

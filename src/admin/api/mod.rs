@@ -725,7 +725,10 @@ pub struct UserPatch {
 }
 
 fn present_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<crate::domain::Address>>, D::Error> {
-    Option::<crate::domain::Address>::deserialize(d).map(Some)
+    match Option::<Value>::deserialize(d)? {
+        None => Ok(Some(None)),
+        Some(v) => crate::domain::Address::from_json(v).map(|a| Some(Some(a))).map_err(serde::de::Error::custom),
+    }
 }
 
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {

@@ -6,22 +6,12 @@ use portcullis::admin::Actor;
 use portcullis::admin::clients::{ClientPatch, ClientSpec};
 use serde_json::Value;
 
-use crate::helpers::{TestApp, csrf_in, spawn_app};
+use crate::helpers::{TestApp, claims_of, csrf_in, location, spawn_app};
 use crate::oauth::{CB, PW, exchange, get_code, introspect, register, token_req, urlencode, web_client};
 
 /// RFC 7636 Appendix B's verifier and its S256 challenge.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers().get("location").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
-}
-
-fn claims_of(jwt: &str) -> Value {
-    use base64::Engine;
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-}
 
 fn authorize_url(app: &TestApp, client: &str, extra: &str) -> String {
     app.url(&format!(

@@ -181,8 +181,53 @@ struct ClientAddArgs {
     resources: Vec<String>,
 }
 
+/// `client update`: each option given replaces that field (a repeatable one
+/// replaces the whole list); the others stay as they are.
+#[derive(Debug, Args)]
+struct ClientUpdateArgs {
+    client_id: String,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    redirect_uris: Vec<String>,
+    #[arg(long = "grant", value_name = "GRANT")]
+    grants: Vec<String>,
+    #[arg(long = "scope", value_name = "S")]
+    scopes: Vec<String>,
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    post_logout_redirect_uris: Vec<String>,
+    #[arg(long = "role", value_name = "R")]
+    roles: Vec<String>,
+    /// Remove every role of the client.
+    #[arg(long, conflicts_with = "roles")]
+    no_roles: bool,
+    /// true | false
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    first_party: Option<bool>,
+    #[arg(long, value_name = "required|optional")]
+    pkce: Option<String>,
+    #[arg(long, value_name = "ALG")]
+    id_token_alg: Option<String>,
+    /// true | false
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    require_mfa: Option<bool>,
+    /// An empty value removes it.
+    #[arg(long, value_name = "URI")]
+    backchannel_logout_uri: Option<String>,
+    #[arg(long, value_name = "FILE")]
+    jwks: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    #[arg(long, value_name = "SECS")]
+    refresh_grace_secs: Option<i32>,
+    #[arg(long = "resource", value_name = "URI")]
+    resources: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 enum ClientCmd {
+    /// Change a client's registration: each option given replaces that field.
+    Update(Box<ClientUpdateArgs>),
     /// Register a client; prints its secret once.
     Add(Box<ClientAddArgs>),
     /// List clients.
@@ -190,6 +235,7 @@ enum ClientCmd {
     /// Show one client.
     Show { client_id: String },
     /// Delete a client.
+    #[command(alias = "delete")]
     Remove { client_id: String },
     /// Replace a confidential client's secret; prints the new one once.
     RotateSecret { client_id: String },
@@ -439,6 +485,38 @@ async fn client(state: &AppState, actor: &Actor, out: &Output, cmd: ClientCmd) -
                 refresh_grace_secs: a.refresh_grace_secs,
             };
             out.created_client(&clients::add(state, actor, &spec).await?);
+        }
+        ClientCmd::Update(a) => {
+            let list = |v: Vec<String>| (!v.is_empty()).then_some(v);
+            let jwks = match &a.jwks {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path).map_err(|e| {
+                        CliError::Input(format!("cannot read the JWK Set file {}: {e}", path.display()))
+                    })?;
+                    let doc = serde_json::from_str(&text)
+                        .map_err(|e| CliError::Input(format!("jwks: {} is not JSON ({e})", path.display())))?;
+                    Some(Some(doc))
+                }
+                None => None,
+            };
+            let patch = clients::ClientPatch {
+                name: a.name.map(|n| Some(n).filter(|n| !n.trim().is_empty())),
+                redirect_uris: list(a.redirect_uris),
+                post_logout_redirect_uris: list(a.post_logout_redirect_uris),
+                grant_types: list(a.grants),
+                scopes: list(a.scopes),
+                roles: if a.no_roles { Some(Vec::new()) } else { list(a.roles) },
+                first_party: a.first_party,
+                pkce: a.pkce,
+                id_token_alg: a.id_token_alg,
+                require_mfa: a.require_mfa,
+                backchannel_logout_uri: a.backchannel_logout_uri.map(|u| Some(u).filter(|u| !u.is_empty())),
+                jwks,
+                access_policy: a.policy.as_deref().map(read_policy).transpose()?.map(Some),
+                resources: list(a.resources),
+                refresh_grace_secs: a.refresh_grace_secs.map(Some),
+            };
+            out.client(&clients::update(state, actor, &a.client_id, patch).await?);
         }
         ClientCmd::List => out.clients(&clients::list(state).await?),
         ClientCmd::Show { client_id } => out.client(&clients::show(state, &client_id).await?),

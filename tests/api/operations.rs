@@ -104,3 +104,58 @@ async fn a_typo_in_a_setting_that_names_roles_is_refused() {
     settings.mfa_required_roles = vec!["admin".into(), "treasury".into()];
     assert!(portcullis::state::AppState::build(settings, portcullis::clock::Clock::System).await.is_ok());
 }
+
+/// CONTRACTS `client update`: each option given replaces that field, the
+/// rest stay; bad input is one line and writes nothing; `client delete` is
+/// `client remove`.
+#[tokio::test]
+async fn the_cli_updates_clients_field_by_field_and_deletes_them() {
+    let db = TestDb::new().await;
+    let add = db.cli(
+        &[
+            "client",
+            "add",
+            "webapp",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+            "--scope",
+            "profile",
+            "--first-party",
+        ],
+        None,
+    );
+    assert!(add.status.success(), "{}", crate::helpers::stderr(&add));
+    let out = db.cli(
+        &[
+            "client",
+            "update",
+            "webapp",
+            "--name",
+            "Web app",
+            "--scope",
+            "email",
+            "--scope",
+            "profile",
+            "--first-party=false",
+            "--json",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", crate::helpers::stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["name"], "Web app");
+    assert_eq!(v["first_party"], false);
+    assert_eq!(v["scopes"], serde_json::json!(["email", "profile"]));
+    assert_eq!(v["redirect_uris"], serde_json::json!(["https://app.example.com/cb"]), "untouched");
+
+    let bad = db.cli(&["client", "update", "webapp", "--redirect-uri", "http://evil.example/cb"], None);
+    crate::helpers::assert_clean_failure(&bad, "redirect_uri");
+    let show: Value = serde_json::from_slice(&db.cli(&["client", "show", "webapp", "--json"], None).stdout).unwrap();
+    assert_eq!(show["redirect_uris"], serde_json::json!(["https://app.example.com/cb"]), "nothing written");
+    let missing = db.cli(&["client", "update", "nobody", "--name", "x"], None);
+    crate::helpers::assert_clean_failure(&missing, "does not exist");
+
+    assert!(db.cli(&["client", "delete", "webapp"], None).status.success());
+    let list = db.cli(&["client", "list", "--json"], None);
+    assert!(!crate::helpers::stdout(&list).contains("webapp"));
+}

@@ -96,6 +96,9 @@ enum UserCmd {
     Revoke { username: String, role: String },
     /// Set an ABAC attribute, e.g. department finance.
     SetAttr { username: String, key: String, value: String },
+    /// Erase a user: sessions and tokens end, the account is deleted, the
+    /// audit trail keeps their events under a pseudonym.
+    Delete { username: String },
     /// Change profile fields (the OIDC claims); an empty value clears one.
     Update {
         username: String,
@@ -415,6 +418,10 @@ async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Re
         UserCmd::Revoke { username, role } => out.user(&users::revoke(state, actor, &username, &role).await?),
         UserCmd::SetAttr { username, key, value } => {
             out.user(&users::set_attribute(state, actor, &username, &key, &value).await?)
+        }
+        UserCmd::Delete { username } => {
+            let pseudonym = users::delete(state, actor, &username).await?;
+            out.message(&format!("user {username} erased; the audit trail calls them {pseudonym}"));
         }
         UserCmd::Update { username, email, name, phone, address } => {
             let clear_or = |v: Option<String>| v.map(|s| Some(s).filter(|s| !s.trim().is_empty()));

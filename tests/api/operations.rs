@@ -159,3 +159,67 @@ async fn the_cli_updates_clients_field_by_field_and_deletes_them() {
     let list = db.cli(&["client", "list", "--json"], None);
     assert!(!crate::helpers::stdout(&list).contains("webapp"));
 }
+
+/// Erasure (GDPR art. 17; CONTRACTS `user delete`): sessions and tokens end,
+/// the account is gone, the audit trail keeps the events under a pseudonym
+/// and names the person nowhere; the last administrator stays.
+#[tokio::test]
+async fn erasing_a_user_ends_their_access_and_pseudonymises_the_audit_trail() {
+    use crate::oauth::{PW, exchange, get_code};
+    let app = spawn_app().await;
+    app.create_user("boss", "violet anvil tramline 2", &["admin"]).await;
+    let id = app.create_user("gone", PW, &[]).await;
+    let secret = register(&app, web_client("webapp")).await.unwrap();
+    let b = app.browser();
+    let (code, verifier) = get_code(&app, &b, "webapp", "gone", "").await;
+    let (_, t) = exchange(&app, "webapp", &secret, &code, &verifier).await;
+    app.login(&app.browser(), "gone", "a wrong password").await; // an audit record naming "gone"
+
+    let writer = {
+        let aud = format!("{}/admin", app.address);
+        let _ = portcullis::admin::roles::add(&app.state, &portcullis::admin::Actor::cli(), "users:write", None).await;
+        let s = register(
+            &app,
+            portcullis::admin::clients::ClientSpec {
+                client_id: "ops".into(),
+                grants: vec!["client_credentials".into()],
+                roles: vec!["users:write".into()],
+                resources: vec![aud.clone()],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let (_, v, _) =
+            token_req(&app, Some(("ops", &s)), &[("grant_type", "client_credentials"), ("resource", &aud)]).await;
+        v["access_token"].as_str().unwrap().to_owned()
+    };
+    let r =
+        reqwest::Client::new().delete(app.url("/admin/api/v1/users/gone")).bearer_auth(&writer).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let pseudonym = r.json::<Value>().await.unwrap()["pseudonym"].as_str().unwrap().to_owned();
+
+    assert_eq!(b.get(app.url("/account")).send().await.unwrap().status(), 303, "the session ended");
+    let (s, _, _) = token_req(
+        &app,
+        Some(("webapp", &secret)),
+        &[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap())],
+    )
+    .await;
+    assert_eq!(s, 400, "the refresh token ended");
+    assert!(portcullis::admin::users::show(&app.state, "gone").await.is_err());
+    let events = audit_event::Entity::find().all(&app.state.db).await.unwrap();
+    for e in &events {
+        let row = format!("{:?} {:?} {}", e.user_id, e.actor, e.detail);
+        assert!(!row.contains(&id) && !row.contains("\"username\":\"gone\""), "the trail still names them: {row}");
+    }
+    assert!(
+        events.iter().any(|e| e.user_id.as_deref() == Some(pseudonym.as_str()) && e.event_type == "login.password")
+    );
+    assert!(events.iter().any(|e| e.event_type == "user.deleted"));
+
+    // The CLI does the same; the last administrator cannot be erased.
+    app.create_user("temp", PW, &[]).await;
+    assert!(app.db.cli(&["user", "delete", "temp"], None).status.success());
+    crate::helpers::assert_clean_failure(&app.db.cli(&["user", "delete", "boss"], None), "last enabled administrator");
+}

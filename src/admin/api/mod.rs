@@ -34,6 +34,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(revoke_role)
         .service(set_attribute)
         .service(revoke_sessions)
+        .service(delete_user)
         .service(list_roles)
         .service(create_role)
         .service(list_clients)
@@ -608,6 +609,24 @@ pub async fn revoke_sessions(
     Ok(HttpResponse::Ok().json(SessionsEnded { sessions_ended }))
 }
 
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct UserErased {
+    /// The pseudonym the audit trail now uses for the erased user.
+    pseudonym: String,
+}
+
+#[utoipa::path(tag = "users", description = "Needs `users:write`. Erasure (GDPR art. 17): sessions and refresh tokens end (back-channel logouts), the account and its credentials, roles, attributes and consents are deleted, and the audit trail keeps the user's events under a pseudonym.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserErased), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[delete("/admin/api/v1/users/{username}")]
+pub async fn delete_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::UsersWrite).await?;
+    let pseudonym = users::delete(&state, &a, &path).await?;
+    Ok(HttpResponse::Ok().json(UserErased { pseudonym }))
+}
+
 #[utoipa::path(tag = "roles", description = "Needs `users:read`.", responses((status = 200, body = Vec<RoleView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/roles")]
 pub async fn list_roles(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
@@ -1022,7 +1041,7 @@ impl utoipa::Modify for BearerAuth {
     ),
     paths(
         list_users, get_user, create_user, update_user, disable_user, enable_user, unlock_user, reset_mfa, set_password,
-        grant_role, revoke_role, set_attribute, list_sessions, revoke_sessions, revoke_all_sessions, list_roles, create_role, list_clients,
+        grant_role, revoke_role, set_attribute, list_sessions, revoke_sessions, delete_user, revoke_all_sessions, list_roles, create_role, list_clients,
         get_client, create_client, update_client, delete_client, rotate_client_secret, list_keys, rotate_keys, list_audit
     ),
     modifiers(&BearerAuth),

@@ -289,6 +289,9 @@ impl Settings {
         if self.key_refresh_secs == 0 {
             return Err(ConfigError::Invalid("key_refresh_secs must be ≥ 1".into()));
         }
+        if self.metrics_token.as_ref().is_some_and(|t| secrecy::ExposeSecret::expose_secret(t).len() < 16) {
+            return Err(ConfigError::Invalid("metrics_token must be at least 16 characters".into()));
+        }
         if self.client_body_timeout_ms == 0 || self.max_requests_per_ip == 0 || self.authorize_ip_max_pending <= 0 {
             return Err(ConfigError::Invalid(
                 "client_body_timeout_ms, max_requests_per_ip and authorize_ip_max_pending must be positive".into(),

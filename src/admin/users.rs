@@ -87,6 +87,12 @@ fn audit(actor: &Actor, event: &'static str, user_id: &str) -> AuditEvent {
 
 pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<UserView, AdminError> {
     actor.require(Permission::UsersWrite)?;
+    if new.password.is_some() {
+        // Setting a password is a credential change: with users:write alone,
+        // erasing "alice" and re-creating her name with a known password
+        // would be a way into whatever trusts the name.
+        actor.require(Permission::UsersCredentials)?;
+    }
     if !new.roles.is_empty() {
         // Roles are permissions: handing them out needs roles:write, and only
         // what the actor holds itself.
@@ -604,6 +610,20 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str) -> Result<S
             .exec(&txn)
             .await?;
     }
+    // What the person did and had: the addresses and browsers they came
+    // from, and the profile values the change records kept.
+    audit_event::Entity::update_many()
+        .col_expr(audit_event::Column::Ip, Expr::val(Option::<String>::None))
+        .col_expr(audit_event::Column::UserAgent, Expr::val(Option::<String>::None))
+        .filter(audit_event::Column::UserId.eq(pseudonym.as_str()))
+        .exec(&txn)
+        .await?;
+    audit_event::Entity::update_many()
+        .col_expr(audit_event::Column::Detail, Expr::val(r#"{"erased":true}"#))
+        .filter(audit_event::Column::UserId.eq(pseudonym.as_str()))
+        .filter(audit_event::Column::EventType.is_in(["user.created", "user.updated", "user.attribute_set"]))
+        .exec(&txn)
+        .await?;
     crate::storage::entities::refresh_family::Entity::delete_many()
         .filter(crate::storage::entities::refresh_family::Column::UserId.eq(u.id.as_str()))
         .exec(&txn)

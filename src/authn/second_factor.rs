@@ -55,7 +55,7 @@ pub async fn gate<T>(
     }
     let mfa_key = counter_key(&user.id);
     let pw_key = user.username_key.as_str();
-    let admitted_mfa = throttle::admit_account(&state.db, &state.settings, &mfa_key, now_ms).await?;
+    let admitted_mfa = throttle::admit_without_decay(&state.db, &state.settings, &mfa_key, now_ms).await?;
     let admitted_pw = throttle::admit_account(&state.db, &state.settings, pw_key, now_ms).await?;
     let locked = !(trusted || (admitted_mfa && admitted_pw));
     let passed = if locked { None } else { check().await? };

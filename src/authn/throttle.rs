@@ -35,6 +35,29 @@ pub async fn admit_account<C: ConnectionTrait>(
     key: &str,
     now_ms: i64,
 ) -> Result<bool, DbErr> {
+    admit(conn, settings, key, now_ms, true).await
+}
+
+/// Like [`admit_account`], but failures never decay with time: only a success
+/// clears them (the second factor's counter, NIST SP 800-63B §5.2.2 — a
+/// decaying count would allow five guesses every `login_failure_decay_secs`
+/// for ever).
+pub async fn admit_without_decay<C: ConnectionTrait>(
+    conn: &C,
+    settings: &Settings,
+    key: &str,
+    now_ms: i64,
+) -> Result<bool, DbErr> {
+    admit(conn, settings, key, now_ms, false).await
+}
+
+async fn admit<C: ConnectionTrait>(
+    conn: &C,
+    settings: &Settings,
+    key: &str,
+    now_ms: i64,
+    decays: bool,
+) -> Result<bool, DbErr> {
     login_throttle::Entity::insert(login_throttle::ActiveModel {
         username_key: Set(key.to_owned()),
         failures: Set(0),
@@ -46,7 +69,8 @@ pub async fn admit_account<C: ConnectionTrait>(
     .await?;
     // Pessimistic: the attempt counts as a failure until it succeeds. The one
     // that reaches the limit sets the lock before its password is checked.
-    let stale = Expr::col(login_throttle::Column::LastAttemptMs).lte(now_ms - settings.login_failure_decay_secs * 1000);
+    let decay_before = if decays { now_ms - settings.login_failure_decay_secs * 1000 } else { i64::MIN };
+    let stale = Expr::col(login_throttle::Column::LastAttemptMs).lte(decay_before);
     let failures_after = Expr::case(stale, Expr::val(1)).finally(Expr::col(login_throttle::Column::Failures).add(1));
     let failures_after: Expr = failures_after.into();
     let provisional_lock = now_ms + lock_ms(settings, settings.login_max_failures);

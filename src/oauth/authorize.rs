@@ -344,9 +344,18 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(Auth
             Some(r.clone())
         }
     };
+    // Claims asked for by name are held to the same registration as the
+    // scopes they belong to: a client not registered for `email` does not get
+    // an email address by naming the claim (unknown names are dropped too).
     let claims = match p.get("claims") {
         None => None,
-        Some(text) => Some(super::claims::ClaimsRequest::parse(text).map_err(fail)?).filter(|c| !c.is_empty()),
+        Some(text) => {
+            let mut asked = super::claims::ClaimsRequest::parse(text).map_err(fail)?;
+            asked.retain(|name| {
+                name == "acr" || super::claims::scope_of(name).is_some_and(|s| scope_allowed(s, &registered))
+            });
+            Some(asked).filter(|c| !c.is_empty())
+        }
     };
     // An essential acr none of whose values we offer cannot be met: say so
     // now, not after a login that could never satisfy it.

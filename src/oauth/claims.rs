@@ -108,6 +108,12 @@ impl ClaimsRequest {
         out
     }
 
+    /// Keeps only the claims `keep` accepts.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.id_token.retain(|k, _| keep(k));
+        self.userinfo.retain(|k, _| keep(k));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.id_token.is_empty() && self.userinfo.is_empty()
     }

@@ -168,6 +168,11 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
         }
     }
     let claims = claims.ok_or_else(|| bad.clone())?;
+    // A request object (it travels through the browser) is never a client
+    // assertion, whatever its other claims say (RFC 9101 §10.8).
+    if claims.get("response_type").is_some() || claims.get("redirect_uri").is_some() {
+        return Err(bad);
+    }
     let now = state.clock.now().timestamp();
     let exp = claims.get("exp").and_then(|v| v.as_i64()).ok_or_else(|| bad.clone())?;
     if exp > now + 600 {

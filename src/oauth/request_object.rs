@@ -51,7 +51,9 @@ pub async fn open(state: &AppState, c: &client::Model, jwt: &str) -> Result<Hash
     let mut validation = Validation::new(header.alg);
     validation.set_audience(&[issuer]);
     validation.set_issuer(&[c.client_id.as_str()]);
-    validation.set_required_spec_claims(&["iss", "aud"]);
+    // `exp` required: a captured request object must not be replayable for
+    // ever (and one without `jti` is only bounded by it).
+    validation.set_required_spec_claims(&["iss", "aud", "exp"]);
     validation.leeway = 30;
     validation.validate_nbf = true;
     let claims = jwks
@@ -62,6 +64,15 @@ pub async fn open(state: &AppState, c: &client::Model, jwt: &str) -> Result<Hash
         .find_map(|key| jsonwebtoken::decode::<serde_json::Map<String, Value>>(jwt, &key, &validation).ok())
         .ok_or(refuse("the request object's signature, issuer, audience or lifetime is not valid"))?
         .claims;
+    if claims.get("exp").and_then(Value::as_i64).is_none_or(|exp| exp > state.clock.now().timestamp() + 3600) {
+        return Err(refuse("the request object must expire within an hour"));
+    }
+    if claims.contains_key("sub") {
+        // A signed JWT with iss = sub = client and aud = issuer is a client
+        // assertion: a request object that travels through the browser must
+        // never be one (RFC 9101 §10.8, cross-JWT confusion).
+        return Err(refuse("a request object carries no sub"));
+    }
     if claims.get("client_id").is_some_and(|v| v.as_str() != Some(c.client_id.as_str())) {
         return Err(refuse("the request object names another client"));
     }

@@ -123,7 +123,12 @@ pub async fn record(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let state = req.app_data::<web::Data<AppState>>().cloned();
-    let method = req.method().as_str().to_owned();
+    // A fixed set: actix accepts any method name, and every label value is a
+    // series kept for ever.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m.to_owned(),
+        _ => "OTHER".to_owned(),
+    };
     let res = next.call(req).await?;
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
@@ -157,7 +162,12 @@ pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
             .is_some_and(|got| crate::crypto::constant_time_eq(got.trim().as_bytes(), want.expose_secret().as_bytes()))
     });
     // Loopback, and not relayed by a proxy on the same host.
-    let relayed = req.headers().contains_key("x-forwarded-for") || req.headers().contains_key("forwarded");
+    // Behind a proxy the operator told us about, every caller may look like
+    // loopback: then only the token opens it.
+    let relayed = state.settings.trust_forwarded_for
+        || req.headers().contains_key("x-forwarded-for")
+        || req.headers().contains_key("forwarded")
+        || req.headers().contains_key("x-real-ip");
     let loopback = !relayed && req.peer_addr().is_some_and(|a| a.ip().is_loopback());
     if !(token_ok || loopback) {
         return HttpResponse::build(StatusCode::FORBIDDEN)

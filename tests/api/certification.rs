@@ -351,12 +351,46 @@ async fn signed_request_objects_are_honoured_and_bad_ones_refused() {
         ("for another audience", sign(&key, &object("two", "https://elsewhere.example"))),
         ("signed by another key", sign(&other_key, &object("three", &app.address))),
         ("unsigned", unsigned),
+        (
+            "without exp",
+            sign(&key, &{
+                let mut o = object("five", &app.address);
+                o.as_object_mut().unwrap().remove("exp");
+                o
+            }),
+        ),
+        (
+            "shaped like a client assertion",
+            sign(&key, &{
+                let mut o = object("six", &app.address);
+                o["sub"] = "jar".into();
+                o
+            }),
+        ),
     ] {
         let back = location(&b.get(outer(&jwt)).send().await.unwrap());
         assert_eq!(param(&back, "error").as_deref(), Some("invalid_request_object"), "{what}: {back}");
         assert_eq!(param(&back, "state").as_deref(), Some("outside"), "{what}");
         assert!(param(&back, "code").is_none());
     }
+    // …and a signed authorization request is never accepted as a client
+    // assertion (RFC 9101 §10.8).
+    let mut o = object("seven", &format!("{}/token", app.address));
+    o["sub"] = "jar".into();
+    let assertion = sign(&key, &o);
+    let (status, e, _) = crate::oauth::token_req(
+        &app,
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("redirect_uri", CB),
+            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+            ("client_assertion", &assertion),
+        ],
+    )
+    .await;
+    assert_eq!((status, e["error"].as_str()), (401, Some("invalid_client")));
 }
 
 /// Feature 6 (`oidcc-scope-address`, `oidcc-scope-phone`, `oidcc-scope-all`,
@@ -419,6 +453,26 @@ async fn address_and_phone_scopes_release_the_profile_and_standard_scopes_are_re
     );
     assert_eq!(param(&back, "error").as_deref(), Some("invalid_scope"), "{back}");
     code_for(&b, &authorize_url(&app, "narrow", "")).await; // openid alone is every client's
+    // Nor by naming its claims in the claims parameter.
+    let narrow_secret = {
+        let c = portcullis::admin::clients::rotate_secret(&app.state, &portcullis::admin::Actor::cli(), "narrow").await;
+        use secrecy::ExposeSecret;
+        c.unwrap().secret.unwrap().expose_secret().to_owned()
+    };
+    let asked = urlencode(r#"{"userinfo":{"email":null,"phone_number":null},"id_token":{"roles":null}}"#);
+    let code = code_for(&b, &authorize_url(&app, "narrow", &format!("&claims={asked}"))).await;
+    let (_, t) = exchange(&app, "narrow", &narrow_secret, &code, VERIFIER).await;
+    assert!(claims_of(t["id_token"].as_str().unwrap()).get("roles").is_none());
+    let info: Value = reqwest::Client::new()
+        .get(app.url("/userinfo"))
+        .bearer_auth(t["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(info.get("email").is_none() && info.get("phone_number").is_none(), "{info}");
 }
 
 /// The upgrade keeps existing clients working: those registered before

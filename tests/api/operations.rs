@@ -217,6 +217,12 @@ async fn erasing_a_user_ends_their_access_and_pseudonymises_the_audit_trail() {
         events.iter().any(|e| e.user_id.as_deref() == Some(pseudonym.as_str()) && e.event_type == "login.password")
     );
     assert!(events.iter().any(|e| e.event_type == "user.deleted"));
+    // (user.deleted itself carries the administrator's address.)
+    for e in
+        events.iter().filter(|e| e.user_id.as_deref() == Some(pseudonym.as_str()) && e.event_type != "user.deleted")
+    {
+        assert!(e.ip.is_none() && e.user_agent.is_none(), "addresses and browsers go too: {e:?}");
+    }
 
     // The CLI does the same; the last administrator cannot be erased.
     app.create_user("temp", PW, &[]).await;

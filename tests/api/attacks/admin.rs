@@ -152,6 +152,9 @@ async fn narrow_user_permissions_cannot_act_on_an_administrator_or_hand_out_more
     assert_eq!(status, 200, "a permission the granter holds");
 
     let writer = operator(&app, "writer", &["users:write"]).await;
+    let body = json!({ "username": "boss2", "password": "a password the writer knows" });
+    let (status, problem) = call(&app, "POST", "/admin/api/v1/users", &writer, Some(body)).await;
+    assert_eq!(status, 403, "a password is a credential: users:write alone cannot set one ({problem})");
     let (status, _) =
         call(&app, "PATCH", "/admin/api/v1/users/boss", &writer, Some(json!({ "email": "evil@example.com" }))).await;
     assert_eq!(status, 403, "no changing an administrator's email (a later reset would go there)");

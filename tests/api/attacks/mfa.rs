@@ -37,6 +37,15 @@ async fn totp_guessing_locks_the_second_factor_whatever_the_password_does() {
     assert_eq!(r.status(), 200, "no session for a locked second factor");
     assert_eq!(sessions_of(&app, &id).await, 0);
 
+    // The count of wrong codes does not fade with time: a quarter of an hour
+    // later, one more wrong code locks again at once.
+    app.state.clock.advance(chrono::Duration::minutes(16));
+    assert_eq!(location(&app.login(&attacker, "vera", PW).await), "/login/mfa");
+    submit_code(&app, &attacker, "000000").await;
+    assert_eq!(location(&app.login(&attacker, "vera", PW).await), "/login/mfa");
+    assert_eq!(submit_code(&app, &attacker, &code_at(&app, &secret, 0)).await.status(), 200, "still locked");
+    assert_eq!(sessions_of(&app, &id).await, 0);
+
     // The lock is a lock, not a ban: later the right code works again.
     app.state.clock.advance(chrono::Duration::hours(2));
     let b = app.browser();

@@ -59,3 +59,15 @@ impl ResponseError for AppError {
         resp.content_type(ContentType::json()).body(json!({ "error": message }).to_string())
     }
 }
+
+/// An error and every cause under it, for the log: `outer: inner: root`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}

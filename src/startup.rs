@@ -8,7 +8,15 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::json;
 
-use crate::state::AppState;
+use std::time::Duration;
+
+use sea_orm::DatabaseConnection;
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::crypto::MasterKey;
+use crate::crypto::master_key::KeySource;
+use crate::state::{AppState, StartError};
 
 pub struct Application {
     port: u16,
@@ -27,7 +35,7 @@ impl Application {
     pub fn build_on(listener: TcpListener, state: AppState) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
         let https = state.settings.is_https();
-        let discovery = web::Data::new(crate::oidc::Discovery(web::Bytes::from(crate::oidc::discovery_document(
+        let discovery = web::Data::new(crate::web::oidc::Discovery(web::Bytes::from(crate::oidc::discovery_document(
             state.settings.issuer(),
         ))));
         let request_timeout = std::time::Duration::from_millis(state.settings.client_request_timeout_ms);
@@ -41,10 +49,9 @@ impl Application {
                 // raw bytes or a StrictForm): nothing larger is buffered.
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .app_data(query_config())
-                .configure(crate::web::configure)
-                .configure(crate::oauth::configure)
-                .configure(crate::oidc::configure)
-                .configure(crate::admin::api::configure)
+                .configure(crate::web::routes::pages)
+                .configure(crate::web::routes::protocol)
+                .configure(crate::web::admin_api::configure)
                 .default_service(web::to(not_found))
                 .wrap(from_fn(crate::web::limits::bounded_requests))
                 .wrap(from_fn(crate::web::metrics::record))
@@ -92,4 +99,56 @@ fn query_config() -> web::QueryConfig {
         };
         actix_web::error::InternalError::from_response(err, resp).into()
     })
+}
+
+impl AppState {
+    /// The state of `serve` and of every CLI command: [`AppState::open`], the
+    /// master key checked against a sealed secret (a wrong key is refused
+    /// before anything is written with it), and signing keys made at the
+    /// first use of a database — from then on a sealed secret exists to check
+    /// every later master key against.
+    pub async fn build(settings: Settings, clock: Clock) -> Result<(Self, KeySource), StartError> {
+        let (state, source) = Self::open(settings, clock).await?;
+        check_master_key(&state.db, &state.master_key).await?;
+        crate::tokens::keys::ensure_active(&state).await.map_err(|e| StartError::Keys(e.to_string()))?;
+        Ok((state, source))
+    }
+
+    /// Makes sure signing keys exist, rotates them when due, loads them, and
+    /// keeps reloading them in the background (every `key_refresh_secs`).
+    pub async fn prepare_keys(&self) -> Result<(), StartError> {
+        crate::tokens::keys::ensure_active(self).await.map_err(|e| StartError::Keys(e.to_string()))?;
+        crate::tokens::keys::rotate_if_due(self).await.map_err(|e| StartError::Keys(e.to_string()))?;
+        self.reload_keys().await.map_err(|e| StartError::Keys(e.to_string()))?;
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(state.settings.key_refresh_secs));
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = crate::tokens::keys::rotate_if_due(&state).await {
+                    tracing::warn!(error = %e, "automatic key rotation failed");
+                }
+                if let Err(e) = state.reload_keys().await {
+                    tracing::warn!(error = %e, "reloading signing keys failed");
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Opens one sealed secret of the database (a signing key, else a TOTP
+/// seed) with `key`: a key that cannot is not this database's.
+pub async fn check_master_key(db: &DatabaseConnection, key: &MasterKey) -> Result<(), StartError> {
+    use crate::storage::entities::{signing_key, totp_credential};
+    use sea_orm::EntityTrait;
+    let opened = if let Some(k) = signing_key::Entity::find().one(db).await? {
+        key.open(&crate::state::keyring::seal_context(&k.kid), &k.private_key).is_ok()
+    } else if let Some(t) = totp_credential::Entity::find().one(db).await? {
+        crate::authn::mfa::seed_opens(key, &t)
+    } else {
+        true
+    };
+    if opened { Ok(()) } else { Err(crate::crypto::MasterKeyError::Mismatch.into()) }
 }

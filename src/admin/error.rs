@@ -23,10 +23,31 @@ pub enum AdminError {
     ForbiddenTarget(String),
     #[error("{0}")]
     Password(#[from] PasswordError),
-    #[error("database error")]
+    #[error("database error: {0}")]
     Db(#[from] DbErr),
+    /// A stored value that does not parse (named), never read as "empty".
+    #[error(transparent)]
+    Damaged(#[from] crate::storage::clients::Damaged),
     #[error("cryptographic failure")]
     Crypto(#[from] CryptoError),
+}
+
+impl From<crate::tokens::keys::KeyError> for AdminError {
+    fn from(e: crate::tokens::keys::KeyError) -> Self {
+        match e {
+            crate::tokens::keys::KeyError::Db(e) => Self::Db(e),
+            crate::tokens::keys::KeyError::Crypto(e) => Self::Crypto(e),
+        }
+    }
+}
+
+impl From<crate::storage::clients::LoadError> for AdminError {
+    fn from(e: crate::storage::clients::LoadError) -> Self {
+        match e {
+            crate::storage::clients::LoadError::Db(e) => Self::Db(e),
+            crate::storage::clients::LoadError::Damaged(d) => Self::Damaged(d),
+        }
+    }
 }
 
 impl AdminError {

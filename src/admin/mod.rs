@@ -1,9 +1,9 @@
 //! Administration: the one service layer behind the CLI (and the admin API and
 //! pages in later issues). There is one way to create a user.
 
-pub mod api;
 pub mod clients;
 pub mod error;
+pub mod keys;
 pub mod roles;
 pub mod users;
 

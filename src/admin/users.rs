@@ -21,7 +21,7 @@ use crate::storage::entities::{password_credential, user, user_attribute, user_r
 use crate::storage::{AuditEvent, is_unique_violation, record_audit};
 
 /// The built-in administrator role.
-pub const ADMIN_ROLE: &str = "admin";
+pub use crate::policy::ADMIN_ROLE;
 
 /// A user as shown to operators. Never contains a credential.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -192,12 +192,16 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model, now_ms: i64) ->
     })
 }
 
-pub async fn show(state: &AppState, username: &str) -> Result<UserView, AdminError> {
+/// One user (needs `users:read`).
+pub async fn show(state: &AppState, actor: &Actor, username: &str) -> Result<UserView, AdminError> {
+    actor.require(Permission::UsersRead)?;
     let u = find(&state.db, username).await?;
     load_view(&state.db, u, state.clock.now().timestamp_millis()).await
 }
 
-pub async fn list(state: &AppState) -> Result<Vec<UserView>, AdminError> {
+/// Every user (needs `users:read`).
+pub async fn list(state: &AppState, actor: &Actor) -> Result<Vec<UserView>, AdminError> {
+    actor.require(Permission::UsersRead)?;
     let users = user::Entity::find().order_by_asc(user::Column::UsernameKey).all(&state.db).await?;
     let mut out = Vec::with_capacity(users.len());
     for u in users {

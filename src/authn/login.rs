@@ -96,7 +96,12 @@ fn device_hash(state: &AppState, token: &str) -> String {
 
 /// After a complete login: trust this browser for the user. Returns a new
 /// device cookie value when the browser had none for this user.
-pub async fn trust_device(state: &AppState, user_id: &str, existing: Option<&str>) -> Result<String, LoginError> {
+pub async fn trust_device<C: sea_orm::ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    user_id: &str,
+    existing: Option<&str>,
+) -> Result<String, LoginError> {
     let now_ms = state.clock.now().timestamp_millis();
     if let Some(token) = existing.filter(|t| !t.is_empty() && t.len() <= 128) {
         let res = trusted_device::Entity::update_many()
@@ -104,7 +109,7 @@ pub async fn trust_device(state: &AppState, user_id: &str, existing: Option<&str
             .col_expr(trusted_device::Column::LastUsedMs, Expr::val(now_ms))
             .filter(trusted_device::Column::TokenHash.eq(device_hash(state, token)))
             .filter(trusted_device::Column::UserId.eq(user_id))
-            .exec(&state.db)
+            .exec(conn)
             .await?;
         if res.rows_affected == 1 {
             return Ok(token.to_owned());
@@ -118,7 +123,7 @@ pub async fn trust_device(state: &AppState, user_id: &str, existing: Option<&str
         last_used_ms: Set(now_ms),
         failures: Set(0),
     }
-    .insert(&state.db)
+    .insert(conn)
     .await?;
     Ok(token)
 }

@@ -3,8 +3,7 @@
 
 pub mod login;
 pub mod mfa;
-pub mod password;
 pub mod second_factor;
 pub mod throttle;
 
-pub use password::{PasswordError, PasswordHasher, PasswordPolicy};
+pub use crate::crypto::password::{self, PasswordError, PasswordHasher, PasswordPolicy};

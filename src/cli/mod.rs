@@ -13,12 +13,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
+use crate::admin::keys;
 use crate::admin::{self, Actor, AdminError};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::master_key::KeySource;
 use crate::state::AppState;
-use crate::tokens::keys;
 use output::Output;
 
 #[derive(Debug, Parser)]
@@ -341,7 +341,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Client(cmd) => client(&state, &actor, &out, cmd).await,
         Command::Keys(cmd) => {
             let list = match cmd {
-                KeysCmd::List => keys::list(&state).await?,
+                KeysCmd::List => keys::list(&state, &actor).await?,
                 KeysCmd::Rotate => keys::rotate(&state, &actor).await?,
             };
             out.keys(&list);
@@ -352,7 +352,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 
 async fn serve(state: AppState) -> Result<(), CliError> {
     state.prepare_keys().await?;
-    crate::storage::purge::spawn(state.clone(), std::time::Duration::from_secs(60));
+    crate::storage::purge::spawn(
+        state.db.clone(),
+        state.settings.clone(),
+        state.clock.clone(),
+        std::time::Duration::from_secs(60),
+    );
     let backend = crate::storage::backend_name(&state.db);
     let bind = state.settings.bind;
     let issuer = state.settings.issuer().to_owned();
@@ -405,8 +410,8 @@ async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Re
             let new = users::NewUser::parse(&username, email.as_deref(), name.as_deref(), &roles, password)?;
             out.user(&users::create(state, actor, new).await?);
         }
-        UserCmd::List => out.users(&users::list(state).await?),
-        UserCmd::Show { username } => out.user(&users::show(state, &username).await?),
+        UserCmd::List => out.users(&users::list(state, actor).await?),
+        UserCmd::Show { username } => out.user(&users::show(state, actor, &username).await?),
         UserCmd::SetPassword { username, .. } => {
             let pw = read_stdin_secret("password")?;
             users::set_password(state, actor, &username, &pw).await?;
@@ -525,8 +530,8 @@ async fn client(state: &AppState, actor: &Actor, out: &Output, cmd: ClientCmd) -
             };
             out.client(&clients::update(state, actor, &a.client_id, patch).await?);
         }
-        ClientCmd::List => out.clients(&clients::list(state).await?),
-        ClientCmd::Show { client_id } => out.client(&clients::show(state, &client_id).await?),
+        ClientCmd::List => out.clients(&clients::list(state, actor).await?),
+        ClientCmd::Show { client_id } => out.client(&clients::show(state, actor, &client_id).await?),
         ClientCmd::Remove { client_id } => {
             clients::remove(state, actor, &client_id).await?;
             out.message(&format!("client {client_id} removed"));

@@ -9,6 +9,7 @@
 //! - [`constant_time_eq`].
 
 pub mod master_key;
+pub mod password;
 
 pub use master_key::{MasterKey, MasterKeyError};
 

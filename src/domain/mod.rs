@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+pub mod access_policy;
 pub mod profile;
 pub use profile::{Address, PhoneNumber};
 
@@ -385,6 +386,45 @@ pub fn is_loopback(url: &url::Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// RFC 8707 §2: an absolute URI without a fragment (bounded).
+pub fn is_resource_indicator(r: &str) -> bool {
+    r.len() <= 512 && url::Url::parse(r).is_ok_and(|u| u.fragment().is_none())
+}
+
+/// Where a request came from, as the edge saw it: the source address (after
+/// the trusted-proxy rule) and the user agent. Core services record it in
+/// audit events; they never see the HTTP request itself.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    pub fn ip_addr(&self) -> Option<std::net::IpAddr> {
+        self.ip.as_deref().and_then(|i| i.parse().ok())
+    }
+}
+
+/// Splits `application/x-www-form-urlencoded` bytes into pairs, strictly:
+/// percent-escapes must decode to valid UTF-8 (no silent replacement).
+pub fn parse_pairs(body: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let decode = |part: &[u8]| -> Result<String, String> {
+        let plus: Vec<u8> = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
+        let bytes: Vec<u8> = percent_encoding::percent_decode(&plus).collect();
+        String::from_utf8(bytes).map_err(|_| "a field is not valid UTF-8".to_owned())
+    };
+    body.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let mut it = pair.splitn(2, |&b| b == b'=');
+            let k = it.next().unwrap_or_default();
+            let v = it.next().unwrap_or_default();
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -6,27 +6,10 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use super::OAuthError;
-use crate::policy::access::{AccessPolicy, Denial, Subject};
+use crate::policy::access::{Denial, Subject};
 use crate::state::AppState;
-use crate::storage::entities::client;
+use crate::storage::clients::Client;
 use crate::storage::{AuditEvent, record_audit};
-
-/// The client's policy, if it has one with any rule in it. A stored policy
-/// that no longer parses (edited by hand in the database) denies everyone:
-/// failing closed is the only safe reading of a policy we cannot understand.
-pub fn policy_of(c: &client::Model) -> Result<Option<AccessPolicy>, Denial> {
-    match c.access_policy.as_deref() {
-        None => Ok(None),
-        Some(text) => match AccessPolicy::parse_json(text) {
-            Ok(p) if p.is_empty() => Ok(None),
-            Ok(p) => Ok(Some(p)),
-            Err(_) => {
-                tracing::error!(client_id = %c.client_id, "stored access policy does not parse; denying");
-                Err(Denial::Role)
-            }
-        },
-    }
-}
 
 /// The one rule for "does this sign-in need a second factor": the server's
 /// MFA policy for the user's roles, the client's registration
@@ -37,12 +20,12 @@ pub fn policy_of(c: &client::Model) -> Result<Option<AccessPolicy>, Denial> {
 pub async fn second_factor_required(
     state: &AppState,
     user_id: &str,
-    c: &client::Model,
+    c: &Client,
     acr: &AcrRequest<'_>,
     resource: Option<&str>,
 ) -> Result<bool, sea_orm::DbErr> {
-    let policy_mfa = policy_of(c).ok().flatten().is_some_and(|p| p.mfa);
-    let admin_audience = resource.is_some_and(|r| r == crate::admin::api::audience(state));
+    let policy_mfa = c.access_policy.as_ref().is_some_and(|p| p.mfa);
+    let admin_audience = resource.is_some_and(|r| r == state.admin_audience());
     if c.require_mfa || policy_mfa || admin_audience {
         return Ok(true);
     }
@@ -89,7 +72,7 @@ pub struct Auth<'a> {
 
 /// Evaluates `c`'s policy for the user; on refusal records an audit event
 /// (`event`, with the rule that failed) and returns the denial.
-pub async fn check(state: &AppState, c: &client::Model, a: &Auth<'_>, event: &'static str) -> Result<(), Refusal> {
+pub async fn check(state: &AppState, c: &Client, a: &Auth<'_>, event: &'static str) -> Result<(), Refusal> {
     match evaluate(state, c, a).await? {
         Ok(()) => Ok(()),
         Err(d) => {
@@ -101,11 +84,9 @@ pub async fn check(state: &AppState, c: &client::Model, a: &Auth<'_>, event: &'s
 
 /// Evaluates `c`'s policy for the user, reading only (safe inside another
 /// connection's write transaction).
-pub async fn evaluate(state: &AppState, c: &client::Model, a: &Auth<'_>) -> Result<Result<(), Denial>, OAuthError> {
-    let p = match policy_of(c) {
-        Ok(None) => return Ok(Ok(())),
-        Ok(Some(p)) => p,
-        Err(d) => return Ok(Err(d)),
+pub async fn evaluate(state: &AppState, c: &Client, a: &Auth<'_>) -> Result<Result<(), Denial>, OAuthError> {
+    let Some(p) = &c.access_policy else {
+        return Ok(Ok(()));
     };
     let roles = crate::storage::roles_of(&state.db, a.user_id).await?;
     let attributes = crate::storage::attributes_of(&state.db, a.user_id).await?;
@@ -121,7 +102,7 @@ pub async fn evaluate(state: &AppState, c: &client::Model, a: &Auth<'_>) -> Resu
 /// Records a policy refusal: which rule failed, for whom, from where.
 pub async fn record(
     state: &AppState,
-    c: &client::Model,
+    c: &Client,
     a: &Auth<'_>,
     event: &'static str,
     d: Denial,

@@ -5,9 +5,6 @@
 
 use std::collections::HashMap;
 
-use actix_web::HttpRequest;
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{EntityTrait, Set};
@@ -16,64 +13,39 @@ use super::OAuthError;
 use crate::state::AppState;
 use std::sync::Arc;
 
-use super::cache::CachedClient;
-use crate::storage::entities::{client, revoked_token};
+use crate::storage::clients::Client;
+use crate::storage::entities::revoked_token;
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
-    pub client: Arc<CachedClient>,
+    pub client: Arc<Client>,
     pub method: &'static str,
 }
 
-/// Decodes one `application/x-www-form-urlencoded` component of HTTP Basic
-/// credentials (RFC 6749 §2.3.1).
-fn form_decode(s: &str) -> Option<String> {
-    let plus = s.replace('+', " ");
-    percent_encoding::percent_decode_str(&plus).decode_utf8().ok().map(|c| c.into_owned())
-}
-
-fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
-    let Some(h) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let bad = OAuthError::InvalidClient { basic: true };
-    let v = h.to_str().map_err(|_| bad.clone())?;
-    let Some(b64) = v.strip_prefix("Basic ").or_else(|| v.strip_prefix("basic ")) else {
-        // Another scheme (e.g. a Bearer token sent by mistake): not ours to judge.
-        return Ok(None);
-    };
-    let raw = STANDARD.decode(b64.trim()).map_err(|_| bad.clone())?;
-    let text = String::from_utf8(raw).map_err(|_| bad.clone())?;
-    let (id, secret) = text.split_once(':').ok_or_else(|| bad.clone())?;
-    let id = form_decode(id).ok_or_else(|| bad.clone())?;
-    let secret = form_decode(secret).ok_or(bad)?;
-    Ok(Some((id, secret)))
-}
-
-async fn load(state: &AppState, client_id: &str, basic: bool) -> Result<Arc<CachedClient>, OAuthError> {
+async fn load(state: &AppState, client_id: &str, basic: bool) -> Result<Arc<Client>, OAuthError> {
     if client_id.is_empty() || client_id.len() > 128 {
         return Err(OAuthError::InvalidClient { basic });
     }
     state.clients.get(&state.db, client_id).await?.ok_or(OAuthError::InvalidClient { basic })
 }
 
-fn check_secret(state: &AppState, c: &client::Model, secret: &str, basic: bool) -> Result<(), OAuthError> {
+fn check_secret(state: &AppState, c: &Client, secret: &str, basic: bool) -> Result<(), OAuthError> {
     match &c.secret_hash {
         Some(h) if !c.public && state.master_key.hasher().verify(secret, h) => Ok(()),
         _ => Err(OAuthError::InvalidClient { basic }),
     }
 }
 
-/// Authenticates the client of a protocol request. `params` are the request's
-/// form parameters; the credentials in them are consumed.
+/// Authenticates the client of a protocol request. `basic` is the HTTP Basic
+/// credential (decoded by the edge), `params` the request's form parameters;
+/// the credentials in them are consumed.
 pub async fn authenticate(
     state: &AppState,
-    req: &HttpRequest,
+    basic: Option<(String, String)>,
     params: &mut HashMap<String, String>,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    let basic = basic_credentials(req)?;
     let post_secret = params.remove("client_secret");
     let assertion_type = params.remove("client_assertion_type");
     let assertion = params.remove("client_assertion");
@@ -87,13 +59,13 @@ pub async fn authenticate(
             return Err(OAuthError::InvalidRequest("client_id does not match the authenticated client"));
         }
         let c = load(state, &id, true).await?;
-        check_secret(state, &c.client, &secret, true)?;
+        check_secret(state, &c, &secret, true)?;
         return Ok(AuthenticatedClient { client: c, method: "client_secret_basic" });
     }
     if let Some(secret) = post_secret {
         let id = param_id.ok_or(OAuthError::InvalidClient { basic: false })?;
         let c = load(state, &id, false).await?;
-        check_secret(state, &c.client, &secret, false)?;
+        check_secret(state, &c, &secret, false)?;
         return Ok(AuthenticatedClient { client: c, method: "client_secret_post" });
     }
     if let Some(jwt) = assertion {
@@ -106,7 +78,7 @@ pub async fn authenticate(
     // `none`: a public client identifies itself only.
     let id = param_id.ok_or(OAuthError::InvalidClient { basic: false })?;
     let c = load(state, &id, false).await?;
-    if !c.client.public {
+    if !c.public {
         return Err(OAuthError::InvalidClient { basic: false });
     }
     Ok(AuthenticatedClient { client: c, method: "none" })
@@ -136,7 +108,7 @@ pub fn parse_assertion(jwt: &str) -> Result<(jsonwebtoken::Header, String), OAut
 /// RFC 7523 §3: `iss` = `sub` = client_id, `aud` = our token endpoint (or the
 /// issuer), `exp` required and near, `jti` used once; signed by a key of the
 /// client's registered JWK Set with an asymmetric algorithm.
-async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) -> Result<Arc<CachedClient>, OAuthError> {
+async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) -> Result<Arc<Client>, OAuthError> {
     let bad = OAuthError::InvalidClient { basic: false };
     let (header, iss) = parse_assertion(jwt)?;
     let alg = header.alg;
@@ -145,7 +117,7 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
     }
     let c = load(state, &iss, false).await?;
     let jwks: jsonwebtoken::jwk::JwkSet =
-        serde_json::from_str(c.client.jwks.as_deref().ok_or_else(|| bad.clone())?).map_err(|_| bad.clone())?;
+        serde_json::from_str(c.jwks.as_deref().ok_or_else(|| bad.clone())?).map_err(|_| bad.clone())?;
     let candidates: Vec<&jsonwebtoken::jwk::Jwk> = match &header.kid {
         Some(kid) => jwks.keys.iter().filter(|k| k.common.key_id.as_deref() == Some(kid)).collect(),
         None => jwks.keys.iter().collect(),
@@ -185,7 +157,7 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
         .ok_or_else(|| bad.clone())?;
     // Single use: remember the jti until the assertion expires.
     let res = revoked_token::Entity::insert(revoked_token::ActiveModel {
-        jti: Set(format!("assertion:{}:{jti}", c.client.client_id)),
+        jti: Set(format!("assertion:{}:{jti}", c.client_id)),
         revoked_ms: Set(now * 1000),
         expires_ms: Set((exp + 60) * 1000),
     })
@@ -196,4 +168,54 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
         return Err(bad);
     }
     Ok(c)
+}
+
+/// The failed-authentication limit as it applies to one request: its source
+/// address and the window settings, read once.
+pub struct FailureGate<'a> {
+    state: &'a AppState,
+    ip: Option<std::net::IpAddr>,
+    max: u32,
+    window_ms: i64,
+    now_ms: i64,
+}
+
+impl<'a> FailureGate<'a> {
+    pub fn new(state: &'a AppState, ip: Option<std::net::IpAddr>, now_ms: i64) -> Self {
+        Self {
+            state,
+            ip,
+            max: state.settings.token_ip_max_failures,
+            window_ms: state.settings.token_ip_window_secs * 1000,
+            now_ms,
+        }
+    }
+
+    /// The source address, when known.
+    pub fn ip(&self) -> Option<std::net::IpAddr> {
+        self.ip
+    }
+
+    /// Whether this address is over the limit now (logged when it is: the
+    /// requests turned away are a security event, kept out of the audit table
+    /// so that a flood cannot fill it).
+    pub fn blocked(&self) -> bool {
+        let blocked =
+            self.ip.is_some_and(|ip| self.state.client_failures.blocked(ip, self.max, self.window_ms, self.now_ms));
+        if blocked {
+            tracing::warn!(
+                event = "auth.rate_limited",
+                ip = %self.ip.map(|i| i.to_string()).unwrap_or_default(),
+                "request refused: too many failed authentications from this address"
+            );
+        }
+        blocked
+    }
+
+    /// Counts one failed authentication from this address.
+    pub fn failed(&self) {
+        if let Some(ip) = self.ip {
+            self.state.client_failures.failed(ip, self.window_ms, self.now_ms);
+        }
+    }
 }

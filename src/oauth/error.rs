@@ -1,10 +1,6 @@
 //! Protocol errors with their RFC codes. The specific reason is logged at
 //! debug level; the client gets the code and a short, fixed description.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
-
 /// RFC 6749 §5.2 (token endpoint) and §4.1.2.1 (authorization endpoint) error
 /// codes, plus OIDC Core §3.1.2.6 and RFC 6750 §3.1.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,51 +102,18 @@ impl std::fmt::Display for OAuthError {
     }
 }
 
-impl From<sea_orm::DbErr> for OAuthError {
-    fn from(e: sea_orm::DbErr) -> Self {
-        tracing::error!(error = %e, "database error in a protocol endpoint");
+impl From<crate::storage::clients::LoadError> for OAuthError {
+    /// A client whose stored registration does not parse is refused, and the
+    /// operator told why (the field); the caller learns nothing more.
+    fn from(e: crate::storage::clients::LoadError) -> Self {
+        tracing::error!(error = %e, "cannot use a client");
         Self::ServerError
     }
 }
 
-impl ResponseError for OAuthError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            Self::InvalidClient { .. } | Self::InvalidToken(_) | Self::MissingToken => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-
-    /// RFC 6749 §5.2: JSON body, `Cache-Control: no-store`; 401 with
-    /// `WWW-Authenticate` when the client used HTTP Basic; RFC 6750 §3 for
-    /// bearer-token errors.
-    fn error_response(&self) -> HttpResponse {
-        let mut r = HttpResponse::build(self.status_code());
-        r.insert_header(("Cache-Control", "no-store")).insert_header(("Pragma", "no-cache"));
-        match self {
-            Self::TooManyRequests => {
-                r.insert_header(("Retry-After", "60"));
-            }
-            Self::InvalidClient { basic: true } => {
-                r.insert_header(("WWW-Authenticate", "Basic realm=\"portcullis\", charset=\"UTF-8\""));
-            }
-            Self::MissingToken => {
-                // No error code anywhere (RFC 6750 §3.1); a readable body.
-                r.insert_header(("WWW-Authenticate", "Bearer realm=\"portcullis\""));
-                return r.json(json!({ "detail": self.description() }));
-            }
-            Self::InvalidToken(_) | Self::InsufficientScope(_) => {
-                r.insert_header((
-                    "WWW-Authenticate",
-                    format!("Bearer error=\"{}\", error_description=\"{}\"", self.code(), self.description()),
-                ));
-            }
-            _ => {}
-        }
-        r.json(json!({ "error": self.code(), "error_description": self.description() }))
+impl From<sea_orm::DbErr> for OAuthError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        tracing::error!(error = %e, "database error in a protocol endpoint");
+        Self::ServerError
     }
 }

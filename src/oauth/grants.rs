@@ -3,6 +3,7 @@
 //! the client registered another algorithm), opaque rotating refresh tokens.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aws_lc_rs::digest;
 use base64::Engine;
@@ -15,7 +16,8 @@ use super::{OAuthError, scope_allowed, split_scope};
 use crate::crypto::{constant_time_eq, random_token};
 use crate::domain::SigningAlg;
 use crate::state::AppState;
-use crate::storage::entities::{authorization_code, client, refresh_family, refresh_token, revoked_token, user};
+use crate::storage::clients::Client;
+use crate::storage::entities::{authorization_code, refresh_family, refresh_token, revoked_token, user};
 use crate::storage::{AuditEvent, record_audit};
 use crate::tokens::jwt;
 
@@ -31,10 +33,6 @@ fn read_list(json: &str) -> Vec<String> {
     serde_json::from_str(json).unwrap_or_default()
 }
 
-fn has_grant(c: &client::Model, grant: &str) -> bool {
-    read_list(&c.grant_types).iter().any(|g| g == grant)
-}
-
 /// OIDC Core §5.4: the claims each scope releases.
 pub fn scoped_claims(u: &user::Model, scope: &[String], out: &mut Map<String, Value>) {
     let names = scope.iter().filter(|s| *s != "roles").flat_map(|s| super::claims::claims_of(s).iter().copied());
@@ -44,7 +42,7 @@ pub fn scoped_claims(u: &user::Model, scope: &[String], out: &mut Map<String, Va
 /// Everything a user token is made from.
 pub struct UserGrant {
     pub user: user::Model,
-    pub client: client::Model,
+    pub client: Arc<Client>,
     pub scope: Vec<String>,
     pub nonce: Option<String>,
     pub auth_time: i64,
@@ -123,7 +121,7 @@ pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, O
     let access = access_token(state, at)?;
 
     let id_token = if g.scope.iter().any(|s| s == "openid") {
-        let alg = SigningAlg::parse(&g.client.id_token_alg).unwrap_or(SigningAlg::RS256);
+        let alg = g.client.id_token_alg;
         let mut c = Map::new();
         c.insert("iss".into(), state.settings.issuer().into());
         c.insert("sub".into(), g.user.id.clone().into());
@@ -250,10 +248,10 @@ fn pkce_ok(challenge: &str, verifier: &str) -> bool {
 /// RFC 6749 §4.1.3 with RFC 7636 §4.6.
 pub async fn authorization_code(
     state: &AppState,
-    c: &client::Model,
+    c: &Arc<Client>,
     p: &HashMap<String, String>,
 ) -> Result<Value, OAuthError> {
-    if !has_grant(c, "authorization_code") {
+    if !c.has_grant("authorization_code") {
         return Err(OAuthError::UnauthorizedClient("this client may not use the authorization code grant"));
     }
     let code = p
@@ -344,7 +342,7 @@ pub async fn authorization_code(
         .filter(authorization_code::Column::CodeHash.eq(row.code_hash.as_str()))
         .exec(&txn)
         .await?;
-    let refresh = if has_grant(c, "refresh_token") {
+    let refresh = if c.has_grant("refresh_token") {
         let family = uuid::Uuid::new_v4().to_string();
         let expires = now_ms + state.settings.refresh_token_ttl_secs * 1000;
         refresh_family::ActiveModel {
@@ -380,11 +378,11 @@ pub const MAX_REFRESH_GRACE_SECS: i32 = 60;
 /// RFC 6749 §6, with rotation and reuse detection (RFC 9700 §4.14.2).
 pub async fn refresh(
     state: &AppState,
-    c: &client::Model,
+    c: &Arc<Client>,
     p: &HashMap<String, String>,
     ip: Option<std::net::IpAddr>,
 ) -> Result<Value, OAuthError> {
-    if !has_grant(c, "refresh_token") {
+    if !c.has_grant("refresh_token") {
         return Err(OAuthError::UnauthorizedClient("this client may not use refresh tokens"));
     }
     let token = p
@@ -515,35 +513,34 @@ pub async fn refresh(
 /// are the client's own.
 pub async fn client_credentials(
     state: &AppState,
-    cached: &super::cache::CachedClient,
+    c: &Client,
     p: &HashMap<String, String>,
 ) -> Result<Value, OAuthError> {
-    let c = &cached.client;
-    if c.public || !has_grant(c, "client_credentials") {
+    if c.public || !c.has_grant("client_credentials") {
         return Err(OAuthError::UnauthorizedClient("this client may not use the client credentials grant"));
     }
-    let registered = read_list(&c.scopes);
+    let registered = &c.scopes;
     let scope = match p.get("scope") {
         None => registered.clone(),
         Some(s) => {
             let asked = split_scope(s)?;
-            if asked.iter().any(|x| !registered.contains(x) || !scope_allowed(x, &registered)) {
+            if asked.iter().any(|x| !registered.contains(x) || !scope_allowed(x, registered)) {
                 return Err(OAuthError::InvalidScope("a requested scope is not allowed for this client"));
             }
             asked
         }
     };
     let aud = match p.get("resource") {
-        Some(r) if !crate::admin::clients::is_resource_indicator(r) => {
+        Some(r) if !crate::domain::is_resource_indicator(r) => {
             return Err(OAuthError::InvalidRequest("resource must be an absolute URI (RFC 8707)"));
         }
-        Some(r) if !crate::admin::clients::may_request(c, r) => {
+        Some(r) if !c.may_request(r) => {
             return Err(OAuthError::InvalidTarget("this client may not request tokens for that resource"));
         }
         Some(r) => r.clone(),
         None => c.client_id.clone(),
     };
-    let roles = cached.roles.clone();
+    let roles = c.roles.clone();
     let now = state.clock.now().timestamp();
     let (mut claims, _) = base_claims(state, &c.client_id, &c.client_id, &aud, &scope, now);
     claims.insert("roles".into(), roles.into());

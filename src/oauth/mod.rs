@@ -3,7 +3,7 @@
 
 pub mod access;
 pub mod authorize;
-pub mod cache;
+
 pub mod claims;
 pub mod client_auth;
 pub mod error;
@@ -13,26 +13,13 @@ pub mod token;
 
 use std::collections::HashMap;
 
-use actix_web::web;
 pub use error::OAuthError;
-
-/// Registers this module's routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(authorize::authorize_get)
-        .service(authorize::authorize_post)
-        .service(authorize::resume)
-        .service(authorize::consent_get)
-        .service(authorize::consent_post)
-        .service(token::token_endpoint)
-        .service(token::introspect)
-        .service(token::revoke);
-}
 
 /// Parses request parameters strictly: a repeated parameter is an error
 /// (RFC 6749 §3.1, §3.2), as is invalid UTF-8; unknown parameters are kept
 /// (and ignored by the endpoints, as RFC 6749 §3.1 requires).
 pub fn params(raw: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
-    let pairs = crate::web::form::parse_pairs(raw).map_err(|_| OAuthError::InvalidRequest("malformed parameters"))?;
+    let pairs = crate::domain::parse_pairs(raw).map_err(|_| OAuthError::InvalidRequest("malformed parameters"))?;
     let mut map = HashMap::with_capacity(pairs.len());
     for (k, v) in pairs {
         if map.insert(k, v).is_some() {

@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use super::OAuthError;
 use crate::state::AppState;
-use crate::storage::entities::{client, revoked_token};
+use crate::storage::clients::Client;
+use crate::storage::entities::revoked_token;
 
 /// The signature algorithms accepted for request objects (advertised).
 pub const ALGS: [&str; 5] = ["RS256", "PS256", "ES256", "ES384", "EdDSA"];
@@ -29,7 +30,7 @@ fn refuse(why: &'static str) -> OAuthError {
 }
 
 /// Verifies `jwt` for `c` and returns the parameters it carries.
-pub async fn open(state: &AppState, c: &client::Model, jwt: &str) -> Result<HashMap<String, String>, OAuthError> {
+pub async fn open(state: &AppState, c: &Client, jwt: &str) -> Result<HashMap<String, String>, OAuthError> {
     if jwt.len() > MAX_LEN {
         return Err(refuse("the request object is too large"));
     }

@@ -3,19 +3,15 @@
 
 use std::collections::HashMap;
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
-use askama::Template;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::session::{self, removal_cookie};
+use crate::session;
 use crate::state::AppState;
-use crate::storage::entities::{client, refresh_family, session_client};
+use crate::storage::clients::Client;
+use crate::storage::entities::{refresh_family, session_client};
 use crate::storage::{AuditEvent, record_audit};
-use crate::web::pages::{WebError, error_page, html};
-use crate::web::{client_info, csrf};
 
 /// Ends a browser session everywhere: the record, its refresh-token families,
 /// and — in the background — each client that registered a back-channel
@@ -36,7 +32,14 @@ pub async fn end_session_everywhere(state: &AppState, session_id: &str, user_id:
         .exec(&state.db)
         .await?;
     for sc in joined {
-        let Some(c) = client::Entity::find_by_id(sc.client_id.as_str()).one(&state.db).await? else { continue };
+        let c = match crate::storage::clients::find(&state.db, &sc.client_id).await {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(error = %e, "no back-channel logout for a client");
+                continue;
+            }
+        };
         let Some(uri) = c.backchannel_logout_uri.clone() else { continue };
         let Ok(token) = logout_token(state, &c, user_id, session_id) else { continue };
         let st = state.clone();
@@ -77,14 +80,9 @@ pub async fn notify_ended(state: &AppState, user_id: &str, session_ids: &[String
 }
 
 /// Back-Channel Logout 1.0 §2.4.
-fn logout_token(
-    state: &AppState,
-    c: &client::Model,
-    sub: &str,
-    sid: &str,
-) -> Result<String, crate::tokens::jwt::JwtError> {
+fn logout_token(state: &AppState, c: &Client, sub: &str, sid: &str) -> Result<String, crate::tokens::jwt::JwtError> {
     let now = state.clock.now().timestamp();
-    let alg = crate::domain::SigningAlg::parse(&c.id_token_alg).unwrap_or(crate::domain::SigningAlg::RS256);
+    let alg = c.id_token_alg;
     let claims = json!({
         "iss": state.settings.issuer(),
         "sub": sub,
@@ -98,28 +96,13 @@ fn logout_token(
     crate::tokens::jwt::sign(&state.keyring(), &state.rng, alg, "logout+jwt", &claims)
 }
 
-#[derive(Template)]
-#[template(path = "login/end_session.html")]
-struct ConfirmPage {
-    title: &'static str,
-    csrf: String,
-    id_token_hint: String,
-    post_logout_redirect_uri: String,
-    state: String,
-    client_id: String,
-}
-
-fn read_list(json: &str) -> Vec<String> {
-    serde_json::from_str(json).unwrap_or_default()
-}
-
 /// The validated logout request.
-struct LogoutRequest {
-    hint: Option<Value>,
-    redirect: Option<String>,
+pub struct LogoutRequest {
+    pub hint: Option<Value>,
+    pub redirect: Option<String>,
 }
 
-async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<LogoutRequest, &'static str> {
+pub async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<LogoutRequest, &'static str> {
     let hint = match p.get("id_token_hint").filter(|t| !t.is_empty()) {
         None => None,
         Some(t) => match crate::tokens::jwt::verify(&state.keyring(), t, Some("JWT")) {
@@ -144,11 +127,11 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<Logou
             let Some(cid) = client_id else {
                 return Err("The logout request does not say which application it comes from.");
             };
-            let Ok(Some(c)) = client::Entity::find_by_id(cid.as_str()).one(&state.db).await else {
+            let Ok(Some(c)) = crate::storage::clients::find(&state.db, &cid).await else {
                 return Err("The application is not registered here.");
             };
             // Exact match against the registered list; never an open redirect.
-            if !read_list(&c.post_logout_redirect_uris).iter().any(|r| r == uri) {
+            if !c.post_logout_redirect_uris.iter().any(|r| r == uri) {
                 return Err("The address to return to after logout is not registered for the application.");
             }
             let mut u = url::Url::parse(uri).map_err(|_| "The return address is invalid.")?;
@@ -159,114 +142,4 @@ async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<Logou
         }
     };
     Ok(LogoutRequest { hint, redirect })
-}
-
-#[derive(Template)]
-#[template(path = "login/signed_out.html")]
-struct SignedOutPage {
-    title: &'static str,
-}
-
-/// The end of a logout: back to the client's registered address, or — with
-/// none given — a page that says so (not the login form: the person asked
-/// to leave, not to sign in).
-fn done(state: &AppState, redirect: Option<String>) -> HttpResponse {
-    let mut resp = match redirect {
-        Some(u) => HttpResponse::Found().insert_header(("Location", u)).finish(),
-        None => html(StatusCode::OK, &SignedOutPage { title: "Signed out" })
-            .unwrap_or_else(|_| crate::web::login::see_other("/login?m=logged_out")),
-    };
-    let _ = resp.add_cookie(&removal_cookie(state, session::SESSION_COOKIE));
-    resp
-}
-
-async fn handle(
-    state: &AppState,
-    req: &HttpRequest,
-    p: HashMap<String, String>,
-    confirmed: bool,
-) -> Result<HttpResponse, WebError> {
-    let r = match validate(state, &p).await {
-        Ok(r) => r,
-        Err(msg) => return Ok(error_page(StatusCode::BAD_REQUEST, "Invalid logout request", msg)),
-    };
-    let Some(cur) = session::current(state, req).await? else {
-        return Ok(done(state, r.redirect));
-    };
-    // Without a hint naming this session, the user confirms (§2: the OP should
-    // ask; a forged logout link must not end someone's session silently).
-    let hint_matches = r.hint.as_ref().is_some_and(|h| {
-        h.get("sub").and_then(Value::as_str) == Some(cur.user.id.as_str())
-            && h.get("sid").and_then(Value::as_str).is_none_or(|sid| sid == cur.session.id)
-    });
-    if !hint_matches && !confirmed {
-        let token = csrf::ensure(state, req).map_err(WebError::internal)?;
-        let page = ConfirmPage {
-            title: "Log out",
-            csrf: token.token,
-            id_token_hint: p.get("id_token_hint").cloned().unwrap_or_default(),
-            post_logout_redirect_uri: p.get("post_logout_redirect_uri").cloned().unwrap_or_default(),
-            state: p.get("state").cloned().unwrap_or_default(),
-            client_id: p.get("client_id").cloned().unwrap_or_default(),
-        };
-        let mut resp = html(StatusCode::OK, &page)?;
-        if let Some(redirect) = &r.redirect {
-            resp.headers_mut().insert(
-                actix_web::http::header::CONTENT_SECURITY_POLICY,
-                actix_web::http::header::HeaderValue::from_str(&crate::oauth::authorize::csp_for_redirect(redirect))
-                    .map_err(WebError::internal)?,
-            );
-        }
-        if let Some(c) = token.set_cookie {
-            resp.add_cookie(&c).map_err(WebError::internal)?;
-        }
-        return Ok(resp);
-    }
-    end_session_everywhere(state, &cur.session.id, &cur.user.id).await?;
-    record_audit(
-        &state.db,
-        AuditEvent::new("logout", "success")
-            .user(&cur.user.id)
-            .source(client_info::ip(state, req), client_info::user_agent(req))
-            .detail(json!({ "session": cur.session.id, "rp_initiated": true })),
-        state.clock.now(),
-    )
-    .await?;
-    Ok(done(state, r.redirect))
-}
-
-#[get("/end_session")]
-pub async fn end_session_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    let Ok(p) = crate::oauth::params(req.query_string().as_bytes()) else {
-        return Ok(error_page(
-            StatusCode::BAD_REQUEST,
-            "Invalid logout request",
-            "A parameter is repeated or malformed.",
-        ));
-    };
-    handle(&state, &req, p, false).await
-}
-
-#[post("/end_session")]
-pub async fn end_session_post(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, WebError> {
-    let Ok(mut p) = crate::oauth::params(&body) else {
-        return Ok(error_page(
-            StatusCode::BAD_REQUEST,
-            "Invalid logout request",
-            "A parameter is repeated or malformed.",
-        ));
-    };
-    // Our own confirmation form carries a CSRF token; a relying party's POST
-    // does not, and is then treated like a GET (confirmation asked).
-    let confirmed = match p.remove("csrf") {
-        Some(t) if csrf::verify(state.get_ref(), &req, &t) => true,
-        Some(_) => return Ok(crate::web::login::stale_form()),
-        None => false,
-    };
-    p.retain(|_, v| !v.is_empty());
-    handle(&state, &req, p, confirmed).await
 }

@@ -1,10 +1,9 @@
-//! OpenID Connect: discovery, JWKS, UserInfo, RP-initiated logout and
-//! back-channel logout.
+//! OpenID Connect: the discovery document, UserInfo's claims, RP-initiated
+//! logout and back-channel logout (the HTTP side is `web::oidc` and
+//! `web::logout`).
 
 pub mod logout;
 
-use actix_web::http::header::{CacheControl, CacheDirective};
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
 use serde_json::{Map, Value, json};
 
 use crate::oauth::OAuthError;
@@ -13,16 +12,6 @@ use crate::oauth::token::check_access_token;
 use crate::state::AppState;
 use crate::storage::entities::user;
 use sea_orm::EntityTrait;
-
-/// Registers this module's routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(discovery)
-        .service(jwks)
-        .service(userinfo_get)
-        .service(userinfo_post)
-        .service(logout::end_session_get)
-        .service(logout::end_session_post);
-}
 
 /// The discovery document (OIDC Discovery 1.0 §3), built once per process.
 pub fn discovery_document(issuer: &str) -> String {
@@ -62,37 +51,8 @@ pub fn discovery_document(issuer: &str) -> String {
     .to_string()
 }
 
-/// The pre-serialised discovery document.
-#[derive(Clone)]
-pub struct Discovery(pub web::Bytes);
-
-#[get("/.well-known/openid-configuration")]
-pub async fn discovery(doc: web::Data<Discovery>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)]))
-        .insert_header(("Access-Control-Allow-Origin", "*"))
-        .body(doc.0.clone())
-}
-
-#[get("/jwks")]
-pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    let ring = state.keyring();
-    HttpResponse::Ok()
-        .content_type("application/jwk-set+json")
-        // Short: relying parties must see a rotation soon.
-        .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(300)]))
-        .insert_header(("Access-Control-Allow-Origin", "*"))
-        .body(ring.jwks())
-}
-
-fn bearer(req: &HttpRequest) -> Option<&str> {
-    let v = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
-    v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::trim)
-}
-
 /// OIDC Core §5.3: the claims of the token's scope.
-async fn userinfo(state: &AppState, token: Option<&str>) -> Result<HttpResponse, OAuthError> {
+pub async fn userinfo(state: &AppState, token: Option<&str>) -> Result<Value, OAuthError> {
     let token = token.ok_or(OAuthError::MissingToken)?;
     let claims = check_access_token(state, token).await?;
     // UserInfo serves tokens meant for the client itself, not ones minted for
@@ -125,25 +85,5 @@ async fn userinfo(state: &AppState, token: Option<&str>) -> Result<HttpResponse,
     // Claims asked for by name (the `claims` parameter), carried by the token.
     let asked = claims.get("userinfo_claims").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
     crate::oauth::claims::release(&u, Some(&roles), asked, &mut out);
-    Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(Value::Object(out)))
-}
-
-#[get("/userinfo")]
-pub async fn userinfo_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, OAuthError> {
-    userinfo(&state, bearer(&req)).await
-}
-
-/// RFC 6750 §2.1 and §2.2: the token in the header or the form body (not both).
-#[post("/userinfo")]
-pub async fn userinfo_post(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, OAuthError> {
-    let p = if body.is_empty() { Default::default() } else { crate::oauth::params(&body)? };
-    let from_body = p.get("access_token").map(String::as_str);
-    if bearer(&req).is_some() && from_body.is_some() {
-        return Err(OAuthError::InvalidRequest("send the token in one place only"));
-    }
-    userinfo(&state, bearer(&req).or(from_body)).await
+    Ok(Value::Object(out))
 }

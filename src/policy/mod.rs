@@ -7,7 +7,10 @@
 
 use std::marker::PhantomData;
 
-pub mod access;
+pub use crate::domain::access_policy as access;
+
+/// The built-in role that holds every permission.
+pub const ADMIN_ROLE: &str = "admin";
 
 /// The administrative permissions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,7 +62,7 @@ impl Permission {
 /// after a permission (e.g. `users:read`) grants that one, so operators can
 /// build least-privilege roles with `portcullis role add users:read`.
 pub fn permissions_of(roles: &[String]) -> Vec<Permission> {
-    if roles.iter().any(|r| r == crate::admin::users::ADMIN_ROLE) {
+    if roles.iter().any(|r| r == ADMIN_ROLE) {
         return Permission::ALL.to_vec();
     }
     roles.iter().filter_map(|r| Permission::parse(r)).collect()

@@ -5,9 +5,6 @@
 //! login (no fixation). Sessions end on logout, after `session_idle_secs`
 //! without use, or `session_absolute_secs` after login, whichever comes first.
 
-use actix_web::HttpRequest;
-use actix_web::cookie::time::Duration as CookieDuration;
-use actix_web::cookie::{Cookie, SameSite};
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
 
@@ -21,31 +18,6 @@ const TOUCH_EVERY_MS: i64 = 60_000;
 /// Authentication method references (RFC 8176) recorded on a session.
 pub const AMR_PASSWORD: &str = "pwd";
 pub const AMR_OTP: &str = "otp";
-
-/// The cookie names: `__Host-` prefixed under https (no Domain, Path=/, Secure:
-/// a sibling subdomain cannot plant or overwrite it).
-pub fn cookie_name(state: &AppState, base: &str) -> String {
-    if state.settings.is_https() { format!("__Host-{base}") } else { base.to_owned() }
-}
-
-/// A cookie with the flags every Portcullis cookie has.
-pub fn build_cookie(state: &AppState, base: &str, value: String, same_site: SameSite) -> Cookie<'static> {
-    let mut c = Cookie::new(cookie_name(state, base), value);
-    c.set_http_only(true);
-    c.set_secure(state.settings.is_https());
-    c.set_same_site(same_site);
-    c.set_path("/");
-    c
-}
-
-/// A cookie that deletes `base` in the browser.
-pub fn removal_cookie(state: &AppState, base: &str) -> Cookie<'static> {
-    let mut c = build_cookie(state, base, String::new(), SameSite::Lax);
-    c.make_removal();
-    c
-}
-
-pub const SESSION_COOKIE: &str = "portcullis_session";
 
 /// A live session and its user.
 #[derive(Debug, Clone)]
@@ -78,13 +50,13 @@ pub enum SessionError {
     Crypto(#[from] CryptoError),
 }
 
-/// Creates a session; returns the record and the cookie carrying its secret.
+/// Creates a session; returns the record and the secret its cookie carries.
 pub async fn create<C: ConnectionTrait>(
     state: &AppState,
     conn: &C,
     new: NewSession<'_>,
     now: DateTime<Utc>,
-) -> Result<(session::Model, Cookie<'static>), SessionError> {
+) -> Result<(session::Model, String), SessionError> {
     let secret = random_token(32)?;
     let now_ms = now.timestamp_millis();
     let model = session::ActiveModel {
@@ -102,27 +74,15 @@ pub async fn create<C: ConnectionTrait>(
     }
     .insert(conn)
     .await?;
-    // A session cookie (no Max-Age): it also ends when the browser closes.
-    let cookie = build_cookie(state, SESSION_COOKIE, secret, SameSite::Lax);
-    Ok((model, cookie))
+    Ok((model, secret))
 }
 
-/// The session cookie's value, if any.
-pub fn cookie_value(state: &AppState, req: &HttpRequest) -> Option<String> {
-    req.cookie(&cookie_name(state, SESSION_COOKIE))
-        .map(|c| c.value().to_owned())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-}
-
-/// Looks up the live session of this request, enforcing the idle and absolute
-/// limits (an expired record is deleted on sight).
-pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<Current>, DbErr> {
-    let Some(secret) = cookie_value(state, req) else {
-        return Ok(None);
-    };
+/// Looks up the live session whose cookie carries `secret`, enforcing the
+/// idle and absolute limits (an expired record is deleted on sight).
+pub async fn current(state: &AppState, secret: &str) -> Result<Option<Current>, DbErr> {
     let now = state.clock.now();
     let now_ms = now.timestamp_millis();
-    let hash = state.master_key.hasher().hash(&secret);
+    let hash = state.master_key.hasher().hash(secret);
     let Some(s) = session::Entity::find().filter(session::Column::TokenHash.eq(hash)).one(&state.db).await? else {
         return Ok(None);
     };
@@ -204,9 +164,4 @@ pub async fn list_for_user<C: ConnectionTrait>(
         .order_by_desc(session::Column::LastSeenMs)
         .all(conn)
         .await
-}
-
-/// Cookie lifetime helper for long-lived cookies.
-pub fn days(n: i64) -> CookieDuration {
-    CookieDuration::days(n)
 }

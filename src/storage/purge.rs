@@ -6,7 +6,10 @@ use std::time::Duration;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
-use crate::state::AppState;
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Settings;
 use crate::storage::entities::{
     audit_event, authorization_code, authorization_request, ip_throttle, login_challenge, login_throttle,
     refresh_family, revoked_token, session, trusted_device,
@@ -68,10 +71,8 @@ async fn purge_audit(db: &DatabaseConnection, before: chrono::DateTime<chrono::U
 }
 
 /// One pass over every table with expiring rows; returns rows deleted.
-pub async fn purge_once(state: &AppState) -> Result<u64, DbErr> {
-    let db: &DatabaseConnection = &state.db;
-    let s = &state.settings;
-    let now = state.clock.now().timestamp_millis();
+pub async fn purge_once(db: &DatabaseConnection, s: &Settings, clock: &Clock) -> Result<u64, DbErr> {
+    let now = clock.now().timestamp_millis();
     let mut n = 0;
     n += purge_table!(db, authorization_request, IdHash, authorization_request::Column::ExpiresMs.lte(now));
     // Codes are kept an hour past expiry, so a late replay is still recognised.
@@ -109,7 +110,7 @@ pub async fn purge_once(state: &AppState) -> Result<u64, DbErr> {
     );
     n += purge_table!(db, ip_throttle, Ip, ip_throttle::Column::WindowStartMs.lte(now - s.login_ip_window_secs * 1000));
     if s.audit_retention_days > 0 {
-        n += purge_audit(db, state.clock.now() - chrono::Duration::days(s.audit_retention_days)).await?;
+        n += purge_audit(db, clock.now() - chrono::Duration::days(s.audit_retention_days)).await?;
     }
     n += purge_table!(
         db,
@@ -121,12 +122,12 @@ pub async fn purge_once(state: &AppState) -> Result<u64, DbErr> {
 }
 
 /// Runs [`purge_once`] every `every`, forever.
-pub fn spawn(state: AppState, every: Duration) {
+pub fn spawn(db: DatabaseConnection, settings: Arc<Settings>, clock: Clock, every: Duration) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            match purge_once(&state).await {
+            match purge_once(&db, &settings, &clock).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(rows = n, "purged expired rows"),
                 Err(e) => tracing::warn!(error = %e, "purging expired rows failed"),

@@ -19,12 +19,21 @@ use sea_orm::{
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::admin::{Actor, AdminError};
 use crate::crypto::{CryptoError, MasterKey};
 use crate::domain::SigningAlg;
 use crate::state::AppState;
+use crate::state::keyring::seal_context;
 use crate::storage::entities::signing_key;
 use crate::storage::{AuditEvent, record_audit};
+
+/// Why a key operation failed (the admin services map it to their error).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("database: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
 
 pub const ALL_ALGS: [SigningAlg; 3] = [SigningAlg::RS256, SigningAlg::ES256, SigningAlg::EdDSA];
 
@@ -89,16 +98,13 @@ fn generate(alg: SigningAlg) -> Result<Generated, CryptoError> {
 }
 
 /// The context a private key is sealed under.
-pub fn seal_context(kid: &str) -> String {
-    format!("signing_key:{kid}")
-}
 
 async fn insert_new<C: ConnectionTrait>(
     conn: &C,
     mk: &MasterKey,
     alg: SigningAlg,
     now: DateTime<Utc>,
-) -> Result<String, AdminError> {
+) -> Result<String, KeyError> {
     let g = generate(alg)?;
     let sealed = mk.seal(&seal_context(&g.kid), &g.pkcs8)?;
     signing_key::ActiveModel {
@@ -116,7 +122,7 @@ async fn insert_new<C: ConnectionTrait>(
 }
 
 /// Makes sure every algorithm has an active key (first start).
-pub async fn ensure_active(state: &AppState) -> Result<Vec<String>, AdminError> {
+pub async fn ensure_active(state: &AppState) -> Result<Vec<String>, KeyError> {
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let mut created = Vec::new();
@@ -143,9 +149,17 @@ pub async fn ensure_active(state: &AppState) -> Result<Vec<String>, AdminError> 
     Ok(created)
 }
 
-/// Adds a new active key for every algorithm and retires the previous ones.
-pub async fn rotate(state: &AppState, actor: &Actor) -> Result<Vec<KeyView>, AdminError> {
-    actor.require(crate::policy::Permission::KeysRotate)?;
+/// Who asked for a rotation, for the audit record.
+pub struct RotatedBy<'a> {
+    pub name: &'a str,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Adds a new active key for every algorithm and retires the previous ones,
+/// in one transaction with its audit record. Not a permission check: the
+/// admin service (`admin::keys::rotate`) and the scheduled rotation call it.
+pub async fn rotate(state: &AppState, by: RotatedBy<'_>) -> Result<(), KeyError> {
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let old = signing_key::Entity::find().filter(signing_key::Column::Active.eq(true)).all(&txn).await?;
@@ -163,19 +177,19 @@ pub async fn rotate(state: &AppState, actor: &Actor) -> Result<Vec<KeyView>, Adm
     record_audit(
         &txn,
         AuditEvent::new("keys.rotated", "success")
-            .actor(&actor.name)
-            .source(actor.ip.clone(), actor.user_agent.clone())
+            .actor(by.name)
+            .source(by.ip, by.user_agent)
             .detail(json!({ "created": created, "retired": retired })),
         now,
     )
     .await?;
     txn.commit().await?;
-    list(state).await
+    Ok(())
 }
 
 /// Rotates automatically when the newest active key is older than
 /// `key_rotation_days`.
-pub async fn rotate_if_due(state: &AppState) -> Result<bool, AdminError> {
+pub async fn rotate_if_due(state: &AppState) -> Result<bool, KeyError> {
     let newest = signing_key::Entity::find()
         .filter(signing_key::Column::Active.eq(true))
         .order_by_desc(signing_key::Column::CreatedAt)
@@ -184,7 +198,7 @@ pub async fn rotate_if_due(state: &AppState) -> Result<bool, AdminError> {
     let due = newest
         .is_some_and(|k| state.clock.now() - k.created_at > chrono::Duration::days(state.settings.key_rotation_days));
     if due {
-        rotate(state, &Actor::system("rotation", crate::policy::Permission::KeysRotate)).await?;
+        rotate(state, RotatedBy { name: "system:rotation", ip: None, user_agent: None }).await?;
     }
     Ok(due)
 }
@@ -198,7 +212,7 @@ pub struct KeyView {
     pub retired_at: Option<DateTime<Utc>>,
 }
 
-pub async fn list(state: &AppState) -> Result<Vec<KeyView>, AdminError> {
+pub async fn list(state: &AppState) -> Result<Vec<KeyView>, sea_orm::DbErr> {
     Ok(signing_key::Entity::find()
         .order_by_desc(signing_key::Column::CreatedAt)
         .order_by_asc(signing_key::Column::Alg)

@@ -2,5 +2,5 @@
 //! authorization codes and refresh-token families).
 
 pub mod jwt;
-pub mod keyring;
+pub use crate::state::keyring;
 pub mod keys;

@@ -1,7 +1,7 @@
 //! The account page: who you are, change password, your sessions.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{TimeZone, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
@@ -167,7 +167,7 @@ pub(crate) async fn session_for_form(
     req: &HttpRequest,
     csrf_field: &str,
 ) -> Result<Result<Current, HttpResponse>, WebError> {
-    let Some(cur) = session::current(state, req).await? else {
+    let Some(cur) = crate::web::cookies::current(state, req).await? else {
         return Ok(Err(see_other("/login")));
     };
     if !csrf::verify(state, req, csrf_field) {
@@ -176,13 +176,12 @@ pub(crate) async fn session_for_form(
     Ok(Ok(cur))
 }
 
-#[get("/account")]
 pub async fn account(
     state: web::Data<AppState>,
     req: HttpRequest,
     q: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let Some(cur) = session::current(&state, &req).await? else {
+    let Some(cur) = crate::web::cookies::current(&state, &req).await? else {
         return Ok(see_other("/login"));
     };
     render(&state, &req, &cur, StatusCode::OK, notice(q.m.as_deref()), None).await
@@ -195,7 +194,6 @@ pub struct PasswordForm {
     new_password: SecretString,
 }
 
-#[post("/account/password")]
 pub async fn change_password(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -259,7 +257,9 @@ pub async fn change_password(
         session::end_all_for_user(&txn, &cur.user.id, Some(&cur.session.id), state.clock.now().timestamp_millis())
             .await?;
     // Browsers trusted under the old password are trusted no more (but this one).
-    let device = req.cookie(&session::cookie_name(&state, super::login::DEVICE_COOKIE)).map(|c| c.value().to_owned());
+    let device = req
+        .cookie(&crate::web::cookies::cookie_name(&state, super::login::DEVICE_COOKIE))
+        .map(|c| c.value().to_owned());
     crate::authn::login::forget_devices(&state, &txn, &cur.user.id, device.as_deref()).await?;
     record_audit(
         &txn,
@@ -282,7 +282,6 @@ pub struct EndSessionForm {
     session: String,
 }
 
-#[post("/account/sessions/end")]
 pub async fn end_session(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -327,7 +326,6 @@ pub struct RevokeConsentForm {
 
 /// Withdraws an application's access: the stored consent and its refresh
 /// tokens go (its access tokens expire within minutes).
-#[post("/account/consents/revoke")]
 pub async fn revoke_consent(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -379,7 +377,6 @@ pub struct ProfileForm {
 
 /// The person's own name, phone number and postal address (the OIDC
 /// `profile`, `phone` and `address` claims); an empty field clears it.
-#[post("/account/profile")]
 pub async fn update_profile(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -14,8 +14,8 @@ use actix_web::HttpRequest;
 use actix_web::cookie::{Cookie, SameSite};
 
 use crate::crypto::{constant_time_eq, random_token};
-use crate::session::{build_cookie, cookie_name};
 use crate::state::AppState;
+use crate::web::cookies::{build_cookie, cookie_name};
 
 pub const CSRF_COOKIE: &str = "portcullis_csrf";
 /// The hidden form field.

@@ -31,24 +31,7 @@ impl<T> std::ops::Deref for StrictForm<T> {
 /// Longest form body accepted (bytes).
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
 
-/// Splits `application/x-www-form-urlencoded` bytes into pairs, strictly:
-/// percent-escapes must decode to valid UTF-8 (no silent replacement).
-pub fn parse_pairs(body: &[u8]) -> Result<Vec<(String, String)>, String> {
-    let decode = |part: &[u8]| -> Result<String, String> {
-        let plus: Vec<u8> = part.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect();
-        let bytes: Vec<u8> = percent_encoding::percent_decode(&plus).collect();
-        String::from_utf8(bytes).map_err(|_| "a field is not valid UTF-8".to_owned())
-    };
-    body.split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|pair| {
-            let mut it = pair.splitn(2, |&b| b == b'=');
-            let k = it.next().unwrap_or_default();
-            let v = it.next().unwrap_or_default();
-            Ok((decode(k)?, decode(v)?))
-        })
-        .collect()
-}
+pub use crate::domain::parse_pairs;
 
 /// Parses pairs into `T`, refusing repeated names. Used by the browser forms
 /// and the protocol endpoints alike.

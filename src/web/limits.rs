@@ -8,8 +8,6 @@
 //! reads it first — at most [`MAX_BODY`] bytes, within
 //! `client_body_timeout_ms` — and hands the handler the buffered bytes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -23,46 +21,6 @@ use crate::state::AppState;
 
 /// The largest body any endpoint takes (forms are further bounded at 16 KiB).
 pub const MAX_BODY: usize = 64 * 1024;
-
-/// Requests in progress per source address (the throttling key: IPv6 by /64).
-#[derive(Debug, Default)]
-pub struct InFlight(Mutex<HashMap<String, u32>>);
-
-/// One admitted request; the count goes down when it is dropped.
-struct Admitted {
-    map: Arc<InFlight>,
-    key: String,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        let mut m = match self.map.0.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        if let Some(n) = m.get_mut(&self.key) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                m.remove(&self.key);
-            }
-        }
-    }
-}
-
-impl InFlight {
-    fn admit(self: &Arc<Self>, key: String, max: u32) -> Option<Admitted> {
-        let mut m = match self.0.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        let n = m.entry(key.clone()).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(Admitted { map: self.clone(), key })
-    }
-}
 
 fn refuse(status: StatusCode, error: &str, description: &str) -> HttpResponse {
     let mut r = HttpResponse::build(status);

@@ -2,7 +2,7 @@
 
 use actix_web::cookie::SameSite;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -14,10 +14,12 @@ use super::{client_info, csrf};
 use crate::authn::PasswordError;
 use crate::authn::login::{self, ChallengePurpose, LoginError, Outcome, Source};
 use crate::authn::mfa;
-use crate::oauth::authorize::{AuthzRequest, csp_for_redirect, load_request, resume_path};
-use crate::session::{self, AMR_PASSWORD, NewSession, build_cookie, removal_cookie};
+use crate::oauth::authorize::{AuthzRequest, load_request, resume_path};
+use crate::session::{self, AMR_PASSWORD, NewSession};
 use crate::state::AppState;
 use crate::storage::{AuditEvent, record_audit};
+use crate::web::authorize::csp_for_redirect;
+use crate::web::cookies::{build_cookie, removal_cookie};
 
 pub const DEVICE_COOKIE: &str = "portcullis_device";
 
@@ -51,7 +53,7 @@ pub struct LoginQuery {
 pub struct Flow {
     pub handle: String,
     pub request: AuthzRequest,
-    pub client: crate::storage::entities::client::Model,
+    pub client: std::sync::Arc<crate::storage::clients::Client>,
 }
 
 impl Flow {
@@ -125,7 +127,6 @@ pub fn login_form(
     Ok(resp)
 }
 
-#[get("/login")]
 pub async fn login_get(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -139,7 +140,7 @@ pub async fn login_get(
             None => Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in request expired", EXPIRED)),
         };
     }
-    if session::current(&state, &req).await?.is_some() {
+    if crate::web::cookies::current(&state, &req).await?.is_some() {
         return Ok(see_other("/account"));
     }
     login_form(&state, &req, false, notice(q.m.as_deref()), None)
@@ -166,7 +167,6 @@ pub fn stale_form() -> HttpResponse {
     )
 }
 
-#[post("/login")]
 pub async fn login_post(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -268,7 +268,7 @@ pub fn source_of(state: &AppState, req: &HttpRequest) -> Source {
     Source {
         ip: client_info::ip(state, req),
         user_agent: client_info::user_agent(req),
-        device: req.cookie(&session::cookie_name(state, DEVICE_COOKIE)).map(|c| c.value().to_owned()),
+        device: req.cookie(&crate::web::cookies::cookie_name(state, DEVICE_COOKIE)).map(|c| c.value().to_owned()),
         client_id: None,
     }
 }
@@ -306,20 +306,24 @@ pub async fn finish_login(
     return_to: Option<&str>,
 ) -> Result<Finished, WebError> {
     let now = state.clock.now();
+    let old = crate::web::cookies::current(state, req).await?;
+    // The session, its audit record, the request it answers and the trusted
+    // browser: one transaction.
+    let txn = crate::storage::begin_write(&state.db).await?;
     // A new session id at every login: no fixation.
-    if let Some(old) = session::current(state, req).await? {
-        session::end(&state.db, &old.session.id).await?;
+    if let Some(old) = old {
+        session::end(&txn, &old.session.id).await?;
     }
-    let (s, cookie) = session::create(
+    let (s, secret) = session::create(
         state,
-        &state.db,
+        &txn,
         NewSession { user_id, amr, acr: Some(acr), ip: source.ip.clone(), user_agent: source.user_agent.clone() },
         now,
     )
     .await
     .map_err(WebError::internal)?;
     record_audit(
-        &state.db,
+        &txn,
         AuditEvent::new("session.created", "success")
             .user(user_id)
             .source(source.ip.clone(), source.user_agent.clone())
@@ -328,11 +332,14 @@ pub async fn finish_login(
     )
     .await?;
     if let Some(h) = crate::oauth::authorize::handle_of_return(return_to) {
-        crate::oauth::authorize::mark_login(state, h, &s.id).await?;
+        crate::oauth::authorize::mark_login(state, &txn, h, &s.id).await?;
     }
-    let device = login::trust_device(state, user_id, source.device.as_deref()).await.map_err(WebError::internal)?;
+    let device =
+        login::trust_device(state, &txn, user_id, source.device.as_deref()).await.map_err(WebError::internal)?;
+    txn.commit().await?;
     let mut device_cookie = build_cookie(state, DEVICE_COOKIE, device, SameSite::Strict);
-    device_cookie.set_max_age(session::days(state.settings.trusted_device_days));
+    device_cookie.set_max_age(crate::web::cookies::days(state.settings.trusted_device_days));
+    let cookie = crate::web::cookies::session_cookie(state, secret);
     let mut cookies = vec![cookie, device_cookie, removal_cookie(state, CHALLENGE_COOKIE)];
     if let Some(c) = csrf::fresh(state).map_err(WebError::internal)?.set_cookie {
         cookies.push(c);
@@ -340,9 +347,8 @@ pub async fn finish_login(
     Ok(Finished { cookies })
 }
 
-#[get("/logout")]
 pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    if session::current(&state, &req).await?.is_none() {
+    if crate::web::cookies::current(&state, &req).await?.is_none() {
         return Ok(see_other("/login"));
     }
     let token = csrf::ensure(&state, &req).map_err(WebError::internal)?;
@@ -358,7 +364,6 @@ pub struct CsrfOnly {
     csrf: String,
 }
 
-#[post("/logout")]
 pub async fn logout_post(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -367,7 +372,7 @@ pub async fn logout_post(
     if !csrf::verify(&state, &req, &form.csrf) {
         return Ok(stale_form());
     }
-    if let Some(cur) = session::current(&state, &req).await? {
+    if let Some(cur) = crate::web::cookies::current(&state, &req).await? {
         crate::oidc::logout::end_session_everywhere(&state, &cur.session.id, &cur.user.id).await?;
         record_audit(
             &state.db,
@@ -380,7 +385,7 @@ pub async fn logout_post(
         .await?;
     }
     let mut resp = see_other("/login?m=logged_out");
-    resp.add_cookie(&removal_cookie(&state, session::SESSION_COOKIE)).map_err(WebError::internal)?;
+    resp.add_cookie(&removal_cookie(&state, crate::web::cookies::SESSION_COOKIE)).map_err(WebError::internal)?;
     if let Some(c) = csrf::fresh(&state).map_err(WebError::internal)?.set_cookie {
         resp.add_cookie(&c).map_err(WebError::internal)?;
     }

@@ -2,7 +2,7 @@
 //! login by policy, or from the account page), recovery codes, turning it off.
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use sea_orm::EntityTrait;
 use secrecy::SecretString;
@@ -18,7 +18,7 @@ use crate::authn::login::{self, Challenge, ChallengePurpose};
 use crate::authn::mfa::{self, Confirm, Enrolment};
 use crate::authn::second_factor::{Gated, gate};
 use crate::authn::{PasswordError, throttle};
-use crate::session::{self, AMR_OTP, AMR_PASSWORD, Current};
+use crate::session::{AMR_OTP, AMR_PASSWORD, Current};
 use crate::state::AppState;
 use crate::storage::entities::password_credential;
 use crate::storage::{AuditEvent, record_audit};
@@ -77,7 +77,9 @@ async fn challenge(
     req: &HttpRequest,
     purpose: ChallengePurpose,
 ) -> Result<Option<Challenge>, WebError> {
-    let Some(token) = req.cookie(&session::cookie_name(state, CHALLENGE_COOKIE)).map(|c| c.value().to_owned()) else {
+    let Some(token) =
+        req.cookie(&crate::web::cookies::cookie_name(state, CHALLENGE_COOKIE)).map(|c| c.value().to_owned())
+    else {
         return Ok(None);
     };
     login::find_challenge(state, &token, purpose).await.map_err(internal)
@@ -106,7 +108,6 @@ async fn mfa_page(state: &AppState, req: &HttpRequest, c: &Challenge, failed: bo
     Ok(resp)
 }
 
-#[get("/login/mfa")]
 pub async fn mfa_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
     let Some(c) = challenge(&state, &req, ChallengePurpose::Mfa).await? else {
         return Ok(see_other("/login"));
@@ -120,7 +121,6 @@ pub struct CodeForm {
     code: String,
 }
 
-#[post("/login/mfa")]
 pub async fn mfa_post(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -194,7 +194,6 @@ async fn new_enrolment(state: &AppState, user_id: &str, username: &str, binding:
     mfa::start_enrolment(state, user_id, username, binding, state.clock.now()).await.map_err(internal)
 }
 
-#[get("/login/enrol")]
 pub async fn login_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
     let Some(c) = challenge(&state, &req, ChallengePurpose::Enrol).await? else {
         return Ok(see_other("/login"));
@@ -285,7 +284,6 @@ async fn confirm(
     })
 }
 
-#[post("/login/enrol")]
 pub async fn login_enrol_post(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -402,9 +400,8 @@ pub(crate) async fn reauth(
     Ok(ok)
 }
 
-#[get("/account/mfa")]
 pub async fn account_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    let Some(cur) = session::current(&state, &req).await? else {
+    let Some(cur) = crate::web::cookies::current(&state, &req).await? else {
         return Ok(see_other("/login"));
     };
     if mfa::has_totp(&state.db, &cur.user.id).await? {
@@ -416,7 +413,6 @@ pub async fn account_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> 
     enrol_page(&state, &req, Shown { enrolment: Some(&e), needs_reauth: false }, "/account/mfa", false, None)
 }
 
-#[post("/account/mfa")]
 pub async fn account_enrol_post(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -471,7 +467,6 @@ pub struct ReauthForm {
     reauth_code: Option<SecretString>,
 }
 
-#[post("/account/mfa/disable")]
 pub async fn disable(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -504,7 +499,6 @@ pub async fn disable(
     Ok(see_other("/account?m=mfa_disabled"))
 }
 
-#[post("/account/mfa/recovery")]
 pub async fn regenerate(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -1,55 +1,26 @@
-//! HTML pages, health endpoints, static assets and the browser-facing
-//! middleware (security headers, request ids).
+//! The HTTP edge: route tables (`routes`), the browser pages, the protocol
+//! endpoints' HTTP side, the admin API, and the middleware (security
+//! headers, request ids, limits, metrics). Handlers read the request —
+//! parameters, cookies, origin — and call the core services; they decide
+//! nothing the core decides.
 
 pub mod account;
 pub mod admin;
+pub mod admin_api;
+pub mod authorize;
 pub mod client_info;
+pub mod cookies;
 pub mod csrf;
 pub mod form;
 pub mod headers;
 pub mod health;
 pub mod limits;
 pub mod login;
+pub mod logout;
 pub mod metrics;
 pub mod mfa;
+pub mod oidc;
 pub mod pages;
-
-use actix_web::web;
-
-/// Registers this module's routes.
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(metrics::metrics)
-        .service(health::healthz)
-        .service(health::readyz)
-        .service(pages::home)
-        .service(pages::stylesheet)
-        .service(login::login_get)
-        .service(login::login_post)
-        .service(login::logout_get)
-        .service(login::logout_post)
-        .service(account::account)
-        .service(account::change_password)
-        .service(account::update_profile)
-        .service(account::end_session)
-        .service(account::revoke_consent)
-        .service(mfa::mfa_get)
-        .service(mfa::mfa_post)
-        .service(mfa::login_enrol_get)
-        .service(mfa::login_enrol_post)
-        .service(mfa::account_enrol_get)
-        .service(mfa::account_enrol_post)
-        .service(mfa::disable)
-        .service(mfa::regenerate)
-        .service(admin::index)
-        .service(admin::users_page)
-        .service(admin::user_page)
-        .service(admin::user_action)
-        .service(admin::reauth_get)
-        .service(admin::reauth_post)
-        .service(admin::clients_page)
-        .service(admin::client_page)
-        .service(admin::client_policy)
-        .service(admin::roles_page)
-        .service(admin::role_create)
-        .service(admin::audit_page);
-}
+pub mod protocol_error;
+pub mod routes;
+pub mod token;

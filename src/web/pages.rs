@@ -2,7 +2,7 @@
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CacheControl, CacheDirective, ContentType};
-use actix_web::{HttpResponse, ResponseError, get};
+use actix_web::{HttpResponse, ResponseError};
 use askama::Template;
 
 use crate::error::AppError;
@@ -72,14 +72,12 @@ struct Home {
     title: &'static str,
 }
 
-#[get("/")]
 pub async fn home() -> Result<HttpResponse, WebError> {
     html(StatusCode::OK, &Home { title: "Portcullis" })
 }
 
 const STYLESHEET: &str = include_str!("static/portcullis.css");
 
-#[get("/static/portcullis.css")]
 pub async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")

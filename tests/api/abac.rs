@@ -213,18 +213,79 @@ async fn a_policy_requiring_mfa_sends_a_user_without_totp_to_enrol() {
 
 /// A stored policy that no longer parses (edited by hand in the database)
 /// denies everyone: fail closed.
+/// A stored access policy that no longer parses (edited by hand) is an error
+/// everywhere it is read: the client cannot start a sign-in, its refresh
+/// tokens stop working, and an unrelated change to it is refused — with an
+/// audit record naming the field and the stored text untouched — so the
+/// damage can never be written back as "no policy" (which admits everyone).
+/// A change that sets a new policy repairs it.
 #[tokio::test]
-async fn an_unreadable_stored_policy_denies_everyone() {
+async fn an_unreadable_stored_policy_is_an_error_everywhere_and_is_never_written_back_as_none() {
+    use portcullis::admin::AdminError;
     use portcullis::storage::entities::client;
     use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
     let app = spawn_app().await;
     app.create_user("hal", PW, &[]).await;
-    register(&app, web_client("odd")).await;
+    let secret = register(&app, web_client("odd")).await.unwrap();
+    let refresh_token = tokens_for(&app, "odd", &secret, "hal").await;
+
+    let damaged = r#"{"roles_any": "not a list"}"#;
     let c = client::Entity::find_by_id("odd").one(&app.state.db).await.unwrap().unwrap();
     let mut am = c.into_active_model();
-    am.access_policy = Set(Some(r#"{"roles_any": "not a list"}"#.into()));
+    am.access_policy = Set(Some(damaged.into()));
     am.update(&app.state.db).await.unwrap();
     app.state.clients.invalidate("odd");
+
+    // /authorize: a page, never a code.
+    let r = app.browser().get(authorize_url(&app, "odd", "")).send().await.unwrap();
+    assert!(r.headers().get("location").is_none(), "no redirect to the client");
+    assert!(r.text().await.unwrap().contains("registration cannot be used"));
+    // Refresh: refused.
+    let (s, body) = refresh(&app, "odd", &secret, &refresh_token).await;
+    assert_ne!(s, 200, "{body}");
+    assert!(body.get("access_token").is_none());
+
+    // An unrelated change is refused, names the field, and leaves the text.
+    let rename = ClientPatch { name: Some(Some("Odd".into())), ..Default::default() };
+    match update(&app.state, &Actor::cli(), "odd", rename).await {
+        Err(AdminError::Damaged(d)) => assert_eq!(d.field, "access_policy"),
+        other => panic!("expected a refusal naming the damaged field, got {other:?}"),
+    }
+    let stored = client::Entity::find_by_id("odd").one(&app.state.db).await.unwrap().unwrap();
+    assert_eq!(stored.access_policy.as_deref(), Some(damaged));
+    assert_eq!(stored.name, None);
+    let (_, detail) = last_event(&app, "client.update_refused").await.expect("the refusal is audited");
+    assert_eq!(detail["field"], "access_policy");
+    // Through the admin API the same refusal is a problem naming the field.
+    let view = portcullis::admin::clients::show(&app.state, &Actor::cli(), "odd").await;
+    assert!(matches!(view, Err(AdminError::Damaged(_))), "reads do not hide it either");
+
+    // Setting a new policy repairs the client.
+    set_policy(&app, "odd", r#"{"roles_any": ["staff"]}"#).await;
+    let stored = client::Entity::find_by_id("odd").one(&app.state.db).await.unwrap().unwrap();
+    assert!(stored.access_policy.unwrap().contains("staff"));
     let back = walk(&app, &app.browser(), &authorize_url(&app, "odd", ""), "hal", PW).await;
-    assert_eq!(query(&back)["error"], "access_denied");
+    assert_eq!(query(&back)["error"], "access_denied", "hal is not staff");
+}
+
+/// Reads are behind a capability too: an actor without `users:read` or
+/// `clients:read` is refused by the read services themselves, whichever
+/// surface calls them.
+#[tokio::test]
+async fn read_services_refuse_an_actor_without_the_read_permission() {
+    use portcullis::admin::AdminError;
+    use portcullis::policy::Permission;
+    let app = spawn_app().await;
+    app.create_user("hal", PW, &[]).await;
+    register(&app, web_client("app")).await;
+    let rotator = Actor::system("test", Permission::KeysRotate);
+    assert!(matches!(portcullis::admin::users::show(&app.state, &rotator, "hal").await, Err(AdminError::Forbidden(_))));
+    assert!(matches!(portcullis::admin::users::list(&app.state, &rotator).await, Err(AdminError::Forbidden(_))));
+    assert!(matches!(
+        portcullis::admin::clients::show(&app.state, &rotator, "app").await,
+        Err(AdminError::Forbidden(_))
+    ));
+    assert!(matches!(portcullis::admin::clients::list(&app.state, &rotator).await, Err(AdminError::Forbidden(_))));
+    let reader = Actor::system("test", Permission::UsersRead);
+    assert_eq!(portcullis::admin::users::show(&app.state, &reader, "hal").await.unwrap().username, "hal");
 }

@@ -465,14 +465,14 @@ async fn the_admin_services_refuse_an_actor_without_the_permission() {
     forbidden(roles::add(&app.state, &a, "sneaky", None).await.map(drop));
     let spec = ClientSpec { client_id: "x".into(), grants: vec!["client_credentials".into()], ..Default::default() };
     forbidden(clients::add(&app.state, &a, &spec).await.map(drop));
-    forbidden(portcullis::tokens::keys::rotate(&app.state, &a).await.map(drop));
+    forbidden(portcullis::admin::keys::rotate(&app.state, &a).await.map(drop));
     // Holding users:write is not enough to create a user with roles.
     let writer = Principal { permissions: vec![Permission::UsersWrite], ..reader };
     let w = Actor::for_principal(&writer, None, None);
     let with_role = users::NewUser::parse("yves", None, None, &["admin".into()], None).unwrap();
     forbidden(users::create(&app.state, &w, with_role).await.map(drop));
-    assert!(users::show(&app.state, "yves").await.is_err(), "nothing was written");
-    assert!(!users::show(&app.state, "zed").await.unwrap().disabled);
+    assert!(users::show(&app.state, &portcullis::admin::Actor::cli(), "yves").await.is_err(), "nothing was written");
+    assert!(!users::show(&app.state, &portcullis::admin::Actor::cli(), "zed").await.unwrap().disabled);
 }
 
 /// The emergency switch: every user's sessions and the refresh tokens granted

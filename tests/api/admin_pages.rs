@@ -187,7 +187,7 @@ async fn audit_events_past_the_retention_period_are_purged() {
     app.create_user("old", PW, &[]).await; // one user.created event, now
     app.state.clock.advance(chrono::Duration::days(app.state.settings.audit_retention_days + 1));
     app.create_user("new", PW, &[]).await;
-    portcullis::storage::purge::purge_once(&app.state).await.unwrap();
+    portcullis::storage::purge::purge_once(&app.state.db, &app.state.settings, &app.state.clock).await.unwrap();
     let left: Vec<Option<String>> = audit_event::Entity::find()
         .filter(audit_event::Column::EventType.eq("user.created"))
         .all(&app.state.db)
@@ -223,11 +223,21 @@ async fn client_access_policies_are_edited_on_the_admin_pages() {
     let r = post(&admin, r#"{"networks": ["10.0.0.0/99"]}"#).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("access_policy.networks"));
-    assert!(portcullis::admin::clients::show(&app.state, "ledger").await.unwrap().access_policy.is_none());
+    assert!(
+        portcullis::admin::clients::show(&app.state, &portcullis::admin::Actor::cli(), "ledger")
+            .await
+            .unwrap()
+            .access_policy
+            .is_none()
+    );
     // A good one is saved (canonicalised) and audited.
     let r = post(&admin, r#"{"roles_any": ["finance"], "networks": ["10.1.2.3/16"]}"#).await;
     assert_eq!(location(&r), "/admin/clients/ledger?m=policy");
-    let saved = portcullis::admin::clients::show(&app.state, "ledger").await.unwrap().access_policy.unwrap();
+    let saved = portcullis::admin::clients::show(&app.state, &portcullis::admin::Actor::cli(), "ledger")
+        .await
+        .unwrap()
+        .access_policy
+        .unwrap();
     assert_eq!(saved.networks, vec!["10.1.0.0/16".to_owned()]);
     // A reader sees the policy but no form, and cannot post one.
     let reader = logged_in(&app, "reader", &["clients:read"]).await;
@@ -236,5 +246,11 @@ async fn client_access_policies_are_edited_on_the_admin_pages() {
     assert_eq!(post(&reader, "").await.status(), 403);
     // Emptying the field removes the policy.
     assert_eq!(post(&admin, "").await.status(), 303);
-    assert!(portcullis::admin::clients::show(&app.state, "ledger").await.unwrap().access_policy.is_none());
+    assert!(
+        portcullis::admin::clients::show(&app.state, &portcullis::admin::Actor::cli(), "ledger")
+            .await
+            .unwrap()
+            .access_policy
+            .is_none()
+    );
 }

@@ -731,13 +731,20 @@ async fn people_edit_their_contact_details_and_operators_use_the_cli() {
     ];
     let r = b.post(app.url("/account/profile")).form(&good).send().await.unwrap();
     assert_eq!(location(&r), "/account?m=profile_saved");
-    let view = portcullis::admin::users::show(&app.state, "sam").await.unwrap();
+    let view = portcullis::admin::users::show(&app.state, &portcullis::admin::Actor::cli(), "sam").await.unwrap();
     assert_eq!(view.phone_number.as_deref(), Some("+44 20 0000 0000"));
     assert_eq!(view.address.unwrap().locality.as_deref(), Some("London"));
     // Without a CSRF token nothing changes.
     let forged = [("csrf", "forged"), ("name", "Mallory")];
     b.post(app.url("/account/profile")).form(&forged).send().await.unwrap();
-    assert_eq!(portcullis::admin::users::show(&app.state, "sam").await.unwrap().name.as_deref(), Some("Sam Lee"));
+    assert_eq!(
+        portcullis::admin::users::show(&app.state, &portcullis::admin::Actor::cli(), "sam")
+            .await
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("Sam Lee")
+    );
 
     let out = app.db.cli(&["user", "update", "sam", "--phone", "", "--address", r#"{"country":"IE"}"#, "--json"], None);
     assert!(out.status.success(), "{}", crate::helpers::stderr(&out));

@@ -222,7 +222,7 @@ async fn a_sigkill_during_logins_and_refreshes_loses_no_acknowledged_write() {
     );
     // Every acknowledged registration is there, whole (user row and audit record).
     for name in &registered {
-        let u = portcullis::admin::users::show(&app.state, name).await;
+        let u = portcullis::admin::users::show(&app.state, &portcullis::admin::Actor::cli(), name).await;
         assert!(u.is_ok_and(|u| u.email.as_deref() == Some(format!("{name}@example.com").as_str())), "{name} lost");
     }
     // Every family continues from the last token its client saw.

@@ -269,7 +269,7 @@ async fn a_key_rotation_publishes_new_keys_and_keeps_old_ones_until_their_tokens
     .unwrap();
     let (_, before, _) = token_req(&app, Some(("svc", &secret)), &[("grant_type", "client_credentials")]).await;
     let old_kid = app.state.keyring().active(portcullis::domain::SigningAlg::ES256).unwrap().kid.clone();
-    portcullis::tokens::keys::rotate(&app.state, &Actor::cli()).await.unwrap();
+    portcullis::admin::keys::rotate(&app.state, &Actor::cli()).await.unwrap();
     app.state.reload_keys().await.unwrap();
     let new_kid = app.state.keyring().active(portcullis::domain::SigningAlg::ES256).unwrap().kid.clone();
     assert_ne!(old_kid, new_kid);

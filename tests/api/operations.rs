@@ -207,7 +207,7 @@ async fn erasing_a_user_ends_their_access_and_pseudonymises_the_audit_trail() {
     )
     .await;
     assert_eq!(s, 400, "the refresh token ended");
-    assert!(portcullis::admin::users::show(&app.state, "gone").await.is_err());
+    assert!(portcullis::admin::users::show(&app.state, &portcullis::admin::Actor::cli(), "gone").await.is_err());
     let events = audit_event::Entity::find().all(&app.state.db).await.unwrap();
     for e in &events {
         let row = format!("{:?} {:?} {}", e.user_id, e.actor, e.detail);

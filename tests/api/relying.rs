@@ -120,7 +120,7 @@ async fn a_key_rotation_is_picked_up_and_a_rotated_out_key_is_refused() {
     let old = token(&app, "svc", &secret, API).await;
     assert_eq!(get(&format!("{base}/me"), Some(&old)).await.0, 200);
 
-    portcullis::tokens::keys::rotate(&app.state, &Actor::cli()).await.unwrap();
+    portcullis::admin::keys::rotate(&app.state, &Actor::cli()).await.unwrap();
     app.state.reload_keys().await.unwrap();
     let new = token(&app, "svc", &secret, API).await;
     assert_eq!(get(&format!("{base}/me"), Some(&new)).await.0, 200, "the new key is fetched without a restart");

@@ -112,7 +112,7 @@ async fn two_instances_share_sessions_codes_refresh_families_locks_totp_steps_an
     );
 
     // A key rotation on A is served in B's JWKS within key_refresh_secs.
-    portcullis::tokens::keys::rotate(&a.state, &Actor::cli()).await.unwrap();
+    portcullis::admin::keys::rotate(&a.state, &Actor::cli()).await.unwrap();
     a.state.reload_keys().await.unwrap();
     let new_kid = a.state.keyring().active(portcullis::domain::SigningAlg::ES256).unwrap().kid.clone();
     let mut seen = false;

@@ -377,9 +377,9 @@ fn admin_json_bodies() {
     proptest!(config(), |(raw in input("admin_json"), ip in any::<[u8; 16]>(), mfa in any::<bool>(), age in any::<i64>())| {
         tally.hit("cases");
         let bodies = [
-            serde_json::from_slice::<portcullis::admin::api::NewUserBody>(&raw).is_ok(),
-            serde_json::from_slice::<portcullis::admin::api::NewClientBody>(&raw).is_ok(),
-            serde_json::from_slice::<portcullis::admin::api::UserPatch>(&raw).is_ok(),
+            serde_json::from_slice::<portcullis::web::admin_api::NewUserBody>(&raw).is_ok(),
+            serde_json::from_slice::<portcullis::web::admin_api::NewClientBody>(&raw).is_ok(),
+            serde_json::from_slice::<portcullis::web::admin_api::UserPatch>(&raw).is_ok(),
             serde_json::from_slice::<portcullis::admin::clients::ClientPatch>(&raw).is_ok(),
         ];
         if bodies.iter().any(|b| *b) {

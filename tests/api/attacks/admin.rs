@@ -205,12 +205,12 @@ async fn a_password_only_login_never_gets_to_administer() {
 
     // And a password-only token, however obtained, is refused by the API.
     let user = portcullis::storage::entities::user::Entity::find_by_id(
-        portcullis::admin::users::show(&app.state, "desk").await.unwrap().id,
+        portcullis::admin::users::show(&app.state, &portcullis::admin::Actor::cli(), "desk").await.unwrap().id,
     );
     use sea_orm::EntityTrait;
     let user = user.one(&app.state.db).await.unwrap().unwrap();
     let client =
-        portcullis::storage::entities::client::Entity::find_by_id("console").one(&app.state.db).await.unwrap().unwrap();
+        std::sync::Arc::new(portcullis::storage::clients::find(&app.state.db, "console").await.unwrap().unwrap());
     let g = portcullis::oauth::grants::UserGrant {
         user,
         client,

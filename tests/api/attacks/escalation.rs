@@ -87,11 +87,11 @@ async fn obtained(app: &TestApp, c: &Controlled) -> BTreeSet<&'static str> {
     let mut out = BTreeSet::new();
     let admin_aud = format!("{}/admin", app.address);
     for u in &c.users {
-        let view = users::show(&app.state, u).await.unwrap();
+        let view = users::show(&app.state, &portcullis::admin::Actor::cli(), u).await.unwrap();
         out.extend(permissions_of(&view.roles).into_iter().map(Permission::as_str));
     }
     for id in &c.clients {
-        let view = clients::show(&app.state, id).await.unwrap();
+        let view = clients::show(&app.state, &portcullis::admin::Actor::cli(), id).await.unwrap();
         out.extend(permissions_of(&view.roles).into_iter().map(Permission::as_str));
         if view.resources.contains(&admin_aud) {
             out.extend(Permission::ALL.into_iter().map(Permission::as_str));

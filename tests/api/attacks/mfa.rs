@@ -76,7 +76,7 @@ async fn the_account_mfa_forms_count_wrong_codes_on_the_same_counter() {
     assert!(
         portcullis::authn::mfa::has_totp(
             &app.state.db,
-            &portcullis::admin::users::show(&app.state, "wes").await.unwrap().id
+            &portcullis::admin::users::show(&app.state, &portcullis::admin::Actor::cli(), "wes").await.unwrap().id
         )
         .await
         .unwrap()

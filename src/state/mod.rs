@@ -1,19 +1,23 @@
 //! The shared application state: built once from the settings and handed to the
 //! HTTP handlers (as `web::Data`) and to the CLI. No globals.
 
+pub mod cache;
+pub mod in_flight;
+pub mod keyring;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::DatabaseConnection;
 use secrecy::ExposeSecret;
 
-use crate::authn::{PasswordHasher, PasswordPolicy};
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::crypto::MasterKey;
 use crate::crypto::master_key::KeySource;
+use crate::crypto::password::{PasswordHasher, PasswordPolicy};
 use crate::storage;
-use crate::tokens::keyring::{KeyRing, KeyRingError, SharedKeyRing};
+use keyring::{KeyRing, KeyRingError, SharedKeyRing};
 
 use aws_lc_rs::rand::SystemRandom;
 use std::sync::RwLock;
@@ -29,14 +33,14 @@ pub struct AppState {
     /// The signing keys; empty until [`AppState::reload_keys`].
     pub keys: SharedKeyRing,
     pub rng: SystemRandom,
-    pub clients: Arc<crate::oauth::cache::ClientCache>,
-    pub revoked: Arc<crate::oauth::cache::RevocationList>,
+    pub clients: Arc<cache::ClientCache>,
+    pub revoked: Arc<cache::RevocationList>,
     /// Failed client authentications per source address (token endpoints).
-    pub client_failures: Arc<crate::oauth::cache::FailureThrottle>,
+    pub client_failures: Arc<cache::FailureThrottle>,
     /// Requests in progress per source address (`web::limits`).
-    pub in_flight: Arc<crate::web::limits::InFlight>,
+    pub in_flight: Arc<in_flight::InFlight>,
     /// The Prometheus series (`/metrics`).
-    pub metrics: Arc<crate::web::metrics::Metrics>,
+    pub metrics: Arc<crate::telemetry::metrics::Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +50,7 @@ pub enum StartError {
     #[error(transparent)]
     MasterKey(#[from] crate::crypto::MasterKeyError),
     #[error("cannot set up password hashing: {0}")]
-    Passwords(#[from] crate::authn::PasswordError),
+    Passwords(#[from] crate::crypto::password::PasswordError),
     #[error("signing keys: {0}")]
     Keys(String),
     #[error("database: {0}")]
@@ -56,8 +60,10 @@ pub enum StartError {
 }
 
 impl AppState {
-    /// Connects to the database, applies pending migrations, loads the master key.
-    pub async fn build(settings: Settings, clock: Clock) -> Result<(Self, KeySource), StartError> {
+    /// Connects to the database, applies pending migrations, loads the master
+    /// key. `AppState::build` (in `startup`) adds the checks that need the
+    /// core: the master key against a sealed secret, and signing keys.
+    pub async fn open(settings: Settings, clock: Clock) -> Result<(Self, KeySource), StartError> {
         let url = settings.database_url.expose_secret().to_owned();
         let db = storage::connect(&url, settings.database_max_connections).await?;
         storage::migrate(&db).await?;
@@ -65,9 +71,6 @@ impl AppState {
         let has_data = holds_data(&db).await?;
         let (master_key, source) =
             MasterKey::load(settings.master_key.as_ref(), settings.master_key_file.as_deref(), &url, !has_data)?;
-        // The same check for `serve` and every CLI command: a wrong key is
-        // refused before anything is written with it.
-        check_master_key(&db, &master_key).await?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let max_concurrent = if settings.argon2_max_concurrent == 0 { cores } else { settings.argon2_max_concurrent };
         let passwords = PasswordHasher::new(
@@ -91,16 +94,12 @@ impl AppState {
             clock,
             keys: Arc::new(RwLock::new(Arc::new(KeyRing::default()))),
             rng: SystemRandom::new(),
-            clients: Arc::new(crate::oauth::cache::ClientCache::new(Duration::from_millis(client_cache_ms))),
-            revoked: Arc::new(crate::oauth::cache::RevocationList::new(Duration::from_millis(revocation_sync_ms))),
+            clients: Arc::new(cache::ClientCache::new(Duration::from_millis(client_cache_ms))),
+            revoked: Arc::new(cache::RevocationList::new(Duration::from_millis(revocation_sync_ms))),
             client_failures: Arc::default(),
             in_flight: Arc::default(),
             metrics: Arc::default(),
         };
-        // Signing keys are made at the first use of a database, by the CLI as
-        // by the server: from then on a sealed secret exists to check every
-        // later master key against.
-        crate::tokens::keys::ensure_active(&state).await.map_err(|e| StartError::Keys(e.to_string()))?;
         Ok((state, source))
     }
 }
@@ -145,22 +144,12 @@ async fn holds_data(db: &DatabaseConnection) -> Result<bool, sea_orm::DbErr> {
         || client::Entity::find().one(db).await?.is_some())
 }
 
-/// Opens one sealed secret of the database (a signing key, else a TOTP
-/// seed) with `key`: a key that cannot is not this database's.
-async fn check_master_key(db: &DatabaseConnection, key: &MasterKey) -> Result<(), StartError> {
-    use crate::storage::entities::{signing_key, totp_credential};
-    use sea_orm::EntityTrait;
-    let opened = if let Some(k) = signing_key::Entity::find().one(db).await? {
-        key.open(&crate::tokens::keys::seal_context(&k.kid), &k.private_key).is_ok()
-    } else if let Some(t) = totp_credential::Entity::find().one(db).await? {
-        crate::authn::mfa::seed_opens(key, &t)
-    } else {
-        true
-    };
-    if opened { Ok(()) } else { Err(crate::crypto::MasterKeyError::Mismatch.into()) }
-}
-
 impl AppState {
+    /// The audience (RFC 8707 resource) of admin-API tokens.
+    pub fn admin_audience(&self) -> String {
+        format!("{}/admin", self.settings.issuer())
+    }
+
     /// The current key ring.
     pub fn keyring(&self) -> Arc<KeyRing> {
         match self.keys.read() {
@@ -177,29 +166,6 @@ impl AppState {
             Ok(mut g) => *g = Arc::new(ring),
             Err(p) => *p.into_inner() = Arc::new(ring),
         }
-        Ok(())
-    }
-
-    /// Makes sure signing keys exist, rotates them when due, loads them, and
-    /// keeps reloading them in the background (every `key_refresh_secs`).
-    pub async fn prepare_keys(&self) -> Result<(), StartError> {
-        crate::tokens::keys::ensure_active(self).await.map_err(|e| StartError::Keys(e.to_string()))?;
-        crate::tokens::keys::rotate_if_due(self).await.map_err(|e| StartError::Keys(e.to_string()))?;
-        self.reload_keys().await.map_err(|e| StartError::Keys(e.to_string()))?;
-        let state = self.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(state.settings.key_refresh_secs));
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(e) = crate::tokens::keys::rotate_if_due(&state).await {
-                    tracing::warn!(error = %e, "automatic key rotation failed");
-                }
-                if let Err(e) = state.reload_keys().await {
-                    tracing::warn!(error = %e, "reloading signing keys failed");
-                }
-            }
-        });
         Ok(())
     }
 }

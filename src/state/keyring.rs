@@ -75,7 +75,7 @@ pub struct KeyRing {
     // (fields below; Debug is written by hand: no key material in logs)
     active: HashMap<&'static str, ActiveKey>,
     published: HashMap<String, PublicKey>,
-    jwks: actix_web::web::Bytes,
+    jwks: bytes::Bytes,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -94,7 +94,7 @@ impl KeyRing {
     }
 
     /// The JWKS document (RFC 7517), pre-serialised (a cheap shared clone).
-    pub fn jwks(&self) -> actix_web::web::Bytes {
+    pub fn jwks(&self) -> bytes::Bytes {
         self.jwks.clone()
     }
 
@@ -132,7 +132,7 @@ impl KeyRing {
                 serde_json::from_str(&row.public_jwk).map_err(|_| KeyRingError::Malformed(row.kid.clone()))?;
             let raw = raw_public(&jwk, alg).ok_or_else(|| KeyRingError::Malformed(row.kid.clone()))?;
             if row.active && !ring.active.contains_key(alg.as_str()) {
-                let pkcs8 = mk.open(&super::keys::seal_context(&row.kid), &row.private_key)?;
+                let pkcs8 = mk.open(&seal_context(&row.kid), &row.private_key)?;
                 let signer = match alg {
                     SigningAlg::RS256 => Signer::Rsa(
                         RsaKeyPair::from_pkcs8(&pkcs8).map_err(|_| KeyRingError::Malformed(row.kid.clone()))?,
@@ -222,3 +222,8 @@ fn rsa_public_der(n: &[u8], e: &[u8]) -> Vec<u8> {
 
 /// Shared handle, swapped whole on reload.
 pub type SharedKeyRing = Arc<std::sync::RwLock<Arc<KeyRing>>>;
+
+/// The associated data a signing key's private half is sealed with.
+pub fn seal_context(kid: &str) -> String {
+    format!("signing_key:{kid}")
+}

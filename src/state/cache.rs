@@ -15,18 +15,13 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 
-use crate::storage::entities::{client, client_role, revoked_token};
-
-#[derive(Debug, Clone)]
-pub struct CachedClient {
-    pub client: client::Model,
-    pub roles: Vec<String>,
-}
+use crate::storage::clients::{self, Client, LoadError};
+use crate::storage::entities::revoked_token;
 
 #[derive(Debug)]
 pub struct ClientCache {
     ttl: Duration,
-    map: RwLock<HashMap<String, (Arc<CachedClient>, Instant)>>,
+    map: RwLock<HashMap<String, (Arc<Client>, Instant)>>,
 }
 
 impl ClientCache {
@@ -34,26 +29,21 @@ impl ClientCache {
         Self { ttl, map: RwLock::new(HashMap::new()) }
     }
 
-    /// The client (and its roles), from memory if fresh.
-    pub async fn get(&self, db: &DatabaseConnection, client_id: &str) -> Result<Option<Arc<CachedClient>>, DbErr> {
+    /// The client (parsed, with its roles), from memory if fresh. A damaged
+    /// registration is an error here as everywhere (and is not cached).
+    pub async fn get(&self, db: &DatabaseConnection, client_id: &str) -> Result<Option<Arc<Client>>, LoadError> {
         if let Ok(m) = self.map.read()
             && let Some((c, at)) = m.get(client_id)
             && at.elapsed() < self.ttl
         {
             return Ok(Some(c.clone()));
         }
-        let Some(c) = client::Entity::find_by_id(client_id).one(db).await? else {
+        let found = clients::find(db, client_id).await;
+        let Ok(Some(c)) = found else {
             self.invalidate(client_id);
-            return Ok(None);
+            return found.map(|_| None);
         };
-        let roles = client_role::Entity::find()
-            .filter(client_role::Column::ClientId.eq(client_id))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|r| r.role_name)
-            .collect();
-        let entry = Arc::new(CachedClient { client: c, roles });
+        let entry = Arc::new(c);
         if let Ok(mut m) = self.map.write() {
             if m.len() > 10_000 {
                 m.clear(); // bounded: unknown ids must not grow it
@@ -169,56 +159,6 @@ impl FailureThrottle {
                 *e = (0, now_ms);
             }
             e.0 = e.0.saturating_add(1);
-        }
-    }
-}
-
-/// The failed-authentication limit as it applies to one request: its source
-/// address and the window settings, read once.
-pub struct FailureGate<'a> {
-    state: &'a crate::state::AppState,
-    ip: Option<std::net::IpAddr>,
-    max: u32,
-    window_ms: i64,
-    now_ms: i64,
-}
-
-impl<'a> FailureGate<'a> {
-    pub fn new(state: &'a crate::state::AppState, req: &actix_web::HttpRequest) -> Self {
-        Self {
-            state,
-            ip: crate::web::client_info::ip(state, req).and_then(|i| i.parse().ok()),
-            max: state.settings.token_ip_max_failures,
-            window_ms: state.settings.token_ip_window_secs * 1000,
-            now_ms: state.clock.now().timestamp_millis(),
-        }
-    }
-
-    /// The source address, when known.
-    pub fn ip(&self) -> Option<std::net::IpAddr> {
-        self.ip
-    }
-
-    /// Whether this address is over the limit now (logged when it is: the
-    /// requests turned away are a security event, kept out of the audit table
-    /// so that a flood cannot fill it).
-    pub fn blocked(&self) -> bool {
-        let blocked =
-            self.ip.is_some_and(|ip| self.state.client_failures.blocked(ip, self.max, self.window_ms, self.now_ms));
-        if blocked {
-            tracing::warn!(
-                event = "auth.rate_limited",
-                ip = %self.ip.map(|i| i.to_string()).unwrap_or_default(),
-                "request refused: too many failed authentications from this address"
-            );
-        }
-        blocked
-    }
-
-    /// Counts one failed authentication from this address.
-    pub fn failed(&self) {
-        if let Some(ip) = self.ip {
-            self.state.client_failures.failed(ip, self.window_ms, self.now_ms);
         }
     }
 }

@@ -1,5 +1,7 @@
 //! Logging: tracing, text by default, JSON lines with `PORTCULLIS_LOG_FORMAT=json`.
 
+pub mod metrics;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;

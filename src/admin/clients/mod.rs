@@ -1,0 +1,268 @@
+//! OAuth clients (relying parties and service clients).
+//!
+//! A confidential client's secret is generated here (256 bits from the OS RNG),
+//! returned once, and stored only as a keyed hash (see `crypto::SecretHasher`).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::json;
+
+mod spec;
+mod update;
+
+use spec::json_list;
+use spec::parse;
+pub use spec::{ClientPatch, ClientSpec};
+pub use update::update;
+
+use super::{Actor, AdminError, roles};
+use crate::crypto::random_token;
+use crate::domain::ClientKind;
+use crate::policy::Permission;
+use crate::policy::access::AccessPolicy;
+use crate::state::AppState;
+use crate::storage::clients::{self, Client};
+use crate::storage::entities::{client, client_role, refresh_family};
+use crate::storage::{AuditEvent, is_unique_violation, record_audit};
+use sea_orm::sea_query::Expr;
+
+/// Bytes of entropy in a client secret.
+const SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClientView {
+    pub client_id: String,
+    pub name: Option<String>,
+    pub public: bool,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub roles: Vec<String>,
+    pub first_party: bool,
+    pub pkce: &'static str,
+    pub id_token_alg: String,
+    pub require_mfa: bool,
+    pub backchannel_logout_uri: Option<String>,
+    pub has_jwks: bool,
+    pub access_policy: Option<AccessPolicy>,
+    /// Resource indicators (RFC 8707) the client may ask tokens for.
+    pub resources: Vec<String>,
+    /// Refresh-token grace in seconds; none: strict rotation.
+    pub refresh_grace_secs: Option<i32>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A created client and its secret (shown once; `None` for public clients).
+#[derive(Debug)]
+pub struct Created {
+    pub client: ClientView,
+    pub secret: Option<SecretString>,
+}
+
+pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<Created, AdminError> {
+    actor.require(Permission::ClientsWrite)?;
+    if !spec.roles.is_empty() {
+        // A client's roles are permissions it acts with: granting them needs roles:write.
+        actor.require(Permission::RolesWrite)?;
+    }
+    let p = parse(spec)?;
+    let admin_audience = p.resources.iter().any(|r| r.as_str() == state.admin_audience());
+    actor.may_hand_out(&p.roles)?;
+    actor.may_control_client(&p.roles, admin_audience)?;
+    let secret = match p.kind {
+        ClientKind::Confidential => Some(SecretString::from(random_token(SECRET_BYTES)?)),
+        ClientKind::Public => None,
+    };
+    let secret_hash = secret.as_ref().map(|s| state.master_key.hasher().hash(s.expose_secret()));
+    let now = state.clock.now();
+    let txn = crate::storage::begin_write(&state.db).await?;
+    if client::Entity::find_by_id(p.client_id.as_str()).one(&txn).await?.is_some() {
+        return Err(AdminError::exists("client", p.client_id.as_str()));
+    }
+    roles::require_all(&txn, &p.roles).await?;
+    let grants: Vec<&str> = p.grants.iter().map(|g| g.as_str()).collect();
+    client::ActiveModel {
+        client_id: Set(p.client_id.to_string()),
+        name: Set(p.name.clone()),
+        public: Set(p.kind == ClientKind::Public),
+        secret_hash: Set(secret_hash),
+        redirect_uris: Set(json_list(&p.redirect_uris)),
+        post_logout_redirect_uris: Set(json_list(&p.post_logout)),
+        grant_types: Set(json_list(&grants)),
+        scopes: Set(json_list(&p.scopes)),
+        first_party: Set(spec.first_party),
+        pkce_required: Set(p.pkce_required),
+        id_token_alg: Set(p.id_token_alg.as_str().to_owned()),
+        require_mfa: Set(spec.require_mfa),
+        backchannel_logout_uri: Set(p.backchannel.map(String::from)),
+        jwks: Set(p.jwks),
+        access_policy: Set(p.access_policy),
+        resources: Set(Some(json_list(&p.resources))),
+        refresh_grace_secs: Set(p.refresh_grace_secs),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| if is_unique_violation(&e) { AdminError::exists("client", p.client_id.as_str()) } else { e.into() })?;
+    for r in &p.roles {
+        client_role::ActiveModel { client_id: Set(p.client_id.to_string()), role_name: Set(r.to_string()) }
+            .insert(&txn)
+            .await?;
+    }
+    record_audit(
+        &txn,
+        AuditEvent::new("client.created", "success")
+            .actor(&actor.name)
+            .client(p.client_id.as_str())
+            .source(actor.ip.clone(), actor.user_agent.clone())
+            .detail(json!({
+                "public": p.kind == ClientKind::Public,
+                "grant_types": grants,
+                "redirect_uris": p.redirect_uris,
+                "scopes": p.scopes,
+                "roles": p.roles,
+                "access_policy": spec.access_policy,
+                "resources": p.resources,
+            })),
+        now,
+    )
+    .await?;
+    let client = view(&find(&txn, p.client_id.as_str()).await?);
+    txn.commit().await?;
+    Ok(Created { client, secret })
+}
+
+/// The client `client_id`, parsed (a damaged registration is an error naming the field).
+pub(crate) async fn find<C: ConnectionTrait>(conn: &C, client_id: &str) -> Result<Client, AdminError> {
+    clients::find(conn, client_id).await?.ok_or_else(|| AdminError::not_found("client", client_id))
+}
+
+/// Whether a client may ask for admin-API tokens.
+fn has_admin_audience(state: &AppState, c: &Client) -> bool {
+    c.may_request(&state.admin_audience())
+}
+
+/// The client `client_id`, once the actor is known to be allowed to control
+/// it (it holds every role the client acts with): every client-changing
+/// operation finds its target through here.
+async fn target<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    actor: &Actor,
+    client_id: &str,
+) -> Result<Client, AdminError> {
+    let c = find(conn, client_id).await?;
+    actor.may_control_client(&c.roles, has_admin_audience(state, &c))?;
+    Ok(c)
+}
+
+/// What administrators see of a client.
+pub fn view(c: &Client) -> ClientView {
+    ClientView {
+        client_id: c.client_id.clone(),
+        name: c.name.clone(),
+        public: c.public,
+        redirect_uris: c.redirect_uris.clone(),
+        post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+        grant_types: c.grant_types.clone(),
+        scopes: c.scopes.clone(),
+        roles: c.roles.clone(),
+        first_party: c.first_party,
+        pkce: if c.pkce_required { "required" } else { "optional" },
+        id_token_alg: c.id_token_alg.as_str().to_owned(),
+        require_mfa: c.require_mfa,
+        backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+        has_jwks: c.jwks.is_some(),
+        access_policy: c.access_policy.clone(),
+        resources: c.resources.clone(),
+        refresh_grace_secs: c.refresh_grace_secs,
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    }
+}
+
+/// One client (needs `clients:read`).
+pub async fn show(state: &AppState, actor: &Actor, client_id: &str) -> Result<ClientView, AdminError> {
+    actor.require(Permission::ClientsRead)?;
+    Ok(view(&find(&state.db, client_id).await?))
+}
+
+/// Every client (needs `clients:read`); a damaged registration is an error
+/// naming the client and the field, for the operator to repair.
+pub async fn list(state: &AppState, actor: &Actor) -> Result<Vec<ClientView>, AdminError> {
+    actor.require(Permission::ClientsRead)?;
+    let ids = client::Entity::find().order_by_asc(client::Column::ClientId).all(&state.db).await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for c in ids {
+        out.push(view(&find(&state.db, &c.client_id).await?));
+    }
+    Ok(out)
+}
+
+pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<(), AdminError> {
+    actor.require(Permission::ClientsWrite)?;
+    let now = state.clock.now();
+    let txn = crate::storage::begin_write(&state.db).await?;
+    let c = target(state, &txn, actor, client_id).await?;
+    client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(&c.client_id)).exec(&txn).await?;
+    client::Entity::delete_by_id(c.client_id.as_str()).exec(&txn).await?;
+    // Its refresh tokens end with it; its access tokens are refused by
+    // `check_access_token` once the client is gone.
+    let revoked = refresh_family::Entity::update_many()
+        .col_expr(refresh_family::Column::RevokedMs, Expr::val(now.timestamp_millis()))
+        .filter(refresh_family::Column::ClientId.eq(c.client_id.as_str()))
+        .filter(refresh_family::Column::RevokedMs.is_null())
+        .exec(&txn)
+        .await?;
+    state.clients.invalidate(&c.client_id);
+    record_audit(
+        &txn,
+        AuditEvent::new("client.removed", "success")
+            .actor(&actor.name)
+            .client(&c.client_id)
+            .source(actor.ip.clone(), actor.user_agent.clone())
+            .detail(json!({ "refresh_families_revoked": revoked.rows_affected })),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Replaces a confidential client's secret; the old one stops working at once.
+pub async fn rotate_secret(state: &AppState, actor: &Actor, client_id: &str) -> Result<Created, AdminError> {
+    actor.require(Permission::ClientsWrite)?;
+    let now = state.clock.now();
+    let txn = crate::storage::begin_write(&state.db).await?;
+    let c = target(state, &txn, actor, client_id).await?;
+    if c.public {
+        return Err(AdminError::Refused(format!("client {client_id:?} is public and has no secret")));
+    }
+    let secret = SecretString::from(random_token(SECRET_BYTES)?);
+    client::Entity::update_many()
+        .col_expr(client::Column::SecretHash, Expr::val(state.master_key.hasher().hash(secret.expose_secret())))
+        .col_expr(client::Column::UpdatedAt, Expr::val(now))
+        .filter(client::Column::ClientId.eq(c.client_id.as_str()))
+        .exec(&txn)
+        .await?;
+    state.clients.invalidate(&c.client_id);
+    record_audit(
+        &txn,
+        AuditEvent::new("client.secret_rotated", "success")
+            .actor(&actor.name)
+            .client(&c.client_id)
+            .source(actor.ip.clone(), actor.user_agent.clone()),
+        now,
+    )
+    .await?;
+    let client = view(&find(&txn, client_id).await?);
+    txn.commit().await?;
+    Ok(Created { client, secret: Some(secret) })
+}
+
+pub use crate::domain::is_resource_indicator;

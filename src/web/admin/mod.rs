@@ -1,0 +1,238 @@
+//! The admin pages: users (search, detail, actions), clients, roles and the
+//! audit log, server-rendered. They need a session authenticated with a
+//! second factor and the permission of each page or action (the same
+//! `policy` checks as the admin API); credential-changing actions also need a
+//! recent authentication (`admin_reauth_secs`), renewed at `/admin/reauth`.
+//! Every action goes through the same admin services as the CLI and the API.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::form::StrictForm;
+use super::pages::{WebError, error_page, html};
+use super::{client_info, csrf};
+use crate::admin::{Actor, AdminError, clients, roles, users};
+use crate::policy::access::AccessPolicy;
+use crate::policy::{Permission, Principal, permissions_of};
+use crate::session::{self, AMR_OTP, AMR_PASSWORD, Current};
+use crate::state::AppState;
+use crate::storage::entities::{audit_event, user};
+use crate::web::login::{see_other, stale_form};
+use crate::web::mfa::Factor;
+
+/// Rows per page on the list pages.
+const PER_PAGE: u64 = 50;
+
+/// An administrator's request: who, with which permissions, and the CSRF
+/// token for the page's forms.
+struct Admin {
+    cur: Current,
+    principal: Principal,
+    csrf: String,
+    set_cookie: Option<actix_web::cookie::Cookie<'static>>,
+}
+
+impl Admin {
+    fn actor(&self, state: &AppState, req: &HttpRequest) -> Actor {
+        Actor::for_principal(&self.principal, client_info::ip(state, req), client_info::user_agent(req))
+    }
+
+    /// The handle read services are called through (reads are not audited,
+    /// so no origin).
+    fn reader(&self) -> Actor {
+        Actor::for_principal(&self.principal, None, None)
+    }
+
+    fn can(&self, p: Permission) -> bool {
+        self.principal.authorize(p).is_ok()
+    }
+
+    /// Whether the login behind this session is recent enough for
+    /// credential-changing actions.
+    fn recent(&self, state: &AppState) -> bool {
+        state.clock.now().timestamp() - self.cur.session.auth_time <= state.settings.admin_reauth_secs
+    }
+
+    fn page(&self, status: StatusCode, t: &impl Template) -> Result<HttpResponse, WebError> {
+        let mut resp = html(status, t)?;
+        resp.headers_mut().insert(
+            actix_web::http::header::CACHE_CONTROL,
+            actix_web::http::header::HeaderValue::from_static("no-store"),
+        );
+        if let Some(c) = &self.set_cookie {
+            resp.add_cookie(c).map_err(WebError::internal)?;
+        }
+        Ok(resp)
+    }
+}
+
+fn forbidden(what: &str) -> HttpResponse {
+    error_page(StatusCode::FORBIDDEN, "Not allowed", &format!("Your roles do not include permission to {what}."))
+}
+
+/// The administrator behind a request, or the response to send instead.
+async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, HttpResponse>, WebError> {
+    let Some(cur) = crate::web::cookies::current(state, req).await? else {
+        return Ok(Err(see_other("/login")));
+    };
+    let roles = crate::storage::roles_of(&state.db, &cur.user.id).await?;
+    let permissions = permissions_of(&roles);
+    if permissions.is_empty() {
+        return Ok(Err(error_page(StatusCode::FORBIDDEN, "Not allowed", "Your account has no administrative role.")));
+    }
+    if !crate::policy::has_second_factor(&cur.amr()) {
+        return Ok(Err(error_page(
+            StatusCode::FORBIDDEN,
+            "Two-step verification needed",
+            "The admin pages need a login with two-step verification. Set it up on your account page if you have not, then log out and log in again with your code.",
+        )));
+    }
+    let token = csrf::ensure(state, req).map_err(WebError::internal)?;
+    let principal = Principal {
+        subject: cur.user.id.clone(),
+        is_client: false,
+        permissions,
+        roles,
+        auth_time: Some(cur.session.auth_time),
+    };
+    Ok(Ok(Admin { cur, principal, csrf: token.token, set_cookie: token.set_cookie }))
+}
+
+/// `admin` for a state-changing form: also checks its CSRF token.
+async fn admin_for_form(
+    state: &AppState,
+    req: &HttpRequest,
+    csrf_field: &str,
+) -> Result<Result<Admin, HttpResponse>, WebError> {
+    if !csrf::verify(state, req, csrf_field) {
+        return Ok(Err(stale_form()));
+    }
+    admin(state, req).await
+}
+
+/// `admin`, holding `perm` (else a 403 page saying it cannot `what`).
+async fn admin_with(
+    state: &AppState,
+    req: &HttpRequest,
+    perm: Permission,
+    what: &str,
+) -> Result<Result<Admin, HttpResponse>, WebError> {
+    Ok(match admin(state, req).await? {
+        Ok(a) if a.can(perm) => Ok(a),
+        Ok(a) => {
+            audit_refusal(state, req, &a, perm).await?;
+            Err(forbidden(what))
+        }
+        Err(resp) => Err(resp),
+    })
+}
+
+/// A refused admin-page request, in the audit log (only administrators with
+/// a two-factor session get this far, so it cannot be flooded anonymously).
+async fn audit_refusal(state: &AppState, req: &HttpRequest, a: &Admin, perm: Permission) -> Result<(), WebError> {
+    crate::storage::record_audit(
+        &state.db,
+        crate::storage::AuditEvent::new("admin_pages.forbidden", "failure")
+            .actor(format!("user:{}", a.cur.user.id))
+            .user(&a.cur.user.id)
+            .source(client_info::ip(state, req), client_info::user_agent(req))
+            .detail(
+                serde_json::json!({ "method": req.method().as_str(), "path": req.path(), "permission": perm.as_str() }),
+            ),
+        state.clock.now(),
+    )
+    .await?;
+    Ok(())
+}
+
+macro_rules! admin_or_return {
+    ($e:expr) => {
+        match $e.await? {
+            Ok(a) => a,
+            Err(resp) => return Ok(resp),
+        }
+    };
+}
+
+pub async fn index() -> HttpResponse {
+    see_other("/admin/users")
+}
+
+// ---- users ------------------------------------------------------------------
+
+struct SessionRow {
+    created: String,
+    last_seen: String,
+    ip: String,
+    user_agent: String,
+    amr: String,
+}
+
+struct EventRow {
+    at: String,
+    event_type: String,
+    outcome: String,
+    actor: String,
+    detail: String,
+}
+
+fn notice_text(code: Option<&str>) -> Option<String> {
+    let text = match code? {
+        "disable" => "The account is disabled and its sessions ended.",
+        "enable" => "The account is enabled.",
+        "unlock" => "Login failures were cleared.",
+        "reset-mfa" => "Two-step verification was removed; the user must set it up again.",
+        "set-password" => "The password was set and the user's sessions ended.",
+        "end-sessions" => "The user's sessions were ended.",
+        "grant" => "The role was granted.",
+        "revoke" => "The role was revoked.",
+        "set-attr" => "The attribute was set.",
+        "profile" => "The profile was saved.",
+        "reauth" => "Thank you: you can change credentials for the next few minutes.",
+        _ => return None,
+    };
+    Some(text.to_owned())
+}
+
+fn admin_error(e: AdminError) -> WebError {
+    WebError::internal(e)
+}
+
+fn fmt_ms(ms: i64) -> String {
+    use chrono::TimeZone;
+    chrono::Utc
+        .timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+fn event_row(e: audit_event::Model) -> EventRow {
+    EventRow {
+        at: e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        event_type: e.event_type,
+        outcome: e.outcome,
+        actor: e.actor.unwrap_or_default(),
+        detail: e.detail.chars().take(300).collect(),
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+mod audit;
+mod clients_pages;
+mod reauth;
+mod roles_pages;
+mod users_pages;
+
+pub use audit::*;
+pub use clients_pages::*;
+pub use reauth::*;
+pub use roles_pages::*;
+pub use users_pages::*;

@@ -1,0 +1,246 @@
+//! The user pages: the list, one user, and its actions.
+
+use super::*;
+
+#[derive(Template)]
+#[template(path = "admin/users.html")]
+struct UsersPage {
+    title: &'static str,
+    csrf: String,
+    me: String,
+    q: String,
+    users: Vec<users::UserView>,
+    total: u64,
+    page: u64,
+    pages: u64,
+}
+
+#[derive(Deserialize)]
+pub struct UsersQuery {
+    q: Option<String>,
+    page: Option<u64>,
+}
+
+pub async fn users_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<UsersQuery>,
+) -> Result<HttpResponse, WebError> {
+    let a = admin_or_return!(admin_with(&state, &req, Permission::UsersRead, "read users"));
+    let q: String = query.q.as_deref().unwrap_or_default().trim().chars().take(64).collect();
+    let mut find = user::Entity::find().order_by_asc(user::Column::UsernameKey);
+    if !q.is_empty() {
+        find = find.filter(crate::storage::contains_literally(user::Column::UsernameKey, &q.to_lowercase()));
+    }
+    let pager = find.paginate(&state.db, PER_PAGE);
+    let total = pager.num_items().await?;
+    let pages = total.div_ceil(PER_PAGE).max(1);
+    let page = query.page.unwrap_or(0).min(pages - 1);
+    let mut list = Vec::new();
+    for u in pager.fetch_page(page).await? {
+        list.push(users::show(&state, &a.actor(&state, &req), &u.username).await.map_err(admin_error)?);
+    }
+    let p = UsersPage {
+        title: "Users",
+        csrf: a.csrf.clone(),
+        me: a.cur.user.username.clone(),
+        q,
+        users: list,
+        total,
+        page,
+        pages,
+    };
+    a.page(StatusCode::OK, &p)
+}
+
+#[derive(Template)]
+#[template(path = "admin/user.html")]
+struct UserPage {
+    title: &'static str,
+    csrf: String,
+    me: String,
+    u: users::UserView,
+    locked: bool,
+    sessions: Vec<SessionRow>,
+    events: Option<Vec<EventRow>>,
+    all_roles: Vec<String>,
+    notice: Option<String>,
+    error: Option<String>,
+    can_write: bool,
+    can_credentials: bool,
+    can_roles: bool,
+    can_sessions: bool,
+    recent: bool,
+}
+
+#[derive(Deserialize)]
+pub struct NoticeQuery {
+    pub(super) m: Option<String>,
+}
+
+async fn render_user(
+    state: &AppState,
+    a: &Admin,
+    username: &str,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
+    let u = match users::show(state, &a.reader(), username).await {
+        Ok(u) => u,
+        Err(AdminError::NotFound { .. }) => {
+            return Ok(error_page(StatusCode::NOT_FOUND, "No such user", "There is no user with that name."));
+        }
+        Err(e) => return Err(admin_error(e)),
+    };
+    let now = state.clock.now();
+    let sessions = session::list_for_user(state, &state.db, &u.id, now)
+        .await?
+        .into_iter()
+        .map(|s| SessionRow {
+            created: s.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            last_seen: fmt_ms(s.last_seen_ms),
+            ip: s.ip.unwrap_or_default(),
+            user_agent: s.user_agent.unwrap_or_default(),
+            amr: serde_json::from_str::<Vec<String>>(&s.amr).unwrap_or_default().join("+"),
+        })
+        .collect();
+    let events = if a.can(Permission::AuditRead) {
+        Some(
+            audit_event::Entity::find()
+                .filter(audit_event::Column::UserId.eq(u.id.as_str()))
+                .order_by_desc(audit_event::Column::Id)
+                .paginate(&state.db, 20)
+                .fetch_page(0)
+                .await?
+                .into_iter()
+                .map(event_row)
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let all_roles = roles::list(state).await.map_err(admin_error)?.into_iter().map(|r| r.name).collect();
+    let p = UserPage {
+        title: "User",
+        csrf: a.csrf.clone(),
+        me: a.cur.user.username.clone(),
+        locked: u.locked_until_ms.is_some(),
+        u,
+        sessions,
+        events,
+        all_roles,
+        notice,
+        error,
+        can_write: a.can(Permission::UsersWrite),
+        can_credentials: a.can(Permission::UsersCredentials),
+        can_roles: a.can(Permission::RolesWrite),
+        can_sessions: a.can(Permission::SessionsRevoke),
+        recent: a.recent(state),
+    };
+    a.page(status, &p)
+}
+
+pub async fn user_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    q: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, WebError> {
+    let a = admin_or_return!(admin_with(&state, &req, Permission::UsersRead, "read users"));
+    render_user(&state, &a, &path, StatusCode::OK, notice_text(q.m.as_deref()), None).await
+}
+
+#[derive(Deserialize)]
+pub struct UserAction {
+    csrf: String,
+    action: String,
+    role: Option<String>,
+    key: Option<String>,
+    value: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+    street_address: Option<String>,
+    locality: Option<String>,
+    region: Option<String>,
+    postal_code: Option<String>,
+    country: Option<String>,
+    password: Option<SecretString>,
+}
+
+pub async fn user_action(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: StrictForm<UserAction>,
+) -> Result<HttpResponse, WebError> {
+    let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
+    let username = path.into_inner();
+    let f = form.into_inner();
+    let needed = match f.action.as_str() {
+        "disable" | "enable" | "set-attr" | "profile" => Permission::UsersWrite,
+        "unlock" | "reset-mfa" | "set-password" => Permission::UsersCredentials,
+        "end-sessions" => Permission::SessionsRevoke,
+        "grant" | "revoke" => Permission::RolesWrite,
+        _ => return Ok(error_page(StatusCode::BAD_REQUEST, "Bad request", "Unknown action.")),
+    };
+    let Ok(_capability) = a.principal.authorize(needed) else {
+        audit_refusal(&state, &req, &a, needed).await?;
+        return Ok(forbidden(needed.as_str()));
+    };
+    if needed == Permission::UsersCredentials && !a.recent(&state) {
+        // Credentials change only after a fresh password + code.
+        return Ok(see_other(&format!("/admin/reauth?next={}", urlencode(&format!("/admin/users/{username}")))));
+    }
+    let actor = a.actor(&state, &req);
+    let s = &*state;
+    let done: Result<(), AdminError> = match f.action.as_str() {
+        "disable" => users::set_disabled(s, &actor, &username, true).await.map(drop),
+        "enable" => users::set_disabled(s, &actor, &username, false).await.map(drop),
+        "unlock" => users::unlock(s, &actor, &username).await.map(drop),
+        "reset-mfa" => users::reset_mfa(s, &actor, &username).await.map(drop),
+        "end-sessions" => users::end_sessions(s, &actor, &username).await.map(drop),
+        "grant" => users::grant(s, &actor, &username, f.role.as_deref().unwrap_or_default()).await.map(drop),
+        "revoke" => users::revoke(s, &actor, &username, f.role.as_deref().unwrap_or_default()).await.map(drop),
+        "set-attr" => users::set_attribute(
+            s,
+            &actor,
+            &username,
+            f.key.as_deref().unwrap_or_default(),
+            f.value.as_deref().unwrap_or_default(),
+        )
+        .await
+        .map(drop),
+        "profile" => {
+            let opt = |v: Option<String>| Some(v.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()));
+            let address =
+                crate::domain::Address::from_fields(f.street_address, f.locality, f.region, f.postal_code, f.country);
+            let patch = users::ProfilePatch {
+                email: opt(f.email),
+                name: opt(f.name),
+                phone_number: opt(f.phone),
+                address: Some(Some(address)),
+            };
+            users::update_profile(s, &actor, &username, patch).await.map(drop)
+        }
+        "set-password" => match &f.password {
+            Some(pw) => users::set_password(s, &actor, &username, pw).await,
+            None => Err(AdminError::Refused("password: enter the new password".into())),
+        },
+        _ => Ok(()),
+    };
+    match done {
+        Ok(()) => Ok(see_other(&format!("/admin/users/{}?m={}", urlencode(&username), f.action))),
+        Err(AdminError::NotFound { .. }) => {
+            Ok(error_page(StatusCode::NOT_FOUND, "No such user", "There is no user with that name."))
+        }
+        Err(AdminError::Forbidden(p)) => Ok(forbidden(p)),
+        Err(
+            e @ (AdminError::Invalid(_) | AdminError::Refused(_) | AdminError::Exists { .. } | AdminError::Password(_)),
+        ) => render_user(&state, &a, &username, StatusCode::BAD_REQUEST, None, Some(e.to_string())).await,
+        Err(e) => Err(admin_error(e)),
+    }
+}
+
+// ---- re-authentication ------------------------------------------------------

@@ -1,0 +1,439 @@
+//! The admin JSON API, `/admin/api/v1/…`, and its OpenAPI document at
+//! `/admin/api/openapi.json` (generated from these handlers by utoipa). Callers present a Portcullis access token whose audience is
+//! `{issuer}/admin`; their permissions come from their roles at the time of
+//! the call (see `policy`), so revoking a role takes effect at once.
+//! Errors are RFC 9457 problem documents naming the offending field.
+
+mod audit;
+mod clients;
+mod user_endpoints;
+
+pub use audit::*;
+pub use clients::*;
+pub use user_endpoints::*;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, delete, get, patch, post, put, web};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::admin::clients::ClientView;
+use crate::admin::roles::RoleView;
+use crate::admin::users::UserView;
+use crate::admin::{Actor, AdminError, users};
+use crate::policy::{Permission, Principal, permissions_of};
+use crate::state::AppState;
+use crate::storage::entities::{audit_event, user};
+use crate::storage::{AuditEvent, record_audit};
+use crate::tokens::keys::KeyView;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(list_users)
+        .service(get_user)
+        .service(create_user)
+        .service(list_audit)
+        .service(disable_user)
+        .service(enable_user)
+        .service(unlock_user)
+        .service(reset_mfa)
+        .service(set_password)
+        .service(grant_role)
+        .service(revoke_role)
+        .service(set_attribute)
+        .service(revoke_sessions)
+        .service(delete_user)
+        .service(list_roles)
+        .service(create_role)
+        .service(list_clients)
+        .service(get_client)
+        .service(delete_client)
+        .service(rotate_client_secret)
+        .service(list_keys)
+        .service(rotate_keys)
+        .service(update_user)
+        .service(list_sessions)
+        .service(create_client)
+        .service(update_client)
+        .service(revoke_all_sessions)
+        .service(openapi_json);
+}
+
+/// An RFC 9457 problem.
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+    field: Option<&'static str>,
+    /// RFC 9470: the user must authenticate again, at most this long ago.
+    step_up_max_age: Option<i64>,
+    /// RFC 9470: the user must authenticate again with a second factor.
+    step_up_acr: bool,
+    /// RFC 6750 §3.1: a request without a token gets a challenge without
+    /// an error code.
+    no_token: bool,
+}
+
+impl Problem {
+    fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            title,
+            detail: detail.into(),
+            field: None,
+            step_up_max_age: None,
+            step_up_acr: false,
+            no_token: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.title, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({ "type": "about:blank", "title": self.title, "status": self.status.as_u16(), "detail": self.detail });
+        if let Some(f) = self.field {
+            body["field"] = f.into();
+        }
+        let mut r = HttpResponse::build(self.status);
+        if let Some(max) = self.step_up_max_age {
+            r.insert_header((
+                "WWW-Authenticate",
+                format!("Bearer error=\"insufficient_user_authentication\", error_description=\"a more recent authentication is required\", max_age={max}"),
+            ));
+        } else if self.step_up_acr {
+            r.insert_header((
+                "WWW-Authenticate",
+                "Bearer error=\"insufficient_user_authentication\", error_description=\"a second factor is required\", acr_values=\"2\"",
+            ));
+        } else if self.no_token {
+            r.insert_header(("WWW-Authenticate", "Bearer"));
+        } else if self.status == StatusCode::UNAUTHORIZED {
+            r.insert_header(("WWW-Authenticate", "Bearer error=\"invalid_token\""));
+        }
+        r.content_type("application/problem+json").body(body.to_string())
+    }
+}
+
+impl From<AdminError> for Problem {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Invalid(p) => {
+                Self { field: Some(p.field), ..Self::new(StatusCode::BAD_REQUEST, "Invalid field", p.reason) }
+            }
+            AdminError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, "Not found", e.to_string()),
+            AdminError::Exists { .. } => Self::new(StatusCode::CONFLICT, "Already exists", e.to_string()),
+            AdminError::Refused(m) => Self::new(StatusCode::BAD_REQUEST, "Refused", m),
+            AdminError::Forbidden(p) => {
+                Self::new(StatusCode::FORBIDDEN, "Forbidden", format!("missing permission {p}"))
+            }
+            AdminError::ForbiddenTarget(m) => Self::new(StatusCode::FORBIDDEN, "Forbidden", m),
+            AdminError::Damaged(d) => {
+                tracing::error!(error = %d, "a stored registration does not parse");
+                Self {
+                    field: Some(d.field),
+                    ..Self::new(
+                        StatusCode::CONFLICT,
+                        "Stored value does not parse",
+                        format!("the stored {} of this client does not parse; set it anew with this change", d.field),
+                    )
+                }
+            }
+            AdminError::Password(crate::authn::PasswordError::Policy(m)) => {
+                Self { field: Some("password"), ..Self::new(StatusCode::BAD_REQUEST, "Invalid field", m) }
+            }
+            AdminError::Password(crate::authn::PasswordError::Busy) => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "Busy", "try again shortly")
+            }
+            other => {
+                // The whole cause chain for the operator; a fixed text for the caller.
+                tracing::error!(error = %crate::error::chain(&other), "admin API failure");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", "the request could not be completed")
+            }
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for Problem {
+    fn from(e: sea_orm::DbErr) -> Self {
+        AdminError::Db(e).into()
+    }
+}
+
+fn unauthorized() -> Problem {
+    Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", "a valid admin access token is required")
+}
+
+/// The audience of tokens for this API.
+pub fn audience(state: &AppState) -> String {
+    state.admin_audience()
+}
+
+/// The caller, authenticated; failures are audited.
+async fn principal(state: &AppState, req: &HttpRequest) -> Result<Principal, Problem> {
+    // Failed authentications count against the address like at the token
+    // endpoint; over the limit, 429 before any work (and no audit write).
+    let gate = crate::oauth::client_auth::FailureGate::new(
+        state,
+        crate::web::client_info::origin(state, req).ip_addr(),
+        state.clock.now().timestamp_millis(),
+    );
+    if gate.blocked() {
+        return Err(Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            "too many failed attempts from this address",
+        ));
+    }
+    let p = authenticate(state, req).await;
+    if let Err(e) = &p
+        && e.status == StatusCode::UNAUTHORIZED
+    {
+        gate.failed();
+        audit_refusal(state, req, "admin_api.unauthorized", None, None).await;
+    }
+    p
+}
+
+/// A refused admin-API call, for the audit log (V16.3): who (if known), which
+/// permission was missing, the method and path, and from where. Best effort:
+/// a failure to write it must not turn a 401/403 into a 500.
+async fn audit_refusal(
+    state: &AppState,
+    req: &HttpRequest,
+    event: &'static str,
+    p: Option<&Principal>,
+    perm: Option<Permission>,
+) {
+    let mut e = AuditEvent::new(event, "failure")
+        .source(crate::web::client_info::ip(state, req), crate::web::client_info::user_agent(req))
+        .detail(
+            json!({ "method": req.method().as_str(), "path": req.path(), "permission": perm.map(Permission::as_str) }),
+        );
+    if let Some(p) = p {
+        e = e.actor(format!("{}:{}", if p.is_client { "client" } else { "user" }, p.subject));
+    }
+    if let Err(err) = record_audit(&state.db, e, state.clock.now()).await {
+        tracing::warn!(error = %err, "could not audit a refused admin call");
+    }
+}
+
+/// The principal's capability for `perm`, or 403 (audited).
+async fn require<'a>(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &'a Principal,
+    perm: Permission,
+) -> Result<crate::policy::Capability<'a>, Problem> {
+    match p.authorize(perm) {
+        Ok(c) => Ok(c),
+        Err(e) => {
+            audit_refusal(state, req, "admin_api.forbidden", Some(p), Some(perm)).await;
+            Err(forbidden(e))
+        }
+    }
+}
+
+/// Authenticates the caller and loads their current permissions.
+async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, Problem> {
+    let token = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| Problem { no_token: true, ..unauthorized() })?;
+    let claims = crate::oauth::token::check_access_token(state, token.trim()).await.map_err(|_| unauthorized())?;
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => *a == audience(state),
+        Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(audience(state).as_str())),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(unauthorized());
+    }
+    let sub = claims.get("sub").and_then(Value::as_str).ok_or_else(unauthorized)?.to_owned();
+    let client_id = claims.get("client_id").and_then(Value::as_str).unwrap_or_default();
+    // A client acting for itself (client_credentials: sub = client_id, no
+    // user login behind it) is never mistaken for a user, even if a client
+    // were registered under an id that equals some user's UUID.
+    let acting_for_itself = sub == client_id && claims.get("auth_time").is_none();
+    if acting_for_itself {
+        return match state.clients.get(&state.db, client_id).await.map_err(AdminError::from)? {
+            Some(c) => Ok(Principal {
+                subject: sub,
+                is_client: true,
+                permissions: permissions_of(&c.roles),
+                roles: c.roles.clone(),
+                auth_time: None,
+            }),
+            None => Err(unauthorized()),
+        };
+    }
+    if let Some(u) = user::Entity::find_by_id(sub.as_str()).one(&state.db).await? {
+        if u.disabled {
+            return Err(unauthorized());
+        }
+        // The same second-factor rule as the admin pages: a password-only
+        // login never administers, whatever the MFA policy says of its roles.
+        let amr: Vec<String> = claims
+            .get("amr")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default();
+        if !crate::policy::has_second_factor(&amr) {
+            return Err(Problem {
+                step_up_acr: true,
+                ..Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Second factor required",
+                    "the admin API needs a login with a second factor; sign in again with two-step verification",
+                )
+            });
+        }
+        let roles = crate::storage::roles_of(&state.db, &u.id).await?;
+        let auth_time = claims.get("auth_time").and_then(Value::as_i64);
+        return Ok(Principal { subject: sub, is_client: false, permissions: permissions_of(&roles), roles, auth_time });
+    }
+    Err(unauthorized())
+}
+
+fn actor(state: &AppState, req: &HttpRequest, p: &Principal) -> Actor {
+    Actor::for_principal(p, crate::web::client_info::ip(state, req), crate::web::client_info::user_agent(req))
+}
+
+fn forbidden(e: crate::policy::Denied) -> Problem {
+    Problem::new(StatusCode::FORBIDDEN, "Forbidden", e.to_string())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// Part of the username to look for.
+    search: Option<String>,
+    /// Page number, from 0 (at most 1000000).
+    page: Option<u64>,
+    /// Items per page, 1 to 200 (default 50).
+    per_page: Option<u64>,
+}
+
+fn bounds(p: &Paging) -> Result<(u64, u64), Problem> {
+    let per = p.per_page.unwrap_or(50);
+    if per == 0 || per > 200 {
+        return Err(Problem {
+            field: Some("per_page"),
+            ..Problem::new(StatusCode::BAD_REQUEST, "Invalid field", "per_page must be 1 to 200")
+        });
+    }
+    let page = p.page.unwrap_or(0);
+    if page > 1_000_000 {
+        return Err(Problem {
+            field: Some("page"),
+            ..Problem::new(StatusCode::BAD_REQUEST, "Invalid field", "page is too large")
+        });
+    }
+    Ok((page, per))
+}
+
+/// Parses a JSON body strictly (unknown fields refused) into `T`.
+/// The body must be a JSON object: serde would otherwise also read a struct
+/// from an array (`[null, null]`), position by position.
+fn body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
+    let invalid = |e: String| Problem::new(StatusCode::BAD_REQUEST, "Invalid body", e);
+    let v: Value = serde_json::from_slice(raw).map_err(|e| invalid(e.to_string()))?;
+    if !v.is_object() {
+        return Err(invalid("the body must be a JSON object".into()));
+    }
+    serde_json::from_value(v).map_err(|e| invalid(e.to_string()))
+}
+
+/// Authenticates, checks one permission, and returns the audit actor.
+/// Credential changes made with a user's token also need that user's
+/// authentication to be recent (RFC 9470 step-up challenge otherwise);
+/// service clients authenticate themselves at every token request.
+async fn gate(state: &AppState, req: &HttpRequest, perm: Permission) -> Result<Actor, Problem> {
+    let p = principal(state, req).await?;
+    require(state, req, &p, perm).await?;
+    if perm == Permission::UsersCredentials && !p.is_client {
+        let max = state.settings.admin_reauth_secs;
+        let fresh = p.auth_time.is_some_and(|t| state.clock.now().timestamp() - t <= max);
+        if !fresh {
+            audit_refusal(state, req, "admin_api.reauth_required", Some(&p), Some(perm)).await;
+            return Err(Problem {
+                step_up_max_age: Some(max),
+                ..Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "Recent authentication required",
+                    format!("credential changes need a login at most {max} s old; get a new token (max_age={max})"),
+                )
+            });
+        }
+    }
+    Ok(actor(state, req, &p))
+}
+
+/// The OpenAPI document, built once.
+#[get("/admin/api/openapi.json")]
+pub async fn openapi_json() -> HttpResponse {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        use utoipa::OpenApi;
+        ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".to_owned())
+    });
+    HttpResponse::Ok().content_type("application/json").body(doc.clone())
+}
+
+// ---- response documents -------------------------------------------------
+
+/// An RFC 9457 problem document.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ProblemDoc {
+    #[serde(rename = "type")]
+    kind: String,
+    title: String,
+    status: u16,
+    detail: String,
+    /// The request field at fault, for validation errors.
+    field: Option<String>,
+}
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The admin API's OpenAPI 3.1 document.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Portcullis admin API",
+        version = "1",
+        description = "Bearer access tokens with audience `{issuer}/admin`; each operation names the permission it needs. Errors are RFC 9457 problem documents."
+    ),
+    paths(
+        list_users, get_user, create_user, update_user, disable_user, enable_user, unlock_user, reset_mfa, set_password,
+        grant_role, revoke_role, set_attribute, list_sessions, revoke_sessions, delete_user, revoke_all_sessions, list_roles, create_role, list_clients,
+        get_client, create_client, update_client, delete_client, rotate_client_secret, list_keys, rotate_keys, list_audit
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;

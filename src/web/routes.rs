@@ -1,0 +1,70 @@
+//! The route tables of the HTTP edge, one per surface: every path, its
+//! methods and its handler in one place. Guards are visible at the handler:
+//! the page handlers start from the session (`cookies::current`) and, for
+//! `/admin/…`, `admin::admin_session`; the protocol endpoints authenticate
+//! the client (`oauth::client_auth`) or the bearer token; the admin API's
+//! table is in `admin_api` (its paths are single-sourced in the attributes
+//! the OpenAPI document is generated from). A path answered for another
+//! method is a 405 with a body; an unknown path is the app's 404.
+
+use actix_web::Resource;
+use actix_web::web::{ServiceConfig, get, post, resource, to};
+use actix_web::{HttpResponse, http::StatusCode};
+
+use super::{account, admin, authorize, health, login, logout, metrics, mfa, oidc, pages, token};
+
+/// Browser pages: login, second factor, account, admin pages, health, metrics.
+pub fn pages(cfg: &mut ServiceConfig) {
+    cfg.service(at("/").route(get().to(pages::home)))
+        .service(at("/static/portcullis.css").route(get().to(pages::stylesheet)))
+        .service(at("/healthz").route(get().to(health::healthz)))
+        .service(at("/readyz").route(get().to(health::readyz)))
+        .service(at("/metrics").route(get().to(metrics::metrics)))
+        .service(at("/login").route(get().to(login::login_get)).route(post().to(login::login_post)))
+        .service(at("/logout").route(get().to(login::logout_get)).route(post().to(login::logout_post)))
+        .service(at("/login/mfa").route(get().to(mfa::mfa_get)).route(post().to(mfa::mfa_post)))
+        .service(at("/login/enrol").route(get().to(mfa::login_enrol_get)).route(post().to(mfa::login_enrol_post)))
+        .service(at("/account/mfa").route(get().to(mfa::account_enrol_get)).route(post().to(mfa::account_enrol_post)))
+        .service(at("/account/mfa/disable").route(post().to(mfa::disable)))
+        .service(at("/account/mfa/recovery").route(post().to(mfa::regenerate)))
+        .service(at("/account").route(get().to(account::account)))
+        .service(at("/account/password").route(post().to(account::change_password)))
+        .service(at("/account/sessions/end").route(post().to(account::end_session)))
+        .service(at("/account/consents/revoke").route(post().to(account::revoke_consent)))
+        .service(at("/account/profile").route(post().to(account::update_profile)))
+        .service(at("/admin").route(get().to(admin::index)))
+        .service(at("/admin/users").route(get().to(admin::users_page)))
+        .service(at("/admin/users/{username}").route(get().to(admin::user_page)).route(post().to(admin::user_action)))
+        .service(at("/admin/reauth").route(get().to(admin::reauth_get)).route(post().to(admin::reauth_post)))
+        .service(at("/admin/clients").route(get().to(admin::clients_page)))
+        .service(at("/admin/clients/{client_id}").route(get().to(admin::client_page)))
+        .service(at("/admin/clients/{client_id}/policy").route(post().to(admin::client_policy)))
+        .service(at("/admin/roles").route(get().to(admin::roles_page)).route(post().to(admin::role_create)))
+        .service(at("/admin/audit").route(get().to(admin::audit_page)));
+}
+
+/// OAuth 2.0 / OpenID Connect endpoints.
+pub fn protocol(cfg: &mut ServiceConfig) {
+    cfg.service(at("/authorize").route(get().to(authorize::authorize_get)).route(post().to(authorize::authorize_post)))
+        .service(at("/authorize/continue").route(get().to(authorize::resume)))
+        .service(at("/consent").route(get().to(authorize::consent_get)).route(post().to(authorize::consent_post)))
+        .service(at("/token").route(post().to(token::token_endpoint)))
+        .service(at("/introspect").route(post().to(token::introspect)))
+        .service(at("/revoke").route(post().to(token::revoke)))
+        .service(at("/.well-known/openid-configuration").route(get().to(oidc::discovery)))
+        .service(at("/jwks").route(get().to(oidc::jwks)))
+        .service(at("/userinfo").route(get().to(oidc::userinfo_get)).route(post().to(oidc::userinfo_post)))
+        .service(
+            at("/end_session").route(get().to(logout::end_session_get)).route(post().to(logout::end_session_post)),
+        );
+}
+
+/// A path of the table: its routes, and a 405 (with a body) for other methods.
+fn at(path: &str) -> Resource {
+    resource(path).default_service(to(method_not_allowed))
+}
+
+/// The body of a 405: the path exists, the method does not.
+pub async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::build(StatusCode::METHOD_NOT_ALLOWED).json(serde_json::json!({ "error": "method not allowed" }))
+}

@@ -50,6 +50,15 @@ impl From<crate::storage::clients::LoadError> for AdminError {
     }
 }
 
+impl From<super::password::ChangeError> for AdminError {
+    fn from(e: super::password::ChangeError) -> Self {
+        match e {
+            super::password::ChangeError::Password(e) => Self::Password(e),
+            super::password::ChangeError::Db(e) => Self::Db(e),
+        }
+    }
+}
+
 impl AdminError {
     pub fn not_found(what: &'static str, name: impl Into<String>) -> Self {
         Self::NotFound { what, name: name.into() }

@@ -1,9 +1,11 @@
-//! Administration: the one service layer behind the CLI (and the admin API and
-//! pages in later issues). There is one way to create a user.
+//! Administration: the one service layer behind the CLI, the admin API and
+//! the admin pages. There is one way to create a user, one way to change a
+//! password, and every service is called through an `Actor`.
 
 pub mod clients;
 pub mod error;
 pub mod keys;
+pub mod password;
 pub mod roles;
 pub mod users;
 

@@ -1,5 +1,5 @@
-//! Authentication: password hashing and policy (and, in later issues, TOTP,
-//! recovery codes, throttling and the login state machine).
+//! Authentication: throttling, the login state machine, TOTP and recovery
+//! codes, and the second-factor gate (password hashing is `crypto::password`).
 
 pub mod login;
 pub mod mfa;

@@ -1,5 +1,5 @@
 //! The `portcullis` command line: `serve` (the default), `migrate`, and the
-//! `user`, `role`, `client` and `keys` groups of docs/CONTRACTS.md.
+//! `user`, `role`, `client` and `keys` groups (docs/CLI.md; the names are the contract of ../shared/docs/CONTRACTS.md).
 //!
 //! Script-facing output is JSON on stdout with `--json`; errors are one line on
 //! stderr with a non-zero exit code.

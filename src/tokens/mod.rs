@@ -1,5 +1,5 @@
-//! Tokens: the signing key ring (and, with the OAuth issue, JWT issuing,
-//! authorization codes and refresh-token families).
+//! Tokens: signing-key generation and rotation, and JWS issue and
+//! verification of our own tokens (the key ring itself is `state::keyring`).
 
 pub mod jwt;
 pub use crate::state::keyring;

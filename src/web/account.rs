@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use chrono::{TimeZone, Utc};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
@@ -13,6 +13,7 @@ use super::form::StrictForm;
 use super::login::{see_other, stale_form};
 use super::pages::{WebError, html};
 use super::{client_info, csrf};
+use crate::admin::password::{self, ChangeError, PasswordChange};
 use crate::admin::users::ADMIN_ROLE;
 use crate::authn::{PasswordError, mfa, throttle};
 use crate::session::{self, Current};
@@ -235,44 +236,27 @@ pub async fn change_password(
         return render(&state, &req, &cur, StatusCode::OK, None, fail("The current password is not correct.")).await;
     }
     throttle::reset(&state.db, &key).await?;
-    let is_admin = crate::storage::roles_of(&state.db, &cur.user.id).await?.iter().any(|r| r == ADMIN_ROLE);
-    if let Err(e) = state.password_policy.check(&form.new_password, is_admin, Some(&cur.user.username)) {
-        return render(&state, &req, &cur, StatusCode::OK, None, Some(e.to_string())).await;
-    }
-    let new_phc = state.passwords.hash(&form.new_password).await.map_err(busy)?;
-    let txn = crate::storage::begin_write(&state.db).await?;
-    password_credential::Entity::insert(password_credential::ActiveModel {
-        user_id: Set(cur.user.id.clone()),
-        phc: Set(new_phc),
-        updated_at: Set(now),
-    })
-    .on_conflict(
-        sea_orm::sea_query::OnConflict::column(password_credential::Column::UserId)
-            .update_columns([password_credential::Column::Phc, password_credential::Column::UpdatedAt])
-            .to_owned(),
-    )
-    .exec(&txn)
-    .await?;
-    let ended =
-        session::end_all_for_user(&txn, &cur.user.id, Some(&cur.session.id), state.clock.now().timestamp_millis())
-            .await?;
     // Browsers trusted under the old password are trusted no more (but this one).
     let device = req
         .cookie(&crate::web::cookies::cookie_name(&state, super::login::DEVICE_COOKIE))
         .map(|c| c.value().to_owned());
-    crate::authn::login::forget_devices(&state, &txn, &cur.user.id, device.as_deref()).await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("user.password_changed", "success")
-            .actor(format!("user:{}", cur.user.id))
-            .user(&cur.user.id)
-            .source(ip, ua)
-            .detail(json!({ "other_sessions_ended": ended.len() })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
-    crate::oidc::logout::notify_ended(&state, &cur.user.id, &ended).await;
+    let actor = format!("user:{}", cur.user.id);
+    let change = PasswordChange {
+        user: &cur.user,
+        actor: &actor,
+        event: "user.password_changed",
+        keep_session: Some(&cur.session.id),
+        keep_device: device.as_deref(),
+        origin: client_info::origin(&state, &req),
+    };
+    match password::change_password(&state, change, &form.new_password).await {
+        Ok(_) => {}
+        Err(ChangeError::Password(PasswordError::Policy(m))) => {
+            return render(&state, &req, &cur, StatusCode::OK, None, Some(m)).await;
+        }
+        Err(ChangeError::Password(e)) => return Err(busy(e)),
+        Err(ChangeError::Db(e)) => return Err(e.into()),
+    }
     Ok(see_other("/account?m=password_changed"))
 }
 

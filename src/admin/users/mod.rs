@@ -21,7 +21,12 @@ use crate::storage::entities::{password_credential, user, user_attribute, user_r
 use crate::storage::{AuditEvent, is_unique_violation, record_audit};
 
 /// The built-in administrator role.
+mod erase;
+mod profile;
+
 pub use crate::policy::ADMIN_ROLE;
+pub use erase::*;
+pub use profile::*;
 
 /// A user as shown to operators. Never contains a credential.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -242,94 +247,6 @@ async fn another_active_admin<C: ConnectionTrait>(conn: &C, except: &str) -> Res
         .is_some())
 }
 
-/// A change to a user's profile: for each field `Some(None)` clears, `None`
-/// leaves alone.
-#[derive(Debug, Default, Clone)]
-pub struct ProfilePatch {
-    pub email: Option<Option<String>>,
-    pub name: Option<Option<String>>,
-    pub phone_number: Option<Option<String>>,
-    pub address: Option<Option<crate::domain::Address>>,
-}
-
-/// Changes a user's profile (e-mail address, display name, phone number,
-/// postal address). The audit record has the before and after values.
-pub async fn update_profile(
-    state: &AppState,
-    actor: &Actor,
-    username: &str,
-    patch: ProfilePatch,
-) -> Result<UserView, AdminError> {
-    actor.require(Permission::UsersWrite)?;
-    let txn = crate::storage::begin_write(&state.db).await?;
-    let u = target(&txn, actor, username).await?;
-    let event = audit(actor, "user.updated", &u.id);
-    write_profile(state, txn, u, patch, event).await
-}
-
-/// The person's own change on /account: name, phone number and postal
-/// address (an e-mail address needs a verification loop first).
-pub async fn update_own_profile(
-    state: &AppState,
-    user_id: &str,
-    ip: Option<String>,
-    user_agent: Option<String>,
-    patch: ProfilePatch,
-) -> Result<UserView, AdminError> {
-    if patch.email.is_some() {
-        return Err(AdminError::Refused("email: an administrator changes it (it must be verified)".into()));
-    }
-    let txn = crate::storage::begin_write(&state.db).await?;
-    let u = user::Entity::find_by_id(user_id).one(&txn).await?.ok_or_else(|| AdminError::not_found("user", user_id))?;
-    let event = AuditEvent::new("user.updated", "success")
-        .actor(format!("user:{user_id}"))
-        .user(user_id)
-        .source(ip, user_agent);
-    write_profile(state, txn, u, patch, event).await
-}
-
-/// Parses and writes a profile change with its audit record (before and
-/// after), in the caller's transaction; commits.
-async fn write_profile(
-    state: &AppState,
-    txn: DatabaseTransaction,
-    u: user::Model,
-    patch: ProfilePatch,
-    event: AuditEvent,
-) -> Result<UserView, AdminError> {
-    let email = patch.email.map(|e| e.as_deref().map(Email::parse).transpose()).transpose()?;
-    let name = patch.name.map(|n| n.as_deref().map(DisplayName::parse).transpose()).transpose()?;
-    let phone =
-        patch.phone_number.map(|p| p.as_deref().map(crate::domain::PhoneNumber::parse).transpose()).transpose()?;
-    let address =
-        patch.address.map(|a| a.map(crate::domain::Address::checked).transpose().map(Option::flatten)).transpose()?;
-    let now = state.clock.now();
-    let before =
-        json!({ "email": u.email, "name": u.display_name, "phone_number": u.phone_number, "address": u.address });
-    let mut am = u.into_active_model();
-    if let Some(e) = email {
-        am.email = Set(e.map(String::from));
-    }
-    if let Some(n) = name {
-        am.display_name = Set(n.map(String::from));
-    }
-    if let Some(p) = phone {
-        am.phone_number = Set(p.map(|p| p.as_str().to_owned()));
-    }
-    if let Some(a) = address {
-        am.address =
-            Set(a.map(|a| serde_json::to_string(&a)).transpose().map_err(|e| AdminError::Refused(e.to_string()))?);
-    }
-    am.updated_at = Set(now);
-    let u = am.update(&txn).await?;
-    let after =
-        json!({ "email": u.email, "name": u.display_name, "phone_number": u.phone_number, "address": u.address });
-    record_audit(&txn, event.detail(json!({ "changes": super::changes(&before, &after) })), now).await?;
-    let view = load_view(&txn, u, now.timestamp_millis()).await?;
-    txn.commit().await?;
-    Ok(view)
-}
-
 async fn touch(txn: &DatabaseTransaction, u: user::Model, now: DateTime<Utc>) -> Result<(), AdminError> {
     let mut am = u.into_active_model();
     am.updated_at = Set(now);
@@ -345,33 +262,16 @@ pub async fn set_password(
 ) -> Result<(), AdminError> {
     actor.require(Permission::UsersCredentials)?;
     let u = target(&state.db, actor, username).await?;
-    let is_admin = user_is_admin(&state.db, &u.id).await?;
-    state.password_policy.check(password, is_admin, Some(&u.username))?;
-    let phc = state.passwords.hash(password).await?;
-    let now = state.clock.now();
-    let txn = crate::storage::begin_write(&state.db).await?;
-    let u = target(&txn, actor, username).await?;
-    password_credential::Entity::insert(password_credential::ActiveModel {
-        user_id: Set(u.id.clone()),
-        phc: Set(phc),
-        updated_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::column(password_credential::Column::UserId)
-            .update_columns([password_credential::Column::Phc, password_credential::Column::UpdatedAt])
-            .to_owned(),
-    )
-    .exec(&txn)
-    .await?;
     // An administrator's reset: whoever knew the old password is logged out.
-    let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
-    crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
-    record_audit(&txn, audit(actor, "user.password_set", &u.id).detail(json!({ "sessions_ended": ended.len() })), now)
-        .await?;
-    let user_id = u.id.clone();
-    touch(&txn, u, now).await?;
-    txn.commit().await?;
-    crate::oidc::logout::notify_ended(state, &user_id, &ended).await;
+    let change = super::password::PasswordChange {
+        user: &u,
+        actor: &actor.name,
+        event: "user.password_set",
+        keep_session: None,
+        keep_device: None,
+        origin: crate::domain::Origin { ip: actor.ip.clone(), user_agent: actor.user_agent.clone() },
+    };
+    super::password::change_password(state, change, password).await?;
     Ok(())
 }
 
@@ -562,83 +462,6 @@ pub async fn totp_import(
     )
     .await?;
     Ok(codes)
-}
-
-/// Erases a user (GDPR art. 17): their sessions end (back-channel logouts
-/// go out), their refresh-token families are revoked, the account and
-/// everything that hangs off it (credentials, MFA, roles, attributes,
-/// consents, trusted browsers) are deleted, and the audit trail keeps its
-/// events under a pseudonym — the user id, the `user:<id>` actor and the
-/// username inside event details are replaced by `erased:<keyed hash>`, so
-/// the trail stays whole without naming the person. The last enabled
-/// administrator cannot be erased.
-pub async fn delete(state: &AppState, actor: &Actor, username: &str) -> Result<String, AdminError> {
-    use crate::storage::entities::audit_event;
-    use sea_orm::sea_query::{Expr, Func};
-    actor.require(Permission::UsersWrite)?;
-    let now = state.clock.now();
-    // First the sessions (and their families), with the back-channel
-    // logouts — they need the record of which clients took part, which goes
-    // with the account.
-    let txn = crate::storage::begin_write(&state.db).await?;
-    let u = target(&txn, actor, username).await?;
-    if user_is_admin(&txn, &u.id).await? && !u.disabled && !another_active_admin(&txn, &u.id).await? {
-        return Err(AdminError::Refused("refusing to erase the last enabled administrator".into()));
-    }
-    let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
-    txn.commit().await?;
-    crate::oidc::logout::notify_ended(state, &u.id, &ended).await;
-
-    // Then, in one transaction, the account and the pseudonymised trail.
-    let txn = crate::storage::begin_write(&state.db).await?;
-    let u = target(&txn, actor, username).await?;
-    let pseudonym = format!("erased:{}", &state.master_key.hasher().hash(&format!("erased-user:{}", u.id))[..32]);
-    audit_event::Entity::update_many()
-        .col_expr(audit_event::Column::UserId, Expr::val(pseudonym.clone()))
-        .filter(audit_event::Column::UserId.eq(u.id.as_str()))
-        .exec(&txn)
-        .await?;
-    audit_event::Entity::update_many()
-        .col_expr(audit_event::Column::Actor, Expr::val(format!("user:{pseudonym}")))
-        .filter(audit_event::Column::Actor.eq(format!("user:{}", u.id)))
-        .exec(&txn)
-        .await?;
-    for (from, to) in [
-        (format!("\"username\":\"{}\"", u.username), format!("\"username\":\"{pseudonym}\"")),
-        (u.id.clone(), pseudonym.clone()),
-    ] {
-        let replaced = Func::cust("REPLACE").arg(Expr::col(audit_event::Column::Detail)).arg(from.clone()).arg(to);
-        audit_event::Entity::update_many()
-            .col_expr(audit_event::Column::Detail, replaced.into())
-            .filter(audit_event::Column::Detail.contains(from.as_str()))
-            .exec(&txn)
-            .await?;
-    }
-    // What the person did and had: the addresses and browsers they came
-    // from, and the profile values the change records kept.
-    audit_event::Entity::update_many()
-        .col_expr(audit_event::Column::Ip, Expr::val(Option::<String>::None))
-        .col_expr(audit_event::Column::UserAgent, Expr::val(Option::<String>::None))
-        .filter(audit_event::Column::UserId.eq(pseudonym.as_str()))
-        .exec(&txn)
-        .await?;
-    audit_event::Entity::update_many()
-        .col_expr(audit_event::Column::Detail, Expr::val(r#"{"erased":true}"#))
-        .filter(audit_event::Column::UserId.eq(pseudonym.as_str()))
-        .filter(audit_event::Column::EventType.is_in(["user.created", "user.updated", "user.attribute_set"]))
-        .exec(&txn)
-        .await?;
-    crate::storage::entities::refresh_family::Entity::delete_many()
-        .filter(crate::storage::entities::refresh_family::Column::UserId.eq(u.id.as_str()))
-        .exec(&txn)
-        .await?;
-    user::Entity::delete_by_id(u.id.as_str()).exec(&txn).await?;
-    crate::authn::throttle::reset(&txn, &u.username_key).await?;
-    crate::authn::throttle::reset(&txn, &crate::authn::second_factor::counter_key(&u.id)).await?;
-    record_audit(&txn, audit(actor, "user.deleted", &pseudonym).detail(json!({ "sessions_ended": ended.len() })), now)
-        .await?;
-    txn.commit().await?;
-    Ok(pseudonym)
 }
 
 /// Ends every session of a user (and forgets their trusted browsers).

@@ -1,0 +1,91 @@
+//! The one password change, for every surface — the account page (the user
+//! for themselves), the admin API, the admin pages and the CLI (an
+//! administrator's reset): the policy (the administrators' minimum length
+//! for anyone holding `admin`), the hash, then in one transaction the new
+//! credential, the end of the user's other sessions, the forgetting of the
+//! browsers trusted under the old password and the audit record; after the
+//! commit, the back-channel logouts of the sessions that ended.
+
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use secrecy::SecretString;
+use serde_json::json;
+
+use crate::crypto::password::PasswordError;
+use crate::domain::Origin;
+use crate::state::AppState;
+use crate::storage::entities::{password_credential, user};
+use crate::storage::{AuditEvent, record_audit};
+
+/// Who changes whose password, and what survives the change.
+pub struct PasswordChange<'a> {
+    pub user: &'a user::Model,
+    /// The audit actor (`user:<id>` for the user themselves, the admin's name otherwise).
+    pub actor: &'a str,
+    /// `user.password_changed` (by the user) or `user.password_set` (a reset).
+    pub event: &'static str,
+    /// The session that stays (the user's own, changing it); others end.
+    pub keep_session: Option<&'a str>,
+    /// The trusted-browser token that stays (the user's own browser).
+    pub keep_device: Option<&'a str>,
+    pub origin: Origin,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChangeError {
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+/// Changes the password; returns the ids of the sessions that ended.
+pub async fn change_password(
+    state: &AppState,
+    change: PasswordChange<'_>,
+    password: &SecretString,
+) -> Result<Vec<String>, ChangeError> {
+    let u = change.user;
+    let is_admin = crate::storage::roles_of(&state.db, &u.id).await?.iter().any(|r| r == crate::policy::ADMIN_ROLE);
+    state.password_policy.check(password, is_admin, Some(&u.username))?;
+    let phc = state.passwords.hash(password).await?;
+    let now = state.clock.now();
+    let txn = crate::storage::begin_write(&state.db).await?;
+    password_credential::Entity::insert(password_credential::ActiveModel {
+        user_id: Set(u.id.clone()),
+        phc: Set(phc),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(password_credential::Column::UserId)
+            .update_columns([password_credential::Column::Phc, password_credential::Column::UpdatedAt])
+            .to_owned(),
+    )
+    .exec(&txn)
+    .await?;
+    let ended = crate::session::end_all_for_user(&txn, &u.id, change.keep_session, now.timestamp_millis()).await?;
+    crate::authn::login::forget_devices(state, &txn, &u.id, change.keep_device).await?;
+    let detail = if change.keep_session.is_some() {
+        json!({ "other_sessions_ended": ended.len() })
+    } else {
+        json!({ "sessions_ended": ended.len() })
+    };
+    record_audit(
+        &txn,
+        AuditEvent::new(change.event, "success")
+            .actor(change.actor)
+            .user(&u.id)
+            .source(change.origin.ip, change.origin.user_agent)
+            .detail(detail),
+        now,
+    )
+    .await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::val(now))
+        .filter(user::Column::Id.eq(u.id.as_str()))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    crate::oidc::logout::notify_ended(state, &u.id, &ended).await;
+    Ok(ended)
+}

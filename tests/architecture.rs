@@ -28,6 +28,8 @@
 //! link) stands alone: it imports nothing from the server and is exempt from
 //! rule 3 (it is an actix extractor by design).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 

@@ -97,8 +97,6 @@ fn generate(alg: SigningAlg) -> Result<Generated, CryptoError> {
     Ok(Generated { kid, pkcs8, jwk })
 }
 
-/// The context a private key is sealed under.
-
 async fn insert_new<C: ConnectionTrait>(
     conn: &C,
     mk: &MasterKey,

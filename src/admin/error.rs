@@ -55,6 +55,7 @@ impl From<super::password::ChangeError> for AdminError {
         match e {
             super::password::ChangeError::Password(e) => Self::Password(e),
             super::password::ChangeError::Db(e) => Self::Db(e),
+            super::password::ChangeError::Refused(e) => *e,
         }
     }
 }

@@ -11,6 +11,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use secrecy::SecretString;
 use serde_json::json;
 
+use super::{Actor, AdminError};
 use crate::crypto::password::PasswordError;
 use crate::domain::Origin;
 use crate::state::AppState;
@@ -29,6 +30,10 @@ pub struct PasswordChange<'a> {
     /// The trusted-browser token that stays (the user's own browser).
     pub keep_device: Option<&'a str>,
     pub origin: Origin,
+    /// For an administrator's reset: the actor, whose dominance over the
+    /// user is checked again inside the transaction (the user's roles may
+    /// have changed while the password was being hashed).
+    pub by_admin: Option<&'a Actor>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +42,8 @@ pub enum ChangeError {
     Password(#[from] PasswordError),
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
+    #[error(transparent)]
+    Refused(#[from] Box<AdminError>),
 }
 
 /// Changes the password; returns the ids of the sessions that ended.
@@ -51,6 +58,9 @@ pub async fn change_password(
     let phc = state.passwords.hash(password).await?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
+    if let Some(actor) = change.by_admin {
+        actor.may_act_on_user(&crate::storage::roles_of(&txn, &u.id).await?).map_err(Box::new)?;
+    }
     password_credential::Entity::insert(password_credential::ActiveModel {
         user_id: Set(u.id.clone()),
         phc: Set(phc),

@@ -248,6 +248,7 @@ pub async fn change_password(
         keep_session: Some(&cur.session.id),
         keep_device: device.as_deref(),
         origin: client_info::origin(&state, &req),
+        by_admin: None,
     };
     match password::change_password(&state, change, &form.new_password).await {
         Ok(_) => {}
@@ -256,6 +257,7 @@ pub async fn change_password(
         }
         Err(ChangeError::Password(e)) => return Err(busy(e)),
         Err(ChangeError::Db(e)) => return Err(e.into()),
+        Err(ChangeError::Refused(e)) => return Err(WebError::internal(e)),
     }
     Ok(see_other("/account?m=password_changed"))
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
+use crate::domain::Origin;
 use crate::oauth::client_auth::{AuthenticatedClient, FailureGate, authenticate};
 use crate::oauth::{OAuthError, grants, params, token};
 use crate::state::AppState;
@@ -32,7 +33,7 @@ async fn client_and_params(
     state: &AppState,
     req: &HttpRequest,
     body: &[u8],
-) -> Result<(AuthenticatedClient, HashMap<String, String>), OAuthError> {
+) -> Result<(AuthenticatedClient, HashMap<String, String>, Origin), OAuthError> {
     let mut p = form_params(req, body)?;
     // Per-address limit on failed client authentications: an address that
     // keeps failing is answered 429 before any lookup, until its window ends.
@@ -43,7 +44,7 @@ async fn client_and_params(
     }
     let basic = super::client_info::basic_credentials(req)?;
     match authenticate(state, basic, &mut p).await {
-        Ok(c) => Ok((c, p)),
+        Ok(c) => Ok((c, p, origin)),
         Err(e) => {
             if let OAuthError::InvalidClient { .. } = &e {
                 gate.failed();
@@ -65,13 +66,10 @@ pub async fn token_endpoint(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
-    let (c, p) = client_and_params(&state, &req, &body).await?;
+    let (c, p, origin) = client_and_params(&state, &req, &body).await?;
     let out = match p.get("grant_type").map(String::as_str) {
         Some("authorization_code") => grants::authorization_code(&state, &c.client, &p).await?,
-        Some("refresh_token") => {
-            let ip = super::client_info::origin(&state, &req).ip_addr();
-            grants::refresh(&state, &c.client, &p, ip).await?
-        }
+        Some("refresh_token") => grants::refresh(&state, &c.client, &p, origin.ip_addr()).await?,
         Some("client_credentials") => grants::client_credentials(&state, &c.client, &p).await?,
         Some(_) => return Err(OAuthError::UnsupportedGrantType),
         None => return Err(OAuthError::InvalidRequest("grant_type is required")),
@@ -84,7 +82,7 @@ pub async fn introspect(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
-    let (c, p) = client_and_params(&state, &req, &body).await?;
+    let (c, p, _) = client_and_params(&state, &req, &body).await?;
     let t = p.get("token").ok_or(OAuthError::InvalidRequest("token is required"))?;
     Ok(no_store(token::introspect(&state, &c.client, t).await?))
 }
@@ -94,7 +92,7 @@ pub async fn revoke(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
-    let (c, p) = client_and_params(&state, &req, &body).await?;
+    let (c, p, _) = client_and_params(&state, &req, &body).await?;
     let t = p.get("token").ok_or(OAuthError::InvalidRequest("token is required"))?;
     token::revoke(&state, &c.client, t).await?;
     // RFC 7009 §2.2: 200 whether or not the token was known.

@@ -29,20 +29,7 @@ async fn service_token(app: &TestApp, id: &str, roles: &[&str], resource: &str) 
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let http = reqwest::Client::new();
-    let mut r = match method {
-        "POST" => http.post(app.url(path)),
-        _ => http.get(app.url(path)),
-    };
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.header("content-type", "application/json").body(b.to_string());
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    crate::helpers::api(app, method, path, token, body).await
 }
 
 #[tokio::test]
@@ -146,21 +133,7 @@ async fn the_permission_table_holds_for_every_endpoint() {
 }
 
 async fn call_any(app: &TestApp, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let http = reqwest::Client::new();
-    let mut r = match method {
-        "POST" => http.post(app.url(path)),
-        "PUT" => http.put(app.url(path)),
-        "DELETE" => http.delete(app.url(path)),
-        "PATCH" => http.patch(app.url(path)),
-        _ => http.get(app.url(path)),
-    }
-    .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.header("content-type", "application/json").body(b.to_string());
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    crate::helpers::api(app, method, path, Some(token), body).await
 }
 
 /// Every admin endpoint with a concrete path, a body, and the permission it needs.

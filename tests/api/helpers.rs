@@ -234,3 +234,31 @@ pub fn claims_of(jwt: &str) -> serde_json::Value {
     let part = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
+
+/// One admin-API call: method, path, bearer token (if any) and JSON body;
+/// the status and the JSON answer (`null` when the body is not JSON).
+pub async fn api(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let http = reqwest::Client::new();
+    let mut r = match method {
+        "POST" => http.post(app.url(path)),
+        "PUT" => http.put(app.url(path)),
+        "PATCH" => http.patch(app.url(path)),
+        "DELETE" => http.delete(app.url(path)),
+        _ => http.get(app.url(path)),
+    };
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.header("content-type", "application/json").body(b.to_string());
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Takes each defence of issue #13 out of the code, one at a time, runs the
+# Takes each defence of issues #13 and #14 out of the code, one at a time, runs the
 # attack test that should catch it, and puts the code back. Every line must say
 # CAUGHT. Usage (from the repository root): python3 tests/mutants/attacks.py [prefix...]
 # Not part of CI (one rebuild per mutant: about a minute each here).
@@ -10,23 +10,27 @@ M = [
  ("2 pending secret shown to any login", "src/authn/mfa.rs", "    let seed = random_bytes(SEED_BYTES)?;\n    let enrolment_id = random_token(16)?;",
   "    if let Some(p) = totp_enrolment::Entity::find_by_id(user_id).one(&state.db).await? {\n        let seed = state.master_key.open(&enrol_context(user_id, &p.enrolment_id), &p.secret)?;\n        let _ = binding;\n        return describe(seed, account, p.enrolment_id);\n    }\n    let seed = random_bytes(SEED_BYTES)?;\n    let enrolment_id = random_token(16)?;", "attacks::mfa::a_totp_secret"),
  ("2 move without reauth", "src/web/mfa.rs", "    if mfa::has_totp(&state.db, &cur.user.id).await? {\n        // Moving", "    if false {\n        // Moving", "attacks::mfa::moving"),
- ("3 client control", "src/admin/clients.rs", "    actor.may_control_client(&roles_of_client(conn, client_id).await?, has_admin_audience(state, &c))?;", "", "attacks::admin::clients_write"),
- ("4 user target", "src/admin/users.rs", "    actor.may_act_on_user(&crate::storage::roles_of(conn, &u.id).await?)?;", "", "attacks::admin::narrow"),
- ("4 hand out", "src/admin/users.rs", "    actor.may_hand_out(std::slice::from_ref(&role))?;", "", "attacks::escalation"),
+ ("3 client control", "src/admin/clients/mod.rs", "    actor.may_control_client(&c.roles, has_admin_audience(state, &c))?;", "", "attacks::admin::clients_write"),
+ ("3b client control on update", "src/admin/clients/update.rs", "    actor.may_control_client(&current.roles, has_admin_audience(state, &current))?;", "", "attacks::admin::clients_write"),
+ ("4 user target", "src/admin/users/mod.rs", "    actor.may_act_on_user(&crate::storage::roles_of(conn, &u.id).await?)?;", "", "attacks::admin::narrow"),
+ ("4 hand out", "src/admin/users/mod.rs", "    actor.may_hand_out(std::slice::from_ref(&role))?;", "", "attacks::escalation"),
  ("5 admin audience needs mfa", "src/oauth/access.rs", "let admin_audience = resource.is_some_and(|r| r == state.admin_audience());", "let admin_audience = resource.is_some_and(|r| r == state.admin_audience()) && false;", "attacks::admin::a_password_only"),
- ("5 api second factor", "src/admin/api/mod.rs", "        if !crate::policy::has_second_factor(&amr) {", "        if false && !crate::policy::has_second_factor(&amr) {", "attacks::admin::a_password_only"),
- ("7 master key check", "src/state.rs", "        check_master_key(&db, &master_key).await?;", "", "attacks::cli::the_cli_refuses"),
+ ("5 api second factor", "src/web/admin_api/mod.rs", "        if !crate::policy::has_second_factor(&amr) {", "        if false && !crate::policy::has_second_factor(&amr) {", "attacks::admin::a_password_only"),
+ ("7 master key check", "src/startup.rs", "        check_master_key(&state.db, &state.master_key).await?;", "", "attacks::cli::the_cli_refuses"),
  ("8 claim outside the txn", "src/oauth/grants.rs", "    let txn = crate::storage::begin_write(&state.db).await?;\n    let claimed = authorization_code::Entity::update_many()\n        .col_expr(authorization_code::Column::UsedMs, Expr::val(now_ms))\n        .filter(authorization_code::Column::CodeHash.eq(row.code_hash.as_str()))\n        .filter(authorization_code::Column::UsedMs.is_null())\n        .exec(&txn)\n        .await?;",
   "    let claimed = authorization_code::Entity::update_many()\n        .col_expr(authorization_code::Column::UsedMs, Expr::val(now_ms))\n        .filter(authorization_code::Column::CodeHash.eq(row.code_hash.as_str()))\n        .filter(authorization_code::Column::UsedMs.is_null())\n        .exec(&state.db)\n        .await?;\n    let txn = crate::storage::begin_write(&state.db).await?;", "attacks::oauth::a_replayed_code"),
- ("6b consent: decision skipped once consented", "src/oauth/authorize.rs", "    let Some(cur) = cur else { return Ok(Need::Login) };\n    let now_s", "    let Some(cur) = cur else { return Ok(Need::Login) };\n    if consented {\n        return Ok(Need::Nothing);\n    }\n    let now_s", "attacks::oauth::the_consent_page"),
+ ("6b consent: decision skipped once consented", "src/oauth/authorize/flow.rs", "    let Some(cur) = cur else { return Ok(Need::Login) };\n    let now_s", "    let Some(cur) = cur else { return Ok(Need::Login) };\n    if consented {\n        return Ok(Need::Nothing);\n    }\n    let now_s", "attacks::oauth::the_consent_page"),
  ("9b both session checks", "src/oauth/grants.rs", "async fn session_alive<C: ConnectionTrait>(conn: &C, id: &str, now_ms: i64) -> Result<bool, OAuthError> {\n", "async fn session_alive<C: ConnectionTrait>(conn: &C, id: &str, now_ms: i64) -> Result<bool, OAuthError> {\n    if now_ms > 0 { let _ = (conn, id); return Ok(true); }\n", "attacks::oauth::a_code_is_worthless"),
  ("10 unlimited grace", "src/oauth/grants.rs", "                .filter(refresh_token::Column::GraceUsed.eq(false))\n", "", "attacks::oauth::parallel"),
  ("11 no body/inflight limits", "src/startup.rs", "                .wrap(from_fn(crate::web::limits::bounded_requests))\n", "", "attacks::limits::"),
- ("12 authorize bound", "src/oauth/authorize.rs", "        if n > state.settings.authorize_ip_max_pending {", "        if false {", "attacks::limits::anonymous"),
+ ("12 authorize bound", "src/oauth/authorize/flow.rs", "        if n > state.settings.authorize_ip_max_pending {", "        if false {", "attacks::limits::anonymous"),
  ("13 role description", "src/admin/roles.rs", "    if description.as_ref().is_some_and(|d| d.chars().any(char::is_control)) {", "    if false {", "attacks::cli::role_desc"),
- ("14 roles claim", "src/oauth/grants.rs", "    let roles = if g.scope.iter().any(|s| s == \"roles\") {", "    let roles = if true {", "attacks::oauth::roles_are"),
- ("15 introspection", "src/oauth/token.rs", "            Ok(claims) if !may_introspect(&c.client.client, &claims) => inactive(),", "            Ok(claims) if false && !may_introspect(&c.client.client, &claims) => inactive(),", "attacks::oauth::protocol"),
- ("15 loopback ports", "src/oauth/authorize.rs", ".any(|r| redirect_matches(r, redirect_uri))", ".any(|r| r == redirect_uri)", "attacks::oauth::protocol"),
+ ("14 roles claim", "src/oauth/grants.rs", "    let roles = if g.scope.iter().any(|s| s == \"roles\") || asked(\"roles\") {", "    let roles = if true {", "attacks::oauth::roles_are"),
+ ("15 introspection", "src/oauth/token.rs", "            Ok(claims) if !may_introspect(caller, &claims) => inactive(),", "            Ok(claims) if false && !may_introspect(caller, &claims) => inactive(),", "attacks::oauth::protocol"),
+ ("15 loopback ports", "src/oauth/authorize/request.rs", ".any(|r| redirect_matches(r, redirect_uri))", ".any(|r| r == redirect_uri)", "attacks::oauth::protocol"),
+ ("16 damaged policy read as none", "src/storage/clients.rs", "let p = AccessPolicy::parse_json(text).map_err(|e| damaged(\"access_policy\", e.reason))?;", "let p = AccessPolicy::parse_json(text).unwrap_or_default();", "abac::an_unreadable"),
+ ("16 damaged value written back", "src/admin/clients/update.rs", "        Err(d) if sets(&patch, d.field) => {", "        Err(d) if !d.field.is_empty() => {", "abac::an_unreadable"),
+ ("17 read without capability", "src/admin/users/mod.rs", "    actor.require(Permission::UsersRead)?;\n    let u = find(&state.db, username).await?;", "    let u = find(&state.db, username).await?;", "abac::read_services"),
 ]
 only = sys.argv[1:]
 for name, f, old, new, filt in M:

@@ -270,6 +270,7 @@ pub async fn set_password(
         keep_session: None,
         keep_device: None,
         origin: crate::domain::Origin { ip: actor.ip.clone(), user_agent: actor.user_agent.clone() },
+        by_admin: Some(actor),
     };
     super::password::change_password(state, change, password).await?;
     Ok(())

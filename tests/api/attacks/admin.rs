@@ -37,20 +37,7 @@ async fn client_token(app: &TestApp, id: &str, secret: &str, resource: &str) -> 
 }
 
 async fn call(app: &TestApp, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let http = reqwest::Client::new();
-    let mut r = match method {
-        "POST" => http.post(app.url(path)),
-        "PATCH" => http.patch(app.url(path)),
-        "DELETE" => http.delete(app.url(path)),
-        _ => http.get(app.url(path)),
-    }
-    .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.header("content-type", "application/json").body(b.to_string());
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
+    crate::helpers::api(app, method, path, Some(token), body).await
 }
 
 /// Item 3: `clients:write` rotated the secret of a client holding `admin`

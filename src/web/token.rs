@@ -42,8 +42,13 @@ async fn client_and_params(
     if gate.blocked() {
         return Err(OAuthError::TooManyRequests);
     }
-    let basic = super::client_info::basic_credentials(req)?;
-    match authenticate(state, basic, &mut p).await {
+    // A malformed Basic header is a failed authentication like a wrong
+    // secret: counted and audited.
+    let authenticated = match super::client_info::basic_credentials(req) {
+        Ok(basic) => authenticate(state, basic, &mut p).await,
+        Err(e) => Err(e),
+    };
+    match authenticated {
         Ok(c) => Ok((c, p, origin)),
         Err(e) => {
             if let OAuthError::InvalidClient { .. } = &e {

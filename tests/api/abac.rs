@@ -289,3 +289,29 @@ async fn read_services_refuse_an_actor_without_the_read_permission() {
     let reader = Actor::system("test", Permission::UsersRead);
     assert_eq!(portcullis::admin::users::show(&app.state, &reader, "hal").await.unwrap().username, "hal");
 }
+
+/// An actor who does not control a client (it holds a role the actor lacks)
+/// learns nothing from trying to change it — not even that a stored field is
+/// damaged, or which: the refusal is the dominance refusal, and no
+/// `client.update_refused` record is written for it.
+#[tokio::test]
+async fn a_damaged_client_is_refused_as_any_other_to_an_actor_who_does_not_control_it() {
+    use portcullis::admin::AdminError;
+    use portcullis::policy::Permission;
+    use portcullis::storage::entities::client;
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+    let app = spawn_app().await;
+    portcullis::admin::roles::add(&app.state, &Actor::cli(), "users:read", None).await.unwrap();
+    let spec = ClientSpec { roles: vec!["users:read".into()], ..web_client("held") };
+    register(&app, spec).await;
+    let c = client::Entity::find_by_id("held").one(&app.state.db).await.unwrap().unwrap();
+    let mut am = c.into_active_model();
+    am.access_policy = Set(Some("[1]".into()));
+    am.update(&app.state.db).await.unwrap();
+
+    let writer = Actor::system("test", Permission::ClientsWrite);
+    let rename = ClientPatch { name: Some(Some("x".into())), ..Default::default() };
+    let e = update(&app.state, &writer, "held", rename).await.unwrap_err();
+    assert!(matches!(e, AdminError::ForbiddenTarget(_)), "{e:?}");
+    assert!(last_event(&app, "client.update_refused").await.is_none());
+}

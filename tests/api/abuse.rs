@@ -129,3 +129,38 @@ async fn failed_admin_api_authentications_are_throttled_per_address() {
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     assert_eq!(call("198.51.100.2").await.unwrap().status(), 401, "another address is still answered");
 }
+
+/// A malformed `Authorization: Basic` header is a failed client
+/// authentication like a wrong secret: counted against the address (then
+/// 429) and audited — not a free, uncounted 401.
+#[tokio::test]
+async fn malformed_basic_credentials_count_as_failed_client_authentications() {
+    use portcullis::storage::entities::audit_event;
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    let app = spawn_app_with(TestDb::new().await, |s| s.token_ip_max_failures = 3).await;
+    let secret = register(
+        &app,
+        ClientSpec { client_id: "svc".into(), grants: vec!["client_credentials".into()], ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    for header in ["Basic !!!not-base64", "Basic bm8tY29sb24", "Basic //79"] {
+        let r = http
+            .post(app.url("/token"))
+            .header("authorization", header)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{header}");
+    }
+    let audited = audit_event::Entity::find()
+        .filter(audit_event::Column::EventType.eq("oauth.client_auth_failed"))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(audited, 3);
+    let (s, _, _) = token_req(&app, Some(("svc", &secret)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(s, 429, "the address is over its limit, even with the right secret");
+}

@@ -254,3 +254,22 @@ async fn client_access_policies_are_edited_on_the_admin_pages() {
             .is_none()
     );
 }
+
+/// A refused change made by an administrator without `users:read` (here:
+/// `users:credentials` alone, a password that fails the policy) answers with
+/// the message only: the user's page, which that administrator may not read,
+/// is not the error page.
+#[tokio::test]
+async fn a_refused_change_by_an_administrator_who_cannot_read_users_shows_no_user_page() {
+    let app = spawn_app().await;
+    app.create_user("zoe", PW, &[]).await;
+    let zoe = portcullis::admin::users::show(&app.state, &Actor::cli(), "zoe").await.unwrap();
+    let desk = logged_in(&app, "desk", &["users:credentials"]).await;
+    let page = desk.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    let form = [("csrf", csrf_in(&page)), ("action", "set-password".into()), ("password", "short".into())];
+    let r = desk.post(app.url("/admin/users/zoe")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains(&zoe.id), "the user's page leaked: {body}");
+    assert!(body.to_lowercase().contains("password"), "the reason is shown: {body}");
+}

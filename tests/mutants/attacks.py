@@ -10,8 +10,8 @@ M = [
  ("2 pending secret shown to any login", "src/authn/mfa.rs", "    let seed = random_bytes(SEED_BYTES)?;\n    let enrolment_id = random_token(16)?;",
   "    if let Some(p) = totp_enrolment::Entity::find_by_id(user_id).one(&state.db).await? {\n        let seed = state.master_key.open(&enrol_context(user_id, &p.enrolment_id), &p.secret)?;\n        let _ = binding;\n        return describe(seed, account, p.enrolment_id);\n    }\n    let seed = random_bytes(SEED_BYTES)?;\n    let enrolment_id = random_token(16)?;", "attacks::mfa::a_totp_secret"),
  ("2 move without reauth", "src/web/mfa.rs", "    if mfa::has_totp(&state.db, &cur.user.id).await? {\n        // Moving", "    if false {\n        // Moving", "attacks::mfa::moving"),
- ("3 client control", "src/admin/clients/mod.rs", "    actor.may_control_client(&c.roles, has_admin_audience(state, &c))?;", "", "attacks::admin::clients_write"),
- ("3b client control on update", "src/admin/clients/update.rs", "    actor.may_control_client(&current.roles, has_admin_audience(state, &current))?;", "", "attacks::admin::clients_write"),
+ ("3 client control", "src/admin/clients/mod.rs", "    actor.may_control_client(&roles, admin_audience)?;", "", "attacks::admin::clients_write"),
+ ("3b damage told before control", "src/admin/clients/mod.rs", "    let parsed = Client::parse(row.clone(), roles.clone());\n", "    let parsed = Client::parse(row.clone(), roles.clone());\n    if let Err(d) = &parsed {\n        return Err(AdminError::Damaged(d.clone()));\n    }\n", "abac::a_damaged_client_is_refused"),
  ("4 user target", "src/admin/users/mod.rs", "    actor.may_act_on_user(&crate::storage::roles_of(conn, &u.id).await?)?;", "", "attacks::admin::narrow"),
  ("4 hand out", "src/admin/users/mod.rs", "    actor.may_hand_out(std::slice::from_ref(&role))?;", "", "attacks::escalation"),
  ("5 admin audience needs mfa", "src/oauth/access.rs", "let admin_audience = resource.is_some_and(|r| r == state.admin_audience());", "let admin_audience = resource.is_some_and(|r| r == state.admin_audience()) && false;", "attacks::admin::a_password_only"),
@@ -31,6 +31,8 @@ M = [
  ("16 damaged policy read as none", "src/storage/clients.rs", "let p = AccessPolicy::parse_json(text).map_err(|e| damaged(\"access_policy\", e.reason))?;", "let p = AccessPolicy::parse_json(text).unwrap_or_default();", "abac::an_unreadable"),
  ("16 damaged value written back", "src/admin/clients/update.rs", "        Err(d) if sets(&patch, d.field) => {", "        Err(d) if !d.field.is_empty() => {", "abac::an_unreadable"),
  ("17 read without capability", "src/admin/users/mod.rs", "    actor.require(Permission::UsersRead)?;\n    let u = find(&state.db, username).await?;", "    let u = find(&state.db, username).await?;", "abac::read_services"),
+ ("18 malformed basic uncounted", "src/web/token.rs", "        Err(e) => Err(e),\n    };", "        Err(e) => return Err(e),\n    };", "abuse::malformed_basic"),
+ ("19 user page without users:read", "src/web/admin/users_pages.rs", "        ) if a.can(Permission::UsersRead) => {", "        ) if true => {", "admin_pages::a_refused_change"),
 ]
 only = sys.argv[1:]
 for name, f, old, new, filt in M:

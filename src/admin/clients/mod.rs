@@ -147,18 +147,64 @@ fn has_admin_audience(state: &AppState, c: &Client) -> bool {
     c.may_request(&state.admin_audience())
 }
 
-/// The client `client_id`, once the actor is known to be allowed to control
-/// it (it holds every role the client acts with): every client-changing
-/// operation finds its target through here.
+/// A stored client: its row, its roles, and the row parsed.
+struct Stored {
+    row: client::Model,
+    roles: Vec<String>,
+    parsed: Result<Client, clients::Damaged>,
+}
+
+/// The stored client `client_id`, once the actor is known to be allowed to
+/// control it (it holds every role the client acts with): every
+/// client-changing operation finds its target through here, so nothing about
+/// the stored values — not even which field is damaged — is told to an actor
+/// that does not control the client. A damaged registration is judged on its
+/// roles (their own table) and, when its resources cannot be read, as if they
+/// named the admin API (the widest reading).
+async fn controlled<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    actor: &Actor,
+    client_id: &str,
+) -> Result<Stored, AdminError> {
+    let Some((row, roles)) = clients::row(conn, client_id).await? else {
+        return Err(AdminError::not_found("client", client_id));
+    };
+    let parsed = Client::parse(row.clone(), roles.clone());
+    let admin_audience = match &parsed {
+        Ok(c) => has_admin_audience(state, c),
+        Err(d) => Client::parse(neutral(row.clone(), d.field), roles.clone())
+            .map_or(true, |c| d.field == "resources" || has_admin_audience(state, &c)),
+    };
+    actor.may_control_client(&roles, admin_audience)?;
+    Ok(Stored { row, roles, parsed })
+}
+
+/// The client `client_id`, parsed, once the actor controls it.
 async fn target<C: ConnectionTrait>(
     state: &AppState,
     conn: &C,
     actor: &Actor,
     client_id: &str,
 ) -> Result<Client, AdminError> {
-    let c = find(conn, client_id).await?;
-    actor.may_control_client(&c.roles, has_admin_audience(state, &c))?;
-    Ok(c)
+    Ok(controlled(state, conn, actor, client_id).await?.parsed?)
+}
+
+/// The row with a damaged field replaced by a neutral value (the patch sets
+/// the real one).
+fn neutral(mut row: client::Model, field: &str) -> client::Model {
+    match field {
+        "redirect_uris" => row.redirect_uris = "[]".into(),
+        "post_logout_redirect_uris" => row.post_logout_redirect_uris = "[]".into(),
+        "grant_types" => row.grant_types = "[]".into(),
+        "scopes" => row.scopes = "[]".into(),
+        "resources" => row.resources = None,
+        "access_policy" => row.access_policy = None,
+        "jwks" => row.jwks = None,
+        "id_token_alg" => row.id_token_alg = "RS256".into(),
+        _ => {}
+    }
+    row
 }
 
 /// What administrators see of a client.

@@ -7,12 +7,12 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, Query
 use serde_json::json;
 
 use super::spec::{ClientPatch, parse, spec_of};
-use super::{ClientView, has_admin_audience, json_list, view};
+use super::{ClientView, Stored, controlled, json_list, neutral, view};
 use crate::admin::{Actor, AdminError, changes, roles};
 use crate::policy::Permission;
 use crate::state::AppState;
-use crate::storage::clients::{self, Client};
-use crate::storage::entities::{client, client_role};
+use crate::storage::clients::Client;
+use crate::storage::entities::client_role;
 use crate::storage::{AuditEvent, record_audit};
 
 /// Whether the patch sets the (stored, damaged) field `field`.
@@ -30,23 +30,6 @@ fn sets(patch: &ClientPatch, field: &str) -> bool {
     }
 }
 
-/// The row with a damaged field replaced by a neutral value (the patch sets
-/// the real one).
-fn neutral(mut row: client::Model, field: &str) -> client::Model {
-    match field {
-        "redirect_uris" => row.redirect_uris = "[]".into(),
-        "post_logout_redirect_uris" => row.post_logout_redirect_uris = "[]".into(),
-        "grant_types" => row.grant_types = "[]".into(),
-        "scopes" => row.scopes = "[]".into(),
-        "resources" => row.resources = None,
-        "access_policy" => row.access_policy = None,
-        "jwks" => row.jwks = None,
-        "id_token_alg" => row.id_token_alg = "RS256".into(),
-        _ => {}
-    }
-    row
-}
-
 /// Changes a client's registration in one transaction, recording every
 /// changed field's before and after value in the audit log.
 pub async fn update(
@@ -61,13 +44,11 @@ pub async fn update(
     }
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
-    let Some((row, roles_now)) = clients::row(&txn, client_id).await? else {
-        return Err(AdminError::not_found("client", client_id));
-    };
-    let current = match Client::parse(row.clone(), roles_now.clone()) {
+    let Stored { row, roles, parsed } = controlled(state, &txn, actor, client_id).await?;
+    let current = match parsed {
         Ok(c) => c,
         Err(d) if sets(&patch, d.field) => {
-            Client::parse(neutral(row.clone(), d.field), roles_now).map_err(AdminError::Damaged)?
+            Client::parse(neutral(row.clone(), d.field), roles).map_err(AdminError::Damaged)?
         }
         Err(d) => {
             drop(txn);
@@ -84,7 +65,6 @@ pub async fn update(
             return Err(AdminError::Damaged(d));
         }
     };
-    actor.may_control_client(&current.roles, has_admin_audience(state, &current))?;
     let before = view(&current);
     let mut spec = spec_of(&current);
     if let Some(v) = patch.name {

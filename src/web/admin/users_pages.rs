@@ -236,9 +236,16 @@ pub async fn user_action(
             Ok(error_page(StatusCode::NOT_FOUND, "No such user", "There is no user with that name."))
         }
         Err(AdminError::Forbidden(p)) => Ok(forbidden(p)),
+        Err(AdminError::ForbiddenTarget(m)) => Ok(error_page(StatusCode::FORBIDDEN, "Not allowed", &m)),
         Err(
             e @ (AdminError::Invalid(_) | AdminError::Refused(_) | AdminError::Exists { .. } | AdminError::Password(_)),
-        ) => render_user(&state, &a, &username, StatusCode::BAD_REQUEST, None, Some(e.to_string())).await,
+        ) if a.can(Permission::UsersRead) => {
+            render_user(&state, &a, &username, StatusCode::BAD_REQUEST, None, Some(e.to_string())).await
+        }
+        // Without users:read the answer is the message alone, not the user's page.
+        Err(
+            e @ (AdminError::Invalid(_) | AdminError::Refused(_) | AdminError::Exists { .. } | AdminError::Password(_)),
+        ) => Ok(error_page(StatusCode::BAD_REQUEST, "Not done", &e.to_string())),
         Err(e) => Err(admin_error(e)),
     }
 }

@@ -97,14 +97,12 @@ pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, O
     // with the `roles` scope, which the consent page names.
     let asked =
         |name: &str| g.claims.as_ref().is_some_and(|c| c.id_token.contains_key(name) || c.userinfo.contains_key(name));
-    let roles = if g.scope.iter().any(|s| s == "roles") || asked("roles") {
-        Some(crate::storage::roles_of(&state.db, &g.user.id).await?)
-    } else {
-        None
-    };
+    let roles_scope = g.scope.iter().any(|s| s == "roles");
+    let roles =
+        if roles_scope || asked("roles") { Some(crate::storage::roles_of(&state.db, &g.user.id).await?) } else { None };
     let aud = g.resource.clone().unwrap_or_else(|| g.client.client_id.clone());
     let (mut at, jti) = base_claims(state, &g.user.id, &g.client.client_id, &aud, &g.scope, now);
-    if let Some(r) = roles.as_ref().filter(|_| g.scope.iter().any(|s| s == "roles")) {
+    if let Some(r) = roles.as_ref().filter(|_| roles_scope) {
         at.insert("roles".into(), r.clone().into());
     }
     // Claims asked for by name in UserInfo: the token says which, UserInfo
@@ -141,7 +139,7 @@ pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, O
         if let Some(sid) = &g.sid {
             c.insert("sid".into(), sid.clone().into());
         }
-        if let Some(r) = roles.as_ref().filter(|_| g.scope.iter().any(|s| s == "roles")) {
+        if let Some(r) = roles.as_ref().filter(|_| roles_scope) {
             c.insert("roles".into(), r.clone().into());
         }
         scoped_claims(&g.user, &g.scope, &mut c);

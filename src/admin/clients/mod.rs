@@ -265,7 +265,6 @@ pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<
         .filter(refresh_family::Column::RevokedMs.is_null())
         .exec(&txn)
         .await?;
-    state.clients.invalidate(&c.client_id);
     record_audit(
         &txn,
         AuditEvent::new("client.removed", "success")
@@ -277,6 +276,9 @@ pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<
     )
     .await?;
     txn.commit().await?;
+    // After the commit: a read between an earlier invalidation and the
+    // commit would cache the old row again.
+    state.clients.invalidate(&c.client_id);
     Ok(())
 }
 
@@ -296,7 +298,6 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, client_id: &str) -> 
         .filter(client::Column::ClientId.eq(c.client_id.as_str()))
         .exec(&txn)
         .await?;
-    state.clients.invalidate(&c.client_id);
     record_audit(
         &txn,
         AuditEvent::new("client.secret_rotated", "success")
@@ -308,6 +309,7 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, client_id: &str) -> 
     .await?;
     let client = view(&find(&txn, client_id).await?);
     txn.commit().await?;
+    state.clients.invalidate(client_id);
     Ok(Created { client, secret: Some(secret) })
 }
 

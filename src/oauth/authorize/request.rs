@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::oauth::{OAuthError, scope_allowed, split_scope};
 use crate::state::AppState;
-use crate::storage::clients::Client;
+use crate::storage::clients::{Client, LoadError};
 
 /// The validated parameters of an authorization request.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,9 +101,13 @@ async fn known_client(state: &AppState, client_id: &str) -> Result<Arc<Client>, 
     match crate::storage::clients::find(&state.db, client_id).await {
         Ok(Some(c)) => Ok(Arc::new(c)),
         Ok(None) => Err(Failure::Page("The application is not registered here.")),
-        Err(e) => {
+        Err(e @ LoadError::Damaged(_)) => {
             tracing::error!(error = %e, "cannot use a client");
             Err(Failure::Page("The application's registration cannot be used; its administrator must fix it."))
+        }
+        Err(LoadError::Db(e)) => {
+            tracing::error!(error = %e, "loading a client");
+            Err(Failure::Page("Something went wrong. Please try again later."))
         }
     }
 }

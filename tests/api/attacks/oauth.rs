@@ -224,6 +224,13 @@ async fn protocol_details_follow_the_rfcs() {
     // OIDC Core §3.1.2.6: a request object that is not one, and request_uri,
     // have their own codes.
     assert!(back.contains("error=invalid_request_object"), "{back}");
+    // …and without a request object, the request itself is accepted on
+    // another port (it goes on to the login).
+    let url = app.url(&format!(
+        "/authorize?response_type=code&client_id=native&redirect_uri={}&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256",
+        urlencode("http://127.0.0.1:53125/cb")
+    ));
+    assert!(location(&http.get(&url).send().await.unwrap()).starts_with("/login?request="));
     let url = authorize_url(&app, "native", "&request_uri=urn%3Ax");
     assert!(location(&http.get(&url).send().await.unwrap()).contains("error=request_uri_not_supported"));
     // Only loopback: another host's port must match exactly.

@@ -92,6 +92,14 @@ pub struct Settings {
     pub mfa_required: bool,
     /// Holders of these roles must use MFA (env: `[admin,ops]`).
     pub mfa_required_roles: Vec<String>,
+    /// Holders of these roles must sign in with a passkey (phishing-resistant,
+    /// acr `phr`); one without a passkey enrols one at login. The `admin`
+    /// role needs this anyway once its holder has a passkey.
+    pub passkey_required_roles: Vec<String>,
+    /// The WebAuthn relying-party id; default: the issuer's host name.
+    pub webauthn_rp_id: Option<String>,
+    /// Origins allowed to use passkeys; default: the issuer's origin.
+    pub webauthn_origins: Vec<String>,
     /// Lifetime of access tokens (JWT, RFC 9068).
     pub access_token_ttl_secs: i64,
     /// Lifetime of ID tokens.
@@ -171,6 +179,9 @@ impl Default for Settings {
             trusted_device_days: 90,
             mfa_required: false,
             mfa_required_roles: vec!["admin".to_owned()],
+            passkey_required_roles: Vec::new(),
+            webauthn_rp_id: None,
+            webauthn_origins: Vec::new(),
             access_token_ttl_secs: 900,
             id_token_ttl_secs: 600,
             refresh_token_ttl_secs: 30 * 86_400,
@@ -306,7 +317,60 @@ impl Settings {
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid("database_max_connections must be at least 1".into()));
         }
+        self.webauthn().map_err(ConfigError::Invalid)?;
         Ok(())
+    }
+
+    /// The WebAuthn relying party: its id and allowed origins, from
+    /// `webauthn_rp_id`/`webauthn_origins` or else from the issuer. `Ok(None)`
+    /// when nothing is configured and the issuer's host is an IP address
+    /// (WebAuthn needs a domain name: passkeys are then off). An id or origin
+    /// that is set but cannot work is an error.
+    pub fn webauthn(&self) -> Result<Option<(String, Vec<url::Url>)>, String> {
+        let issuer = url::Url::parse(&self.issuer).map_err(|e| format!("issuer is not a URL: {e}"))?;
+        let rp_id = match &self.webauthn_rp_id {
+            Some(id) => id.trim().to_ascii_lowercase(),
+            None => match issuer.host() {
+                Some(url::Host::Domain(d)) => d.to_ascii_lowercase(),
+                _ if self.webauthn_origins.is_empty() => return Ok(None),
+                _ => return Err("webauthn_origins is set but the issuer's host is an IP address: set webauthn_rp_id to the domain name".into()),
+            },
+        };
+        if rp_id.is_empty() || rp_id.parse::<std::net::IpAddr>().is_ok() || rp_id.contains(['/', ':']) {
+            return Err(format!("webauthn_rp_id {rp_id:?} must be a domain name (not an IP address or URL)"));
+        }
+        let origins = if self.webauthn_origins.is_empty() {
+            let host = issuer.host_str().unwrap_or_default();
+            let local = host == "localhost" || host.ends_with(".localhost");
+            if self.webauthn_rp_id.is_none() && issuer.scheme() == "http" && !local {
+                // Behind `insecure_http`: browsers would refuse the origin.
+                return Ok(None);
+            }
+            vec![issuer.clone()]
+        } else {
+            self.webauthn_origins
+                .iter()
+                .map(|o| url::Url::parse(o).map_err(|e| format!("webauthn_origins: {o:?} is not a URL: {e}")))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        for o in &origins {
+            let host = o.host_str().unwrap_or_default().to_ascii_lowercase();
+            let inside = host == rp_id || host.ends_with(&format!(".{rp_id}"));
+            if !inside {
+                return Err(format!(
+                    "webauthn origin {} is not {rp_id} or a subdomain of it (WebAuthn §5.1.4.1)",
+                    o.origin().ascii_serialization()
+                ));
+            }
+            let local = host == "localhost" || host.ends_with(".localhost");
+            if o.scheme() != "https" && !(o.scheme() == "http" && local) {
+                return Err(format!(
+                    "webauthn origin {} must be https (browsers allow passkeys over plain http on localhost only)",
+                    o.origin().ascii_serialization()
+                ));
+            }
+        }
+        Ok(Some((rp_id, origins)))
     }
 
     /// How long a retired signing key stays published: every token it signed

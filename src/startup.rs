@@ -37,6 +37,7 @@ impl Application {
         let https = state.settings.is_https();
         let discovery = web::Data::new(crate::web::oidc::Discovery(web::Bytes::from(crate::oidc::discovery_document(
             state.settings.issuer(),
+            state.webauthn.is_some(),
         ))));
         let request_timeout = std::time::Duration::from_millis(state.settings.client_request_timeout_ms);
         let keep_alive = std::time::Duration::from_secs(state.settings.keep_alive_secs);

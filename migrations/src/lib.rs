@@ -13,6 +13,7 @@ mod m20261201_000007_security;
 mod m20261201_000008_request_login;
 mod m20261201_000009_claims_request;
 mod m20261201_000010_profile_scopes;
+mod m20261201_000011_passkeys;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000008_request_login::Migration),
             Box::new(m20261201_000009_claims_request::Migration),
             Box::new(m20261201_000010_profile_scopes::Migration),
+            Box::new(m20261201_000011_passkeys::Migration),
         ]
     }
 }

@@ -354,19 +354,25 @@ pub async fn end_challenge(state: &AppState, c: &Challenge) -> Result<bool, Logi
 
 /// The second factor at login: a TOTP or recovery code, through the one
 /// second-factor gate (its own failure counter, the account's, the address's).
-/// `Ok(Some(kind))` on success.
+/// `Ok(Some(kind))` on success. `totp_allowed`: false when this sign-in
+/// needs the user's passkey, so only a recovery code (a lost key) is taken.
 pub async fn mfa_step(
     state: &AppState,
     c: &Challenge,
     code: &str,
     source: &Source,
+    totp_allowed: bool,
 ) -> Result<Option<super::mfa::CodeCheck>, LoginError> {
     use super::mfa::{CodeCheck, verify_code};
     use super::second_factor::{Gated, gate};
     let now = state.clock.now();
     let gated = gate(state, &c.user, source, c.row.trusted_device, now, async || {
         let check = verify_code(state, &c.user.id, code, now).await?;
-        Ok((check != CodeCheck::Invalid).then_some(check))
+        Ok(match check {
+            CodeCheck::Invalid => None,
+            CodeCheck::Totp if !totp_allowed => None,
+            ok => Some(ok),
+        })
     })
     .await?;
     let event = |outcome: &'static str, reason: &str| {

@@ -381,20 +381,42 @@ pub async fn verify_code(
     Ok(CodeCheck::Invalid)
 }
 
-/// Whether policy requires MFA of this user: globally, or by one of their roles.
-pub async fn required_for<C: ConnectionTrait>(state: &AppState, conn: &C, user_id: &str) -> Result<bool, DbErr> {
-    if state.settings.mfa_required {
-        return Ok(true);
+/// The strength of sign-in the server's policy asks of this user, by their
+/// roles: a passkey for `passkey_required_roles`, and for `admin` once the
+/// administrator has a passkey (phishing-resistant, or TOTP while none is
+/// enrolled); a second factor for `mfa_required` or `mfa_required_roles`.
+pub async fn required_for<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    user_id: &str,
+) -> Result<crate::policy::Assurance, DbErr> {
+    use crate::policy::Assurance;
+    let s = &state.settings;
+    if !s.mfa_required && s.mfa_required_roles.is_empty() && s.passkey_required_roles.is_empty() {
+        // Only the built-in admin rule can apply.
+        let admin = user_role::Entity::find()
+            .filter(user_role::Column::UserId.eq(user_id))
+            .filter(user_role::Column::RoleName.eq(crate::policy::ADMIN_ROLE))
+            .one(conn)
+            .await?
+            .is_some();
+        return Ok(if admin && super::passkey::has_passkey(conn, user_id).await? {
+            Assurance::PhishingResistant
+        } else {
+            Assurance::Password
+        });
     }
-    if state.settings.mfa_required_roles.is_empty() {
-        return Ok(false);
+    let roles = crate::storage::roles_of(conn, user_id).await?;
+    if roles.iter().any(|r| s.passkey_required_roles.contains(r)) {
+        return Ok(Assurance::PhishingResistant);
     }
-    Ok(user_role::Entity::find()
-        .filter(user_role::Column::UserId.eq(user_id))
-        .filter(user_role::Column::RoleName.is_in(state.settings.mfa_required_roles.iter().cloned()))
-        .one(conn)
-        .await?
-        .is_some())
+    if roles.iter().any(|r| r == crate::policy::ADMIN_ROLE) && super::passkey::has_passkey(conn, user_id).await? {
+        return Ok(Assurance::PhishingResistant);
+    }
+    if s.mfa_required || roles.iter().any(|r| s.mfa_required_roles.contains(r)) {
+        return Ok(Assurance::MultiFactor);
+    }
+    Ok(Assurance::Password)
 }
 
 #[cfg(test)]

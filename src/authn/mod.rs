@@ -3,6 +3,7 @@
 
 pub mod login;
 pub mod mfa;
+pub mod passkey;
 pub mod second_factor;
 pub mod throttle;
 

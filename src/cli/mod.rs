@@ -90,6 +90,10 @@ enum UserCmd {
     Unlock { username: String },
     /// Remove the user's TOTP and recovery codes and end their sessions.
     ResetMfa { username: String },
+    /// List the user's passkeys (name, kind, credential id, when added and last used).
+    Passkeys { username: String },
+    /// Revoke one of the user's passkeys (a lost key) and end their sessions.
+    PasskeyRemove { username: String, credential_id: String },
     /// Grant a role.
     Grant { username: String, role: String },
     /// Revoke a role.
@@ -448,6 +452,11 @@ async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Re
         }
         UserCmd::Unlock { username } => out.user(&users::unlock(state, actor, &username).await?),
         UserCmd::ResetMfa { username } => out.user(&users::reset_mfa(state, actor, &username).await?),
+        UserCmd::Passkeys { username } => out.passkeys(&users::passkeys(state, actor, &username).await?),
+        UserCmd::PasskeyRemove { username, credential_id } => {
+            users::remove_passkey(state, actor, &username, &credential_id).await?;
+            out.message(&format!("passkey {credential_id} of {username} removed; their sessions were ended"));
+        }
         UserCmd::TotpImport { username, .. } => {
             let seed = read_stdin_secret("secret")?;
             let codes = users::totp_import(state, actor, &username, &seed).await?;

@@ -56,6 +56,19 @@ impl Output {
     }
 
     /// Recovery codes are shown once, here.
+    pub fn passkeys(&self, list: &[crate::admin::users::PasskeyView]) {
+        if self.json {
+            return print_json(list);
+        }
+        if list.is_empty() {
+            println!("no passkeys");
+        }
+        for p in list {
+            let used = p.last_used_at.map_or_else(|| "never used".to_owned(), |t| format!("last used {t}"));
+            println!("{}  {} ({}, added {}, {used})", p.credential_id, p.name, p.kind, p.created_at);
+        }
+    }
+
     pub fn recovery_codes(&self, username: &str, codes: &[String]) {
         if self.json {
             return print_json(&json!({ "username": username, "recovery_codes": codes }));

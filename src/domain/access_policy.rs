@@ -9,6 +9,8 @@
 //!   "networks": ["10.0.0.0/8", "2001:db8::/32"],
 //!   "mfa": true, "max_auth_age": 3600 }
 //! ```
+//! `"mfa": "phr"` asks for a phishing-resistant sign-in (a passkey); `true`
+//! for any second factor.
 //! Every rule present must hold; an absent rule admits everyone. An empty
 //! policy (`{}`) admits every user, like no policy.
 
@@ -36,13 +38,70 @@ pub struct AccessPolicy {
     /// The request must come from one of these networks (CIDR).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub networks: Vec<String>,
-    /// The user must have authenticated with a second factor.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub mfa: bool,
+    /// The user must have authenticated with a second factor (`true`), or
+    /// with a phishing-resistant one, a passkey (`"phr"`).
+    #[serde(default, skip_serializing_if = "MfaRule::is_off")]
+    pub mfa: MfaRule,
     /// The user's authentication may be at most this many seconds old.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_auth_age: Option<i64>,
 }
+
+/// The `mfa` rule of a policy: off (`false`, or absent), any second factor
+/// (`true`), or phishing-resistant (`"phr"`). Ordered by strength.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MfaRule {
+    #[default]
+    Off,
+    Any,
+    PhishingResistant,
+}
+
+impl MfaRule {
+    pub fn is_off(&self) -> bool {
+        *self == Self::Off
+    }
+}
+
+impl Serialize for MfaRule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Off => s.serialize_bool(false),
+            Self::Any => s.serialize_bool(true),
+            Self::PhishingResistant => s.serialize_str("phr"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MfaRule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Flag(bool),
+            Level(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Flag(false) => Ok(Self::Off),
+            Raw::Flag(true) => Ok(Self::Any),
+            Raw::Level(l) if l == "phr" => Ok(Self::PhishingResistant),
+            Raw::Level(_) => Err(serde::de::Error::custom("mfa: expected true, false or \"phr\"")),
+        }
+    }
+}
+
+impl utoipa::PartialSchema for MfaRule {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(Type::Boolean))
+            .item(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["phr"])))
+            .description(Some("true: any second factor; \"phr\": a passkey (phishing-resistant)"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MfaRule {}
 
 /// Why a policy refused a user; recorded in the audit log, never shown to the
 /// user beyond "access denied".
@@ -73,7 +132,8 @@ pub struct Subject<'a> {
     pub roles: &'a [String],
     pub attributes: &'a BTreeMap<String, String>,
     pub ip: Option<IpAddr>,
-    pub mfa: bool,
+    /// The strength of the sign-in, on the rule's scale.
+    pub mfa: MfaRule,
     pub auth_age_secs: i64,
 }
 
@@ -169,7 +229,7 @@ impl AccessPolicy {
                 return Err(Denial::Network);
             }
         }
-        if self.mfa && !s.mfa {
+        if s.mfa < self.mfa {
             return Err(Denial::Mfa);
         }
         if self.max_auth_age.is_some_and(|max| s.auth_age_secs > max) {
@@ -197,7 +257,7 @@ mod tests {
     use super::*;
 
     fn subject<'a>(roles: &'a [String], attrs: &'a BTreeMap<String, String>, ip: &str) -> Subject<'a> {
-        Subject { roles, attributes: attrs, ip: ip.parse().ok(), mfa: true, auth_age_secs: 10 }
+        Subject { roles, attributes: attrs, ip: ip.parse().ok(), mfa: MfaRule::Any, auth_age_secs: 10 }
     }
 
     #[test]
@@ -221,13 +281,13 @@ mod tests {
         let sales = BTreeMap::from([("department".to_owned(), "sales".to_owned())]);
         assert_eq!(p.evaluate(&subject(&roles, &sales, "10.0.0.1")), Err(Denial::Attribute));
         assert_eq!(p.evaluate(&subject(&roles, &BTreeMap::new(), "10.0.0.1")), Err(Denial::Attribute));
-        let pwd_only = Subject { mfa: false, ..subject(&roles, &attrs, "10.0.0.1") };
+        let pwd_only = Subject { mfa: MfaRule::Off, ..subject(&roles, &attrs, "10.0.0.1") };
         assert_eq!(p.evaluate(&pwd_only), Err(Denial::Mfa));
         let old = Subject { auth_age_secs: 61, ..subject(&roles, &attrs, "10.0.0.1") };
         assert_eq!(p.evaluate(&old), Err(Denial::AuthAge));
         let empty = AccessPolicy::parse_json("{}").unwrap();
         assert!(empty.is_empty());
-        assert_eq!(empty.evaluate(&Subject { mfa: false, ..subject(&[], &BTreeMap::new(), "") }), Ok(()));
+        assert_eq!(empty.evaluate(&Subject { mfa: MfaRule::Off, ..subject(&[], &BTreeMap::new(), "") }), Ok(()));
     }
 
     #[test]

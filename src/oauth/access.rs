@@ -6,51 +6,59 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use super::OAuthError;
+use crate::policy::Assurance;
 use crate::policy::access::{Denial, Subject};
 use crate::state::AppState;
 use crate::storage::clients::Client;
 use crate::storage::{AuditEvent, record_audit};
 
-/// The one rule for "does this sign-in need a second factor": the server's
-/// MFA policy for the user's roles, the client's registration
-/// (`require_mfa`), its access policy's `mfa` rule, a request for `acr`
-/// "2", and any request for admin-API tokens (a password-only login never
-/// gets that audience). Used by the login step and by every authorization
-/// decision alike.
-pub async fn second_factor_required(
+/// The one rule for "how strong must this sign-in be": the server's policy
+/// for the user's roles (`authn::mfa::required_for`), the client's
+/// registration (`require_mfa`), its access policy's `mfa` rule (`true` or
+/// `"phr"`), the `acr` the request asks for, and any request for admin-API
+/// tokens (a password-only login never gets that audience). Used by the
+/// login steps and by every authorization decision alike.
+pub async fn required_assurance(
     state: &AppState,
     user_id: &str,
     c: &Client,
     acr: &AcrRequest<'_>,
     resource: Option<&str>,
-) -> Result<bool, sea_orm::DbErr> {
-    let policy_mfa = c.access_policy.as_ref().is_some_and(|p| p.mfa);
+) -> Result<Assurance, sea_orm::DbErr> {
+    let mut need = crate::authn::mfa::required_for(state, &state.db, user_id).await?;
+    if let Some(p) = &c.access_policy {
+        need = need.max(Assurance::of_rule(p.mfa));
+    }
     let admin_audience = resource.is_some_and(|r| r == state.admin_audience());
-    if c.require_mfa || policy_mfa || admin_audience {
-        return Ok(true);
+    if c.require_mfa || admin_audience {
+        need = need.max(Assurance::MultiFactor);
     }
-    // An essential acr is a demand: "2" alone must be met (by a step-up, or
-    // by setting up a second factor at this login).
+    // An essential acr is a demand: the weakest of its values we know must
+    // be met (by a step-up, or by setting up a factor at this login).
     if let Some(values) = acr.essential
-        && values.iter().any(|v| v == "2")
-        && !values.iter().any(|v| v == "1")
+        && let Some(weakest) = values.iter().filter_map(|v| Assurance::from_acr(v)).min()
     {
-        return Ok(true);
-    }
-    if crate::authn::mfa::required_for(state, &state.db, user_id).await? {
-        return Ok(true);
+        need = need.max(weakest);
     }
     // `acr_values` is a preference in order (OIDC Core §3.1.2.1): the first
     // value this user can meet. "2" counts only for a user who has a second
-    // factor — nobody is pushed into setting one up by a voluntary request.
+    // factor, "phr" for one with a passkey — nobody is pushed into setting
+    // one up by a voluntary request.
     for v in acr.voluntary {
         match v.as_str() {
-            "1" => return Ok(false),
-            "2" if crate::authn::mfa::has_totp(&state.db, user_id).await? => return Ok(true),
+            "1" => return Ok(need),
+            "phr" if crate::authn::passkey::has_passkey(&state.db, user_id).await? => {
+                return Ok(need.max(Assurance::PhishingResistant));
+            }
+            "2" if crate::authn::mfa::has_totp(&state.db, user_id).await?
+                || crate::authn::passkey::has_passkey(&state.db, user_id).await? =>
+            {
+                return Ok(need.max(Assurance::MultiFactor));
+            }
             _ => {}
         }
     }
-    Ok(false)
+    Ok(need)
 }
 
 /// What a request says about `acr`: `acr_values` (voluntary, in order of
@@ -94,7 +102,7 @@ pub async fn evaluate(state: &AppState, c: &Client, a: &Auth<'_>) -> Result<Resu
         roles: &roles,
         attributes: &attributes,
         ip: a.ip,
-        mfa: a.amr.iter().any(|m| m == crate::session::AMR_OTP),
+        mfa: Assurance::of(a.amr).as_rule(),
         auth_age_secs: state.clock.now().timestamp() - a.auth_time,
     }))
 }

@@ -14,7 +14,9 @@ use crate::storage::entities::user;
 use sea_orm::EntityTrait;
 
 /// The discovery document (OIDC Discovery 1.0 §3), built once per process.
-pub fn discovery_document(issuer: &str) -> String {
+/// `passkeys`: WebAuthn is configured, so `phr` can be met.
+pub fn discovery_document(issuer: &str, passkeys: bool) -> String {
+    let acr: &[&str] = if passkeys { &["1", "2", "phr"] } else { &["1", "2"] };
     json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
@@ -37,7 +39,7 @@ pub fn discovery_document(issuer: &str) -> String {
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash",
             "name", "preferred_username", "updated_at", "email", "email_verified", "roles"],
-        "acr_values_supported": ["1", "2"],
+        "acr_values_supported": acr,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_parameter_supported": true,
         "request_parameter_supported": true,

@@ -72,7 +72,68 @@ pub fn permissions_of(roles: &[String]) -> Vec<Permission> {
 /// (the session's `amr`) and the admin API (the token's `amr`): a user acts
 /// as an administrator only after a second factor.
 pub fn has_second_factor(amr: &[String]) -> bool {
-    amr.iter().any(|a| a == crate::session::AMR_OTP)
+    Assurance::of(amr) >= Assurance::MultiFactor
+}
+
+/// How strong a sign-in was, ordered: the `acr` values "1" (password),
+/// "2" (password and a second factor) and "phr" (a passkey: phishing-resistant,
+/// OpenID EAP ACR values). Read from the sign-in's `amr` alone, so a session,
+/// a refresh and an access token all agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Assurance {
+    Password,
+    MultiFactor,
+    PhishingResistant,
+}
+
+impl Assurance {
+    pub fn of(amr: &[String]) -> Self {
+        use crate::session::{AMR_HWK, AMR_OTP, AMR_SWK};
+        if amr.iter().any(|a| a == AMR_HWK || a == AMR_SWK) {
+            Self::PhishingResistant
+        } else if amr.iter().any(|a| a == AMR_OTP) {
+            Self::MultiFactor
+        } else {
+            Self::Password
+        }
+    }
+
+    pub fn acr(self) -> &'static str {
+        match self {
+            Self::Password => "1",
+            Self::MultiFactor => "2",
+            Self::PhishingResistant => "phr",
+        }
+    }
+
+    pub fn from_acr(acr: &str) -> Option<Self> {
+        match acr {
+            "1" => Some(Self::Password),
+            "2" => Some(Self::MultiFactor),
+            "phr" => Some(Self::PhishingResistant),
+            _ => None,
+        }
+    }
+
+    /// The strength an access policy's `mfa` rule speaks of.
+    pub fn as_rule(self) -> crate::domain::access_policy::MfaRule {
+        use crate::domain::access_policy::MfaRule;
+        match self {
+            Self::Password => MfaRule::Off,
+            Self::MultiFactor => MfaRule::Any,
+            Self::PhishingResistant => MfaRule::PhishingResistant,
+        }
+    }
+
+    /// The strength an access policy's `mfa` rule asks for.
+    pub fn of_rule(rule: crate::domain::access_policy::MfaRule) -> Self {
+        use crate::domain::access_policy::MfaRule;
+        match rule {
+            MfaRule::Off => Self::Password,
+            MfaRule::Any => Self::MultiFactor,
+            MfaRule::PhishingResistant => Self::PhishingResistant,
+        }
+    }
 }
 
 /// Who is calling: a user (through an access token issued to some client) or

@@ -18,6 +18,14 @@ const TOUCH_EVERY_MS: i64 = 60_000;
 /// Authentication method references (RFC 8176) recorded on a session.
 pub const AMR_PASSWORD: &str = "pwd";
 pub const AMR_OTP: &str = "otp";
+/// A passkey that cannot leave its device (not backup eligible).
+pub const AMR_HWK: &str = "hwk";
+/// A passkey that may be synchronised between devices.
+pub const AMR_SWK: &str = "swk";
+/// The authenticator verified the user (PIN or biometric; WebAuthn UV).
+pub const AMR_USER: &str = "user";
+/// More than one factor.
+pub const AMR_MFA: &str = "mfa";
 
 /// A live session and its user.
 #[derive(Debug, Clone)]

@@ -41,6 +41,30 @@ pub struct AppState {
     pub in_flight: Arc<in_flight::InFlight>,
     /// The Prometheus series (`/metrics`).
     pub metrics: Arc<crate::telemetry::metrics::Metrics>,
+    /// The WebAuthn relying party; `None` when passkeys are off (the issuer's
+    /// host is an IP address and no `webauthn_rp_id` is set).
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+}
+
+/// How long a WebAuthn ceremony may take, in the browser and on the server.
+pub const WEBAUTHN_TIMEOUT_MS: i64 = 5 * 60 * 1000;
+
+/// The WebAuthn relying party from the settings (`Settings::webauthn`).
+fn relying_party(settings: &Settings) -> Result<Option<webauthn_rs::Webauthn>, StartError> {
+    let Some((rp_id, origins)) = settings.webauthn().map_err(StartError::Config)? else {
+        tracing::warn!(
+            issuer = %settings.issuer(),
+            "passkeys are off: WebAuthn needs a domain name (use an issuer such as http://localhost:8080, or set webauthn_rp_id)"
+        );
+        return Ok(None);
+    };
+    let bad = |e: webauthn_rs::prelude::WebauthnError| StartError::Config(format!("webauthn: {e}"));
+    let mut b = webauthn_rs::WebauthnBuilder::new(&rp_id, &origins[0]).map_err(bad)?.rp_name("Portcullis");
+    for o in &origins[1..] {
+        b = b.append_allowed_origin(o);
+    }
+    let timeout = Duration::from_millis(WEBAUTHN_TIMEOUT_MS.unsigned_abs());
+    Ok(Some(b.timeout(timeout).build().map_err(bad)?))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +109,7 @@ impl AppState {
             min_length: settings.password_min_length,
             min_length_admin: settings.password_min_length_admin,
         };
+        let webauthn = relying_party(&settings)?.map(Arc::new);
         let state = Self {
             db,
             settings: Arc::new(settings),
@@ -99,6 +124,7 @@ impl AppState {
             client_failures: Arc::default(),
             in_flight: Arc::default(),
             metrics: Arc::default(),
+            webauthn,
         };
         Ok((state, source))
     }
@@ -112,11 +138,12 @@ impl AppState {
 async fn check_role_settings(db: &DatabaseConnection, settings: &Settings) -> Result<(), StartError> {
     use crate::storage::entities::role;
     use sea_orm::EntityTrait;
-    if settings.mfa_required_roles.is_empty() {
+    if settings.mfa_required_roles.is_empty() && settings.passkey_required_roles.is_empty() {
         return Ok(());
     }
     let existing: Vec<String> = role::Entity::find().all(db).await?.into_iter().map(|r| r.name).collect();
-    for wanted in &settings.mfa_required_roles {
+    let named = settings.mfa_required_roles.iter().map(|r| ("mfa_required_roles", r));
+    for (setting, wanted) in named.chain(settings.passkey_required_roles.iter().map(|r| ("passkey_required_roles", r))) {
         if existing.iter().any(|r| r == wanted) {
             continue;
         }
@@ -127,10 +154,10 @@ async fn check_role_settings(db: &DatabaseConnection, settings: &Settings) -> Re
             .min_by_key(|(d, _)| *d);
         if let Some((_, r)) = closest {
             return Err(StartError::Config(format!(
-                "mfa_required_roles names {wanted:?}, which is not a role; did you mean {r:?}?"
+                "{setting} names {wanted:?}, which is not a role; did you mean {r:?}?"
             )));
         }
-        tracing::warn!(role = %wanted, "mfa_required_roles names a role that does not exist (yet)");
+        tracing::warn!(role = %wanted, setting, "a role setting names a role that does not exist (yet)");
     }
     Ok(())
 }

@@ -53,6 +53,17 @@ struct AccountPage {
     consents: Vec<(String, String, String)>,
     phone: String,
     address: crate::domain::Address,
+    /// Passkeys can be used here (WebAuthn is configured).
+    passkeys_on: bool,
+    passkeys: Vec<PasskeyRow>,
+}
+
+struct PasskeyRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    created: String,
+    last_used: String,
 }
 
 #[derive(Deserialize)]
@@ -67,6 +78,9 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "session_ended" => Some("The session was ended."),
         "mfa_disabled" => Some("Two-step verification is off."),
         "consent_revoked" => Some("The application's access was withdrawn."),
+        "passkey_added" => Some("The passkey was added."),
+        "passkey_renamed" => Some("The passkey was renamed."),
+        "passkey_removed" => Some("The passkey was removed. Your other sessions were ended."),
         _ => None,
     }
 }
@@ -133,7 +147,19 @@ pub(crate) async fn render(
     let page = AccountPage {
         consents,
         mfa_on,
-        mfa_required: mfa::required_for(state, &state.db, &cur.user.id).await?,
+        mfa_required: mfa::required_for(state, &state.db, &cur.user.id).await? > crate::policy::Assurance::Password,
+        passkeys_on: state.webauthn.is_some(),
+        passkeys: crate::authn::passkey::list(&state.db, &cur.user.id)
+            .await?
+            .into_iter()
+            .map(|p| PasskeyRow {
+                kind: if p.hardware { "device-bound" } else { "synced" },
+                created: fmt_ms(p.created_ms),
+                last_used: p.last_used_ms.map_or_else(|| "never".to_owned(), fmt_ms),
+                name: p.name,
+                id: p.credential_id,
+            })
+            .collect(),
         admin_link: !crate::policy::permissions_of(&roles).is_empty(),
         recovery_left,
         recovery_low: mfa_on && recovery_left < mfa::RECOVERY_LOW,
@@ -177,6 +203,51 @@ pub(crate) async fn session_for_form(
     Ok(Ok(cur))
 }
 
+/// The outcome of asking for the current password again.
+pub(crate) enum Reverified {
+    Yes,
+    /// Not confirmed: the message to show.
+    No(&'static str),
+}
+
+/// Checks the signed-in user's current password again (for a change of
+/// credentials). Throttled like a login, so a borrowed session cannot be
+/// used to guess it; a wrong password is audited as a failed `event`.
+pub(crate) async fn reverify_password(
+    state: &AppState,
+    req: &HttpRequest,
+    cur: &Current,
+    password: &SecretString,
+    event: &'static str,
+) -> Result<Reverified, WebError> {
+    let now = state.clock.now();
+    let now_ms = now.timestamp_millis();
+    let key = cur.user.username_key.as_str();
+    if !throttle::admit_account(&state.db, &state.settings, key, now_ms).await? {
+        return Ok(Reverified::No("Too many attempts. Try again later."));
+    }
+    let phc = password_credential::Entity::find_by_id(cur.user.id.as_str()).one(&state.db).await?.map(|c| c.phc);
+    let (ok, _) = state.passwords.verify(password, phc.as_deref()).await.map_err(|e| match e {
+        PasswordError::Busy => WebError(crate::error::AppError::Busy),
+        other => WebError::internal(other),
+    })?;
+    if !ok {
+        throttle::record_failure(&state.db, &state.settings, key, now_ms).await?;
+        record_audit(
+            &state.db,
+            AuditEvent::new(event, "failure")
+                .user(&cur.user.id)
+                .source(client_info::ip(state, req), client_info::user_agent(req))
+                .detail(json!({ "reason": "bad_current_password" })),
+            now,
+        )
+        .await?;
+        return Ok(Reverified::No("The current password is not correct."));
+    }
+    throttle::reset(&state.db, key).await?;
+    Ok(Reverified::Yes)
+}
+
 pub async fn account(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -204,38 +275,16 @@ pub async fn change_password(
         Ok(cur) => cur,
         Err(resp) => return Ok(resp),
     };
-    let now = state.clock.now();
-    let now_ms = now.timestamp_millis();
-    let key = cur.user.username_key.clone();
-    let ip = client_info::ip(&state, &req);
-    let ua = client_info::user_agent(&req);
     let fail = |msg: &str| Some(msg.to_owned());
     let busy = |e: PasswordError| match e {
         PasswordError::Busy => WebError(crate::error::AppError::Busy),
         other => WebError::internal(other),
     };
 
-    // Re-checking the current password is throttled like a login, so a
-    // borrowed session cannot be used to guess it.
-    if !throttle::admit_account(&state.db, &state.settings, &key, now_ms).await? {
-        return render(&state, &req, &cur, StatusCode::OK, None, fail("Too many attempts. Try again later.")).await;
+    match reverify_password(&state, &req, &cur, &form.current_password, "user.password_changed").await? {
+        Reverified::Yes => {}
+        Reverified::No(msg) => return render(&state, &req, &cur, StatusCode::OK, None, fail(msg)).await,
     }
-    let phc = password_credential::Entity::find_by_id(cur.user.id.as_str()).one(&state.db).await?.map(|c| c.phc);
-    let (ok, _) = state.passwords.verify(&form.current_password, phc.as_deref()).await.map_err(busy)?;
-    if !ok {
-        throttle::record_failure(&state.db, &state.settings, &key, now_ms).await?;
-        record_audit(
-            &state.db,
-            AuditEvent::new("user.password_changed", "failure")
-                .user(&cur.user.id)
-                .source(ip, ua)
-                .detail(json!({ "reason": "bad_current_password" })),
-            now,
-        )
-        .await?;
-        return render(&state, &req, &cur, StatusCode::OK, None, fail("The current password is not correct.")).await;
-    }
-    throttle::reset(&state.db, &key).await?;
     // Browsers trusted under the old password are trusted no more (but this one).
     let device = req
         .cookie(&crate::web::cookies::cookie_name(&state, super::login::DEVICE_COOKIE))

@@ -41,7 +41,7 @@ fn to_client(state: &AppState, to: &Reply, mut fields: Vec<(&'static str, String
             return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again later.");
         };
         let csp = csp_for_redirect(&to.redirect_uri)
-            .replace("default-src 'none';", &format!("default-src 'none'; script-src 'nonce-{nonce}';"));
+            .replace("script-src 'self';", &format!("script-src 'nonce-{nonce}';"));
         let page = FormPostPage { redirect_uri: &to.redirect_uri, fields: &fields, nonce };
         return match html(StatusCode::OK, &page) {
             Ok(mut resp) => {

@@ -14,8 +14,10 @@ use actix_web::middleware::{DefaultHeaders, Next};
 /// Pages whose form submission ends in a redirect to a client (login and consent
 /// within an authorization request) widen `form-action` for that client's
 /// redirect origin only, since browsers apply it to the redirect too.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; object-src 'none'; \
-    frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+/// The one script allowed is our own (`/static/passkey.js`), which talks to
+/// our own origin only.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; \
+    img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// Headers added to every response unless a handler set its own value.
 pub fn security_headers(https: bool) -> DefaultHeaders {

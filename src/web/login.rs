@@ -34,6 +34,8 @@ pub struct LoginPage {
     pub request: Option<String>,
     /// Pre-filled username (`login_hint`).
     pub username: Option<String>,
+    /// Passkey sign-in offered (WebAuthn configured).
+    pub passkeys: bool,
 }
 
 #[derive(Template)]
@@ -116,6 +118,7 @@ pub fn login_form(
         client_name: flow.map(Flow::client_name),
         request: flow.map(|f| f.handle.clone()),
         username: flow.and_then(|f| f.request.login_hint.clone()),
+        passkeys: state.webauthn.is_some(),
     };
     let mut resp = html(StatusCode::OK, &page)?;
     if let Some(f) = flow {
@@ -211,7 +214,9 @@ pub async fn login_post(
         )),
         Outcome::Success { user, trusted_device } => {
             let return_to = flow.as_ref().map(|f| resume_path(&f.handle));
-            if mfa::has_totp(&state.db, &user.id).await? {
+            let has_passkey =
+                state.webauthn.is_some() && crate::authn::passkey::has_passkey(&state.db, &user.id).await?;
+            if has_passkey || mfa::has_totp(&state.db, &user.id).await? {
                 return challenge_redirect(
                     &state,
                     &user.id,
@@ -223,10 +228,10 @@ pub async fn login_post(
                 .await;
             }
             let required = match &flow {
-                Some(f) => f.request.second_factor_required(&state, &f.client, &user.id).await?,
+                Some(f) => f.request.required_assurance(&state, &f.client, &user.id).await?,
                 None => mfa::required_for(&state, &state.db, &user.id).await?,
             };
-            if required {
+            if required > crate::policy::Assurance::Password {
                 return challenge_redirect(
                     &state,
                     &user.id,
@@ -246,7 +251,20 @@ pub async fn login_post(
 
 pub const CHALLENGE_COOKIE: &str = "portcullis_login";
 
-async fn challenge_redirect(
+/// How strong the login that a challenge belongs to must be: for its
+/// authorization request (`return_to`), or by the server's policy alone.
+pub(crate) async fn required_for_login(
+    state: &AppState,
+    return_to: Option<&str>,
+    user_id: &str,
+) -> Result<crate::policy::Assurance, WebError> {
+    Ok(match flow_of_return(state, return_to).await? {
+        Some(f) => f.request.required_assurance(state, &f.client, user_id).await?,
+        None => mfa::required_for(state, &state.db, user_id).await?,
+    })
+}
+
+pub(crate) async fn challenge_redirect(
     state: &AppState,
     user_id: &str,
     purpose: ChallengePurpose,

@@ -29,6 +29,33 @@ struct MfaPage {
     title: &'static str,
     csrf: String,
     failed: bool,
+    /// Offer the user's passkey.
+    passkey: bool,
+    /// Show the code form (the user has TOTP or recovery codes).
+    code: bool,
+    /// The code form takes TOTP codes (not only recovery codes).
+    totp: bool,
+}
+
+/// What the second step of a login offers: the passkey (when the user has
+/// one and passkeys are on), and codes — TOTP only where this sign-in does
+/// not need the passkey (a recovery code always works: a lost key).
+pub(crate) struct Offer {
+    pub passkey: bool,
+    pub code: bool,
+    pub totp: bool,
+    pub required: crate::policy::Assurance,
+}
+
+pub(crate) async fn offer(state: &AppState, c: &Challenge) -> Result<Offer, WebError> {
+    use crate::policy::Assurance;
+    let passkey =
+        state.webauthn.is_some() && crate::authn::passkey::has_passkey(&state.db, &c.user.id).await?;
+    let has_totp = mfa::has_totp(&state.db, &c.user.id).await?;
+    let code = has_totp || mfa::recovery_remaining(&state.db, &c.user.id).await? > 0;
+    let required = super::login::required_for_login(state, c.row.return_to.as_deref(), &c.user.id).await?;
+    let totp = has_totp && !(passkey && required >= Assurance::PhishingResistant);
+    Ok(Offer { passkey, code, totp, required })
 }
 
 #[derive(Template)]
@@ -38,6 +65,10 @@ struct EnrolPage {
     csrf: String,
     action: &'static str,
     required: bool,
+    /// Offer a passkey (enrolment at login, passkeys on).
+    passkey: bool,
+    /// Offer TOTP (not when this sign-in needs a passkey).
+    totp: bool,
     needs_reauth: bool,
     error: Option<String>,
     /// Whether a secret is shown (an enrolment in progress).
@@ -100,8 +131,20 @@ async fn challenge_for_form(
 }
 
 async fn mfa_page(state: &AppState, req: &HttpRequest, c: &Challenge, failed: bool) -> Result<HttpResponse, WebError> {
-    let mut resp =
-        with_csrf(state, req, |csrf| html(StatusCode::OK, &MfaPage { title: "Two-step verification", csrf, failed }))?;
+    let o = offer(state, c).await?;
+    let mut resp = with_csrf(state, req, |csrf| {
+        html(
+            StatusCode::OK,
+            &MfaPage {
+                title: "Two-step verification",
+                csrf,
+                failed,
+                passkey: o.passkey,
+                code: o.code,
+                totp: o.totp,
+            },
+        )
+    })?;
     if let Some(f) = flow_of_return(state, c.row.return_to.as_deref()).await? {
         set_flow_csp(&mut resp, &f.request.redirect_uri)?;
     }
@@ -131,7 +174,8 @@ pub async fn mfa_post(
         Err(resp) => return Ok(resp),
     };
     let source = source_of(&state, &req);
-    let checked = login::mfa_step(&state, &c, &form.code, &source).await.map_err(internal)?;
+    let o = offer(&state, &c).await?;
+    let checked = login::mfa_step(&state, &c, &form.code, &source, o.totp).await.map_err(internal)?;
     if checked.is_none() {
         return mfa_page(&state, &req, &c, true).await;
     }
@@ -140,6 +184,19 @@ pub async fn mfa_post(
         return Ok(see_other("/login"));
     }
     let return_to = c.row.return_to.as_deref();
+    if o.required >= crate::policy::Assurance::PhishingResistant && !o.passkey && state.webauthn.is_some() {
+        // Policy needs a passkey this user does not have yet: the code was
+        // the proof of the account's existing factor; now add the passkey.
+        return super::login::challenge_redirect(
+            &state,
+            &c.user.id,
+            ChallengePurpose::Enrol,
+            c.row.trusted_device,
+            c.row.return_to.clone(),
+            "/login/enrol",
+        )
+        .await;
+    }
     let done = finish_login(&state, &req, &c.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source, return_to).await?;
     Ok(done.redirect(return_to.unwrap_or("/account")))
 }
@@ -161,6 +218,18 @@ fn enrol_page(
     required: bool,
     error: Option<String>,
 ) -> Result<HttpResponse, WebError> {
+    enrol_page_with(state, req, shown, action, (required, false, true), error)
+}
+
+/// `modes`: (required, offer a passkey, offer TOTP).
+fn enrol_page_with(
+    state: &AppState,
+    req: &HttpRequest,
+    shown: Shown<'_>,
+    action: &'static str,
+    (required, passkey, totp): (bool, bool, bool),
+    error: Option<String>,
+) -> Result<HttpResponse, WebError> {
     with_csrf(state, req, |csrf| {
         html(
             StatusCode::OK,
@@ -169,6 +238,8 @@ fn enrol_page(
                 csrf,
                 action,
                 required,
+                passkey,
+                totp,
                 needs_reauth: shown.needs_reauth,
                 error,
                 show: shown.enrolment.is_some(),
@@ -198,9 +269,12 @@ pub async fn login_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Re
     let Some(c) = challenge(&state, &req, ChallengePurpose::Enrol).await? else {
         return Ok(see_other("/login"));
     };
-    let e = new_enrolment(&state, &c.user.id, &c.user.username, &challenge_binding(&c)).await?;
-    let shown = Shown { enrolment: Some(&e), needs_reauth: false };
-    let mut resp = enrol_page(&state, &req, shown, "/login/enrol", true, None)?;
+    let required = super::login::required_for_login(&state, c.row.return_to.as_deref(), &c.user.id).await?;
+    let passkey = state.webauthn.is_some();
+    let totp = !(passkey && required >= crate::policy::Assurance::PhishingResistant);
+    let e = if totp { Some(new_enrolment(&state, &c.user.id, &c.user.username, &challenge_binding(&c)).await?) } else { None };
+    let shown = Shown { enrolment: e.as_ref(), needs_reauth: false };
+    let mut resp = enrol_page_with(&state, &req, shown, "/login/enrol", (true, passkey, totp), None)?;
     if let Some(f) = flow_of_return(&state, c.row.return_to.as_deref()).await? {
         set_flow_csp(&mut resp, &f.request.redirect_uri)?;
     }
@@ -293,6 +367,11 @@ pub async fn login_enrol_post(
         Ok(c) => c,
         Err(resp) => return Ok(resp),
     };
+    let required = super::login::required_for_login(&state, c.row.return_to.as_deref(), &c.user.id).await?;
+    if state.webauthn.is_some() && required >= crate::policy::Assurance::PhishingResistant {
+        // This sign-in needs a passkey: a TOTP enrolment cannot finish it.
+        return Ok(see_other("/login/enrol"));
+    }
     let binding = challenge_binding(&c);
     match confirm(&state, &req, &c.user, &binding, c.row.trusted_device, &form).await? {
         Confirmed::Enrolled(codes) => {
@@ -476,7 +555,7 @@ pub async fn disable(
         Ok(cur) => cur,
         Err(resp) => return Ok(resp),
     };
-    if mfa::required_for(&state, &state.db, &cur.user.id).await? {
+    if mfa::required_for(&state, &state.db, &cur.user.id).await? > crate::policy::Assurance::Password {
         let msg = "Two-step verification is required for your account and cannot be turned off.".to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
     }

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod mfa;
 pub mod oidc;
 pub mod pages;
+pub mod passkey;
 pub mod protocol_error;
 pub mod routes;
 pub mod token;

@@ -78,6 +78,16 @@ pub async fn home() -> Result<HttpResponse, WebError> {
 
 const STYLESHEET: &str = include_str!("static/portcullis.css");
 
+const PASSKEY_SCRIPT: &str = include_str!("static/passkey.js");
+
+/// The one script of the pages: WebAuthn ceremonies (`web::passkey`).
+pub async fn passkey_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)]))
+        .body(PASSKEY_SCRIPT)
+}
+
 pub async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")

@@ -11,12 +11,13 @@ use actix_web::Resource;
 use actix_web::web::{ServiceConfig, get, post, resource, to};
 use actix_web::{HttpResponse, http::StatusCode};
 
-use super::{account, admin, authorize, health, login, logout, metrics, mfa, oidc, pages, token};
+use super::{account, admin, authorize, health, login, logout, metrics, mfa, oidc, pages, passkey, token};
 
 /// Browser pages: login, second factor, account, admin pages, health, metrics.
 pub fn pages(cfg: &mut ServiceConfig) {
     cfg.service(at("/").route(get().to(pages::home)))
         .service(at("/static/portcullis.css").route(get().to(pages::stylesheet)))
+        .service(at("/static/passkey.js").route(get().to(pages::passkey_script)))
         .service(at("/healthz").route(get().to(health::healthz)))
         .service(at("/readyz").route(get().to(health::readyz)))
         .service(at("/metrics").route(get().to(metrics::metrics)))
@@ -27,6 +28,16 @@ pub fn pages(cfg: &mut ServiceConfig) {
         .service(at("/account/mfa").route(get().to(mfa::account_enrol_get)).route(post().to(mfa::account_enrol_post)))
         .service(at("/account/mfa/disable").route(post().to(mfa::disable)))
         .service(at("/account/mfa/recovery").route(post().to(mfa::regenerate)))
+        .service(at("/login/passkey/start").route(post().to(passkey::passwordless_start)))
+        .service(at("/login/passkey/finish").route(post().to(passkey::passwordless_finish)))
+        .service(at("/login/mfa/passkey/start").route(post().to(passkey::second_factor_start)))
+        .service(at("/login/mfa/passkey/finish").route(post().to(passkey::second_factor_finish)))
+        .service(at("/login/enrol/passkey/start").route(post().to(passkey::enrol_start)))
+        .service(at("/login/enrol/passkey/finish").route(post().to(passkey::enrol_finish)))
+        .service(at("/account/passkeys/start").route(post().to(passkey::account_start)))
+        .service(at("/account/passkeys/finish").route(post().to(passkey::account_finish)))
+        .service(at("/account/passkeys/rename").route(post().to(passkey::rename)))
+        .service(at("/account/passkeys/remove").route(post().to(passkey::remove)))
         .service(at("/account").route(get().to(account::account)))
         .service(at("/account/password").route(post().to(account::change_password)))
         .service(at("/account/sessions/end").route(post().to(account::end_session)))

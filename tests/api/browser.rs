@@ -94,6 +94,8 @@ mod sample_client {
         pub client_id: String,
         pub secret: String,
         pub base: String,
+        /// `acr_values` to send, if any.
+        pub acr_values: Option<String>,
         pending: Arc<Mutex<HashMap<String, String>>>,
     }
 
@@ -113,6 +115,9 @@ mod sample_client {
             .append_pair("nonce", "sample-nonce")
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256");
+        if let Some(acr) = &rp.acr_values {
+            url.query_pairs_mut().append_pair("acr_values", acr);
+        }
         HttpResponse::Ok().content_type("text/html").body(format!(
             "<!doctype html><link rel=\"icon\" href=\"data:,\"><title>Sample app</title><h1>Sample app</h1><a id=\"signin\" href=\"{}\">Sign in with Portcullis</a>",
             url.as_str().replace('&', "&amp;")
@@ -149,20 +154,36 @@ mod sample_client {
         if claims["nonce"] != "sample-nonce" || claims["aud"] != rp.client_id.as_str() {
             return HttpResponse::BadRequest().body("bad ID token");
         }
+        let acr = match (&rp.acr_values, claims["acr"].as_str()) {
+            (Some(_), Some(a)) => format!(" (acr {a})"),
+            _ => String::new(),
+        };
         HttpResponse::Ok().content_type("text/html").body(format!(
-            "<!doctype html><link rel=\"icon\" href=\"data:,\"><title>Sample app</title><p id=\"greeting\">Signed in as {}</p>",
+            "<!doctype html><link rel=\"icon\" href=\"data:,\"><title>Sample app</title><p id=\"greeting\">Signed in as {}{acr}</p>",
             claims["preferred_username"].as_str().unwrap_or("?")
         ))
     }
 
     /// Starts the sample client on a free port; returns its base URL.
     pub fn start(issuer: &str, client_id: &str, secret: &str, listener: std::net::TcpListener) -> String {
+        start_with(issuer, client_id, secret, listener, None)
+    }
+
+    /// `start`, sending `acr_values` and showing the ID token's `acr`.
+    pub fn start_with(
+        issuer: &str,
+        client_id: &str,
+        secret: &str,
+        listener: std::net::TcpListener,
+        acr_values: Option<&str>,
+    ) -> String {
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let rp = Rp {
             issuer: issuer.to_owned(),
             client_id: client_id.to_owned(),
             secret: secret.to_owned(),
             base: base.clone(),
+            acr_values: acr_values.map(str::to_owned),
             pending: Default::default(),
         };
         let server = HttpServer::new(move || {
@@ -214,4 +235,31 @@ async fn a_person_signs_in_to_a_sample_app_through_portcullis_in_a_real_browser(
     } else {
         run_script("oidc.test.mjs", &app.address, "tess", "violet anvil tramline").await; // reports the skip
     }
+}
+
+#[tokio::test]
+async fn a_person_uses_passkeys_in_a_real_browser() {
+    use secrecy::ExposeSecret;
+    // WebAuthn needs a domain name: the issuer is http://localhost:PORT.
+    let app = crate::helpers::spawn_app_at_localhost(TestDb::new().await).await;
+    app.create_user("pax", "violet anvil tramline", &[]).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let rp_base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let spec = portcullis::admin::clients::ClientSpec {
+        client_id: "sample".into(),
+        name: Some("Sample app".into()),
+        redirect_uris: vec![format!("{rp_base}/callback")],
+        scopes: vec!["profile".into()],
+        first_party: true,
+        ..Default::default()
+    };
+    let created = portcullis::admin::clients::add(&app.state, &portcullis::admin::Actor::cli(), &spec).await.unwrap();
+    let secret = created.secret.unwrap().expose_secret().to_owned();
+    let client_base = sample_client::start_with(&app.address, "sample", &secret, listener, Some("phr"));
+    let shots = std::env::var("SCREENSHOT_DIR").unwrap_or_default();
+    let mut env = vec![("PC_APP_URL", client_base.as_str())];
+    if !shots.is_empty() {
+        env.push(("SCREENSHOT_DIR", shots.as_str()));
+    }
+    run_script_with("passkey.test.mjs", &app.address, "pax", "violet anvil tramline", &env).await;
 }

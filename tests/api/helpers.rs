@@ -262,3 +262,11 @@ pub async fn api(
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or(serde_json::Value::Null))
 }
+
+/// An app whose issuer is `http://localhost:PORT` (WebAuthn needs a domain
+/// name; browsers treat localhost as a secure context), reached there too.
+pub async fn spawn_app_at_localhost(db: TestDb) -> TestApp {
+    let mut app = spawn_app_with(db, |s| s.issuer = s.issuer.replace("127.0.0.1", "localhost")).await;
+    app.address = app.address.replace("127.0.0.1", "localhost");
+    app
+}

@@ -21,5 +21,6 @@ mod mfa;
 mod oauth;
 mod oauth_more;
 mod operations;
+mod passkeys;
 mod relying;
 mod replicas;

@@ -395,7 +395,7 @@ fn admin_json_bodies() {
                 roles: &roles,
                 attributes: &attributes,
                 ip: Some(std::net::IpAddr::from(ip)),
-                mfa,
+                mfa: if mfa { portcullis::policy::access::MfaRule::PhishingResistant } else { portcullis::policy::access::MfaRule::Off },
                 auth_age_secs: age,
             };
             let _ = p.evaluate(&subject);

@@ -22,10 +22,12 @@ use crate::storage::{AuditEvent, is_unique_violation, record_audit};
 
 /// The built-in administrator role.
 mod erase;
+mod passkeys;
 mod profile;
 
 pub use crate::policy::ADMIN_ROLE;
 pub use erase::*;
+pub use passkeys::*;
 pub use profile::*;
 
 /// A user as shown to operators. Never contains a credential.

@@ -172,8 +172,9 @@ pub async fn need(
     if r.hint_sub.as_ref().is_some_and(|s| *s != cur.user.id) {
         return Ok(Need::Login);
     }
-    if !crate::policy::has_second_factor(&cur.amr()) && r.second_factor_required(state, c, &cur.user.id).await? {
-        // Step-up: a password-only session must add its second factor.
+    if crate::policy::Assurance::of(&cur.amr()) < r.required_assurance(state, c, &cur.user.id).await? {
+        // Step-up: a session weaker than the request needs signs in again
+        // (adds its second factor, or its passkey).
         return Ok(Need::Login);
     }
     if consented {

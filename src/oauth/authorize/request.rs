@@ -52,16 +52,16 @@ impl AuthzRequest {
         Reply { redirect_uri: self.redirect_uri.clone(), state: self.state.clone(), form_post: self.form_post }
     }
 
-    /// Whether `user_id` must have used a second factor for this request.
-    pub async fn second_factor_required(
+    /// How strong the sign-in of `user_id` must be for this request.
+    pub async fn required_assurance(
         &self,
         state: &AppState,
         c: &Client,
         user_id: &str,
-    ) -> Result<bool, sea_orm::DbErr> {
+    ) -> Result<crate::policy::Assurance, sea_orm::DbErr> {
         let essential = self.claims.as_ref().and_then(crate::oauth::claims::ClaimsRequest::essential_acr);
         let acr = crate::oauth::access::AcrRequest { voluntary: &self.acr_values, essential: essential.as_deref() };
-        crate::oauth::access::second_factor_required(state, user_id, c, &acr, self.resource.as_deref()).await
+        crate::oauth::access::required_assurance(state, user_id, c, &acr, self.resource.as_deref()).await
     }
 
     /// The scopes consent must cover: the requested ones and those of the
@@ -290,7 +290,7 @@ pub async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(
     // now, not after a login that could never satisfy it.
     if let Some(values) = claims.as_ref().and_then(crate::oauth::claims::ClaimsRequest::essential_acr)
         && !values.is_empty()
-        && !values.iter().any(|v| v == "1" || v == "2")
+        && !values.iter().any(|v| crate::policy::Assurance::from_acr(v).is_some())
     {
         return Err(fail(OAuthError::UnmetAuthenticationRequirements));
     }

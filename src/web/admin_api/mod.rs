@@ -37,6 +37,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(enable_user)
         .service(unlock_user)
         .service(reset_mfa)
+        .service(list_passkeys)
+        .service(remove_passkey)
         .service(set_password)
         .service(grant_role)
         .service(revoke_role)
@@ -429,7 +431,7 @@ impl utoipa::Modify for BearerAuth {
         description = "Bearer access tokens with audience `{issuer}/admin`; each operation names the permission it needs. Errors are RFC 9457 problem documents."
     ),
     paths(
-        list_users, get_user, create_user, update_user, disable_user, enable_user, unlock_user, reset_mfa, set_password,
+        list_users, get_user, create_user, update_user, disable_user, enable_user, unlock_user, reset_mfa, list_passkeys, remove_passkey, set_password,
         grant_role, revoke_role, set_attribute, list_sessions, revoke_sessions, delete_user, revoke_all_sessions, list_roles, create_role, list_clients,
         get_client, create_client, update_client, delete_client, rotate_client_secret, list_keys, rotate_keys, list_audit
     ),

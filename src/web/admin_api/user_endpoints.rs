@@ -332,3 +332,27 @@ impl From<crate::storage::entities::session::Model> for SessionView {
         }
     }
 }
+
+#[utoipa::path(tag = "users", description = "Needs `users:read`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = Vec<users::PasskeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/admin/api/v1/users/{username}/passkeys")]
+pub async fn list_passkeys(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::UsersRead).await?;
+    Ok(HttpResponse::Ok().json(users::passkeys(&state, &a, &path).await?))
+}
+
+#[utoipa::path(tag = "users", description = "Needs `users:credentials`. Revokes the passkey and ends the user's sessions (back-channel logout).", params(("username" = String, Path, description = "The username"), ("credential_id" = String, Path, description = "The passkey's credential id")), responses((status = 204, description = "Removed"), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[delete("/admin/api/v1/users/{username}/passkeys/{credential_id}")]
+pub async fn remove_passkey(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::UsersCredentials).await?;
+    let (username, credential_id) = path.into_inner();
+    users::remove_passkey(&state, &a, &username, &credential_id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,588 @@
+//! Passkey endpoints of the pages (JSON, called by `/static/passkey.js`):
+//! passwordless sign-in on /login (button and autofill), the passkey as the
+//! second factor on /login/mfa, enrolment at login (/login/enrol) and on
+//! /account, and the account page's rename and remove forms.
+//!
+//! Each ceremony is a `start` (options for `navigator.credentials`, plus a
+//! cookie holding the ceremony's handle) and a `finish` (the browser's
+//! response). Every JSON call carries the page's CSRF token. A failed sign-in
+//! answers `{"error": "Login failed"}` whatever the reason (the reason goes
+//! to the audit log), like the password form.
+
+use actix_web::cookie::SameSite;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::form::StrictForm;
+use super::login::{CHALLENGE_COOKIE, Flow, finish_login, see_other, source_of};
+use super::pages::WebError;
+use super::{client_info, csrf};
+use crate::authn::login::{self, Challenge, ChallengePurpose, Source};
+use crate::authn::passkey::{self, PasskeyError, Refused, Started, Verified};
+use crate::authn::throttle;
+use crate::oauth::authorize::resume_path;
+use crate::session::{AMR_HWK, AMR_MFA, AMR_PASSWORD, AMR_SWK, AMR_USER, Current};
+use crate::state::AppState;
+use crate::storage::{AuditEvent, record_audit};
+
+/// The cookie that holds the handle of the ceremony in progress.
+pub const CEREMONY_COOKIE: &str = "portcullis_webauthn";
+
+/// What every passkey call posts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Call {
+    csrf: String,
+    /// The authorization request a sign-in is for (login page).
+    #[serde(default)]
+    request: Option<String>,
+    /// A name for a new passkey.
+    #[serde(default)]
+    name: Option<String>,
+    /// The browser's response (finish calls).
+    #[serde(default)]
+    credential: Option<serde_json::Value>,
+}
+
+fn internal(e: impl std::fmt::Display) -> WebError {
+    WebError::internal(e)
+}
+
+fn parse_call(body: &[u8]) -> Option<Call> {
+    serde_json::from_slice(body).ok()
+}
+
+fn bad_request(msg: &str) -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({ "error": msg }))
+}
+
+fn login_failed() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "error": "Login failed" }))
+}
+
+fn unavailable(e: &PasskeyError) -> Option<HttpResponse> {
+    matches!(e, PasskeyError::Unavailable).then(|| {
+        HttpResponse::build(StatusCode::NOT_FOUND).json(json!({ "error": "passkeys are not enabled on this server" }))
+    })
+}
+
+fn map_err(e: PasskeyError) -> Result<HttpResponse, WebError> {
+    match unavailable(&e) {
+        Some(r) => Ok(r),
+        None => Err(internal(e)),
+    }
+}
+
+/// The options and the ceremony cookie.
+fn started(state: &AppState, s: Started) -> Result<HttpResponse, WebError> {
+    let mut c = build_ceremony_cookie(state, s.handle);
+    c.set_max_age(actix_web::cookie::time::Duration::milliseconds(passkey::CEREMONY_TTL_MS));
+    let mut resp = HttpResponse::Ok().json(s.options);
+    resp.add_cookie(&c).map_err(internal)?;
+    Ok(resp)
+}
+
+fn build_ceremony_cookie(state: &AppState, handle: String) -> actix_web::cookie::Cookie<'static> {
+    crate::web::cookies::build_cookie(state, CEREMONY_COOKIE, handle, SameSite::Strict)
+}
+
+fn ceremony_handle(state: &AppState, req: &HttpRequest) -> String {
+    req.cookie(&crate::web::cookies::cookie_name(state, CEREMONY_COOKIE)).map(|c| c.value().to_owned()).unwrap_or_default()
+}
+
+fn credential_text(call: &Call) -> String {
+    call.credential.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+/// Where the browser goes next, with the cookies of a finished step.
+fn go(to: &str, resp_cookies: Option<crate::web::login::Finished>) -> HttpResponse {
+    let resp = HttpResponse::Ok().json(json!({ "location": to }));
+    match resp_cookies {
+        Some(f) => f.apply(resp),
+        None => resp,
+    }
+}
+
+/// The `amr` of a passkey sign-in (RFC 8176): the key's kind, user
+/// verification, and more than one factor (the key and the PIN or
+/// biometric that unlocked it; with the password, three).
+fn amr_of(v: &Verified, with_password: bool) -> Vec<&'static str> {
+    let mut amr = Vec::with_capacity(4);
+    if with_password {
+        amr.push(AMR_PASSWORD);
+    }
+    amr.push(if v.hardware { AMR_HWK } else { AMR_SWK });
+    amr.push(AMR_USER);
+    amr.push(AMR_MFA);
+    amr
+}
+
+async fn audit_login(
+    state: &AppState,
+    source: &Source,
+    outcome: &'static str,
+    user: Option<&str>,
+    detail: serde_json::Value,
+) -> Result<(), WebError> {
+    let mut e = AuditEvent::new("login.passkey", outcome).source(source.ip.clone(), source.user_agent.clone()).detail(detail);
+    if let Some(u) = user {
+        e = e.user(u);
+    }
+    if let Some(c) = &source.client_id {
+        e = e.client(c);
+    }
+    record_audit(&state.db, e, state.clock.now()).await?;
+    Ok(())
+}
+
+/// A refused assertion: audited (a counter that went backwards also as
+/// `passkey.cloned`), answered with the one failure message.
+async fn refused(
+    state: &AppState,
+    source: &Source,
+    why: Refused,
+    user: Option<&str>,
+    mode: &'static str,
+) -> Result<HttpResponse, WebError> {
+    audit_login(state, source, "failure", user, json!({ "reason": why.as_str(), "mode": mode })).await?;
+    if why == Refused::CounterRegressed {
+        let mut e = AuditEvent::new("passkey.cloned", "failure")
+            .source(source.ip.clone(), source.user_agent.clone())
+            .detail(json!({ "reason": "signature counter did not increase: possible cloned authenticator" }));
+        if let Some(u) = user {
+            e = e.user(u);
+        }
+        record_audit(&state.db, e, state.clock.now()).await?;
+    }
+    state.metrics.login("failure");
+    Ok(login_failed())
+}
+
+/// Spends one attempt of the source address's login budget; `false` when
+/// it is used up.
+async fn admit(state: &AppState, source: &Source) -> Result<bool, WebError> {
+    let Some(ip) = &source.ip else { return Ok(true) };
+    let attempts = throttle::admit_ip(&state.db, &state.settings, ip, state.clock.now().timestamp_millis()).await?;
+    Ok(attempts <= state.settings.login_ip_max_attempts)
+}
+
+fn too_many() -> HttpResponse {
+    HttpResponse::TooManyRequests().json(json!({ "error": "Too many attempts. Please wait a few minutes and try again." }))
+}
+
+async fn flow_of(state: &AppState, request: Option<&str>) -> Result<Result<Option<Flow>, HttpResponse>, WebError> {
+    match request {
+        Some(h) => match Flow::load(state, h).await? {
+            Some(f) => Ok(Ok(Some(f))),
+            None => Ok(Err(bad_request("This sign-in request has expired. Go back to the application and start again."))),
+        },
+        None => Ok(Ok(None)),
+    }
+}
+
+// ------------------------------------------------------------- passwordless
+
+pub async fn passwordless_start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
+    if !csrf::verify(&state, &req, &call.csrf) {
+        return Ok(bad_request("This page has expired. Reload it and try again."));
+    }
+    if !admit(&state, &source_of(&state, &req)).await? {
+        return Ok(too_many());
+    }
+    match passkey::start_passwordless(&state, state.clock.now()).await {
+        Ok(s) => started(&state, s),
+        Err(e) => map_err(e),
+    }
+}
+
+pub async fn passwordless_finish(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
+    if !csrf::verify(&state, &req, &call.csrf) {
+        return Ok(bad_request("This page has expired. Reload it and try again."));
+    }
+    let flow = match flow_of(&state, call.request.as_deref()).await? {
+        Ok(f) => f,
+        Err(resp) => return Ok(resp),
+    };
+    let mut source = source_of(&state, &req);
+    source.client_id = flow.as_ref().map(|f| f.client.client_id.clone());
+    if !admit(&state, &source).await? {
+        return Ok(too_many());
+    }
+    let now = state.clock.now();
+    let handle = ceremony_handle(&state, &req);
+    let v = match passkey::finish_passwordless(&state, &handle, &credential_text(&call), now).await {
+        Ok(Ok(v)) => v,
+        Ok(Err((why, user))) => return refused(&state, &source, why, user.as_deref(), "passwordless").await,
+        Err(e) => return map_err(e),
+    };
+    audit_login(&state, &source, "success", Some(&v.user.id), json!({ "mode": "passwordless", "credential": v.credential_id }))
+        .await?;
+    state.metrics.login("success");
+    let return_to = flow.as_ref().map(|f| resume_path(&f.handle));
+    let amr = amr_of(&v, false);
+    let done = finish_login(&state, &req, &v.user.id, &amr, "phr", &source, return_to.as_deref()).await?;
+    Ok(go(return_to.as_deref().unwrap_or("/account"), Some(done)).add_removal(&state))
+}
+
+trait AddRemoval {
+    fn add_removal(self, state: &AppState) -> HttpResponse;
+}
+
+impl AddRemoval for HttpResponse {
+    /// The ceremony cookie is spent.
+    fn add_removal(mut self, state: &AppState) -> HttpResponse {
+        let _ = self.add_cookie(&crate::web::cookies::removal_cookie(state, CEREMONY_COOKIE));
+        self
+    }
+}
+
+// ------------------------------------------------------------ second factor
+
+async fn challenge_of(
+    state: &AppState,
+    req: &HttpRequest,
+    call: &Call,
+    purpose: ChallengePurpose,
+) -> Result<Result<Challenge, HttpResponse>, WebError> {
+    if !csrf::verify(state, req, &call.csrf) {
+        return Ok(Err(bad_request("This page has expired. Reload it and try again.")));
+    }
+    let token = req.cookie(&crate::web::cookies::cookie_name(state, CHALLENGE_COOKIE)).map(|c| c.value().to_owned());
+    let found = match token {
+        Some(t) => login::find_challenge(state, &t, purpose).await.map_err(internal)?,
+        None => None,
+    };
+    Ok(found.ok_or_else(|| go("/login", None)))
+}
+
+fn challenge_binding(c: &Challenge) -> String {
+    format!("challenge:{}", c.row.token_hash)
+}
+
+pub async fn second_factor_start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
+    let c = match challenge_of(&state, &req, &call, ChallengePurpose::Mfa).await? {
+        Ok(c) => c,
+        Err(resp) => return Ok(resp),
+    };
+    match passkey::start_second_factor(&state, &c.user.id, &challenge_binding(&c), state.clock.now()).await {
+        Ok(Some(s)) => started(&state, s),
+        Ok(None) => Ok(bad_request("There is no passkey on this account.")),
+        Err(e) => map_err(e),
+    }
+}
+
+pub async fn second_factor_finish(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    use crate::authn::second_factor::{Gated, gate};
+    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
+    let c = match challenge_of(&state, &req, &call, ChallengePurpose::Mfa).await? {
+        Ok(c) => c,
+        Err(resp) => return Ok(resp),
+    };
+    let source = source_of(&state, &req);
+    let now = state.clock.now();
+    let handle = ceremony_handle(&state, &req);
+    let binding = challenge_binding(&c);
+    let response = credential_text(&call);
+    // Through the one second-factor gate: a locked second factor stays
+    // locked for the passkey too, and a failure counts.
+    let mut why = Refused::Invalid;
+    let gated = gate(&state, &c.user, &source, c.row.trusted_device, now, async || {
+        match passkey::finish_second_factor(&state, &handle, &c.user.id, &binding, &response, now).await {
+            Ok(Ok(v)) => Ok(Some(v)),
+            Ok(Err((r, _))) => {
+                why = r;
+                Ok(None)
+            }
+            Err(PasskeyError::Db(e)) => Err(e.into()),
+            Err(e) => Err(login::LoginError::Db(sea_orm::DbErr::Custom(e.to_string()))),
+        }
+    })
+    .await
+    .map_err(internal)?;
+    let v = match gated {
+        Gated::Passed(v) => v,
+        Gated::Failed { locked } => {
+            login::challenge_failed(&state, &c).await.map_err(internal)?;
+            let why = if locked { Refused::NoCeremony } else { why };
+            return refused(&state, &source, why, Some(&c.user.id), "second_factor").await;
+        }
+        Gated::RateLimited => return Ok(too_many()),
+    };
+    if !login::end_challenge(&state, &c).await.map_err(internal)? {
+        return Ok(go("/login", None));
+    }
+    audit_login(
+        &state,
+        &source,
+        "success",
+        Some(&c.user.id),
+        json!({ "mode": "second_factor", "credential": v.credential_id }),
+    )
+    .await?;
+    let return_to = c.row.return_to.as_deref();
+    let amr = amr_of(&v, true);
+    let done = finish_login(&state, &req, &c.user.id, &amr, "phr", &source, return_to).await?;
+    Ok(go(return_to.unwrap_or("/account"), Some(done)).add_removal(&state))
+}
+
+// ---------------------------------------------------------------- enrolment
+
+/// Adding a passkey, from the account page (`session`) or at a login that
+/// policy sends to enrolment (`challenge`).
+enum Owner {
+    Session(Current),
+    Challenge(Challenge),
+}
+
+impl Owner {
+    fn user(&self) -> &crate::storage::entities::user::Model {
+        match self {
+            Self::Session(c) => &c.user,
+            Self::Challenge(c) => &c.user,
+        }
+    }
+
+    fn binding(&self) -> String {
+        match self {
+            Self::Session(c) => format!("session:{}", c.session.id),
+            Self::Challenge(c) => challenge_binding(c),
+        }
+    }
+}
+
+async fn session_of(state: &AppState, req: &HttpRequest, call: &Call) -> Result<Result<Owner, HttpResponse>, WebError> {
+    let Some(cur) = crate::web::cookies::current(state, req).await? else {
+        return Ok(Err(go("/login", None)));
+    };
+    if !csrf::verify(state, req, &call.csrf) {
+        return Ok(Err(bad_request("This page has expired. Reload it and try again.")));
+    }
+    Ok(Ok(Owner::Session(cur)))
+}
+
+async fn start_registration(state: &AppState, owner: &Owner) -> Result<HttpResponse, WebError> {
+    match passkey::start_registration(state, owner.user(), &owner.binding(), state.clock.now()).await {
+        Ok(s) => started(state, s),
+        Err(e) => map_err(e),
+    }
+}
+
+/// Stores the new passkey; the audit record says who added which.
+async fn finish_registration(
+    state: &AppState,
+    req: &HttpRequest,
+    owner: &Owner,
+    call: &Call,
+) -> Result<Result<(), HttpResponse>, WebError> {
+    let now = state.clock.now();
+    let handle = ceremony_handle(state, req);
+    let name = call.name.as_deref().unwrap_or_default();
+    let u = owner.user();
+    let row = match passkey::finish_registration(state, &handle, u, &owner.binding(), name, &credential_text(call), now)
+        .await
+    {
+        Ok(Ok(row)) => row,
+        Ok(Err(why)) => {
+            record_audit(
+                &state.db,
+                AuditEvent::new("passkey.registered", "failure")
+                    .actor(format!("user:{}", u.id))
+                    .user(&u.id)
+                    .source(client_info::ip(state, req), client_info::user_agent(req))
+                    .detail(json!({ "reason": why.as_str() })),
+                now,
+            )
+            .await?;
+            let msg = match why {
+                Refused::Duplicate => "This passkey is registered already.",
+                Refused::TooMany => "This account holds the most passkeys allowed. Remove one first.",
+                Refused::NoCeremony => "This page was out of date. Try again.",
+                _ => "The passkey could not be added. Try again.",
+            };
+            return Ok(Err(HttpResponse::Ok().json(json!({ "error": msg }))));
+        }
+        Err(e) => return map_err(e).map(Err),
+    };
+    record_audit(
+        &state.db,
+        AuditEvent::new("passkey.registered", "success")
+            .actor(format!("user:{}", u.id))
+            .user(&u.id)
+            .source(client_info::ip(state, req), client_info::user_agent(req))
+            .detail(json!({ "credential": row.credential_id, "name": row.name, "hardware": row.hardware })),
+        now,
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+pub async fn account_start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
+    match session_of(&state, &req, &call).await? {
+        Ok(owner) => start_registration(&state, &owner).await,
+        Err(resp) => Ok(resp),
+    }
+}
+
+pub async fn account_finish(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
+    let owner = match session_of(&state, &req, &call).await? {
+        Ok(o) => o,
+        Err(resp) => return Ok(resp),
+    };
+    Ok(match finish_registration(&state, &req, &owner, &call).await? {
+        Ok(()) => go("/account?m=passkey_added", None).add_removal(&state),
+        Err(resp) => resp,
+    })
+}
+
+pub async fn enrol_start(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
+    match challenge_of(&state, &req, &call, ChallengePurpose::Enrol).await? {
+        Ok(c) => start_registration(&state, &Owner::Challenge(c)).await,
+        Err(resp) => Ok(resp),
+    }
+}
+
+/// A passkey added at login is then used at once, as the second factor of
+/// this login: registration alone (attestation "none") proves nothing about
+/// holding the key, an assertion does.
+pub async fn enrol_finish(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, WebError> {
+    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
+    let c = match challenge_of(&state, &req, &call, ChallengePurpose::Enrol).await? {
+        Ok(c) => c,
+        Err(resp) => return Ok(resp),
+    };
+    let owner = Owner::Challenge(c);
+    if let Err(resp) = finish_registration(&state, &req, &owner, &call).await? {
+        return Ok(resp);
+    }
+    let Owner::Challenge(c) = owner else { return Ok(go("/login", None)) };
+    if !login::end_challenge(&state, &c).await.map_err(internal)? {
+        return Ok(go("/login", None));
+    }
+    let token = login::create_challenge(&state, &c.user.id, ChallengePurpose::Mfa, c.row.trusted_device, c.row.return_to)
+        .await
+        .map_err(internal)?;
+    let mut cookie = crate::web::cookies::build_cookie(&state, CHALLENGE_COOKIE, token, SameSite::Lax);
+    cookie.set_max_age(actix_web::cookie::time::Duration::milliseconds(login::CHALLENGE_TTL_MS));
+    let mut resp = go("/login/mfa", None).add_removal(&state);
+    resp.add_cookie(&cookie).map_err(internal)?;
+    Ok(resp)
+}
+
+// --------------------------------------------------------- rename / remove
+
+#[derive(Deserialize)]
+pub struct RenameForm {
+    csrf: String,
+    id: String,
+    name: String,
+}
+
+pub async fn rename(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<RenameForm>,
+) -> Result<HttpResponse, WebError> {
+    let cur = match super::account::session_for_form(&state, &req, &form.csrf).await? {
+        Ok(cur) => cur,
+        Err(resp) => return Ok(resp),
+    };
+    if passkey::rename(&state.db, &cur.user.id, &form.id, &form.name).await? {
+        record_audit(
+            &state.db,
+            AuditEvent::new("passkey.renamed", "success")
+                .actor(format!("user:{}", cur.user.id))
+                .user(&cur.user.id)
+                .source(client_info::ip(&state, &req), client_info::user_agent(&req))
+                .detail(json!({ "credential": form.id, "name": passkey::clean_name(&form.name) })),
+            state.clock.now(),
+        )
+        .await?;
+    }
+    Ok(see_other("/account?m=passkey_renamed"))
+}
+
+#[derive(Deserialize)]
+pub struct RemoveForm {
+    csrf: String,
+    id: String,
+    current_password: secrecy::SecretString,
+}
+
+/// Removing a passkey needs the password again (a fresh authentication: a
+/// borrowed session cannot strip the owner's strongest factor), ends the
+/// account's other sessions and tells relying parties (back-channel logout).
+pub async fn remove(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<RemoveForm>,
+) -> Result<HttpResponse, WebError> {
+    let cur = match super::account::session_for_form(&state, &req, &form.csrf).await? {
+        Ok(cur) => cur,
+        Err(resp) => return Ok(resp),
+    };
+    match super::account::reverify_password(&state, &req, &cur, &form.current_password, "passkey.removed").await? {
+        super::account::Reverified::Yes => {}
+        super::account::Reverified::No(msg) => {
+            return super::account::render(&state, &req, &cur, StatusCode::OK, None, Some(msg.into())).await;
+        }
+    }
+    let now = state.clock.now();
+    let txn = crate::storage::begin_write(&state.db).await?;
+    let Some(row) = passkey::remove(&txn, &cur.user.id, &form.id).await? else {
+        return Ok(see_other("/account"));
+    };
+    let ended = crate::session::end_all_for_user(&txn, &cur.user.id, Some(&cur.session.id), now.timestamp_millis()).await?;
+    record_audit(
+        &txn,
+        AuditEvent::new("passkey.removed", "success")
+            .actor(format!("user:{}", cur.user.id))
+            .user(&cur.user.id)
+            .source(client_info::ip(&state, &req), client_info::user_agent(&req))
+            .detail(json!({ "credential": row.credential_id, "name": row.name, "sessions_ended": ended.len() })),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    crate::oidc::logout::notify_ended(&state, &cur.user.id, &ended).await;
+    Ok(see_other("/account?m=passkey_removed"))
+}

@@ -1,0 +1,464 @@
+//! Passkeys through the real app, driven by a software authenticator written
+//! here (ES256 with aws-lc-rs, attestation "none", a few lines of CBOR): it
+//! can do what a browser would not let an attacker do — replay an assertion,
+//! sign for another origin or RP id, skip user verification, send a counter
+//! that goes backwards — so each refusal is tested end to end.
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestDb, spawn_app_at_localhost};
+
+
+const PW: &str = "violet anvil tramline";
+
+// ------------------------------------------------------------------ CBOR
+
+fn cbor_head(major: u8, n: u64, out: &mut Vec<u8>) {
+    let m = major << 5;
+    match n {
+        0..=23 => out.push(m | n as u8),
+        24..=0xff => out.extend([m | 24, n as u8]),
+        0x100..=0xffff => {
+            out.push(m | 25);
+            out.extend((n as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(m | 26);
+            out.extend((n as u32).to_be_bytes());
+        }
+    }
+}
+
+fn cbor_int(v: i64, out: &mut Vec<u8>) {
+    if v >= 0 { cbor_head(0, v as u64, out) } else { cbor_head(1, (-1 - v) as u64, out) }
+}
+
+fn cbor_bytes(b: &[u8], out: &mut Vec<u8>) {
+    cbor_head(2, b.len() as u64, out);
+    out.extend(b);
+}
+
+fn cbor_text(t: &str, out: &mut Vec<u8>) {
+    cbor_head(3, t.len() as u64, out);
+    out.extend(t.as_bytes());
+}
+
+// ------------------------------------------------------- the authenticator
+
+/// One credential on a software authenticator.
+pub struct SoftKey {
+    key: EcdsaKeyPair,
+    pub id: Vec<u8>,
+    user_handle: Vec<u8>,
+    pub counter: u32,
+}
+
+fn sha256(b: &[u8]) -> Vec<u8> {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref().to_vec()
+}
+
+/// What the authenticator is told to do (or to get wrong).
+#[derive(Clone)]
+pub struct Ceremony<'a> {
+    pub origin: &'a str,
+    pub rp_id: &'a str,
+    pub user_verified: bool,
+}
+
+impl SoftKey {
+    /// Makes a credential for the registration `options` and returns it with
+    /// the browser's response.
+    pub fn register(options: &Value, c: &Ceremony<'_>) -> (Self, Value) {
+        let pk = &options["publicKey"];
+        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+        let id = portcullis::crypto::random_bytes(16).unwrap();
+        let user_handle = B64.decode(pk["user"]["id"].as_str().unwrap()).unwrap();
+        let client_data = json!({
+            "type": "webauthn.create",
+            "challenge": pk["challenge"].as_str().unwrap(),
+            "origin": c.origin,
+            "crossOrigin": false,
+        })
+        .to_string();
+        let point = key.public_key().as_ref().to_vec();
+        let mut cose = Vec::new();
+        cbor_head(5, 5, &mut cose);
+        for (k, v) in [(1, 2), (3, -7), (-1, 1)] {
+            cbor_int(k, &mut cose);
+            cbor_int(v, &mut cose);
+        }
+        cbor_int(-2, &mut cose);
+        cbor_bytes(&point[1..33], &mut cose);
+        cbor_int(-3, &mut cose);
+        cbor_bytes(&point[33..65], &mut cose);
+        let mut auth_data = sha256(c.rp_id.as_bytes());
+        auth_data.push(0x01 | 0x40 | if c.user_verified { 0x04 } else { 0 });
+        auth_data.extend(0u32.to_be_bytes());
+        auth_data.extend([0u8; 16]);
+        auth_data.extend((id.len() as u16).to_be_bytes());
+        auth_data.extend(&id);
+        auth_data.extend(&cose);
+        let mut att = Vec::new();
+        cbor_head(5, 3, &mut att);
+        cbor_text("fmt", &mut att);
+        cbor_text("none", &mut att);
+        cbor_text("attStmt", &mut att);
+        cbor_head(5, 0, &mut att);
+        cbor_text("authData", &mut att);
+        cbor_bytes(&auth_data, &mut att);
+        let response = json!({
+            "id": B64.encode(&id),
+            "rawId": B64.encode(&id),
+            "type": "public-key",
+            "response": { "attestationObject": B64.encode(&att), "clientDataJSON": B64.encode(client_data) },
+            "extensions": {},
+        });
+        (Self { key, id, user_handle, counter: 0 }, response)
+    }
+
+    /// Signs an assertion for the authentication `options` (the counter
+    /// moves on by one unless the caller set it).
+    pub fn assert(&mut self, options: &Value, c: &Ceremony<'_>) -> Value {
+        self.counter += 1;
+        let pk = &options["publicKey"];
+        let client_data = json!({
+            "type": "webauthn.get",
+            "challenge": pk["challenge"].as_str().unwrap(),
+            "origin": c.origin,
+            "crossOrigin": false,
+        })
+        .to_string();
+        let mut auth_data = sha256(c.rp_id.as_bytes());
+        auth_data.push(0x01 | if c.user_verified { 0x04 } else { 0 });
+        auth_data.extend(self.counter.to_be_bytes());
+        let mut signed = auth_data.clone();
+        signed.extend(sha256(client_data.as_bytes()));
+        let sig = self.key.sign(&SystemRandom::new(), &signed).unwrap();
+        json!({
+            "id": B64.encode(&self.id),
+            "rawId": B64.encode(&self.id),
+            "type": "public-key",
+            "response": {
+                "authenticatorData": B64.encode(&auth_data),
+                "clientDataJSON": B64.encode(client_data),
+                "signature": B64.encode(sig.as_ref()),
+                "userHandle": B64.encode(&self.user_handle),
+            },
+            "extensions": {},
+        })
+    }
+}
+
+// ------------------------------------------------------------- the browser
+
+pub fn host(app: &TestApp) -> Ceremony<'_> {
+    Ceremony { origin: &app.address, rp_id: "localhost", user_verified: true }
+}
+
+async fn post_json(browser: &reqwest::Client, app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+    post_to(browser, &app.address, path, body).await
+}
+
+async fn post_to(browser: &reqwest::Client, base: &str, path: &str, body: Value) -> (u16, Value) {
+    let r = browser.post(format!("{base}{path}")).json(&body).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Signs in with the password (landing on /account) in a fresh browser.
+pub async fn password_session(app: &TestApp, username: &str) -> reqwest::Client {
+    let b = app.browser();
+    let csrf = app.csrf_from(&b, "/login").await;
+    let r = b
+        .post(app.url("/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", username), ("password", PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    b
+}
+
+/// Adds a passkey from the account page of a signed-in browser.
+pub async fn enrol(app: &TestApp, b: &reqwest::Client, name: &str) -> SoftKey {
+    let csrf = app.csrf_from(b, "/account").await;
+    let (status, options) = post_json(b, app, "/account/passkeys/start", json!({ "csrf": csrf })).await;
+    assert_eq!(status, 200, "{options}");
+    assert_eq!(options["publicKey"]["authenticatorSelection"]["userVerification"], "required");
+    assert_eq!(options["publicKey"]["authenticatorSelection"]["residentKey"], "preferred");
+    assert_eq!(options["publicKey"]["attestation"], "none");
+    let (key, response) = SoftKey::register(&options, &host(app));
+    let (status, done) = post_json(
+        b,
+        app,
+        "/account/passkeys/finish",
+        json!({ "csrf": csrf, "name": name, "credential": response }),
+    )
+    .await;
+    assert_eq!((status, done["location"].as_str()), (200, Some("/account?m=passkey_added")), "{done}");
+    key
+}
+
+/// Starts a passwordless sign-in in a fresh browser: (browser, csrf, options).
+async fn passwordless_start(app: &TestApp) -> (reqwest::Client, String, Value) {
+    let b = app.browser();
+    let csrf = app.csrf_from(&b, "/login").await;
+    let (status, options) = post_json(&b, app, "/login/passkey/start", json!({ "csrf": csrf })).await;
+    assert_eq!(status, 200, "{options}");
+    (b, csrf, options)
+}
+
+async fn passwordless_finish(app: &TestApp, b: &reqwest::Client, csrf: &str, credential: Value) -> Value {
+    let (status, answer) =
+        post_json(b, app, "/login/passkey/finish", json!({ "csrf": csrf, "credential": credential })).await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+/// The CSRF token a passkey page gives its script (`data-csrf`).
+async fn data_csrf(app: &TestApp, b: &reqwest::Client, path: &str) -> String {
+    let page = b.get(app.url(path)).send().await.unwrap().text().await.unwrap();
+    let at = page.find("data-csrf=\"").expect("a passkey page") + "data-csrf=\"".len();
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn signed_in(app: &TestApp, b: &reqwest::Client) -> bool {
+    b.get(app.url("/account")).send().await.unwrap().status() == 200
+}
+
+async fn audit_reasons(app: &TestApp, event: &str) -> Vec<String> {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    use portcullis::storage::entities::audit_event;
+    audit_event::Entity::find()
+        .filter(audit_event::Column::EventType.eq(event))
+        .order_by_asc(audit_event::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let d: Value = serde_json::from_str(&e.detail).unwrap_or_default();
+            format!("{}:{}", e.outcome, d["reason"].as_str().unwrap_or(""))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_passkey_signs_in_without_a_password_and_nothing_else_does() {
+    let app = spawn_app_at_localhost(TestDb::new().await).await;
+    app.create_user("pia", PW, &[]).await;
+    let b = password_session(&app, "pia").await;
+    let mut key = enrol(&app, &b, "Laptop").await;
+    let page = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Laptop") && page.contains("device-bound"), "the account page lists the passkey");
+
+    // The start says nothing about accounts: no allowCredentials.
+    let (b1, csrf, options) = passwordless_start(&app).await;
+    assert!(options["publicKey"]["allowCredentials"].as_array().is_none_or(Vec::is_empty), "{options}");
+    let good = key.assert(&options, &host(&app));
+    // Sent twice at once into its ceremony: one wins, the replay fails with
+    // the words of a password failure.
+    let (first, second) = tokio::join!(
+        passwordless_finish(&app, &b1, &csrf, good.clone()),
+        passwordless_finish(&app, &b1, &csrf, good.clone())
+    );
+    let mut answers = [first, second];
+    answers.sort_by_key(|a| a["location"].is_null());
+    assert_eq!(answers[0]["location"], "/account", "{answers:?}");
+    assert_eq!(answers[1], json!({ "error": "Login failed" }), "{answers:?}");
+    assert!(signed_in(&app, &b1).await);
+
+    // Replayed into a new ceremony (the challenge differs).
+    let (b2, csrf2, _) = passwordless_start(&app).await;
+    let replay_new = passwordless_finish(&app, &b2, &csrf2, good).await;
+    assert_eq!(replay_new, json!({ "error": "Login failed" }));
+    assert!(!signed_in(&app, &b2).await);
+
+    // A phishing site's origin, another RP id, no user verification.
+    let wrong_origin = Ceremony { origin: "http://evil.localhost:1", ..host(&app) };
+    let wrong_rp = Ceremony { rp_id: "evil.example", ..host(&app) };
+    let no_uv = Ceremony { user_verified: false, ..host(&app) };
+    for bad in [wrong_origin, wrong_rp, no_uv] {
+        let (b, csrf, options) = passwordless_start(&app).await;
+        let cred = key.assert(&options, &bad);
+        assert_eq!(passwordless_finish(&app, &b, &csrf, cred).await, json!({ "error": "Login failed" }));
+        assert!(!signed_in(&app, &b).await);
+    }
+
+    // A cloned authenticator: its counter is behind the stored one.
+    let (b3, csrf3, options) = passwordless_start(&app).await;
+    let ok = key.assert(&options, &host(&app));
+    assert_eq!(passwordless_finish(&app, &b3, &csrf3, ok).await["location"], "/account");
+    key.counter -= 3;
+    let (b4, csrf4, options) = passwordless_start(&app).await;
+    let cloned = key.assert(&options, &host(&app));
+    assert_eq!(passwordless_finish(&app, &b4, &csrf4, cloned).await, json!({ "error": "Login failed" }));
+    assert!(!signed_in(&app, &b4).await);
+
+    let mut reasons = audit_reasons(&app, "login.passkey").await;
+    reasons[..2].sort(); // the two racing finishes, in either order
+    assert_eq!(
+        reasons,
+        [
+            "failure:no_ceremony",
+            "success:",
+            "failure:invalid",
+            "failure:invalid",
+            "failure:invalid",
+            "failure:user_not_verified",
+            "success:",
+            "failure:counter_regressed",
+        ],
+        "each refusal is audited with its reason"
+    );
+    assert_eq!(audit_reasons(&app, "passkey.cloned").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_passkey_is_the_second_factor_after_the_password() {
+    let app = spawn_app_at_localhost(TestDb::new().await).await;
+    app.create_user("oli", PW, &[]).await;
+    let b = password_session(&app, "oli").await;
+    let mut key = enrol(&app, &b, "Key").await;
+
+    // The password alone no longer completes a login: the passkey step follows.
+    let b2 = app.browser();
+    let csrf = app.csrf_from(&b2, "/login").await;
+    let r = b2
+        .post(app.url("/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", "oli"), ("password", PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/login/mfa");
+    assert!(!signed_in(&app, &b2).await);
+    let csrf = data_csrf(&app, &b2, "/login/mfa").await;
+    let (_, options) = post_json(&b2, &app, "/login/mfa/passkey/start", json!({ "csrf": csrf })).await;
+    let allowed = options["publicKey"]["allowCredentials"].as_array().unwrap();
+    assert_eq!(allowed.len(), 1, "after the password, the user's own keys are named");
+    // Someone else's key is not this user's second factor.
+    let other_app_user = app.create_user("eve", PW, &[]).await;
+    let _ = other_app_user;
+    let be = password_session(&app, "eve").await;
+    let mut eves = enrol(&app, &be, "Eve's").await;
+    let wrong = eves.assert(&options, &host(&app));
+    let (_, answer) =
+        post_json(&b2, &app, "/login/mfa/passkey/finish", json!({ "csrf": csrf, "credential": wrong })).await;
+    assert_eq!(answer, json!({ "error": "Login failed" }));
+    let (_, options) = post_json(&b2, &app, "/login/mfa/passkey/start", json!({ "csrf": csrf })).await;
+    let cred = key.assert(&options, &host(&app));
+    let (_, answer) =
+        post_json(&b2, &app, "/login/mfa/passkey/finish", json!({ "csrf": csrf, "credential": cred })).await;
+    assert_eq!(answer["location"], "/account", "{answer}");
+    assert!(signed_in(&app, &b2).await);
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    use portcullis::storage::entities::{session, user};
+    let oli = user::Entity::find().filter(user::Column::Username.eq("oli")).one(&app.state.db).await.unwrap().unwrap();
+    let s = session::Entity::find()
+        .filter(session::Column::UserId.eq(oli.id))
+        .order_by_desc(session::Column::AuthTime)
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(s.len(), 2, "the enrolling session and this one");
+    let newest = s.iter().find(|s| s.acr.as_deref() == Some("phr")).expect("a phr session");
+    assert_eq!(newest.amr, r#"["pwd","hwk","user","mfa"]"#);
+}
+
+#[tokio::test]
+async fn removing_a_passkey_needs_the_password_and_ends_other_sessions() {
+    let app = spawn_app_at_localhost(TestDb::new().await).await;
+    app.create_user("rui", PW, &[]).await;
+    let b = password_session(&app, "rui").await;
+    let mut key = enrol(&app, &b, "Phone").await;
+    let (other, csrf_o, options) = passwordless_start(&app).await;
+    let cred = key.assert(&options, &host(&app));
+    assert_eq!(passwordless_finish(&app, &other, &csrf_o, cred).await["location"], "/account");
+    let id = B64.encode(&key.id);
+
+    let csrf = app.csrf_from(&b, "/account").await;
+    let wrong = b
+        .post(app.url("/account/passkeys/remove"))
+        .form(&[("csrf", csrf.as_str()), ("id", id.as_str()), ("current_password", "not the password")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 200);
+    assert!(wrong.text().await.unwrap().contains("The current password is not correct."));
+    assert!(signed_in(&app, &other).await, "a wrong password removes nothing");
+    let r = b
+        .post(app.url("/account/passkeys/remove"))
+        .form(&[("csrf", csrf.as_str()), ("id", id.as_str()), ("current_password", PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/account?m=passkey_removed");
+    assert!(!signed_in(&app, &other).await, "the passkey's session ended");
+    assert!(signed_in(&app, &b).await, "the session that removed it goes on");
+
+    let (b2, csrf2, options) = passwordless_start(&app).await;
+    let cred = key.assert(&options, &host(&app));
+    assert_eq!(passwordless_finish(&app, &b2, &csrf2, cred).await, json!({ "error": "Login failed" }));
+}
+
+#[tokio::test]
+async fn an_administrator_lists_and_revokes_a_users_passkey() {
+    use portcullis::admin::Actor;
+    let app = spawn_app_at_localhost(TestDb::new().await).await;
+    app.create_user("ida", PW, &[]).await;
+    let b = password_session(&app, "ida").await;
+    let mut key = enrol(&app, &b, "Yubikey").await;
+    let listed = portcullis::admin::users::passkeys(&app.state, &Actor::cli(), "ida").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].name.as_str(), listed[0].kind), ("Yubikey", "hwk"));
+    portcullis::admin::users::remove_passkey(&app.state, &Actor::cli(), "ida", &listed[0].credential_id)
+        .await
+        .unwrap();
+    assert!(!signed_in(&app, &b).await, "the user's sessions ended");
+    let (b2, csrf2, options) = passwordless_start(&app).await;
+    let cred = key.assert(&options, &host(&app));
+    assert_eq!(passwordless_finish(&app, &b2, &csrf2, cred).await, json!({ "error": "Login failed" }));
+    let again = portcullis::admin::users::remove_passkey(&app.state, &Actor::cli(), "ida", &listed[0].credential_id).await;
+    assert!(matches!(again, Err(portcullis::admin::AdminError::NotFound { .. })));
+    assert_eq!(audit_reasons(&app, "passkey.removed").await, ["success:"]);
+}
+
+#[tokio::test]
+async fn two_instances_finish_each_others_ceremonies() {
+    let a = spawn_app_at_localhost(TestDb::new().await).await;
+    let replica = crate::helpers::spawn_replica(&a, |_| {}).await;
+    let other = replica.address.replace("127.0.0.1", "localhost");
+    a.create_user("mo", PW, &[]).await;
+    // Registration started on one instance, finished on the other.
+    let browser = password_session(&a, "mo").await;
+    let csrf = a.csrf_from(&browser, "/account").await;
+    let (_, options) = post_json(&browser, &a, "/account/passkeys/start", json!({ "csrf": csrf })).await;
+    let (mut key, response) = SoftKey::register(&options, &host(&a));
+    let (status, done) = post_to(
+        &browser,
+        &other,
+        "/account/passkeys/finish",
+        json!({ "csrf": csrf, "name": "Desk", "credential": response }),
+    )
+    .await;
+    assert_eq!((status, done["location"].as_str()), (200, Some("/account?m=passkey_added")), "{done}");
+    // A passwordless sign-in started on the second, finished on the first.
+    let fresh = a.browser();
+    let csrf = a.csrf_from(&fresh, "/login").await;
+    let (_, options) = post_to(&fresh, &other, "/login/passkey/start", json!({ "csrf": csrf })).await;
+    let cred = key.assert(&options, &host(&a));
+    // Finished on both at once: exactly one instance accepts it.
+    let body = json!({ "csrf": csrf, "credential": cred });
+    let (on_a, on_other) = tokio::join!(
+        post_to(&fresh, &a.address, "/login/passkey/finish", body.clone()),
+        post_to(&fresh, &other, "/login/passkey/finish", body.clone())
+    );
+    let wins = [&on_a.1, &on_other.1].iter().filter(|v| v["location"] == "/account").count();
+    let losses = [&on_a.1, &on_other.1].iter().filter(|v| **v == &json!({ "error": "Login failed" })).count();
+    assert_eq!((wins, losses), (1, 1), "{on_a:?} {on_other:?}");
+    assert!(signed_in(&a, &fresh).await);
+}

@@ -111,11 +111,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        for t in [
-            WebauthnCeremonies::Table.into_iden(),
-            Passkeys::Table.into_iden(),
-            WebauthnHandles::Table.into_iden(),
-        ] {
+        for t in
+            [WebauthnCeremonies::Table.into_iden(), Passkeys::Table.into_iden(), WebauthnHandles::Table.into_iden()]
+        {
             manager.drop_table(Table::drop().table(t).to_owned()).await?;
         }
         Ok(())

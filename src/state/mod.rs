@@ -143,7 +143,8 @@ async fn check_role_settings(db: &DatabaseConnection, settings: &Settings) -> Re
     }
     let existing: Vec<String> = role::Entity::find().all(db).await?.into_iter().map(|r| r.name).collect();
     let named = settings.mfa_required_roles.iter().map(|r| ("mfa_required_roles", r));
-    for (setting, wanted) in named.chain(settings.passkey_required_roles.iter().map(|r| ("passkey_required_roles", r))) {
+    for (setting, wanted) in named.chain(settings.passkey_required_roles.iter().map(|r| ("passkey_required_roles", r)))
+    {
         if existing.iter().any(|r| r == wanted) {
             continue;
         }

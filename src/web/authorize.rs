@@ -40,8 +40,8 @@ fn to_client(state: &AppState, to: &Reply, mut fields: Vec<(&'static str, String
         let Ok(nonce) = random_token(16) else {
             return error_page(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "Please try again later.");
         };
-        let csp = csp_for_redirect(&to.redirect_uri)
-            .replace("script-src 'self';", &format!("script-src 'nonce-{nonce}';"));
+        let csp =
+            csp_for_redirect(&to.redirect_uri).replace("script-src 'self';", &format!("script-src 'nonce-{nonce}';"));
         let page = FormPostPage { redirect_uri: &to.redirect_uri, fields: &fields, nonce };
         return match html(StatusCode::OK, &page) {
             Ok(mut resp) => {

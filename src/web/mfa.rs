@@ -49,8 +49,7 @@ pub(crate) struct Offer {
 
 pub(crate) async fn offer(state: &AppState, c: &Challenge) -> Result<Offer, WebError> {
     use crate::policy::Assurance;
-    let passkey =
-        state.webauthn.is_some() && crate::authn::passkey::has_passkey(&state.db, &c.user.id).await?;
+    let passkey = state.webauthn.is_some() && crate::authn::passkey::has_passkey(&state.db, &c.user.id).await?;
     let has_totp = mfa::has_totp(&state.db, &c.user.id).await?;
     let code = has_totp || mfa::recovery_remaining(&state.db, &c.user.id).await? > 0;
     let required = super::login::required_for_login(state, c.row.return_to.as_deref(), &c.user.id).await?;
@@ -135,14 +134,7 @@ async fn mfa_page(state: &AppState, req: &HttpRequest, c: &Challenge, failed: bo
     let mut resp = with_csrf(state, req, |csrf| {
         html(
             StatusCode::OK,
-            &MfaPage {
-                title: "Two-step verification",
-                csrf,
-                failed,
-                passkey: o.passkey,
-                code: o.code,
-                totp: o.totp,
-            },
+            &MfaPage { title: "Two-step verification", csrf, failed, passkey: o.passkey, code: o.code, totp: o.totp },
         )
     })?;
     if let Some(f) = flow_of_return(state, c.row.return_to.as_deref()).await? {
@@ -272,7 +264,11 @@ pub async fn login_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Re
     let required = super::login::required_for_login(&state, c.row.return_to.as_deref(), &c.user.id).await?;
     let passkey = state.webauthn.is_some();
     let totp = !(passkey && required >= crate::policy::Assurance::PhishingResistant);
-    let e = if totp { Some(new_enrolment(&state, &c.user.id, &c.user.username, &challenge_binding(&c)).await?) } else { None };
+    let e = if totp {
+        Some(new_enrolment(&state, &c.user.id, &c.user.username, &challenge_binding(&c)).await?)
+    } else {
+        None
+    };
     let shown = Shown { enrolment: e.as_ref(), needs_reauth: false };
     let mut resp = enrol_page_with(&state, &req, shown, "/login/enrol", (true, passkey, totp), None)?;
     if let Some(f) = flow_of_return(&state, c.row.return_to.as_deref()).await? {

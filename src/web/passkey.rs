@@ -89,7 +89,9 @@ fn build_ceremony_cookie(state: &AppState, handle: String) -> actix_web::cookie:
 }
 
 fn ceremony_handle(state: &AppState, req: &HttpRequest) -> String {
-    req.cookie(&crate::web::cookies::cookie_name(state, CEREMONY_COOKIE)).map(|c| c.value().to_owned()).unwrap_or_default()
+    req.cookie(&crate::web::cookies::cookie_name(state, CEREMONY_COOKIE))
+        .map(|c| c.value().to_owned())
+        .unwrap_or_default()
 }
 
 fn credential_text(call: &Call) -> String {
@@ -126,7 +128,8 @@ async fn audit_login(
     user: Option<&str>,
     detail: serde_json::Value,
 ) -> Result<(), WebError> {
-    let mut e = AuditEvent::new("login.passkey", outcome).source(source.ip.clone(), source.user_agent.clone()).detail(detail);
+    let mut e =
+        AuditEvent::new("login.passkey", outcome).source(source.ip.clone(), source.user_agent.clone()).detail(detail);
     if let Some(u) = user {
         e = e.user(u);
     }
@@ -169,14 +172,17 @@ async fn admit(state: &AppState, source: &Source) -> Result<bool, WebError> {
 }
 
 fn too_many() -> HttpResponse {
-    HttpResponse::TooManyRequests().json(json!({ "error": "Too many attempts. Please wait a few minutes and try again." }))
+    HttpResponse::TooManyRequests()
+        .json(json!({ "error": "Too many attempts. Please wait a few minutes and try again." }))
 }
 
 async fn flow_of(state: &AppState, request: Option<&str>) -> Result<Result<Option<Flow>, HttpResponse>, WebError> {
     match request {
         Some(h) => match Flow::load(state, h).await? {
             Some(f) => Ok(Ok(Some(f))),
-            None => Ok(Err(bad_request("This sign-in request has expired. Go back to the application and start again."))),
+            None => {
+                Ok(Err(bad_request("This sign-in request has expired. Go back to the application and start again.")))
+            }
         },
         None => Ok(Ok(None)),
     }
@@ -227,8 +233,14 @@ pub async fn passwordless_finish(
         Ok(Err((why, user))) => return refused(&state, &source, why, user.as_deref(), "passwordless").await,
         Err(e) => return map_err(e),
     };
-    audit_login(&state, &source, "success", Some(&v.user.id), json!({ "mode": "passwordless", "credential": v.credential_id }))
-        .await?;
+    audit_login(
+        &state,
+        &source,
+        "success",
+        Some(&v.user.id),
+        json!({ "mode": "passwordless", "credential": v.credential_id }),
+    )
+    .await?;
     state.metrics.login("success");
     let return_to = flow.as_ref().map(|f| resume_path(&f.handle));
     let amr = amr_of(&v, false);
@@ -307,19 +319,20 @@ pub async fn second_factor_finish(
     // Through the one second-factor gate: a locked second factor stays
     // locked for the passkey too, and a failure counts.
     let mut why = Refused::Invalid;
-    let gated = gate(&state, &c.user, &source, c.row.trusted_device, now, async || {
-        match passkey::finish_second_factor(&state, &handle, &c.user.id, &binding, &response, now).await {
-            Ok(Ok(v)) => Ok(Some(v)),
-            Ok(Err((r, _))) => {
-                why = r;
-                Ok(None)
+    let gated =
+        gate(&state, &c.user, &source, c.row.trusted_device, now, async || {
+            match passkey::finish_second_factor(&state, &handle, &c.user.id, &binding, &response, now).await {
+                Ok(Ok(v)) => Ok(Some(v)),
+                Ok(Err((r, _))) => {
+                    why = r;
+                    Ok(None)
+                }
+                Err(PasskeyError::Db(e)) => Err(e.into()),
+                Err(e) => Err(login::LoginError::Db(sea_orm::DbErr::Custom(e.to_string()))),
             }
-            Err(PasskeyError::Db(e)) => Err(e.into()),
-            Err(e) => Err(login::LoginError::Db(sea_orm::DbErr::Custom(e.to_string()))),
-        }
-    })
-    .await
-    .map_err(internal)?;
+        })
+        .await
+        .map_err(internal)?;
     let v = match gated {
         Gated::Passed(v) => v,
         Gated::Failed { locked } => {
@@ -498,9 +511,10 @@ pub async fn enrol_finish(
     if !login::end_challenge(&state, &c).await.map_err(internal)? {
         return Ok(go("/login", None));
     }
-    let token = login::create_challenge(&state, &c.user.id, ChallengePurpose::Mfa, c.row.trusted_device, c.row.return_to)
-        .await
-        .map_err(internal)?;
+    let token =
+        login::create_challenge(&state, &c.user.id, ChallengePurpose::Mfa, c.row.trusted_device, c.row.return_to)
+            .await
+            .map_err(internal)?;
     let mut cookie = crate::web::cookies::build_cookie(&state, CHALLENGE_COOKIE, token, SameSite::Lax);
     cookie.set_max_age(actix_web::cookie::time::Duration::milliseconds(login::CHALLENGE_TTL_MS));
     let mut resp = go("/login/mfa", None).add_removal(&state);
@@ -571,7 +585,8 @@ pub async fn remove(
     let Some(row) = passkey::remove(&txn, &cur.user.id, &form.id).await? else {
         return Ok(see_other("/account"));
     };
-    let ended = crate::session::end_all_for_user(&txn, &cur.user.id, Some(&cur.session.id), now.timestamp_millis()).await?;
+    let ended =
+        crate::session::end_all_for_user(&txn, &cur.user.id, Some(&cur.session.id), now.timestamp_millis()).await?;
     record_audit(
         &txn,
         AuditEvent::new("passkey.removed", "success")

@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestApp, TestDb, spawn_app_at_localhost};
 
-
 const PW: &str = "violet anvil tramline";
 
 // ------------------------------------------------------------------ CBOR
@@ -192,13 +191,9 @@ pub async fn enrol(app: &TestApp, b: &reqwest::Client, name: &str) -> SoftKey {
     assert_eq!(options["publicKey"]["authenticatorSelection"]["residentKey"], "preferred");
     assert_eq!(options["publicKey"]["attestation"], "none");
     let (key, response) = SoftKey::register(&options, &host(app));
-    let (status, done) = post_json(
-        b,
-        app,
-        "/account/passkeys/finish",
-        json!({ "csrf": csrf, "name": name, "credential": response }),
-    )
-    .await;
+    let (status, done) =
+        post_json(b, app, "/account/passkeys/finish", json!({ "csrf": csrf, "name": name, "credential": response }))
+            .await;
     assert_eq!((status, done["location"].as_str()), (200, Some("/account?m=passkey_added")), "{done}");
     key
 }
@@ -231,8 +226,8 @@ async fn signed_in(app: &TestApp, b: &reqwest::Client) -> bool {
 }
 
 async fn audit_reasons(app: &TestApp, event: &str) -> Vec<String> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
     use portcullis::storage::entities::audit_event;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
     audit_event::Entity::find()
         .filter(audit_event::Column::EventType.eq(event))
         .order_by_asc(audit_event::Column::Id)
@@ -355,8 +350,8 @@ async fn a_passkey_is_the_second_factor_after_the_password() {
         post_json(&b2, &app, "/login/mfa/passkey/finish", json!({ "csrf": csrf, "credential": cred })).await;
     assert_eq!(answer["location"], "/account", "{answer}");
     assert!(signed_in(&app, &b2).await);
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
     use portcullis::storage::entities::{session, user};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
     let oli = user::Entity::find().filter(user::Column::Username.eq("oli")).one(&app.state.db).await.unwrap().unwrap();
     let s = session::Entity::find()
         .filter(session::Column::UserId.eq(oli.id))
@@ -415,14 +410,13 @@ async fn an_administrator_lists_and_revokes_a_users_passkey() {
     let listed = portcullis::admin::users::passkeys(&app.state, &Actor::cli(), "ida").await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].name.as_str(), listed[0].kind), ("Yubikey", "hwk"));
-    portcullis::admin::users::remove_passkey(&app.state, &Actor::cli(), "ida", &listed[0].credential_id)
-        .await
-        .unwrap();
+    portcullis::admin::users::remove_passkey(&app.state, &Actor::cli(), "ida", &listed[0].credential_id).await.unwrap();
     assert!(!signed_in(&app, &b).await, "the user's sessions ended");
     let (b2, csrf2, options) = passwordless_start(&app).await;
     let cred = key.assert(&options, &host(&app));
     assert_eq!(passwordless_finish(&app, &b2, &csrf2, cred).await, json!({ "error": "Login failed" }));
-    let again = portcullis::admin::users::remove_passkey(&app.state, &Actor::cli(), "ida", &listed[0].credential_id).await;
+    let again =
+        portcullis::admin::users::remove_passkey(&app.state, &Actor::cli(), "ida", &listed[0].credential_id).await;
     assert!(matches!(again, Err(portcullis::admin::AdminError::NotFound { .. })));
     assert_eq!(audit_reasons(&app, "passkey.removed").await, ["success:"]);
 }

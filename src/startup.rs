@@ -34,6 +34,12 @@ impl Application {
     /// the issuer to it).
     pub fn build_on(listener: TcpListener, state: AppState) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
+        if state.webauthn.is_none() {
+            tracing::warn!(
+                issuer = %state.settings.issuer(),
+                "passkeys are off: WebAuthn needs a domain name (use an issuer such as http://localhost:8080, or set webauthn_rp_id)"
+            );
+        }
         let https = state.settings.is_https();
         let discovery = web::Data::new(crate::web::oidc::Discovery(web::Bytes::from(crate::oidc::discovery_document(
             state.settings.issuer(),

@@ -448,6 +448,12 @@ async fn verify(
     if !result.user_verified() {
         return Ok(Err((Refused::NotVerified, who)));
     }
+    // The library compared the counter with the credential as it was when
+    // the ceremony started (second factor); compare with the row as it is.
+    let stored = serde_json::to_value(&pk)?.pointer("/cred/counter").and_then(Value::as_u64).unwrap_or(0);
+    if (result.counter() != 0 || stored != 0) && u64::from(result.counter()) <= stored {
+        return Ok(Err((Refused::CounterRegressed, who)));
+    }
     let Some(u) = user::Entity::find_by_id(row.user_id.as_str()).one(&state.db).await? else {
         return Ok(Err((Refused::UnknownCredential, None)));
     };

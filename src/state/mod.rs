@@ -51,11 +51,8 @@ pub const WEBAUTHN_TIMEOUT_MS: i64 = 5 * 60 * 1000;
 
 /// The WebAuthn relying party from the settings (`Settings::webauthn`).
 fn relying_party(settings: &Settings) -> Result<Option<webauthn_rs::Webauthn>, StartError> {
+    // Off (`None`) is said once by `serve` (startup), not by every CLI command.
     let Some((rp_id, origins)) = settings.webauthn().map_err(StartError::Config)? else {
-        tracing::warn!(
-            issuer = %settings.issuer(),
-            "passkeys are off: WebAuthn needs a domain name (use an issuer such as http://localhost:8080, or set webauthn_rp_id)"
-        );
         return Ok(None);
     };
     let bad = |e: webauthn_rs::prelude::WebauthnError| StartError::Config(format!("webauthn: {e}"));

@@ -384,12 +384,32 @@ impl Owner {
     }
 }
 
+/// The session that adds a passkey from the account page. A new factor is
+/// a way in: the session must have signed in recently (`admin_reauth_secs`)
+/// and at least as strongly as the account's existing factors allow (a
+/// passkey if it has one, a second factor if it has TOTP), so a borrowed or
+/// old session cannot plant its own passkey.
 async fn session_of(state: &AppState, req: &HttpRequest, call: &Call) -> Result<Result<Owner, HttpResponse>, WebError> {
+    use crate::policy::Assurance;
     let Some(cur) = crate::web::cookies::current(state, req).await? else {
         return Ok(Err(go("/login", None)));
     };
     if !csrf::verify(state, req, &call.csrf) {
         return Ok(Err(bad_request("This page has expired. Reload it and try again.")));
+    }
+    let id = &cur.user.id;
+    let strongest = if passkey::has_passkey(&state.db, id).await? {
+        Assurance::PhishingResistant
+    } else if crate::authn::mfa::has_totp(&state.db, id).await? {
+        Assurance::MultiFactor
+    } else {
+        Assurance::Password
+    };
+    let recent = state.clock.now().timestamp() - cur.session.auth_time <= state.settings.admin_reauth_secs;
+    if !recent || Assurance::of(&cur.amr()) < strongest {
+        return Ok(Err(HttpResponse::Ok().json(json!({
+            "error": "To add a passkey, sign out and sign in again (with your existing passkey or code), then add it within five minutes."
+        }))));
     }
     Ok(Ok(Owner::Session(cur)))
 }

@@ -147,6 +147,8 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<Value>, &'static str)>
         ("PUT", "/admin/api/v1/users/zoe/attributes/department", Some(json!({ "value": "finance" })), "users:write"),
         ("POST", "/admin/api/v1/users/zoe/unlock", None, "users:credentials"),
         ("POST", "/admin/api/v1/users/zoe/reset-mfa", None, "users:credentials"),
+        ("GET", "/admin/api/v1/users/zoe/passkeys", None, "users:read"),
+        ("DELETE", "/admin/api/v1/users/zoe/passkeys/no-such-key", None, "users:credentials"),
         (
             "POST",
             "/admin/api/v1/users/zoe/password",
@@ -185,6 +187,7 @@ fn template(path: &str) -> String {
         .replace("/clients/victim", "/clients/{client_id}")
         .replace("/attributes/department", "/attributes/{key}")
         .replace("/roles/billing", "/roles/{role}")
+        .replace("/passkeys/no-such-key", "/passkeys/{credential_id}")
 }
 
 #[tokio::test]

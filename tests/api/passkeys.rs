@@ -456,3 +456,37 @@ async fn two_instances_finish_each_others_ceremonies() {
     assert_eq!((wins, losses), (1, 1), "{on_a:?} {on_other:?}");
     assert!(signed_in(&a, &fresh).await);
 }
+
+/// An attacker with someone's session (a stolen cookie, or one opened with
+/// the password before the owner added a second factor) must not plant a
+/// passkey of their own: adding one needs a recent sign-in at least as
+/// strong as the account's factors.
+#[tokio::test]
+async fn an_old_or_weaker_session_cannot_add_a_passkey() {
+    let app = spawn_app_at_localhost(TestDb::new().await).await;
+    app.create_user("sam", PW, &[]).await;
+    // The attacker's password-only session, opened before the owner's passkey.
+    let attacker = password_session(&app, "sam").await;
+    let owner = password_session(&app, "sam").await;
+    let mut key = enrol(&app, &owner, "Owner's key").await;
+
+    let csrf = app.csrf_from(&attacker, "/account").await;
+    let (status, refused) = post_json(&attacker, &app, "/account/passkeys/start", json!({ "csrf": csrf })).await;
+    assert_eq!(status, 200);
+    assert!(refused["publicKey"].is_null(), "a password-only session cannot add to a passkey account: {refused}");
+    assert!(refused["error"].as_str().unwrap().contains("sign in again"), "{refused}");
+
+    // A passkey session that is no longer recent is refused too.
+    let (b, csrf_b, options) = passwordless_start(&app).await;
+    let cred = key.assert(&options, &host(&app));
+    assert_eq!(passwordless_finish(&app, &b, &csrf_b, cred).await["location"], "/account");
+    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.admin_reauth_secs + 1));
+    let csrf = app.csrf_from(&b, "/account").await;
+    let (_, stale) = post_json(&b, &app, "/account/passkeys/start", json!({ "csrf": csrf })).await;
+    assert!(stale["publicKey"].is_null(), "{stale}");
+    assert_eq!(crate::passkeys::count_keys(&app, "sam").await, 1, "nothing was added");
+}
+
+async fn count_keys(app: &TestApp, username: &str) -> usize {
+    portcullis::admin::users::passkeys(&app.state, &portcullis::admin::Actor::cli(), username).await.unwrap().len()
+}

@@ -91,7 +91,9 @@ test('passkeys: enrol, passwordless, autofill, second factor, acr=phr, removal',
     assert.equal(new URL(page.url()).pathname, '/login');
     // (A cross-site navigation clears the tab's name, so autofill may sign in
     // before the click lands: either way it is this passkey.)
-    await Promise.all([page.waitForURL(/\/callback/), page.click('#passkey-signin').catch(() => {})]);
+    page.click('#passkey-signin', { timeout: 3_000 }).catch(() => {});
+    await page.waitForURL(/\/callback/, { waitUntil: 'commit', timeout: 30_000 });
+    await page.waitForSelector('#greeting');
     assert.match(await page.locator('#greeting').innerText(), new RegExp(`Signed in as ${user} \\(acr phr\\)`));
 
     // Remove the passkey (needs the password); the authenticator still holds

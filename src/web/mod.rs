@@ -22,6 +22,7 @@ pub mod mfa;
 pub mod oidc;
 pub mod pages;
 pub mod passkey;
+pub mod passkey_manage;
 pub mod protocol_error;
 pub mod routes;
 pub mod token;

@@ -15,8 +15,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::form::StrictForm;
-use super::login::{CHALLENGE_COOKIE, Flow, finish_login, see_other, source_of};
+use super::login::{CHALLENGE_COOKIE, Flow, finish_login, source_of};
 use super::pages::WebError;
 use super::{client_info, csrf};
 use crate::authn::login::{self, Challenge, ChallengePurpose, Source};
@@ -540,84 +539,4 @@ pub async fn enrol_finish(
     let mut resp = go("/login/mfa", None).add_removal(&state);
     resp.add_cookie(&cookie).map_err(internal)?;
     Ok(resp)
-}
-
-// --------------------------------------------------------- rename / remove
-
-#[derive(Deserialize)]
-pub struct RenameForm {
-    csrf: String,
-    id: String,
-    name: String,
-}
-
-pub async fn rename(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: StrictForm<RenameForm>,
-) -> Result<HttpResponse, WebError> {
-    let cur = match super::account::session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
-    if passkey::rename(&state.db, &cur.user.id, &form.id, &form.name).await? {
-        record_audit(
-            &state.db,
-            AuditEvent::new("passkey.renamed", "success")
-                .actor(format!("user:{}", cur.user.id))
-                .user(&cur.user.id)
-                .source(client_info::ip(&state, &req), client_info::user_agent(&req))
-                .detail(json!({ "credential": form.id, "name": passkey::clean_name(&form.name) })),
-            state.clock.now(),
-        )
-        .await?;
-    }
-    Ok(see_other("/account?m=passkey_renamed"))
-}
-
-#[derive(Deserialize)]
-pub struct RemoveForm {
-    csrf: String,
-    id: String,
-    current_password: secrecy::SecretString,
-}
-
-/// Removing a passkey needs the password again (a fresh authentication: a
-/// borrowed session cannot strip the owner's strongest factor), ends the
-/// account's other sessions and tells relying parties (back-channel logout).
-pub async fn remove(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: StrictForm<RemoveForm>,
-) -> Result<HttpResponse, WebError> {
-    let cur = match super::account::session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
-    match super::account::reverify_password(&state, &req, &cur, &form.current_password, "passkey.removed").await? {
-        super::account::Reverified::Yes => {}
-        super::account::Reverified::No(msg) => {
-            return super::account::render(&state, &req, &cur, StatusCode::OK, None, Some(msg.into())).await;
-        }
-    }
-    let now = state.clock.now();
-    let txn = crate::storage::begin_write(&state.db).await?;
-    let Some(row) = passkey::remove(&txn, &cur.user.id, &form.id).await? else {
-        return Ok(see_other("/account"));
-    };
-    let ended =
-        crate::session::end_all_for_user(&txn, &cur.user.id, Some(&cur.session.id), now.timestamp_millis()).await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("passkey.removed", "success")
-            .actor(format!("user:{}", cur.user.id))
-            .user(&cur.user.id)
-            .source(client_info::ip(&state, &req), client_info::user_agent(&req))
-            .detail(json!({ "credential": row.credential_id, "name": row.name, "sessions_ended": ended.len() })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
-    crate::oidc::logout::notify_ended(&state, &cur.user.id, &ended).await;
-    Ok(see_other("/account?m=passkey_removed"))
 }

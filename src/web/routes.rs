@@ -11,7 +11,9 @@ use actix_web::Resource;
 use actix_web::web::{ServiceConfig, get, post, resource, to};
 use actix_web::{HttpResponse, http::StatusCode};
 
-use super::{account, admin, authorize, health, login, logout, metrics, mfa, oidc, pages, passkey, token};
+use super::{
+    account, admin, authorize, health, login, logout, metrics, mfa, oidc, pages, passkey, passkey_manage, token,
+};
 
 /// Browser pages: login, second factor, account, admin pages, health, metrics.
 pub fn pages(cfg: &mut ServiceConfig) {
@@ -36,8 +38,8 @@ pub fn pages(cfg: &mut ServiceConfig) {
         .service(at("/login/enrol/passkey/finish").route(post().to(passkey::enrol_finish)))
         .service(at("/account/passkeys/start").route(post().to(passkey::account_start)))
         .service(at("/account/passkeys/finish").route(post().to(passkey::account_finish)))
-        .service(at("/account/passkeys/rename").route(post().to(passkey::rename)))
-        .service(at("/account/passkeys/remove").route(post().to(passkey::remove)))
+        .service(at("/account/passkeys/rename").route(post().to(passkey_manage::rename)))
+        .service(at("/account/passkeys/remove").route(post().to(passkey_manage::remove)))
         .service(at("/account").route(get().to(account::account)))
         .service(at("/account/password").route(post().to(account::change_password)))
         .service(at("/account/sessions/end").route(post().to(account::end_session)))

@@ -409,3 +409,23 @@ pub async fn logout_post(
     }
     Ok(resp)
 }
+
+/// What the second step of a login offers: the passkey (when the user has
+/// one and passkeys are on), and codes — TOTP only where this sign-in does
+/// not need the passkey (a recovery code always works: a lost key).
+pub(crate) struct Offer {
+    pub passkey: bool,
+    pub code: bool,
+    pub totp: bool,
+    pub required: crate::policy::Assurance,
+}
+
+pub(crate) async fn offer(state: &AppState, c: &crate::authn::login::Challenge) -> Result<Offer, WebError> {
+    use crate::policy::Assurance;
+    let passkey = state.webauthn.is_some() && crate::authn::passkey::has_passkey(&state.db, &c.user.id).await?;
+    let has_totp = mfa::has_totp(&state.db, &c.user.id).await?;
+    let code = has_totp || mfa::recovery_remaining(&state.db, &c.user.id).await? > 0;
+    let required = required_for_login(state, c.row.return_to.as_deref(), &c.user.id).await?;
+    let totp = has_totp && !(passkey && required >= Assurance::PhishingResistant);
+    Ok(Offer { passkey, code, totp, required })
+}

@@ -37,26 +37,6 @@ struct MfaPage {
     totp: bool,
 }
 
-/// What the second step of a login offers: the passkey (when the user has
-/// one and passkeys are on), and codes — TOTP only where this sign-in does
-/// not need the passkey (a recovery code always works: a lost key).
-pub(crate) struct Offer {
-    pub passkey: bool,
-    pub code: bool,
-    pub totp: bool,
-    pub required: crate::policy::Assurance,
-}
-
-pub(crate) async fn offer(state: &AppState, c: &Challenge) -> Result<Offer, WebError> {
-    use crate::policy::Assurance;
-    let passkey = state.webauthn.is_some() && crate::authn::passkey::has_passkey(&state.db, &c.user.id).await?;
-    let has_totp = mfa::has_totp(&state.db, &c.user.id).await?;
-    let code = has_totp || mfa::recovery_remaining(&state.db, &c.user.id).await? > 0;
-    let required = super::login::required_for_login(state, c.row.return_to.as_deref(), &c.user.id).await?;
-    let totp = has_totp && !(passkey && required >= Assurance::PhishingResistant);
-    Ok(Offer { passkey, code, totp, required })
-}
-
 #[derive(Template)]
 #[template(path = "mfa/enrol.html")]
 struct EnrolPage {
@@ -130,7 +110,7 @@ async fn challenge_for_form(
 }
 
 async fn mfa_page(state: &AppState, req: &HttpRequest, c: &Challenge, failed: bool) -> Result<HttpResponse, WebError> {
-    let o = offer(state, c).await?;
+    let o = super::login::offer(state, c).await?;
     let mut resp = with_csrf(state, req, |csrf| {
         html(
             StatusCode::OK,
@@ -166,7 +146,7 @@ pub async fn mfa_post(
         Err(resp) => return Ok(resp),
     };
     let source = source_of(&state, &req);
-    let o = offer(&state, &c).await?;
+    let o = super::login::offer(&state, &c).await?;
     let checked = login::mfa_step(&state, &c, &form.code, &source, o.totp).await.map_err(internal)?;
     if checked.is_none() {
         return mfa_page(&state, &req, &c, true).await;

@@ -57,6 +57,8 @@ pub enum LoginError {
     Crypto(#[from] crate::crypto::CryptoError),
     #[error(transparent)]
     Mfa(#[from] super::mfa::MfaError),
+    #[error(transparent)]
+    Passkey(#[from] super::passkey::PasskeyError),
 }
 
 /// The throttle key for input that cannot be a username: one row for all of

@@ -15,7 +15,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::{Value, json};
 use webauthn_rs::prelude::{
-    CredentialID, DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
     RegisterPublicKeyCredential, Uuid, WebauthnError,
 };
 
@@ -29,9 +29,6 @@ pub const CEREMONY_TTL_MS: i64 = crate::state::WEBAUTHN_TIMEOUT_MS;
 pub const MAX_NAME_CHARS: usize = 64;
 /// Most passkeys one account may hold.
 pub const MAX_PER_USER: usize = 20;
-/// Longest response from a browser we parse (a registration with a long
-/// attestation is a few kilobytes).
-pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasskeyError {
@@ -141,10 +138,10 @@ fn ceremony_hash(state: &AppState, handle: &str) -> String {
     state.master_key.hasher().hash(&format!("webauthn-ceremony:{handle}"))
 }
 
-/// The credential id as stored and shown: base64url without padding.
-pub fn credential_id_text(id: &CredentialID) -> String {
+/// A credential id as stored and shown: base64url without padding.
+pub fn credential_id_text(id: &[u8]) -> String {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode::<&[u8]>(id.as_ref())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
 }
 
 /// The user's passkeys, oldest first.
@@ -188,14 +185,11 @@ async fn store(
     st: Value,
     now: DateTime<Utc>,
 ) -> Result<String, PasskeyError> {
+    // Anonymous starts spend the address's login budget (the edge), and
+    // expired ceremonies are deleted by `storage::purge` with the other
+    // expired rows, so this table holds a few minutes of starts at most.
     let handle = random_token(32)?;
     let now_ms = now.timestamp_millis();
-    // Expired ceremonies go with every new one: an anonymous caller cannot
-    // make this table grow past what five minutes of starts allow.
-    webauthn_ceremony::Entity::delete_many()
-        .filter(webauthn_ceremony::Column::ExpiresMs.lte(now_ms))
-        .exec(&state.db)
-        .await?;
     webauthn_ceremony::ActiveModel {
         id_hash: Set(ceremony_hash(state, &handle)),
         kind: Set(kind.as_str().to_owned()),
@@ -274,7 +268,7 @@ pub async fn finish_registration(
     u: &user::Model,
     binding: &str,
     name: &str,
-    response: &str,
+    response: &Value,
     now: DateTime<Utc>,
 ) -> Result<Result<passkey::Model, Refused>, PasskeyError> {
     let wa = webauthn(state)?;
@@ -289,7 +283,7 @@ pub async fn finish_registration(
         Ok(pk) => pk,
         Err(e) => return Ok(Err(Refused::of(&e))),
     };
-    let id = credential_id_text(pk.cred_id());
+    let id = credential_id_text(pk.cred_id().as_ref());
     let txn = crate::storage::begin_write(&state.db).await?;
     if passkey::Entity::find_by_id(id.as_str()).one(&txn).await?.is_some() {
         return Ok(Err(Refused::Duplicate));
@@ -326,11 +320,8 @@ fn backup_eligible(pk: &Passkey) -> Result<bool, PasskeyError> {
     Ok(v.pointer("/cred/backup_eligible").and_then(Value::as_bool).unwrap_or(false))
 }
 
-fn parse<T: serde::de::DeserializeOwned>(response: &str) -> Option<T> {
-    if response.len() > MAX_RESPONSE_BYTES {
-        return None;
-    }
-    serde_json::from_str(response).ok()
+fn parse<T: serde::de::DeserializeOwned>(response: &Value) -> Option<T> {
+    T::deserialize(response).ok()
 }
 
 // -------------------------------------------------------------- authentication
@@ -370,7 +361,7 @@ pub async fn start_second_factor(
 pub async fn finish_passwordless(
     state: &AppState,
     handle: &str,
-    response: &str,
+    response: &Value,
     now: DateTime<Utc>,
 ) -> Result<Result<Verified, (Refused, Option<String>)>, PasskeyError> {
     let wa = webauthn(state)?;
@@ -388,11 +379,7 @@ pub async fn finish_passwordless(
         .filter(webauthn_handle::Column::Handle.eq(user_handle.to_string()))
         .one(&state.db)
         .await?;
-    let id = {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cred_id)
-    };
-    let row = passkey::Entity::find_by_id(id.as_str()).one(&state.db).await?;
+    let row = passkey::Entity::find_by_id(credential_id_text(cred_id)).one(&state.db).await?;
     let (Some(owner), Some(row)) = (owner, row) else {
         return Ok(Err((Refused::UnknownCredential, None)));
     };
@@ -408,7 +395,7 @@ pub async fn finish_second_factor(
     handle: &str,
     user_id: &str,
     binding: &str,
-    response: &str,
+    response: &Value,
     now: DateTime<Utc>,
 ) -> Result<Result<Verified, (Refused, Option<String>)>, PasskeyError> {
     let wa = webauthn(state)?;
@@ -419,11 +406,10 @@ pub async fn finish_second_factor(
     let Some(cred) = parse::<PublicKeyCredential>(response) else {
         return Ok(Err((Refused::Malformed, Some(user_id.to_owned()))));
     };
-    let id = {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(cred.get_credential_id())
-    };
-    let row = passkey::Entity::find_by_id(id.as_str()).one(&state.db).await?.filter(|r| r.user_id == user_id);
+    let row = passkey::Entity::find_by_id(credential_id_text(cred.get_credential_id()))
+        .one(&state.db)
+        .await?
+        .filter(|r| r.user_id == user_id);
     let Some(row) = row else {
         return Ok(Err((Refused::UnknownCredential, Some(user_id.to_owned()))));
     };

@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::storage::entities::{
     audit_event, authorization_code, authorization_request, ip_throttle, login_challenge, login_throttle,
-    refresh_family, revoked_token, session, trusted_device,
+    refresh_family, revoked_token, session, trusted_device, webauthn_ceremony,
 };
 
 /// Rows deleted per statement.
@@ -86,6 +86,7 @@ pub async fn purge_once(db: &DatabaseConnection, s: &Settings, clock: &Clock) ->
             .add(session::Column::LastSeenMs.lte(now - s.session_idle_secs * 1000))
     );
     n += purge_table!(db, login_challenge, TokenHash, login_challenge::Column::ExpiresMs.lte(now));
+    n += purge_table!(db, webauthn_ceremony, IdHash, webauthn_ceremony::Column::ExpiresMs.lte(now));
     // Families (their tokens cascade) once expired or revoked a day ago.
     n += purge_table!(
         db,

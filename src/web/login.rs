@@ -272,13 +272,25 @@ pub(crate) async fn challenge_redirect(
     return_to: Option<String>,
     to: &str,
 ) -> Result<HttpResponse, WebError> {
+    let c = challenge_cookie(state, user_id, purpose, trusted, return_to).await?;
+    let mut resp = see_other(to);
+    resp.add_cookie(&c).map_err(WebError::internal)?;
+    Ok(resp)
+}
+
+/// A new login challenge, as the cookie that refers to it.
+pub(crate) async fn challenge_cookie(
+    state: &AppState,
+    user_id: &str,
+    purpose: ChallengePurpose,
+    trusted: bool,
+    return_to: Option<String>,
+) -> Result<actix_web::cookie::Cookie<'static>, WebError> {
     let token =
         login::create_challenge(state, user_id, purpose, trusted, return_to).await.map_err(WebError::internal)?;
     let mut c = build_cookie(state, CHALLENGE_COOKIE, token, SameSite::Lax);
     c.set_max_age(actix_web::cookie::time::Duration::milliseconds(login::CHALLENGE_TTL_MS));
-    let mut resp = see_other(to);
-    resp.add_cookie(&c).map_err(WebError::internal)?;
-    Ok(resp)
+    Ok(c)
 }
 
 /// The login source of a request.

@@ -82,7 +82,7 @@ fn with_csrf(
     Ok(resp)
 }
 
-async fn challenge(
+pub(crate) async fn challenge(
     state: &AppState,
     req: &HttpRequest,
     purpose: ChallengePurpose,
@@ -223,11 +223,11 @@ fn enrol_page_with(
     })
 }
 
-fn challenge_binding(c: &Challenge) -> String {
+pub(crate) fn challenge_binding(c: &Challenge) -> String {
     format!("challenge:{}", c.row.token_hash)
 }
 
-fn session_binding(cur: &Current) -> String {
+pub(crate) fn session_binding(cur: &Current) -> String {
     format!("session:{}", cur.session.id)
 }
 

@@ -15,7 +15,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::login::{CHALLENGE_COOKIE, Flow, finish_login, source_of};
+use super::login::{Flow, challenge_cookie, finish_login, source_of};
+use super::mfa::{challenge_binding, session_binding};
 use super::pages::WebError;
 use super::{client_info, csrf};
 use crate::authn::login::{self, Challenge, ChallengePurpose, Source};
@@ -49,8 +50,16 @@ fn internal(e: impl std::fmt::Display) -> WebError {
     WebError::internal(e)
 }
 
-fn parse_call(body: &[u8]) -> Option<Call> {
-    serde_json::from_slice(body).ok()
+const EXPIRED: &str = "This page has expired. Reload it and try again.";
+
+/// The body of a passkey call once its CSRF token checked out (bodies are
+/// bounded by the app's 64 KiB payload limit); `Err`: why not (a 400).
+fn call_of(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Call, &'static str> {
+    let call: Call = serde_json::from_slice(body).map_err(|_| "malformed request")?;
+    if !csrf::verify(state, req, &call.csrf) {
+        return Err(EXPIRED);
+    }
+    Ok(call)
 }
 
 fn bad_request(msg: &str) -> HttpResponse {
@@ -93,8 +102,15 @@ fn ceremony_handle(state: &AppState, req: &HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-fn credential_text(call: &Call) -> String {
-    call.credential.as_ref().map(ToString::to_string).unwrap_or_default()
+fn credential(call: &Call) -> &serde_json::Value {
+    call.credential.as_ref().unwrap_or(&serde_json::Value::Null)
+}
+
+/// The ceremony cookie is spent.
+fn spent(state: &AppState, mut resp: HttpResponse) -> HttpResponse {
+    // A removal cookie of our own name always encodes.
+    let _ = resp.add_cookie(&crate::web::cookies::removal_cookie(state, CEREMONY_COOKIE));
+    resp
 }
 
 /// Where the browser goes next, with the cookies of a finished step.
@@ -194,9 +210,8 @@ pub async fn passwordless_start(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
-    if !csrf::verify(&state, &req, &call.csrf) {
-        return Ok(bad_request("This page has expired. Reload it and try again."));
+    if let Err(why) = call_of(&state, &req, &body) {
+        return Ok(bad_request(why));
     }
     if !admit(&state, &source_of(&state, &req)).await? {
         return Ok(too_many());
@@ -212,10 +227,10 @@ pub async fn passwordless_finish(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
-    if !csrf::verify(&state, &req, &call.csrf) {
-        return Ok(bad_request("This page has expired. Reload it and try again."));
-    }
+    let call = match call_of(&state, &req, &body) {
+        Ok(c) => c,
+        Err(why) => return Ok(bad_request(why)),
+    };
     let flow = match flow_of(&state, call.request.as_deref()).await? {
         Ok(f) => f,
         Err(resp) => return Ok(resp),
@@ -227,7 +242,7 @@ pub async fn passwordless_finish(
     }
     let now = state.clock.now();
     let handle = ceremony_handle(&state, &req);
-    let v = match passkey::finish_passwordless(&state, &handle, &credential_text(&call), now).await {
+    let v = match passkey::finish_passwordless(&state, &handle, credential(&call), now).await {
         Ok(Ok(v)) => v,
         Ok(Err((why, user))) => return refused(&state, &source, why, user.as_deref(), "passwordless").await,
         Err(e) => return map_err(e),
@@ -244,42 +259,18 @@ pub async fn passwordless_finish(
     let return_to = flow.as_ref().map(|f| resume_path(&f.handle));
     let amr = amr_of(&v, false);
     let done = finish_login(&state, &req, &v.user.id, &amr, "phr", &source, return_to.as_deref()).await?;
-    Ok(go(return_to.as_deref().unwrap_or("/account"), Some(done)).add_removal(&state))
-}
-
-trait AddRemoval {
-    fn add_removal(self, state: &AppState) -> HttpResponse;
-}
-
-impl AddRemoval for HttpResponse {
-    /// The ceremony cookie is spent.
-    fn add_removal(mut self, state: &AppState) -> HttpResponse {
-        let _ = self.add_cookie(&crate::web::cookies::removal_cookie(state, CEREMONY_COOKIE));
-        self
-    }
+    Ok(spent(&state, go(return_to.as_deref().unwrap_or("/account"), Some(done))))
 }
 
 // ------------------------------------------------------------ second factor
 
+/// The login challenge a call continues; `Err`: start the login again.
 async fn challenge_of(
     state: &AppState,
     req: &HttpRequest,
-    call: &Call,
     purpose: ChallengePurpose,
 ) -> Result<Result<Challenge, HttpResponse>, WebError> {
-    if !csrf::verify(state, req, &call.csrf) {
-        return Ok(Err(bad_request("This page has expired. Reload it and try again.")));
-    }
-    let token = req.cookie(&crate::web::cookies::cookie_name(state, CHALLENGE_COOKIE)).map(|c| c.value().to_owned());
-    let found = match token {
-        Some(t) => login::find_challenge(state, &t, purpose).await.map_err(internal)?,
-        None => None,
-    };
-    Ok(found.ok_or_else(|| go("/login", None)))
-}
-
-fn challenge_binding(c: &Challenge) -> String {
-    format!("challenge:{}", c.row.token_hash)
+    Ok(super::mfa::challenge(state, req, purpose).await?.ok_or_else(|| go("/login", None)))
 }
 
 pub async fn second_factor_start(
@@ -287,8 +278,10 @@ pub async fn second_factor_start(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
-    let c = match challenge_of(&state, &req, &call, ChallengePurpose::Mfa).await? {
+    if let Err(why) = call_of(&state, &req, &body) {
+        return Ok(bad_request(why));
+    }
+    let c = match challenge_of(&state, &req, ChallengePurpose::Mfa).await? {
         Ok(c) => c,
         Err(resp) => return Ok(resp),
     };
@@ -305,8 +298,11 @@ pub async fn second_factor_finish(
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
     use crate::authn::second_factor::{Gated, gate};
-    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
-    let c = match challenge_of(&state, &req, &call, ChallengePurpose::Mfa).await? {
+    let call = match call_of(&state, &req, &body) {
+        Ok(c) => c,
+        Err(why) => return Ok(bad_request(why)),
+    };
+    let c = match challenge_of(&state, &req, ChallengePurpose::Mfa).await? {
         Ok(c) => c,
         Err(resp) => return Ok(resp),
     };
@@ -314,20 +310,19 @@ pub async fn second_factor_finish(
     let now = state.clock.now();
     let handle = ceremony_handle(&state, &req);
     let binding = challenge_binding(&c);
-    let response = credential_text(&call);
+    let response = credential(&call);
     // Through the one second-factor gate: a locked second factor stays
     // locked for the passkey too, and a failure counts.
     let mut why = Refused::Invalid;
     let gated =
         gate(&state, &c.user, &source, c.row.trusted_device, now, async || {
-            match passkey::finish_second_factor(&state, &handle, &c.user.id, &binding, &response, now).await {
+            match passkey::finish_second_factor(&state, &handle, &c.user.id, &binding, response, now).await {
                 Ok(Ok(v)) => Ok(Some(v)),
                 Ok(Err((r, _))) => {
                     why = r;
                     Ok(None)
                 }
-                Err(PasskeyError::Db(e)) => Err(e.into()),
-                Err(e) => Err(login::LoginError::Db(sea_orm::DbErr::Custom(e.to_string()))),
+                Err(e) => Err(e.into()),
             }
         })
         .await
@@ -355,7 +350,7 @@ pub async fn second_factor_finish(
     let return_to = c.row.return_to.as_deref();
     let amr = amr_of(&v, true);
     let done = finish_login(&state, &req, &c.user.id, &amr, "phr", &source, return_to).await?;
-    Ok(go(return_to.unwrap_or("/account"), Some(done)).add_removal(&state))
+    Ok(spent(&state, go(return_to.unwrap_or("/account"), Some(done))))
 }
 
 // ---------------------------------------------------------------- enrolment
@@ -377,7 +372,7 @@ impl Owner {
 
     fn binding(&self) -> String {
         match self {
-            Self::Session(c) => format!("session:{}", c.session.id),
+            Self::Session(c) => session_binding(c),
             Self::Challenge(c) => challenge_binding(c),
         }
     }
@@ -388,14 +383,11 @@ impl Owner {
 /// and at least as strongly as the account's existing factors allow (a
 /// passkey if it has one, a second factor if it has TOTP), so a borrowed or
 /// old session cannot plant its own passkey.
-async fn session_of(state: &AppState, req: &HttpRequest, call: &Call) -> Result<Result<Owner, HttpResponse>, WebError> {
+async fn session_of(state: &AppState, req: &HttpRequest) -> Result<Result<Owner, HttpResponse>, WebError> {
     use crate::policy::Assurance;
     let Some(cur) = crate::web::cookies::current(state, req).await? else {
         return Ok(Err(go("/login", None)));
     };
-    if !csrf::verify(state, req, &call.csrf) {
-        return Ok(Err(bad_request("This page has expired. Reload it and try again.")));
-    }
     let id = &cur.user.id;
     let strongest = if passkey::has_passkey(&state.db, id).await? {
         Assurance::PhishingResistant
@@ -431,8 +423,7 @@ async fn finish_registration(
     let handle = ceremony_handle(state, req);
     let name = call.name.as_deref().unwrap_or_default();
     let u = owner.user();
-    let row = match passkey::finish_registration(state, &handle, u, &owner.binding(), name, &credential_text(call), now)
-        .await
+    let row = match passkey::finish_registration(state, &handle, u, &owner.binding(), name, credential(call), now).await
     {
         Ok(Ok(row)) => row,
         Ok(Err(why)) => {
@@ -474,8 +465,10 @@ pub async fn account_start(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
-    match session_of(&state, &req, &call).await? {
+    if let Err(why) = call_of(&state, &req, &body) {
+        return Ok(bad_request(why));
+    }
+    match session_of(&state, &req).await? {
         Ok(owner) => start_registration(&state, &owner).await,
         Err(resp) => Ok(resp),
     }
@@ -486,13 +479,16 @@ pub async fn account_finish(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
-    let owner = match session_of(&state, &req, &call).await? {
+    let call = match call_of(&state, &req, &body) {
+        Ok(c) => c,
+        Err(why) => return Ok(bad_request(why)),
+    };
+    let owner = match session_of(&state, &req).await? {
         Ok(o) => o,
         Err(resp) => return Ok(resp),
     };
     Ok(match finish_registration(&state, &req, &owner, &call).await? {
-        Ok(()) => go("/account?m=passkey_added", None).add_removal(&state),
+        Ok(()) => spent(&state, go("/account?m=passkey_added", None)),
         Err(resp) => resp,
     })
 }
@@ -502,8 +498,10 @@ pub async fn enrol_start(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
-    match challenge_of(&state, &req, &call, ChallengePurpose::Enrol).await? {
+    if let Err(why) = call_of(&state, &req, &body) {
+        return Ok(bad_request(why));
+    }
+    match challenge_of(&state, &req, ChallengePurpose::Enrol).await? {
         Ok(c) => start_registration(&state, &Owner::Challenge(c)).await,
         Err(resp) => Ok(resp),
     }
@@ -517,8 +515,11 @@ pub async fn enrol_finish(
     req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, WebError> {
-    let Some(call) = parse_call(&body) else { return Ok(bad_request("malformed request")) };
-    let c = match challenge_of(&state, &req, &call, ChallengePurpose::Enrol).await? {
+    let call = match call_of(&state, &req, &body) {
+        Ok(c) => c,
+        Err(why) => return Ok(bad_request(why)),
+    };
+    let c = match challenge_of(&state, &req, ChallengePurpose::Enrol).await? {
         Ok(c) => c,
         Err(resp) => return Ok(resp),
     };
@@ -530,13 +531,9 @@ pub async fn enrol_finish(
     if !login::end_challenge(&state, &c).await.map_err(internal)? {
         return Ok(go("/login", None));
     }
-    let token =
-        login::create_challenge(&state, &c.user.id, ChallengePurpose::Mfa, c.row.trusted_device, c.row.return_to)
-            .await
-            .map_err(internal)?;
-    let mut cookie = crate::web::cookies::build_cookie(&state, CHALLENGE_COOKIE, token, SameSite::Lax);
-    cookie.set_max_age(actix_web::cookie::time::Duration::milliseconds(login::CHALLENGE_TTL_MS));
-    let mut resp = go("/login/mfa", None).add_removal(&state);
+    let cookie =
+        challenge_cookie(&state, &c.user.id, ChallengePurpose::Mfa, c.row.trusted_device, c.row.return_to).await?;
+    let mut resp = spent(&state, go("/login/mfa", None));
     resp.add_cookie(&cookie).map_err(internal)?;
     Ok(resp)
 }

@@ -291,6 +291,22 @@ mod tests {
     }
 
     #[test]
+    fn the_mfa_rule_takes_true_or_phr_and_orders_them() {
+        let phr = AccessPolicy::parse_json(r#"{"mfa":"phr"}"#).unwrap();
+        assert_eq!(phr.mfa, MfaRule::PhishingResistant);
+        assert_eq!(serde_json::to_string(&phr).unwrap(), r#"{"mfa":"phr"}"#);
+        assert_eq!(AccessPolicy::parse_json(r#"{"mfa":true}"#).unwrap().mfa, MfaRule::Any);
+        assert!(AccessPolicy::parse_json(r#"{"mfa":false}"#).unwrap().is_empty());
+        assert!(AccessPolicy::parse_json(r#"{"mfa":"yes"}"#).is_err());
+        let attrs = BTreeMap::new();
+        let with = |mfa| Subject { mfa, ..subject(&[], &attrs, "10.0.0.1") };
+        assert_eq!(phr.evaluate(&with(MfaRule::Any)), Err(Denial::Mfa), "a code is not a passkey");
+        assert_eq!(phr.evaluate(&with(MfaRule::PhishingResistant)), Ok(()));
+        let any = AccessPolicy::parse_json(r#"{"mfa":true}"#).unwrap();
+        assert_eq!(any.evaluate(&with(MfaRule::PhishingResistant)), Ok(()), "a passkey is a second factor");
+    }
+
+    #[test]
     fn bad_policies_name_the_field() {
         let field = |j: &str| AccessPolicy::parse_json(j).unwrap_err().field;
         assert_eq!(field(r#"{"networks":["10.0.0.0/33"]}"#), "access_policy.networks");

@@ -490,3 +490,188 @@ async fn an_old_or_weaker_session_cannot_add_a_passkey() {
 async fn count_keys(app: &TestApp, username: &str) -> usize {
     portcullis::admin::users::passkeys(&app.state, &portcullis::admin::Actor::cli(), username).await.unwrap().len()
 }
+
+/// A clone of the key answers a second-factor ceremony that was started
+/// before the real key signed in again: the counter it carries is not newer
+/// than the stored one, whatever the ceremony's own copy said.
+#[tokio::test]
+async fn a_clone_cannot_answer_a_ceremony_held_open_while_the_key_was_used() {
+    let app = spawn_app_at_localhost(TestDb::new().await).await;
+    app.create_user("kit", PW, &[]).await;
+    let b = password_session(&app, "kit").await;
+    let mut key = enrol(&app, &b, "Key").await;
+    // The attacker (with the password) opens the passkey step and waits.
+    let attacker = app.browser();
+    let csrf = app.csrf_from(&attacker, "/login").await;
+    attacker
+        .post(app.url("/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", "kit"), ("password", PW)])
+        .send()
+        .await
+        .unwrap();
+    let csrf = data_csrf(&app, &attacker, "/login/mfa").await;
+    let (_, held) = post_json(&attacker, &app, "/login/mfa/passkey/start", json!({ "csrf": csrf })).await;
+    // The owner signs in with the real key meanwhile.
+    let (owner, csrf_o, options) = passwordless_start(&app).await;
+    let cred = key.assert(&options, &host(&app));
+    assert_eq!(passwordless_finish(&app, &owner, &csrf_o, cred).await["location"], "/account");
+    // The clone still has the counter the owner just used.
+    key.counter -= 1;
+    let cloned = key.assert(&held, &host(&app));
+    let (_, answer) =
+        post_json(&attacker, &app, "/login/mfa/passkey/finish", json!({ "csrf": csrf, "credential": cloned })).await;
+    assert_eq!(answer, json!({ "error": "Login failed" }));
+    assert!(!signed_in(&app, &attacker).await);
+    assert_eq!(audit_reasons(&app, "passkey.cloned").await.len(), 1);
+}
+
+/// Where a sign-in needs the passkey (an administrator who has one), a TOTP
+/// code does not stand in for it; a recovery code still lets a person who
+/// lost the key in.
+#[tokio::test]
+async fn where_the_passkey_is_needed_a_totp_code_is_not_enough() {
+    use portcullis::admin::Actor;
+    const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let app = spawn_app_at_localhost(TestDb::new().await).await;
+    app.create_user("ada", PW, &["admin"]).await;
+    let recovery =
+        portcullis::admin::users::totp_import(&app.state, &Actor::cli(), "ada", &SEED.to_owned().into()).await.unwrap();
+    // Password and code: a session strong enough to add the passkey.
+    let b = app.browser();
+    let csrf = app.csrf_from(&b, "/login").await;
+    let r = b
+        .post(app.url("/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", "ada"), ("password", PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/login/mfa");
+    let csrf = app.csrf_from(&b, "/login/mfa").await;
+    let code = crate::mfa::code_at(&app, SEED, 0);
+    let r =
+        b.post(app.url("/login/mfa")).form(&[("csrf", csrf.as_str()), ("code", code.as_str())]).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/account");
+    enrol(&app, &b, "Admin key").await;
+
+    let try_code = |code: String| {
+        let app = &app;
+        async move {
+            let b = app.browser();
+            let csrf = app.csrf_from(&b, "/login").await;
+            b.post(app.url("/login"))
+                .form(&[("csrf", csrf.as_str()), ("username", "ada"), ("password", PW)])
+                .send()
+                .await
+                .unwrap();
+            let csrf = app.csrf_from(&b, "/login/mfa").await;
+            let r = b
+                .post(app.url("/login/mfa"))
+                .form(&[("csrf", csrf.as_str()), ("code", code.as_str())])
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            (status, body, signed_in(app, &b).await)
+        }
+    };
+    let (status, body, in_) = try_code(crate::mfa::code_at(&app, SEED, 1)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Login failed") && !in_, "a TOTP code is refused where the passkey is needed");
+    let (status, _, in_) = try_code(recovery[0].clone()).await;
+    assert_eq!(status, 303);
+    assert!(in_, "a recovery code still works (a lost key)");
+}
+
+/// A session signed in with the password alone is sent back to sign in when
+/// a client asks for `acr_values=phr`, and the passkey sign-in that follows
+/// gives an ID token with `acr` `phr`.
+#[tokio::test]
+async fn a_request_for_phr_steps_a_password_session_up_to_the_passkey() {
+    use crate::oauth::{CB, exchange, register, urlencode, web_client};
+    let app = spawn_app_at_localhost(TestDb::new().await).await;
+    app.create_user("lea", PW, &[]).await;
+    let secret = register(&app, web_client("stepup")).await.unwrap();
+    let b = password_session(&app, "lea").await;
+    let mut key = enrol(&app, &b, "Key").await;
+    let verifier = "v".repeat(43);
+    let challenge = B64.encode(sha256(verifier.as_bytes()));
+    let url = app.url(&format!(
+        "/authorize?response_type=code&client_id=stepup&redirect_uri={}&scope=openid&state=s&nonce=n&code_challenge={challenge}&code_challenge_method=S256&acr_values=phr",
+        urlencode(CB)
+    ));
+    let r = b.get(&url).send().await.unwrap();
+    let to = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(to.starts_with("/login?request="), "step-up, not a code: {to}");
+    let request = to.trim_start_matches("/login?request=").to_owned();
+    let csrf = data_csrf(&app, &b, &to).await;
+    let (_, options) = post_json(&b, &app, "/login/passkey/start", json!({ "csrf": csrf, "request": request })).await;
+    let cred = key.assert(&options, &host(&app));
+    let (_, answer) =
+        post_json(&b, &app, "/login/passkey/finish", json!({ "csrf": csrf, "request": request, "credential": cred }))
+            .await;
+    let next = answer["location"].as_str().unwrap().to_owned();
+    let back = b.get(app.url(&next)).send().await.unwrap().headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with(CB), "{back}");
+    let code = crate::helpers::param(&back, "code").unwrap();
+    let (status, tokens) = exchange(&app, "stepup", &secret, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id = crate::helpers::claims_of(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["acr"], "phr");
+    assert_eq!(id["amr"], json!(["hwk", "user", "mfa"]));
+}
+
+/// A role that must use passkeys: its holder without any factor adds one at
+/// login, cannot finish with a TOTP enrolment instead, and the new key must
+/// then sign the login (a registration with attestation "none" proves
+/// nothing about holding the key).
+#[tokio::test]
+async fn a_role_that_needs_passkeys_enrols_one_at_login_and_then_uses_it() {
+    let mut app = crate::helpers::spawn_app_with(TestDb::new().await, |s| {
+        s.issuer = s.issuer.replace("127.0.0.1", "localhost");
+        s.passkey_required_roles = vec!["ops".into()];
+    })
+    .await;
+    app.address = app.address.replace("127.0.0.1", "localhost");
+    portcullis::admin::roles::add(&app.state, &portcullis::admin::Actor::cli(), "ops", None).await.unwrap();
+    app.create_user("ops1", PW, &["ops"]).await;
+    let b = app.browser();
+    let csrf = app.csrf_from(&b, "/login").await;
+    let r = b
+        .post(app.url("/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", "ops1"), ("password", PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/login/enrol");
+    let page = b.get(app.url("/login/enrol")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("totp-secret"), "no TOTP offered where a passkey is required");
+    let csrf = data_csrf(&app, &b, "/login/enrol").await;
+    let r = b
+        .post(app.url("/login/enrol"))
+        .form(&[("csrf", csrf.as_str()), ("enrolment", "x"), ("code", "123456")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/login/enrol", "a TOTP confirmation cannot finish this login");
+    assert!(!signed_in(&app, &b).await);
+
+    let (_, options) = post_json(&b, &app, "/login/enrol/passkey/start", json!({ "csrf": csrf })).await;
+    let (mut key, response) = SoftKey::register(&options, &host(&app));
+    let (_, answer) = post_json(
+        &b,
+        &app,
+        "/login/enrol/passkey/finish",
+        json!({ "csrf": csrf, "name": "Ops key", "credential": response }),
+    )
+    .await;
+    assert_eq!(answer["location"], "/login/mfa", "{answer}");
+    assert!(!signed_in(&app, &b).await, "registering is not signing in");
+    let csrf = data_csrf(&app, &b, "/login/mfa").await;
+    let (_, options) = post_json(&b, &app, "/login/mfa/passkey/start", json!({ "csrf": csrf })).await;
+    let cred = key.assert(&options, &host(&app));
+    let (_, answer) =
+        post_json(&b, &app, "/login/mfa/passkey/finish", json!({ "csrf": csrf, "credential": cred })).await;
+    assert_eq!(answer["location"], "/account", "{answer}");
+    assert!(signed_in(&app, &b).await);
+}

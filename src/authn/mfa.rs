@@ -419,6 +419,35 @@ pub async fn required_for<C: ConnectionTrait>(
     Ok(Assurance::Password)
 }
 
+/// The one rule for administering, for the admin pages and the admin API
+/// alike: at least a second factor, and whatever the user's own policy needs
+/// (a passkey for an admin who has one, or for a passkey-required role) — a
+/// recovery-code or TOTP login of such an admin does not administer.
+/// Returns the assurance needed when `amr` falls short of it.
+pub async fn administer_shortfall(
+    state: &AppState,
+    user_id: &str,
+    amr: &[String],
+) -> Result<Option<crate::policy::Assurance>, DbErr> {
+    use crate::policy::Assurance;
+    let need = required_for(state, &state.db, user_id).await?.max(Assurance::MultiFactor);
+    Ok((Assurance::of(amr) < need).then_some(need))
+}
+
+/// The strongest factor the account has, which a session must match to
+/// add or change a factor (a borrowed or weaker session cannot plant its
+/// own way in): a passkey, else TOTP, else the password.
+pub async fn strongest_factor<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<crate::policy::Assurance, DbErr> {
+    use crate::policy::Assurance;
+    Ok(if super::passkey::has_passkey(conn, user_id).await? {
+        Assurance::PhishingResistant
+    } else if has_totp(conn, user_id).await? {
+        Assurance::MultiFactor
+    } else {
+        Assurance::Password
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

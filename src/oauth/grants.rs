@@ -474,6 +474,26 @@ pub async fn refresh(
         super::access::record(state, c, &auth, "oauth.refresh_denied", d).await?;
         return Err(OAuthError::InvalidGrant("the client's access policy no longer admits this user"));
     }
+    // So is the strength the user's policy asks of a sign-in (a role that
+    // now needs a passkey, an admin who added one): a weaker login gets no
+    // new tokens; the user signs in again.
+    let acr = super::access::AcrRequest { voluntary: &[], essential: None };
+    let need = super::access::required_assurance(state, &u.id, c, &acr, row.resource.as_deref()).await?;
+    if crate::policy::Assurance::of(&amr) < need {
+        txn.rollback().await?;
+        record_audit(
+            &state.db,
+            AuditEvent::new("oauth.refresh_denied", "failure")
+                .user(&u.id)
+                .client(&c.client_id)
+                .detail(json!({ "reason": "assurance", "needed": need.acr() })),
+            now,
+        )
+        .await?;
+        return Err(OAuthError::InvalidGrant(
+            "the sign-in behind this token is weaker than the user's policy now needs",
+        ));
+    }
     let original = split_scope(&row.scope)?;
     let scope = match p.get("scope") {
         None => original.clone(),

@@ -12,13 +12,14 @@ use serde_json::json;
 use super::form::StrictForm;
 use super::login::{see_other, stale_form};
 use super::pages::{WebError, html};
+use super::reauth::{Reverified, reverify_password};
 use super::{client_info, csrf};
 use crate::admin::password::{self, ChangeError, PasswordChange};
 use crate::admin::users::ADMIN_ROLE;
-use crate::authn::{PasswordError, mfa, throttle};
+use crate::authn::{PasswordError, mfa};
 use crate::session::{self, Current};
 use crate::state::AppState;
-use crate::storage::entities::{client, consent, password_credential, refresh_family, session as session_entity};
+use crate::storage::entities::{client, consent, refresh_family, session as session_entity};
 use crate::storage::{AuditEvent, record_audit};
 
 struct SessionRow {
@@ -201,51 +202,6 @@ pub(crate) async fn session_for_form(
         return Ok(Err(stale_form()));
     }
     Ok(Ok(cur))
-}
-
-/// The outcome of asking for the current password again.
-pub(crate) enum Reverified {
-    Yes,
-    /// Not confirmed: the message to show.
-    No(&'static str),
-}
-
-/// Checks the signed-in user's current password again (for a change of
-/// credentials). Throttled like a login, so a borrowed session cannot be
-/// used to guess it; a wrong password is audited as a failed `event`.
-pub(crate) async fn reverify_password(
-    state: &AppState,
-    req: &HttpRequest,
-    cur: &Current,
-    password: &SecretString,
-    event: &'static str,
-) -> Result<Reverified, WebError> {
-    let now = state.clock.now();
-    let now_ms = now.timestamp_millis();
-    let key = cur.user.username_key.as_str();
-    if !throttle::admit_account(&state.db, &state.settings, key, now_ms).await? {
-        return Ok(Reverified::No("Too many attempts. Try again later."));
-    }
-    let phc = password_credential::Entity::find_by_id(cur.user.id.as_str()).one(&state.db).await?.map(|c| c.phc);
-    let (ok, _) = state.passwords.verify(password, phc.as_deref()).await.map_err(|e| match e {
-        PasswordError::Busy => WebError(crate::error::AppError::Busy),
-        other => WebError::internal(other),
-    })?;
-    if !ok {
-        throttle::record_failure(&state.db, &state.settings, key, now_ms).await?;
-        record_audit(
-            &state.db,
-            AuditEvent::new(event, "failure")
-                .user(&cur.user.id)
-                .source(client_info::ip(state, req), client_info::user_agent(req))
-                .detail(json!({ "reason": "bad_current_password" })),
-            now,
-        )
-        .await?;
-        return Ok(Reverified::No("The current password is not correct."));
-    }
-    throttle::reset(&state.db, key).await?;
-    Ok(Reverified::Yes)
 }
 
 pub async fn account(

@@ -214,9 +214,11 @@ pub async fn login_post(
         )),
         Outcome::Success { user, trusted_device } => {
             let return_to = flow.as_ref().map(|f| resume_path(&f.handle));
-            let has_passkey =
-                state.webauthn.is_some() && crate::authn::passkey::has_passkey(&state.db, &user.id).await?;
-            if has_passkey || mfa::has_totp(&state.db, &user.id).await? {
+            // Any second factor the account has must be proved, even a
+            // passkey while passkeys are off here (a recovery code then):
+            // the password alone never reaches the set-up of a new factor
+            // over an existing one.
+            if mfa::strongest_factor(&state.db, &user.id).await? > crate::policy::Assurance::Password {
                 return challenge_redirect(
                     &state,
                     &user.id,

@@ -4,7 +4,6 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
-use sea_orm::EntityTrait;
 use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
@@ -13,14 +12,13 @@ use super::account::{render as render_account, session_for_form};
 use super::form::StrictForm;
 use super::login::{CHALLENGE_COOKIE, finish_login, flow_of_return, see_other, set_flow_csp, source_of, stale_form};
 use super::pages::{WebError, html};
+use super::reauth::{may_change_factors, reauth_full};
 use super::{client_info, csrf};
 use crate::authn::login::{self, Challenge, ChallengePurpose};
 use crate::authn::mfa::{self, Confirm, Enrolment};
 use crate::authn::second_factor::{Gated, gate};
-use crate::authn::{PasswordError, throttle};
 use crate::session::{AMR_OTP, AMR_PASSWORD, Current};
 use crate::state::AppState;
-use crate::storage::entities::password_credential;
 use crate::storage::{AuditEvent, record_audit};
 
 #[derive(Template)]
@@ -151,14 +149,15 @@ pub async fn mfa_post(
     if checked.is_none() {
         return mfa_page(&state, &req, &c, true).await;
     }
+    // Where this sign-in needs a passkey, a code passes only when the user
+    // has none yet (then adds one now) or as a recovery code for a lost one
+    // (then adds a new one now): either way the login ends with a passkey.
     if !login::end_challenge(&state, &c).await.map_err(internal)? {
         // Another request completed this challenge first.
         return Ok(see_other("/login"));
     }
     let return_to = c.row.return_to.as_deref();
-    if o.required >= crate::policy::Assurance::PhishingResistant && !o.passkey && state.webauthn.is_some() {
-        // Policy needs a passkey this user does not have yet: the code was
-        // the proof of the account's existing factor; now add the passkey.
+    if o.required >= crate::policy::Assurance::PhishingResistant && state.webauthn.is_some() {
         return super::login::challenge_redirect(
             &state,
             &c.user.id,
@@ -267,6 +266,7 @@ pub struct EnrolForm {
     reauth_code: Option<SecretString>,
 }
 
+const SIGN_IN_AGAIN: &str = "To set up an authenticator app, sign out and sign in again (with your passkey or code, if you have one), then set it up within five minutes.";
 const STALE_ENROLMENT: &str = "This set-up page was out of date (a newer one was started, perhaps in another tab, or it expired). Start again to get a new code to scan.";
 const BAD_CODE: &str = "That code did not match. Check that your device's clock is right and enter the current code.";
 const TOO_MANY: &str = "Too many attempts. Wait a few minutes and try again.";
@@ -373,88 +373,6 @@ pub async fn login_enrol_post(
     }
 }
 
-/// Which factor a re-authentication accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Factor {
-    Password,
-    Code,
-}
-
-/// Full re-authentication for changing the second factor while one is set
-/// up (ASVS V7.5.1): the password **and** a current code (or a recovery
-/// code). Without a second factor yet, the password alone.
-async fn reauth_full(
-    state: &AppState,
-    req: &HttpRequest,
-    cur: &Current,
-    password: Option<&SecretString>,
-    code: Option<&SecretString>,
-) -> Result<bool, WebError> {
-    if !reauth(state, req, cur, password, Factor::Password).await? {
-        return Ok(false);
-    }
-    if !mfa::has_totp(&state.db, &cur.user.id).await? {
-        return Ok(true);
-    }
-    reauth(state, req, cur, code, Factor::Code).await
-}
-
-/// Re-authentication with one factor: the password (throttled like a
-/// login), or a code from the current authenticator or a recovery code
-/// (spent), through the second-factor gate — a correct password never
-/// clears the count of wrong codes.
-pub(crate) async fn reauth(
-    state: &AppState,
-    req: &HttpRequest,
-    cur: &Current,
-    value: Option<&SecretString>,
-    factor: Factor,
-) -> Result<bool, WebError> {
-    use secrecy::ExposeSecret;
-    let Some(value) = value else {
-        return Ok(false);
-    };
-    let now = state.clock.now();
-    let now_ms = now.timestamp_millis();
-    if factor == Factor::Code {
-        if !mfa::has_totp(&state.db, &cur.user.id).await? {
-            return Ok(false);
-        }
-        let v = value.expose_secret().trim();
-        let source = source_of(state, req);
-        let gated = gate(state, &cur.user, &source, false, now, async || {
-            Ok((mfa::verify_code(state, &cur.user.id, v, now).await? != mfa::CodeCheck::Invalid).then_some(()))
-        })
-        .await
-        .map_err(internal)?;
-        return Ok(matches!(gated, Gated::Passed(())));
-    }
-    let key = &cur.user.username_key;
-    if let Some(ip) = client_info::ip(state, req)
-        && throttle::admit_ip(&state.db, &state.settings, &ip, now_ms).await? > state.settings.login_ip_max_attempts
-    {
-        return Ok(false);
-    }
-    if !throttle::admit_account(&state.db, &state.settings, key, now_ms).await? {
-        return Ok(false);
-    }
-    let phc = password_credential::Entity::find_by_id(cur.user.id.as_str()).one(&state.db).await?.map(|c| c.phc);
-    let ok = match state.passwords.verify(value, phc.as_deref()).await {
-        Ok((ok, _)) => ok,
-        Err(PasswordError::Busy) => {
-            throttle::undo(&state.db, key).await?;
-            return Err(WebError(crate::error::AppError::Busy));
-        }
-        Err(e) => return Err(internal(e)),
-    };
-    if ok {
-        throttle::reset(&state.db, key).await?;
-    } else {
-        throttle::record_failure(&state.db, &state.settings, key, now_ms).await?;
-    }
-    Ok(ok)
-}
-
 pub async fn account_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
     let Some(cur) = crate::web::cookies::current(&state, &req).await? else {
         return Ok(see_other("/login"));
@@ -463,6 +381,13 @@ pub async fn account_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> 
         // Moving to a new device: the new secret is shown only after the
         // password and a current code (a borrowed session cannot plant one).
         return enrol_page(&state, &req, Shown { enrolment: None, needs_reauth: true }, "/account/mfa", false, None);
+    }
+    if !may_change_factors(&state, &cur).await? {
+        // A first authenticator app is a new way in: only a recent sign-in
+        // as strong as the account's factors (its passkey, if it has one)
+        // may add it, so a borrowed session cannot plant one.
+        let shown = Shown { enrolment: None, needs_reauth: false };
+        return enrol_page(&state, &req, shown, "/account/mfa", false, Some(SIGN_IN_AGAIN.into()));
     }
     let e = new_enrolment(&state, &cur.user.id, &cur.user.username, &session_binding(&cur)).await?;
     enrol_page(&state, &req, Shown { enrolment: Some(&e), needs_reauth: false }, "/account/mfa", false, None)
@@ -478,6 +403,10 @@ pub async fn account_enrol_post(
         Err(resp) => return Ok(resp),
     };
     let binding = session_binding(&cur);
+    if !mfa::has_totp(&state.db, &cur.user.id).await? && !may_change_factors(&state, &cur).await? {
+        let shown = Shown { enrolment: None, needs_reauth: false };
+        return enrol_page(&state, &req, shown, "/account/mfa", false, Some(SIGN_IN_AGAIN.into()));
+    }
     if form.enrolment.is_none() {
         // The start of a move to a new device.
         if !mfa::has_totp(&state.db, &cur.user.id).await? {

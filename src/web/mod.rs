@@ -24,5 +24,6 @@ pub mod pages;
 pub mod passkey;
 pub mod passkey_manage;
 pub mod protocol_error;
+pub mod reauth;
 pub mod routes;
 pub mod token;

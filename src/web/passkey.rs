@@ -21,7 +21,7 @@ use super::pages::WebError;
 use super::{client_info, csrf};
 use crate::authn::login::{self, Challenge, ChallengePurpose, Source};
 use crate::authn::passkey::{self, PasskeyError, Refused, Started, Verified};
-use crate::authn::throttle;
+use crate::authn::{mfa, throttle};
 use crate::oauth::authorize::resume_path;
 use crate::session::{AMR_HWK, AMR_MFA, AMR_PASSWORD, AMR_SWK, AMR_USER, Current};
 use crate::state::AppState;
@@ -384,20 +384,10 @@ impl Owner {
 /// passkey if it has one, a second factor if it has TOTP), so a borrowed or
 /// old session cannot plant its own passkey.
 async fn session_of(state: &AppState, req: &HttpRequest) -> Result<Result<Owner, HttpResponse>, WebError> {
-    use crate::policy::Assurance;
     let Some(cur) = crate::web::cookies::current(state, req).await? else {
         return Ok(Err(go("/login", None)));
     };
-    let id = &cur.user.id;
-    let strongest = if passkey::has_passkey(&state.db, id).await? {
-        Assurance::PhishingResistant
-    } else if crate::authn::mfa::has_totp(&state.db, id).await? {
-        Assurance::MultiFactor
-    } else {
-        Assurance::Password
-    };
-    let recent = state.clock.now().timestamp() - cur.session.auth_time <= state.settings.admin_reauth_secs;
-    if !recent || Assurance::of(&cur.amr()) < strongest {
+    if !super::reauth::may_change_factors(state, &cur).await? {
         return Ok(Err(HttpResponse::Ok().json(json!({
             "error": "To add a passkey, sign out and sign in again (with your existing passkey or code), then add it within five minutes."
         }))));
@@ -412,13 +402,16 @@ async fn start_registration(state: &AppState, owner: &Owner) -> Result<HttpRespo
     }
 }
 
-/// Stores the new passkey; the audit record says who added which.
+/// Stores the new passkey; the audit record says who added which. An
+/// account whose only second factor is passkeys gets recovery codes with
+/// its first one (a lost key must not mean a ticket): returned to be shown
+/// once.
 async fn finish_registration(
     state: &AppState,
     req: &HttpRequest,
     owner: &Owner,
     call: &Call,
-) -> Result<Result<(), HttpResponse>, WebError> {
+) -> Result<Result<Option<Vec<String>>, HttpResponse>, WebError> {
     let now = state.clock.now();
     let handle = ceremony_handle(state, req);
     let name = call.name.as_deref().unwrap_or_default();
@@ -447,17 +440,35 @@ async fn finish_registration(
         }
         Err(e) => return map_err(e).map(Err),
     };
+    let codes = if mfa::has_totp(&state.db, &u.id).await? || mfa::recovery_remaining(&state.db, &u.id).await? > 0 {
+        None
+    } else {
+        Some(mfa::replace_recovery_codes(state, &state.db, &u.id).await.map_err(internal)?)
+    };
     record_audit(
         &state.db,
         AuditEvent::new("passkey.registered", "success")
             .actor(format!("user:{}", u.id))
             .user(&u.id)
             .source(client_info::ip(state, req), client_info::user_agent(req))
-            .detail(json!({ "credential": row.credential_id, "name": row.name, "hardware": row.hardware })),
+            .detail(json!({
+                "credential": row.credential_id,
+                "name": row.name,
+                "hardware": row.hardware,
+                "recovery_codes_issued": codes.as_ref().map_or(0, Vec::len),
+            })),
         now,
     )
     .await?;
-    Ok(Ok(()))
+    Ok(Ok(codes))
+}
+
+/// `go`, with recovery codes to show before going on.
+fn go_showing(to: &str, codes: Option<Vec<String>>) -> HttpResponse {
+    match codes {
+        Some(c) => HttpResponse::Ok().json(json!({ "location": to, "recovery_codes": c })),
+        None => go(to, None),
+    }
 }
 
 pub async fn account_start(
@@ -488,7 +499,7 @@ pub async fn account_finish(
         Err(resp) => return Ok(resp),
     };
     Ok(match finish_registration(&state, &req, &owner, &call).await? {
-        Ok(()) => spent(&state, go("/account?m=passkey_added", None)),
+        Ok(codes) => spent(&state, go_showing("/account?m=passkey_added", codes)),
         Err(resp) => resp,
     })
 }
@@ -524,16 +535,17 @@ pub async fn enrol_finish(
         Err(resp) => return Ok(resp),
     };
     let owner = Owner::Challenge(c);
-    if let Err(resp) = finish_registration(&state, &req, &owner, &call).await? {
-        return Ok(resp);
-    }
+    let codes = match finish_registration(&state, &req, &owner, &call).await? {
+        Ok(codes) => codes,
+        Err(resp) => return Ok(resp),
+    };
     let Owner::Challenge(c) = owner else { return Ok(go("/login", None)) };
     if !login::end_challenge(&state, &c).await.map_err(internal)? {
         return Ok(go("/login", None));
     }
     let cookie =
         challenge_cookie(&state, &c.user.id, ChallengePurpose::Mfa, c.row.trusted_device, c.row.return_to).await?;
-    let mut resp = spent(&state, go("/login/mfa", None));
+    let mut resp = spent(&state, go_showing("/login/mfa", codes));
     resp.add_cookie(&cookie).map_err(internal)?;
     Ok(resp)
 }

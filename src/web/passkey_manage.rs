@@ -64,9 +64,9 @@ pub async fn remove(
         Ok(cur) => cur,
         Err(resp) => return Ok(resp),
     };
-    match super::account::reverify_password(&state, &req, &cur, &form.current_password, "passkey.removed").await? {
-        super::account::Reverified::Yes => {}
-        super::account::Reverified::No(msg) => {
+    match super::reauth::reverify_password(&state, &req, &cur, &form.current_password, "passkey.removed").await? {
+        super::reauth::Reverified::Yes => {}
+        super::reauth::Reverified::No(msg) => {
             return super::account::render(&state, &req, &cur, StatusCode::OK, None, Some(msg.into())).await;
         }
     }

@@ -21,6 +21,7 @@ mod mfa;
 mod oauth;
 mod oauth_more;
 mod operations;
+mod passkey_policy;
 mod passkeys;
 mod relying;
 mod replicas;

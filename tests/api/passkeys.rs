@@ -158,11 +158,11 @@ pub fn host(app: &TestApp) -> Ceremony<'_> {
     Ceremony { origin: &app.address, rp_id: "localhost", user_verified: true }
 }
 
-async fn post_json(browser: &reqwest::Client, app: &TestApp, path: &str, body: Value) -> (u16, Value) {
+pub async fn post_json(browser: &reqwest::Client, app: &TestApp, path: &str, body: Value) -> (u16, Value) {
     post_to(browser, &app.address, path, body).await
 }
 
-async fn post_to(browser: &reqwest::Client, base: &str, path: &str, body: Value) -> (u16, Value) {
+pub async fn post_to(browser: &reqwest::Client, base: &str, path: &str, body: Value) -> (u16, Value) {
     let r = browser.post(format!("{base}{path}")).json(&body).send().await.unwrap();
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
@@ -199,7 +199,7 @@ pub async fn enrol(app: &TestApp, b: &reqwest::Client, name: &str) -> SoftKey {
 }
 
 /// Starts a passwordless sign-in in a fresh browser: (browser, csrf, options).
-async fn passwordless_start(app: &TestApp) -> (reqwest::Client, String, Value) {
+pub async fn passwordless_start(app: &TestApp) -> (reqwest::Client, String, Value) {
     let b = app.browser();
     let csrf = app.csrf_from(&b, "/login").await;
     let (status, options) = post_json(&b, app, "/login/passkey/start", json!({ "csrf": csrf })).await;
@@ -207,7 +207,7 @@ async fn passwordless_start(app: &TestApp) -> (reqwest::Client, String, Value) {
     (b, csrf, options)
 }
 
-async fn passwordless_finish(app: &TestApp, b: &reqwest::Client, csrf: &str, credential: Value) -> Value {
+pub async fn passwordless_finish(app: &TestApp, b: &reqwest::Client, csrf: &str, credential: Value) -> Value {
     let (status, answer) =
         post_json(b, app, "/login/passkey/finish", json!({ "csrf": csrf, "credential": credential })).await;
     assert_eq!(status, 200, "{answer}");
@@ -215,17 +215,17 @@ async fn passwordless_finish(app: &TestApp, b: &reqwest::Client, csrf: &str, cre
 }
 
 /// The CSRF token a passkey page gives its script (`data-csrf`).
-async fn data_csrf(app: &TestApp, b: &reqwest::Client, path: &str) -> String {
+pub async fn data_csrf(app: &TestApp, b: &reqwest::Client, path: &str) -> String {
     let page = b.get(app.url(path)).send().await.unwrap().text().await.unwrap();
     let at = page.find("data-csrf=\"").expect("a passkey page") + "data-csrf=\"".len();
     page[at..].split('"').next().unwrap().to_owned()
 }
 
-async fn signed_in(app: &TestApp, b: &reqwest::Client) -> bool {
+pub async fn signed_in(app: &TestApp, b: &reqwest::Client) -> bool {
     b.get(app.url("/account")).send().await.unwrap().status() == 200
 }
 
-async fn audit_reasons(app: &TestApp, event: &str) -> Vec<String> {
+pub async fn audit_reasons(app: &TestApp, event: &str) -> Vec<String> {
     use portcullis::storage::entities::audit_event;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
     audit_event::Entity::find()
@@ -487,7 +487,7 @@ async fn an_old_or_weaker_session_cannot_add_a_passkey() {
     assert_eq!(crate::passkeys::count_keys(&app, "sam").await, 1, "nothing was added");
 }
 
-async fn count_keys(app: &TestApp, username: &str) -> usize {
+pub async fn count_keys(app: &TestApp, username: &str) -> usize {
     portcullis::admin::users::passkeys(&app.state, &portcullis::admin::Actor::cli(), username).await.unwrap().len()
 }
 
@@ -526,8 +526,9 @@ async fn a_clone_cannot_answer_a_ceremony_held_open_while_the_key_was_used() {
 }
 
 /// Where a sign-in needs the passkey (an administrator who has one), a TOTP
-/// code does not stand in for it; a recovery code still lets a person who
-/// lost the key in.
+/// code does not stand in for it; a recovery code lets a person who lost the
+/// key go on — to add a new passkey and sign with it, never to a session
+/// without one.
 #[tokio::test]
 async fn where_the_passkey_is_needed_a_totp_code_is_not_enough() {
     use portcullis::admin::Actor;
@@ -578,9 +579,47 @@ async fn where_the_passkey_is_needed_a_totp_code_is_not_enough() {
     let (status, body, in_) = try_code(crate::mfa::code_at(&app, SEED, 1)).await;
     assert_eq!(status, 200);
     assert!(body.contains("Login failed") && !in_, "a TOTP code is refused where the passkey is needed");
-    let (status, _, in_) = try_code(recovery[0].clone()).await;
-    assert_eq!(status, 303);
-    assert!(in_, "a recovery code still works (a lost key)");
+
+    // The key is lost: a recovery code leads to adding a new one.
+    let b = app.browser();
+    let csrf = app.csrf_from(&b, "/login").await;
+    b.post(app.url("/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", "ada"), ("password", PW)])
+        .send()
+        .await
+        .unwrap();
+    let csrf = app.csrf_from(&b, "/login/mfa").await;
+    let r = b
+        .post(app.url("/login/mfa"))
+        .form(&[("csrf", csrf.as_str()), ("code", recovery[0].as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/login/enrol", "the recovery code leads to a new passkey");
+    assert!(!signed_in(&app, &b).await, "and not to a session without one");
+    let csrf = data_csrf(&app, &b, "/login/enrol").await;
+    let (_, options) = post_json(&b, &app, "/login/enrol/passkey/start", json!({ "csrf": csrf })).await;
+    let (mut new_key, response) = SoftKey::register(&options, &host(&app));
+    let (_, answer) = post_json(
+        &b,
+        &app,
+        "/login/enrol/passkey/finish",
+        json!({ "csrf": csrf, "name": "New key", "credential": response }),
+    )
+    .await;
+    assert_eq!(answer["location"], "/login/mfa", "{answer}");
+    assert!(answer["recovery_codes"].is_null(), "the account still has recovery codes: none issued");
+    let csrf = data_csrf(&app, &b, "/login/mfa").await;
+    let (_, options) = post_json(&b, &app, "/login/mfa/passkey/start", json!({ "csrf": csrf })).await;
+    let cred = new_key.assert(&options, &host(&app));
+    let (_, answer) =
+        post_json(&b, &app, "/login/mfa/passkey/finish", json!({ "csrf": csrf, "credential": cred })).await;
+    assert_eq!(answer["location"], "/account", "{answer}");
+    assert_eq!(
+        b.get(app.url("/admin/users")).send().await.unwrap().status(),
+        200,
+        "with the new passkey, the admin pages"
+    );
 }
 
 /// A session signed in with the password alone is sent back to sign in when
@@ -666,6 +705,8 @@ async fn a_role_that_needs_passkeys_enrols_one_at_login_and_then_uses_it() {
     )
     .await;
     assert_eq!(answer["location"], "/login/mfa", "{answer}");
+    let codes = answer["recovery_codes"].as_array().expect("a first factor comes with recovery codes");
+    assert_eq!(codes.len(), 10);
     assert!(!signed_in(&app, &b).await, "registering is not signing in");
     let csrf = data_csrf(&app, &b, "/login/mfa").await;
     let (_, options) = post_json(&b, &app, "/login/mfa/passkey/start", json!({ "csrf": csrf })).await;

@@ -54,7 +54,13 @@ test('passkeys: enrol, passwordless, autofill, second factor, acr=phr, removal',
     await Promise.all([page.waitForNavigation(), page.click('button[type="submit"]')]);
     assert.equal(new URL(page.url()).pathname, '/account');
     await page.fill('#passkey-name', 'Laptop');
-    await Promise.all([page.waitForURL(/m=passkey_added/), page.click('#passkey-add')]);
+    // Its first passkey gives a password-only account recovery codes, shown
+    // once before going on (a lost key must not lock the person out).
+    await page.click('#passkey-add');
+    await page.waitForSelector('#recovery-codes');
+    assert.equal(await page.locator('#recovery-codes li').count(), 10);
+    assert.match(await page.locator('#recovery-codes').innerText(), /^[a-z2-7]{5}(-[a-z2-7]{5}){4}/);
+    await Promise.all([page.waitForURL(/m=passkey_added/), page.click('#recovery-continue')]);
     assert.match(await page.locator('#passkeys').innerText(), /Laptop/);
     const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId });
     assert.equal(credentials.length, 1);

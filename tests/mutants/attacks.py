@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Takes each defence of issues #13 and #14 out of the code, one at a time, runs the
+# Takes each defence of issues #13, #14 and #16 out of the code, one at a time, runs the
 # attack test that should catch it, and puts the code back. Every line must say
 # CAUGHT. Usage (from the repository root): python3 tests/mutants/attacks.py [prefix...]
 # Not part of CI (one rebuild per mutant: about a minute each here).
@@ -15,7 +15,7 @@ M = [
  ("4 user target", "src/admin/users/mod.rs", "    actor.may_act_on_user(&crate::storage::roles_of(conn, &u.id).await?)?;", "", "attacks::admin::narrow"),
  ("4 hand out", "src/admin/users/mod.rs", "    actor.may_hand_out(std::slice::from_ref(&role))?;", "", "attacks::admin::narrow"),
  ("5 admin audience needs mfa", "src/oauth/access.rs", "let admin_audience = resource.is_some_and(|r| r == state.admin_audience());", "let admin_audience = resource.is_some_and(|r| r == state.admin_audience()) && false;", "attacks::admin::a_password_only"),
- ("5 api second factor", "src/web/admin_api/mod.rs", "        if !crate::policy::has_second_factor(&amr) {", "        if false && !crate::policy::has_second_factor(&amr) {", "attacks::admin::a_password_only"),
+ ("5 api second factor", "src/web/admin_api/mod.rs", "        if let Some(need) = crate::authn::mfa::administer_shortfall(state, &u.id, &amr).await? {", "        if let Some(need) = None::<crate::policy::Assurance> {", "attacks::admin::a_password_only"),
  ("7 master key check", "src/startup.rs", "        check_master_key(&state.db, &state.master_key).await?;", "", "attacks::cli::the_cli_refuses"),
  ("8 claim outside the txn", "src/oauth/grants.rs", "    let txn = crate::storage::begin_write(&state.db).await?;\n    let claimed = authorization_code::Entity::update_many()\n        .col_expr(authorization_code::Column::UsedMs, Expr::val(now_ms))\n        .filter(authorization_code::Column::CodeHash.eq(row.code_hash.as_str()))\n        .filter(authorization_code::Column::UsedMs.is_null())\n        .exec(&txn)\n        .await?;",
   "    let claimed = authorization_code::Entity::update_many()\n        .col_expr(authorization_code::Column::UsedMs, Expr::val(now_ms))\n        .filter(authorization_code::Column::CodeHash.eq(row.code_hash.as_str()))\n        .filter(authorization_code::Column::UsedMs.is_null())\n        .exec(&state.db)\n        .await?;\n    let txn = crate::storage::begin_write(&state.db).await?;", "attacks::oauth::a_replayed_code"),
@@ -33,6 +33,13 @@ M = [
  ("17 read without capability", "src/admin/users/mod.rs", "    actor.require(Permission::UsersRead)?;\n    let u = find(&state.db, username).await?;", "    let u = find(&state.db, username).await?;", "abac::read_services"),
  ("18 malformed basic uncounted", "src/web/token.rs", "        Err(e) => Err(e),\n    };", "        Err(e) => return Err(e),\n    };", "abuse::malformed_basic"),
  ("19 user page without users:read", "src/web/admin/users_pages.rs", "        ) if a.can(Permission::UsersRead) => {", "        ) if true => {", "admin_pages::a_refused_change"),
+ # Passkeys (#16): nothing weaker than the account's passkey gets through.
+ ("20 passkey account: the password alone reaches a TOTP set-up", "src/web/login.rs", "if mfa::strongest_factor(&state.db, &user.id).await? > crate::policy::Assurance::Password {", "if mfa::has_totp(&state.db, &user.id).await? {", "passkey_policy::with_passkeys_off"),
+ ("21 administering with any second factor", "src/authn/mfa.rs", "let need = required_for(state, &state.db, user_id).await?.max(Assurance::MultiFactor);", "let need = Assurance::MultiFactor;", "passkey_policy::once_an_admin"),
+ ("22 refresh without the assurance check", "src/oauth/grants.rs", "    if crate::policy::Assurance::of(&amr) < need {", "    if false && crate::policy::Assurance::of(&amr) < need {", "passkey_policy::once_an_admin"),
+ ("23 TOTP planted by a weaker session", "src/web/mfa.rs", "    if !may_change_factors(&state, &cur).await? {\n        // A first", "    if false {\n        // A first", "passkey_policy::a_weaker"),
+ ("24 a recovery code ends at acr 2", "src/web/mfa.rs", "    if o.required >= crate::policy::Assurance::PhishingResistant && state.webauthn.is_some() {", "    if o.required >= crate::policy::Assurance::PhishingResistant && !o.passkey && state.webauthn.is_some() {", "passkeys::where_the_passkey"),
+ ("25 a passkey added by a weaker session", "src/web/passkey.rs", "    if !super::reauth::may_change_factors(state, &cur).await? {", "    if false {", "passkeys::an_old_or_weaker"),
 ]
 only = sys.argv[1:]
 for name, f, old, new, filt in M:

@@ -173,6 +173,11 @@ pub async fn need(
         return Ok(Need::Login);
     }
     if crate::policy::Assurance::of(&cur.amr()) < r.required_assurance(state, c, &cur.user.id).await? {
+        if r.login_session.as_deref() == Some(cur.session.id.as_str()) {
+            // The login made for this request could not reach it (passkeys
+            // are off here, say): asking again would loop.
+            return Err(OAuthError::AccessDenied("this sign-in cannot reach the assurance the request needs"));
+        }
         // Step-up: a session weaker than the request needs signs in again
         // (adds its second factor, or its passkey).
         return Ok(Need::Login);

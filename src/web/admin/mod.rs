@@ -22,7 +22,7 @@ use crate::session::{self, AMR_OTP, AMR_PASSWORD, Current};
 use crate::state::AppState;
 use crate::storage::entities::{audit_event, user};
 use crate::web::login::{see_other, stale_form};
-use crate::web::mfa::Factor;
+use crate::web::reauth::Factor;
 
 /// Rows per page on the list pages.
 const PER_PAGE: u64 = 50;
@@ -84,12 +84,22 @@ async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, Http
     if permissions.is_empty() {
         return Ok(Err(error_page(StatusCode::FORBIDDEN, "Not allowed", "Your account has no administrative role.")));
     }
-    if !crate::policy::has_second_factor(&cur.amr()) {
-        return Ok(Err(error_page(
-            StatusCode::FORBIDDEN,
-            "Two-step verification needed",
-            "The admin pages need a login with two-step verification. Set it up on your account page if you have not, then log out and log in again with your code.",
-        )));
+    match crate::authn::mfa::administer_shortfall(state, &cur.user.id, &cur.amr()).await? {
+        None => {}
+        Some(crate::policy::Assurance::PhishingResistant) => {
+            return Ok(Err(error_page(
+                StatusCode::FORBIDDEN,
+                "Passkey needed",
+                "The admin pages need a login with your passkey. Log out and log in again with it.",
+            )));
+        }
+        Some(_) => {
+            return Ok(Err(error_page(
+                StatusCode::FORBIDDEN,
+                "Two-step verification needed",
+                "The admin pages need a login with two-step verification. Set it up on your account page if you have not, then log out and log in again with your code.",
+            )));
+        }
     }
     let token = csrf::ensure(state, req).map_err(WebError::internal)?;
     let principal = Principal {

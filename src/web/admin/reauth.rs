@@ -66,8 +66,8 @@ pub async fn reauth_post(
     let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
     let next = safe_next(form.next.as_deref());
     // Both factors again; each check counts against the account's throttle.
-    let ok = crate::web::mfa::reauth(&state, &req, &a.cur, Some(&form.password), Factor::Password).await?
-        && crate::web::mfa::reauth(&state, &req, &a.cur, Some(&form.code), Factor::Code).await?;
+    let ok = crate::web::reauth::reauth(&state, &req, &a.cur, Some(&form.password), Factor::Password).await?
+        && crate::web::reauth::reauth(&state, &req, &a.cur, Some(&form.code), Factor::Code).await?;
     let now = state.clock.now();
     crate::storage::record_audit(
         &state.db,

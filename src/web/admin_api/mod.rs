@@ -70,8 +70,8 @@ pub struct Problem {
     field: Option<&'static str>,
     /// RFC 9470: the user must authenticate again, at most this long ago.
     step_up_max_age: Option<i64>,
-    /// RFC 9470: the user must authenticate again with a second factor.
-    step_up_acr: bool,
+    /// RFC 9470: the user must authenticate again, this strongly.
+    step_up_acr: Option<crate::policy::Assurance>,
     /// RFC 6750 §3.1: a request without a token gets a challenge without
     /// an error code.
     no_token: bool,
@@ -85,7 +85,7 @@ impl Problem {
             detail: detail.into(),
             field: None,
             step_up_max_age: None,
-            step_up_acr: false,
+            step_up_acr: None,
             no_token: false,
         }
     }
@@ -113,10 +113,13 @@ impl ResponseError for Problem {
                 "WWW-Authenticate",
                 format!("Bearer error=\"insufficient_user_authentication\", error_description=\"a more recent authentication is required\", max_age={max}"),
             ));
-        } else if self.step_up_acr {
+        } else if let Some(need) = self.step_up_acr {
             r.insert_header((
                 "WWW-Authenticate",
-                "Bearer error=\"insufficient_user_authentication\", error_description=\"a second factor is required\", acr_values=\"2\"",
+                format!(
+                    "Bearer error=\"insufficient_user_authentication\", error_description=\"a stronger authentication is required\", acr_values=\"{}\"",
+                    need.acr()
+                ),
             ));
         } else if self.no_token {
             r.insert_header(("WWW-Authenticate", "Bearer"));
@@ -285,20 +288,21 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, 
         if u.disabled {
             return Err(unauthorized());
         }
-        // The same second-factor rule as the admin pages: a password-only
-        // login never administers, whatever the MFA policy says of its roles.
+        // The same rule as the admin pages: a password-only login never
+        // administers, whatever the MFA policy says of its roles, and an
+        // admin whose policy needs a passkey administers only with it.
         let amr: Vec<String> = claims
             .get("amr")
             .and_then(Value::as_array)
             .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
             .unwrap_or_default();
-        if !crate::policy::has_second_factor(&amr) {
+        if let Some(need) = crate::authn::mfa::administer_shortfall(state, &u.id, &amr).await? {
             return Err(Problem {
-                step_up_acr: true,
+                step_up_acr: Some(need),
                 ..Problem::new(
                     StatusCode::UNAUTHORIZED,
                     "Second factor required",
-                    "the admin API needs a login with a second factor; sign in again with two-step verification",
+                    "the admin API needs a login with a second factor (a passkey, where the user's policy asks for one); sign in again",
                 )
             });
         }

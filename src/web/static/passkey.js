@@ -87,8 +87,36 @@
     };
   }
 
+  // Recovery codes issued with a first passkey: shown once, then on.
+  function showCodes(codes, location) {
+    const box = document.createElement('section');
+    box.setAttribute('role', 'status');
+    const h = document.createElement('h2');
+    h.textContent = 'Your recovery codes';
+    const p = document.createElement('p');
+    p.textContent = 'If you lose your passkey, each of these codes lets you in once. Keep them somewhere safe: they are shown only now.';
+    const list = document.createElement('ul');
+    list.id = 'recovery-codes';
+    for (const c of codes) {
+      const li = document.createElement('li');
+      const code = document.createElement('code');
+      code.textContent = c;
+      li.appendChild(code);
+      list.appendChild(li);
+    }
+    const go = document.createElement('a');
+    go.className = 'button';
+    go.id = 'recovery-continue';
+    go.href = location;
+    go.textContent = 'I have saved them — continue';
+    box.append(h, p, list, go);
+    root.replaceChildren(box);
+  }
+
   function follow(answer, failure) {
-    if (answer && answer.location) {
+    if (answer && answer.location && Array.isArray(answer.recovery_codes)) {
+      showCodes(answer.recovery_codes, answer.location);
+    } else if (answer && answer.location) {
       window.location.assign(answer.location);
     } else {
       showError((answer && answer.error) || failure);

@@ -1,6 +1,7 @@
 //! The hot paths of the token endpoints, as numbers a regression shows up in:
 //! ES256 access-token signing, RS256 ID-token signing, verification of our own
-//! JWTs, client-secret checking, and a TOTP check.
+//! JWTs, client-secret checking, a TOTP check, argon2id, and a passkey
+//! assertion's verification.
 //!
 //!   cargo bench --bench hot_paths
 
@@ -81,5 +82,42 @@ fn argon(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(hot, benches, argon);
+/// A passkey sign-in's cryptography and parsing, as webauthn-rs does it for
+/// `authn::passkey`: the browser's JSON parsed, then the assertion checked
+/// (client data, RP id hash, flags, ES256 signature) against the stored
+/// credential. The assertion comes from the software authenticator of the
+/// integration tests.
+fn passkey(c: &mut Criterion) {
+    use softkey::{Ceremony, SoftKey};
+    use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/bench.db?mode=rwc", dir.path().display());
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let mut settings = Settings::for_test(&url, &key);
+    settings.issuer = "http://localhost:8080".into();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (state, _) = rt.block_on(AppState::build(settings, Clock::System)).unwrap();
+    let webauthn = state.webauthn.clone().expect("passkeys on for a localhost issuer");
+    let ceremony = Ceremony { origin: "http://localhost:8080", rp_id: "localhost", user_verified: true };
+    let (ccr, reg_state) = webauthn.start_passkey_registration(uuid::Uuid::new_v4(), "bench", "bench", None).unwrap();
+    let (mut soft, response) = SoftKey::register(&serde_json::to_value(&ccr).unwrap(), &ceremony);
+    let reg: RegisterPublicKeyCredential = serde_json::from_value(response).unwrap();
+    let passkey = webauthn.finish_passkey_registration(&reg, &reg_state).unwrap();
+    let (rcr, auth_state) = webauthn.start_passkey_authentication(&[passkey]).unwrap();
+    let assertion = soft.assert(&serde_json::to_value(&rcr).unwrap(), &ceremony);
+    c.bench_function("verify passkey assertion (ES256, parse + check)", |b| {
+        b.iter(|| {
+            let cred: PublicKeyCredential = serde_json::from_value(black_box(assertion.clone())).unwrap();
+            webauthn.finish_passkey_authentication(&cred, &auth_state).unwrap()
+        })
+    });
+    c.bench_function("start passkey sign-in (challenge + options)", |b| {
+        b.iter(|| webauthn.start_discoverable_authentication().unwrap())
+    });
+}
+
+#[path = "../tests/support/softkey.rs"]
+mod softkey;
+
+criterion_group!(hot, benches, argon, passkey);
 criterion_main!(hot);

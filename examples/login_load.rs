@@ -7,8 +7,21 @@
 //   CLIENT=bench SECRET=… PID=$(pidof portcullis) cargo run --release --example login_load
 //
 // Users are load-0 … load-(USERS-1), all with PASSWORD (see docs/PERFORMANCE.md).
+//
+// MODE=passkey: each worker first signs in once with the password and adds a
+// passkey (the software authenticator of the tests), then signs in
+// passwordless in a loop — /login, /login/passkey/start, the assertion,
+// /login/passkey/finish — so no argon2 is on the measured path. Needs an
+// issuer with a domain name (`http://localhost:PORT`) and USERS ≥ WORKERS
+// (one key per worker, so its counter only moves forward).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/support/softkey.rs"]
+mod softkey;
+
+use serde_json::{Value, json};
+use softkey::{Ceremony, SoftKey};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +35,53 @@ fn csrf_in(html: &str) -> Option<String> {
     let marker = "name=\"csrf\" value=\"";
     let i = html.find(marker)? + marker.len();
     Some(html[i..].split('"').next()?.to_owned())
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+async fn post_json(b: &reqwest::Client, url: String, body: Value) -> Option<Value> {
+    b.post(url).json(&body).send().await.ok()?.json().await.ok()
+}
+
+/// Signs in with the password and adds a passkey from the account page.
+async fn enrol(base: &str, user: &str, password: &str, c: &Ceremony<'_>) -> SoftKey {
+    let b = browser();
+    let page = b.get(format!("{base}/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_in(&page).unwrap();
+    let r = b
+        .post(format!("{base}/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", user), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "password sign-in of {user}");
+    let page = b.get(format!("{base}/account")).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_in(&page).unwrap();
+    let options = post_json(&b, format!("{base}/account/passkeys/start"), json!({ "csrf": csrf })).await.unwrap();
+    let (key, response) = SoftKey::register(&options, c);
+    let done = post_json(
+        &b,
+        format!("{base}/account/passkeys/finish"),
+        json!({ "csrf": csrf, "name": "load", "credential": response }),
+    )
+    .await
+    .unwrap();
+    assert!(done["location"].is_string(), "passkey of {user}: {done}");
+    key
+}
+
+/// One passwordless sign-in in a fresh browser; whether it succeeded.
+async fn passwordless(base: &str, key: &mut SoftKey, c: &Ceremony<'_>) -> Option<bool> {
+    let b = browser();
+    let page = b.get(format!("{base}/login")).send().await.ok()?.text().await.ok()?;
+    let csrf = csrf_in(&page)?;
+    let options = post_json(&b, format!("{base}/login/passkey/start"), json!({ "csrf": csrf })).await?;
+    let cred = key.assert(&options, c);
+    let done =
+        post_json(&b, format!("{base}/login/passkey/finish"), json!({ "csrf": csrf, "credential": cred })).await?;
+    Some(done["location"] == "/account")
 }
 
 fn rss_kib(pid: &str) -> Option<u64> {
@@ -57,6 +117,17 @@ async fn main() {
     let seconds: u64 = env("SECONDS", "20").parse().unwrap();
     let password = env("PASSWORD", "violet anvil tramline");
     let pid = std::env::var("PID").ok();
+    let passkeys = env("MODE", "password") == "passkey";
+    let mut keys: Vec<Option<SoftKey>> = Vec::new();
+    if passkeys {
+        assert!(users >= workers, "MODE=passkey needs USERS >= WORKERS");
+        let rp_id = url::Url::parse(&base).unwrap().host_str().unwrap().to_owned();
+        let c = Ceremony { origin: &base, rp_id: &rp_id, user_verified: true };
+        for w in 0..workers {
+            keys.push(Some(enrol(&base, &format!("load-{w}"), &password, &c).await));
+        }
+        println!("{workers} passkeys added; signing in without a password");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let logins = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
@@ -65,14 +136,22 @@ async fn main() {
     for w in 0..workers {
         let (base, password, stop, logins, failures) =
             (base.clone(), password.clone(), stop.clone(), logins.clone(), failures.clone());
+        let key = keys.get_mut(w).and_then(Option::take);
         tasks.push(tokio::spawn(async move {
             let user = format!("load-{}", w % users);
+            if let Some(mut key) = key {
+                let rp_id = url::Url::parse(&base).unwrap().host_str().unwrap().to_owned();
+                let c = Ceremony { origin: &base, rp_id: &rp_id, user_verified: true };
+                while !stop.load(Ordering::Relaxed) {
+                    match passwordless(&base, &mut key, &c).await {
+                        Some(true) => logins.fetch_add(1, Ordering::Relaxed),
+                        _ => failures.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+                return;
+            }
             while !stop.load(Ordering::Relaxed) {
-                let b = reqwest::Client::builder()
-                    .cookie_store(true)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .build()
-                    .unwrap();
+                let b = browser();
                 let Ok(page) = b.get(format!("{base}/login")).send().await else { continue };
                 let Some(csrf) = csrf_in(&page.text().await.unwrap_or_default()) else { continue };
                 let r = b

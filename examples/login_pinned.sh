@@ -2,12 +2,14 @@
 # The login load with the server and the load generator on separate cores:
 # a fresh SQLite database with 64 users and a `bench` client, the release
 # server pinned to core 0, examples/login_load pinned to core 1.
-#   examples/login_pinned.sh WORKERS SECONDS [probe]     (see docs/PERFORMANCE.md)
+#   examples/login_pinned.sh WORKERS SECONDS [probe|-] [password|passkey]
+# (see docs/PERFORMANCE.md). The issuer is http://localhost:18181 so that
+# passkeys are on; MODE=passkey signs in without a password.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 export PORTCULLIS_DATABASE_URL="sqlite://$work/p.db?mode=rwc" PORTCULLIS_BIND=127.0.0.1:18181 \
-  PORTCULLIS_ISSUER=http://127.0.0.1:18181 PORTCULLIS_LOG=warn PORTCULLIS_LOGIN_IP_MAX_ATTEMPTS=100000000
+  PORTCULLIS_ISSUER=http://localhost:18181 PORTCULLIS_LOG=warn PORTCULLIS_LOGIN_IP_MAX_ATTEMPTS=100000000
 PORTCULLIS_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
 export PORTCULLIS_MASTER_KEY
 bin=$root/target/release/portcullis
@@ -21,5 +23,5 @@ trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 sleep 1.5
 probe=()
 if [ "${3:-}" = probe ]; then probe=(CLIENT=bench "SECRET=$secret"); fi
-env BASE=http://127.0.0.1:18181 USERS=64 WORKERS="${1:-64}" SECONDS="${2:-20}" "${probe[@]}" PID=$pid \
+env BASE=http://localhost:18181 USERS=64 WORKERS="${1:-64}" SECONDS="${2:-20}" MODE="${4:-password}" "${probe[@]}" PID=$pid \
   taskset -c 1 "$root/target/release/examples/login_load"

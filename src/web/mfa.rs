@@ -152,12 +152,16 @@ pub async fn mfa_post(
     // Where this sign-in needs a passkey, a code passes only when the user
     // has none yet (then adds one now) or as a recovery code for a lost one
     // (then adds a new one now): either way the login ends with a passkey.
+    // A recovery code of any account with a passkey means a lost key too:
+    // the person replaces it now (a session that cannot sign with a passkey
+    // could neither add nor remove one later).
     if !login::end_challenge(&state, &c).await.map_err(internal)? {
         // Another request completed this challenge first.
         return Ok(see_other("/login"));
     }
     let return_to = c.row.return_to.as_deref();
-    if o.required >= crate::policy::Assurance::PhishingResistant && state.webauthn.is_some() {
+    let lost_key = o.passkey && checked == Some(mfa::CodeCheck::Recovery);
+    if (o.required >= crate::policy::Assurance::PhishingResistant || lost_key) && state.webauthn.is_some() {
         return super::login::challenge_redirect(
             &state,
             &c.user.id,

@@ -52,9 +52,13 @@ pub struct RemoveForm {
     current_password: secrecy::SecretString,
 }
 
-/// Removing a passkey needs the password again (a fresh authentication: a
-/// borrowed session cannot strip the owner's strongest factor), ends the
-/// account's other sessions and tells relying parties (back-channel logout).
+/// Removing a passkey needs the password again and a recent sign-in as
+/// strong as the account's strongest factor (`reauth::may_change_factors`:
+/// a borrowed session, or one opened with a phished password and TOTP code,
+/// cannot strip the owner's passkey and with it the passkey requirement);
+/// it ends the account's other sessions, forgets other trusted browsers and
+/// tells relying parties (back-channel logout). Someone who lost the key
+/// signs in with a recovery code, adds a new passkey, then removes the old.
 pub async fn remove(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -70,6 +74,13 @@ pub async fn remove(
             return super::account::render(&state, &req, &cur, StatusCode::OK, None, Some(msg.into())).await;
         }
     }
+    if !super::reauth::may_change_factors(&state, &cur).await? {
+        let msg = "To remove a passkey, sign out and sign in again with a passkey (or a recovery code, then add a new passkey), and remove it within five minutes.";
+        return super::account::render(&state, &req, &cur, StatusCode::OK, None, Some(msg.into())).await;
+    }
+    let device = req
+        .cookie(&crate::web::cookies::cookie_name(&state, super::login::DEVICE_COOKIE))
+        .map(|c| c.value().to_owned());
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let Some(row) = passkey::remove(&txn, &cur.user.id, &form.id).await? else {
@@ -77,6 +88,7 @@ pub async fn remove(
     };
     let ended =
         crate::session::end_all_for_user(&txn, &cur.user.id, Some(&cur.session.id), now.timestamp_millis()).await?;
+    crate::authn::login::forget_devices(&state, &txn, &cur.user.id, device.as_deref()).await?;
     record_audit(
         &txn,
         AuditEvent::new("passkey.removed", "success")

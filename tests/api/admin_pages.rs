@@ -18,7 +18,7 @@ fn code(app: &TestApp) -> String {
 }
 
 /// A user with `roles` and a known TOTP seed, logged in with both factors.
-async fn logged_in(app: &TestApp, username: &str, roles: &[&str]) -> reqwest::Client {
+pub async fn logged_in(app: &TestApp, username: &str, roles: &[&str]) -> reqwest::Client {
     for r in roles {
         let _ = portcullis::admin::roles::add(&app.state, &Actor::cli(), r, None).await;
     }
@@ -40,7 +40,7 @@ async fn logged_in(app: &TestApp, username: &str, roles: &[&str]) -> reqwest::Cl
     b
 }
 
-async fn act(app: &TestApp, b: &reqwest::Client, target: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+pub async fn act(app: &TestApp, b: &reqwest::Client, target: &str, fields: &[(&str, &str)]) -> reqwest::Response {
     let page = b.get(app.url(&format!("/admin/users/{target}"))).send().await.unwrap().text().await.unwrap();
     let csrf = csrf_in(&page);
     let mut form = vec![("csrf", csrf.as_str())];

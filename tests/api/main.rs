@@ -25,3 +25,5 @@ mod passkey_policy;
 mod passkeys;
 mod relying;
 mod replicas;
+#[path = "../support/softkey.rs"]
+mod softkey;

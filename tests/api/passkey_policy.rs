@@ -161,3 +161,120 @@ async fn with_passkeys_off_the_password_alone_does_not_replace_the_passkey() {
     assert!(page.contains("Ask an administrator"), "{page}");
     assert!(!portcullis::authn::mfa::has_totp(&app.state.db, &id).await.unwrap());
 }
+
+/// An administrator sees a user's passkeys on the user's page and removes a
+/// lost one there (users:credentials, audited, the user's sessions ended);
+/// a reader sees them without the button.
+#[tokio::test]
+async fn an_administrator_sees_and_removes_a_users_passkey_on_the_admin_pages() {
+    use base64::Engine;
+    let app = spawn_app_at_localhost(TestDb::new().await).await;
+    app.create_user("kim", PW, &[]).await;
+    let owner = crate::passkeys::password_session(&app, "kim").await;
+    let mut key = enrol(&app, &owner, "Kim phone").await;
+    let admin = crate::admin_pages::logged_in(&app, "root", &["admin"]).await;
+    let reader = crate::admin_pages::logged_in(&app, "reader", &["users:read"]).await;
+
+    let page = reader.get(app.url("/admin/users/kim")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Kim phone") && page.contains("device-bound"), "{page}");
+    assert!(!page.contains("passkey-remove"), "users:read lists, it does not remove");
+    let page = admin.get(app.url("/admin/users/kim")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("passkey-remove"));
+
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key.id);
+    let r = crate::admin_pages::act(&app, &reader, "kim", &[("action", "passkey-remove"), ("credential", &id)]).await;
+    assert_eq!(r.status(), 403, "the reader's form post is refused too");
+    assert_eq!(crate::passkeys::count_keys(&app, "kim").await, 1);
+    let r = crate::admin_pages::act(&app, &admin, "kim", &[("action", "passkey-remove"), ("credential", &id)]).await;
+    assert_eq!(crate::helpers::location(&r), "/admin/users/kim?m=passkey-remove");
+    assert_eq!(crate::passkeys::count_keys(&app, "kim").await, 0);
+    assert!(!crate::passkeys::signed_in(&app, &owner).await, "the user's sessions ended");
+    let (b, csrf, options) = passwordless_start(&app).await;
+    let cred = key.assert(&options, &host(&app));
+    assert_eq!(passwordless_finish(&app, &b, &csrf, cred).await, json!({ "error": "Login failed" }));
+    let again =
+        crate::admin_pages::act(&app, &admin, "kim", &[("action", "passkey-remove"), ("credential", &id)]).await;
+    assert_eq!(again.status(), 404);
+    assert!(again.text().await.unwrap().contains("no longer registered"));
+    let removed = crate::passkeys::audit_reasons(&app, "passkey.removed").await;
+    assert_eq!(removed, ["success:"]);
+}
+
+/// An administrator whose sign-ins need a passkey confirms credential
+/// changes with the password and the passkey (a code would make a session
+/// too weak for the admin pages), and lands back where they were.
+#[tokio::test]
+async fn an_administrator_with_a_passkey_confirms_credential_changes_with_it() {
+    let app = spawn_app_at_localhost(TestDb::new().await).await;
+    app.create_user("bob", PW, &[]).await;
+    let first = crate::admin_pages::logged_in(&app, "ada", &["admin"]).await;
+    let mut key = enrol(&app, &first, "Ada key").await;
+    let (b, csrf, options) = passwordless_start(&app).await;
+    let cred = key.assert(&options, &host(&app));
+    assert_eq!(passwordless_finish(&app, &b, &csrf, cred).await["location"], "/account");
+    assert_eq!(b.get(app.url("/admin/users/bob")).send().await.unwrap().status(), 200);
+
+    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.admin_reauth_secs + 1));
+    let r = crate::admin_pages::act(&app, &b, "bob", &[("action", "unlock")]).await;
+    let to = crate::helpers::location(&r);
+    assert!(to.starts_with("/admin/reauth?next="), "{to}");
+    let page = b.get(app.url(&to)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Continue with your passkey") && !page.contains("name=\"code\""), "{page}");
+    let csrf = crate::helpers::csrf_in(&page);
+    let r = b
+        .post(app.url("/admin/reauth"))
+        .form(&[("csrf", csrf.as_str()), ("password", PW), ("next", "/admin/users/bob")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crate::helpers::location(&r), "/login/mfa", "the password, then the passkey");
+    let csrf = crate::passkeys::data_csrf(&app, &b, "/login/mfa").await;
+    let (_, options) = post_json(&b, &app, "/login/mfa/passkey/start", json!({ "csrf": csrf })).await;
+    let cred = key.assert(&options, &host(&app));
+    let (_, answer) =
+        post_json(&b, &app, "/login/mfa/passkey/finish", json!({ "csrf": csrf, "credential": cred })).await;
+    assert_eq!(answer["location"], "/admin/users/bob?m=reauth", "{answer}");
+    let r = crate::admin_pages::act(&app, &b, "bob", &[("action", "unlock")]).await;
+    assert_eq!(
+        crate::helpers::location(&r),
+        "/admin/users/bob?m=unlock",
+        "a fresh passkey sign-in changes credentials"
+    );
+}
+
+/// Anyone whose account has a passkey and who signs in with a recovery code
+/// has lost the key: the code leads to adding a new passkey (offered with
+/// TOTP where no passkey is required), not to a session that could neither
+/// add nor remove one.
+#[tokio::test]
+async fn a_recovery_code_of_an_account_with_a_passkey_leads_to_a_new_key() {
+    let app = spawn_app_at_localhost(TestDb::new().await).await;
+    app.create_user("lou", PW, &[]).await;
+    let owner = crate::passkeys::password_session(&app, "lou").await;
+    let csrf = app.csrf_from(&owner, "/account").await;
+    let (_, options) = post_json(&owner, &app, "/account/passkeys/start", json!({ "csrf": csrf })).await;
+    let (_, response) = crate::passkeys::SoftKey::register(&options, &host(&app));
+    let (_, done) = post_json(
+        &owner,
+        &app,
+        "/account/passkeys/finish",
+        json!({ "csrf": csrf, "name": "Lost", "credential": response }),
+    )
+    .await;
+    let codes: Vec<String> = serde_json::from_value(done["recovery_codes"].clone()).expect("recovery codes");
+    let b = app.browser();
+    let csrf = app.csrf_from(&b, "/login").await;
+    let r = b
+        .post(app.url("/login"))
+        .form(&[("csrf", csrf.as_str()), ("username", "lou"), ("password", PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/login/mfa");
+    let csrf = app.csrf_from(&b, "/login/mfa").await;
+    let r = b.post(app.url("/login/mfa")).form(&[("csrf", csrf.as_str()), ("code", codes[0].as_str())]).send().await;
+    assert_eq!(r.unwrap().headers()["location"], "/login/enrol");
+    assert!(!crate::passkeys::signed_in(&app, &b).await);
+    let page = b.get(app.url("/login/enrol")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("passkey-add"), "a new passkey is offered");
+}

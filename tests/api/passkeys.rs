@@ -1,156 +1,18 @@
-//! Passkeys through the real app, driven by a software authenticator written
-//! here (ES256 with aws-lc-rs, attestation "none", a few lines of CBOR): it
+//! Passkeys through the real app, driven by a software authenticator
+//! (tests/support/softkey.rs: ES256 with aws-lc-rs, attestation "none"): it
 //! can do what a browser would not let an attacker do — replay an assertion,
 //! sign for another origin or RP id, skip user verification, send a counter
 //! that goes backwards — so each refusal is tested end to end.
 
-use aws_lc_rs::rand::SystemRandom;
-use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
 
+pub use crate::softkey::{Ceremony, SoftKey, sha256};
+
 use crate::helpers::{TestApp, TestDb, spawn_app_at_localhost};
 
 const PW: &str = "violet anvil tramline";
-
-// ------------------------------------------------------------------ CBOR
-
-fn cbor_head(major: u8, n: u64, out: &mut Vec<u8>) {
-    let m = major << 5;
-    match n {
-        0..=23 => out.push(m | n as u8),
-        24..=0xff => out.extend([m | 24, n as u8]),
-        0x100..=0xffff => {
-            out.push(m | 25);
-            out.extend((n as u16).to_be_bytes());
-        }
-        _ => {
-            out.push(m | 26);
-            out.extend((n as u32).to_be_bytes());
-        }
-    }
-}
-
-fn cbor_int(v: i64, out: &mut Vec<u8>) {
-    if v >= 0 { cbor_head(0, v as u64, out) } else { cbor_head(1, (-1 - v) as u64, out) }
-}
-
-fn cbor_bytes(b: &[u8], out: &mut Vec<u8>) {
-    cbor_head(2, b.len() as u64, out);
-    out.extend(b);
-}
-
-fn cbor_text(t: &str, out: &mut Vec<u8>) {
-    cbor_head(3, t.len() as u64, out);
-    out.extend(t.as_bytes());
-}
-
-// ------------------------------------------------------- the authenticator
-
-/// One credential on a software authenticator.
-pub struct SoftKey {
-    key: EcdsaKeyPair,
-    pub id: Vec<u8>,
-    user_handle: Vec<u8>,
-    pub counter: u32,
-}
-
-fn sha256(b: &[u8]) -> Vec<u8> {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, b).as_ref().to_vec()
-}
-
-/// What the authenticator is told to do (or to get wrong).
-#[derive(Clone)]
-pub struct Ceremony<'a> {
-    pub origin: &'a str,
-    pub rp_id: &'a str,
-    pub user_verified: bool,
-}
-
-impl SoftKey {
-    /// Makes a credential for the registration `options` and returns it with
-    /// the browser's response.
-    pub fn register(options: &Value, c: &Ceremony<'_>) -> (Self, Value) {
-        let pk = &options["publicKey"];
-        let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
-        let id = portcullis::crypto::random_bytes(16).unwrap();
-        let user_handle = B64.decode(pk["user"]["id"].as_str().unwrap()).unwrap();
-        let client_data = json!({
-            "type": "webauthn.create",
-            "challenge": pk["challenge"].as_str().unwrap(),
-            "origin": c.origin,
-            "crossOrigin": false,
-        })
-        .to_string();
-        let point = key.public_key().as_ref().to_vec();
-        let mut cose = Vec::new();
-        cbor_head(5, 5, &mut cose);
-        for (k, v) in [(1, 2), (3, -7), (-1, 1)] {
-            cbor_int(k, &mut cose);
-            cbor_int(v, &mut cose);
-        }
-        cbor_int(-2, &mut cose);
-        cbor_bytes(&point[1..33], &mut cose);
-        cbor_int(-3, &mut cose);
-        cbor_bytes(&point[33..65], &mut cose);
-        let mut auth_data = sha256(c.rp_id.as_bytes());
-        auth_data.push(0x01 | 0x40 | if c.user_verified { 0x04 } else { 0 });
-        auth_data.extend(0u32.to_be_bytes());
-        auth_data.extend([0u8; 16]);
-        auth_data.extend((id.len() as u16).to_be_bytes());
-        auth_data.extend(&id);
-        auth_data.extend(&cose);
-        let mut att = Vec::new();
-        cbor_head(5, 3, &mut att);
-        cbor_text("fmt", &mut att);
-        cbor_text("none", &mut att);
-        cbor_text("attStmt", &mut att);
-        cbor_head(5, 0, &mut att);
-        cbor_text("authData", &mut att);
-        cbor_bytes(&auth_data, &mut att);
-        let response = json!({
-            "id": B64.encode(&id),
-            "rawId": B64.encode(&id),
-            "type": "public-key",
-            "response": { "attestationObject": B64.encode(&att), "clientDataJSON": B64.encode(client_data) },
-            "extensions": {},
-        });
-        (Self { key, id, user_handle, counter: 0 }, response)
-    }
-
-    /// Signs an assertion for the authentication `options` (the counter
-    /// moves on by one unless the caller set it).
-    pub fn assert(&mut self, options: &Value, c: &Ceremony<'_>) -> Value {
-        self.counter += 1;
-        let pk = &options["publicKey"];
-        let client_data = json!({
-            "type": "webauthn.get",
-            "challenge": pk["challenge"].as_str().unwrap(),
-            "origin": c.origin,
-            "crossOrigin": false,
-        })
-        .to_string();
-        let mut auth_data = sha256(c.rp_id.as_bytes());
-        auth_data.push(0x01 | if c.user_verified { 0x04 } else { 0 });
-        auth_data.extend(self.counter.to_be_bytes());
-        let mut signed = auth_data.clone();
-        signed.extend(sha256(client_data.as_bytes()));
-        let sig = self.key.sign(&SystemRandom::new(), &signed).unwrap();
-        json!({
-            "id": B64.encode(&self.id),
-            "rawId": B64.encode(&self.id),
-            "type": "public-key",
-            "response": {
-                "authenticatorData": B64.encode(&auth_data),
-                "clientDataJSON": B64.encode(client_data),
-                "signature": B64.encode(sig.as_ref()),
-                "userHandle": B64.encode(&self.user_handle),
-            },
-            "extensions": {},
-        })
-    }
-}
 
 // ------------------------------------------------------------- the browser
 
@@ -365,7 +227,7 @@ async fn a_passkey_is_the_second_factor_after_the_password() {
 }
 
 #[tokio::test]
-async fn removing_a_passkey_needs_the_password_and_ends_other_sessions() {
+async fn removing_a_passkey_needs_the_password_and_a_passkey_session_and_ends_other_sessions() {
     let app = spawn_app_at_localhost(TestDb::new().await).await;
     app.create_user("rui", PW, &[]).await;
     let b = password_session(&app, "rui").await;
@@ -375,8 +237,8 @@ async fn removing_a_passkey_needs_the_password_and_ends_other_sessions() {
     assert_eq!(passwordless_finish(&app, &other, &csrf_o, cred).await["location"], "/account");
     let id = B64.encode(&key.id);
 
-    let csrf = app.csrf_from(&b, "/account").await;
-    let wrong = b
+    let csrf = app.csrf_from(&other, "/account").await;
+    let wrong = other
         .post(app.url("/account/passkeys/remove"))
         .form(&[("csrf", csrf.as_str()), ("id", id.as_str()), ("current_password", "not the password")])
         .send()
@@ -384,16 +246,28 @@ async fn removing_a_passkey_needs_the_password_and_ends_other_sessions() {
         .unwrap();
     assert_eq!(wrong.status(), 200);
     assert!(wrong.text().await.unwrap().contains("The current password is not correct."));
-    assert!(signed_in(&app, &other).await, "a wrong password removes nothing");
-    let r = b
+    assert!(signed_in(&app, &b).await, "a wrong password removes nothing");
+    // The password session (a borrowed one, or a phished password) cannot
+    // strip the passkey, even with the right password.
+    let csrf_b = app.csrf_from(&b, "/account").await;
+    let weaker = b
+        .post(app.url("/account/passkeys/remove"))
+        .form(&[("csrf", csrf_b.as_str()), ("id", id.as_str()), ("current_password", PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weaker.status(), 200);
+    assert!(weaker.text().await.unwrap().contains("sign in again with a passkey"));
+    assert_eq!(count_keys(&app, "rui").await, 1);
+    let r = other
         .post(app.url("/account/passkeys/remove"))
         .form(&[("csrf", csrf.as_str()), ("id", id.as_str()), ("current_password", PW)])
         .send()
         .await
         .unwrap();
     assert_eq!(r.headers()["location"], "/account?m=passkey_removed");
-    assert!(!signed_in(&app, &other).await, "the passkey's session ended");
-    assert!(signed_in(&app, &b).await, "the session that removed it goes on");
+    assert!(!signed_in(&app, &b).await, "the other session ended");
+    assert!(signed_in(&app, &other).await, "the session that removed it goes on");
 
     let (b2, csrf2, options) = passwordless_start(&app).await;
     let cred = key.assert(&options, &host(&app));

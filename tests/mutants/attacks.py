@@ -40,6 +40,9 @@ M = [
  ("23 TOTP planted by a weaker session", "src/web/mfa.rs", "    if !may_change_factors(&state, &cur).await? {\n        // A first", "    if false {\n        // A first", "passkey_policy::a_weaker"),
  ("24 a recovery code ends at acr 2", "src/web/mfa.rs", "    if o.required >= crate::policy::Assurance::PhishingResistant && state.webauthn.is_some() {", "    if o.required >= crate::policy::Assurance::PhishingResistant && !o.passkey && state.webauthn.is_some() {", "passkeys::where_the_passkey"),
  ("25 a passkey added by a weaker session", "src/web/passkey.rs", "    if !super::reauth::may_change_factors(state, &cur).await? {", "    if false {", "passkeys::an_old_or_weaker"),
+ ("26 a passkey removed by a weaker session", "src/web/passkey_manage.rs", "    if !super::reauth::may_change_factors(&state, &cur).await? {", "    if false {", "passkeys::removing_a_passkey"),
+ ("27 a code confirms where the passkey is needed", "src/web/admin/reauth.rs", "    Ok(need >= crate::policy::Assurance::PhishingResistant && state.webauthn.is_some())", "    Ok(need >= crate::policy::Assurance::PhishingResistant && state.webauthn.is_none())", "passkey_policy::an_administrator_with"),
+ ("28 a lost key's recovery code ends at acr 2", "src/web/mfa.rs", "    let lost_key = o.passkey && checked == Some(mfa::CodeCheck::Recovery);", "    let lost_key = false;", "passkey_policy::a_recovery_code"),
 ]
 only = sys.argv[1:]
 for name, f, old, new, filt in M:

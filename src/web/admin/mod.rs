@@ -196,6 +196,7 @@ fn notice_text(code: Option<&str>) -> Option<String> {
         "enable" => "The account is enabled.",
         "unlock" => "Login failures were cleared.",
         "reset-mfa" => "Two-step verification was removed; the user must set it up again.",
+        "passkey-remove" => "The passkey was removed and the user's sessions ended.",
         "set-password" => "The password was set and the user's sessions ended.",
         "end-sessions" => "The user's sessions were ended.",
         "grant" => "The role was granted.",

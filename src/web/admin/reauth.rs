@@ -10,6 +10,15 @@ struct ReauthPage {
     me: String,
     next: String,
     failed: bool,
+    /// This administrator confirms with a passkey (their policy needs one):
+    /// the password here, then the passkey step of a login.
+    passkey: bool,
+}
+
+/// Whether this administrator's fresh confirmation must be a passkey.
+async fn confirms_with_passkey(state: &AppState, a: &Admin) -> Result<bool, WebError> {
+    let need = crate::authn::mfa::required_for(state, &state.db, &a.cur.user.id).await?;
+    Ok(need >= crate::policy::Assurance::PhishingResistant && state.webauthn.is_some())
 }
 
 #[derive(Deserialize)]
@@ -46,6 +55,7 @@ pub async fn reauth_get(
         me: a.cur.user.username.clone(),
         next: safe_next(q.next.as_deref()),
         failed: false,
+        passkey: confirms_with_passkey(&state, &a).await?,
     };
     a.page(StatusCode::OK, &p)
 }
@@ -54,7 +64,7 @@ pub async fn reauth_get(
 pub struct ReauthForm {
     csrf: String,
     password: SecretString,
-    code: SecretString,
+    code: Option<SecretString>,
     next: Option<String>,
 }
 
@@ -65,15 +75,20 @@ pub async fn reauth_post(
 ) -> Result<HttpResponse, WebError> {
     let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
     let next = safe_next(form.next.as_deref());
+    let passkey = confirms_with_passkey(&state, &a).await?;
     // Both factors again; each check counts against the account's throttle.
+    // An administrator whose policy needs a passkey gives the password here
+    // and the passkey at the login's second step (a code would give a
+    // session too weak for the admin pages).
     let ok = crate::web::reauth::reauth(&state, &req, &a.cur, Some(&form.password), Factor::Password).await?
-        && crate::web::reauth::reauth(&state, &req, &a.cur, Some(&form.code), Factor::Code).await?;
+        && (passkey || crate::web::reauth::reauth(&state, &req, &a.cur, form.code.as_ref(), Factor::Code).await?);
     let now = state.clock.now();
     crate::storage::record_audit(
         &state.db,
         crate::storage::AuditEvent::new("admin.reauth", if ok { "success" } else { "failure" })
             .user(&a.cur.user.id)
-            .source(client_info::ip(&state, &req), client_info::user_agent(&req)),
+            .source(client_info::ip(&state, &req), client_info::user_agent(&req))
+            .detail(serde_json::json!({ "second_step": if passkey { "passkey" } else { "code" } })),
         now,
     )
     .await?;
@@ -84,8 +99,23 @@ pub async fn reauth_post(
             me: a.cur.user.username.clone(),
             next,
             failed: true,
+            passkey,
         };
         return a.page(StatusCode::UNAUTHORIZED, &p);
+    }
+    let sep = if next.contains('?') { '&' } else { '?' };
+    let back = format!("{next}{sep}m=reauth");
+    if passkey {
+        // The passkey step of a login: it makes the new session.
+        return crate::web::login::challenge_redirect(
+            &state,
+            &a.cur.user.id,
+            crate::authn::login::ChallengePurpose::Mfa,
+            false,
+            Some(back),
+            "/login/mfa",
+        )
+        .await;
     }
     // A fresh authentication with both factors: a new session (new id and
     // auth_time; the old one ends), as at any login.
@@ -93,8 +123,7 @@ pub async fn reauth_post(
     let done =
         crate::web::login::finish_login(&state, &req, &a.cur.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source, None)
             .await?;
-    let sep = if next.contains('?') { '&' } else { '?' };
-    Ok(done.redirect(&format!("{next}{sep}m=reauth")))
+    Ok(done.redirect(&back))
 }
 
 // ---- clients, roles, audit --------------------------------------------------

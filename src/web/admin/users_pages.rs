@@ -62,6 +62,7 @@ struct UserPage {
     u: users::UserView,
     locked: bool,
     sessions: Vec<SessionRow>,
+    passkeys: Vec<PasskeyRow>,
     events: Option<Vec<EventRow>>,
     all_roles: Vec<String>,
     notice: Option<String>,
@@ -71,6 +72,15 @@ struct UserPage {
     can_roles: bool,
     can_sessions: bool,
     recent: bool,
+}
+
+/// A passkey of the user, as its row on the page.
+struct PasskeyRow {
+    credential_id: String,
+    name: String,
+    kind: &'static str,
+    created: String,
+    last_used: String,
 }
 
 #[derive(Deserialize)]
@@ -105,6 +115,18 @@ async fn render_user(
             amr: serde_json::from_str::<Vec<String>>(&s.amr).unwrap_or_default().join("+"),
         })
         .collect();
+    let passkeys = users::passkeys(state, &a.reader(), username)
+        .await
+        .map_err(admin_error)?
+        .into_iter()
+        .map(|p| PasskeyRow {
+            created: p.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            last_used: p.last_used_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default(),
+            credential_id: p.credential_id,
+            name: p.name,
+            kind: if p.kind == "hwk" { "device-bound" } else { "synced" },
+        })
+        .collect();
     let events = if a.can(Permission::AuditRead) {
         Some(
             audit_event::Entity::find()
@@ -128,6 +150,7 @@ async fn render_user(
         locked: u.locked_until_ms.is_some(),
         u,
         sessions,
+        passkeys,
         events,
         all_roles,
         notice,
@@ -167,6 +190,8 @@ pub struct UserAction {
     postal_code: Option<String>,
     country: Option<String>,
     password: Option<SecretString>,
+    /// The passkey to remove (its credential id).
+    credential: Option<String>,
 }
 
 pub async fn user_action(
@@ -180,7 +205,7 @@ pub async fn user_action(
     let f = form.into_inner();
     let needed = match f.action.as_str() {
         "disable" | "enable" | "set-attr" | "profile" => Permission::UsersWrite,
-        "unlock" | "reset-mfa" | "set-password" => Permission::UsersCredentials,
+        "unlock" | "reset-mfa" | "set-password" | "passkey-remove" => Permission::UsersCredentials,
         "end-sessions" => Permission::SessionsRevoke,
         "grant" | "revoke" => Permission::RolesWrite,
         _ => return Ok(error_page(StatusCode::BAD_REQUEST, "Bad request", "Unknown action.")),
@@ -200,6 +225,9 @@ pub async fn user_action(
         "enable" => users::set_disabled(s, &actor, &username, false).await.map(drop),
         "unlock" => users::unlock(s, &actor, &username).await.map(drop),
         "reset-mfa" => users::reset_mfa(s, &actor, &username).await.map(drop),
+        "passkey-remove" => {
+            users::remove_passkey(s, &actor, &username, f.credential.as_deref().unwrap_or_default()).await
+        }
         "end-sessions" => users::end_sessions(s, &actor, &username).await.map(drop),
         "grant" => users::grant(s, &actor, &username, f.role.as_deref().unwrap_or_default()).await.map(drop),
         "revoke" => users::revoke(s, &actor, &username, f.role.as_deref().unwrap_or_default()).await.map(drop),
@@ -232,6 +260,10 @@ pub async fn user_action(
     };
     match done {
         Ok(()) => Ok(see_other(&format!("/admin/users/{}?m={}", urlencode(&username), f.action))),
+        Err(AdminError::NotFound { what: "passkey", .. }) => {
+            let gone = Some("That passkey is no longer registered.".to_owned());
+            render_user(&state, &a, &username, StatusCode::NOT_FOUND, None, gone).await
+        }
         Err(AdminError::NotFound { .. }) => {
             Ok(error_page(StatusCode::NOT_FOUND, "No such user", "There is no user with that name."))
         }

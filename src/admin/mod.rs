@@ -84,6 +84,18 @@ impl Actor {
     /// every permission the user's roles grant is one the actor holds (an
     /// actor with `users:credentials` cannot reset an administrator and log
     /// in as them).
+    /// Removing second factors is for someone else's account: one's own go
+    /// through the account page, which asks for a recent sign-in as strong
+    /// as them (an admin permission must not be a way around that).
+    pub fn may_remove_factors_of(&self, user_id: &str) -> Result<(), AdminError> {
+        if self.name.strip_prefix("user:") == Some(user_id) {
+            return Err(AdminError::ForbiddenTarget(
+                "your own second factors are changed on your account page, not through administration".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn may_act_on_user(&self, target_roles: &[String]) -> Result<(), AdminError> {
         if self.holds_all(&permissions_of(target_roles)) {
             Ok(())

@@ -258,6 +258,10 @@ pub enum ChallengePurpose {
     Mfa,
     /// Policy requires MFA and the user has none: set it up now.
     Enrol,
+    /// A passkey must be added now, after the account's existing factor or
+    /// a recovery code was proved (a passkey-required sign-in, a lost key):
+    /// a passkey only.
+    Replace,
 }
 
 impl ChallengePurpose {
@@ -265,6 +269,7 @@ impl ChallengePurpose {
         match self {
             Self::Mfa => "mfa",
             Self::Enrol => "enrol",
+            Self::Replace => "replace",
         }
     }
 }

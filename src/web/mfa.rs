@@ -90,7 +90,27 @@ pub(crate) async fn challenge(
     else {
         return Ok(None);
     };
-    login::find_challenge(state, &token, purpose).await.map_err(internal)
+    match login::find_challenge(state, &token, purpose).await.map_err(internal)? {
+        // An enrolment is for an account without any factor, checked at
+        // every use: a challenge kept from before the owner set one up
+        // (while the password was known) is dead.
+        Some(c)
+            if purpose == ChallengePurpose::Enrol
+                && mfa::strongest_factor(&state.db, &c.user.id).await? > crate::policy::Assurance::Password =>
+        {
+            Ok(None)
+        }
+        found => Ok(found),
+    }
+}
+
+/// The challenge of a factor set-up at login: `Enrol` (no factor yet: a
+/// passkey or TOTP) or `Replace` (a passkey only).
+pub(crate) async fn set_up_challenge(state: &AppState, req: &HttpRequest) -> Result<Option<Challenge>, WebError> {
+    match challenge(state, req, ChallengePurpose::Enrol).await? {
+        Some(c) => Ok(Some(c)),
+        None => challenge(state, req, ChallengePurpose::Replace).await,
+    }
 }
 
 /// The login challenge behind a posted step, once its CSRF token checked out;
@@ -165,7 +185,7 @@ pub async fn mfa_post(
         return super::login::challenge_redirect(
             &state,
             &c.user.id,
-            ChallengePurpose::Enrol,
+            ChallengePurpose::Replace,
             c.row.trusted_device,
             c.row.return_to.clone(),
             "/login/enrol",
@@ -241,12 +261,14 @@ async fn new_enrolment(state: &AppState, user_id: &str, username: &str, binding:
 }
 
 pub async fn login_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    let Some(c) = challenge(&state, &req, ChallengePurpose::Enrol).await? else {
+    let Some(c) = set_up_challenge(&state, &req).await? else {
         return Ok(see_other("/login"));
     };
     let required = super::login::required_for_login(&state, c.row.return_to.as_deref(), &c.user.id).await?;
     let passkey = state.webauthn.is_some();
-    let totp = !(passkey && required >= crate::policy::Assurance::PhishingResistant);
+    // TOTP only for a first factor, and not where the sign-in needs a passkey.
+    let totp =
+        c.purpose == ChallengePurpose::Enrol && !(passkey && required >= crate::policy::Assurance::PhishingResistant);
     let e = if totp {
         Some(new_enrolment(&state, &c.user.id, &c.user.username, &challenge_binding(&c)).await?)
     } else {
@@ -416,10 +438,9 @@ pub async fn account_enrol_post(
         if !mfa::has_totp(&state.db, &cur.user.id).await? {
             return Ok(see_other("/account/mfa"));
         }
-        if !reauth_full(&state, &req, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
-            let msg = "Your password or current code was not correct.".to_owned();
+        if let Err(msg) = reauth_full(&state, &req, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
             let shown = Shown { enrolment: None, needs_reauth: true };
-            return enrol_page(&state, &req, shown, "/account/mfa", false, Some(msg));
+            return enrol_page(&state, &req, shown, "/account/mfa", false, Some(msg.to_owned()));
         }
         let e = new_enrolment(&state, &cur.user.id, &cur.user.username, &binding).await?;
         return enrol_page(
@@ -468,9 +489,8 @@ pub async fn disable(
         let msg = "Two-step verification is required for your account and cannot be turned off.".to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
     }
-    if !reauth_full(&state, &req, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
-        let msg = "Your password or current code was not correct.".to_owned();
-        return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
+    if let Err(msg) = reauth_full(&state, &req, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
+        return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg.to_owned())).await;
     }
     let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
     mfa::remove(&txn, &cur.user.id).await?;
@@ -499,9 +519,8 @@ pub async fn regenerate(
     if !mfa::has_totp(&state.db, &cur.user.id).await? {
         return Ok(see_other("/account"));
     }
-    if !reauth_full(&state, &req, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
-        let msg = "Your password or current code was not correct.".to_owned();
-        return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
+    if let Err(msg) = reauth_full(&state, &req, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
+        return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg.to_owned())).await;
     }
     let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
     let codes = mfa::replace_recovery_codes(&state, &txn, &cur.user.id).await.map_err(internal)?;

@@ -512,9 +512,9 @@ pub async fn enrol_start(
     if let Err(why) = call_of(&state, &req, &body) {
         return Ok(bad_request(why));
     }
-    match challenge_of(&state, &req, ChallengePurpose::Enrol).await? {
-        Ok(c) => start_registration(&state, &Owner::Challenge(c)).await,
-        Err(resp) => Ok(resp),
+    match super::mfa::set_up_challenge(&state, &req).await? {
+        Some(c) => start_registration(&state, &Owner::Challenge(c)).await,
+        None => Ok(go("/login", None)),
     }
 }
 
@@ -530,9 +530,8 @@ pub async fn enrol_finish(
         Ok(c) => c,
         Err(why) => return Ok(bad_request(why)),
     };
-    let c = match challenge_of(&state, &req, ChallengePurpose::Enrol).await? {
-        Ok(c) => c,
-        Err(resp) => return Ok(resp),
+    let Some(c) = super::mfa::set_up_challenge(&state, &req).await? else {
+        return Ok(go("/login", None));
     };
     let owner = Owner::Challenge(c);
     let codes = match finish_registration(&state, &req, &owner, &call).await? {

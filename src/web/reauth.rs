@@ -36,23 +36,34 @@ pub(crate) enum Factor {
     Code,
 }
 
-/// Full re-authentication for changing the second factor while one is set
-/// up (ASVS V7.5.1): the password **and** a current code (or a recovery
-/// code). Without a second factor yet, the password alone.
+/// Full re-authentication for changing the authenticator app or the
+/// recovery codes (ASVS V7.5.1): the password **and** a current code (or a
+/// recovery code); without TOTP, the password alone. Those prove at most a
+/// second factor, so on an account with a passkey the session must also be
+/// a recent passkey sign-in (`may_change_factors`): a phished password and
+/// code must not mint recovery codes, which would lead to a new passkey.
+/// `Err` is the message to show.
 pub(crate) async fn reauth_full(
     state: &AppState,
     req: &HttpRequest,
     cur: &Current,
     password: Option<&SecretString>,
     code: Option<&SecretString>,
-) -> Result<bool, WebError> {
+) -> Result<Result<(), &'static str>, WebError> {
+    const WRONG: &str = "Your password or current code was not correct.";
+    let strongest = mfa::strongest_factor(&state.db, &cur.user.id).await?;
+    if strongest >= Assurance::PhishingResistant && !may_change_factors(state, cur).await? {
+        return Ok(Err(
+            "This account has a passkey: sign out and sign in again with it, then make this change within five minutes.",
+        ));
+    }
     if !reauth(state, req, cur, password, Factor::Password).await? {
-        return Ok(false);
+        return Ok(Err(WRONG));
     }
-    if !mfa::has_totp(&state.db, &cur.user.id).await? {
-        return Ok(true);
+    if mfa::has_totp(&state.db, &cur.user.id).await? && !reauth(state, req, cur, code, Factor::Code).await? {
+        return Ok(Err(WRONG));
     }
-    reauth(state, req, cur, code, Factor::Code).await
+    Ok(Ok(()))
 }
 
 /// Re-authentication with one factor: the password (throttled like a

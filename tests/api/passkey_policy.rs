@@ -277,4 +277,108 @@ async fn a_recovery_code_of_an_account_with_a_passkey_leads_to_a_new_key() {
     assert!(!crate::passkeys::signed_in(&app, &b).await);
     let page = b.get(app.url("/login/enrol")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("passkey-add"), "a new passkey is offered");
+    assert!(!page.contains("totp-secret"), "and only a passkey: a recovery code must not set up an app");
+    let csrf = crate::passkeys::data_csrf(&app, &b, "/login/enrol").await;
+    let r = b
+        .post(app.url("/login/enrol"))
+        .form(&[("csrf", csrf.as_str()), ("enrolment", "x"), ("code", "123456")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/login");
+    let id = user_id(&app, "lou").await;
+    assert!(!portcullis::authn::mfa::has_totp(&app.state.db, &id).await.unwrap());
+}
+
+/// Password, TOTP code and session (all phishable) must not mint recovery
+/// codes or move the app on an account that has a passkey — a recovery code
+/// would lead to a passkey of the attacker's, who could then remove the
+/// owner's. Nor can a holder of users:credentials remove their own passkey
+/// or authenticator through the admin pages.
+#[tokio::test]
+async fn phishable_factors_cannot_mint_recovery_codes_on_a_passkey_account() {
+    let app = spawn_app_at_localhost(TestDb::new().await).await;
+    // A helpdesk member with TOTP, then a passkey added from that session.
+    let b = crate::admin_pages::logged_in(&app, "hal", &["users:credentials", "users:read"]).await;
+    enrol(&app, &b, "Hal key").await;
+    // The phisher's session: password and a TOTP code.
+    let phisher = app.browser();
+    let r = app.login(&phisher, "hal", PW).await;
+    assert_eq!(crate::helpers::location(&r), "/login/mfa");
+    let code = crate::mfa::code_at(&app, SEED, 1); // step 0 was spent by the owner's login
+    let r = crate::mfa::submit_code(&app, &phisher, &code).await;
+    assert_eq!(crate::helpers::location(&r), "/account");
+    let csrf = app.csrf_from(&phisher, "/account").await;
+    let next = crate::mfa::code_at(&app, SEED, -1);
+    for path in ["/account/mfa/recovery", "/account/mfa/disable", "/account/mfa"] {
+        let r = phisher
+            .post(app.url(path))
+            .form(&[("csrf", csrf.as_str()), ("reauth", PW), ("reauth_code", next.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let page = r.text().await.unwrap();
+        assert!(page.contains("sign in again with it"), "{path}: {page}");
+        assert!(!page.contains("recovery-codes") && !page.contains("totp-secret"), "{path}");
+    }
+    let id = user_id(&app, "hal").await;
+    assert!(portcullis::authn::mfa::has_totp(&app.state.db, &id).await.unwrap());
+
+    // Their own factors through the admin pages: refused.
+    let creds = portcullis::admin::users::passkeys(&app.state, &Actor::cli(), "hal").await.unwrap();
+    let credential = creds[0].credential_id.clone();
+    let r =
+        crate::admin_pages::act(&app, &b, "hal", &[("action", "passkey-remove"), ("credential", &credential)]).await;
+    assert_eq!(r.status(), 403);
+    let r = crate::admin_pages::act(&app, &b, "hal", &[("action", "reset-mfa")]).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(crate::passkeys::count_keys(&app, "hal").await, 1);
+    assert!(portcullis::authn::mfa::has_totp(&app.state.db, &id).await.unwrap());
+}
+
+/// A set-up challenge for an account without factors is kept by someone who
+/// knows the password; the owner then sets up a passkey. The kept challenge
+/// is dead: it adds neither a passkey nor an app.
+#[tokio::test]
+async fn a_set_up_kept_from_before_the_owner_enrolled_is_dead() {
+    let mut app = crate::helpers::spawn_app_with(TestDb::new().await, |s| {
+        s.issuer = s.issuer.replace("127.0.0.1", "localhost");
+        s.mfa_required = true;
+    })
+    .await;
+    app.address = app.address.replace("127.0.0.1", "localhost");
+    app.create_user("eve_target", PW, &[]).await;
+    let attacker = app.browser();
+    let r = app.login(&attacker, "eve_target", PW).await;
+    assert_eq!(crate::helpers::location(&r), "/login/enrol");
+    let csrf = crate::passkeys::data_csrf(&app, &attacker, "/login/enrol").await;
+
+    // The owner signs in and adds a passkey at the same step.
+    let owner = app.browser();
+    let r = app.login(&owner, "eve_target", PW).await;
+    assert_eq!(crate::helpers::location(&r), "/login/enrol");
+    let csrf_o = crate::passkeys::data_csrf(&app, &owner, "/login/enrol").await;
+    let (_, options) = post_json(&owner, &app, "/login/enrol/passkey/start", json!({ "csrf": csrf_o })).await;
+    let (_, response) = crate::passkeys::SoftKey::register(&options, &host(&app));
+    let (_, answer) = post_json(
+        &owner,
+        &app,
+        "/login/enrol/passkey/finish",
+        json!({ "csrf": csrf_o, "name": "Owner", "credential": response }),
+    )
+    .await;
+    assert_eq!(answer["location"], "/login/mfa", "{answer}");
+
+    let r = attacker.get(app.url("/login/enrol")).send().await.unwrap();
+    assert_eq!(crate::helpers::location(&r), "/login", "the kept set-up is dead");
+    let (_, refused) = post_json(&attacker, &app, "/login/enrol/passkey/start", json!({ "csrf": csrf })).await;
+    assert!(refused["publicKey"].is_null(), "{refused}");
+    let r = attacker
+        .post(app.url("/login/enrol"))
+        .form(&[("csrf", csrf.as_str()), ("enrolment", "x"), ("code", "123456")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(crate::helpers::location(&r), "/login");
+    assert_eq!(crate::passkeys::count_keys(&app, "eve_target").await, 1);
 }

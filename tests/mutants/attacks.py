@@ -43,6 +43,10 @@ M = [
  ("26 a passkey removed by a weaker session", "src/web/passkey_manage.rs", "    if !super::reauth::may_change_factors(&state, &cur).await? {", "    if false {", "passkeys::removing_a_passkey"),
  ("27 a code confirms where the passkey is needed", "src/web/admin/reauth.rs", "    Ok(need >= crate::policy::Assurance::PhishingResistant && state.webauthn.is_some())", "    Ok(need >= crate::policy::Assurance::PhishingResistant && state.webauthn.is_none())", "passkey_policy::an_administrator_with"),
  ("28 a lost key's recovery code ends at acr 2", "src/web/mfa.rs", "    let lost_key = o.passkey && checked == Some(mfa::CodeCheck::Recovery);", "    let lost_key = false;", "passkey_policy::a_recovery_code"),
+ ("29 a kept set-up challenge still works", "src/web/mfa.rs", "            if purpose == ChallengePurpose::Enrol\n", "            if false && purpose == ChallengePurpose::Enrol\n", "passkey_policy::a_set_up_kept"),
+ ("30 an app set up after a lost key", "src/web/mfa.rs", "        c.purpose == ChallengePurpose::Enrol && !(passkey", "        !(passkey", "passkey_policy::a_recovery_code_of"),
+ ("31 phishable factors mint recovery codes", "src/web/reauth.rs", "    if strongest >= Assurance::PhishingResistant && !may_change_factors(state, cur).await? {", "    if false {", "passkey_policy::phishable"),
+ ("32 own factors removed through administration", "src/admin/mod.rs", "        if self.name.strip_prefix(\"user:\") == Some(user_id) {", "        if false {", "passkey_policy::phishable"),
 ]
 only = sys.argv[1:]
 for name, f, old, new, filt in M:

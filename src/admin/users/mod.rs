@@ -423,6 +423,7 @@ pub async fn reset_mfa(state: &AppState, actor: &Actor, username: &str) -> Resul
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = target(&txn, actor, username).await?;
+    actor.may_remove_factors_of(&u.id)?;
     let had = crate::authn::mfa::remove(&txn, &u.id).await?;
     let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;

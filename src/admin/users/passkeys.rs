@@ -58,6 +58,7 @@ pub async fn remove_passkey(
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = target(&txn, actor, username).await?;
+    actor.may_remove_factors_of(&u.id)?;
     let Some(row) = crate::authn::passkey::remove(&txn, &u.id, credential_id).await? else {
         return Err(AdminError::NotFound { what: "passkey", name: credential_id.to_owned() });
     };

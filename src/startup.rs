@@ -87,7 +87,15 @@ impl Application {
     }
 }
 
-async fn not_found() -> HttpResponse {
+/// A browser (it asks for HTML) gets a page; an API client, JSON.
+async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    if crate::web::pages::wants_html(&req) {
+        return crate::web::pages::error_page(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "Page not found",
+            "There is no page at this address.",
+        );
+    }
     HttpResponse::NotFound().json(json!({ "error": "not found" }))
 }
 

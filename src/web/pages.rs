@@ -21,6 +21,17 @@ struct ErrorPage<'a> {
 }
 
 /// A plain error page; falls back to text if rendering itself fails.
+/// Whether the caller is a browser asking for a page (its `Accept` names
+/// `text/html`), not an API client; the admin API always answers JSON.
+pub fn wants_html(req: &actix_web::HttpRequest) -> bool {
+    !req.path().starts_with("/admin/api/")
+        && req
+            .headers()
+            .get(actix_web::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+}
+
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> HttpResponse {
     match (ErrorPage { title, message }).render() {
         Ok(body) => HttpResponse::build(status).content_type(ContentType::html()).body(body),

@@ -78,6 +78,10 @@ fn at(path: &str) -> Resource {
 }
 
 /// The body of a 405: the path exists, the method does not.
-pub async fn method_not_allowed() -> HttpResponse {
+pub async fn method_not_allowed(req: actix_web::HttpRequest) -> HttpResponse {
+    if super::pages::wants_html(&req) {
+        let msg = "This page cannot be used that way.";
+        return super::pages::error_page(StatusCode::METHOD_NOT_ALLOWED, "Not allowed", msg);
+    }
     HttpResponse::build(StatusCode::METHOD_NOT_ALLOWED).json(serde_json::json!({ "error": "method not allowed" }))
 }

@@ -77,6 +77,39 @@ async fn an_administrator_manages_users_in_a_real_browser() {
     run_script_with("admin.test.mjs", &app.address, "ada", "violet anvil tramline", &[("PC_SEED", SEED)]).await;
 }
 
+/// Every page, light and dark, through axe-core (WCAG 2.2 AA rules), and a
+/// keyboard-only login.
+#[tokio::test]
+async fn every_page_is_accessible_in_a_real_browser() {
+    use portcullis::admin::Actor;
+    const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let app = spawn_app_on_clock(TestDb::new().await, Clock::System, |_| {}).await;
+    app.create_user("ada", "violet anvil tramline", &["admin"]).await;
+    portcullis::admin::users::totp_import(&app.state, &Actor::cli(), "ada", &secrecy::SecretString::from(SEED))
+        .await
+        .unwrap();
+    let new =
+        portcullis::admin::users::NewUser::parse("bruno", Some("bruno@example.com"), Some("Bruno Alves"), &[], None)
+            .unwrap();
+    portcullis::admin::users::create(&app.state, &Actor::cli(), new).await.unwrap();
+    crate::oauth::register(&app, crate::oauth::web_client("shop")).await;
+    let third = portcullis::admin::clients::ClientSpec { first_party: false, ..crate::oauth::web_client("partner") };
+    crate::oauth::register(&app, third).await;
+    let consent = format!(
+        "/authorize?response_type=code&client_id=partner&redirect_uri={}&scope=openid%20profile&state=s&code_challenge={}&code_challenge_method=S256",
+        crate::oauth::urlencode(crate::oauth::CB),
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    );
+    run_script_with(
+        "a11y.test.mjs",
+        &app.address,
+        "ada",
+        "violet anvil tramline",
+        &[("PC_SEED", SEED), ("PC_TARGET", "bruno"), ("PC_CLIENT", "shop"), ("PC_CONSENT", &consent)],
+    )
+    .await;
+}
+
 /// A sample relying party: one page with a sign-in link (authorization code +
 /// PKCE S256, state and nonce kept server-side), and a callback that exchanges
 /// the code and greets the user by the ID token's claims.

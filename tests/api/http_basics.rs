@@ -39,6 +39,8 @@ async fn every_response_carries_the_security_headers_and_a_request_id() {
     }
 }
 
+/// An API client gets JSON; a browser (it asks for HTML) a page with the
+/// site's layout; the admin API stays JSON whatever the `Accept`.
 #[tokio::test]
 async fn an_unknown_route_is_a_plain_404_without_internals() {
     let app = spawn_app().await;
@@ -46,6 +48,15 @@ async fn an_unknown_route_is_a_plain_404_without_internals() {
     assert_eq!(r.status(), 404);
     let body = r.text().await.unwrap();
     assert_eq!(body, r#"{"error":"not found"}"#);
+    let browser_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let r = app.http.get(app.url("/does-not-exist")).header("accept", browser_accept).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("<title>") && page.contains("Page not found") && page.contains("lang=\"en\""), "{page}");
+    let r = app.http.get(app.url("/admin/api/v1/nothing-here")).header("accept", browser_accept).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(!r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
 }
 
 #[tokio::test]

@@ -196,7 +196,7 @@ pub(crate) async fn session_for_form(
     csrf_field: &str,
 ) -> Result<Result<Current, HttpResponse>, WebError> {
     let Some(cur) = crate::web::cookies::current(state, req).await? else {
-        return Ok(Err(see_other("/login")));
+        return Ok(Err(super::login::to_login(state, req)));
     };
     if !csrf::verify(state, req, csrf_field) {
         return Ok(Err(stale_form()));
@@ -210,7 +210,7 @@ pub async fn account(
     q: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, WebError> {
     let Some(cur) = crate::web::cookies::current(&state, &req).await? else {
-        return Ok(see_other("/login"));
+        return Ok(super::login::to_login(&state, &req));
     };
     render(&state, &req, &cur, StatusCode::OK, notice(q.m.as_deref()), None).await
 }

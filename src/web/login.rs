@@ -96,6 +96,7 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
     match code? {
         "logged_out" => Some("You have been logged out."),
         "password_changed" => Some("Your password was changed. Please sign in again."),
+        "session_ended" => Some("Your session has ended. Please sign in again."),
         _ => None,
     }
 }
@@ -246,7 +247,8 @@ pub async fn login_post(
             }
             let resp =
                 finish_login(&state, &req, &user.id, &[AMR_PASSWORD], "1", &source, return_to.as_deref()).await?;
-            Ok(resp.redirect(return_to.as_deref().unwrap_or("/account")))
+            let to = resp.destination(return_to.as_deref());
+            Ok(resp.redirect(&to))
         }
     }
 }
@@ -305,12 +307,50 @@ pub fn source_of(state: &AppState, req: &HttpRequest) -> Source {
     }
 }
 
+/// Where a login started from a page of ours goes back to (set by
+/// `to_login`, read once by `finish_login`).
+pub const NEXT_COOKIE: &str = "portcullis_next";
+
+/// A path of our own pages a login may return to: the account and admin
+/// pages only (never an open redirect, nothing a `Location` header cannot
+/// carry). The one check for `next` paths, also behind `/admin/reauth`.
+pub fn local_page(p: &str) -> Option<&str> {
+    let ours = p == "/account" || p.starts_with("/account/") || p.starts_with("/admin/") || p == "/admin";
+    (ours && !p.contains("//") && !p.contains('\\') && p.len() <= 512 && p.bytes().all(|b| b.is_ascii_graphic()))
+        .then_some(p)
+}
+
+/// The answer to a page that needs a session when there is none: the login
+/// page — saying so when the browser's session has ended (an idle timeout)
+/// — remembering this page (a GET of one of ours) to come back to after it.
+pub fn to_login(state: &AppState, req: &HttpRequest) -> HttpResponse {
+    let ended = req.cookie(&crate::web::cookies::cookie_name(state, crate::web::cookies::SESSION_COOKIE)).is_some();
+    let mut resp = see_other(if ended { "/login?m=session_ended" } else { "/login" });
+    let here = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    if req.method() == actix_web::http::Method::GET
+        && let Some(p) = local_page(here)
+    {
+        let mut c = build_cookie(state, NEXT_COOKIE, p.to_owned(), SameSite::Lax);
+        c.set_max_age(actix_web::cookie::time::Duration::minutes(10));
+        let _ = resp.add_cookie(&c);
+    }
+    resp
+}
+
 /// Cookies to set once a login is complete; the caller decides the body.
 pub struct Finished {
     cookies: Vec<actix_web::cookie::Cookie<'static>>,
+    /// The page of ours the login started from (`to_login`), if any.
+    next: Option<String>,
 }
 
 impl Finished {
+    /// Where the browser goes now: the authorization request the login
+    /// answers, else the page it started from, else the account page.
+    pub fn destination(&self, return_to: Option<&str>) -> String {
+        return_to.or(self.next.as_deref()).unwrap_or("/account").to_owned()
+    }
+
     pub fn redirect(self, to: &str) -> HttpResponse {
         self.apply(see_other(to))
     }
@@ -376,7 +416,11 @@ pub async fn finish_login(
     if let Some(c) = csrf::fresh(state).map_err(WebError::internal)?.set_cookie {
         cookies.push(c);
     }
-    Ok(Finished { cookies })
+    let next = req.cookie(&crate::web::cookies::cookie_name(state, NEXT_COOKIE)).map(|c| c.value().to_owned());
+    if next.is_some() {
+        cookies.push(removal_cookie(state, NEXT_COOKIE));
+    }
+    Ok(Finished { cookies, next: next.filter(|n| local_page(n).is_some()) })
 }
 
 pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
@@ -442,4 +486,27 @@ pub(crate) async fn offer(state: &AppState, c: &crate::authn::login::Challenge) 
     let required = required_for_login(state, c.row.return_to.as_deref(), &c.user.id).await?;
     let totp = has_totp && !(passkey && required >= Assurance::PhishingResistant);
     Ok(Offer { passkey, code, totp, required })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_page;
+
+    #[test]
+    fn a_login_returns_only_to_our_account_and_admin_pages() {
+        for ok in ["/account", "/account/mfa", "/admin/users/zoe?m=1", "/admin"] {
+            assert_eq!(local_page(ok), Some(ok));
+        }
+        for bad in [
+            "//evil.example/admin/",
+            "https://evil.example/account",
+            "/admin/\\evil",
+            "/logout",
+            "/authorize?client_id=x",
+            "/account\r\nSet-Cookie: x=1",
+            "/admin/us\u{e9}rs",
+        ] {
+            assert_eq!(local_page(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -193,7 +193,8 @@ pub async fn mfa_post(
         .await;
     }
     let done = finish_login(&state, &req, &c.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source, return_to).await?;
-    Ok(done.redirect(return_to.unwrap_or("/account")))
+    let to = done.destination(return_to);
+    Ok(done.redirect(&to))
 }
 
 /// What the enrolment page shows: the secret of an enrolment just started
@@ -385,7 +386,8 @@ pub async fn login_enrol_post(
             let return_to = c.row.return_to.as_deref();
             let done =
                 finish_login(&state, &req, &c.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source, return_to).await?;
-            Ok(done.apply(recovery_page(codes, return_to.unwrap_or("/account"))?))
+            let to = done.destination(return_to);
+            Ok(done.apply(recovery_page(codes, &to)?))
         }
         Confirmed::Stale => {
             let shown = Shown { enrolment: None, needs_reauth: false };
@@ -401,7 +403,7 @@ pub async fn login_enrol_post(
 
 pub async fn account_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
     let Some(cur) = crate::web::cookies::current(&state, &req).await? else {
-        return Ok(see_other("/login"));
+        return Ok(super::login::to_login(&state, &req));
     };
     if mfa::has_totp(&state.db, &cur.user.id).await? {
         // Moving to a new device: the new secret is shown only after the

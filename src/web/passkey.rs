@@ -259,7 +259,8 @@ pub async fn passwordless_finish(
     let return_to = flow.as_ref().map(|f| resume_path(&f.handle));
     let amr = amr_of(&v, false);
     let done = finish_login(&state, &req, &v.user.id, &amr, "phr", &source, return_to.as_deref()).await?;
-    Ok(spent(&state, go(return_to.as_deref().unwrap_or("/account"), Some(done))))
+    let to = done.destination(return_to.as_deref());
+    Ok(spent(&state, go(&to, Some(done))))
 }
 
 // ------------------------------------------------------------ second factor
@@ -350,7 +351,8 @@ pub async fn second_factor_finish(
     let return_to = c.row.return_to.as_deref();
     let amr = amr_of(&v, true);
     let done = finish_login(&state, &req, &c.user.id, &amr, "phr", &source, return_to).await?;
-    Ok(spent(&state, go(return_to.unwrap_or("/account"), Some(done))))
+    let to = done.destination(return_to);
+    Ok(spent(&state, go(&to, Some(done))))
 }
 
 // ---------------------------------------------------------------- enrolment

@@ -273,3 +273,34 @@ async fn a_refused_change_by_an_administrator_who_cannot_read_users_shows_no_use
     assert!(!body.contains(&zoe.id), "the user's page leaked: {body}");
     assert!(body.to_lowercase().contains("password"), "the reason is shown: {body}");
 }
+
+/// A deep link survives the login: an anonymous `/admin/users/zoe` goes to
+/// the login and, after the password and code, back to `/admin/users/zoe`
+/// (only our own account and admin pages are remembered); a session that
+/// timed out says so on the login page.
+#[tokio::test]
+async fn a_deep_link_survives_the_login_and_a_timed_out_session_says_so() {
+    let app = spawn_app().await;
+    app.create_user("zoe", PW, &[]).await;
+    let _ = logged_in(&app, "ada", &["admin"]).await;
+    let b = app.browser();
+    let r = b.get(app.url("/admin/users/zoe")).send().await.unwrap();
+    assert_eq!(location(&r), "/login");
+    let r = app.login(&b, "ada", PW).await;
+    assert_eq!(location(&r), "/login/mfa");
+    let page = b.get(app.url("/login/mfa")).send().await.unwrap().text().await.unwrap();
+    let code = crate::mfa::code_at(&app, SEED, 1);
+    let r = b
+        .post(app.url("/login/mfa"))
+        .form(&[("csrf", csrf_in(&page).as_str()), ("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/admin/users/zoe", "back where the person was going");
+
+    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.session_idle_secs + 1));
+    let r = b.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(location(&r), "/login?m=session_ended");
+    let page = b.get(app.url("/login?m=session_ended")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Your session has ended"));
+}

@@ -77,7 +77,7 @@ fn forbidden(what: &str) -> HttpResponse {
 /// The administrator behind a request, or the response to send instead.
 async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, HttpResponse>, WebError> {
     let Some(cur) = crate::web::cookies::current(state, req).await? else {
-        return Ok(Err(see_other("/login")));
+        return Ok(Err(crate::web::login::to_login(state, req)));
     };
     let roles = crate::storage::roles_of(&state.db, &cur.user.id).await?;
     let permissions = permissions_of(&roles);

@@ -29,18 +29,10 @@ pub struct ReauthQuery {
 /// Only a path on the admin pages: never an open redirect, and nothing a
 /// `Location` header cannot carry (control characters, non-ASCII).
 fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(n)
-            if n.starts_with("/admin/")
-                && !n.contains("//")
-                && !n.contains('\\')
-                && n.len() <= 512
-                && n.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            n.to_owned()
-        }
-        _ => "/admin/users".to_owned(),
-    }
+    next.and_then(crate::web::login::local_page)
+        .filter(|n| n.starts_with("/admin/"))
+        .unwrap_or("/admin/users")
+        .to_owned()
 }
 
 pub async fn reauth_get(

@@ -37,7 +37,8 @@ pub mod storage;
 pub mod telemetry;
 #[cfg(feature = "server")]
 pub mod tokens;
+/// The token verifier of relying services: the `portcullis-verify` crate.
 #[cfg(feature = "verify")]
-pub mod verify;
+pub use portcullis_verify as verify;
 #[cfg(feature = "server")]
 pub mod web;

@@ -17,6 +17,12 @@ pub enum OAuthError {
     UnauthorizedClient(&'static str),
     UnsupportedGrantType,
     InvalidScope(&'static str),
+    /// `invalid_scope` naming the scope at fault (a scope token: RFC 6749
+    /// §3.3's characters are all allowed in `error_description`).
+    ScopeRefused {
+        scope: crate::domain::Scope,
+        why: &'static str,
+    },
     AccessDenied(&'static str),
     UnsupportedResponseType,
     /// OIDC: `prompt=none` and the user must log in / consent.
@@ -44,6 +50,15 @@ pub enum OAuthError {
 }
 
 impl OAuthError {
+    /// `invalid_scope` naming `scope` (already split and checked by
+    /// [`super::split_scope`]; anything else gets the unnamed form).
+    pub fn refused_scope(scope: &str, why: &'static str) -> Self {
+        match crate::domain::Scope::parse(scope) {
+            Ok(scope) => Self::ScopeRefused { scope, why },
+            Err(_) => Self::InvalidScope(why),
+        }
+    }
+
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
@@ -51,7 +66,7 @@ impl OAuthError {
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnauthorizedClient(_) => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidScope(_) => "invalid_scope",
+            Self::InvalidScope(_) | Self::ScopeRefused { .. } => "invalid_scope",
             Self::AccessDenied(_) => "access_denied",
             Self::UnsupportedResponseType => "unsupported_response_type",
             Self::LoginRequired => "login_required",
@@ -68,9 +83,11 @@ impl OAuthError {
         }
     }
 
-    /// A short, fixed description (never input, never internals).
-    pub fn description(&self) -> &'static str {
-        match self {
+    /// A short description: fixed text, or a scope token the caller sent
+    /// (validated, so safe in a header and a redirect) — never internals.
+    pub fn description(&self) -> std::borrow::Cow<'static, str> {
+        let fixed: &'static str = match self {
+            Self::ScopeRefused { scope, why } => return format!("{why}: {scope}").into(),
             Self::InvalidRequest(d)
             | Self::InvalidGrant(d)
             | Self::UnauthorizedClient(d)
@@ -92,7 +109,8 @@ impl OAuthError {
             Self::ServerError => "internal error",
             Self::TemporarilyUnavailable => "try again shortly",
             Self::TooManyRequests => "too many requests from this address; try again later",
-        }
+        };
+        fixed.into()
     }
 }
 

@@ -499,8 +499,11 @@ pub async fn refresh(
         None => original.clone(),
         Some(s) => {
             let asked = split_scope(s)?;
-            if asked.is_empty() || asked.iter().any(|x| !original.contains(x)) {
+            if asked.is_empty() {
                 return Err(OAuthError::InvalidScope("a refresh may only narrow the original scope"));
+            }
+            if let Some(x) = asked.iter().find(|x| !original.contains(x)) {
+                return Err(OAuthError::refused_scope(x, "a refresh may only narrow the original scope"));
             }
             asked
         }
@@ -542,8 +545,8 @@ pub async fn client_credentials(
         None => registered.clone(),
         Some(s) => {
             let asked = split_scope(s)?;
-            if asked.iter().any(|x| !registered.contains(x) || !scope_allowed(x, registered)) {
-                return Err(OAuthError::InvalidScope("a requested scope is not allowed for this client"));
+            if let Some(x) = asked.iter().find(|x| !registered.contains(x) || !scope_allowed(x, registered)) {
+                return Err(OAuthError::refused_scope(x, "not allowed for this client"));
             }
             asked
         }

@@ -82,3 +82,74 @@ pub async fn record<C: ConnectionTrait>(conn: &C, event: AuditEvent, now: DateTi
     .await?;
     Ok(())
 }
+
+/// Which events to read — one filter for the admin API, the admin pages and
+/// the JSON-lines export, so the three cannot disagree.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub user_id: Option<String>,
+    pub client_id: Option<String>,
+    pub event_type: Option<String>,
+    /// `success` or `failure`.
+    pub outcome: Option<String>,
+    /// At or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Filter {
+    /// The matching events, newest first.
+    pub fn select(&self) -> sea_orm::Select<audit_event::Entity> {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+        let mut find = audit_event::Entity::find().order_by_desc(audit_event::Column::Id);
+        if let Some(u) = &self.user_id {
+            find = find.filter(audit_event::Column::UserId.eq(u.as_str()));
+        }
+        if let Some(c) = &self.client_id {
+            find = find.filter(audit_event::Column::ClientId.eq(c.as_str()));
+        }
+        if let Some(t) = &self.event_type {
+            find = find.filter(audit_event::Column::EventType.eq(t.as_str()));
+        }
+        if let Some(o) = &self.outcome {
+            find = find.filter(audit_event::Column::Outcome.eq(o.as_str()));
+        }
+        if let Some(t) = self.since {
+            find = find.filter(audit_event::Column::At.gte(t));
+        }
+        if let Some(t) = self.until {
+            find = find.filter(audit_event::Column::At.lt(t));
+        }
+        find
+    }
+}
+
+/// The event types recorded so far, for a filter's list.
+pub async fn event_types<C: ConnectionTrait>(conn: &C) -> Result<Vec<String>, DbErr> {
+    use sea_orm::{EntityTrait, QueryOrder, QuerySelect};
+    audit_event::Entity::find()
+        .select_only()
+        .column(audit_event::Column::EventType)
+        .distinct()
+        .order_by_asc(audit_event::Column::EventType)
+        .limit(500)
+        .into_tuple::<String>()
+        .all(conn)
+        .await
+}
+
+/// One event as a JSON object (the admin API's item, a line of the export).
+pub fn to_json(e: &audit_event::Model) -> Value {
+    serde_json::json!({
+        "id": e.id,
+        "at": e.at,
+        "type": e.event_type,
+        "outcome": e.outcome,
+        "actor": e.actor,
+        "user_id": e.user_id,
+        "client_id": e.client_id,
+        "ip": e.ip,
+        "detail": serde_json::from_str::<Value>(&e.detail).unwrap_or(Value::Null),
+    })
+}

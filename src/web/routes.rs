@@ -52,8 +52,12 @@ pub fn pages(cfg: &mut ServiceConfig) {
         .service(at("/admin/clients").route(get().to(admin::clients_page)))
         .service(at("/admin/clients/{client_id}").route(get().to(admin::client_page)))
         .service(at("/admin/clients/{client_id}/policy").route(post().to(admin::client_policy)))
+        .service(at("/admin/clients/{client_id}/settings").route(post().to(admin::client_settings)))
+        .service(at("/admin/clients/{client_id}/secret").route(post().to(admin::client_secret)))
+        .service(at("/admin/clients/{client_id}/delete").route(post().to(admin::client_delete)))
         .service(at("/admin/roles").route(get().to(admin::roles_page)).route(post().to(admin::role_create)))
-        .service(at("/admin/audit").route(get().to(admin::audit_page)));
+        .service(at("/admin/audit").route(get().to(admin::audit_page)))
+        .service(at("/admin/audit/export").route(get().to(admin::audit_export)));
 }
 
 /// OAuth 2.0 / OpenID Connect endpoints.

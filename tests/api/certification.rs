@@ -452,6 +452,7 @@ async fn address_and_phone_scopes_release_the_profile_and_standard_scopes_are_re
         &b.get(authorize_url(&app, "narrow", "").replace("scope=openid", "scope=openid%20email")).send().await.unwrap(),
     );
     assert_eq!(param(&back, "error").as_deref(), Some("invalid_scope"), "{back}");
+    assert_eq!(param(&back, "error_description").as_deref(), Some("not allowed for this client: email"), "{back}");
     code_for(&b, &authorize_url(&app, "narrow", "")).await; // openid alone is every client's
     // Nor by naming its claims in the claims parameter.
     let narrow_secret = {

@@ -12,6 +12,7 @@ mod attacks;
 mod browser;
 mod certification;
 mod cli;
+mod console;
 mod crash;
 mod helpers;
 mod http_basics;
@@ -23,6 +24,7 @@ mod oauth_more;
 mod operations;
 mod passkey_policy;
 mod passkeys;
+mod recipes;
 mod relying;
 mod replicas;
 #[path = "../support/softkey.rs"]

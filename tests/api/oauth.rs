@@ -346,6 +346,7 @@ async fn refresh_tokens_rotate_and_a_reused_one_ends_the_family() {
     )
     .await;
     assert_eq!(w["error"], "invalid_scope");
+    assert_eq!(w["error_description"], "a refresh may only narrow the original scope: email", "names the scope");
 
     // After the grace period, the old token comes back: theft. The family ends.
     app.state.clock.advance(chrono::Duration::seconds(11));
@@ -411,6 +412,7 @@ async fn a_service_gets_a_client_credentials_token_with_its_roles_and_can_revoke
         token_req(&app, Some(("worker", &secret)), &[("grant_type", "client_credentials"), ("scope", "admin:all")])
             .await;
     assert_eq!(e["error"], "invalid_scope");
+    assert_eq!(e["error_description"], "not allowed for this client: admin:all", "names the scope");
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Portcullis and the example relying backend (examples/relying_backend.rs),
+//! Portcullis and the example relying backend (verify/examples/relying_backend.rs),
 //! run together.
 
 use portcullis::admin::Actor;
@@ -11,7 +11,7 @@ use crate::oauth::{register, token_req};
 
 #[allow(dead_code, clippy::unwrap_used)]
 mod example {
-    include!("../../examples/relying_backend.rs");
+    include!("../../verify/examples/relying_backend.rs");
 }
 
 const API: &str = "https://api.example.com";
@@ -82,29 +82,54 @@ async fn the_example_backend_accepts_good_tokens_and_refuses_the_rest_per_rfc_67
     assert_eq!(get(&format!("{base}/me"), Some(&good)).await.0, 200);
     assert_eq!(get(&format!("{base}/billing"), Some(&good)).await.0, 200);
 
+    // RFC 6750 §3.1: no token at all, a challenge without an error code.
     let (s, www) = get(&format!("{base}/me"), None).await;
-    assert_eq!((s, www.as_str()), (401, "Bearer error=\"invalid_token\""));
+    assert_eq!((s, www.as_str()), (401, "Bearer"));
+
+    // Every refusal says why, in the header and the body.
+    let refused = |why: &str| format!("Bearer error=\"invalid_token\", error_description=\"{why}\"");
 
     // Missing role: 403 insufficient_scope.
     let no_role = token(&app, "plain-svc", &plain, API).await;
     let (s, www) = get(&format!("{base}/billing"), Some(&no_role)).await;
-    assert_eq!((s, www.as_str()), (403, "Bearer error=\"insufficient_scope\""));
+    assert_eq!(
+        (s, www.as_str()),
+        (
+            403,
+            "Bearer error=\"insufficient_scope\", error_description=\"the token lacks a role this resource requires\""
+        )
+    );
 
     // Another audience.
     let other = token(&app, "billing-svc", &billing, "https://other.example.com").await;
-    assert_eq!(get(&format!("{base}/me"), Some(&other)).await.0, 401);
+    assert_eq!(get(&format!("{base}/me"), Some(&other)).await, (401, refused("the token is not for this service")));
 
     // A tampered signature (and a tampered payload).
     let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
     let sig = parts[2].clone();
     parts[2] = format!("{}{}", if sig.starts_with('A') { "B" } else { "A" }, &sig[1..]);
-    assert_eq!(get(&format!("{base}/me"), Some(&parts.join("."))).await.0, 401);
+    assert_eq!(
+        get(&format!("{base}/me"), Some(&parts.join("."))).await,
+        (401, refused("the token's signature does not verify"))
+    );
+    assert_eq!(get(&format!("{base}/me"), Some("not-a-jwt")).await, (401, refused("the token is malformed")));
 
     // Expired: issued by a provider clock two hours back.
     app.state.clock.advance(chrono::Duration::hours(-2));
     let expired = token(&app, "billing-svc", &billing, API).await;
     app.state.clock.advance(chrono::Duration::hours(2));
-    assert_eq!(get(&format!("{base}/me"), Some(&expired)).await.0, 401);
+    assert_eq!(get(&format!("{base}/me"), Some(&expired)).await, (401, refused("the token has expired")));
+    // The body carries the same.
+    let body: Value = reqwest::Client::new()
+        .get(format!("{base}/me"))
+        .bearer_auth(&expired)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body, serde_json::json!({"error": "invalid_token", "error_description": "the token has expired"}));
 }
 
 #[tokio::test]
@@ -170,6 +195,8 @@ async fn online_verification_sees_a_revocation_at_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(get(&format!("{base}/me"), Some(&t)).await.0, 401);
-    let _: Option<Value> = None;
+    assert_eq!(
+        get(&format!("{base}/me"), Some(&t)).await,
+        (401, "Bearer error=\"invalid_token\", error_description=\"the token has been revoked\"".to_owned())
+    );
 }

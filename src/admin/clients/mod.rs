@@ -238,6 +238,13 @@ pub async fn show(state: &AppState, actor: &Actor, client_id: &str) -> Result<Cl
     Ok(view(&find(&state.db, client_id).await?))
 }
 
+/// A client's registered JWK Set (JSON text), for the edit form (public
+/// keys; needs `clients:read`).
+pub async fn jwks_of(state: &AppState, actor: &Actor, client_id: &str) -> Result<Option<String>, AdminError> {
+    actor.require(Permission::ClientsRead)?;
+    Ok(find(&state.db, client_id).await?.jwks)
+}
+
 /// Every client (needs `clients:read`); a damaged registration is an error
 /// naming the client and the field, for the operator to repair.
 pub async fn list(state: &AppState, actor: &Actor) -> Result<Vec<ClientView>, AdminError> {

@@ -40,7 +40,7 @@ impl Next {
     pub fn error(to: &Reply, e: &OAuthError) -> Self {
         Self::ToClient(
             to.clone(),
-            vec![("error", e.code().to_owned()), ("error_description", e.description().to_owned())],
+            vec![("error", e.code().to_owned()), ("error_description", e.description().into_owned())],
         )
     }
 }

@@ -192,8 +192,8 @@ pub async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(
         return Err(fail(OAuthError::InvalidScope("scope is required")));
     }
     let registered = &c.scopes;
-    if scope.iter().any(|s| !scope_allowed(s, registered)) {
-        return Err(fail(OAuthError::InvalidScope("a requested scope is not allowed for this client")));
+    if let Some(s) = scope.iter().find(|s| !scope_allowed(s, registered)) {
+        return Err(fail(OAuthError::refused_scope(s, "not allowed for this client")));
     }
     // PKCE (RFC 7636): S256 only; required unless this confidential client
     // was registered with `--pkce optional`.

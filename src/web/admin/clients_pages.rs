@@ -9,15 +9,20 @@ struct ClientsPage {
     csrf: String,
     me: String,
     clients: Vec<clients::ClientView>,
+    notice: Option<&'static str>,
 }
 
-pub async fn clients_page(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
+pub async fn clients_page(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    q: web::Query<NoticeQuery>,
+) -> Result<HttpResponse, WebError> {
     let a = admin_or_return!(admin_with(&state, &req, Permission::ClientsRead, "read clients"));
     let list = clients::list(&state, &a.actor(&state, &req)).await.map_err(admin_error)?;
-    a.page(
-        StatusCode::OK,
-        &ClientsPage { title: "Clients", csrf: a.csrf.clone(), me: a.cur.user.username.clone(), clients: list },
-    )
+    let notice = (q.m.as_deref() == Some("deleted")).then_some("The client was deleted and its tokens ended.");
+    let p =
+        ClientsPage { title: "Clients", csrf: a.csrf.clone(), me: a.cur.user.username.clone(), clients: list, notice };
+    a.page(StatusCode::OK, &p)
 }
 
 #[derive(Template)]
@@ -28,9 +33,23 @@ struct ClientPage {
     me: String,
     c: clients::ClientView,
     policy: String,
+    s: Settings,
     can_write: bool,
     notice: Option<String>,
     error: Option<String>,
+    /// A secret just made, shown this once.
+    secret: Option<String>,
+}
+
+/// What a page shows besides the client: values as typed (after a refused
+/// form), a message, a new secret.
+#[derive(Default)]
+struct Extra {
+    policy: Option<String>,
+    settings: Option<Settings>,
+    error: Option<String>,
+    notice: Option<String>,
+    secret: Option<String>,
 }
 
 async fn render_client(
@@ -38,9 +57,7 @@ async fn render_client(
     a: &Admin,
     client_id: &str,
     status: StatusCode,
-    typed: Option<String>,
-    error: Option<String>,
-    notice: Option<String>,
+    extra: Extra,
 ) -> Result<HttpResponse, WebError> {
     if !a.can(Permission::ClientsRead) {
         return Ok(forbidden("read clients"));
@@ -52,20 +69,50 @@ async fn render_client(
         }
         Err(e) => return Err(admin_error(e)),
     };
-    let policy = typed.unwrap_or_else(|| {
+    let policy = extra.policy.unwrap_or_else(|| {
         c.access_policy.as_ref().and_then(|p| serde_json::to_string_pretty(p).ok()).unwrap_or_default()
     });
+    let s = match extra.settings {
+        Some(s) => s,
+        None => Settings::of(&c, clients::jwks_of(state, &a.reader(), client_id).await.map_err(admin_error)?),
+    };
     let p = ClientPage {
         title: "Client",
         csrf: a.csrf.clone(),
         me: a.cur.user.username.clone(),
         c,
         policy,
+        s,
         can_write: a.can(Permission::ClientsWrite),
-        notice,
-        error,
+        notice: extra.notice,
+        error: extra.error,
+        secret: extra.secret,
     };
     a.page(status, &p)
+}
+
+/// The answer to a client form: back to the page with a notice, or the page
+/// again with the message and what was typed.
+async fn finish(
+    state: &AppState,
+    a: &Admin,
+    client_id: &str,
+    done: Result<(), AdminError>,
+    notice: &str,
+    again: Extra,
+) -> Result<HttpResponse, WebError> {
+    match done {
+        Ok(()) => Ok(see_other(&format!("/admin/clients/{}?m={notice}", urlencode(client_id)))),
+        Err(AdminError::Forbidden(p)) => Ok(forbidden(p)),
+        Err(AdminError::NotFound { .. }) => {
+            Ok(error_page(StatusCode::NOT_FOUND, "No such client", "There is no client with that id."))
+        }
+        Err(e @ (AdminError::Invalid(_) | AdminError::Refused(_))) => {
+            let again = Extra { error: Some(e.to_string()), ..again };
+            render_client(state, a, client_id, StatusCode::BAD_REQUEST, again).await
+        }
+        Err(e) => Err(admin_error(e)),
+    }
 }
 
 pub async fn client_page(
@@ -75,8 +122,12 @@ pub async fn client_page(
     q: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, WebError> {
     let a = admin_or_return!(admin(&state, &req));
-    let notice = (q.m.as_deref() == Some("policy")).then(|| "The access policy was saved.".to_owned());
-    render_client(&state, &a, &path, StatusCode::OK, None, None, notice).await
+    let notice = match q.m.as_deref() {
+        Some("policy") => Some("The access policy was saved.".to_owned()),
+        Some("settings") => Some("The settings were saved.".to_owned()),
+        _ => None,
+    };
+    render_client(&state, &a, &path, StatusCode::OK, Extra { notice, ..Default::default() }).await
 }
 
 #[derive(Deserialize)]
@@ -96,23 +147,229 @@ pub async fn client_policy(
     let client_id = path.into_inner();
     let typed = form.policy.trim().to_owned();
     let parsed = if typed.is_empty() { Ok(None) } else { AccessPolicy::parse_json(&typed).map(Some) };
-    let policy = match parsed {
-        Ok(p) => p,
-        Err(e) => {
-            let msg = format!("{}: {}", e.field, e.reason);
-            return render_client(&state, &a, &client_id, StatusCode::BAD_REQUEST, Some(typed), Some(msg), None).await;
+    let done = match parsed {
+        Ok(policy) => {
+            let patch = clients::ClientPatch { access_policy: Some(policy), ..Default::default() };
+            clients::update(&state, &a.actor(&state, &req), &client_id, patch).await.map(drop)
         }
+        Err(e) => Err(AdminError::Refused(format!("{}: {}", e.field, e.reason))),
     };
-    let patch = clients::ClientPatch { access_policy: Some(policy), ..Default::default() };
-    match clients::update(&state, &a.actor(&state, &req), &client_id, patch).await {
-        Ok(_) => Ok(see_other(&format!("/admin/clients/{}?m=policy", urlencode(&client_id)))),
-        Err(AdminError::Forbidden(p)) => Ok(forbidden(p)),
-        Err(AdminError::NotFound { .. }) => {
-            Ok(error_page(StatusCode::NOT_FOUND, "No such client", "There is no client with that id."))
-        }
-        Err(e @ (AdminError::Invalid(_) | AdminError::Refused(_))) => {
-            render_client(&state, &a, &client_id, StatusCode::BAD_REQUEST, Some(typed), Some(e.to_string()), None).await
-        }
-        Err(e) => Err(admin_error(e)),
+    finish(&state, &a, &client_id, done, "policy", Extra { policy: Some(typed), ..Default::default() }).await
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    csrf: String,
+    /// For a deletion: the client id, typed again.
+    confirm: Option<String>,
+}
+
+/// A new secret for a confidential client, shown once on the page; the old
+/// one stops working at once. Needs a recent login, like every credential.
+pub async fn client_secret(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: StrictForm<ConfirmForm>,
+) -> Result<HttpResponse, WebError> {
+    let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
+    let client_id = path.into_inner();
+    if !a.recent(&state) {
+        return Ok(see_other(&format!("/admin/reauth?next={}", urlencode(&format!("/admin/clients/{client_id}")))));
     }
+    match clients::rotate_secret(&state, &a.actor(&state, &req), &client_id).await {
+        Ok(created) => {
+            use secrecy::ExposeSecret;
+            let secret = created.secret.map(|s| s.expose_secret().to_owned());
+            let notice = Some(
+                "A new secret was made; the old one no longer works. Copy it now: it is not shown again.".to_owned(),
+            );
+            render_client(&state, &a, &client_id, StatusCode::OK, Extra { secret, notice, ..Default::default() }).await
+        }
+        Err(e) => finish(&state, &a, &client_id, Err(e), "secret", Extra::default()).await,
+    }
+}
+
+/// Deletes a client (its codes, tokens and consents go with it). The client
+/// id must be typed again; needs a recent login.
+pub async fn client_delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: StrictForm<ConfirmForm>,
+) -> Result<HttpResponse, WebError> {
+    let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
+    let client_id = path.into_inner();
+    if form.confirm.as_deref().map(str::trim) != Some(client_id.as_str()) {
+        let error = Some(format!("To delete the client, type its id ({client_id}) in the box."));
+        return render_client(&state, &a, &client_id, StatusCode::BAD_REQUEST, Extra { error, ..Default::default() })
+            .await;
+    }
+    if !a.recent(&state) {
+        return Ok(see_other(&format!("/admin/reauth?next={}", urlencode(&format!("/admin/clients/{client_id}")))));
+    }
+    match clients::remove(&state, &a.actor(&state, &req), &client_id).await {
+        Ok(()) => Ok(see_other("/admin/clients?m=deleted")),
+        Err(e) => finish(&state, &a, &client_id, Err(e), "deleted", Extra::default()).await,
+    }
+}
+
+/// The settings form's fields, as text (from the client, or as typed).
+pub(super) struct Settings {
+    name: String,
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    grant_authorization_code: bool,
+    grant_refresh_token: bool,
+    grant_client_credentials: bool,
+    scopes: String,
+    resources: String,
+    roles: String,
+    first_party: bool,
+    require_mfa: bool,
+    pkce_optional: bool,
+    id_token_alg: String,
+    backchannel_logout_uri: String,
+    refresh_grace_secs: String,
+    jwks: String,
+}
+
+impl Settings {
+    fn of(c: &clients::ClientView, jwks: Option<String>) -> Self {
+        let has = |g: &str| c.grant_types.iter().any(|x| x == g);
+        Self {
+            name: c.name.clone().unwrap_or_default(),
+            redirect_uris: c.redirect_uris.join("\n"),
+            post_logout_redirect_uris: c.post_logout_redirect_uris.join("\n"),
+            grant_authorization_code: has("authorization_code"),
+            grant_refresh_token: has("refresh_token"),
+            grant_client_credentials: has("client_credentials"),
+            scopes: c.scopes.join(" "),
+            resources: c.resources.join("\n"),
+            roles: c.roles.join(" "),
+            first_party: c.first_party,
+            require_mfa: c.require_mfa,
+            pkce_optional: c.pkce == "optional",
+            id_token_alg: c.id_token_alg.clone(),
+            backchannel_logout_uri: c.backchannel_logout_uri.clone().unwrap_or_default(),
+            refresh_grace_secs: c.refresh_grace_secs.map(|s| s.to_string()).unwrap_or_default(),
+            jwks: jwks.unwrap_or_default(),
+        }
+    }
+
+    fn of_form(f: &SettingsForm) -> Self {
+        Self {
+            name: f.name.clone(),
+            redirect_uris: f.redirect_uris.clone(),
+            post_logout_redirect_uris: f.post_logout_redirect_uris.clone(),
+            grant_authorization_code: f.grant_authorization_code.is_some(),
+            grant_refresh_token: f.grant_refresh_token.is_some(),
+            grant_client_credentials: f.grant_client_credentials.is_some(),
+            scopes: f.scopes.clone(),
+            resources: f.resources.clone(),
+            roles: f.roles.clone(),
+            first_party: f.first_party.is_some(),
+            require_mfa: f.require_mfa.is_some(),
+            pkce_optional: f.pkce == "optional",
+            id_token_alg: f.id_token_alg.clone(),
+            backchannel_logout_uri: f.backchannel_logout_uri.clone(),
+            refresh_grace_secs: f.refresh_grace_secs.clone(),
+            jwks: f.jwks.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SettingsForm {
+    csrf: String,
+    name: String,
+    /// One URI per line.
+    redirect_uris: String,
+    post_logout_redirect_uris: String,
+    grant_authorization_code: Option<String>,
+    grant_refresh_token: Option<String>,
+    grant_client_credentials: Option<String>,
+    /// Space-separated.
+    scopes: String,
+    /// One resource indicator per line.
+    resources: String,
+    /// Space- or comma-separated.
+    roles: String,
+    first_party: Option<String>,
+    require_mfa: Option<String>,
+    /// `required` or `optional`.
+    pkce: String,
+    id_token_alg: String,
+    backchannel_logout_uri: String,
+    /// Seconds (0–60); empty: strict rotation.
+    refresh_grace_secs: String,
+    /// A JWK Set (JSON); empty: none.
+    jwks: String,
+}
+
+fn lines(s: &str) -> Vec<String> {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect()
+}
+
+fn words(s: &str) -> Vec<String> {
+    s.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).map(str::to_owned).collect()
+}
+
+/// The form as a patch of every field but the access policy (its own form).
+fn patch_of(f: &SettingsForm) -> Result<clients::ClientPatch, String> {
+    let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    let grace = match f.refresh_grace_secs.trim() {
+        "" => None,
+        n => Some(n.parse::<i32>().map_err(|_| "refresh grace: a whole number of seconds (0–60)".to_owned())?),
+    };
+    let jwks = match f.jwks.trim() {
+        "" => None,
+        t => Some(serde_json::from_str(t).map_err(|e| format!("jwks: not valid JSON ({e})"))?),
+    };
+    let grants = [
+        (f.grant_authorization_code.is_some(), "authorization_code"),
+        (f.grant_refresh_token.is_some(), "refresh_token"),
+        (f.grant_client_credentials.is_some(), "client_credentials"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, g)| g.to_owned())
+    .collect::<Vec<_>>();
+    if grants.is_empty() {
+        return Err("grants: choose at least one".into());
+    }
+    Ok(clients::ClientPatch {
+        name: Some(text(&f.name)),
+        redirect_uris: Some(lines(&f.redirect_uris)),
+        post_logout_redirect_uris: Some(lines(&f.post_logout_redirect_uris)),
+        grant_types: Some(grants),
+        scopes: Some(words(&f.scopes)),
+        roles: Some(words(&f.roles)),
+        first_party: Some(f.first_party.is_some()),
+        pkce: Some(f.pkce.trim().to_owned()),
+        id_token_alg: Some(f.id_token_alg.trim().to_owned()),
+        require_mfa: Some(f.require_mfa.is_some()),
+        backchannel_logout_uri: Some(text(&f.backchannel_logout_uri)),
+        jwks: Some(jwks),
+        access_policy: None,
+        resources: Some(lines(&f.resources)),
+        refresh_grace_secs: Some(grace.filter(|g| *g != 0)),
+    })
+}
+
+pub async fn client_settings(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: StrictForm<SettingsForm>,
+) -> Result<HttpResponse, WebError> {
+    let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
+    let client_id = path.into_inner();
+    let typed = Settings::of_form(&form);
+    let done = match patch_of(&form) {
+        Ok(patch) => clients::update(&state, &a.actor(&state, &req), &client_id, patch).await.map(drop),
+        Err(msg) => Err(AdminError::Refused(msg)),
+    };
+    let again = Extra { settings: Some(typed), ..Default::default() };
+    finish(&state, &a, &client_id, done, "settings", again).await
 }

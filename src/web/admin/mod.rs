@@ -182,14 +182,6 @@ struct SessionRow {
     amr: String,
 }
 
-struct EventRow {
-    at: String,
-    event_type: String,
-    outcome: String,
-    actor: String,
-    detail: String,
-}
-
 fn notice_text(code: Option<&str>) -> Option<String> {
     let text = match code? {
         "disable" => "The account is disabled and its sessions ended.",
@@ -220,16 +212,6 @@ fn fmt_ms(ms: i64) -> String {
         .single()
         .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default()
-}
-
-fn event_row(e: audit_event::Model) -> EventRow {
-    EventRow {
-        at: e.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        event_type: e.event_type,
-        outcome: e.outcome,
-        actor: e.actor.unwrap_or_default(),
-        detail: e.detail.chars().take(300).collect(),
-    }
 }
 
 fn urlencode(s: &str) -> String {

@@ -13,12 +13,14 @@ struct UsersPage {
     total: u64,
     page: u64,
     pages: u64,
+    notice: Option<&'static str>,
 }
 
 #[derive(Deserialize)]
 pub struct UsersQuery {
     q: Option<String>,
     page: Option<u64>,
+    m: Option<String>,
 }
 
 pub async fn users_page(
@@ -49,6 +51,8 @@ pub async fn users_page(
         total,
         page,
         pages,
+        notice: (query.m.as_deref() == Some("deleted"))
+            .then_some("The account was deleted: its personal data removed, its sessions and tokens ended, and its audit records pseudonymised."),
     };
     a.page(StatusCode::OK, &p)
 }
@@ -128,17 +132,8 @@ async fn render_user(
         })
         .collect();
     let events = if a.can(Permission::AuditRead) {
-        Some(
-            audit_event::Entity::find()
-                .filter(audit_event::Column::UserId.eq(u.id.as_str()))
-                .order_by_desc(audit_event::Column::Id)
-                .paginate(&state.db, 20)
-                .fetch_page(0)
-                .await?
-                .into_iter()
-                .map(event_row)
-                .collect(),
-        )
+        let filter = crate::storage::audit::Filter { user_id: Some(u.id.clone()), ..Default::default() };
+        Some(event_rows(state, filter.select().limit(20).all(&state.db).await?).await?)
     } else {
         None
     };
@@ -192,6 +187,8 @@ pub struct UserAction {
     password: Option<SecretString>,
     /// The passkey to remove (its credential id).
     credential: Option<String>,
+    /// For a deletion: the username, typed again.
+    confirm: Option<String>,
 }
 
 pub async fn user_action(
@@ -204,7 +201,7 @@ pub async fn user_action(
     let username = path.into_inner();
     let f = form.into_inner();
     let needed = match f.action.as_str() {
-        "disable" | "enable" | "set-attr" | "profile" => Permission::UsersWrite,
+        "disable" | "enable" | "set-attr" | "profile" | "delete" => Permission::UsersWrite,
         "unlock" | "reset-mfa" | "set-password" | "passkey-remove" => Permission::UsersCredentials,
         "end-sessions" => Permission::SessionsRevoke,
         "grant" | "revoke" => Permission::RolesWrite,
@@ -214,7 +211,12 @@ pub async fn user_action(
         audit_refusal(&state, &req, &a, needed).await?;
         return Ok(forbidden(needed.as_str()));
     };
-    if needed == Permission::UsersCredentials && !a.recent(&state) {
+    if f.action == "delete" && f.confirm.as_deref().map(str::trim) != Some(username.as_str()) {
+        let msg = format!("To delete the account, type its username ({username}) in the box.");
+        return render_user(&state, &a, &username, StatusCode::BAD_REQUEST, None, Some(msg)).await;
+    }
+    // Credentials change, and accounts are erased, only after a fresh login.
+    if (needed == Permission::UsersCredentials || f.action == "delete") && !a.recent(&state) {
         // Credentials change only after a fresh password + code.
         return Ok(see_other(&format!("/admin/reauth?next={}", urlencode(&format!("/admin/users/{username}")))));
     }
@@ -252,6 +254,10 @@ pub async fn user_action(
             };
             users::update_profile(s, &actor, &username, patch).await.map(drop)
         }
+        "delete" => match users::delete(s, &actor, &username).await {
+            Ok(_) => return Ok(see_other("/admin/users?m=deleted")),
+            Err(e) => Err(e),
+        },
         "set-password" => match &f.password {
             Some(pw) => users::set_password(s, &actor, &username, pw).await,
             None => Err(AdminError::Refused("password: enter the new password".into())),

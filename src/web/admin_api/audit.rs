@@ -16,6 +16,10 @@ pub struct AuditQuery {
     since: Option<String>,
     /// Only events before this instant (RFC 3339).
     until: Option<String>,
+    /// A client id.
+    client: Option<String>,
+    /// `success` or `failure`.
+    outcome: Option<String>,
     page: Option<u64>,
     per_page: Option<u64>,
 }
@@ -39,21 +43,26 @@ pub async fn list_audit(
 ) -> Result<HttpResponse, Problem> {
     gate(&state, &req, Permission::AuditRead).await?;
     let (page, per) = bounds(&Paging { search: None, page: q.page, per_page: q.per_page })?;
-    let mut find = audit_event::Entity::find().order_by_desc(audit_event::Column::Id);
-    if let Some(u) = &q.user {
-        find = find.filter(audit_event::Column::UserId.eq(u.as_str()));
+    if let Some(o) = q.outcome.as_deref().filter(|o| !matches!(*o, "success" | "failure")) {
+        return Err(Problem {
+            field: Some("outcome"),
+            ..Problem::new(
+                StatusCode::BAD_REQUEST,
+                "Invalid field",
+                format!("outcome {o:?} is not one of success, failure"),
+            )
+        });
     }
-    if let Some(t) = &q.event_type {
-        find = find.filter(audit_event::Column::EventType.eq(t.as_str()));
-    }
-    if let Some(t) = instant("since", q.since.as_deref())? {
-        find = find.filter(audit_event::Column::At.gte(t));
-    }
-    if let Some(t) = instant("until", q.until.as_deref())? {
-        find = find.filter(audit_event::Column::At.lt(t));
-    }
+    let filter = crate::storage::audit::Filter {
+        user_id: q.user.clone(),
+        client_id: q.client.clone(),
+        event_type: q.event_type.clone(),
+        outcome: q.outcome.clone(),
+        since: instant("since", q.since.as_deref())?,
+        until: instant("until", q.until.as_deref())?,
+    };
     let items: Vec<AuditItem> =
-        find.paginate(&state.db, per).fetch_page(page).await?.into_iter().map(AuditItem::from).collect();
+        filter.select().paginate(&state.db, per).fetch_page(page).await?.into_iter().map(AuditItem::from).collect();
     Ok(HttpResponse::Ok().json(AuditPage { items, page, per_page: per }))
 }
 

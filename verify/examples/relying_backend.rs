@@ -1,14 +1,14 @@
 // A relying backend that trusts Portcullis access tokens.
 //
 //   ISSUER=http://127.0.0.1:8080 AUDIENCE=https://api.example.com BIND=127.0.0.1:9000 \
-//     cargo run --example relying_backend
+//     cargo run -p portcullis-verify --example relying_backend
 //
 // Routes: `GET /public` (anyone), `GET /me` (any valid token), `GET /billing`
 // (tokens with the `billing` role). Set INTROSPECTION_CLIENT and
 // INTROSPECTION_SECRET to also check every token online (revocation).
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use portcullis::verify::{Authenticated, RoleName, Verifier, VerifierConfig, WithRole};
+use portcullis_verify::{Authenticated, RoleName, Verifier, VerifierConfig, WithRole};
 use serde_json::json;
 
 /// The role `GET /billing` needs.

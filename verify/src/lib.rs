@@ -1,7 +1,7 @@
 //! Verification of Portcullis access tokens for relying services (RFC 9068
-//! §4), with an actix-web extractor and role guards. Build with
-//! `default-features = false, features = ["verify"]` to get this module
-//! without the identity provider.
+//! §4), with an actix-web extractor and role guards. Its own crate, so a
+//! service builds none of the identity provider; the provider re-exports it
+//! as `portcullis::verify` and tests the two against each other.
 //!
 //! - Discovery and JWKS are fetched from the issuer; keys are cached and
 //!   refreshed when they age (`jwks_ttl`) or when a token names an unknown
@@ -74,12 +74,56 @@ pub enum VerifyError {
     Algorithm,
     #[error("unknown signing key")]
     UnknownKey,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("signature does not verify")]
+    Signature,
+    #[error("token issued by another issuer")]
+    Issuer,
+    #[error("token for another audience")]
+    Audience,
     #[error("invalid token: {0}")]
     Invalid(String),
     #[error("token revoked")]
     Revoked,
     #[error("provider unreachable: {0}")]
     Provider(String),
+}
+
+impl VerifyError {
+    /// What the caller is told (`error_description`, RFC 6750 §3): fixed
+    /// text, never the token, never the provider's internals.
+    pub fn description(&self) -> &'static str {
+        match self {
+            Self::Missing => "a bearer token is required",
+            Self::Malformed => "the token is malformed",
+            Self::Type => "the token is not an access token (typ at+jwt)",
+            Self::Algorithm => "the token's algorithm is not accepted",
+            Self::UnknownKey => "the token is signed with an unknown key",
+            Self::Expired => "the token has expired",
+            Self::NotYetValid => "the token is not yet valid",
+            Self::Signature => "the token's signature does not verify",
+            Self::Issuer => "the token was issued by another issuer",
+            Self::Audience => "the token is not for this service",
+            Self::Invalid(_) => "the token is invalid",
+            Self::Revoked => "the token has been revoked",
+            Self::Provider(_) => "the identity provider cannot be reached",
+        }
+    }
+
+    fn of_jwt(e: jsonwebtoken::errors::Error) -> Self {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match e.kind() {
+            K::ExpiredSignature => Self::Expired,
+            K::ImmatureSignature => Self::NotYetValid,
+            K::InvalidSignature => Self::Signature,
+            K::InvalidIssuer => Self::Issuer,
+            K::InvalidAudience => Self::Audience,
+            _ => Self::Invalid(e.to_string()),
+        }
+    }
 }
 
 /// The verified claims of an access token.
@@ -291,7 +335,7 @@ impl Verifier {
         v.leeway = self.0.config.leeway.as_secs();
         v.validate_nbf = true;
         v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(|e| VerifyError::Invalid(e.to_string()))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &v).map_err(VerifyError::of_jwt)?;
         Ok(data.claims)
     }
 

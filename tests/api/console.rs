@@ -1,0 +1,266 @@
+//! The admin console (#17): clients edited, given a new secret and deleted
+//! on their page; accounts erased from the user page; the audit log with
+//! names, fields, filters and a JSON-lines export.
+
+use portcullis::admin::Actor;
+use portcullis::admin::clients::{self, ClientSpec};
+use portcullis::storage::entities::{audit_event, user};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::admin_pages::{act, logged_in};
+use crate::helpers::{TestApp, csrf_in, location, spawn_app};
+use crate::oauth::{register, token_req};
+
+const PW: &str = "violet anvil tramline";
+
+/// Posts `fields` (and the page's CSRF token) to a client page's `form`.
+async fn client_form(
+    app: &TestApp,
+    b: &reqwest::Client,
+    id: &str,
+    form: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let page = b.get(app.url(&format!("/admin/clients/{id}"))).send().await.unwrap().text().await.unwrap();
+    let csrf = csrf_in(&page);
+    let mut all = vec![("csrf", csrf.as_str())];
+    all.extend_from_slice(fields);
+    b.post(app.url(&format!("/admin/clients/{id}/{form}"))).form(&all).send().await.unwrap()
+}
+
+fn settings<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut f = vec![
+        ("name", "Ledger"),
+        ("redirect_uris", "https://ledger.example.com/cb"),
+        ("post_logout_redirect_uris", ""),
+        ("grant_authorization_code", "on"),
+        ("grant_refresh_token", "on"),
+        ("grant_client_credentials", "on"),
+        ("scopes", "profile"),
+        ("resources", ""),
+        ("roles", ""),
+        ("pkce", "required"),
+        ("id_token_alg", "RS256"),
+        ("backchannel_logout_uri", ""),
+        ("refresh_grace_secs", ""),
+        ("jwks", ""),
+    ];
+    for (k, v) in overrides {
+        match f.iter_mut().find(|(name, _)| name == k) {
+            Some(slot) => slot.1 = v,
+            None => f.push((k, v)),
+        }
+    }
+    f.retain(|(_, v)| *v != "<absent>");
+    f
+}
+
+#[tokio::test]
+async fn clients_are_edited_given_a_new_secret_and_deleted_on_their_page() {
+    let app = spawn_app().await;
+    let spec = ClientSpec {
+        client_id: "ledger".into(),
+        redirect_uris: vec!["https://ledger.example.com/cb".into()],
+        grants: vec!["authorization_code".into(), "refresh_token".into(), "client_credentials".into()],
+        ..Default::default()
+    };
+    let secret = register(&app, spec).await.unwrap();
+    let admin = logged_in(&app, "root", &["admin"]).await;
+    let cli = Actor::cli();
+    let show = || clients::show(&app.state, &cli, "ledger");
+
+    // Every field is on the form, filled in.
+    let page = admin.get(app.url("/admin/clients/ledger")).send().await.unwrap().text().await.unwrap();
+    for field in ["redirect_uris", "post_logout_redirect_uris", "scopes", "resources", "roles", "pkce", "id_token_alg"]
+    {
+        assert!(page.contains(&format!(r#"name="{field}""#)), "{field}");
+    }
+    assert!(page.contains("https://ledger.example.com/cb</textarea>"));
+
+    // A change of several fields at once.
+    let r = client_form(
+        &app,
+        &admin,
+        "ledger",
+        "settings",
+        &settings(&[
+            ("redirect_uris", "https://ledger.example.com/cb\r\nhttps://ledger.example.com/cb2\r\n"),
+            ("scopes", "profile email"),
+            ("require_mfa", "on"),
+            ("refresh_grace_secs", "30"),
+            ("backchannel_logout_uri", "https://ledger.example.com/logout"),
+        ]),
+    )
+    .await;
+    assert_eq!(location(&r), "/admin/clients/ledger?m=settings");
+    let c = show().await.unwrap();
+    assert_eq!(c.name.as_deref(), Some("Ledger"));
+    assert_eq!(c.redirect_uris, ["https://ledger.example.com/cb", "https://ledger.example.com/cb2"]);
+    assert_eq!(c.scopes, ["email", "profile"]);
+    assert!(c.require_mfa);
+    assert_eq!(c.refresh_grace_secs, Some(30));
+    assert_eq!(c.backchannel_logout_uri.as_deref(), Some("https://ledger.example.com/logout"));
+    let event = audit_event::Entity::find()
+        .filter(audit_event::Column::EventType.eq("client.updated"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .expect("the change is audited");
+    assert!(event.actor.unwrap().starts_with("user:"));
+
+    // Bad input: refused with the field named, what was typed kept, nothing changed.
+    let r = client_form(&app, &admin, "ledger", "settings", &settings(&[("redirect_uris", "not a uri")])).await;
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("redirect_uri"), "{html}");
+    assert!(html.contains("not a uri</textarea>"), "what was typed is kept");
+    assert_eq!(show().await.unwrap().redirect_uris.len(), 2);
+    let r = client_form(&app, &admin, "ledger", "settings", &settings(&[("refresh_grace_secs", "soon")])).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("refresh grace"));
+    let r = client_form(&app, &admin, "ledger", "settings", &settings(&[("jwks", "{not json")])).await;
+    assert_eq!(r.status(), 400);
+
+    // A reader sees no form and cannot post one.
+    let reader = logged_in(&app, "reader", &["clients:read"]).await;
+    let page = reader.get(app.url("/admin/clients/ledger")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("Save settings") && !page.contains("Delete client"));
+    assert_eq!(client_form(&app, &reader, "ledger", "settings", &settings(&[])).await.status(), 403);
+    assert_eq!(client_form(&app, &reader, "ledger", "delete", &[("confirm", "ledger")]).await.status(), 403);
+    assert_eq!(client_form(&app, &reader, "ledger", "secret", &[]).await.status(), 403);
+
+    // A new secret, shown once; the old one stops working.
+    let r = client_form(&app, &admin, "ledger", "secret", &[]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let html = r.text().await.unwrap();
+    let new = html.split(r#"<code id="client-secret">"#).nth(1).unwrap().split('<').next().unwrap().to_owned();
+    let cc = [("grant_type", "client_credentials")];
+    assert_eq!(token_req(&app, Some(("ledger", &secret)), &cc).await.0, 401, "the old secret is dead");
+    assert_eq!(token_req(&app, Some(("ledger", &new)), &cc).await.0, 200, "the new one works");
+    let page = admin.get(app.url("/admin/clients/ledger")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains(&new), "shown once");
+
+    // Deletion needs the id typed again, and a recent login.
+    let r = client_form(&app, &admin, "ledger", "delete", &[("confirm", "ledge")]).await;
+    assert_eq!(r.status(), 400);
+    assert!(show().await.is_ok());
+    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.admin_reauth_secs + 1));
+    let r = client_form(&app, &admin, "ledger", "delete", &[("confirm", "ledger")]).await;
+    assert!(location(&r).starts_with("/admin/reauth?next="), "{}", location(&r));
+    assert!(show().await.is_ok());
+    app.state.clock.advance(chrono::Duration::seconds(-(app.state.settings.admin_reauth_secs + 1)));
+    let r = client_form(&app, &admin, "ledger", "delete", &[("confirm", "ledger")]).await;
+    assert_eq!(location(&r), "/admin/clients?m=deleted");
+    assert!(show().await.is_err());
+    assert_eq!(token_req(&app, Some(("ledger", &new)), &cc).await.0, 401);
+    let list = admin.get(app.url("/admin/clients?m=deleted")).send().await.unwrap().text().await.unwrap();
+    assert!(list.contains("The client was deleted"));
+}
+
+#[tokio::test]
+async fn an_account_is_erased_from_the_admin_pages() {
+    let app = spawn_app().await;
+    app.create_user("zoe", PW, &[]).await;
+    let zoe = app.browser();
+    app.login(&zoe, "zoe", PW).await;
+    assert_eq!(zoe.get(app.url("/account")).send().await.unwrap().status(), 200);
+    let admin = logged_in(&app, "root", &["admin"]).await;
+    let exists =
+        || async { user::Entity::find().filter(user::Column::Username.eq("zoe")).count(&app.state.db).await.unwrap() };
+
+    // The username must be typed again.
+    let r = act(&app, &admin, "zoe", &[("action", "delete"), ("confirm", "zo")]).await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("type its username"));
+    assert_eq!(exists().await, 1);
+    // Someone who may only read users cannot.
+    let reader = logged_in(&app, "reader", &["users:read"]).await;
+    assert_eq!(act(&app, &reader, "zoe", &[("action", "delete"), ("confirm", "zoe")]).await.status(), 403);
+    assert_eq!(exists().await, 1);
+
+    let r = act(&app, &admin, "zoe", &[("action", "delete"), ("confirm", "zoe")]).await;
+    assert_eq!(location(&r), "/admin/users?m=deleted");
+    assert_eq!(exists().await, 0);
+    // Her session is over, and the audit trail no longer names her.
+    let r = zoe.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let events = audit_event::Entity::find().all(&app.state.db).await.unwrap();
+    assert!(events.iter().all(|e| !e.detail.contains("\"zoe\"")), "pseudonymised");
+    assert!(events.iter().any(|e| e.event_type == "user.deleted"));
+    let list = admin.get(app.url("/admin/users?m=deleted")).send().await.unwrap().text().await.unwrap();
+    assert!(list.contains("The account was deleted"));
+}
+
+#[tokio::test]
+async fn the_audit_log_names_people_shows_fields_filters_and_exports_json_lines() {
+    let app = spawn_app().await;
+    app.create_user("zoe", PW, &[]).await;
+    let zoe = app.browser();
+    app.login(&zoe, "zoe", "not her password").await;
+    let admin = logged_in(&app, "root", &["admin"]).await;
+    assert_eq!(act(&app, &admin, "zoe", &[("action", "disable")]).await.status(), 303);
+    let zoe_id =
+        user::Entity::find().filter(user::Column::Username.eq("zoe")).one(&app.state.db).await.unwrap().unwrap().id;
+
+    let html = admin.get(app.url("/admin/audit")).send().await.unwrap().text().await.unwrap();
+    // Actors and users by name, linked; no raw `user:<uuid>`; details as fields.
+    assert!(html.contains(r#"<a href="/admin/users/root">root</a>"#), "{html}");
+    assert!(html.contains(r#"<a href="/admin/users/zoe">zoe</a>"#));
+    assert!(!html.contains(&format!("user:{zoe_id}")));
+    assert!(html.contains(r#"<dl class="fields">"#));
+    // The event list offers the recorded types.
+    assert!(html.contains("<option>user.disabled</option>"));
+
+    // By outcome: failures only.
+    let html = admin.get(app.url("/admin/audit?outcome=failure")).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("<code>login.password</code>") && !html.contains("<code>user.disabled</code>"), "{html}");
+    // By time: nothing before the events, all after.
+    let now = app.state.clock.now();
+    let later = (now + chrono::Duration::hours(1)).format("%Y-%m-%dT%H:%M").to_string();
+    let html = admin.get(app.url(&format!("/admin/audit?from={later}"))).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("No events match."));
+    let html = admin.get(app.url(&format!("/admin/audit?to={later}&type=user.disabled"))).send().await.unwrap();
+    assert!(html.text().await.unwrap().contains("<code>user.disabled</code>"));
+    // A bad date is named, not a 500.
+    let r = admin.get(app.url("/admin/audit?from=yesterday")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("From:"));
+
+    // The export: the same filter, JSON lines, every matching event once —
+    // more than one chunk of the keyset pagination.
+    for i in 0..1203 {
+        portcullis::storage::record_audit(
+            &app.state.db,
+            portcullis::storage::AuditEvent::new("test.bulk", "success").detail(serde_json::json!({ "i": i })),
+            now,
+        )
+        .await
+        .unwrap();
+    }
+    let r = admin.get(app.url("/admin/audit/export?type=test.bulk")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+    let body = r.text().await.unwrap();
+    let lines: Vec<serde_json::Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 1203);
+    assert!(lines.iter().all(|l| l["type"] == "test.bulk"));
+    let mut seen: Vec<i64> = lines.iter().map(|l| l["detail"]["i"].as_i64().unwrap()).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 1203, "none skipped, none twice");
+    // Newest first.
+    assert!(lines[0]["id"].as_i64() > lines[1202]["id"].as_i64());
+    // Exporting is itself audited; a reader without audit:read cannot.
+    assert_eq!(
+        audit_event::Entity::find()
+            .filter(audit_event::Column::EventType.eq("audit.exported"))
+            .count(&app.state.db)
+            .await
+            .unwrap(),
+        1
+    );
+    let reader = logged_in(&app, "reader", &["users:read"]).await;
+    assert_eq!(reader.get(app.url("/admin/audit/export")).send().await.unwrap().status(), 403);
+}

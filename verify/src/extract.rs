@@ -1,0 +1,171 @@
+//! actix-web integration: the `Authenticated` extractor and role guards, with
+//! RFC 6750 §3 answers (401 `invalid_token`, 403 `insufficient_scope`).
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use serde_json::json;
+
+use super::{Claims, Verifier, VerifyError};
+
+/// A refusal, answered per RFC 6750 §3.1: the code in `WWW-Authenticate`
+/// and the JSON body, with a fixed `error_description` saying why.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No token, a token that does not verify (expired, another audience, a
+    /// bad signature…), or a revoked one: 401.
+    #[error("{0}")]
+    Unauthorized(VerifyError),
+    /// A valid token without the role or attribute the route needs: 403.
+    #[error("insufficient {0}")]
+    Forbidden(&'static str),
+    /// The provider could not be asked (keys or introspection): 503 — the
+    /// token may well be good, so the caller should retry, not re-authenticate.
+    #[error("verifier not configured")]
+    NotConfigured,
+}
+
+impl ResponseError for AuthError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized(VerifyError::Provider(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotConfigured => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = match self {
+            Self::Unauthorized(VerifyError::Provider(_)) => "temporarily_unavailable",
+            Self::Unauthorized(_) => "invalid_token",
+            Self::Forbidden(_) => "insufficient_scope",
+            Self::NotConfigured => "server_error",
+        };
+        let description = match self {
+            Self::Unauthorized(e) => e.description(),
+            Self::Forbidden("attribute") => "the token lacks an attribute this resource requires",
+            Self::Forbidden(_) => "the token lacks a role this resource requires",
+            Self::NotConfigured => "the service's token verifier is not configured",
+        };
+        let mut r = HttpResponse::build(self.status_code());
+        r.insert_header(("Cache-Control", "no-store"));
+        // RFC 6750 §3.1: a request without any token gets a challenge without
+        // an error code; the descriptions are fixed ASCII without quotes.
+        match self {
+            Self::Unauthorized(VerifyError::Missing) => {
+                r.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            Self::Unauthorized(VerifyError::Provider(_)) | Self::NotConfigured => {}
+            _ => {
+                r.insert_header((
+                    "WWW-Authenticate",
+                    format!("Bearer error=\"{code}\", error_description=\"{description}\""),
+                ));
+            }
+        }
+        r.json(json!({ "error": code, "error_description": description }))
+    }
+}
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    let v = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
+/// The verified claims of the request's bearer token. Needs a
+/// `web::Data<Verifier>` in the app. With `introspection` configured, tokens
+/// are also checked online (revocation).
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Claims);
+
+impl std::ops::Deref for Authenticated {
+    type Target = Claims;
+    fn deref(&self) -> &Claims {
+        &self.0
+    }
+}
+
+impl FromRequest for Authenticated {
+    type Error = AuthError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AuthError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let verifier = req.app_data::<web::Data<Verifier>>().cloned();
+        let token = bearer(req);
+        Box::pin(async move {
+            let verifier = verifier.ok_or(AuthError::NotConfigured)?;
+            let Some(token) = token else {
+                tracing::info!(reason = %VerifyError::Missing, "request without a bearer token refused");
+                return Err(AuthError::Unauthorized(VerifyError::Missing));
+            };
+            match verifier.verify_online(&token).await {
+                Ok(c) => Ok(Authenticated(c)),
+                Err(e @ VerifyError::Provider(_)) => {
+                    tracing::warn!(reason = %e, "cannot verify a bearer token: the provider is unreachable");
+                    Err(AuthError::Unauthorized(e))
+                }
+                Err(e) => {
+                    tracing::info!(reason = %e, "bearer token refused");
+                    Err(AuthError::Unauthorized(e))
+                }
+            }
+        })
+    }
+}
+
+/// A role, named at compile time: `struct Billing; impl RoleName for Billing {
+/// const ROLE: &'static str = "billing"; }`.
+pub trait RoleName {
+    const ROLE: &'static str;
+}
+
+/// `Authenticated` whose token carries the role `R` (403 otherwise).
+pub struct WithRole<R: RoleName>(pub Claims, PhantomData<R>);
+
+impl<R: RoleName> std::ops::Deref for WithRole<R> {
+    type Target = Claims;
+    fn deref(&self) -> &Claims {
+        &self.0
+    }
+}
+
+impl<R: RoleName + 'static> FromRequest for WithRole<R> {
+    type Error = AuthError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AuthError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let auth = Authenticated::from_request(req, payload);
+        Box::pin(async move {
+            let Authenticated(claims) = auth.await?;
+            if let Err(e) = claims.require_role(R::ROLE) {
+                tracing::info!(sub = %claims.sub, role = R::ROLE, "bearer token refused: the role is missing");
+                return Err(e);
+            }
+            Ok(WithRole(claims, PhantomData))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_provider_outage_is_503_to_retry_not_401_to_reauthenticate() {
+        let r = AuthError::Unauthorized(VerifyError::Provider("connection refused".into())).error_response();
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(r.headers().get("www-authenticate").is_none());
+        let r = AuthError::Unauthorized(VerifyError::Expired).error_response();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()),
+            Some("Bearer error=\"invalid_token\", error_description=\"the token has expired\"")
+        );
+    }
+}

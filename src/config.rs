@@ -142,6 +142,19 @@ pub struct Settings {
     /// How often the in-memory list of revoked access tokens is synced with
     /// the other instances.
     pub revocation_sync_ms: u64,
+    /// Branding: the name on every page and in page titles.
+    pub product_name: String,
+    /// Branding: an SVG, PNG or WebP file shown beside the name (at most 256 KiB),
+    /// served from `/branding/logo`.
+    pub logo_file: Option<PathBuf>,
+    /// Branding: the accent colour (`#rrggbb`) of buttons and links in light
+    /// mode; refused unless it has 4.5:1 contrast (WCAG AA) with the page and
+    /// with white button text.
+    pub accent_color: Option<String>,
+    /// Branding: the accent colour in dark mode (4.5:1 with the dark page).
+    pub accent_color_dark: Option<String>,
+    /// Branding: the footer line; empty for none. Unset: "Protected by" and the product name.
+    pub footer_text: Option<String>,
 }
 
 fn serialize_secret<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -197,6 +210,11 @@ impl Default for Settings {
             client_body_timeout_ms: 10_000,
             max_requests_per_ip: 128,
             metrics_token: None,
+            product_name: "Portcullis".to_owned(),
+            logo_file: None,
+            accent_color: None,
+            accent_color_dark: None,
+            footer_text: None,
             authorize_ip_max_pending: 300,
             client_cache_ms: 5_000,
             revocation_sync_ms: 1_000,

@@ -60,6 +60,7 @@ impl Application {
                 .configure(crate::web::routes::protocol)
                 .configure(crate::web::admin_api::configure)
                 .default_service(web::to(not_found))
+                .wrap(from_fn(crate::web::ui::context))
                 .wrap(from_fn(crate::web::limits::bounded_requests))
                 .wrap(from_fn(crate::web::metrics::record))
                 .wrap(from_fn(crate::web::headers::request_id_header))

@@ -105,6 +105,24 @@ impl MasterKey {
     /// SQLite file database) creates a key file beside the database.
     /// `may_generate`: the database holds nothing sealed or keyed yet — a
     /// development key is never made up for a database that has data.
+    /// The key when it can be had without the database — configured, or in
+    /// a named file — checked before connecting, so a bad or missing key is
+    /// reported at once, not after a connection timeout. `Ok(None)`: it is
+    /// the key file kept next to a SQLite database, decided by [`Self::load`].
+    pub fn load_early(
+        configured: Option<&SecretString>,
+        file: Option<&Path>,
+        database_url: &str,
+    ) -> Result<Option<(Self, KeySource)>, MasterKeyError> {
+        if configured.is_some() || file.is_some() {
+            return Self::load(configured, file, database_url, false).map(Some);
+        }
+        match dev_key_path(database_url) {
+            Some(_) => Ok(None),
+            None => Err(MasterKeyError::Missing),
+        }
+    }
+
     pub fn load(
         configured: Option<&SecretString>,
         file: Option<&Path>,

@@ -4,6 +4,7 @@
 use std::fmt;
 
 pub mod access_policy;
+pub mod branding;
 pub mod profile;
 pub use profile::{Address, PhoneNumber};
 

@@ -44,6 +44,8 @@ pub struct AppState {
     /// The WebAuthn relying party; `None` when passkeys are off (the issuer's
     /// host is an IP address and no `webauthn_rp_id` is set).
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
+    /// Product name, logo, colours and footer of the pages (from configuration).
+    pub branding: Arc<crate::domain::branding::Branding>,
 }
 
 /// How long a WebAuthn ceremony may take, in the browser and on the server.
@@ -86,12 +88,29 @@ impl AppState {
     /// core: the master key against a sealed secret, and signing keys.
     pub async fn open(settings: Settings, clock: Clock) -> Result<(Self, KeySource), StartError> {
         let url = settings.database_url.expose_secret().to_owned();
+        // Everything that can be checked without the database is checked
+        // first: a missing master key on PostgreSQL is reported at once, not
+        // after the connection attempt times out.
+        let early = MasterKey::load_early(settings.master_key.as_ref(), settings.master_key_file.as_deref(), &url)?;
+        let webauthn = relying_party(&settings)?.map(Arc::new);
+        let branding = crate::domain::branding::Branding::from_settings(
+            &settings.product_name,
+            settings.logo_file.as_deref(),
+            settings.accent_color.as_deref(),
+            settings.accent_color_dark.as_deref(),
+            settings.footer_text.as_deref(),
+        )
+        .map_err(StartError::Config)?;
         let db = storage::connect(&url, settings.database_max_connections).await?;
         storage::migrate(&db).await?;
         check_role_settings(&db, &settings).await?;
-        let has_data = holds_data(&db).await?;
-        let (master_key, source) =
-            MasterKey::load(settings.master_key.as_ref(), settings.master_key_file.as_deref(), &url, !has_data)?;
+        let (master_key, source) = match early {
+            Some(loaded) => loaded,
+            None => {
+                let has_data = holds_data(&db).await?;
+                MasterKey::load(None, None, &url, !has_data)?
+            }
+        };
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let max_concurrent = if settings.argon2_max_concurrent == 0 { cores } else { settings.argon2_max_concurrent };
         let passwords = PasswordHasher::new(
@@ -106,7 +125,6 @@ impl AppState {
             min_length: settings.password_min_length,
             min_length_admin: settings.password_min_length_admin,
         };
-        let webauthn = relying_party(&settings)?.map(Arc::new);
         let state = Self {
             db,
             settings: Arc::new(settings),
@@ -122,6 +140,7 @@ impl AppState {
             in_flight: Arc::default(),
             metrics: Arc::default(),
             webauthn,
+            branding: Arc::new(branding),
         };
         Ok((state, source))
     }

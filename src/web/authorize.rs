@@ -233,7 +233,7 @@ pub async fn consent_get(
     }
     let token = csrf::ensure(&state, &req).map_err(WebError::internal)?;
     let page = ConsentPage {
-        title: "Allow access",
+        title: crate::web::ui::t("consent.title"),
         csrf: token.token,
         request: q.request.clone(),
         client_name: c.display_name().to_owned(),

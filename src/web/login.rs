@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::form::StrictForm;
 use super::pages::{WebError, error_page, html};
+use super::ui::t;
 use super::{client_info, csrf};
 use crate::authn::PasswordError;
 use crate::authn::login::{self, ChallengePurpose, LoginError, Outcome, Source};
@@ -89,14 +90,12 @@ pub async fn flow_of_return(state: &AppState, return_to: Option<&str>) -> Result
     }
 }
 
-const EXPIRED: &str = "This sign-in request has expired or is not valid. Go back to the application and start again.";
-
 /// Fixed notices by code: nothing from the query string is reflected.
 fn notice(code: Option<&str>) -> Option<&'static str> {
     match code? {
-        "logged_out" => Some("You have been logged out."),
-        "password_changed" => Some("Your password was changed. Please sign in again."),
-        "session_ended" => Some("Your session has ended. Please sign in again."),
+        "logged_out" => Some(t("login.logged_out")),
+        "password_changed" => Some(t("login.password_changed")),
+        "session_ended" => Some(t("login.session_ended")),
         _ => None,
     }
 }
@@ -112,7 +111,7 @@ pub fn login_form(
 ) -> Result<HttpResponse, WebError> {
     let token = csrf::ensure(state, req).map_err(WebError::internal)?;
     let page = LoginPage {
-        title: "Sign in",
+        title: t("login.title"),
         csrf: token.token,
         failed,
         notice,
@@ -141,7 +140,7 @@ pub async fn login_get(
         // prompt=login, max_age).
         return match Flow::load(&state, h).await? {
             Some(flow) => login_form(&state, &req, false, None, Some(&flow)),
-            None => Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in request expired", EXPIRED)),
+            None => Ok(error_page(StatusCode::BAD_REQUEST, t("login.expired_title"), t("login.expired"))),
         };
     }
     if crate::web::cookies::current(&state, &req).await?.is_some() {
@@ -164,11 +163,7 @@ pub fn see_other(location: &str) -> HttpResponse {
 
 /// The page for a form whose CSRF token is missing or stale.
 pub fn stale_form() -> HttpResponse {
-    error_page(
-        StatusCode::BAD_REQUEST,
-        "This form has expired",
-        "For your security the form could not be accepted. Go back, reload the page and try again.",
-    )
+    error_page(StatusCode::BAD_REQUEST, t("error.stale_form"), t("error.stale_form_text"))
 }
 
 pub async fn login_post(
@@ -184,7 +179,7 @@ pub async fn login_post(
         Some(h) => match Flow::load(&state, h).await? {
             Some(f) => Some(f),
             // A forged or expired reference: refused before any credential check.
-            None => return Ok(error_page(StatusCode::BAD_REQUEST, "Sign-in request expired", EXPIRED)),
+            None => return Ok(error_page(StatusCode::BAD_REQUEST, t("login.expired_title"), t("login.expired"))),
         },
         None => None,
     };
@@ -428,7 +423,7 @@ pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> Result<
         return Ok(see_other("/login"));
     }
     let token = csrf::ensure(&state, &req).map_err(WebError::internal)?;
-    let mut resp = html(StatusCode::OK, &LogoutPage { title: "Log out", csrf: token.token })?;
+    let mut resp = html(StatusCode::OK, &LogoutPage { title: t("logout.title"), csrf: token.token })?;
     if let Some(c) = token.set_cookie {
         resp.add_cookie(&c).map_err(WebError::internal)?;
     }

@@ -39,7 +39,7 @@ struct SignedOutPage {
 fn done(state: &AppState, redirect: Option<String>) -> HttpResponse {
     let mut resp = match redirect {
         Some(u) => HttpResponse::Found().insert_header(("Location", u)).finish(),
-        None => html(StatusCode::OK, &SignedOutPage { title: "Signed out" })
+        None => html(StatusCode::OK, &SignedOutPage { title: crate::web::ui::t("logout.done_title") })
             .unwrap_or_else(|_| crate::web::login::see_other("/login?m=logged_out")),
     };
     let _ = resp.add_cookie(&removal_cookie(state, crate::web::cookies::SESSION_COOKIE));
@@ -68,7 +68,7 @@ async fn handle(
     if !hint_matches && !confirmed {
         let token = csrf::ensure(state, req).map_err(WebError::internal)?;
         let page = ConfirmPage {
-            title: "Log out",
+            title: crate::web::ui::t("logout.title"),
             csrf: token.token,
             id_token_hint: p.get("id_token_hint").cloned().unwrap_or_default(),
             post_logout_redirect_uri: p.get("post_logout_redirect_uri").cloned().unwrap_or_default(),

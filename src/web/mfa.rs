@@ -132,7 +132,14 @@ async fn mfa_page(state: &AppState, req: &HttpRequest, c: &Challenge, failed: bo
     let mut resp = with_csrf(state, req, |csrf| {
         html(
             StatusCode::OK,
-            &MfaPage { title: "Two-step verification", csrf, failed, passkey: o.passkey, code: o.code, totp: o.totp },
+            &MfaPage {
+                title: crate::web::ui::t("mfa.title"),
+                csrf,
+                failed,
+                passkey: o.passkey,
+                code: o.code,
+                totp: o.totp,
+            },
         )
     })?;
     if let Some(f) = flow_of_return(state, c.row.return_to.as_deref()).await? {
@@ -230,7 +237,7 @@ fn enrol_page_with(
         html(
             StatusCode::OK,
             &EnrolPage {
-                title: "Set up two-step verification",
+                title: crate::web::ui::t("enrol.title"),
                 csrf,
                 action,
                 required,
@@ -295,11 +302,13 @@ pub struct EnrolForm {
 
 const SIGN_IN_AGAIN: &str = "To set up an authenticator app, sign out and sign in again (with your passkey or code, if you have one), then set it up within five minutes.";
 const STALE_ENROLMENT: &str = "This set-up page was out of date (a newer one was started, perhaps in another tab, or it expired). Start again to get a new code to scan.";
-const BAD_CODE: &str = "That code did not match. Check that your device's clock is right and enter the current code.";
 const TOO_MANY: &str = "Too many attempts. Wait a few minutes and try again.";
 
 fn recovery_page(codes: Vec<String>, continue_to: &str) -> Result<HttpResponse, WebError> {
-    html(StatusCode::OK, &RecoveryPage { title: "Recovery codes", codes, continue_to: continue_to.to_owned() })
+    html(
+        StatusCode::OK,
+        &RecoveryPage { title: crate::web::ui::t("recovery.title"), codes, continue_to: continue_to.to_owned() },
+    )
 }
 
 async fn audit_enrolled(state: &AppState, req: &HttpRequest, user_id: &str) -> Result<(), WebError> {
@@ -356,7 +365,7 @@ async fn confirm(
     Ok(match gated {
         Gated::Passed(Some(codes)) => Confirmed::Enrolled(codes),
         Gated::Passed(None) => Confirmed::Stale,
-        Gated::Failed { locked: false } => Confirmed::Retry(shown, BAD_CODE),
+        Gated::Failed { locked: false } => Confirmed::Retry(shown, crate::web::ui::t("enrol.wrong_code")),
         Gated::Failed { locked: true } | Gated::RateLimited => Confirmed::Retry(shown, TOO_MANY),
     })
 }

@@ -27,3 +27,4 @@ pub mod protocol_error;
 pub mod reauth;
 pub mod routes;
 pub mod token;
+pub mod ui;

@@ -65,7 +65,7 @@ impl ResponseError for WebError {
     fn error_response(&self) -> HttpResponse {
         let status = self.status_code();
         let (title, message) = match &self.0 {
-            AppError::NotFound => ("Not found", "There is nothing here."),
+            AppError::NotFound => (crate::web::ui::t("error.not_found"), crate::web::ui::t("error.not_found_text")),
             AppError::BadRequest(m) => ("Bad request", m.as_str()),
             AppError::Busy => ("Too busy", "The service is busy. Please try again in a moment."),
             AppError::Internal(cause) => {
@@ -84,7 +84,7 @@ struct Home {
 }
 
 pub async fn home() -> Result<HttpResponse, WebError> {
-    html(StatusCode::OK, &Home { title: "Portcullis" })
+    html(StatusCode::OK, &Home { title: crate::web::ui::t("home.title") })
 }
 
 const STYLESHEET: &str = include_str!("static/portcullis.css");

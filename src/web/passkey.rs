@@ -67,7 +67,7 @@ fn bad_request(msg: &str) -> HttpResponse {
 }
 
 fn login_failed() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "error": "Login failed" }))
+    HttpResponse::Ok().json(json!({ "error": crate::web::ui::t("login.failed") }))
 }
 
 fn unavailable(e: &PasskeyError) -> Option<HttpResponse> {

@@ -20,6 +20,8 @@ pub fn pages(cfg: &mut ServiceConfig) {
     cfg.service(at("/").route(get().to(pages::home)))
         .service(at("/static/portcullis.css").route(get().to(pages::stylesheet)))
         .service(at("/static/passkey.js").route(get().to(pages::passkey_script)))
+        .service(at("/branding/logo").route(get().to(crate::web::ui::logo)))
+        .service(at("/branding.css").route(get().to(crate::web::ui::stylesheet)))
         .service(at("/healthz").route(get().to(health::healthz)))
         .service(at("/readyz").route(get().to(health::readyz)))
         .service(at("/metrics").route(get().to(metrics::metrics)))

@@ -206,6 +206,36 @@ async fn an_unreachable_database_is_a_one_line_error() {
         .unwrap();
     assert_clean_failure(&o, "cannot connect to the database");
     assert!(!stderr(&o).contains("secretpw"), "the password is redacted");
+
+    // Without a master key, that is said first — before any connection is
+    // tried (it would otherwise wait for the database, then report that).
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PORTCULLIS_") {
+            cmd.env_remove(k);
+        }
+    }
+    o = cmd
+        .env("PORTCULLIS_DATABASE_URL", "postgres://nobody:secretpw@127.0.0.1:1/nothing")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, "PORTCULLIS_MASTER_KEY");
+    assert!(!stderr(&o).contains("cannot connect"), "{}", stderr(&o));
+    // A malformed key is refused the same way.
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PORTCULLIS_") {
+            cmd.env_remove(k);
+        }
+    }
+    o = cmd
+        .env("PORTCULLIS_DATABASE_URL", "postgres://nobody:secretpw@127.0.0.1:1/nothing")
+        .env("PORTCULLIS_MASTER_KEY", "not-base64-of-32-bytes")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, "base64 of exactly 32 bytes");
 }
 
 #[tokio::test]

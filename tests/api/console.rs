@@ -264,3 +264,75 @@ async fn the_audit_log_names_people_shows_fields_filters_and_exports_json_lines(
     let reader = logged_in(&app, "reader", &["users:read"]).await;
     assert_eq!(reader.get(app.url("/admin/audit/export")).send().await.unwrap().status(), 403);
 }
+
+#[tokio::test]
+async fn a_second_language_is_chosen_by_ui_locales_or_accept_language_and_remembered() {
+    let app = spawn_app().await;
+    register(&app, crate::oauth::web_client("webapp")).await;
+    // Default: English.
+    let b = app.browser();
+    let page = b.get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"<html lang="en">"#) && page.contains("<h1>Sign in</h1>"));
+    // The browser's preference.
+    let page = b
+        .get(app.url("/login"))
+        .header("Accept-Language", "fr-CH, de;q=0.8, en;q=0.5")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"<html lang="de">"#) && page.contains("<h1>Anmelden</h1>"), "{page}");
+    assert!(page.contains(r#"<label for="password">Passwort</label>"#));
+    // `ui_locales` on the authorization request wins over the browser and
+    // stays for the rest of the login (the login page, the failure message).
+    let b = app.browser();
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"; // RFC 7636 appendix B
+    let url = format!(
+        "/authorize?response_type=code&client_id=webapp&redirect_uri={}&scope=openid&state=s&code_challenge={challenge}&code_challenge_method=S256&ui_locales=de-AT%20en",
+        crate::oauth::urlencode(crate::oauth::CB)
+    );
+    let r = b.get(app.url(&url)).header("Accept-Language", "en").send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let login = location(&r);
+    let page = b.get(app.url(&login)).header("Accept-Language", "en").send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<h1>Anmelden</h1>"), "remembered: {page}");
+    app.create_user("ida", PW, &[]).await;
+    let r = app.login(&b, "ida", "wrong password").await;
+    let failed = r.text().await.unwrap();
+    assert!(failed.contains("Anmeldung fehlgeschlagen") && !failed.contains("Login failed"), "{failed}");
+    // A language we do not have falls back to English.
+    let page = app.browser().get(app.url("/login?ui_locales=fr")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<h1>Sign in</h1>"));
+}
+
+#[tokio::test]
+async fn the_pages_carry_the_configured_name_logo_colours_and_footer() {
+    let dir = tempfile::tempdir().unwrap();
+    let logo = dir.path().join("acme.svg");
+    let svg = r#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10"><rect width="10" height="10"/></svg>"#;
+    std::fs::write(&logo, svg).unwrap();
+    let app = crate::helpers::spawn_app_with(crate::helpers::TestDb::new().await, |s| {
+        s.product_name = "Acme ID".into();
+        s.logo_file = Some(logo.clone());
+        s.accent_color = Some("#7a1fa2".into());
+        s.footer_text = Some(String::new());
+    })
+    .await;
+    let page = app.browser().get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<title>Sign in · Acme ID</title>"), "{page}");
+    assert!(page.contains(r#"<img src="/branding/logo""#) && page.contains(r#"href="/branding.css""#));
+    assert!(!page.contains("Portcullis"), "no hard-coded product name");
+    assert!(!page.contains("<footer"), "an empty footer_text means none");
+    let r = app.browser().get(app.url("/branding/logo")).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    assert_eq!(r.text().await.unwrap(), svg);
+    let css = app.browser().get(app.url("/branding.css")).send().await.unwrap().text().await.unwrap();
+    assert!(css.contains("--accent: #7a1fa2"), "{css}");
+    // Without branding: our name, and the footer.
+    let plain = spawn_app().await;
+    let page = plain.browser().get(plain.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("Protected by Portcullis") && !page.contains("/branding.css"));
+    assert_eq!(plain.browser().get(plain.url("/branding/logo")).send().await.unwrap().status(), 404);
+}

@@ -411,8 +411,17 @@ async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Re
     match cmd {
         UserCmd::Add { username, email, name, roles, password_stdin } => {
             let password = if password_stdin { Some(read_stdin_secret("password")?) } else { None };
+            let without_password = password.is_none();
             let new = users::NewUser::parse(&username, email.as_deref(), name.as_deref(), &roles, password)?;
-            out.user(&users::create(state, actor, new).await?);
+            let created = users::create(state, actor, new).await?;
+            out.user(&created);
+            if without_password {
+                // Not an error (an account may be prepared first), but not silent either.
+                eprintln!(
+                    "note: {} has no password and cannot sign in yet; give one with `portcullis user set-password {} --password-stdin`",
+                    created.username, created.username
+                );
+            }
         }
         UserCmd::List => out.users(&users::list(state, actor).await?),
         UserCmd::Show { username } => out.user(&users::show(state, actor, &username).await?),

@@ -74,14 +74,14 @@ pub struct AccountQuery {
 
 fn notice(code: Option<&str>) -> Option<&'static str> {
     match code? {
-        "password_changed" => Some("Your password was changed. Your other sessions were ended."),
-        "profile_saved" => Some("Your details were saved."),
-        "session_ended" => Some("The session was ended."),
-        "mfa_disabled" => Some("Two-step verification is off."),
-        "consent_revoked" => Some("The application's access was withdrawn."),
-        "passkey_added" => Some("The passkey was added."),
-        "passkey_renamed" => Some("The passkey was renamed."),
-        "passkey_removed" => Some("The passkey was removed. Your other sessions were ended."),
+        "password_changed" => Some(crate::web::ui::t("account_notice.password_changed")),
+        "profile_saved" => Some(crate::web::ui::t("account_notice.profile_saved")),
+        "session_ended" => Some(crate::web::ui::t("account_notice.session_ended")),
+        "mfa_disabled" => Some(crate::web::ui::t("account_notice.mfa_disabled")),
+        "consent_revoked" => Some(crate::web::ui::t("account_notice.consent_revoked")),
+        "passkey_added" => Some(crate::web::ui::t("account_notice.passkey_added")),
+        "passkey_renamed" => Some(crate::web::ui::t("account_notice.passkey_renamed")),
+        "passkey_removed" => Some(crate::web::ui::t("account_notice.passkey_removed")),
         _ => None,
     }
 }
@@ -164,7 +164,7 @@ pub(crate) async fn render(
         admin_link: !crate::policy::permissions_of(&roles).is_empty(),
         recovery_left,
         recovery_low: mfa_on && recovery_left < mfa::RECOVERY_LOW,
-        title: "Your account",
+        title: crate::web::ui::t("account.title"),
         csrf: token.token,
         username: cur.user.username.clone(),
         name: cur.user.display_name.clone().unwrap_or_default(),

@@ -300,10 +300,6 @@ pub struct EnrolForm {
     reauth_code: Option<SecretString>,
 }
 
-const SIGN_IN_AGAIN: &str = "To set up an authenticator app, sign out and sign in again (with your passkey or code, if you have one), then set it up within five minutes.";
-const STALE_ENROLMENT: &str = "This set-up page was out of date (a newer one was started, perhaps in another tab, or it expired). Start again to get a new code to scan.";
-const TOO_MANY: &str = "Too many attempts. Wait a few minutes and try again.";
-
 fn recovery_page(codes: Vec<String>, continue_to: &str) -> Result<HttpResponse, WebError> {
     html(
         StatusCode::OK,
@@ -366,7 +362,9 @@ async fn confirm(
         Gated::Passed(Some(codes)) => Confirmed::Enrolled(codes),
         Gated::Passed(None) => Confirmed::Stale,
         Gated::Failed { locked: false } => Confirmed::Retry(shown, crate::web::ui::t("enrol.wrong_code")),
-        Gated::Failed { locked: true } | Gated::RateLimited => Confirmed::Retry(shown, TOO_MANY),
+        Gated::Failed { locked: true } | Gated::RateLimited => {
+            Confirmed::Retry(shown, crate::web::ui::t("messages.too_many"))
+        }
     })
 }
 
@@ -400,7 +398,14 @@ pub async fn login_enrol_post(
         }
         Confirmed::Stale => {
             let shown = Shown { enrolment: None, needs_reauth: false };
-            enrol_page(&state, &req, shown, "/login/enrol", true, Some(STALE_ENROLMENT.into()))
+            enrol_page(
+                &state,
+                &req,
+                shown,
+                "/login/enrol",
+                true,
+                Some(crate::web::ui::t("messages.stale_enrolment").into()),
+            )
         }
         Confirmed::Retry(e, msg) => {
             login::challenge_failed(&state, &c).await.map_err(internal)?;
@@ -424,7 +429,14 @@ pub async fn account_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> 
         // as strong as the account's factors (its passkey, if it has one)
         // may add it, so a borrowed session cannot plant one.
         let shown = Shown { enrolment: None, needs_reauth: false };
-        return enrol_page(&state, &req, shown, "/account/mfa", false, Some(SIGN_IN_AGAIN.into()));
+        return enrol_page(
+            &state,
+            &req,
+            shown,
+            "/account/mfa",
+            false,
+            Some(crate::web::ui::t("messages.sign_in_again_for_app").into()),
+        );
     }
     let e = new_enrolment(&state, &cur.user.id, &cur.user.username, &session_binding(&cur)).await?;
     enrol_page(&state, &req, Shown { enrolment: Some(&e), needs_reauth: false }, "/account/mfa", false, None)
@@ -442,7 +454,14 @@ pub async fn account_enrol_post(
     let binding = session_binding(&cur);
     if !mfa::has_totp(&state.db, &cur.user.id).await? && !may_change_factors(&state, &cur).await? {
         let shown = Shown { enrolment: None, needs_reauth: false };
-        return enrol_page(&state, &req, shown, "/account/mfa", false, Some(SIGN_IN_AGAIN.into()));
+        return enrol_page(
+            &state,
+            &req,
+            shown,
+            "/account/mfa",
+            false,
+            Some(crate::web::ui::t("messages.sign_in_again_for_app").into()),
+        );
     }
     if form.enrolment.is_none() {
         // The start of a move to a new device.
@@ -470,7 +489,14 @@ pub async fn account_enrol_post(
         }
         Confirmed::Stale => {
             let shown = Shown { enrolment: None, needs_reauth: false };
-            enrol_page(&state, &req, shown, "/account/mfa", false, Some(STALE_ENROLMENT.into()))
+            enrol_page(
+                &state,
+                &req,
+                shown,
+                "/account/mfa",
+                false,
+                Some(crate::web::ui::t("messages.stale_enrolment").into()),
+            )
         }
         Confirmed::Retry(e, msg) => {
             let shown = Shown { enrolment: Some(&e), needs_reauth: false };
@@ -497,7 +523,7 @@ pub async fn disable(
         Err(resp) => return Ok(resp),
     };
     if mfa::required_for(&state, &state.db, &cur.user.id).await? > crate::policy::Assurance::Password {
-        let msg = "Two-step verification is required for your account and cannot be turned off.".to_owned();
+        let msg = crate::web::ui::t("messages.mfa_required").to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
     }
     if let Err(msg) = reauth_full(&state, &req, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {

@@ -50,14 +50,12 @@ fn internal(e: impl std::fmt::Display) -> WebError {
     WebError::internal(e)
 }
 
-const EXPIRED: &str = "This page has expired. Reload it and try again.";
-
 /// The body of a passkey call once its CSRF token checked out (bodies are
 /// bounded by the app's 64 KiB payload limit); `Err`: why not (a 400).
 fn call_of(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Call, &'static str> {
     let call: Call = serde_json::from_slice(body).map_err(|_| "malformed request")?;
     if !csrf::verify(state, req, &call.csrf) {
-        return Err(EXPIRED);
+        return Err(crate::web::ui::t("messages.page_expired"));
     }
     Ok(call)
 }
@@ -187,17 +185,14 @@ async fn admit(state: &AppState, source: &Source) -> Result<bool, WebError> {
 }
 
 fn too_many() -> HttpResponse {
-    HttpResponse::TooManyRequests()
-        .json(json!({ "error": "Too many attempts. Please wait a few minutes and try again." }))
+    HttpResponse::TooManyRequests().json(json!({ "error": crate::web::ui::t("messages.too_many") }))
 }
 
 async fn flow_of(state: &AppState, request: Option<&str>) -> Result<Result<Option<Flow>, HttpResponse>, WebError> {
     match request {
         Some(h) => match Flow::load(state, h).await? {
             Some(f) => Ok(Ok(Some(f))),
-            None => {
-                Ok(Err(bad_request("This sign-in request has expired. Go back to the application and start again.")))
-            }
+            None => Ok(Err(bad_request(crate::web::ui::t("login.expired")))),
         },
         None => Ok(Ok(None)),
     }
@@ -288,7 +283,7 @@ pub async fn second_factor_start(
     };
     match passkey::start_second_factor(&state, &c.user.id, &challenge_binding(&c), state.clock.now()).await {
         Ok(Some(s)) => started(&state, s),
-        Ok(None) => Ok(bad_request("There is no passkey on this account.")),
+        Ok(None) => Ok(bad_request(crate::web::ui::t("messages.no_passkey"))),
         Err(e) => map_err(e),
     }
 }
@@ -391,7 +386,7 @@ async fn session_of(state: &AppState, req: &HttpRequest) -> Result<Result<Owner,
     };
     if !super::reauth::may_change_factors(state, &cur).await? {
         return Ok(Err(HttpResponse::Ok().json(json!({
-            "error": "To add a passkey, sign out and sign in again (with your existing passkey or code), then add it within five minutes."
+            "error": crate::web::ui::t("messages.sign_in_again_to_add")
         }))));
     }
     Ok(Ok(Owner::Session(cur)))
@@ -433,10 +428,10 @@ async fn finish_registration(
             )
             .await?;
             let msg = match why {
-                Refused::Duplicate => "This passkey is registered already.",
-                Refused::TooMany => "This account holds the most passkeys allowed. Remove one first.",
-                Refused::NoCeremony => "This page was out of date. Try again.",
-                _ => "The passkey could not be added. Try again.",
+                Refused::Duplicate => crate::web::ui::t("messages.passkey_duplicate"),
+                Refused::TooMany => crate::web::ui::t("messages.passkey_too_many"),
+                Refused::NoCeremony => crate::web::ui::t("messages.out_of_date"),
+                _ => crate::web::ui::t("passkey.add_retry"),
             };
             return Ok(Err(HttpResponse::Ok().json(json!({ "error": msg }))));
         }

@@ -75,7 +75,7 @@ pub async fn remove(
         }
     }
     if !super::reauth::may_change_factors(&state, &cur).await? {
-        let msg = "To remove a passkey, sign out and sign in again with a passkey (or a recovery code, then add a new passkey), and remove it within five minutes.";
+        let msg = crate::web::ui::t("messages.sign_in_again_to_remove");
         return super::account::render(&state, &req, &cur, StatusCode::OK, None, Some(msg.into())).await;
     }
     let device = req

@@ -92,6 +92,16 @@ async fn users_are_unique_case_insensitively_and_unknown_roles_write_nothing() {
         json(&db.cli(&["user", "add", "Alice", "--email", "alice@example.com", "--role", "admin", "--json"], None));
     assert_eq!(out["username"], "Alice");
     assert_eq!(out["roles"], serde_json::json!(["admin"]));
+    // Made without a password: said, with the way to give one.
+    let o = db.cli(&["user", "add", "dora"], None);
+    assert!(o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("dora has no password and cannot sign in yet"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = db.cli(&["user", "add", "eve", "--password-stdin"], Some("a long enough passphrase\n"));
+    assert!(o.status.success() && !String::from_utf8_lossy(&o.stderr).contains("no password"));
     let id = out["id"].as_str().unwrap();
     assert_eq!(id.len(), 36, "a UUID, not the username");
 
@@ -101,7 +111,7 @@ async fn users_are_unique_case_insensitively_and_unknown_roles_write_nothing() {
     assert_clean_failure(&db.cli(&["user", "add", "carol", "--email", "nope"], None), "email");
 
     let conn = Database::connect(&db.url).await.unwrap();
-    assert_eq!(user::Entity::find().count(&conn).await.unwrap(), 1, "bob was not half-created");
+    assert_eq!(user::Entity::find().count(&conn).await.unwrap(), 3, "alice, dora, eve: bob was not half-created");
     let shown = json(&db.cli(&["user", "show", "ALICE", "--json"], None));
     assert_eq!(shown["id"], id);
 }

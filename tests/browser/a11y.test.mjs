@@ -55,6 +55,11 @@ test('every page passes axe in light and dark mode; login works by keyboard', { 
 
       await page.goto(`${base}/login`);
       await check('/login');
+      // The German pages (lang="de", longer words) too; then back to English.
+      await page.goto(`${base}/login?ui_locales=de`);
+      assert.equal(await page.getAttribute('html', 'lang'), 'de');
+      await check('/login (German)');
+      await context.clearCookies();
       await page.goto(`${base}/no-such-page`, { waitUntil: 'load' });
       await check('404 page');
 

@@ -12,6 +12,10 @@
   const csrf = root.dataset.csrf;
   const request = root.dataset.request;
   const errorBox = document.getElementById('passkey-error');
+  // The page's language: its messages are data attributes of #passkey-messages
+  // (base.html), with English as the fallback.
+  const texts = (document.getElementById('passkey-messages') || {}).dataset || {};
+  const msg = (key, english) => texts[key] || english;
 
   const b64u = {
     decode(s) {
@@ -92,9 +96,9 @@
     const box = document.createElement('section');
     box.setAttribute('role', 'status');
     const h = document.createElement('h2');
-    h.textContent = 'Your recovery codes';
+    h.textContent = msg('recoveryTitle', 'Your recovery codes');
     const p = document.createElement('p');
-    p.textContent = 'If you lose your passkey, each of these codes lets you in once. Keep them somewhere safe: they are shown only now.';
+    p.textContent = msg('recoveryHelp', 'If you lose your passkey, each of these codes lets you in once. Keep them somewhere safe: they are shown only now.');
     const list = document.createElement('ul');
     list.id = 'recovery-codes';
     for (const c of codes) {
@@ -108,7 +112,7 @@
     go.className = 'button';
     go.id = 'recovery-continue';
     go.href = location;
-    go.textContent = 'I have saved them — continue';
+    go.textContent = msg('recoveryContinue', 'I have saved them — continue');
     box.append(h, p, list, go);
     root.replaceChildren(box);
   }
@@ -134,11 +138,11 @@
     try {
       options = await call(`${base}/start`, {});
     } catch (_) {
-      if (!conditional) showError('Login failed');
+      if (!conditional) showError(msg('loginFailed', 'Login failed'));
       return;
     }
     if (!options.publicKey) {
-      if (!conditional) showError(options.error || 'Login failed');
+      if (!conditional) showError(options.error || msg('loginFailed', 'Login failed'));
       return;
     }
     const get = requestOptions(options);
@@ -149,11 +153,11 @@
       cred = await navigator.credentials.get(get);
     } catch (e) {
       if (e && e.name === 'AbortError') return;
-      showError('Login failed');
+      showError(msg('loginFailed', 'Login failed'));
       return;
     }
     if (pending === ctl) pending = null;
-    follow(await call(`${base}/finish`, { credential: assertion(cred) }), 'Login failed');
+    follow(await call(`${base}/finish`, { credential: assertion(cred) }), msg('loginFailed', 'Login failed'));
   }
 
   async function register(base) {
@@ -161,17 +165,17 @@
     const name = nameInput ? nameInput.value : '';
     const options = await call(`${base}/start`, {});
     if (!options.publicKey) {
-      showError(options.error || 'The passkey could not be added.');
+      showError(options.error || msg('addFailed', 'The passkey could not be added.'));
       return;
     }
     let cred;
     try {
       cred = await navigator.credentials.create(creationOptions(options));
     } catch (_) {
-      showError('The passkey could not be added. Try again.');
+      showError(msg('addRetry', 'The passkey could not be added. Try again.'));
       return;
     }
-    follow(await call(`${base}/finish`, { name, credential: registration(cred) }), 'The passkey could not be added.');
+    follow(await call(`${base}/finish`, { name, credential: registration(cred) }), msg('addFailed', 'The passkey could not be added.'));
   }
 
   function on(id, fn) {

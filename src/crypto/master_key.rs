@@ -101,10 +101,6 @@ impl MasterKey {
         Self::from_bytes(&bytes)
     }
 
-    /// Resolves the key from the settings; in development (no key configured, a
-    /// SQLite file database) creates a key file beside the database.
-    /// `may_generate`: the database holds nothing sealed or keyed yet — a
-    /// development key is never made up for a database that has data.
     /// The key when it can be had without the database — configured, or in
     /// a named file — checked before connecting, so a bad or missing key is
     /// reported at once, not after a connection timeout. `Ok(None)`: it is
@@ -123,6 +119,10 @@ impl MasterKey {
         }
     }
 
+    /// Resolves the key from the settings; in development (no key configured, a
+    /// SQLite file database) creates a key file beside the database.
+    /// `may_generate`: the database holds nothing sealed or keyed yet — a
+    /// development key is never made up for a database that has data.
     pub fn load(
         configured: Option<&SecretString>,
         file: Option<&Path>,

@@ -336,3 +336,155 @@ async fn the_pages_carry_the_configured_name_logo_colours_and_footer() {
     assert!(page.contains("Protected by Portcullis") && !page.contains("/branding.css"));
     assert_eq!(plain.browser().get(plain.url("/branding/logo")).send().await.unwrap().status(), 404);
 }
+
+/// One rule for pages and API: deletions, client secrets and a client's keys
+/// or redirect URIs need a recent login; a rename does not.
+#[tokio::test]
+async fn deletions_secrets_keys_and_redirects_need_a_recent_login_on_the_pages_and_in_the_api() {
+    use crate::oauth::{exchange, get_code_with_totp, web_client};
+    let app = spawn_app().await;
+    let aud = format!("{}/admin", app.address);
+    for r in ["users:write", "clients:write", "clients:read"] {
+        let _ = portcullis::admin::roles::add(&app.state, &Actor::cli(), r, None).await;
+    }
+    app.create_user("ops", PW, &["users:write", "clients:write", "clients:read"]).await;
+    app.create_user("victor", PW, &[]).await;
+    const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let seed = secrecy::SecretString::from(SEED.to_owned());
+    portcullis::admin::users::totp_import(&app.state, &Actor::cli(), "ops", &seed).await.unwrap();
+    let secret = register(&app, ClientSpec { resources: vec![aud.clone()], ..web_client("console") }).await.unwrap();
+    register(
+        &app,
+        ClientSpec {
+            client_id: "ledger".into(),
+            redirect_uris: vec!["https://ledger.example.com/cb".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let (code, verifier) = get_code_with_totp(
+        &app,
+        &app.browser(),
+        "console",
+        "ops",
+        &format!("&resource={}", crate::oauth::urlencode(&aud)),
+        Some(SEED),
+    )
+    .await;
+    let (s, t) = exchange(&app, "console", &secret, &code, &verifier).await;
+    assert_eq!(s, 200, "{t}");
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    let api = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let mut r = reqwest::Client::new().request(method, app.url(path)).bearer_auth(token.clone());
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    let patch = reqwest::Method::PATCH;
+    assert_eq!(
+        api(patch.clone(), "/admin/api/v1/clients/ledger", Some(serde_json::json!({"name": "L"})))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.admin_reauth_secs + 1));
+    // A rename still goes through; keys, redirects, secrets and deletions do not.
+    assert_eq!(
+        api(patch.clone(), "/admin/api/v1/clients/ledger", Some(serde_json::json!({"name": "Ledger"})))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let redirect = serde_json::json!({"redirect_uris": ["https://evil.example.com/cb"]});
+    let jwks = serde_json::json!({"jwks": {"keys": []}});
+    for (method, path, body) in [
+        (patch.clone(), "/admin/api/v1/clients/ledger", Some(redirect)),
+        (patch.clone(), "/admin/api/v1/clients/ledger", Some(jwks)),
+        (reqwest::Method::POST, "/admin/api/v1/clients/ledger/rotate-secret", None),
+        (reqwest::Method::DELETE, "/admin/api/v1/clients/ledger", None),
+        (reqwest::Method::DELETE, "/admin/api/v1/users/victor", None),
+    ] {
+        let r = api(method.clone(), path, body).await.unwrap();
+        assert_eq!(r.status(), 401, "{method} {path}");
+        assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_user_authentication"));
+    }
+    let c = clients::show(&app.state, &Actor::cli(), "ledger").await.unwrap();
+    assert_eq!(c.redirect_uris, ["https://ledger.example.com/cb"]);
+    assert!(
+        user::Entity::find().filter(user::Column::Username.eq("victor")).one(&app.state.db).await.unwrap().is_some()
+    );
+
+    // The pages decide the same: a rename is saved, new redirect URIs ask for a login first.
+    let admin = logged_in(&app, "root", &["admin"]).await;
+    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.admin_reauth_secs + 1));
+    let keep = [("redirect_uris", "https://ledger.example.com/cb"), ("grant_client_credentials", "<absent>")];
+    let mut renamed = keep.to_vec();
+    renamed.push(("name", "Ledger II"));
+    let r = client_form(&app, &admin, "ledger", "settings", &settings(&renamed)).await;
+    assert_eq!(location(&r), "/admin/clients/ledger?m=settings");
+    let mut moved = renamed.clone();
+    moved[0] = ("redirect_uris", "https://evil.example.com/cb");
+    let r = client_form(&app, &admin, "ledger", "settings", &settings(&moved)).await;
+    assert!(location(&r).starts_with("/admin/reauth?next="), "{}", location(&r));
+    let c = clients::show(&app.state, &Actor::cli(), "ledger").await.unwrap();
+    assert_eq!(
+        (c.name.as_deref(), c.redirect_uris.as_slice()),
+        (Some("Ledger II"), ["https://ledger.example.com/cb".to_owned()].as_slice())
+    );
+}
+
+/// Two erasures at once cannot leave no enabled administrator.
+#[tokio::test]
+async fn two_administrators_erased_at_once_leave_one() {
+    for round in 0..3 {
+        let app = spawn_app().await;
+        let (a, b) = (format!("a{round}"), format!("b{round}"));
+        app.create_user(&a, PW, &["admin"]).await;
+        app.create_user(&b, PW, &["admin"]).await;
+        let cli = Actor::cli();
+        let (ra, rb) = tokio::join!(
+            portcullis::admin::users::delete(&app.state, &cli, &a),
+            portcullis::admin::users::delete(&app.state, &cli, &b)
+        );
+        assert_eq!(ra.is_ok() as u8 + rb.is_ok() as u8, 1, "round {round}: exactly one erasure passes");
+    }
+}
+
+/// A key set replaced through the page is in the change record (its hash).
+#[tokio::test]
+async fn a_replaced_key_set_shows_in_the_audit_log() {
+    let app = spawn_app().await;
+    register(
+        &app,
+        ClientSpec {
+            client_id: "ledger".into(),
+            redirect_uris: vec!["https://ledger.example.com/cb".into()],
+            ..Default::default()
+        },
+    )
+    .await;
+    let admin = logged_in(&app, "root", &["admin"]).await;
+    let jwk = |x: &str| {
+        format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"k1","x":"{x}","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}}]}}"#
+        )
+    };
+    for x in ["MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU"] {
+        let keys = jwk(x);
+        let r = client_form(&app, &admin, "ledger", "settings", &settings(&[("jwks", keys.as_str())])).await;
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    }
+    let changes: Vec<String> = audit_event::Entity::find()
+        .filter(audit_event::Column::EventType.eq("client.updated"))
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.detail)
+        .collect();
+    assert!(changes.last().unwrap().contains("jwks_sha256"), "{changes:?}");
+}

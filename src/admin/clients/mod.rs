@@ -47,6 +47,9 @@ pub struct ClientView {
     pub require_mfa: bool,
     pub backchannel_logout_uri: Option<String>,
     pub has_jwks: bool,
+    /// SHA-256 (hex) of the registered JWK Set: a replaced key set shows in
+    /// the audit log's change record.
+    pub jwks_sha256: Option<String>,
     pub access_policy: Option<AccessPolicy>,
     /// Resource indicators (RFC 8707) the client may ask tokens for.
     pub resources: Vec<String>,
@@ -224,6 +227,13 @@ pub fn view(c: &Client) -> ClientView {
         require_mfa: c.require_mfa,
         backchannel_logout_uri: c.backchannel_logout_uri.clone(),
         has_jwks: c.jwks.is_some(),
+        jwks_sha256: c.jwks.as_deref().map(|j| {
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, j.as_bytes())
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        }),
         access_policy: c.access_policy.clone(),
         resources: c.resources.clone(),
         refresh_grace_secs: c.refresh_grace_secs,

@@ -233,6 +233,20 @@ pub struct ClientPatch {
     pub refresh_grace_secs: Option<Option<i32>>,
 }
 
+impl ClientPatch {
+    /// Whether the patch changes how the client authenticates (its keys) or
+    /// where its codes, tokens and logouts are sent: such changes — like
+    /// secrets and deletions — need a recent login of the administrator, on
+    /// the pages and in the admin API alike.
+    pub fn touches_credentials(&self) -> bool {
+        self.jwks.is_some()
+            || self.redirect_uris.is_some()
+            || self.post_logout_redirect_uris.is_some()
+            || self.backchannel_logout_uri.is_some()
+            || self.grant_types.is_some()
+    }
+}
+
 /// The spec a stored client was registered with (for applying a patch).
 pub(super) fn spec_of(c: &Client) -> ClientSpec {
     ClientSpec {

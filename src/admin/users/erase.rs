@@ -27,9 +27,14 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str) -> Result<S
     txn.commit().await?;
     crate::oidc::logout::notify_ended(state, &u.id, &ended).await;
 
-    // Then, in one transaction, the account and the pseudonymised trail.
+    // Then, in one transaction, the account and the pseudonymised trail —
+    // the last-administrator rule checked again in it (two erasures at once
+    // must not both pass the first check and leave no administrator).
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = target(&txn, actor, username).await?;
+    if user_is_admin(&txn, &u.id).await? && !u.disabled && !another_active_admin(&txn, &u.id).await? {
+        return Err(AdminError::Refused("refusing to erase the last enabled administrator".into()));
+    }
     let pseudonym = format!("erased:{}", &state.master_key.hasher().hash(&format!("erased-user:{}", u.id))[..32]);
     audit_event::Entity::update_many()
         .col_expr(audit_event::Column::UserId, Expr::val(pseudonym.clone()))

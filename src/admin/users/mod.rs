@@ -231,7 +231,15 @@ async fn user_is_admin<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<bo
 }
 
 /// Whether some enabled user other than `except` holds the admin role.
+/// Whether an enabled administrator other than `except` exists. Called in
+/// the write transaction that would remove the last one; it first takes a
+/// transaction-scoped lock so that two such changes at once are decided one
+/// after the other (SQLite's write transactions are serial already; on
+/// PostgreSQL, READ COMMITTED would let both see the other still there).
 async fn another_active_admin<C: ConnectionTrait>(conn: &C, except: &str) -> Result<bool, AdminError> {
+    if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        conn.execute_unprepared("SELECT pg_advisory_xact_lock(7358201)").await?;
+    }
     let holders = user_role::Entity::find()
         .filter(user_role::Column::RoleName.eq(ADMIN_ROLE))
         .filter(user_role::Column::UserId.ne(except))

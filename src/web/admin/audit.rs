@@ -272,7 +272,16 @@ pub async fn audit_export(
         crate::storage::AuditEvent::new("audit.exported", "success")
             .actor(format!("user:{}", a.cur.user.id))
             .source(client_info::ip(&state, &req), client_info::user_agent(&req))
-            .detail(serde_json::json!({ "filter": form.query() })),
+            // The filter as resolved (a user as their id, which erasure
+            // pseudonymises), not as typed.
+            .detail(serde_json::json!({ "filter": {
+                "user_id": filter.user_id,
+                "client_id": filter.client_id,
+                "type": filter.event_type,
+                "outcome": filter.outcome,
+                "since": filter.since,
+                "until": filter.until,
+            } })),
         state.clock.now(),
     )
     .await?;

@@ -104,6 +104,7 @@ async fn finish(
     match done {
         Ok(()) => Ok(see_other(&format!("/admin/clients/{}?m={notice}", urlencode(client_id)))),
         Err(AdminError::Forbidden(p)) => Ok(forbidden(p)),
+        Err(AdminError::ForbiddenTarget(m)) => Ok(error_page(StatusCode::FORBIDDEN, "Not allowed", &m)),
         Err(AdminError::NotFound { .. }) => {
             Ok(error_page(StatusCode::NOT_FOUND, "No such client", "There is no client with that id."))
         }
@@ -175,7 +176,7 @@ pub async fn client_secret(
     let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
     let client_id = path.into_inner();
     if !a.recent(&state) {
-        return Ok(see_other(&format!("/admin/reauth?next={}", urlencode(&format!("/admin/clients/{client_id}")))));
+        return Ok(reauth_first(&format!("/admin/clients/{client_id}")));
     }
     match clients::rotate_secret(&state, &a.actor(&state, &req), &client_id).await {
         Ok(created) => {
@@ -206,7 +207,7 @@ pub async fn client_delete(
             .await;
     }
     if !a.recent(&state) {
-        return Ok(see_other(&format!("/admin/reauth?next={}", urlencode(&format!("/admin/clients/{client_id}")))));
+        return Ok(reauth_first(&format!("/admin/clients/{client_id}")));
     }
     match clients::remove(&state, &a.actor(&state, &req), &client_id).await {
         Ok(()) => Ok(see_other("/admin/clients?m=deleted")),
@@ -315,17 +316,26 @@ fn words(s: &str) -> Vec<String> {
     s.split(|c: char| c.is_whitespace() || c == ',').filter(|w| !w.is_empty()).map(str::to_owned).collect()
 }
 
-/// The form as a patch of every field but the access policy (its own form).
-fn patch_of(f: &SettingsForm) -> Result<clients::ClientPatch, String> {
+/// The form as a patch of the fields that differ from the client `c` (whose
+/// key set is `jwks`) — every field but the access policy (its own form).
+/// Only what changed is sent, so a rename needs neither `roles:write` nor a
+/// recent login; new keys or redirect URIs need the latter
+/// ([`clients::ClientPatch::touches_credentials`]).
+fn patch_of(f: &SettingsForm, c: &clients::ClientView, jwks: Option<&str>) -> Result<clients::ClientPatch, String> {
+    fn changed<T: PartialEq>(new: T, old: T) -> Option<T> {
+        (new != old).then_some(new)
+    }
     let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
     let grace = match f.refresh_grace_secs.trim() {
         "" => None,
         n => Some(n.parse::<i32>().map_err(|_| "refresh grace: a whole number of seconds (0–60)".to_owned())?),
-    };
-    let jwks = match f.jwks.trim() {
+    }
+    .filter(|g| *g != 0);
+    let typed_jwks: Option<serde_json::Value> = match f.jwks.trim() {
         "" => None,
         t => Some(serde_json::from_str(t).map_err(|e| format!("jwks: not valid JSON ({e})"))?),
     };
+    let stored_jwks: Option<serde_json::Value> = jwks.and_then(|j| serde_json::from_str(j).ok());
     let grants = [
         (f.grant_authorization_code.is_some(), "authorization_code"),
         (f.grant_refresh_token.is_some(), "refresh_token"),
@@ -338,22 +348,27 @@ fn patch_of(f: &SettingsForm) -> Result<clients::ClientPatch, String> {
     if grants.is_empty() {
         return Err("grants: choose at least one".into());
     }
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v.dedup();
+        v
+    };
     Ok(clients::ClientPatch {
-        name: Some(text(&f.name)),
-        redirect_uris: Some(lines(&f.redirect_uris)),
-        post_logout_redirect_uris: Some(lines(&f.post_logout_redirect_uris)),
-        grant_types: Some(grants),
-        scopes: Some(words(&f.scopes)),
-        roles: Some(words(&f.roles)),
-        first_party: Some(f.first_party.is_some()),
-        pkce: Some(f.pkce.trim().to_owned()),
-        id_token_alg: Some(f.id_token_alg.trim().to_owned()),
-        require_mfa: Some(f.require_mfa.is_some()),
-        backchannel_logout_uri: Some(text(&f.backchannel_logout_uri)),
-        jwks: Some(jwks),
+        name: changed(text(&f.name), c.name.clone()),
+        redirect_uris: changed(lines(&f.redirect_uris), c.redirect_uris.clone()),
+        post_logout_redirect_uris: changed(lines(&f.post_logout_redirect_uris), c.post_logout_redirect_uris.clone()),
+        grant_types: changed(sorted(grants), sorted(c.grant_types.clone())),
+        scopes: changed(sorted(words(&f.scopes)), sorted(c.scopes.clone())),
+        roles: changed(sorted(words(&f.roles)), sorted(c.roles.clone())),
+        first_party: changed(f.first_party.is_some(), c.first_party),
+        pkce: changed(f.pkce.trim().to_owned(), c.pkce.to_owned()),
+        id_token_alg: changed(f.id_token_alg.trim().to_owned(), c.id_token_alg.clone()),
+        require_mfa: changed(f.require_mfa.is_some(), c.require_mfa),
+        backchannel_logout_uri: changed(text(&f.backchannel_logout_uri), c.backchannel_logout_uri.clone()),
+        jwks: changed(typed_jwks, stored_jwks),
         access_policy: None,
-        resources: Some(lines(&f.resources)),
-        refresh_grace_secs: Some(grace.filter(|g| *g != 0)),
+        resources: changed(lines(&f.resources), c.resources.clone()),
+        refresh_grace_secs: changed(grace, c.refresh_grace_secs),
     })
 }
 
@@ -366,7 +381,16 @@ pub async fn client_settings(
     let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
     let client_id = path.into_inner();
     let typed = Settings::of_form(&form);
-    let done = match patch_of(&form) {
+    let reader = a.reader();
+    let current = match clients::show(&state, &reader, &client_id).await {
+        Ok(c) => c,
+        Err(e) => return finish(&state, &a, &client_id, Err(e), "settings", Extra::default()).await,
+    };
+    let jwks = clients::jwks_of(&state, &reader, &client_id).await.map_err(admin_error)?;
+    let done = match patch_of(&form, &current, jwks.as_deref()) {
+        Ok(patch) if patch.touches_credentials() && !a.recent(&state) => {
+            return Ok(reauth_first(&format!("/admin/clients/{client_id}")));
+        }
         Ok(patch) => clients::update(&state, &a.actor(&state, &req), &client_id, patch).await.map(drop),
         Err(msg) => Err(AdminError::Refused(msg)),
     };

@@ -201,6 +201,11 @@ fn notice_text(code: Option<&str>) -> Option<String> {
     Some(text.to_owned())
 }
 
+/// To `/admin/reauth`, then back to `page`: a change that needs a recent login.
+fn reauth_first(page: &str) -> HttpResponse {
+    see_other(&format!("/admin/reauth?next={}", urlencode(page)))
+}
+
 fn admin_error(e: AdminError) -> WebError {
     WebError::internal(e)
 }

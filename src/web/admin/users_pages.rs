@@ -213,12 +213,15 @@ pub async fn user_action(
     };
     if f.action == "delete" && f.confirm.as_deref().map(str::trim) != Some(username.as_str()) {
         let msg = format!("To delete the account, type its username ({username}) in the box.");
+        if !a.can(Permission::UsersRead) {
+            return Ok(error_page(StatusCode::BAD_REQUEST, "Not done", &msg));
+        }
         return render_user(&state, &a, &username, StatusCode::BAD_REQUEST, None, Some(msg)).await;
     }
     // Credentials change, and accounts are erased, only after a fresh login.
     if (needed == Permission::UsersCredentials || f.action == "delete") && !a.recent(&state) {
         // Credentials change only after a fresh password + code.
-        return Ok(see_other(&format!("/admin/reauth?next={}", urlencode(&format!("/admin/users/{username}")))));
+        return Ok(reauth_first(&format!("/admin/users/{username}")));
     }
     let actor = a.actor(&state, &req);
     let s = &*state;

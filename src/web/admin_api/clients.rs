@@ -53,7 +53,7 @@ pub async fn delete_client(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::ClientsWrite).await?;
+    let a = gate_fresh(&state, &req, Permission::ClientsWrite).await?;
     crate::admin::clients::remove(&state, &a, &path).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -65,7 +65,7 @@ pub async fn rotate_client_secret(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::ClientsWrite).await?;
+    let a = gate_fresh(&state, &req, Permission::ClientsWrite).await?;
     let created = crate::admin::clients::rotate_secret(&state, &a, &path).await?;
     // Shown once, like the CLI; the response must not be cached.
     Ok(secret_response(StatusCode::OK, created))
@@ -195,6 +195,9 @@ pub async fn update_client(
     let patch: crate::admin::clients::ClientPatch = body(&raw)?;
     if patch.roles.is_some() {
         require(&state, &req, &p, Permission::RolesWrite).await?;
+    }
+    if patch.touches_credentials() {
+        fresh(&state, &req, &p, Permission::ClientsWrite).await?;
     }
     Ok(HttpResponse::Ok().json(crate::admin::clients::update(&state, &actor(&state, &req, &p), &path, patch).await?))
 }

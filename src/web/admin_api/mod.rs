@@ -370,11 +370,31 @@ fn body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
 async fn gate(state: &AppState, req: &HttpRequest, perm: Permission) -> Result<Actor, Problem> {
     let p = principal(state, req).await?;
     require(state, req, &p, perm).await?;
-    if perm == Permission::UsersCredentials && !p.is_client {
+    if perm == Permission::UsersCredentials {
+        fresh(state, req, &p, perm).await?;
+    }
+    Ok(actor(state, req, &p))
+}
+
+/// `gate` for a change that needs a recent login whatever its permission:
+/// deletions, client secrets, and client patches that
+/// [`touch credentials`](crate::admin::clients::ClientPatch::touches_credentials).
+async fn gate_fresh(state: &AppState, req: &HttpRequest, perm: Permission) -> Result<Actor, Problem> {
+    let p = principal(state, req).await?;
+    require(state, req, &p, perm).await?;
+    fresh(state, req, &p, perm).await?;
+    Ok(actor(state, req, &p))
+}
+
+/// A user's token must come from a login at most `admin_reauth_secs` old
+/// (RFC 9470 step-up otherwise); a service client proves itself at every
+/// token request.
+async fn fresh(state: &AppState, req: &HttpRequest, p: &Principal, perm: Permission) -> Result<(), Problem> {
+    if !p.is_client {
         let max = state.settings.admin_reauth_secs;
         let fresh = p.auth_time.is_some_and(|t| state.clock.now().timestamp() - t <= max);
         if !fresh {
-            audit_refusal(state, req, "admin_api.reauth_required", Some(&p), Some(perm)).await;
+            audit_refusal(state, req, "admin_api.reauth_required", Some(p), Some(perm)).await;
             return Err(Problem {
                 step_up_max_age: Some(max),
                 ..Problem::new(
@@ -385,7 +405,7 @@ async fn gate(state: &AppState, req: &HttpRequest, perm: Permission) -> Result<A
             });
         }
     }
-    Ok(actor(state, req, &p))
+    Ok(())
 }
 
 /// The OpenAPI document, built once.

@@ -208,7 +208,7 @@ pub async fn delete_user(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersWrite).await?;
+    let a = gate_fresh(&state, &req, Permission::UsersWrite).await?;
     let pseudonym = users::delete(&state, &a, &path).await?;
     Ok(HttpResponse::Ok().json(UserErased { pseudonym }))
 }

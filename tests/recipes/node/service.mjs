@@ -60,6 +60,11 @@ const server = http.createServer(async (req, res) => {
   try {
     claims = await verify(bearer[1]);
   } catch (e) {
+    // The provider could not be asked for its keys: retry, do not re-authenticate.
+    if (e instanceof errors.JWKSTimeout || e instanceof TypeError) {
+      console.error(`cannot verify a bearer token: the provider is unreachable (${e.message})`);
+      return answer(res, 503, { error: 'temporarily_unavailable', error_description: 'the identity provider cannot be reached' });
+    }
     const description = why(e);
     console.error(`bearer token refused: ${description} (${e.code ?? e.name})`);
     return answer(res, 401, { error: 'invalid_token', error_description: description },

@@ -21,8 +21,14 @@ with urlopen(f"{ISSUER}/.well-known/openid-configuration", timeout=10) as r:
     DISCOVERY = json.load(r)
 if DISCOVERY["issuer"] != ISSUER:
     raise SystemExit(f"discovery names another issuer: {DISCOVERY['issuer']}")
-# Keys cached for five minutes and refetched for an unknown kid (rotation).
-KEYS = jwt.PyJWKClient(DISCOVERY["jwks_uri"], cache_keys=True, lifespan=300, timeout=10)
+# Keys cached for five minutes and refetched for an unknown kid (rotation) at
+# most once per 10 s (PyJWT's cooldown), so made-up kids cannot make this
+# service hammer the provider.
+KEYS = jwt.PyJWKClient(DISCOVERY["jwks_uri"], cache_jwk_set=True, lifespan=300, timeout=10, cooldown_duration=10)
+
+
+class Unavailable(Exception):
+    pass
 # Only asymmetric algorithms the provider advertises: never `none`, never HMAC.
 ALGORITHMS = [
     a for a in DISCOVERY["id_token_signing_alg_values_supported"] if a in ("ES256", "ES384", "EdDSA", "RS256", "PS256")
@@ -45,6 +51,8 @@ def verify(token: str) -> dict:
         raise Refused("the token's algorithm is not accepted")
     try:
         key = KEYS.get_signing_key_from_jwt(token)
+    except jwt.PyJWKClientConnectionError as e:
+        raise Unavailable(str(e))
     except jwt.PyJWKClientError:
         raise Refused("the token is signed with an unknown key")
     if key.algorithm_name != header["alg"]:
@@ -91,6 +99,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(401, {"error": "invalid_token", "error_description": "a bearer token is required"}, "Bearer")
         try:
             claims = verify(auth[7:].strip())
+        except Unavailable as e:
+            logging.warning("cannot verify a bearer token: the provider is unreachable (%s)", e)
+            return self.answer(
+                503, {"error": "temporarily_unavailable", "error_description": "the identity provider cannot be reached"}
+            )
         except Refused as e:
             logging.info("bearer token refused: %s", e)
             return self.answer(

@@ -64,7 +64,7 @@ impl Application {
                 .wrap(from_fn(crate::web::limits::bounded_requests))
                 .wrap(from_fn(crate::web::metrics::record))
                 .wrap(from_fn(crate::web::headers::request_id_header))
-                .wrap(tracing_actix_web::TracingLogger::default())
+                .wrap(tracing_actix_web::TracingLogger::<crate::web::request_span::RequestSpan>::new())
                 .wrap(crate::web::headers::security_headers(https))
         })
         // Slow clients: the request head must arrive in time (then 408 and

@@ -305,8 +305,15 @@ async fn serve_is_the_default_command_and_stops_gracefully_on_sigterm() {
         .arg("healthcheck")
         .output()
         .unwrap();
+    // A client's mistake (401) is no warning of ours: at `warn`, nothing is logged.
+    let r = http.get(format!("http://127.0.0.1:{port}/userinfo")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
     let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let mut log = String::new();
+    use std::io::Read;
+    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
     let status = child.wait().unwrap();
+    assert!(!log.contains("/userinfo") && !log.contains("otel.status_code"), "{log}");
     assert!(ready, "the server never became ready");
     assert!(probe.status.success(), "healthcheck: {}", stderr(&probe));
     assert!(status.success(), "graceful shutdown exits 0, got {status}");

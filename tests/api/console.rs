@@ -430,6 +430,10 @@ async fn deletions_secrets_keys_and_redirects_need_a_recent_login_on_the_pages_a
     moved[0] = ("redirect_uris", "https://evil.example.com/cb");
     let r = client_form(&app, &admin, "ledger", "settings", &settings(&moved)).await;
     assert!(location(&r).starts_with("/admin/reauth?next="), "{}", location(&r));
+    for (form, fields) in [("secret", vec![]), ("delete", vec![("confirm", "ledger")])] {
+        let r = client_form(&app, &admin, "ledger", form, &fields).await;
+        assert!(location(&r).starts_with("/admin/reauth?next="), "{form}: {}", location(&r));
+    }
     let c = clients::show(&app.state, &Actor::cli(), "ledger").await.unwrap();
     assert_eq!(
         (c.name.as_deref(), c.redirect_uris.as_slice()),

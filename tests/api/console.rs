@@ -302,6 +302,19 @@ async fn a_second_language_is_chosen_by_ui_locales_or_accept_language_and_rememb
     let r = app.login(&b, "ida", "wrong password").await;
     let failed = r.text().await.unwrap();
     assert!(failed.contains("Anmeldung fehlgeschlagen") && !failed.contains("Login failed"), "{failed}");
+    // The admin console speaks it too.
+    let admin = logged_in(&app, "root", &["admin"]).await;
+    let page = admin
+        .get(app.url("/admin/users/ida"))
+        .header("Accept-Language", "de")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"<html lang="de">"#) && page.contains(">Prüfprotokoll</a>"), "{page}");
+    assert!(page.contains("Konto deaktivieren") && !page.contains("Disable account"), "{page}");
     // A language we do not have falls back to English.
     let page = app.browser().get(app.url("/login?ui_locales=fr")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<h1>Sign in</h1>"));

@@ -199,7 +199,7 @@ impl AuditForm {
         let outcome = match self.outcome.as_str() {
             "" => None,
             o @ ("success" | "failure") => Some(o.to_owned()),
-            _ => return Ok(Err("Outcome: success or failure".into())),
+            _ => return Ok(Err(crate::web::ui::t("admin_msg.bad_outcome").into())),
         };
         // A username or a user id.
         let user_id = if self.user.is_empty() {
@@ -236,7 +236,7 @@ pub async fn audit_page(
     };
     let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let p = AuditPage {
-        title: "Audit log",
+        title: crate::web::ui::t("admin.audit_log"),
         csrf: a.csrf.clone(),
         me: a.cur.user.username.clone(),
         types: crate::storage::audit::event_types(&state.db).await?,
@@ -265,7 +265,7 @@ pub async fn audit_export(
     let form = q.into_inner().clean();
     let filter = match form.filter(&state).await? {
         Ok(f) => f,
-        Err(e) => return Ok(error_page(StatusCode::BAD_REQUEST, "Bad filter", &e)),
+        Err(e) => return Ok(error_page(StatusCode::BAD_REQUEST, crate::web::ui::t("admin_msg.bad_filter"), &e)),
     };
     crate::storage::record_audit(
         &state.db,

@@ -19,9 +19,14 @@ pub async fn clients_page(
 ) -> Result<HttpResponse, WebError> {
     let a = admin_or_return!(admin_with(&state, &req, Permission::ClientsRead, "read clients"));
     let list = clients::list(&state, &a.actor(&state, &req)).await.map_err(admin_error)?;
-    let notice = (q.m.as_deref() == Some("deleted")).then_some("The client was deleted and its tokens ended.");
-    let p =
-        ClientsPage { title: "Clients", csrf: a.csrf.clone(), me: a.cur.user.username.clone(), clients: list, notice };
+    let notice = (q.m.as_deref() == Some("deleted")).then_some(crate::web::ui::t("admin_msg.client_deleted"));
+    let p = ClientsPage {
+        title: crate::web::ui::t("admin.clients"),
+        csrf: a.csrf.clone(),
+        me: a.cur.user.username.clone(),
+        clients: list,
+        notice,
+    };
     a.page(StatusCode::OK, &p)
 }
 
@@ -65,7 +70,11 @@ async fn render_client(
     let c = match clients::show(state, &a.reader(), client_id).await {
         Ok(c) => c,
         Err(AdminError::NotFound { .. }) => {
-            return Ok(error_page(StatusCode::NOT_FOUND, "No such client", "There is no client with that id."));
+            return Ok(error_page(
+                StatusCode::NOT_FOUND,
+                crate::web::ui::t("admin_msg.no_such_client"),
+                crate::web::ui::t("admin_msg.no_such_client_text"),
+            ));
         }
         Err(e) => return Err(admin_error(e)),
     };
@@ -77,7 +86,7 @@ async fn render_client(
         None => Settings::of(&c, clients::jwks_of(state, &a.reader(), client_id).await.map_err(admin_error)?),
     };
     let p = ClientPage {
-        title: "Client",
+        title: crate::web::ui::t("admin.client"),
         csrf: a.csrf.clone(),
         me: a.cur.user.username.clone(),
         c,
@@ -104,10 +113,14 @@ async fn finish(
     match done {
         Ok(()) => Ok(see_other(&format!("/admin/clients/{}?m={notice}", urlencode(client_id)))),
         Err(AdminError::Forbidden(p)) => Ok(forbidden(p)),
-        Err(AdminError::ForbiddenTarget(m)) => Ok(error_page(StatusCode::FORBIDDEN, "Not allowed", &m)),
-        Err(AdminError::NotFound { .. }) => {
-            Ok(error_page(StatusCode::NOT_FOUND, "No such client", "There is no client with that id."))
+        Err(AdminError::ForbiddenTarget(m)) => {
+            Ok(error_page(StatusCode::FORBIDDEN, crate::web::ui::t("admin_msg.not_allowed"), &m))
         }
+        Err(AdminError::NotFound { .. }) => Ok(error_page(
+            StatusCode::NOT_FOUND,
+            crate::web::ui::t("admin_msg.no_such_client"),
+            crate::web::ui::t("admin_msg.no_such_client_text"),
+        )),
         Err(e @ (AdminError::Invalid(_) | AdminError::Refused(_))) => {
             let again = Extra { error: Some(e.to_string()), ..again };
             render_client(state, a, client_id, StatusCode::BAD_REQUEST, again).await
@@ -124,8 +137,8 @@ pub async fn client_page(
 ) -> Result<HttpResponse, WebError> {
     let a = admin_or_return!(admin(&state, &req));
     let notice = match q.m.as_deref() {
-        Some("policy") => Some("The access policy was saved.".to_owned()),
-        Some("settings") => Some("The settings were saved.".to_owned()),
+        Some("policy") => Some(crate::web::ui::t("admin_msg.policy_saved").to_owned()),
+        Some("settings") => Some(crate::web::ui::t("admin_msg.settings_saved").to_owned()),
         _ => None,
     };
     render_client(&state, &a, &path, StatusCode::OK, Extra { notice, ..Default::default() }).await
@@ -202,7 +215,7 @@ pub async fn client_delete(
     let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
     let client_id = path.into_inner();
     if form.confirm.as_deref().map(str::trim) != Some(client_id.as_str()) {
-        let error = Some(format!("To delete the client, type its id ({client_id}) in the box."));
+        let error = Some(crate::web::ui::tf("admin_msg.confirm_client", "id", &client_id));
         return render_client(&state, &a, &client_id, StatusCode::BAD_REQUEST, Extra { error, ..Default::default() })
             .await;
     }

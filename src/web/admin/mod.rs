@@ -71,7 +71,11 @@ impl Admin {
 }
 
 fn forbidden(what: &str) -> HttpResponse {
-    error_page(StatusCode::FORBIDDEN, "Not allowed", &format!("Your roles do not include permission to {what}."))
+    error_page(
+        StatusCode::FORBIDDEN,
+        crate::web::ui::t("admin_msg.not_allowed"),
+        &crate::web::ui::tf("admin_msg.no_permission", "what", what),
+    )
 }
 
 /// The administrator behind a request, or the response to send instead.
@@ -82,22 +86,26 @@ async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, Http
     let roles = crate::storage::roles_of(&state.db, &cur.user.id).await?;
     let permissions = permissions_of(&roles);
     if permissions.is_empty() {
-        return Ok(Err(error_page(StatusCode::FORBIDDEN, "Not allowed", "Your account has no administrative role.")));
+        return Ok(Err(error_page(
+            StatusCode::FORBIDDEN,
+            crate::web::ui::t("admin_msg.not_allowed"),
+            crate::web::ui::t("admin_msg.no_admin_role"),
+        )));
     }
     match crate::authn::mfa::administer_shortfall(state, &cur.user.id, &cur.amr()).await? {
         None => {}
         Some(crate::policy::Assurance::PhishingResistant) => {
             return Ok(Err(error_page(
                 StatusCode::FORBIDDEN,
-                "Passkey needed",
-                "The admin pages need a login with your passkey. Log out and log in again with it.",
+                crate::web::ui::t("admin_msg.passkey_needed"),
+                crate::web::ui::t("admin_msg.passkey_needed_text"),
             )));
         }
         Some(_) => {
             return Ok(Err(error_page(
                 StatusCode::FORBIDDEN,
-                "Two-step verification needed",
-                "The admin pages need a login with two-step verification. Set it up on your account page if you have not, then log out and log in again with your code.",
+                crate::web::ui::t("admin_msg.mfa_needed"),
+                crate::web::ui::t("admin_msg.mfa_needed_text"),
             )));
         }
     }
@@ -184,18 +192,18 @@ struct SessionRow {
 
 fn notice_text(code: Option<&str>) -> Option<String> {
     let text = match code? {
-        "disable" => "The account is disabled and its sessions ended.",
-        "enable" => "The account is enabled.",
-        "unlock" => "Login failures were cleared.",
-        "reset-mfa" => "Two-step verification was removed; the user must set it up again.",
-        "passkey-remove" => "The passkey was removed and the user's sessions ended.",
-        "set-password" => "The password was set and the user's sessions ended.",
-        "end-sessions" => "The user's sessions were ended.",
-        "grant" => "The role was granted.",
-        "revoke" => "The role was revoked.",
-        "set-attr" => "The attribute was set.",
-        "profile" => "The profile was saved.",
-        "reauth" => "Thank you: you can change credentials for the next few minutes.",
+        "disable" => crate::web::ui::t("admin_msg.n_disable"),
+        "enable" => crate::web::ui::t("admin_msg.n_enable"),
+        "unlock" => crate::web::ui::t("admin_msg.n_unlock"),
+        "reset-mfa" => crate::web::ui::t("admin_msg.n_reset_mfa"),
+        "passkey-remove" => crate::web::ui::t("admin_msg.n_passkey_remove"),
+        "set-password" => crate::web::ui::t("admin_msg.n_set_password"),
+        "end-sessions" => crate::web::ui::t("admin_msg.n_end_sessions"),
+        "grant" => crate::web::ui::t("admin_msg.n_grant"),
+        "revoke" => crate::web::ui::t("admin_msg.n_revoke"),
+        "set-attr" => crate::web::ui::t("admin_msg.n_set_attr"),
+        "profile" => crate::web::ui::t("admin_msg.n_profile"),
+        "reauth" => crate::web::ui::t("admin_msg.n_reauth"),
         _ => return None,
     };
     Some(text.to_owned())

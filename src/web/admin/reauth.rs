@@ -42,7 +42,7 @@ pub async fn reauth_get(
 ) -> Result<HttpResponse, WebError> {
     let a = admin_or_return!(admin(&state, &req));
     let p = ReauthPage {
-        title: "Confirm it is you",
+        title: crate::web::ui::t("admin.confirm_it_is_you"),
         csrf: a.csrf.clone(),
         me: a.cur.user.username.clone(),
         next: safe_next(q.next.as_deref()),
@@ -86,7 +86,7 @@ pub async fn reauth_post(
     .await?;
     if !ok {
         let p = ReauthPage {
-            title: "Confirm it is you",
+            title: crate::web::ui::t("admin.confirm_it_is_you"),
             csrf: a.csrf.clone(),
             me: a.cur.user.username.clone(),
             next,

@@ -29,7 +29,7 @@ async fn roles_render(
     }
     let list = roles::list(state).await.map_err(admin_error)?;
     let p = RolesPage {
-        title: "Roles",
+        title: crate::web::ui::t("admin.roles"),
         csrf: a.csrf.clone(),
         me: a.cur.user.username.clone(),
         roles: list,

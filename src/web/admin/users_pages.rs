@@ -43,7 +43,7 @@ pub async fn users_page(
         list.push(users::show(&state, &a.actor(&state, &req), &u.username).await.map_err(admin_error)?);
     }
     let p = UsersPage {
-        title: "Users",
+        title: crate::web::ui::t("admin.users"),
         csrf: a.csrf.clone(),
         me: a.cur.user.username.clone(),
         q,
@@ -51,8 +51,7 @@ pub async fn users_page(
         total,
         page,
         pages,
-        notice: (query.m.as_deref() == Some("deleted"))
-            .then_some("The account was deleted: its personal data removed, its sessions and tokens ended, and its audit records pseudonymised."),
+        notice: (query.m.as_deref() == Some("deleted")).then_some(crate::web::ui::t("admin_msg.user_deleted")),
     };
     a.page(StatusCode::OK, &p)
 }
@@ -103,7 +102,11 @@ async fn render_user(
     let u = match users::show(state, &a.reader(), username).await {
         Ok(u) => u,
         Err(AdminError::NotFound { .. }) => {
-            return Ok(error_page(StatusCode::NOT_FOUND, "No such user", "There is no user with that name."));
+            return Ok(error_page(
+                StatusCode::NOT_FOUND,
+                crate::web::ui::t("admin_msg.no_such_user"),
+                crate::web::ui::t("admin_msg.no_such_user_text"),
+            ));
         }
         Err(e) => return Err(admin_error(e)),
     };
@@ -139,7 +142,7 @@ async fn render_user(
     };
     let all_roles = roles::list(state).await.map_err(admin_error)?.into_iter().map(|r| r.name).collect();
     let p = UserPage {
-        title: "User",
+        title: crate::web::ui::t("admin.user"),
         csrf: a.csrf.clone(),
         me: a.cur.user.username.clone(),
         locked: u.locked_until_ms.is_some(),
@@ -205,16 +208,22 @@ pub async fn user_action(
         "unlock" | "reset-mfa" | "set-password" | "passkey-remove" => Permission::UsersCredentials,
         "end-sessions" => Permission::SessionsRevoke,
         "grant" | "revoke" => Permission::RolesWrite,
-        _ => return Ok(error_page(StatusCode::BAD_REQUEST, "Bad request", "Unknown action.")),
+        _ => {
+            return Ok(error_page(
+                StatusCode::BAD_REQUEST,
+                crate::web::ui::t("admin_msg.bad_request"),
+                crate::web::ui::t("admin_msg.unknown_action"),
+            ));
+        }
     };
     let Ok(_capability) = a.principal.authorize(needed) else {
         audit_refusal(&state, &req, &a, needed).await?;
         return Ok(forbidden(needed.as_str()));
     };
     if f.action == "delete" && f.confirm.as_deref().map(str::trim) != Some(username.as_str()) {
-        let msg = format!("To delete the account, type its username ({username}) in the box.");
+        let msg = crate::web::ui::tf("admin_msg.confirm_user", "user", &username);
         if !a.can(Permission::UsersRead) {
-            return Ok(error_page(StatusCode::BAD_REQUEST, "Not done", &msg));
+            return Ok(error_page(StatusCode::BAD_REQUEST, crate::web::ui::t("admin_msg.not_done"), &msg));
         }
         return render_user(&state, &a, &username, StatusCode::BAD_REQUEST, None, Some(msg)).await;
     }
@@ -270,14 +279,18 @@ pub async fn user_action(
     match done {
         Ok(()) => Ok(see_other(&format!("/admin/users/{}?m={}", urlencode(&username), f.action))),
         Err(AdminError::NotFound { what: "passkey", .. }) => {
-            let gone = Some("That passkey is no longer registered.".to_owned());
+            let gone = Some(crate::web::ui::t("admin_msg.passkey_gone").to_owned());
             render_user(&state, &a, &username, StatusCode::NOT_FOUND, None, gone).await
         }
-        Err(AdminError::NotFound { .. }) => {
-            Ok(error_page(StatusCode::NOT_FOUND, "No such user", "There is no user with that name."))
-        }
+        Err(AdminError::NotFound { .. }) => Ok(error_page(
+            StatusCode::NOT_FOUND,
+            crate::web::ui::t("admin_msg.no_such_user"),
+            crate::web::ui::t("admin_msg.no_such_user_text"),
+        )),
         Err(AdminError::Forbidden(p)) => Ok(forbidden(p)),
-        Err(AdminError::ForbiddenTarget(m)) => Ok(error_page(StatusCode::FORBIDDEN, "Not allowed", &m)),
+        Err(AdminError::ForbiddenTarget(m)) => {
+            Ok(error_page(StatusCode::FORBIDDEN, crate::web::ui::t("admin_msg.not_allowed"), &m))
+        }
         Err(
             e @ (AdminError::Invalid(_) | AdminError::Refused(_) | AdminError::Exists { .. } | AdminError::Password(_)),
         ) if a.can(Permission::UsersRead) => {
@@ -286,7 +299,7 @@ pub async fn user_action(
         // Without users:read the answer is the message alone, not the user's page.
         Err(
             e @ (AdminError::Invalid(_) | AdminError::Refused(_) | AdminError::Exists { .. } | AdminError::Password(_)),
-        ) => Ok(error_page(StatusCode::BAD_REQUEST, "Not done", &e.to_string())),
+        ) => Ok(error_page(StatusCode::BAD_REQUEST, crate::web::ui::t("admin_msg.not_done"), &e.to_string())),
         Err(e) => Err(admin_error(e)),
     }
 }

@@ -138,6 +138,10 @@ async fn credential_changes_need_a_fresh_password_and_code() {
 
     // Past admin_reauth_secs: sent to confirm, and nothing changes.
     app.state.clock.advance(chrono::Duration::seconds(app.state.settings.admin_reauth_secs + 1));
+    // The page asks for the confirmation first instead of offering a
+    // password field whose contents the confirmation would lose.
+    let page = admin.get(app.url("/admin/users/zoe")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"id="confirm-first""#) && !page.contains(r#"id="new-password""#), "{page}");
     let r = act(&app, &admin, "zoe", &[("action", "set-password"), ("password", "yet another passphrase")]).await;
     assert_eq!(location(&r), "/admin/reauth?next=%2Fadmin%2Fusers%2Fzoe");
     let b = app.browser();

@@ -224,6 +224,14 @@ fn enrol_page(
     enrol_page_with(state, req, shown, action, (required, false, true), error)
 }
 
+/// The account's TOTP page refusing a first app to a session that is not
+/// recent or strong enough: sign in again first.
+fn sign_in_again_for_app(state: &AppState, req: &HttpRequest) -> Result<HttpResponse, WebError> {
+    let shown = Shown { enrolment: None, needs_reauth: false };
+    let why = crate::web::ui::t("messages.sign_in_again_for_app").to_owned();
+    enrol_page(state, req, shown, "/account/mfa", false, Some(why))
+}
+
 /// `modes`: (required, offer a passkey, offer TOTP).
 fn enrol_page_with(
     state: &AppState,
@@ -428,15 +436,7 @@ pub async fn account_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> 
         // A first authenticator app is a new way in: only a recent sign-in
         // as strong as the account's factors (its passkey, if it has one)
         // may add it, so a borrowed session cannot plant one.
-        let shown = Shown { enrolment: None, needs_reauth: false };
-        return enrol_page(
-            &state,
-            &req,
-            shown,
-            "/account/mfa",
-            false,
-            Some(crate::web::ui::t("messages.sign_in_again_for_app").into()),
-        );
+        return sign_in_again_for_app(&state, &req);
     }
     let e = new_enrolment(&state, &cur.user.id, &cur.user.username, &session_binding(&cur)).await?;
     enrol_page(&state, &req, Shown { enrolment: Some(&e), needs_reauth: false }, "/account/mfa", false, None)
@@ -453,15 +453,7 @@ pub async fn account_enrol_post(
     };
     let binding = session_binding(&cur);
     if !mfa::has_totp(&state.db, &cur.user.id).await? && !may_change_factors(&state, &cur).await? {
-        let shown = Shown { enrolment: None, needs_reauth: false };
-        return enrol_page(
-            &state,
-            &req,
-            shown,
-            "/account/mfa",
-            false,
-            Some(crate::web::ui::t("messages.sign_in_again_for_app").into()),
-        );
+        return sign_in_again_for_app(&state, &req);
     }
     if form.enrolment.is_none() {
         // The start of a move to a new device.

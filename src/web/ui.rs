@@ -140,8 +140,12 @@ fn from_accept_language(v: &str) -> Option<&'static str> {
 
 /// Chooses the language of a request; `Some` when `ui_locales` chose it (to be remembered).
 fn choose(req: &ServiceRequest) -> (&'static str, Option<&'static str>) {
-    let asked = web::Query::<HashMap<String, String>>::from_query(req.query_string())
-        .ok()
+    // Parsed only when named: most requests (tokens, discovery) have no say.
+    let query = req.query_string();
+    let asked = query
+        .contains("ui_locales")
+        .then(|| web::Query::<HashMap<String, String>>::from_query(query).ok())
+        .flatten()
         .and_then(|q| q.get("ui_locales").and_then(|v| from_ui_locales(v)));
     if let Some(l) = asked {
         return (l, Some(l));

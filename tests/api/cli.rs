@@ -202,12 +202,7 @@ async fn an_unreachable_database_is_a_one_line_error() {
     let mut o = db.cli(&["migrate"], None);
     assert!(o.status.success(), "{}", stderr(&o));
     // Same binary, a database nobody listens for.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PORTCULLIS_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = bare_command();
     o = cmd
         .env("PORTCULLIS_DATABASE_URL", "postgres://nobody:secretpw@127.0.0.1:1/nothing")
         .env("PORTCULLIS_MASTER_KEY", &db.master_key)
@@ -219,12 +214,7 @@ async fn an_unreachable_database_is_a_one_line_error() {
 
     // Without a master key, that is said first — before any connection is
     // tried (it would otherwise wait for the database, then report that).
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PORTCULLIS_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = bare_command();
     o = cmd
         .env("PORTCULLIS_DATABASE_URL", "postgres://nobody:secretpw@127.0.0.1:1/nothing")
         .arg("migrate")
@@ -233,12 +223,7 @@ async fn an_unreachable_database_is_a_one_line_error() {
     assert_clean_failure(&o, "PORTCULLIS_MASTER_KEY");
     assert!(!stderr(&o).contains("cannot connect"), "{}", stderr(&o));
     // A malformed key is refused the same way.
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PORTCULLIS_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = bare_command();
     o = cmd
         .env("PORTCULLIS_DATABASE_URL", "postgres://nobody:secretpw@127.0.0.1:1/nothing")
         .env("PORTCULLIS_MASTER_KEY", "not-base64-of-32-bytes")
@@ -274,12 +259,7 @@ async fn bad_configuration_is_refused_with_a_reason() {
 async fn serve_is_the_default_command_and_stops_gracefully_on_sigterm() {
     let db = TestDb::new().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PORTCULLIS_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = bare_command();
     let mut child = cmd
         .env("PORTCULLIS_DATABASE_URL", &db.url)
         .env("PORTCULLIS_MASTER_KEY", &db.master_key)
@@ -344,4 +324,15 @@ async fn client_access_policies_are_set_from_a_file_and_bad_ones_are_refused_wit
     assert_eq!(v["access_policy"], serde_json::Value::Null);
     let o = db.cli(&["client", "set-policy", "ledger"], None);
     assert_eq!(o.status.code(), Some(2), "a malformed command line: neither --policy nor --clear");
+}
+
+/// The binary with none of this environment's `PORTCULLIS_*` settings.
+fn bare_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PORTCULLIS_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
 }

@@ -248,11 +248,16 @@ pub async fn show(state: &AppState, actor: &Actor, client_id: &str) -> Result<Cl
     Ok(view(&find(&state.db, client_id).await?))
 }
 
-/// A client's registered JWK Set (JSON text), for the edit form (public
-/// keys; needs `clients:read`).
-pub async fn jwks_of(state: &AppState, actor: &Actor, client_id: &str) -> Result<Option<String>, AdminError> {
+/// One client and its registered JWK Set (JSON text: public keys), for the
+/// edit form — one read (needs `clients:read`).
+pub async fn show_for_edit(
+    state: &AppState,
+    actor: &Actor,
+    client_id: &str,
+) -> Result<(ClientView, Option<String>), AdminError> {
     actor.require(Permission::ClientsRead)?;
-    Ok(find(&state.db, client_id).await?.jwks)
+    let c = find(&state.db, client_id).await?;
+    Ok((view(&c), c.jwks))
 }
 
 /// Every client (needs `clients:read`); a damaged registration is an error

@@ -67,7 +67,7 @@ async fn render_client(
     if !a.can(Permission::ClientsRead) {
         return Ok(forbidden("read clients"));
     }
-    let c = match clients::show(state, &a.reader(), client_id).await {
+    let (c, jwks) = match clients::show_for_edit(state, &a.reader(), client_id).await {
         Ok(c) => c,
         Err(AdminError::NotFound { .. }) => {
             return Ok(error_page(
@@ -83,7 +83,7 @@ async fn render_client(
     });
     let s = match extra.settings {
         Some(s) => s,
-        None => Settings::of(&c, clients::jwks_of(state, &a.reader(), client_id).await.map_err(admin_error)?),
+        None => Settings::of(&c, jwks),
     };
     let p = ClientPage {
         title: crate::web::ui::t("admin.client"),
@@ -394,12 +394,10 @@ pub async fn client_settings(
     let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
     let client_id = path.into_inner();
     let typed = Settings::of_form(&form);
-    let reader = a.reader();
-    let current = match clients::show(&state, &reader, &client_id).await {
+    let (current, jwks) = match clients::show_for_edit(&state, &a.reader(), &client_id).await {
         Ok(c) => c,
         Err(e) => return finish(&state, &a, &client_id, Err(e), "settings", Extra::default()).await,
     };
-    let jwks = clients::jwks_of(&state, &reader, &client_id).await.map_err(admin_error)?;
     let done = match patch_of(&form, &current, jwks.as_deref()) {
         Ok(patch) if patch.touches_credentials() && !a.recent(&state) => {
             return Ok(reauth_first(&format!("/admin/clients/{client_id}")));

@@ -356,11 +356,28 @@ fn bounds(p: &Paging) -> Result<(u64, u64), Problem> {
 /// from an array (`[null, null]`), position by position.
 fn body<T: serde::de::DeserializeOwned>(raw: &[u8]) -> Result<T, Problem> {
     let invalid = |e: String| Problem::new(StatusCode::BAD_REQUEST, "Invalid body", e);
-    let v: Value = serde_json::from_slice(raw).map_err(|e| invalid(e.to_string()))?;
+    let v: Value = serde_json::from_slice(raw)
+        .map_err(|e| invalid(format!("the body is not valid JSON (line {}, column {})", e.line(), e.column())))?;
     if !v.is_object() {
         return Err(invalid("the body must be a JSON object".into()));
     }
-    serde_json::from_value(v).map_err(|e| invalid(e.to_string()))
+    serde_path_to_error::deserialize(v).map_err(|e| invalid(body_error(&e)))
+}
+
+/// What was wrong with a body, in our words: the field and the kind of
+/// mistake, not serde's message.
+fn body_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    let inner = e.inner().to_string();
+    let quoted = |s: &str| s.split('`').nth(1).unwrap_or_default().to_owned();
+    if inner.starts_with("unknown field") {
+        format!("`{}` is not a field of this request", quoted(&inner))
+    } else if inner.starts_with("missing field") {
+        let name = quoted(&inner);
+        if path == "." { format!("`{name}` is required") } else { format!("`{path}.{name}` is required") }
+    } else {
+        format!("`{path}` has the wrong type or value")
+    }
 }
 
 /// Authenticates, checks one permission, and returns the audit actor.
@@ -463,3 +480,29 @@ impl utoipa::Modify for BearerAuth {
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        username: String,
+        scopes: Option<Vec<String>>,
+    }
+
+    fn detail(raw: &str) -> String {
+        body::<Sample>(raw.as_bytes()).unwrap_err().detail
+    }
+
+    #[test]
+    fn a_bad_body_is_named_in_our_words() {
+        assert_eq!(detail("{\"username\": "), "the body is not valid JSON (line 1, column 13)");
+        assert_eq!(detail("[1]"), "the body must be a JSON object");
+        assert_eq!(detail("{\"username\": \"a\", \"isAdmin\": true}"), "`isAdmin` is not a field of this request");
+        assert_eq!(detail("{}"), "`username` is required");
+        assert_eq!(detail("{\"username\": \"a\", \"scopes\": [\"x\", 5]}"), "`scopes[1]` has the wrong type or value");
+    }
+}

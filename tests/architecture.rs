@@ -205,6 +205,22 @@ fn nothing_below_the_edge_sees_http() {
     assert!(bad.is_empty(), "HTTP types below the edge: {bad:?}");
 }
 
+/// Every write transaction starts with `storage::begin_write` (an IMMEDIATE
+/// transaction on SQLite, so two writers wait for each other instead of one
+/// failing on the lock upgrade); only that function opens one itself.
+#[test]
+fn every_write_transaction_starts_with_begin_write() {
+    let bad: Vec<String> = source()
+        .into_iter()
+        .filter(|f| f.path != "storage/mod.rs")
+        .filter(|f| {
+            ["TransactionTrait::begin(", ".begin().await", "begin_with_options("].iter().any(|w| f.text.contains(w))
+        })
+        .map(|f| f.path)
+        .collect();
+    assert!(bad.is_empty(), "open write transactions with storage::begin_write: {bad:?}");
+}
+
 #[test]
 fn no_source_file_is_over_600_lines() {
     let long: Vec<String> = source()

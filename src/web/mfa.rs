@@ -521,7 +521,7 @@ pub async fn disable(
     if let Err(msg) = reauth_full(&state, &req, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg.to_owned())).await;
     }
-    let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     mfa::remove(&txn, &cur.user.id).await?;
     record_audit(
         &txn,
@@ -551,7 +551,7 @@ pub async fn regenerate(
     if let Err(msg) = reauth_full(&state, &req, &cur, form.reauth.as_ref(), form.reauth_code.as_ref()).await? {
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg.to_owned())).await;
     }
-    let txn = sea_orm::TransactionTrait::begin(&state.db).await?;
+    let txn = crate::storage::begin_write(&state.db).await?;
     let codes = mfa::replace_recovery_codes(&state, &txn, &cur.user.id).await.map_err(internal)?;
     record_audit(
         &txn,

@@ -138,18 +138,3 @@ pub async fn event_types<C: ConnectionTrait>(conn: &C) -> Result<Vec<String>, Db
         .all(conn)
         .await
 }
-
-/// One event as a JSON object (the admin API's item, a line of the export).
-pub fn to_json(e: &audit_event::Model) -> Value {
-    serde_json::json!({
-        "id": e.id,
-        "at": e.at,
-        "type": e.event_type,
-        "outcome": e.outcome,
-        "actor": e.actor,
-        "user_id": e.user_id,
-        "client_id": e.client_id,
-        "ip": e.ip,
-        "detail": serde_json::from_str::<Value>(&e.detail).unwrap_or(Value::Null),
-    })
-}

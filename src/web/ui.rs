@@ -84,30 +84,14 @@ pub fn lang() -> &'static str {
 
 /// The message `key` in this request's language (English if the language
 /// lacks it, the key itself if English does — the tests forbid both).
-pub fn t(key: &str) -> &'static str {
+pub fn t(key: &'static str) -> &'static str {
     let lang = lang();
-    catalogue(lang).get(key).or_else(|| catalogue("en").get(key)).map_or_else(|| leak_key(key), String::as_str)
+    catalogue(lang).get(key).or_else(|| catalogue("en").get(key)).map_or(key, String::as_str)
 }
 
 /// `t(key)` with `{name}` replaced by `value`.
-pub fn tf(key: &str, name: &str, value: impl std::fmt::Display) -> String {
+pub fn tf(key: &'static str, name: &str, value: impl std::fmt::Display) -> String {
     t(key).replace(&format!("{{{name}}}"), &value.to_string())
-}
-
-fn leak_key(key: &str) -> &'static str {
-    // Only reachable with a key missing from English, which the catalogue
-    // test catches; the key is shown rather than nothing.
-    static MISSING: LazyLock<std::sync::Mutex<HashMap<String, &'static str>>> = LazyLock::new(Default::default);
-    let Ok(mut m) = MISSING.lock() else { return "?" };
-    if let Some(s) = m.get(key) {
-        return s;
-    }
-    if m.len() > 100 {
-        return "?";
-    }
-    let s: &'static str = Box::leak(key.to_owned().into_boxed_str());
-    m.insert(key.to_owned(), s);
-    s
 }
 
 /// The first supported language of a `ui_locales` value (space-separated
@@ -163,8 +147,9 @@ pub async fn context(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let brand = req.app_data::<web::Data<AppState>>().map_or_else(|| DEFAULT_BRAND.clone(), |s| s.branding.clone());
-    let secure = req.connection_info().scheme() == "https";
     let (lang, remember) = choose(&req);
+    // Only a remembered choice sets a cookie, so only then is the scheme read.
+    let secure = remember.is_some() && req.connection_info().scheme() == "https";
     let mut res = UI.scope(Ui { brand, lang }, next.call(req)).await?;
     if let Some(l) = remember {
         let cookie = actix_web::cookie::Cookie::build(LANG_COOKIE, l)

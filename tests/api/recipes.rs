@@ -10,14 +10,11 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use portcullis::admin::Actor;
-use portcullis::admin::clients::ClientSpec;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::helpers::{TestApp, spawn_app};
-use crate::oauth::{register, token_req};
-
-const API: &str = "https://api.example.com";
+use crate::helpers::spawn_app;
+use crate::oauth::register;
+use crate::relying::{API, service, token};
 
 fn python() -> String {
     std::env::var("PORTCULLIS_RECIPE_PYTHON").unwrap_or_else(|_| "target/recipes-venv/bin/python".into())
@@ -67,27 +64,6 @@ async fn get(url: &str, token: Option<&str>) -> (u16, String, serde_json::Value)
     let status = resp.status().as_u16();
     let www = resp.headers().get("www-authenticate").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
     (status, www, resp.json().await.unwrap_or_default())
-}
-
-async fn service(app: &TestApp, id: &str, roles: &[&str]) -> String {
-    for r in roles {
-        let _ = portcullis::admin::roles::add(&app.state, &Actor::cli(), r, None).await;
-    }
-    let spec = ClientSpec {
-        client_id: id.into(),
-        grants: vec!["client_credentials".into()],
-        roles: roles.iter().map(|r| r.to_string()).collect(),
-        resources: vec![API.to_owned(), "https://other.example.com".to_owned()],
-        ..Default::default()
-    };
-    register(app, spec).await.unwrap()
-}
-
-async fn token(app: &TestApp, id: &str, secret: &str, resource: &str) -> String {
-    let (status, t, _) =
-        token_req(app, Some((id, secret)), &[("grant_type", "client_credentials"), ("resource", resource)]).await;
-    assert_eq!(status, 200, "{t}");
-    t["access_token"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]

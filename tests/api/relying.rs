@@ -14,7 +14,7 @@ mod example {
     include!("../../verify/examples/relying_backend.rs");
 }
 
-const API: &str = "https://api.example.com";
+pub const API: &str = "https://api.example.com";
 
 async fn backend(app: &TestApp, tweak: impl FnOnce(&mut VerifierConfig)) -> (String, Verifier) {
     let mut config = VerifierConfig::new(app.address.clone(), API);
@@ -34,7 +34,7 @@ async fn backend(app: &TestApp, tweak: impl FnOnce(&mut VerifierConfig)) -> (Str
     (base, verifier)
 }
 
-async fn service(app: &TestApp, id: &str, roles: &[&str]) -> String {
+pub async fn service(app: &TestApp, id: &str, roles: &[&str]) -> String {
     for r in roles {
         let _ = portcullis::admin::roles::add(&app.state, &Actor::cli(), r, None).await;
     }
@@ -52,7 +52,7 @@ async fn service(app: &TestApp, id: &str, roles: &[&str]) -> String {
     .unwrap()
 }
 
-async fn token(app: &TestApp, id: &str, secret: &str, resource: &str) -> String {
+pub async fn token(app: &TestApp, id: &str, secret: &str, resource: &str) -> String {
     let (status, t, _) =
         token_req(app, Some((id, secret)), &[("grant_type", "client_credentials"), ("resource", resource)]).await;
     assert_eq!(status, 200, "{t}");

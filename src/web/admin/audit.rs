@@ -297,8 +297,10 @@ pub async fn audit_export(
                 Ok(events) => {
                     let next = events.last().map(|e| e.id).filter(|_| events.len() as u64 == EXPORT_CHUNK);
                     let mut text = String::new();
-                    for e in &events {
-                        text.push_str(&crate::storage::audit::to_json(e).to_string());
+                    for e in events {
+                        // The admin API's item, one per line.
+                        let item = crate::web::admin_api::AuditItem::from(e);
+                        text.push_str(&serde_json::to_string(&item).unwrap_or_default());
                         text.push('\n');
                     }
                     Some((Ok::<_, actix_web::Error>(web::Bytes::from(text)), next))

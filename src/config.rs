@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 pub const ENV_PREFIX: &str = "PORTCULLIS_";
 
 /// `PORTCULLIS_*` variables that are not settings but are read by other tools.
-const ENV_NOT_SETTINGS: &[&str] = &["TEST_DATABASE_URL", "BIN", "BROWSER_TESTS"];
+const ENV_NOT_SETTINGS: &[&str] = &["TEST_DATABASE_URL", "BIN", "BROWSER_TESTS", "RECIPE_PYTHON", "MAIL_TESTS"];
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -155,6 +155,57 @@ pub struct Settings {
     pub accent_color_dark: Option<String>,
     /// Branding: the footer line; empty for none. Unset: "Protected by" and the product name.
     pub footer_text: Option<String>,
+    /// Mail: the SMTP server (unset with no `mail_dir`: no mail is sent; links
+    /// are only printed by the CLI and shown on the admin pages).
+    pub smtp_host: Option<String>,
+    /// Default: 587 for `starttls`, 465 for `tls`, 25 for `none`.
+    pub smtp_port: Option<u16>,
+    /// `starttls` (required, never downgraded), `tls` (implicit TLS) or
+    /// `none` (plain text; only to a loopback relay).
+    pub smtp_tls: SmtpTls,
+    pub smtp_username: Option<String>,
+    #[serde(skip_serializing)]
+    pub smtp_password: Option<SecretString>,
+    /// A file holding `smtp_password`.
+    pub smtp_password_file: Option<PathBuf>,
+    /// The sender: `Name <address>` or an address; required with mail on.
+    pub mail_from: Option<String>,
+    /// Development: write each mail as an `.eml` file into this directory
+    /// instead of sending it.
+    pub mail_dir: Option<PathBuf>,
+    /// Mails one address may receive per `mail_window_secs` (then they are dropped, audited).
+    pub mail_max_per_address: i32,
+    /// Mails sent about one account per `mail_window_secs`.
+    pub mail_max_per_account: i32,
+    pub mail_window_secs: i64,
+    /// Lifetime of an invitation link.
+    pub invitation_ttl_secs: i64,
+    /// Lifetime of a password-reset link.
+    pub reset_link_ttl_secs: i64,
+    /// Lifetime of an e-mail verification link (and of a pending sign-up).
+    pub verify_email_ttl_secs: i64,
+    /// Self-registration on `/signup`: `off` (default) or `open`; needs mail.
+    pub registration: Registration,
+    /// With registration open: only addresses at these domains may sign up
+    /// (empty: any). Matched case-insensitively, exactly (no subdomains).
+    pub registration_email_domains: Vec<String>,
+}
+
+/// How the SMTP connection is protected.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Starttls,
+    Tls,
+    None,
+}
+
+/// Whether people may create their own accounts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    Off,
+    Open,
 }
 
 fn serialize_secret<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
@@ -215,6 +266,22 @@ impl Default for Settings {
             accent_color: None,
             accent_color_dark: None,
             footer_text: None,
+            smtp_host: None,
+            smtp_port: None,
+            smtp_tls: SmtpTls::Starttls,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_password_file: None,
+            mail_from: None,
+            mail_dir: None,
+            mail_max_per_address: 5,
+            mail_max_per_account: 10,
+            mail_window_secs: 3600,
+            invitation_ttl_secs: 7 * 86_400,
+            reset_link_ttl_secs: 3600,
+            verify_email_ttl_secs: 86_400,
+            registration: Registration::Off,
+            registration_email_domains: Vec::new(),
             authorize_ip_max_pending: 300,
             client_cache_ms: 5_000,
             revocation_sync_ms: 1_000,
@@ -237,6 +304,7 @@ fn setting_names() -> Vec<String> {
         _ => Vec::new(),
     };
     names.push("MASTER_KEY".to_owned());
+    names.push("SMTP_PASSWORD".to_owned());
     names
 }
 
@@ -311,6 +379,12 @@ impl Settings {
             ("token_ip_max_failures", i64::from(self.token_ip_max_failures)),
             ("login_max_failures", i64::from(self.login_max_failures)),
             ("login_ip_max_attempts", i64::from(self.login_ip_max_attempts)),
+            ("mail_max_per_address", i64::from(self.mail_max_per_address)),
+            ("mail_max_per_account", i64::from(self.mail_max_per_account)),
+            ("mail_window_secs", self.mail_window_secs),
+            ("invitation_ttl_secs", self.invitation_ttl_secs),
+            ("reset_link_ttl_secs", self.reset_link_ttl_secs),
+            ("verify_email_ttl_secs", self.verify_email_ttl_secs),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v <= 0) {
             return Err(ConfigError::Invalid(format!("{name} must be positive")));

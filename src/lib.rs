@@ -20,6 +20,10 @@ pub mod domain;
 #[cfg(feature = "server")]
 pub mod error;
 #[cfg(feature = "server")]
+pub mod lifecycle;
+#[cfg(feature = "server")]
+pub mod mail;
+#[cfg(feature = "server")]
 pub mod oauth;
 #[cfg(feature = "server")]
 pub mod oidc;

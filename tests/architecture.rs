@@ -36,10 +36,10 @@ use std::path::Path;
 /// The layer of each top-level module (higher = nearer the outside).
 fn layer(module: &str) -> Option<u8> {
     Some(match module {
-        "domain" | "crypto" | "clock" | "config" | "telemetry" => 0,
+        "domain" | "crypto" | "clock" | "config" | "telemetry" | "mail" => 0,
         "storage" => 1,
         "state" => 2,
-        "authn" | "session" | "policy" | "tokens" | "oauth" | "oidc" | "admin" => 3,
+        "authn" | "session" | "policy" | "tokens" | "oauth" | "oidc" | "admin" | "lifecycle" => 3,
         "web" | "error" => 4,
         "startup" | "cli" | "main" | "lib" => 5,
         "verify" => 0,

@@ -14,6 +14,7 @@ mod m20261201_000008_request_login;
 mod m20261201_000009_claims_request;
 mod m20261201_000010_profile_scopes;
 mod m20261201_000011_passkeys;
+mod m20261202_000012_account_links;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000009_claims_request::Migration),
             Box::new(m20261201_000010_profile_scopes::Migration),
             Box::new(m20261201_000011_passkeys::Migration),
+            Box::new(m20261202_000012_account_links::Migration),
         ]
     }
 }

@@ -56,6 +56,7 @@ impl From<super::password::ChangeError> for AdminError {
             super::password::ChangeError::Password(e) => Self::Password(e),
             super::password::ChangeError::Db(e) => Self::Db(e),
             super::password::ChangeError::Refused(e) => *e,
+            e @ super::password::ChangeError::LinkUsed => Self::Refused(e.to_string()),
         }
     }
 }

@@ -15,7 +15,7 @@ use super::{Actor, AdminError};
 use crate::crypto::password::PasswordError;
 use crate::domain::Origin;
 use crate::state::AppState;
-use crate::storage::entities::{password_credential, user};
+use crate::storage::entities::{account_link, password_credential, user};
 use crate::storage::{AuditEvent, record_audit};
 
 /// Who changes whose password, and what survives the change.
@@ -34,6 +34,13 @@ pub struct PasswordChange<'a> {
     /// user is checked again inside the transaction (the user's roles may
     /// have changed while the password was being hashed).
     pub by_admin: Option<&'a Actor>,
+    /// A single-use link (its stored hash) that authorises this change: it
+    /// is claimed in the same transaction, so a link used twice at once sets
+    /// one password (`ChangeError::LinkUsed` for the other).
+    pub link: Option<&'a str>,
+    /// The address the link was sent to: if it is still the user's, it is
+    /// now verified (following the link proved it).
+    pub verified_email: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +51,8 @@ pub enum ChangeError {
     Db(#[from] sea_orm::DbErr),
     #[error(transparent)]
     Refused(#[from] Box<AdminError>),
+    #[error("this link has been used or has expired")]
+    LinkUsed,
 }
 
 /// Changes the password; returns the ids of the sessions that ended.
@@ -60,6 +69,25 @@ pub async fn change_password(
     let txn = crate::storage::begin_write(&state.db).await?;
     if let Some(actor) = change.by_admin {
         actor.may_act_on_user(&crate::storage::roles_of(&txn, &u.id).await?).map_err(Box::new)?;
+    }
+    if let Some(hash) = change.link {
+        let claimed = account_link::Entity::delete_many()
+            .filter(account_link::Column::IdHash.eq(hash))
+            .filter(account_link::Column::UserId.eq(u.id.as_str()))
+            .filter(account_link::Column::ExpiresMs.gt(now.timestamp_millis()))
+            .exec(&txn)
+            .await?;
+        if claimed.rows_affected != 1 {
+            return Err(ChangeError::LinkUsed);
+        }
+    }
+    if let Some(email) = change.verified_email {
+        user::Entity::update_many()
+            .col_expr(user::Column::EmailVerified, sea_orm::sea_query::Expr::val(true))
+            .filter(user::Column::Id.eq(u.id.as_str()))
+            .filter(user::Column::Email.eq(email))
+            .exec(&txn)
+            .await?;
     }
     password_credential::Entity::insert(password_credential::ActiveModel {
         user_id: Set(u.id.clone()),

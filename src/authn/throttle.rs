@@ -171,7 +171,14 @@ pub async fn admit_ip_for<C: ConnectionTrait>(
     count_in_window(conn, &format!("{kind}:{}", ip_key(ip)), settings.login_ip_window_secs * 1000, now_ms).await
 }
 
-async fn count_in_window<C: ConnectionTrait>(conn: &C, key: &str, window_ms: i64, now_ms: i64) -> Result<i32, DbErr> {
+/// Counts one more event under `key` in a fixed window of `window_ms`;
+/// returns the count in the current window (the caller compares it with its limit).
+pub async fn count_in_window<C: ConnectionTrait>(
+    conn: &C,
+    key: &str,
+    window_ms: i64,
+    now_ms: i64,
+) -> Result<i32, DbErr> {
     let ip = key;
     ip_throttle::Entity::insert(ip_throttle::ActiveModel {
         ip: Set(ip.to_owned()),

@@ -88,6 +88,19 @@ enum UserCmd {
     Enable { username: String },
     /// Clear a login lockout.
     Unlock { username: String },
+    /// Make a single-use activation link for an account without a password
+    /// (prints it; `--send` also mails it to the user's address).
+    Invite {
+        username: String,
+        #[arg(long)]
+        send: bool,
+    },
+    /// Make a single-use password-reset link (prints it; `--send` mails it).
+    ResetLink {
+        username: String,
+        #[arg(long)]
+        send: bool,
+    },
     /// Remove the user's TOTP and recovery codes and end their sessions.
     ResetMfa { username: String },
     /// List the user's passkeys (name, kind, credential id, when added and last used).
@@ -418,7 +431,7 @@ async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Re
             if without_password {
                 // Not an error (an account may be prepared first), but not silent either.
                 eprintln!(
-                    "note: {} has no password and cannot sign in yet; give one with `portcullis user set-password {} --password-stdin`",
+                    "note: {} has no password and cannot sign in yet; send an activation link with `portcullis user invite {}`",
                     created.username, created.username
                 );
             }
@@ -460,6 +473,14 @@ async fn user(state: &AppState, actor: &Actor, out: &Output, cmd: UserCmd) -> Re
             out.user(&users::update_profile(state, actor, &username, patch).await?)
         }
         UserCmd::Unlock { username } => out.user(&users::unlock(state, actor, &username).await?),
+        UserCmd::Invite { username, send } => {
+            let purpose = crate::lifecycle::Purpose::Invite;
+            out.link(&crate::lifecycle::recovery::issue(state, actor, &username, purpose, send).await?);
+        }
+        UserCmd::ResetLink { username, send } => {
+            let purpose = crate::lifecycle::Purpose::Reset;
+            out.link(&crate::lifecycle::recovery::issue(state, actor, &username, purpose, send).await?);
+        }
         UserCmd::ResetMfa { username } => out.user(&users::reset_mfa(state, actor, &username).await?),
         UserCmd::Passkeys { username } => out.passkeys(&users::passkeys(state, actor, &username).await?),
         UserCmd::PasskeyRemove { username, credential_id } => {

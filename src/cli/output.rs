@@ -55,6 +55,16 @@ impl Output {
         println!("created:    {}", u.created_at.to_rfc3339());
     }
 
+    /// A single-use link: shown once, here (only its hash is stored).
+    pub fn link(&self, l: &crate::lifecycle::recovery::IssuedLink) {
+        if self.json {
+            return print_json(l);
+        }
+        println!("{}", l.link.url);
+        let sent = l.sent_to.as_deref().map(|a| format!("; mailed to {a}")).unwrap_or_default();
+        eprintln!("note: the link works once, until {}{sent}", l.link.expires_at.to_rfc3339());
+    }
+
     /// Recovery codes are shown once, here.
     pub fn passkeys(&self, list: &[crate::admin::users::PasskeyView]) {
         if self.json {

@@ -134,7 +134,7 @@ pub fn release<'a>(
             "updated_at" => Some(u.updated_at.timestamp().into()),
             "email" => u.email.clone().map(Value::from),
             // Addresses are set by administrators, not verified by a mail loop.
-            "email_verified" => u.email.as_ref().map(|_| false.into()),
+            "email_verified" => u.email.as_ref().map(|_| u.email_verified.into()),
             "roles" => roles.map(|r| r.to_vec().into()),
             "phone_number" => u.phone_number.clone().map(Value::from),
             // Numbers are set by administrators or the user, not verified.

@@ -46,6 +46,9 @@ pub struct AppState {
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// Product name, logo, colours and footer of the pages (from configuration).
     pub branding: Arc<crate::domain::branding::Branding>,
+    /// Outgoing mail; `None` when no mail is configured (links are then only
+    /// printed by the CLI and shown on the admin pages).
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
 }
 
 /// How long a WebAuthn ceremony may take, in the browser and on the server.
@@ -101,6 +104,13 @@ impl AppState {
             settings.footer_text.as_deref(),
         )
         .map_err(StartError::Config)?;
+        let mailer =
+            crate::mail::Mailer::from_settings(&settings).map_err(|e| StartError::Config(format!("mail: {e}")))?;
+        if settings.registration == crate::config::Registration::Open && mailer.is_none() {
+            return Err(StartError::Config(
+                "registration = \"open\" needs mail (smtp_host or mail_dir): sign-ups are verified by e-mail".into(),
+            ));
+        }
         let db = storage::connect(&url, settings.database_max_connections).await?;
         storage::migrate(&db).await?;
         check_role_settings(&db, &settings).await?;
@@ -141,6 +151,7 @@ impl AppState {
             metrics: Arc::default(),
             webauthn,
             branding: Arc::new(branding),
+            mailer: mailer.map(Arc::new),
         };
         Ok((state, source))
     }

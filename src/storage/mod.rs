@@ -146,3 +146,11 @@ pub async fn attributes_of<C: sea_orm::ConnectionTrait>(
         .map(|a| (a.key, a.value))
         .collect())
 }
+
+/// Users whose address is `addr`, compared case-insensitively (the same on
+/// SQLite and PostgreSQL: `lower(email) = lower(addr)`).
+pub fn email_matches(addr: &str) -> sea_orm::Condition {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func};
+    sea_orm::Condition::all()
+        .add(Expr::expr(Func::lower(Expr::col(entities::user::Column::Email))).eq(addr.trim().to_lowercase()))
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::storage::entities::{
-    audit_event, authorization_code, authorization_request, ip_throttle, login_challenge, login_throttle,
+    account_link, audit_event, authorization_code, authorization_request, ip_throttle, login_challenge, login_throttle,
     refresh_family, revoked_token, session, trusted_device, webauthn_ceremony,
 };
 
@@ -109,7 +109,10 @@ pub async fn purge_once(db: &DatabaseConnection, s: &Settings, clock: &Clock) ->
             )
             .add(Expr::col(login_throttle::Column::LastAttemptMs).lte(now - s.login_failure_decay_secs * 1000))
     );
-    n += purge_table!(db, ip_throttle, Ip, ip_throttle::Column::WindowStartMs.lte(now - s.login_ip_window_secs * 1000));
+    // The same table counts mails per address and account (a longer window).
+    let window_ms = std::cmp::max(s.login_ip_window_secs, s.mail_window_secs) * 1000;
+    n += purge_table!(db, ip_throttle, Ip, ip_throttle::Column::WindowStartMs.lte(now - window_ms));
+    n += purge_table!(db, account_link, IdHash, account_link::Column::ExpiresMs.lte(now));
     if s.audit_retention_days > 0 {
         n += purge_audit(db, clock.now() - chrono::Duration::days(s.audit_retention_days)).await?;
     }

@@ -57,6 +57,9 @@ struct AccountPage {
     /// Passkeys can be used here (WebAuthn is configured).
     passkeys_on: bool,
     passkeys: Vec<PasskeyRow>,
+    email_verified: bool,
+    /// Mail is configured: the address can be changed and confirmed here.
+    mail_on: bool,
 }
 
 struct PasskeyRow {
@@ -82,6 +85,7 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "passkey_added" => Some(crate::web::ui::t("account_notice.passkey_added")),
         "passkey_renamed" => Some(crate::web::ui::t("account_notice.passkey_renamed")),
         "passkey_removed" => Some(crate::web::ui::t("account_notice.passkey_removed")),
+        "email_sent" => Some(crate::web::ui::t("account_notice.email_sent")),
         _ => None,
     }
 }
@@ -169,6 +173,8 @@ pub(crate) async fn render(
         username: cur.user.username.clone(),
         name: cur.user.display_name.clone().unwrap_or_default(),
         email: cur.user.email.clone().unwrap_or_default(),
+        email_verified: cur.user.email_verified,
+        mail_on: state.mailer.is_some(),
         phone: cur.user.phone_number.clone().unwrap_or_default(),
         address: cur.user.address.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default(),
         roles: if roles.is_empty() { "none".into() } else { roles.join(", ") },
@@ -254,6 +260,8 @@ pub async fn change_password(
         keep_device: device.as_deref(),
         origin: client_info::origin(&state, &req),
         by_admin: None,
+        link: None,
+        verified_email: None,
     };
     match password::change_password(&state, change, &form.new_password).await {
         Ok(_) => {}
@@ -262,7 +270,7 @@ pub async fn change_password(
         }
         Err(ChangeError::Password(e)) => return Err(busy(e)),
         Err(ChangeError::Db(e)) => return Err(e.into()),
-        Err(ChangeError::Refused(e)) => return Err(WebError::internal(e)),
+        Err(e @ (ChangeError::Refused(_) | ChangeError::LinkUsed)) => return Err(WebError::internal(e)),
     }
     Ok(see_other("/account?m=password_changed"))
 }
@@ -394,5 +402,72 @@ pub async fn update_profile(
             render(&state, &req, &cur, StatusCode::BAD_REQUEST, None, Some(e.to_string())).await
         }
         Err(e) => Err(WebError::internal(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct EmailForm {
+    csrf: String,
+    new_email: String,
+    current_password: SecretString,
+}
+
+/// A new address: after the password again, a link goes to the new address
+/// (it becomes the account's when followed) and the present one is told.
+pub async fn change_email(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<EmailForm>,
+) -> Result<HttpResponse, WebError> {
+    let cur = match session_for_form(&state, &req, &form.csrf).await? {
+        Ok(cur) => cur,
+        Err(resp) => return Ok(resp),
+    };
+    match reverify_password(&state, &req, &cur, &form.current_password, "user.email_change_requested").await? {
+        Reverified::Yes => {}
+        Reverified::No(msg) => return render(&state, &req, &cur, StatusCode::OK, None, Some(msg.to_owned())).await,
+    }
+    let new = match crate::domain::Email::parse(&form.new_email) {
+        Ok(e) => e,
+        Err(e) => return render(&state, &req, &cur, StatusCode::BAD_REQUEST, None, Some(e.to_string())).await,
+    };
+    send_link(&state, &req, &cur, &new).await
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+/// A confirmation link for the account's present, unconfirmed address.
+pub async fn send_verification(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<CsrfOnly>,
+) -> Result<HttpResponse, WebError> {
+    let cur = match session_for_form(&state, &req, &form.csrf).await? {
+        Ok(cur) => cur,
+        Err(resp) => return Ok(resp),
+    };
+    let Some(present) = cur.user.email.as_deref().and_then(|e| crate::domain::Email::parse(e).ok()) else {
+        return Ok(see_other("/account"));
+    };
+    send_link(&state, &req, &cur, &present).await
+}
+
+async fn send_link(
+    state: &AppState,
+    req: &HttpRequest,
+    cur: &Current,
+    to: &crate::domain::Email,
+) -> Result<HttpResponse, WebError> {
+    use crate::lifecycle::DeliverError;
+    match crate::lifecycle::email::request_verification(state, &cur.user, to, client_info::origin(state, req)).await {
+        Ok(()) => Ok(see_other("/account?m=email_sent")),
+        Err(e @ (DeliverError::Limited | DeliverError::Off)) => {
+            render(state, req, cur, StatusCode::TOO_MANY_REQUESTS, None, Some(e.to_string())).await
+        }
+        Err(DeliverError::Db(e)) => Err(e.into()),
+        Err(e @ DeliverError::Mail(_)) => Err(WebError::internal(e)),
     }
 }

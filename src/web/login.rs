@@ -37,6 +37,10 @@ pub struct LoginPage {
     pub username: Option<String>,
     /// Passkey sign-in offered (WebAuthn configured).
     pub passkeys: bool,
+    /// "Forgot password?" offered (mail configured).
+    pub forgot: bool,
+    /// "Create an account" offered (registration open).
+    pub signup: bool,
 }
 
 #[derive(Template)]
@@ -96,6 +100,9 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "logged_out" => Some(t("login.logged_out")),
         "password_changed" => Some(t("login.password_changed")),
         "session_ended" => Some(t("login.session_ended")),
+        "account_activated" => Some(t("links.activated")),
+        "password_reset" => Some(t("links.password_reset")),
+        "account_created" => Some(t("links.account_created")),
         _ => None,
     }
 }
@@ -119,6 +126,8 @@ pub fn login_form(
         request: flow.map(|f| f.handle.clone()),
         username: flow.and_then(|f| f.request.login_hint.clone()),
         passkeys: state.webauthn.is_some(),
+        forgot: state.mailer.is_some(),
+        signup: state.mailer.is_some() && state.settings.registration == crate::config::Registration::Open,
     };
     let mut resp = html(StatusCode::OK, &page)?;
     if let Some(f) = flow {

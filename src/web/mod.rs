@@ -15,6 +15,7 @@ pub mod form;
 pub mod headers;
 pub mod health;
 pub mod limits;
+pub mod links;
 pub mod login;
 pub mod logout;
 pub mod metrics;

@@ -12,7 +12,7 @@ use actix_web::web::{ServiceConfig, get, post, resource, to};
 use actix_web::{HttpResponse, http::StatusCode};
 
 use super::{
-    account, admin, authorize, health, login, logout, metrics, mfa, oidc, pages, passkey, passkey_manage, token,
+    account, admin, authorize, health, links, login, logout, metrics, mfa, oidc, pages, passkey, passkey_manage, token,
 };
 
 /// Browser pages: login, second factor, account, admin pages, health, metrics.
@@ -42,6 +42,20 @@ pub fn pages(cfg: &mut ServiceConfig) {
         .service(at("/account/passkeys/finish").route(post().to(passkey::account_finish)))
         .service(at("/account/passkeys/rename").route(post().to(passkey_manage::rename)))
         .service(at("/account/passkeys/remove").route(post().to(passkey_manage::remove)))
+        .service(at("/invitation").route(get().to(links::invitation_get)).route(post().to(links::invitation_post)))
+        .service(at("/password/reset").route(get().to(links::reset_get)).route(post().to(links::reset_post)))
+        .service(at("/forgot").route(get().to(links::forgot_get)).route(post().to(links::forgot_post)))
+        .service(
+            at("/email/verify").route(get().to(links::verify_email_get)).route(post().to(links::verify_email_post)),
+        )
+        .service(at("/signup").route(get().to(links::signup_get)).route(post().to(links::signup_post)))
+        .service(
+            at("/signup/confirm")
+                .route(get().to(links::signup_confirm_get))
+                .route(post().to(links::signup_confirm_post)),
+        )
+        .service(at("/account/email").route(post().to(account::change_email)))
+        .service(at("/account/email/verify").route(post().to(account::send_verification)))
         .service(at("/account").route(get().to(account::account)))
         .service(at("/account/password").route(post().to(account::change_password)))
         .service(at("/account/sessions/end").route(post().to(account::end_session)))

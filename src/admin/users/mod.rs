@@ -36,6 +36,8 @@ pub struct UserView {
     pub id: String,
     pub username: String,
     pub email: Option<String>,
+    /// The person followed a link sent to `email`.
+    pub email_verified: bool,
     pub name: Option<String>,
     /// OIDC `phone_number`.
     pub phone_number: Option<String>,
@@ -132,6 +134,7 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<Use
         phone_number: Set(None),
         address: Set(None),
         disabled: Set(false),
+        email_verified: Set(false),
         created_at: Set(now),
         updated_at: Set(now),
     }
@@ -185,6 +188,7 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model, now_ms: i64) ->
         id: u.id,
         username: u.username,
         email: u.email,
+        email_verified: u.email_verified,
         name: u.display_name,
         phone_number: u.phone_number,
         address: u.address.as_deref().and_then(|a| serde_json::from_str(a).ok()),
@@ -281,6 +285,8 @@ pub async fn set_password(
         keep_device: None,
         origin: crate::domain::Origin { ip: actor.ip.clone(), user_agent: actor.user_agent.clone() },
         by_admin: Some(actor),
+        link: None,
+        verified_email: None,
     };
     super::password::change_password(state, change, password).await?;
     Ok(())

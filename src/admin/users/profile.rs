@@ -68,7 +68,13 @@ async fn write_profile(
         json!({ "email": u.email, "name": u.display_name, "phone_number": u.phone_number, "address": u.address });
     let mut am = u.into_active_model();
     if let Some(e) = email {
-        am.email = Set(e.map(String::from));
+        // An address an administrator types in is not proved: the person
+        // verifies it by following a link (lifecycle::email).
+        let e = e.map(String::from);
+        if e.as_deref().map(str::to_lowercase) != am.email.as_ref().as_deref().map(str::to_lowercase) {
+            am.email_verified = Set(false);
+        }
+        am.email = Set(e);
     }
     if let Some(n) = name {
         am.display_name = Set(n.map(String::from));

@@ -1,5 +1,6 @@
 //! sea-orm entities, one per table of the migration set.
 
+pub mod account_link;
 pub mod audit_event;
 pub mod authorization_code;
 pub mod authorization_request;

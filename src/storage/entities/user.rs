@@ -17,6 +17,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text", nullable)]
     pub address: Option<String>,
     pub disabled: bool,
+    /// The person followed a link sent to `email` (OIDC `email_verified`).
+    pub email_verified: bool,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
 }

@@ -356,3 +356,46 @@ pub async fn remove_passkey(
     users::remove_passkey(&state, &a, &username, &credential_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    /// Also mail the link to the user's address (needs mail configured).
+    #[serde(default)]
+    send: bool,
+}
+
+async fn issue_link(
+    state: &AppState,
+    req: &HttpRequest,
+    username: &str,
+    raw: &[u8],
+    purpose: crate::lifecycle::Purpose,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(state, req, Permission::UsersCredentials).await?;
+    let b: LinkBody = if raw.iter().all(u8::is_ascii_whitespace) { LinkBody::default() } else { body(raw)? };
+    let issued = crate::lifecycle::recovery::issue(state, &a, username, purpose, b.send).await?;
+    Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(issued))
+}
+
+#[utoipa::path(tag = "users", description = "Needs `users:credentials` and a recent login. A single-use activation link for an account without a password; shown once (only its hash is stored); an older invitation of the user dies.", params(("username" = String, Path, description = "The username")), request_body(content = LinkBody, description = "Optional"), responses((status = 201, body = crate::lifecycle::recovery::IssuedLink), (status = 401, description = "No valid admin token, or the login is not recent", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input, or refused: the account has a password already, mail is not configured", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/admin/api/v1/users/{username}/invitation")]
+pub async fn invite_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    issue_link(&state, &req, &path, &raw, crate::lifecycle::Purpose::Invite).await
+}
+
+#[utoipa::path(tag = "users", description = "Needs `users:credentials` and a recent login. A single-use password-reset link; shown once; an older reset link of the user dies. The second factor stays.", params(("username" = String, Path, description = "The username")), request_body(content = LinkBody, description = "Optional"), responses((status = 201, body = crate::lifecycle::recovery::IssuedLink), (status = 401, description = "No valid admin token, or the login is not recent", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input, or refused: mail is not configured", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/admin/api/v1/users/{username}/reset-link")]
+pub async fn reset_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    raw: web::Bytes,
+) -> Result<HttpResponse, Problem> {
+    issue_link(&state, &req, &path, &raw, crate::lifecycle::Purpose::Reset).await
+}

@@ -43,6 +43,11 @@ impl TestDb {
 
     /// Runs the real `portcullis` binary against this database.
     pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.cli_env(args, stdin, &[])
+    }
+
+    /// `cli` with more `PORTCULLIS_*` settings in its environment.
+    pub fn cli_env(&self, args: &[&str], stdin: Option<&str>, env: &[(String, String)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
         for (k, _) in std::env::vars() {
             if k.starts_with("PORTCULLIS_") {
@@ -51,6 +56,7 @@ impl TestDb {
         }
         cmd.env("PORTCULLIS_DATABASE_URL", &self.url)
             .env("PORTCULLIS_MASTER_KEY", &self.master_key)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .args(args)
             .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())

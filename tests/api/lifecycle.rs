@@ -1,0 +1,302 @@
+//! Account lifecycle (#18) end to end through the real app and a real SMTP
+//! server (tests/api/mailbox.rs): invitations, reset links, "Forgot
+//! password?", e-mail verification and sign-up — each link read from the
+//! mail that carried it, followed as a browser does, and attacked: used
+//! twice, after expiry, after a newer one, by someone probing for accounts.
+
+use portcullis::storage::entities::{account_link, refresh_family, session, user};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::helpers::{TestApp, TestDb, csrf_in, location, spawn_app_with, stdout};
+use crate::mailbox::Mailbox;
+use crate::mfa::{PW, code_at, enrol, logout, submit_code};
+
+const NEW_PW: &str = "copper lantern meadow";
+
+async fn app_with_mail(adjust: impl FnOnce(&mut portcullis::config::Settings)) -> (TestApp, Mailbox) {
+    let mail = Mailbox::start().await;
+    let app = spawn_app_with(TestDb::new().await, |s| {
+        mail.configure(s);
+        adjust(s);
+    })
+    .await;
+    (app, mail)
+}
+
+async fn set_email(app: &TestApp, username: &str, email: &str) {
+    let patch = portcullis::admin::users::ProfilePatch { email: Some(Some(email.into())), ..Default::default() };
+    portcullis::admin::users::update_profile(&app.state, &portcullis::admin::Actor::cli(), username, patch)
+        .await
+        .unwrap();
+}
+
+/// Opens a set-password link (invitation or reset) in `b` and submits
+/// `password`; returns the response to the POST.
+async fn set_password_through(b: &reqwest::Client, link: &str, password: &str) -> reqwest::Response {
+    let page = b.get(link).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the link's page opens");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"autocomplete="new-password""#), "{html}");
+    let token = crate::mfa::between(&html, r#"name="token" value=""#, "\"").to_owned();
+    let action = if link.contains("/invitation") { "/invitation" } else { "/password/reset" };
+    let base = &link[..link.find(action).unwrap()];
+    b.post(format!("{base}{action}"))
+        .form(&[("csrf", csrf_in(&html).as_str()), ("token", token.as_str()), ("new_password", password)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn user_row(app: &TestApp, name: &str) -> user::Model {
+    user::Entity::find().filter(user::Column::Username.eq(name)).one(&app.state.db).await.unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn an_invitation_mailed_by_the_cli_activates_the_account_once() {
+    let (app, mail) = app_with_mail(|_| {}).await;
+    let env: Vec<(String, String)> = [mail.env(), vec![("PORTCULLIS_ISSUER".into(), app.address.clone())]].concat();
+    let o = app.db.cli_env(&["user", "add", "nina", "--email", "nina@example.com"], None, &env);
+    assert!(o.status.success(), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("portcullis user invite nina"));
+    // Without a password the account cannot sign in.
+    let b = app.browser();
+    assert!(app.login(&b, "nina", NEW_PW).await.text().await.unwrap().contains("Login failed"));
+
+    let o = app.db.cli_env(&["--json", "user", "invite", "nina", "--send"], None, &env);
+    assert!(o.status.success(), "{o:?}");
+    let printed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let url = printed["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&app.url("/invitation?token=")), "{url}");
+    assert_eq!(printed["sent_to"], "nina@example.com");
+    let got = mail.wait_for("nina@example.com", 1).await;
+    assert_eq!(got[0].link(&app.url("/invitation")), url, "the mail carries the printed link");
+    assert!(got[0].html.contains(&url.replace('&', "&amp;")), "the HTML part too");
+
+    // Only a hash is stored: the token is nowhere in the database.
+    let token = url.split("token=").nth(1).unwrap();
+    let rows = account_link::Entity::find().all(&app.state.db).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows.iter().all(|r| !r.id_hash.contains(token) && r.id_hash.starts_with("hmac-sha256$")));
+
+    // A GET changes nothing (mail scanners open links).
+    assert_eq!(b.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(account_link::Entity::find().count(&app.state.db).await.unwrap(), 1);
+
+    let r = set_password_through(&app.browser(), &url, NEW_PW).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/login?m=account_activated");
+    assert_eq!(app.login(&b, "nina", NEW_PW).await.status(), 303, "the new password signs in");
+    let u = user_row(&app, "nina").await;
+    assert!(u.email_verified, "following a link mailed to the address proves it");
+
+    // Used: the link is dead, for GET and for POST.
+    let again = app.browser().get(&url).send().await.unwrap();
+    assert_eq!(again.status(), 400);
+    assert!(again.text().await.unwrap().contains("no longer works"));
+    let page_token = token.to_owned();
+    let b2 = app.browser();
+    let csrf = app.csrf_from(&b2, "/login").await;
+    let r = b2
+        .post(app.url("/invitation"))
+        .form(&[("csrf", csrf.as_str()), ("token", page_token.as_str()), ("new_password", "another fine passphrase")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "a used invitation sets no password");
+    assert_eq!(app.login(&app.browser(), "nina", NEW_PW).await.status(), 303, "the password is still the first one");
+
+    // An account with a password gets a reset link, not an invitation.
+    let o = app.db.cli_env(&["user", "invite", "nina"], None, &env);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("reset-link"), "{o:?}");
+    let audit = portcullis::storage::entities::audit_event::Entity::find()
+        .filter(
+            portcullis::storage::entities::audit_event::Column::EventType
+                .is_in(["user.invitation_created", "user.activated"]),
+        )
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(audit, 2, "made and used: both audited");
+}
+
+#[tokio::test]
+async fn links_die_on_expiry_and_when_a_newer_one_is_made() {
+    let (app, _mail) = app_with_mail(|_| {}).await;
+    let o = app.db.cli(&["user", "add", "omar"], None);
+    assert!(o.status.success());
+    let actor = portcullis::admin::Actor::cli();
+    let invite = portcullis::lifecycle::Purpose::Invite;
+    let first = portcullis::lifecycle::recovery::issue(&app.state, &actor, "omar", invite, false).await.unwrap();
+    let second = portcullis::lifecycle::recovery::issue(&app.state, &actor, "omar", invite, false).await.unwrap();
+    let b = app.browser();
+    assert_eq!(b.get(&first.link.url).send().await.unwrap().status(), 400, "a newer invitation kills the older");
+    assert_eq!(b.get(&second.link.url).send().await.unwrap().status(), 200);
+    // Open the form, then let the link expire before submitting.
+    let html = b.get(&second.link.url).send().await.unwrap().text().await.unwrap();
+    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.invitation_ttl_secs + 1));
+    let token = second.link.url.split("token=").nth(1).unwrap();
+    let r = b
+        .post(app.url("/invitation"))
+        .form(&[("csrf", csrf_in(&html).as_str()), ("token", token), ("new_password", NEW_PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400, "an expired link sets no password");
+    assert!(r.text().await.unwrap().contains("no longer works"));
+    let creds = portcullis::storage::entities::password_credential::Entity::find().count(&app.state.db).await.unwrap();
+    assert_eq!(creds, 0);
+}
+
+/// POSTs the "Forgot password?" form in a fresh browser; returns status and
+/// the page without its CSRF token.
+async fn forgot(app: &TestApp, who: &str) -> (u16, String) {
+    let b = app.browser();
+    let csrf = app.csrf_from(&b, "/forgot").await;
+    let r = b.post(app.url("/forgot")).form(&[("csrf", csrf.as_str()), ("who", who)]).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn forgot_password_answers_the_same_for_everyone_and_mails_only_a_real_account() {
+    let (app, mail) = app_with_mail(|_| {}).await;
+    app.create_user("pia", PW, &[]).await;
+    set_email(&app, "pia", "pia@example.com").await;
+    app.create_user("quinn", PW, &[]).await;
+    set_email(&app, "quinn", "quinn@example.com").await;
+    portcullis::admin::users::set_disabled(&app.state, &portcullis::admin::Actor::cli(), "quinn", true).await.unwrap();
+    app.create_user("noaddr", PW, &[]).await;
+
+    let login = app.browser().get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(login.contains(r#"href="/forgot""#), "the login page offers it when mail is on");
+
+    let by_name = forgot(&app, "pia").await;
+    let by_address = forgot(&app, "PIA@example.com").await;
+    let unknown = forgot(&app, "nobody").await;
+    let unknown_address = forgot(&app, "nobody@example.com").await;
+    let disabled = forgot(&app, "quinn").await;
+    let no_address = forgot(&app, "noaddr").await;
+    assert_eq!(by_name.0, 200);
+    for other in [&by_address, &unknown, &unknown_address, &disabled, &no_address] {
+        assert_eq!(&by_name, other, "the same status and words whether or not the account exists");
+    }
+    let got = mail.wait_for("pia@example.com", 2).await;
+    assert!(got.iter().all(|m| m.subject.contains("Reset")));
+    // Let any mail still in flight arrive, then check nobody else got one.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(mail.all().len(), 2, "{:?}", mail.all().iter().map(|m| &m.to).collect::<Vec<_>>());
+    assert!(mail.to("quinn@example.com").is_empty(), "a disabled account gets nothing");
+    // The second request's link replaced the first.
+    let first = got[0].link(&app.url("/password/reset"));
+    assert_eq!(app.browser().get(&first).send().await.unwrap().status(), 400);
+    assert_eq!(app.browser().get(got[1].link(&app.url("/password/reset"))).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn the_forgot_page_does_not_wait_for_the_mail() {
+    // An SMTP server that accepts connections and never answers: a page that
+    // sent the mail before answering would hang for the SMTP timeout; the
+    // page for an account must take no longer than for nobody.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = hung.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hung.accept().await {
+            held.push(s);
+        }
+    });
+    let app = spawn_app_with(TestDb::new().await, |s| {
+        s.mail_from = Some("id@example.com".into());
+        s.smtp_host = Some("127.0.0.1".into());
+        s.smtp_port = Some(port);
+        s.smtp_tls = portcullis::config::SmtpTls::None;
+    })
+    .await;
+    app.create_user("rita", PW, &[]).await;
+    set_email(&app, "rita", "rita@example.com").await;
+    let timed = |who: &'static str| {
+        let app = &app;
+        async move {
+            let start = std::time::Instant::now();
+            let (status, _) = forgot(app, who).await;
+            assert_eq!(status, 200);
+            start.elapsed()
+        }
+    };
+    let mut nobody = Vec::new();
+    let mut rita = Vec::new();
+    for _ in 0..3 {
+        nobody.push(timed("nobody").await);
+        rita.push(timed("rita").await);
+    }
+    nobody.sort();
+    rita.sort();
+    // Medians; a hung send would make rita's thousands of times slower.
+    assert!(rita[1] < nobody[1] * 50, "rita {:?} vs nobody {:?}", rita, nobody);
+}
+
+#[tokio::test]
+async fn a_reset_ends_every_session_keeps_the_second_factor_and_tells_the_person() {
+    let (app, mail) = app_with_mail(|_| {}).await;
+    let id = app.create_user("sam", PW, &[]).await;
+    set_email(&app, "sam", "sam@example.com").await;
+    // Sam has TOTP and a signed-in browser (the attacker's, say).
+    let old = app.browser();
+    let (secret, _) = enrol(&app, &old, "sam").await;
+    assert_eq!(old.get(app.url("/account")).send().await.unwrap().status(), 200);
+    // An application holds a refresh token of the account (a code of the
+    // next time step: the enrolment's code is spent).
+    app.state.clock.advance(chrono::Duration::seconds(30));
+    let secret_app = crate::oauth::register(&app, crate::oauth::web_client("app1")).await.unwrap();
+    let (code, verifier) =
+        crate::oauth::get_code_with_totp(&app, &app.browser(), "app1", "sam", "", Some(&secret)).await;
+    let (status, tokens) = crate::oauth::exchange(&app, "app1", &secret_app, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    let (status, _) = forgot(&app, "sam").await;
+    assert_eq!(status, 200);
+    let link = mail.wait_for("sam@example.com", 1).await[0].link(&app.url("/password/reset"));
+    let r = set_password_through(&app.browser(), &link, NEW_PW).await;
+    assert_eq!(location(&r), "/login?m=password_reset");
+
+    // Every session ended.
+    assert_eq!(
+        session::Entity::find().filter(session::Column::UserId.eq(id.as_str())).count(&app.state.db).await.unwrap(),
+        0
+    );
+    assert_eq!(old.get(app.url("/account")).send().await.unwrap().status(), 303, "the old browser is signed out");
+    let live = refresh_family::Entity::find()
+        .filter(refresh_family::Column::UserId.eq(id.as_str()))
+        .filter(refresh_family::Column::RevokedMs.is_null())
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(live, 0, "every refresh family ended");
+    let form = [("grant_type", "refresh_token"), ("refresh_token", refresh.as_str())];
+    let (status, body, _) = crate::oauth::token_req(&app, Some(("app1", &secret_app)), &form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "the application's refresh token is dead"
+    );
+    // The old password no longer works; the new one needs the code still.
+    let b = app.browser();
+    assert!(app.login(&b, "sam", PW).await.text().await.unwrap().contains("Login failed"));
+    app.state.clock.advance(chrono::Duration::seconds(30));
+    let r = app.login(&b, "sam", NEW_PW).await;
+    assert_eq!(location(&r), "/login/mfa", "a reset does not bypass the second factor");
+    assert_eq!(location(&submit_code(&app, &b, &code_at(&app, &secret, 0)).await), "/account");
+    // Told by mail.
+    let got = mail.wait_for("sam@example.com", 2).await;
+    assert!(got[1].subject.contains("was changed"), "{:?}", got[1].subject);
+    logout(&app, &b).await;
+    // The link is single-use.
+    let again = set_password_through_dead(&app, &link).await;
+    assert_eq!(again, 400);
+}
+
+async fn set_password_through_dead(app: &TestApp, link: &str) -> u16 {
+    app.browser().get(link).send().await.unwrap().status().as_u16()
+}

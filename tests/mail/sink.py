@@ -1,0 +1,49 @@
+"""A real SMTP server for the tests: aiosmtpd on 127.0.0.1, writing every
+message it accepts, as received, into a directory (one .eml file each).
+
+Usage: sink.py DIR  -- prints "listening on PORT" once it accepts mail, then
+runs until killed.
+"""
+
+import os
+import socket
+import sys
+import time
+import uuid
+
+from aiosmtpd.controller import Controller
+
+
+class Sink:
+    def __init__(self, directory):
+        self.directory = directory
+
+    async def handle_DATA(self, server, session, envelope):
+        name = os.path.join(self.directory, f"{time.time_ns()}-{uuid.uuid4().hex}")
+        with open(name + ".tmp", "wb") as f:
+            f.write(envelope.original_content or envelope.content)
+        os.rename(name + ".tmp", name + ".eml")
+        return "250 OK"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    directory = sys.argv[1]
+    port = free_port()
+    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port)
+    controller.start()
+    print(f"listening on {port}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    finally:
+        controller.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, spawn_app};
 use crate::oauth::{register, token_req, urlencode};
 
-async fn service_token(app: &TestApp, id: &str, roles: &[&str], resource: &str) -> String {
+pub async fn service_token(app: &TestApp, id: &str, roles: &[&str], resource: &str) -> String {
     for r in roles {
         let _ = portcullis::admin::roles::add(&app.state, &Actor::cli(), r, None).await;
     }
@@ -147,6 +147,8 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<Value>, &'static str)>
         ("PUT", "/admin/api/v1/users/zoe/attributes/department", Some(json!({ "value": "finance" })), "users:write"),
         ("POST", "/admin/api/v1/users/zoe/unlock", None, "users:credentials"),
         ("POST", "/admin/api/v1/users/zoe/reset-mfa", None, "users:credentials"),
+        ("POST", "/admin/api/v1/users/zoe/reset-link", None, "users:credentials"),
+        ("POST", "/admin/api/v1/users/zoe/invitation", None, "users:credentials"),
         ("GET", "/admin/api/v1/users/zoe/passkeys", None, "users:read"),
         ("DELETE", "/admin/api/v1/users/zoe/passkeys/no-such-key", None, "users:credentials"),
         (

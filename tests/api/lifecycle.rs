@@ -300,3 +300,187 @@ async fn a_reset_ends_every_session_keeps_the_second_factor_and_tells_the_person
 async fn set_password_through_dead(app: &TestApp, link: &str) -> u16 {
     app.browser().get(link).send().await.unwrap().status().as_u16()
 }
+
+/// Opens a confirmation link (address or sign-up) and presses its button.
+async fn confirm_through(b: &reqwest::Client, link: &str, action: &str) -> reqwest::Response {
+    let page = b.get(link).send().await.unwrap();
+    assert_eq!(page.status(), 200, "the link's page opens");
+    let html = page.text().await.unwrap();
+    let token = crate::mfa::between(&html, r#"name="token" value=""#, "\"").to_owned();
+    let base = &link[..link.find(action).unwrap()];
+    b.post(format!("{base}{action}"))
+        .form(&[("csrf", csrf_in(&html).as_str()), ("token", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_address_is_verified_only_by_following_a_link_sent_to_it() {
+    let (app, mail) = app_with_mail(|_| {}).await;
+    let id = app.create_user("tess", PW, &[]).await;
+    set_email(&app, "tess", "tess@example.com").await;
+    assert!(!user_row(&app, "tess").await.email_verified, "an address an administrator typed is not verified");
+
+    let b = app.browser();
+    assert_eq!(app.login(&b, "tess", PW).await.status(), 303);
+    let page = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("not confirmed"), "the account page says so");
+    let csrf = csrf_in(&page);
+
+    // A change needs the password again.
+    let r = b
+        .post(app.url("/account/email"))
+        .form(&[("csrf", csrf.as_str()), ("new_email", "evil@attacker.example"), ("current_password", "wrong one")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(mail.to("evil@attacker.example").is_empty(), "no link without re-authentication");
+
+    let r = b
+        .post(app.url("/account/email"))
+        .form(&[("csrf", csrf.as_str()), ("new_email", "tess@new.example"), ("current_password", PW)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r), "/account?m=email_sent");
+    let link = mail.wait_for("tess@new.example", 1).await[0].link(&app.url("/email/verify"));
+    let told = mail.wait_for("tess@example.com", 1).await;
+    assert!(told[0].subject.contains("change"), "the old address is told: {:?}", told[0].subject);
+    assert!(!told[0].text.contains("tess@new.example"), "…without the whole new address");
+    let u = user_row(&app, "tess").await;
+    assert_eq!(u.email.as_deref(), Some("tess@example.com"), "nothing changes before the link is followed");
+
+    // Follow it (in another browser: the link alone proves the address).
+    let r = confirm_through(&app.browser(), &link, "/email/verify").await;
+    assert_eq!(r.status(), 200);
+    let u = user_row(&app, "tess").await;
+    assert_eq!((u.email.as_deref(), u.email_verified), (Some("tess@new.example"), true));
+    // The claim follows the column.
+    let view = portcullis::admin::users::show(&app.state, &portcullis::admin::Actor::cli(), "tess").await.unwrap();
+    assert!(view.email_verified);
+    // Single use.
+    assert_eq!(app.browser().get(&link).send().await.unwrap().status(), 400);
+    // An administrator's change makes it unverified again.
+    set_email(&app, "tess", "tess@other.example").await;
+    assert!(!user_row(&app, "tess").await.email_verified);
+    let events = portcullis::storage::entities::audit_event::Entity::find()
+        .filter(portcullis::storage::entities::audit_event::Column::UserId.eq(id.as_str()))
+        .filter(portcullis::storage::entities::audit_event::Column::EventType.eq("user.email_verified"))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(events, 1);
+}
+
+#[tokio::test]
+async fn sign_up_is_off_by_default() {
+    let (app, _mail) = app_with_mail(|_| {}).await;
+    assert_eq!(app.browser().get(app.url("/signup")).send().await.unwrap().status(), 404);
+    let login = app.browser().get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(!login.contains(r#"href="/signup""#));
+}
+
+#[tokio::test]
+async fn open_sign_up_verifies_the_address_before_the_account_exists() {
+    let (app, mail) = app_with_mail(|s| {
+        s.registration = portcullis::config::Registration::Open;
+        s.registration_email_domains = vec!["example.com".into()];
+    })
+    .await;
+    app.create_user("taken", PW, &[]).await;
+    set_email(&app, "taken", "owner@example.com").await;
+    let login = app.browser().get(app.url("/login")).send().await.unwrap().text().await.unwrap();
+    assert!(login.contains(r#"href="/signup""#), "the login page offers sign-up when it is open");
+
+    let signup = |username: &'static str, email: &'static str, password: &'static str| {
+        let app = &app;
+        async move {
+            let b = app.browser();
+            let csrf = app.csrf_from(&b, "/signup").await;
+            let r = b
+                .post(app.url("/signup"))
+                .form(&[("csrf", csrf.as_str()), ("username", username), ("email", email), ("new_password", password)])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let (status, html) = signup("uma", "uma@elsewhere.org", NEW_PW).await;
+    assert_eq!(status, 400);
+    assert!(html.contains("example.com only"), "{html}");
+    let (status, html) = signup("uma", "uma@example.com", "password").await;
+    assert_eq!(status, 400, "the password policy applies: {html}");
+    let (status, _) = signup("taken", "x@example.com", NEW_PW).await;
+    assert_eq!(status, 400, "a taken username is said");
+
+    let (ok_status, ok_page) = signup("uma", "uma@example.com", NEW_PW).await;
+    let (dup_status, dup_page) = signup("someone", "owner@example.com", NEW_PW).await;
+    assert_eq!((ok_status, dup_status), (200, 200));
+    let said = |html: &str| crate::mfa::between(html, r#"<p role="status">"#, "</p>").to_owned();
+    assert_eq!(said(&ok_page), said(&dup_page), "a registered address is not revealed by the page");
+    let notice = mail.wait_for("owner@example.com", 1).await;
+    assert!(notice[0].subject.contains("already have"), "{:?}", notice[0].subject);
+    assert!(
+        user::Entity::find().filter(user::Column::Username.eq("someone")).one(&app.state.db).await.unwrap().is_none()
+    );
+
+    // Before the link is followed there is no account.
+    let link = mail.wait_for("uma@example.com", 1).await[0].link(&app.url("/signup/confirm"));
+    assert!(app.login(&app.browser(), "uma", NEW_PW).await.text().await.unwrap().contains("Login failed"));
+    let r = confirm_through(&app.browser(), &link, "/signup/confirm").await;
+    assert_eq!(location(&r), "/login?m=account_created");
+    let u = user_row(&app, "uma").await;
+    assert_eq!((u.email.as_deref(), u.email_verified), (Some("uma@example.com"), true));
+    assert_eq!(app.login(&app.browser(), "uma", NEW_PW).await.status(), 303);
+    assert_eq!(app.browser().get(&link).send().await.unwrap().status(), 400, "single use");
+}
+
+#[tokio::test]
+async fn mail_to_one_address_is_limited() {
+    let (app, mail) = app_with_mail(|s| s.mail_max_per_address = 3).await;
+    app.create_user("vera", PW, &[]).await;
+    set_email(&app, "vera", "vera@example.com").await;
+    for _ in 0..6 {
+        assert_eq!(forgot(&app, "vera").await.0, 200);
+    }
+    mail.wait_for("vera@example.com", 3).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(mail.to("vera@example.com").len(), 3, "at most mail_max_per_address mails per window");
+    let limited = portcullis::storage::entities::audit_event::Entity::find()
+        .filter(portcullis::storage::entities::audit_event::Column::Outcome.eq("mail_limited"))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(limited, 3, "each dropped mail is audited");
+    // A new window sends again.
+    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.mail_window_secs + 1));
+    assert_eq!(forgot(&app, "vera").await.0, 200);
+    mail.wait_for("vera@example.com", 4).await;
+}
+
+#[tokio::test]
+async fn the_admin_api_makes_links_with_users_credentials_and_a_recent_login() {
+    let (app, mail) = app_with_mail(|_| {}).await;
+    let o = app.db.cli(&["user", "add", "wes", "--email", "wes@example.com"], None);
+    assert!(o.status.success());
+    let aud = format!("{}/admin", app.address);
+    let admin = crate::admin_api::service_token(&app, "ops", &["users:credentials"], &aud).await;
+    let body = serde_json::json!({ "send": true });
+    let (status, body) =
+        crate::helpers::api(&app, "POST", "/admin/api/v1/users/wes/invitation", Some(&admin), Some(body)).await;
+    assert_eq!(status, 201, "{body}");
+    let url = body["url"].as_str().unwrap();
+    assert_eq!(mail.wait_for("wes@example.com", 1).await[0].link(&app.url("/invitation")), url);
+    let (status, body) =
+        crate::helpers::api(&app, "POST", "/admin/api/v1/users/wes/reset-link", Some(&admin), None).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body["sent_to"].is_null(), "printed only");
+    // Without the permission: refused.
+    let reader = crate::admin_api::service_token(&app, "reader", &["users:read"], &aud).await;
+    let (status, _) =
+        crate::helpers::api(&app, "POST", "/admin/api/v1/users/wes/reset-link", Some(&reader), None).await;
+    assert_eq!(status, 403);
+}

@@ -484,3 +484,25 @@ async fn the_admin_api_makes_links_with_users_credentials_and_a_recent_login() {
         crate::helpers::api(&app, "POST", "/admin/api/v1/users/wes/reset-link", Some(&reader), None).await;
     assert_eq!(status, 403);
 }
+
+#[tokio::test]
+async fn an_administrator_makes_and_mails_a_link_from_the_user_page() {
+    let (app, mail) = app_with_mail(|_| {}).await;
+    let o = app.db.cli(&["user", "add", "xena", "--email", "xena@example.com"], None);
+    assert!(o.status.success());
+    let admin = crate::admin_pages::logged_in(&app, "root", &["admin"]).await;
+    let page = admin.get(app.url("/admin/users/xena")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"value="invite""#), "an account without a password gets an invitation button");
+    let r = crate::admin_pages::act(&app, &admin, "xena", &[("action", "invite"), ("send", "1")]).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store", "the page showing the link is not cached");
+    let html = r.text().await.unwrap();
+    let shown = crate::mfa::between(&html, "): ", "</p>").to_owned();
+    assert!(shown.starts_with(&app.url("/invitation?token=")), "{shown}");
+    let mailed = mail.wait_for("xena@example.com", 1).await[0].link(&app.url("/invitation"));
+    assert_eq!(mailed, shown);
+    assert_eq!(location(&set_password_through(&app.browser(), &mailed, NEW_PW).await), "/login?m=account_activated");
+    // Now it has a password: the button makes a reset link instead.
+    let page = admin.get(app.url("/admin/users/xena")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"value="reset-link""#) && !page.contains(r#"value="invite""#));
+}

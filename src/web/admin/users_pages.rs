@@ -75,6 +75,8 @@ struct UserPage {
     can_roles: bool,
     can_sessions: bool,
     recent: bool,
+    /// Mail is configured: links can be mailed from here.
+    mail_on: bool,
 }
 
 /// A passkey of the user, as its row on the page.
@@ -158,6 +160,7 @@ async fn render_user(
         can_roles: a.can(Permission::RolesWrite),
         can_sessions: a.can(Permission::SessionsRevoke),
         recent: a.recent(state),
+        mail_on: state.mailer.is_some(),
     };
     a.page(status, &p)
 }
@@ -192,6 +195,8 @@ pub struct UserAction {
     credential: Option<String>,
     /// For a deletion: the username, typed again.
     confirm: Option<String>,
+    /// For an invitation or reset link: mail it too.
+    send: Option<String>,
 }
 
 pub async fn user_action(
@@ -205,7 +210,9 @@ pub async fn user_action(
     let f = form.into_inner();
     let needed = match f.action.as_str() {
         "disable" | "enable" | "set-attr" | "profile" | "delete" => Permission::UsersWrite,
-        "unlock" | "reset-mfa" | "set-password" | "passkey-remove" => Permission::UsersCredentials,
+        "unlock" | "reset-mfa" | "set-password" | "passkey-remove" | "invite" | "reset-link" => {
+            Permission::UsersCredentials
+        }
         "end-sessions" => Permission::SessionsRevoke,
         "grant" | "revoke" => Permission::RolesWrite,
         _ => {
@@ -270,6 +277,26 @@ pub async fn user_action(
             Ok(_) => return Ok(see_other("/admin/users?m=deleted")),
             Err(e) => Err(e),
         },
+        "invite" | "reset-link" => {
+            let purpose =
+                if f.action == "invite" { crate::lifecycle::Purpose::Invite } else { crate::lifecycle::Purpose::Reset };
+            match crate::lifecycle::recovery::issue(s, &actor, &username, purpose, f.send.is_some()).await {
+                // Shown once, on this answer (never in a URL or a redirect).
+                Ok(issued) => {
+                    let until = issued.link.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
+                    let text =
+                        crate::web::ui::tf("admin_msg.link_made", "until", until).replace("{url}", &issued.link.url);
+                    let status = StatusCode::OK;
+                    let mut resp = render_user(&state, &a, &username, status, Some(text), None).await?;
+                    resp.headers_mut().insert(
+                        actix_web::http::header::CACHE_CONTROL,
+                        actix_web::http::header::HeaderValue::from_static("no-store"),
+                    );
+                    return Ok(resp);
+                }
+                Err(e) => Err(e),
+            }
+        }
         "set-password" => match &f.password {
             Some(pw) => users::set_password(s, &actor, &username, pw).await,
             None => Err(AdminError::Refused("password: enter the new password".into())),

@@ -69,6 +69,7 @@ async fn seed(state: &AppState, users: usize, clients: usize, families: usize) -
                 phone_number: Set(None),
                 address: Set(None),
                 disabled: Set(false),
+                email_verified: Set(false),
                 created_at: Set(now),
                 updated_at: Set(now),
             });

@@ -83,7 +83,12 @@ async fn an_administrator_manages_users_in_a_real_browser() {
 async fn every_page_is_accessible_in_a_real_browser() {
     use portcullis::admin::Actor;
     const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
-    let app = spawn_app_on_clock(TestDb::new().await, Clock::System, |_| {}).await;
+    let mail = crate::mailbox::Mailbox::start().await;
+    let app = spawn_app_on_clock(TestDb::new().await, Clock::System, |s| {
+        mail.configure(s);
+        s.registration = portcullis::config::Registration::Open;
+    })
+    .await;
     app.create_user("ada", "violet anvil tramline", &["admin"]).await;
     portcullis::admin::users::totp_import(&app.state, &Actor::cli(), "ada", &secrecy::SecretString::from(SEED))
         .await
@@ -92,6 +97,20 @@ async fn every_page_is_accessible_in_a_real_browser() {
         portcullis::admin::users::NewUser::parse("bruno", Some("bruno@example.com"), Some("Bruno Alves"), &[], None)
             .unwrap();
     portcullis::admin::users::create(&app.state, &Actor::cli(), new).await.unwrap();
+    // The lifecycle pages behind links: an invitation and an address check.
+    let invite = portcullis::lifecycle::Purpose::Invite;
+    let invitation = portcullis::lifecycle::recovery::issue(&app.state, &Actor::cli(), "bruno", invite, false)
+        .await
+        .unwrap()
+        .link
+        .url;
+    use portcullis::storage::entities::user;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let bruno =
+        user::Entity::find().filter(user::Column::Username.eq("bruno")).one(&app.state.db).await.unwrap().unwrap();
+    let to = portcullis::domain::Email::parse("bruno@example.com").unwrap();
+    portcullis::lifecycle::email::request_verification(&app.state, &bruno, &to, Default::default()).await.unwrap();
+    let verify = mail.wait_for("bruno@example.com", 1).await[0].link(&app.url("/email/verify"));
     crate::oauth::register(&app, crate::oauth::web_client("shop")).await;
     let third = portcullis::admin::clients::ClientSpec { first_party: false, ..crate::oauth::web_client("partner") };
     crate::oauth::register(&app, third).await;
@@ -105,7 +124,14 @@ async fn every_page_is_accessible_in_a_real_browser() {
         &app.address,
         "ada",
         "violet anvil tramline",
-        &[("PC_SEED", SEED), ("PC_TARGET", "bruno"), ("PC_CLIENT", "shop"), ("PC_CONSENT", &consent)],
+        &[
+            ("PC_SEED", SEED),
+            ("PC_TARGET", "bruno"),
+            ("PC_CLIENT", "shop"),
+            ("PC_CONSENT", &consent),
+            ("PC_INVITATION", &invitation),
+            ("PC_VERIFY", &verify),
+        ],
     )
     .await;
 }
@@ -295,4 +321,48 @@ async fn a_person_uses_passkeys_in_a_real_browser() {
         env.push(("SCREENSHOT_DIR", shots.as_str()));
     }
     run_script_with("passkey.test.mjs", &app.address, "pax", "violet anvil tramline", &env).await;
+}
+
+/// #18 in a real browser: invitation → password → passkey enrolment at the
+/// first sign-in (a role requires it) → signed in to a sample app; then
+/// "Forgot password?" → the mailed link → new password → sign-in that still
+/// asks for the passkey.
+#[tokio::test]
+async fn a_person_is_invited_enrols_a_passkey_and_recovers_a_password_in_a_real_browser() {
+    use secrecy::ExposeSecret;
+    let mail = crate::mailbox::Mailbox::start().await;
+    let db = TestDb::new().await;
+    let mut app = spawn_app_on_clock(db, Clock::System, |s| {
+        s.issuer = s.issuer.replace("127.0.0.1", "localhost");
+        s.passkey_required_roles = vec!["staff".into()];
+        mail.configure(s);
+    })
+    .await;
+    app.address = app.address.replace("127.0.0.1", "localhost");
+    let cli = portcullis::admin::Actor::cli();
+    portcullis::admin::roles::add(&app.state, &cli, "staff", None).await.unwrap();
+    let new = portcullis::admin::users::NewUser::parse("ivy", Some("ivy@example.com"), None, &["staff".into()], None)
+        .unwrap();
+    portcullis::admin::users::create(&app.state, &cli, new).await.unwrap();
+    let invite = portcullis::lifecycle::Purpose::Invite;
+    portcullis::lifecycle::recovery::issue(&app.state, &cli, "ivy", invite, true).await.unwrap();
+    let invitation = mail.wait_for("ivy@example.com", 1).await[0].link(&app.url("/invitation"));
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let rp_base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let spec = portcullis::admin::clients::ClientSpec {
+        client_id: "sample".into(),
+        name: Some("Sample app".into()),
+        redirect_uris: vec![format!("{rp_base}/callback")],
+        scopes: vec!["profile".into()],
+        first_party: true,
+        ..Default::default()
+    };
+    let created = portcullis::admin::clients::add(&app.state, &cli, &spec).await.unwrap();
+    let secret = created.secret.unwrap().expose_secret().to_owned();
+    let client_base = sample_client::start(&app.address, "sample", &secret, listener);
+    let dir = mail.dir().display().to_string();
+    let env =
+        [("PC_APP_URL", client_base.as_str()), ("PC_INVITATION", invitation.as_str()), ("PC_MAIL_DIR", dir.as_str())];
+    run_script_with("lifecycle.test.mjs", &app.address, "ivy", "", &env).await;
 }

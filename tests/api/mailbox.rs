@@ -83,6 +83,11 @@ impl Mailbox {
         Self { dir, smtp_port: Some(port), _sink: Some(child) }
     }
 
+    /// Where the received messages are (one raw `.eml` file each).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Points the app's mail settings here.
     pub fn configure(&self, s: &mut Settings) {
         s.mail_from = Some("Portcullis <id@example.com>".into());
@@ -164,12 +169,13 @@ fn decode(cte: &str, body: &str) -> String {
             let mut out = Vec::new();
             let mut i = 0;
             while i < bytes.len() {
-                if bytes[i] == b'=' && i + 2 < bytes.len() {
-                    if let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
+                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                if bytes[i] == b'='
+                    && let Some(b) = hex.and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    out.push(b);
+                    i += 3;
+                    continue;
                 }
                 out.push(bytes[i]);
                 i += 1;

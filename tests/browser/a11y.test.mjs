@@ -62,6 +62,11 @@ test('every page passes axe in light and dark mode; login works by keyboard', { 
       await context.clearCookies();
       await page.goto(`${base}/no-such-page`, { waitUntil: 'load' });
       await check('404 page');
+      // The account lifecycle's pages, reached without signing in.
+      for (const p of ['/forgot', '/signup', process.env.PC_INVITATION, process.env.PC_VERIFY, '/password/reset?token=dead']) {
+        await page.goto(p.startsWith('http') ? p : `${base}${p}`);
+        await check(p.split('?')[0].replace(base, ''));
+      }
 
       // Keyboard only: Tab to each field, type, Enter.
       await page.goto(`${base}/login`);

@@ -15,6 +15,7 @@ const user = process.env.PC_USER;
 const app = process.env.PC_APP_URL;
 const invitation = process.env.PC_INVITATION;
 const mailDir = process.env.PC_MAIL_DIR;
+const shots = process.env.SCREENSHOT_DIR;
 
 // The newest link to `path` in the mail received so far (raw messages, the
 // text part quoted-printable or plain).
@@ -61,6 +62,7 @@ test('invitation, passkey at first sign-in, app sign-in, forgotten password', { 
     // The invitation: choose a password.
     await page.goto(invitation);
     assert.equal(await page.inputValue('input[autocomplete="username"]'), user);
+    if (shots) await page.screenshot({ path: `${shots}/invitation.png` });
     await page.fill('input[autocomplete="new-password"]', 'first chosen passphrase');
     await Promise.all([page.waitForNavigation(), page.click('main button[type="submit"]')]);
     assert.equal(new URL(page.url()).pathname, '/login');
@@ -91,6 +93,7 @@ test('invitation, passkey at first sign-in, app sign-in, forgotten password', { 
     await fresh.goto(`${base}/login`);
     await Promise.all([fresh.waitForNavigation(), fresh.click('a[href="/forgot"]')]);
     await fresh.fill('#who', user);
+    if (shots) await fresh.screenshot({ path: `${shots}/forgot.png` });
     await Promise.all([fresh.waitForNavigation(), fresh.click('main button[type="submit"]')]);
     assert.match(await fresh.locator('main').innerText(), /Check your mail/);
     const reset = await waitForMail('/password/reset');

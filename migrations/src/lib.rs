@@ -15,6 +15,7 @@ mod m20261201_000009_claims_request;
 mod m20261201_000010_profile_scopes;
 mod m20261201_000011_passkeys;
 mod m20261202_000012_account_links;
+mod m20261202_000013_federation;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000010_profile_scopes::Migration),
             Box::new(m20261201_000011_passkeys::Migration),
             Box::new(m20261202_000012_account_links::Migration),
+            Box::new(m20261202_000013_federation::Migration),
         ]
     }
 }

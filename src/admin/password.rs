@@ -7,7 +7,7 @@
 //! commit, the back-channel logouts of the sessions that ended.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -55,6 +55,39 @@ pub enum ChangeError {
     LinkUsed,
 }
 
+/// Claims an invitation or reset link for `user_id` in the transaction: it
+/// must be live, the account enabled, and the account may not reach further
+/// now than when the link was made (`reach`: the permissions its roles gave
+/// then — a link made for a plain user dies if the user became an
+/// administrator since). Used at most once, also by two requests at once.
+async fn claim_link<C: ConnectionTrait>(txn: &C, hash: &str, user_id: &str, now_ms: i64) -> Result<(), ChangeError> {
+    let Some(link) = account_link::Entity::find_by_id(hash)
+        .one(txn)
+        .await?
+        .filter(|l| l.user_id.as_deref() == Some(user_id) && l.expires_ms > now_ms)
+    else {
+        return Err(ChangeError::LinkUsed);
+    };
+    if user::Entity::find_by_id(user_id).one(txn).await?.is_none_or(|u| u.disabled) {
+        return Err(ChangeError::LinkUsed);
+    }
+    let reach: Vec<String> = link
+        .payload
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
+        .and_then(|v| serde_json::from_value(v["reach"].clone()).ok())
+        .unwrap_or_default();
+    let now_held = crate::policy::permissions_of(&crate::storage::roles_of(txn, user_id).await?);
+    if now_held.iter().any(|p| !reach.iter().any(|r| r == p.as_str())) {
+        return Err(ChangeError::LinkUsed);
+    }
+    let claimed = account_link::Entity::delete_by_id(hash).exec(txn).await?;
+    if claimed.rows_affected != 1 {
+        return Err(ChangeError::LinkUsed);
+    }
+    Ok(())
+}
+
 /// Changes the password; returns the ids of the sessions that ended.
 pub async fn change_password(
     state: &AppState,
@@ -71,16 +104,11 @@ pub async fn change_password(
         actor.may_act_on_user(&crate::storage::roles_of(&txn, &u.id).await?).map_err(Box::new)?;
     }
     if let Some(hash) = change.link {
-        let claimed = account_link::Entity::delete_many()
-            .filter(account_link::Column::IdHash.eq(hash))
-            .filter(account_link::Column::UserId.eq(u.id.as_str()))
-            .filter(account_link::Column::ExpiresMs.gt(now.timestamp_millis()))
-            .exec(&txn)
-            .await?;
-        if claimed.rows_affected != 1 {
-            return Err(ChangeError::LinkUsed);
-        }
+        claim_link(&txn, hash, &u.id, now.timestamp_millis()).await?;
     }
+    // Every other link of the account dies with the old password: an
+    // invitation, an older reset link, a pending change of address.
+    account_link::Entity::delete_many().filter(account_link::Column::UserId.eq(u.id.as_str())).exec(&txn).await?;
     if let Some(email) = change.verified_email {
         user::Entity::update_many()
             .col_expr(user::Column::EmailVerified, sea_orm::sea_query::Expr::val(true))

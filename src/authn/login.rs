@@ -290,6 +290,20 @@ pub async fn create_challenge(
     trusted_device: bool,
     return_to: Option<String>,
 ) -> Result<String, LoginError> {
+    create_challenge_after(state, user_id, purpose, trusted_device, return_to, None).await
+}
+
+/// `create_challenge` after a first factor other than the password
+/// (`first_factor`: its `amr`, e.g. `fed`), which the finished login's `amr`
+/// then names instead of `pwd`.
+pub async fn create_challenge_after(
+    state: &AppState,
+    user_id: &str,
+    purpose: ChallengePurpose,
+    trusted_device: bool,
+    return_to: Option<String>,
+    first_factor: Option<&str>,
+) -> Result<String, LoginError> {
     let now_ms = state.clock.now().timestamp_millis();
     let token = random_token(32)?;
     login_challenge::ActiveModel {
@@ -299,6 +313,7 @@ pub async fn create_challenge(
         trusted_device: Set(trusted_device),
         attempts: Set(0),
         return_to: Set(return_to),
+        first_factor: Set(first_factor.map(str::to_owned)),
         created_ms: Set(now_ms),
         expires_ms: Set(now_ms + CHALLENGE_TTL_MS),
     }

@@ -60,9 +60,12 @@ impl Output {
         if self.json {
             return print_json(l);
         }
-        println!("{}", l.link.url);
-        let sent = l.sent_to.as_deref().map(|a| format!("; mailed to {a}")).unwrap_or_default();
-        eprintln!("note: the link works once, until {}{sent}", l.link.expires_at.to_rfc3339());
+        match (&l.url, &l.sent_to) {
+            (Some(url), _) => println!("{url}"),
+            (None, Some(to)) => println!("mailed to {to}"),
+            (None, None) => {}
+        }
+        eprintln!("note: the link works once, until {}", l.expires_at.to_rfc3339());
     }
 
     /// Recovery codes are shown once, here.

@@ -101,12 +101,16 @@ impl Email {
         let Some((local, domain)) = s.rsplit_once('@') else {
             return Err(err("email", "must look like name@example.com"));
         };
+        // A bare address (RFC 5322 addr-spec) only: no display name, angle
+        // brackets, comments or lists, which a mail library would read as a
+        // different recipient than the one shown and counted.
         if local.is_empty()
             || domain.is_empty()
             || !domain.contains('.')
             || domain.starts_with('.')
             || domain.ends_with('.')
-            || s.chars().any(|c| c.is_whitespace() || c.is_control())
+            || local.contains('@')
+            || s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>()[],;:\\\"".contains(c))
         {
             return Err(err("email", "must look like name@example.com"));
         }
@@ -494,5 +498,9 @@ mod tests {
         assert!(Email::parse("a@b").is_err());
         assert!(Email::parse("ab.com").is_err());
         assert!(Email::parse("a b@c.com").is_err());
+        for tricky in ["x<victim@ex.com>", "<victim@ex.com>", "victim@ex.com(1)", "a@b.co>", "a,b@ex.com", "a@b@ex.com"]
+        {
+            assert!(Email::parse(tricky).is_err(), "{tricky}");
+        }
     }
 }

@@ -29,9 +29,7 @@ pub async fn request_verification(
     new: &Email,
     origin: Origin,
 ) -> Result<(), DeliverError> {
-    if state.mailer.is_none() {
-        return Err(DeliverError::Off);
-    }
+    super::admit(state, &state.db, Some(&u.id), new.as_str()).await?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let target = LinkFor { user_id: Some(&u.id), email: Some(new.as_str()), payload: None };
@@ -65,7 +63,7 @@ pub async fn request_verification(
             link.expires_at.format("%Y-%m-%d %H:%M UTC")
         )),
     };
-    deliver(state, Some(&u.id), &mail).await?;
+    super::send(state, &mail).await?;
     if change && let Some(old) = &u.email {
         let notice = Mail {
             to: old.clone(),
@@ -99,7 +97,7 @@ pub async fn confirm(state: &AppState, token: &str, origin: Origin) -> Result<Op
     let (Some(user_id), Some(addr)) = (link.user_id.as_deref(), link.email.as_deref()) else {
         return Ok(None);
     };
-    let Some(u) = user::Entity::find_by_id(user_id).one(&txn).await? else {
+    let Some(u) = user::Entity::find_by_id(user_id).one(&txn).await?.filter(|u| !u.disabled) else {
         return Ok(None);
     };
     let before = u.email.clone();

@@ -106,6 +106,18 @@ pub(crate) async fn create<C: ConnectionTrait>(
     target: LinkFor<'_>,
     now: DateTime<Utc>,
 ) -> Result<Link, LinkError> {
+    // One link of a kind per account (or address), also when two requests
+    // make one at once: on PostgreSQL they take turns on a lock of the
+    // account (SQLite's write transactions take turns anyway).
+    if conn.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        let key = format!("account-link:{}", target.user_id.or(target.email).unwrap_or_default());
+        conn.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            [key.into()],
+        ))
+        .await?;
+    }
     let older = account_link::Entity::delete_many().filter(account_link::Column::Purpose.eq(purpose.as_str()));
     let older = match (target.user_id, target.email) {
         (Some(u), _) => Some(older.filter(account_link::Column::UserId.eq(u))),
@@ -187,25 +199,54 @@ pub enum DeliverError {
     Db(#[from] DbErr),
 }
 
+/// The permissions the account's roles give now, as a link's payload: the
+/// password change that redeems the link refuses it if the account reaches
+/// further by then (`admin::password`).
+pub(crate) async fn reach_of<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<String, DbErr> {
+    let held = crate::policy::permissions_of(&crate::storage::roles_of(conn, user_id).await?);
+    let reach: Vec<&str> = held.iter().map(|p| p.as_str()).collect();
+    Ok(serde_json::json!({ "reach": reach }).to_string())
+}
+
 /// Sends one mail, counted against the recipient address and (if any) the
-/// account: over either limit it is not sent. The counters are keyed by a
-/// keyed hash of the address, so the table holds no addresses.
+/// account: over either limit it is not sent.
 pub async fn deliver(state: &AppState, user_id: Option<&str>, mail: &Mail) -> Result<(), DeliverError> {
+    admit(state, &state.db, user_id, &mail.to).await?;
+    send(state, mail).await
+}
+
+/// Sends a mail already counted by [`admit`].
+pub async fn send(state: &AppState, mail: &Mail) -> Result<(), DeliverError> {
     let mailer = state.mailer.as_ref().ok_or(DeliverError::Off)?;
+    mailer.send(mail).await?;
+    Ok(())
+}
+
+/// Counts one mail to `to` (and about `user_id`) against the limits, on
+/// `conn` (the caller's transaction, if it holds one); `Err(Limited)` over
+/// either. The counters are keyed by a keyed hash of the address, so the
+/// table holds no addresses.
+pub async fn admit<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    user_id: Option<&str>,
+    to: &str,
+) -> Result<(), DeliverError> {
+    if state.mailer.is_none() {
+        return Err(DeliverError::Off);
+    }
     let s = &state.settings;
     let now = state.clock.now().timestamp_millis();
     let window = s.mail_window_secs * 1000;
-    let address = state.master_key.hasher().hash(&format!("mail-to:{}", mail.to.trim().to_lowercase()));
-    let mut over = crate::authn::throttle::count_in_window(&state.db, &format!("mail-to:{address}"), window, now)
-        .await?
+    let address = state.master_key.hasher().hash(&format!("mail-to:{}", to.trim().to_lowercase()));
+    let mut over = crate::authn::throttle::count_in_window(conn, &format!("mail-to:{address}"), window, now).await?
         > s.mail_max_per_address;
     if let Some(u) = user_id {
-        over |= crate::authn::throttle::count_in_window(&state.db, &format!("mail-account:{u}"), window, now).await?
+        over |= crate::authn::throttle::count_in_window(conn, &format!("mail-account:{u}"), window, now).await?
             > s.mail_max_per_account;
     }
     if over {
         return Err(DeliverError::Limited);
     }
-    mailer.send(mail).await?;
     Ok(())
 }

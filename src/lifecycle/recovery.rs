@@ -19,11 +19,14 @@ use crate::state::AppState;
 use crate::storage::entities::{password_credential, user};
 use crate::storage::{AuditEvent, record_audit};
 
-/// What an administrator gets: the link, and whether it was mailed.
+/// What an administrator gets: the link, or — when it was mailed — only
+/// where it went (the link then belongs to whoever reads that mail, which
+/// is what makes the address verified when it is used).
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct IssuedLink {
-    #[serde(flatten)]
-    pub link: Link,
+    /// The link, when it was not mailed; shown once.
+    pub url: Option<String>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
     /// The address it was mailed to, if it was.
     pub sent_to: Option<String>,
 }
@@ -68,7 +71,14 @@ pub async fn issue(
     } else {
         None
     };
-    let target = LinkFor { user_id: Some(&u.id), email: to.as_deref(), payload: None };
+    if let Some(addr) = &to {
+        super::admit(state, &txn, Some(&u.id), addr).await.map_err(|e| match e {
+            DeliverError::Db(e) => AdminError::Db(e),
+            other => AdminError::Refused(format!("not mailed: {other}")),
+        })?;
+    }
+    let reach = super::reach_of(&txn, &u.id).await?;
+    let target = LinkFor { user_id: Some(&u.id), email: to.as_deref(), payload: Some(reach) };
     let link = super::create(state, &txn, purpose, target, now).await.map_err(|e| match e {
         super::LinkError::Db(e) => AdminError::Db(e),
         super::LinkError::Crypto(e) => AdminError::Crypto(e),
@@ -87,12 +97,13 @@ pub async fn issue(
     txn.commit().await?;
     if let Some(addr) = &to {
         let mail = link_mail(state, purpose, addr, &link);
-        deliver(state, Some(&u.id), &mail).await.map_err(|e| match e {
+        super::send(state, &mail).await.map_err(|e| match e {
             DeliverError::Db(e) => AdminError::Db(e),
-            other => AdminError::Refused(format!("the link was made but not mailed: {other}")),
+            other => AdminError::Refused(format!("the link was made but not mailed: {other}; make a new one")),
         })?;
+        return Ok(IssuedLink { url: None, expires_at: link.expires_at, sent_to: to });
     }
-    Ok(IssuedLink { link, sent_to: to })
+    Ok(IssuedLink { url: Some(link.url), expires_at: link.expires_at, sent_to: None })
 }
 
 fn link_mail(state: &AppState, purpose: Purpose, to: &str, link: &Link) -> Mail {
@@ -137,21 +148,27 @@ pub async fn forgot(state: AppState, who: String, origin: Origin) {
     }
 }
 
+/// The account `who` names: an input with `@` is a verified address first
+/// (a username that looks like someone's address must not catch their
+/// reset), then a username.
 async fn find_account(state: &AppState, who: &str) -> Result<Option<user::Model>, sea_orm::DbErr> {
     let who = who.trim();
-    if let Ok(name) = Username::parse(who) {
-        let found = user::Entity::find().filter(user::Column::UsernameKey.eq(name.key())).one(&state.db).await?;
-        if found.is_some() {
-            return Ok(found);
+    if who.contains('@') && who.len() <= 254 {
+        // The address as stored, compared case-insensitively.
+        let matches = user::Entity::find()
+            .filter(crate::storage::email_matches(who))
+            .filter(user::Column::EmailVerified.eq(true))
+            .all(&state.db)
+            .await?;
+        // An address shared by several accounts names none of them.
+        if matches.len() == 1 {
+            return Ok(matches.into_iter().next());
         }
     }
-    if !who.contains('@') || who.len() > 254 {
-        return Ok(None);
+    match Username::parse(who) {
+        Ok(name) => user::Entity::find().filter(user::Column::UsernameKey.eq(name.key())).one(&state.db).await,
+        Err(_) => Ok(None),
     }
-    // The address as stored, compared case-insensitively.
-    let matches = user::Entity::find().filter(crate::storage::email_matches(who)).all(&state.db).await?;
-    // An address shared by several accounts names none of them.
-    Ok(if matches.len() == 1 { matches.into_iter().next() } else { None })
 }
 
 async fn forgot_inner(state: &AppState, who: &str, origin: &Origin) -> Result<(), DeliverError> {
@@ -166,32 +183,31 @@ async fn forgot_inner(state: &AppState, who: &str, origin: &Origin) -> Result<()
         record_audit(&state.db, audit("no_account"), now).await?;
         return Ok(());
     };
-    let Some(addr) = u.email.clone() else {
-        record_audit(&state.db, audit("no_address").user(&u.id), now).await?;
+    // Only to an address the person proved: one an administrator typed
+    // could be anyone's (an administrator without users:credentials must
+    // not be able to reset a password by changing the address first).
+    let Some(addr) = u.email.clone().filter(|_| u.email_verified) else {
+        record_audit(&state.db, audit("no_verified_address").user(&u.id), now).await?;
         return Ok(());
     };
+    // The limits first: a request over them must not kill a live link.
+    match super::admit(state, &state.db, Some(&u.id), &addr).await {
+        Err(DeliverError::Limited) => {
+            record_audit(&state.db, audit("mail_limited").user(&u.id), now).await?;
+            return Ok(());
+        }
+        other => other?,
+    }
     let txn = crate::storage::begin_write(&state.db).await?;
-    let link = super::create(
-        state,
-        &txn,
-        Purpose::Reset,
-        LinkFor { user_id: Some(&u.id), email: Some(&addr), payload: None },
-        now,
-    )
-    .await
-    .map_err(|e| match e {
+    let reach = super::reach_of(&txn, &u.id).await?;
+    let target = LinkFor { user_id: Some(&u.id), email: Some(&addr), payload: Some(reach) };
+    let link = super::create(state, &txn, Purpose::Reset, target, now).await.map_err(|e| match e {
         super::LinkError::Db(e) => DeliverError::Db(e),
         super::LinkError::Crypto(e) => DeliverError::Mail(crate::mail::MailError::Build(e.to_string())),
     })?;
     record_audit(&txn, audit("success").user(&u.id).detail(json!({ "expires_at": link.expires_at })), now).await?;
     txn.commit().await?;
-    match deliver(state, Some(&u.id), &link_mail(state, Purpose::Reset, &addr, &link)).await {
-        Err(DeliverError::Limited) => {
-            record_audit(&state.db, audit("mail_limited").user(&u.id), state.clock.now()).await?;
-            Ok(())
-        }
-        other => other,
-    }
+    super::send(state, &link_mail(state, Purpose::Reset, &addr, &link)).await
 }
 
 /// Why a link could not be redeemed; the page shows the message.

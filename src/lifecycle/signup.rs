@@ -72,6 +72,11 @@ pub async fn register(
             state.settings.registration_email_domains.join(", ")
         )));
     }
+    // A username that is an address must be this one: otherwise it could
+    // pass for someone else's address (sign-in, "Forgot password?").
+    if name.as_str().contains('@') && !name.as_str().eq_ignore_ascii_case(addr.as_str()) {
+        return Err(SignupError::Invalid("A username with @ must be your e-mail address.".into()));
+    }
     state.password_policy.check(password, false, Some(name.as_str())).map_err(|e| match e {
         crate::authn::PasswordError::Policy(m) => SignupError::Invalid(m),
         other => SignupError::Password(other),
@@ -79,6 +84,9 @@ pub async fn register(
     if user::Entity::find().filter(user::Column::UsernameKey.eq(name.key())).one(&state.db).await?.is_some() {
         return Err(SignupError::Taken);
     }
+    // Hashed whatever the address: the page must take as long for a
+    // registered address as for a new one.
+    let phc = state.passwords.hash(password).await.map_err(SignupError::Password)?;
     let product = &state.settings.product_name;
     let holder = user::Entity::find().filter(crate::storage::email_matches(addr.as_str())).one(&state.db).await?;
     let now = state.clock.now();
@@ -104,7 +112,6 @@ pub async fn register(
             Err(e) => Err(e.into()),
         };
     }
-    let phc = state.passwords.hash(password).await.map_err(SignupError::Password)?;
     let payload = serde_json::to_string(&Pending { username: name.to_string(), phc })
         .map_err(|e| SignupError::Invalid(e.to_string()))?;
     let txn = crate::storage::begin_write(&state.db).await?;
@@ -139,7 +146,7 @@ pub async fn register(
 pub enum ConfirmError {
     #[error("This link has been used or has expired. Sign up again.")]
     Dead,
-    #[error("The username was taken meanwhile. Sign up again with another.")]
+    #[error("The username or the address was taken meanwhile. Sign up again.")]
     Taken,
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
@@ -158,6 +165,11 @@ pub async fn confirm(state: &AppState, token: &str, origin: Origin) -> Result<St
         link.payload.as_deref().and_then(|p| serde_json::from_str(p).ok()).ok_or(ConfirmError::Dead)?;
     let name = Username::parse(&pending.username).map_err(|_| ConfirmError::Dead)?;
     if user::Entity::find().filter(user::Column::UsernameKey.eq(name.key())).one(&txn).await?.is_some() {
+        return Err(ConfirmError::Taken);
+    }
+    // The address may have been given to an account meanwhile.
+    let addr = link.email.clone().unwrap_or_default();
+    if user::Entity::find().filter(crate::storage::email_matches(&addr)).one(&txn).await?.is_some() {
         return Err(ConfirmError::Taken);
     }
     let id = uuid::Uuid::new_v4().to_string();

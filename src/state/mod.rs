@@ -49,6 +49,16 @@ pub struct AppState {
     /// Outgoing mail; `None` when no mail is configured (links are then only
     /// printed by the CLI and shown on the admin pages).
     pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// The discovery documents (and keys) of the upstream providers, with
+    /// when they were fetched (`federation` refreshes them).
+    pub upstream_meta: Arc<RwLock<std::collections::HashMap<String, UpstreamMeta>>>,
+}
+
+/// An upstream provider's discovery document and keys as last fetched.
+#[derive(Clone, Debug)]
+pub struct UpstreamMeta {
+    pub fetched: std::time::Instant,
+    pub metadata: openidconnect::core::CoreProviderMetadata,
 }
 
 /// How long a WebAuthn ceremony may take, in the browser and on the server.
@@ -152,6 +162,7 @@ impl AppState {
             webauthn,
             branding: Arc::new(branding),
             mailer: mailer.map(Arc::new),
+            upstream_meta: Arc::default(),
         };
         Ok((state, source))
     }

@@ -276,7 +276,13 @@ pub async fn verify_email_get(
     let Some(link) = crate::lifecycle::peek(&state, &state.db, Purpose::VerifyEmail, &token).await? else {
         return Ok(dead_link());
     };
-    let intro = tf("links.verify_intro", "email", link.email.unwrap_or_default());
+    use sea_orm::EntityTrait;
+    let username = match link.user_id.as_deref() {
+        Some(id) => crate::storage::entities::user::Entity::find_by_id(id).one(&state.db).await?.map(|u| u.username),
+        None => None,
+    };
+    let intro = tf("links.verify_intro", "email", link.email.unwrap_or_default())
+        .replace("{username}", &username.unwrap_or_default());
     with_csrf(&state, &req, |csrf| {
         html(
             StatusCode::OK,

@@ -230,6 +230,7 @@ pub async fn login_post(
                     ChallengePurpose::Mfa,
                     trusted_device,
                     return_to,
+                    None,
                     "/login/mfa",
                 )
                 .await;
@@ -245,6 +246,7 @@ pub async fn login_post(
                     ChallengePurpose::Enrol,
                     trusted_device,
                     return_to,
+                    None,
                     "/login/enrol",
                 )
                 .await;
@@ -278,9 +280,10 @@ pub(crate) async fn challenge_redirect(
     purpose: ChallengePurpose,
     trusted: bool,
     return_to: Option<String>,
+    first_factor: Option<String>,
     to: &str,
 ) -> Result<HttpResponse, WebError> {
-    let c = challenge_cookie(state, user_id, purpose, trusted, return_to).await?;
+    let c = challenge_cookie(state, user_id, purpose, trusted, return_to, first_factor).await?;
     let mut resp = see_other(to);
     resp.add_cookie(&c).map_err(WebError::internal)?;
     Ok(resp)
@@ -293,9 +296,11 @@ pub(crate) async fn challenge_cookie(
     purpose: ChallengePurpose,
     trusted: bool,
     return_to: Option<String>,
+    first_factor: Option<String>,
 ) -> Result<actix_web::cookie::Cookie<'static>, WebError> {
-    let token =
-        login::create_challenge(state, user_id, purpose, trusted, return_to).await.map_err(WebError::internal)?;
+    let token = login::create_challenge_after(state, user_id, purpose, trusted, return_to, first_factor.as_deref())
+        .await
+        .map_err(WebError::internal)?;
     let mut c = build_cookie(state, CHALLENGE_COOKIE, token, SameSite::Lax);
     c.set_max_age(actix_web::cookie::time::Duration::milliseconds(login::CHALLENGE_TTL_MS));
     Ok(c)

@@ -195,11 +195,13 @@ pub async fn mfa_post(
             ChallengePurpose::Replace,
             c.row.trusted_device,
             c.row.return_to.clone(),
+            c.row.first_factor.clone(),
             "/login/enrol",
         )
         .await;
     }
-    let done = finish_login(&state, &req, &c.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source, return_to).await?;
+    let first = c.row.first_factor.as_deref().unwrap_or(AMR_PASSWORD);
+    let done = finish_login(&state, &req, &c.user.id, &[first, AMR_OTP], "2", &source, return_to).await?;
     let to = done.destination(return_to);
     Ok(done.redirect(&to))
 }
@@ -399,8 +401,8 @@ pub async fn login_enrol_post(
             audit_enrolled(&state, &req, &c.user.id).await?;
             let source = source_of(&state, &req);
             let return_to = c.row.return_to.as_deref();
-            let done =
-                finish_login(&state, &req, &c.user.id, &[AMR_PASSWORD, AMR_OTP], "2", &source, return_to).await?;
+            let first = c.row.first_factor.as_deref().unwrap_or(AMR_PASSWORD);
+            let done = finish_login(&state, &req, &c.user.id, &[first, AMR_OTP], "2", &source, return_to).await?;
             let to = done.destination(return_to);
             Ok(done.apply(recovery_page(codes, &to)?))
         }

@@ -122,11 +122,12 @@ fn go(to: &str, resp_cookies: Option<crate::web::login::Finished>) -> HttpRespon
 
 /// The `amr` of a passkey sign-in (RFC 8176): the key's kind, user
 /// verification, and more than one factor (the key and the PIN or
-/// biometric that unlocked it; with the password, three).
-fn amr_of(v: &Verified, with_password: bool) -> Vec<&'static str> {
+/// biometric that unlocked it; with the first factor — the password, or
+/// `fed` after an upstream provider — three).
+fn amr_of<'a>(v: &Verified, first_factor: Option<&'a str>) -> Vec<&'a str> {
     let mut amr = Vec::with_capacity(4);
-    if with_password {
-        amr.push(AMR_PASSWORD);
+    if let Some(first) = first_factor {
+        amr.push(first);
     }
     amr.push(if v.hardware { AMR_HWK } else { AMR_SWK });
     amr.push(AMR_USER);
@@ -252,7 +253,7 @@ pub async fn passwordless_finish(
     .await?;
     state.metrics.login("success");
     let return_to = flow.as_ref().map(|f| resume_path(&f.handle));
-    let amr = amr_of(&v, false);
+    let amr = amr_of(&v, None);
     let done = finish_login(&state, &req, &v.user.id, &amr, "phr", &source, return_to.as_deref()).await?;
     let to = done.destination(return_to.as_deref());
     Ok(spent(&state, go(&to, Some(done))))
@@ -344,7 +345,7 @@ pub async fn second_factor_finish(
     )
     .await?;
     let return_to = c.row.return_to.as_deref();
-    let amr = amr_of(&v, true);
+    let amr = amr_of(&v, Some(c.row.first_factor.as_deref().unwrap_or(AMR_PASSWORD)));
     let done = finish_login(&state, &req, &c.user.id, &amr, "phr", &source, return_to).await?;
     let to = done.destination(return_to);
     Ok(spent(&state, go(&to, Some(done))))
@@ -539,8 +540,15 @@ pub async fn enrol_finish(
     if !login::end_challenge(&state, &c).await.map_err(internal)? {
         return Ok(go("/login", None));
     }
-    let cookie =
-        challenge_cookie(&state, &c.user.id, ChallengePurpose::Mfa, c.row.trusted_device, c.row.return_to).await?;
+    let cookie = challenge_cookie(
+        &state,
+        &c.user.id,
+        ChallengePurpose::Mfa,
+        c.row.trusted_device,
+        c.row.return_to,
+        c.row.first_factor,
+    )
+    .await?;
     let mut resp = spent(&state, go_showing("/login/mfa", codes));
     resp.add_cookie(&cookie).map_err(internal)?;
     Ok(resp)

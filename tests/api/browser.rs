@@ -102,8 +102,8 @@ async fn every_page_is_accessible_in_a_real_browser() {
     let invitation = portcullis::lifecycle::recovery::issue(&app.state, &Actor::cli(), "bruno", invite, false)
         .await
         .unwrap()
-        .link
-        .url;
+        .url
+        .unwrap();
     use portcullis::storage::entities::user;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
     let bruno =

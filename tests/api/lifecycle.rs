@@ -23,9 +23,21 @@ async fn app_with_mail(adjust: impl FnOnce(&mut portcullis::config::Settings)) -
     (app, mail)
 }
 
+/// An administrator sets the address (unverified).
 async fn set_email(app: &TestApp, username: &str, email: &str) {
     let patch = portcullis::admin::users::ProfilePatch { email: Some(Some(email.into())), ..Default::default() };
     portcullis::admin::users::update_profile(&app.state, &portcullis::admin::Actor::cli(), username, patch)
+        .await
+        .unwrap();
+}
+
+/// An address the person proved (as following a verification link does).
+async fn set_verified_email(app: &TestApp, username: &str, email: &str) {
+    set_email(app, username, email).await;
+    user::Entity::update_many()
+        .col_expr(user::Column::EmailVerified, sea_orm::sea_query::Expr::val(true))
+        .filter(user::Column::Username.eq(username))
+        .exec(&app.state.db)
         .await
         .unwrap();
 }
@@ -62,15 +74,23 @@ async fn an_invitation_mailed_by_the_cli_activates_the_account_once() {
     let b = app.browser();
     assert!(app.login(&b, "nina", NEW_PW).await.text().await.unwrap().contains("Login failed"));
 
+    // Printed: the operator hands it over.
+    let o = app.db.cli_env(&["--json", "user", "invite", "nina"], None, &env);
+    assert!(o.status.success(), "{o:?}");
+    let printed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let printed_url = printed["url"].as_str().unwrap().to_owned();
+    assert!(printed_url.starts_with(&app.url("/invitation?token=")), "{printed_url}");
+    // Mailed: only the mail holds the link (which is what lets its use prove
+    // the address); the older, printed one dies.
     let o = app.db.cli_env(&["--json", "user", "invite", "nina", "--send"], None, &env);
     assert!(o.status.success(), "{o:?}");
     let printed: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let url = printed["url"].as_str().unwrap().to_owned();
-    assert!(url.starts_with(&app.url("/invitation?token=")), "{url}");
+    assert!(printed["url"].is_null(), "a mailed link is not also shown: {printed}");
     assert_eq!(printed["sent_to"], "nina@example.com");
     let got = mail.wait_for("nina@example.com", 1).await;
-    assert_eq!(got[0].link(&app.url("/invitation")), url, "the mail carries the printed link");
+    let url = got[0].link(&app.url("/invitation"));
     assert!(got[0].html.contains(&url.replace('&', "&amp;")), "the HTML part too");
+    assert_eq!(b.get(&printed_url).send().await.unwrap().status(), 400, "a newer invitation kills the older");
 
     // Only a hash is stored: the token is nowhere in the database.
     let token = url.split("token=").nth(1).unwrap();
@@ -117,7 +137,7 @@ async fn an_invitation_mailed_by_the_cli_activates_the_account_once() {
         .count(&app.state.db)
         .await
         .unwrap();
-    assert_eq!(audit, 2, "made and used: both audited");
+    assert_eq!(audit, 3, "two made, one used: all audited");
 }
 
 #[tokio::test]
@@ -130,12 +150,17 @@ async fn links_die_on_expiry_and_when_a_newer_one_is_made() {
     let first = portcullis::lifecycle::recovery::issue(&app.state, &actor, "omar", invite, false).await.unwrap();
     let second = portcullis::lifecycle::recovery::issue(&app.state, &actor, "omar", invite, false).await.unwrap();
     let b = app.browser();
-    assert_eq!(b.get(&first.link.url).send().await.unwrap().status(), 400, "a newer invitation kills the older");
-    assert_eq!(b.get(&second.link.url).send().await.unwrap().status(), 200);
+    assert_eq!(
+        b.get(&first.url.clone().unwrap()).send().await.unwrap().status(),
+        400,
+        "a newer invitation kills the older"
+    );
+    assert_eq!(b.get(&second.url.clone().unwrap()).send().await.unwrap().status(), 200);
     // Open the form, then let the link expire before submitting.
-    let html = b.get(&second.link.url).send().await.unwrap().text().await.unwrap();
+    let html = b.get(&second.url.clone().unwrap()).send().await.unwrap().text().await.unwrap();
     app.state.clock.advance(chrono::Duration::seconds(app.state.settings.invitation_ttl_secs + 1));
-    let token = second.link.url.split("token=").nth(1).unwrap();
+    let url = second.url.clone().unwrap();
+    let token = url.split("token=").nth(1).unwrap();
     let r = b
         .post(app.url("/invitation"))
         .form(&[("csrf", csrf_in(&html).as_str()), ("token", token), ("new_password", NEW_PW)])
@@ -162,9 +187,9 @@ async fn forgot(app: &TestApp, who: &str) -> (u16, String) {
 async fn forgot_password_answers_the_same_for_everyone_and_mails_only_a_real_account() {
     let (app, mail) = app_with_mail(|_| {}).await;
     app.create_user("pia", PW, &[]).await;
-    set_email(&app, "pia", "pia@example.com").await;
+    set_verified_email(&app, "pia", "pia@example.com").await;
     app.create_user("quinn", PW, &[]).await;
-    set_email(&app, "quinn", "quinn@example.com").await;
+    set_verified_email(&app, "quinn", "quinn@example.com").await;
     portcullis::admin::users::set_disabled(&app.state, &portcullis::admin::Actor::cli(), "quinn", true).await.unwrap();
     app.create_user("noaddr", PW, &[]).await;
 
@@ -187,10 +212,22 @@ async fn forgot_password_answers_the_same_for_everyone_and_mails_only_a_real_acc
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(mail.all().len(), 2, "{:?}", mail.all().iter().map(|m| &m.to).collect::<Vec<_>>());
     assert!(mail.to("quinn@example.com").is_empty(), "a disabled account gets nothing");
-    // The second request's link replaced the first.
-    let first = got[0].link(&app.url("/password/reset"));
-    assert_eq!(app.browser().get(&first).send().await.unwrap().status(), 400);
-    assert_eq!(app.browser().get(got[1].link(&app.url("/password/reset"))).send().await.unwrap().status(), 200);
+    // The later request's link replaced the earlier one: one of the two lives.
+    let mut live = 0;
+    for m in &got {
+        live +=
+            usize::from(app.browser().get(m.link(&app.url("/password/reset"))).send().await.unwrap().status() == 200);
+    }
+    assert_eq!(live, 1);
+    // An address an administrator typed (not proved) gets no reset link: it
+    // could be anyone's, e.g. that of an administrator without the right to
+    // set passwords who typed their own.
+    app.create_user("unproved", PW, &[]).await;
+    set_email(&app, "unproved", "someone@attacker.example").await;
+    assert_eq!(forgot(&app, "unproved").await, by_name);
+    assert_eq!(forgot(&app, "someone@attacker.example").await, by_name);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(mail.to("someone@attacker.example").is_empty());
 }
 
 #[tokio::test]
@@ -214,7 +251,7 @@ async fn the_forgot_page_does_not_wait_for_the_mail() {
     })
     .await;
     app.create_user("rita", PW, &[]).await;
-    set_email(&app, "rita", "rita@example.com").await;
+    set_verified_email(&app, "rita", "rita@example.com").await;
     let timed = |who: &'static str| {
         let app = &app;
         async move {
@@ -240,7 +277,7 @@ async fn the_forgot_page_does_not_wait_for_the_mail() {
 async fn a_reset_ends_every_session_keeps_the_second_factor_and_tells_the_person() {
     let (app, mail) = app_with_mail(|_| {}).await;
     let id = app.create_user("sam", PW, &[]).await;
-    set_email(&app, "sam", "sam@example.com").await;
+    set_verified_email(&app, "sam", "sam@example.com").await;
     // Sam has TOTP and a signed-in browser (the attacker's, say).
     let old = app.browser();
     let (secret, _) = enrol(&app, &old, "sam").await;
@@ -442,13 +479,16 @@ async fn open_sign_up_verifies_the_address_before_the_account_exists() {
 async fn mail_to_one_address_is_limited() {
     let (app, mail) = app_with_mail(|s| s.mail_max_per_address = 3).await;
     app.create_user("vera", PW, &[]).await;
-    set_email(&app, "vera", "vera@example.com").await;
+    set_verified_email(&app, "vera", "vera@example.com").await;
     for _ in 0..6 {
         assert_eq!(forgot(&app, "vera").await.0, 200);
     }
-    mail.wait_for("vera@example.com", 3).await;
+    let got = mail.wait_for("vera@example.com", 3).await;
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(mail.to("vera@example.com").len(), 3, "at most mail_max_per_address mails per window");
+    // Requests over the limit did not kill the last link that was sent.
+    let live = got.last().unwrap().link(&app.url("/password/reset"));
+    assert_eq!(app.browser().get(&live).send().await.unwrap().status(), 200);
     let limited = portcullis::storage::entities::audit_event::Entity::find()
         .filter(portcullis::storage::entities::audit_event::Column::Outcome.eq("mail_limited"))
         .count(&app.state.db)
@@ -472,12 +512,12 @@ async fn the_admin_api_makes_links_with_users_credentials_and_a_recent_login() {
     let (status, body) =
         crate::helpers::api(&app, "POST", "/admin/api/v1/users/wes/invitation", Some(&admin), Some(body)).await;
     assert_eq!(status, 201, "{body}");
-    let url = body["url"].as_str().unwrap();
-    assert_eq!(mail.wait_for("wes@example.com", 1).await[0].link(&app.url("/invitation")), url);
+    assert!(body["url"].is_null() && body["sent_to"] == "wes@example.com", "{body}");
+    assert!(mail.wait_for("wes@example.com", 1).await[0].link(&app.url("/invitation")).contains("token="));
     let (status, body) =
         crate::helpers::api(&app, "POST", "/admin/api/v1/users/wes/reset-link", Some(&admin), None).await;
     assert_eq!(status, 201, "{body}");
-    assert!(body["sent_to"].is_null(), "printed only");
+    assert!(body["sent_to"].is_null() && body["url"].as_str().is_some(), "printed only: {body}");
     // Without the permission: refused.
     let reader = crate::admin_api::service_token(&app, "reader", &["users:read"], &aud).await;
     let (status, _) =
@@ -493,16 +533,114 @@ async fn an_administrator_makes_and_mails_a_link_from_the_user_page() {
     let admin = crate::admin_pages::logged_in(&app, "root", &["admin"]).await;
     let page = admin.get(app.url("/admin/users/xena")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains(r#"value="invite""#), "an account without a password gets an invitation button");
-    let r = crate::admin_pages::act(&app, &admin, "xena", &[("action", "invite"), ("send", "1")]).await;
+    // Shown once, for the administrator to hand over.
+    let r = crate::admin_pages::act(&app, &admin, "xena", &[("action", "invite")]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "no-store", "the page showing the link is not cached");
     let html = r.text().await.unwrap();
     let shown = crate::mfa::between(&html, "): ", "</p>").to_owned();
     assert!(shown.starts_with(&app.url("/invitation?token=")), "{shown}");
+    // Mailed: the page says where, not what.
+    let r = crate::admin_pages::act(&app, &admin, "xena", &[("action", "invite"), ("send", "1")]).await;
+    let html = r.text().await.unwrap();
+    assert!(html.contains("was mailed to xena@example.com") && !html.contains("/invitation?token="), "{html}");
     let mailed = mail.wait_for("xena@example.com", 1).await[0].link(&app.url("/invitation"));
-    assert_eq!(mailed, shown);
+    assert_eq!(app.browser().get(&shown).send().await.unwrap().status(), 400, "the newer link replaced the shown one");
     assert_eq!(location(&set_password_through(&app.browser(), &mailed, NEW_PW).await), "/login?m=account_activated");
+    assert!(user_row(&app, "xena").await.email_verified, "a mailed invitation, used, proves the address");
     // Now it has a password: the button makes a reset link instead.
     let page = admin.get(app.url("/admin/users/xena")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains(r#"value="reset-link""#) && !page.contains(r#"value="invite""#));
+}
+
+#[tokio::test]
+async fn a_link_cannot_reach_further_than_the_account_did_when_it_was_made() {
+    // A helpdesk administrator makes a reset link for a plain user and keeps
+    // it; the user is made an administrator; the link must not set their
+    // password any more (no escalation through a link made earlier).
+    let (app, _mail) = app_with_mail(|_| {}).await;
+    app.create_user("yuri", PW, &[]).await;
+    let cli = portcullis::admin::Actor::cli();
+    let reset = portcullis::lifecycle::Purpose::Reset;
+    let kept = portcullis::lifecycle::recovery::issue(&app.state, &cli, "yuri", reset, false).await.unwrap();
+    portcullis::admin::users::grant(&app.state, &cli, "yuri", "admin").await.unwrap();
+    let r = set_password_through_form(&app, &kept.url.unwrap(), NEW_PW).await;
+    assert_eq!(r, 400, "the link died when the account gained permissions");
+    assert!(app.login(&app.browser(), "yuri", NEW_PW).await.text().await.unwrap().contains("Login failed"));
+}
+
+/// Opens a set-password link and submits it; the status of the POST (or of
+/// the GET, if the link's page no longer opens).
+async fn set_password_through_form(app: &TestApp, link: &str, password: &str) -> u16 {
+    let b = app.browser();
+    let page = b.get(link).send().await.unwrap();
+    if page.status() != 200 {
+        return page.status().as_u16();
+    }
+    set_password_through(&b, link, password).await.status().as_u16()
+}
+
+#[tokio::test]
+async fn outstanding_links_die_with_the_old_password_and_with_the_account() {
+    let (app, mail) = app_with_mail(|_| {}).await;
+    let cli = portcullis::admin::Actor::cli();
+    let invite = portcullis::lifecycle::Purpose::Invite;
+    // An invitation nobody used, then the password is set another way.
+    app.db.cli(&["user", "add", "zara"], None);
+    let invitation = portcullis::lifecycle::recovery::issue(&app.state, &cli, "zara", invite, false).await.unwrap();
+    portcullis::admin::users::set_password(&app.state, &cli, "zara", &secrecy::SecretString::from(PW.to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(set_password_through_form(&app, &invitation.url.unwrap(), NEW_PW).await, 400);
+
+    // A phisher with the password and a session asks to move the address to
+    // theirs; the owner resets the password; the pending change dies.
+    set_verified_email(&app, "zara", "zara@example.com").await;
+    let phisher = app.browser();
+    assert_eq!(app.login(&phisher, "zara", PW).await.status(), 303);
+    let page = phisher.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+    let form =
+        [("csrf", csrf_in(&page)), ("new_email", "evil@attacker.example".into()), ("current_password", PW.into())];
+    assert_eq!(
+        location(&phisher.post(app.url("/account/email")).form(&form).send().await.unwrap()),
+        "/account?m=email_sent"
+    );
+    let pending = mail.wait_for("evil@attacker.example", 1).await[0].link(&app.url("/email/verify"));
+    assert_eq!(forgot(&app, "zara").await.0, 200);
+    let reset = mail.wait_for("zara@example.com", 2).await.into_iter().find(|m| m.subject.contains("Reset")).unwrap();
+    assert_eq!(set_password_through_form(&app, &reset.link(&app.url("/password/reset")), NEW_PW).await, 303);
+    assert_eq!(app.browser().get(&pending).send().await.unwrap().status(), 400, "the pending change died");
+    assert_eq!(user_row(&app, "zara").await.email.as_deref(), Some("zara@example.com"));
+
+    // Disabling an account kills its links.
+    let reset = portcullis::lifecycle::Purpose::Reset;
+    let link = portcullis::lifecycle::recovery::issue(&app.state, &cli, "zara", reset, false).await.unwrap();
+    portcullis::admin::users::set_disabled(&app.state, &cli, "zara", true).await.unwrap();
+    assert_eq!(app.browser().get(link.url.unwrap()).send().await.unwrap().status(), 400);
+}
+
+#[tokio::test]
+async fn a_username_cannot_pass_for_someone_elses_address() {
+    let (app, mail) = app_with_mail(|s| s.registration = portcullis::config::Registration::Open).await;
+    app.create_user("alice", PW, &[]).await;
+    set_verified_email(&app, "alice", "alice@corp.example").await;
+    // Sign-up refuses a username that is an address other than the one given.
+    let b = app.browser();
+    let csrf = app.csrf_from(&b, "/signup").await;
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("username", "alice@corp.example"),
+        ("email", "mallory@example.com"),
+        ("new_password", NEW_PW),
+    ];
+    let r = b.post(app.url("/signup")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    // An account made some other way with such a name still does not catch
+    // Alice's reset: an input with @ is an address first.
+    app.create_user("alice@corp.example", PW, &[]).await;
+    set_verified_email(&app, "alice@corp.example", "mallory@example.com").await;
+    assert_eq!(forgot(&app, "alice@corp.example").await.0, 200);
+    mail.wait_for("alice@corp.example", 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(mail.to("mallory@example.com").is_empty());
 }

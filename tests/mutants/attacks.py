@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Takes each defence of issues #13, #14 and #16 out of the code, one at a time, runs the
+# Takes each defence of issues #13, #14, #16, #17 and #18 out of the code, one at a time, runs the
 # attack test that should catch it, and puts the code back. Every line must say
 # CAUGHT. Usage (from the repository root): python3 tests/mutants/attacks.py [prefix...]
 # Not part of CI (one rebuild per mutant: about a minute each here).
@@ -54,6 +54,16 @@ M = [
  ("36 a new secret without a recent login", "src/web/admin/clients_pages.rs", "    if !a.recent(&state) {\n        return Ok(reauth_first(&format!(\"/admin/clients/{client_id}\")));\n    }\n    match clients::rotate_secret", "    match clients::rotate_secret", "console::deletions_secrets"),
  ("37 an account erased without its name typed", "src/web/admin/users_pages.rs", "    if f.action == \"delete\" && f.confirm.as_deref().map(str::trim) != Some(username.as_str()) {", "    if false {", "console::an_account_is_erased"),
  ("38 the last administrator erased twice at once (run with PORTCULLIS_TEST_DATABASE_URL for PostgreSQL)", "src/admin/users/mod.rs", "        conn.execute_unprepared(\"SELECT pg_advisory_xact_lock(7358201)\").await?;", "", "console::two_administrators"),
+ # Account lifecycle (#18): links, forgot password, addresses.
+ ("39 forgot answers after the mail", "src/web/links.rs", "    tokio::spawn(recovery::forgot(state.get_ref().clone(), who, client_info::origin(&state, &req)));", "    recovery::forgot(state.get_ref().clone(), who, client_info::origin(&state, &req)).await;", "lifecycle::the_forgot_page"),
+ ("40 a link reaches further than when it was made", "src/admin/password.rs", "    if now_held.iter().any(|p| !reach.iter().any(|r| r == p.as_str())) {", "    if false {", "lifecycle::a_link_cannot"),
+ ("41 other links survive a password change", "src/admin/password.rs", "    account_link::Entity::delete_many().filter(account_link::Column::UserId.eq(u.id.as_str())).exec(&txn).await?;", "", "lifecycle::outstanding_links"),
+ ("42 a reset mailed to an unproved address", "src/lifecycle/recovery.rs", "    let Some(addr) = u.email.clone().filter(|_| u.email_verified) else {", "    let Some(addr) = u.email.clone() else {", "lifecycle::forgot_password"),
+ ("43 a username passes for an address at sign-up", "src/lifecycle/signup.rs", "    if name.as_str().contains('@') && !name.as_str().eq_ignore_ascii_case(addr.as_str()) {", "    if false {", "lifecycle::a_username_cannot"),
+ ("44 a username lookalike catches a reset", "src/lifecycle/recovery.rs", "    if who.contains('@') && who.len() <= 254 {", "    if false {", "lifecycle::a_username_cannot"),
+ ("45 no mail limit on forgot", "src/lifecycle/recovery.rs", "    match super::admit(state, &state.db, Some(&u.id), &addr).await {", "    match Ok::<(), DeliverError>(()) {", "lifecycle::mail_to_one"),
+ ("46 a mailed invitation is also shown", "src/lifecycle/recovery.rs", "        return Ok(IssuedLink { url: None, expires_at", "        return Ok(IssuedLink { url: Some(link.url.clone()), expires_at", "lifecycle::an_invitation_mailed"),
+ ("47 a disabled account keeps its links", "src/admin/users/mod.rs", "        crate::storage::entities::account_link::Entity::delete_many()\n            .filter(crate::storage::entities::account_link::Column::UserId.eq(id.as_str()))\n            .exec(&txn)\n            .await?;", "", "lifecycle::outstanding_links"),
 ]
 only = sys.argv[1:]
 for name, f, old, new, filt in M:

@@ -313,9 +313,14 @@ pub async fn set_disabled(
     let u = am.update(&txn).await?;
     let mut ended = Vec::new();
     if disabled {
-        // A disabled account keeps no way in: its sessions and trusted browsers end.
+        // A disabled account keeps no way in: its sessions, trusted browsers
+        // and outstanding links (invitation, reset, address change) end.
         ended = crate::session::end_all_for_user(&txn, &id, None, now.timestamp_millis()).await?;
         crate::authn::login::forget_devices(state, &txn, &id, None).await?;
+        crate::storage::entities::account_link::Entity::delete_many()
+            .filter(crate::storage::entities::account_link::Column::UserId.eq(id.as_str()))
+            .exec(&txn)
+            .await?;
     }
     let event = if disabled { "user.disabled" } else { "user.enabled" };
     record_audit(

@@ -10,6 +10,9 @@ pub struct Model {
     pub trusted_device: bool,
     pub attempts: i32,
     pub return_to: Option<String>,
+    /// The first factor's `amr` when it was not the password (`fed`: an
+    /// upstream identity provider).
+    pub first_factor: Option<String>,
     pub created_ms: i64,
     pub expires_ms: i64,
 }

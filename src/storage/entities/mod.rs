@@ -23,6 +23,8 @@ pub mod signing_key;
 pub mod totp_credential;
 pub mod totp_enrolment;
 pub mod trusted_device;
+pub mod upstream_identity;
+pub mod upstream_login;
 pub mod user;
 pub mod user_attribute;
 pub mod user_role;

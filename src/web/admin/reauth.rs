@@ -105,6 +105,7 @@ pub async fn reauth_post(
             crate::authn::login::ChallengePurpose::Mfa,
             false,
             Some(back),
+            None,
             "/login/mfa",
         )
         .await;

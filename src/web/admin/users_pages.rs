@@ -283,9 +283,14 @@ pub async fn user_action(
             match crate::lifecycle::recovery::issue(s, &actor, &username, purpose, f.send.is_some()).await {
                 // Shown once, on this answer (never in a URL or a redirect).
                 Ok(issued) => {
-                    let until = issued.link.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
-                    let text =
-                        crate::web::ui::tf("admin_msg.link_made", "until", until).replace("{url}", &issued.link.url);
+                    let until = issued.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
+                    let text = match (&issued.url, &issued.sent_to) {
+                        (Some(url), _) => {
+                            crate::web::ui::tf("admin_msg.link_made", "until", until).replace("{url}", url)
+                        }
+                        (None, to) => crate::web::ui::tf("admin_msg.link_sent", "until", until)
+                            .replace("{to}", to.as_deref().unwrap_or_default()),
+                    };
                     let status = StatusCode::OK;
                     let mut resp = render_user(&state, &a, &username, status, Some(text), None).await?;
                     resp.headers_mut().insert(

@@ -12,6 +12,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod upstream;
+pub use upstream::{RoleRule, UpstreamProvider};
+
 /// The environment prefix of every setting.
 pub const ENV_PREFIX: &str = "PORTCULLIS_";
 
@@ -189,6 +192,9 @@ pub struct Settings {
     /// With registration open: only addresses at these domains may sign up
     /// (empty: any). Matched case-insensitively, exactly (no subdomains).
     pub registration_email_domains: Vec<String>,
+    /// Upstream OpenID Connect providers people may sign in with ("Sign in
+    /// with …"): `[[upstream]]` tables in the configuration file.
+    pub upstream: Vec<UpstreamProvider>,
 }
 
 /// How the SMTP connection is protected.
@@ -282,6 +288,7 @@ impl Default for Settings {
             verify_email_ttl_secs: 86_400,
             registration: Registration::Off,
             registration_email_domains: Vec::new(),
+            upstream: Vec::new(),
             authorize_ip_max_pending: 300,
             client_cache_ms: 5_000,
             revocation_sync_ms: 1_000,
@@ -389,6 +396,7 @@ impl Settings {
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v <= 0) {
             return Err(ConfigError::Invalid(format!("{name} must be positive")));
         }
+        self.check_upstream()?;
         if self.key_refresh_secs == 0 {
             return Err(ConfigError::Invalid("key_refresh_secs must be ≥ 1".into()));
         }

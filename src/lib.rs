@@ -20,6 +20,8 @@ pub mod domain;
 #[cfg(feature = "server")]
 pub mod error;
 #[cfg(feature = "server")]
+pub mod federation;
+#[cfg(feature = "server")]
 pub mod lifecycle;
 #[cfg(feature = "server")]
 pub mod mail;

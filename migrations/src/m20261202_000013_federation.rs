@@ -36,6 +36,7 @@ enum UpstreamLogins {
     PkceVerifier,
     ReturnTo,
     LinkUserId,
+    BrowserHash,
     ExpiresMs,
 }
 
@@ -88,6 +89,7 @@ impl MigrationTrait for Migration {
                     .col(text(UpstreamLogins::PkceVerifier))
                     .col(text_null(UpstreamLogins::ReturnTo))
                     .col(text_null(UpstreamLogins::LinkUserId))
+                    .col(text(UpstreamLogins::BrowserHash))
                     .col(big_integer(UpstreamLogins::ExpiresMs))
                     .to_owned(),
             )

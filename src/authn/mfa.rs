@@ -434,6 +434,40 @@ pub async fn administer_shortfall(
     Ok((Assurance::of(amr) < need).then_some(need))
 }
 
+/// What a login needs after its first factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Signed in.
+    Finish,
+    /// Prove the account's own second factor (`/login/mfa`).
+    Prove,
+    /// Set one up first (`/login/enrol`).
+    Enrol,
+}
+
+/// The one decision after a first factor — a password (`Password`) or an
+/// upstream provider (`Password`, or `MultiFactor` where its second factor
+/// is trusted): done if it is as strong as both the account's strongest
+/// factor and what this login requires; otherwise the account's own second
+/// factor if it has one (the first factor alone never reaches a set-up over
+/// an existing factor); otherwise set one up if one is required.
+pub fn next_step(
+    first: crate::policy::Assurance,
+    strongest: crate::policy::Assurance,
+    required: crate::policy::Assurance,
+) -> NextStep {
+    use crate::policy::Assurance;
+    if first >= strongest.max(required) {
+        NextStep::Finish
+    } else if strongest > Assurance::Password {
+        NextStep::Prove
+    } else if required > first {
+        NextStep::Enrol
+    } else {
+        NextStep::Finish
+    }
+}
+
 /// The strongest factor the account has, which a session must match to
 /// add or change a factor (a borrowed or weaker session cannot plant its
 /// own way in): a passkey, else TOTP, else the password.

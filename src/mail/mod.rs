@@ -16,6 +16,9 @@ use secrecy::ExposeSecret;
 
 use crate::config::{Settings, SmtpTls};
 
+/// The longest one mail may take to send, whatever the server does.
+const SEND_DEADLINE: Duration = Duration::from_secs(30);
+
 /// One mail: a subject, paragraphs, at most one link to follow, a footnote.
 #[derive(Debug, Clone)]
 pub struct Mail {
@@ -114,10 +117,16 @@ impl Mailer {
             .subject(&mail.subject)
             .multipart(MultiPart::alternative_plain_html(text, html))
             .map_err(|e| MailError::Build(e.to_string()))?;
-        match &self.transport {
-            Transport::Smtp(t) => t.send(message).await.map(drop).map_err(|e| MailError::Send(e.to_string())),
-            Transport::File(t) => t.send(message).await.map(drop).map_err(|e| MailError::Send(e.to_string())),
-        }
+        // A server that accepts and then says nothing must not hold a task
+        // (and its connection) forever: the whole send has a deadline.
+        let sent = tokio::time::timeout(SEND_DEADLINE, async {
+            match &self.transport {
+                Transport::Smtp(t) => t.send(message).await.map(drop).map_err(|e| MailError::Send(e.to_string())),
+                Transport::File(t) => t.send(message).await.map(drop).map_err(|e| MailError::Send(e.to_string())),
+            }
+        })
+        .await;
+        sent.unwrap_or_else(|_| Err(MailError::Send(format!("no answer within {} s", SEND_DEADLINE.as_secs()))))
     }
 }
 

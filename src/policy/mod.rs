@@ -88,10 +88,11 @@ pub enum Assurance {
 
 impl Assurance {
     pub fn of(amr: &[String]) -> Self {
-        use crate::session::{AMR_HWK, AMR_OTP, AMR_SWK};
+        use crate::session::{AMR_HWK, AMR_MFA, AMR_OTP, AMR_SWK};
         if amr.iter().any(|a| a == AMR_HWK || a == AMR_SWK) {
             Self::PhishingResistant
-        } else if amr.iter().any(|a| a == AMR_OTP) {
+        } else if amr.iter().any(|a| a == AMR_OTP || a == AMR_MFA) {
+            // `mfa` alone: an upstream provider's second factor, trusted.
             Self::MultiFactor
         } else {
             Self::Password

@@ -17,6 +17,8 @@ const TOUCH_EVERY_MS: i64 = 60_000;
 
 /// Authentication method references (RFC 8176) recorded on a session.
 pub const AMR_PASSWORD: &str = "pwd";
+/// RFC 8176 `fed`: the first factor was an upstream identity provider.
+pub const AMR_FED: &str = "fed";
 pub const AMR_OTP: &str = "otp";
 /// A passkey that cannot leave its device (not backup eligible).
 pub const AMR_HWK: &str = "hwk";

@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::storage::entities::{
     account_link, audit_event, authorization_code, authorization_request, ip_throttle, login_challenge, login_throttle,
-    refresh_family, revoked_token, session, trusted_device, webauthn_ceremony,
+    refresh_family, revoked_token, session, trusted_device, upstream_login, webauthn_ceremony,
 };
 
 /// Rows deleted per statement.
@@ -113,6 +113,7 @@ pub async fn purge_once(db: &DatabaseConnection, s: &Settings, clock: &Clock) ->
     let window_ms = std::cmp::max(s.login_ip_window_secs, s.mail_window_secs) * 1000;
     n += purge_table!(db, ip_throttle, Ip, ip_throttle::Column::WindowStartMs.lte(now - window_ms));
     n += purge_table!(db, account_link, IdHash, account_link::Column::ExpiresMs.lte(now));
+    n += purge_table!(db, upstream_login, StateHash, upstream_login::Column::ExpiresMs.lte(now));
     if s.audit_retention_days > 0 {
         n += purge_audit(db, clock.now() - chrono::Duration::days(s.audit_retention_days)).await?;
     }

@@ -60,6 +60,10 @@ struct AccountPage {
     email_verified: bool,
     /// Mail is configured: the address can be changed and confirmed here.
     mail_on: bool,
+    /// Linked upstream providers: (id, name, upstream address).
+    upstream_linked: Vec<(String, String, Option<String>)>,
+    /// Configured providers not linked yet: (id, name).
+    upstream_linkable: Vec<(String, String)>,
 }
 
 struct PasskeyRow {
@@ -86,6 +90,8 @@ fn notice(code: Option<&str>) -> Option<&'static str> {
         "passkey_renamed" => Some(crate::web::ui::t("account_notice.passkey_renamed")),
         "passkey_removed" => Some(crate::web::ui::t("account_notice.passkey_removed")),
         "email_sent" => Some(crate::web::ui::t("account_notice.email_sent")),
+        "upstream_linked" => Some(crate::web::ui::t("account_notice.upstream_linked")),
+        "upstream_unlinked" => Some(crate::web::ui::t("account_notice.upstream_unlinked")),
         _ => None,
     }
 }
@@ -149,6 +155,7 @@ pub(crate) async fn render(
             .unwrap_or_else(|| f.client_id.clone());
         consents.push((name, "stays signed in (refresh tokens)".to_owned(), f.client_id));
     }
+    let upstream_linked = crate::federation::linked(state, &cur.user.id).await?;
     let page = AccountPage {
         consents,
         mfa_on,
@@ -175,6 +182,14 @@ pub(crate) async fn render(
         email: cur.user.email.clone().unwrap_or_default(),
         email_verified: cur.user.email_verified,
         mail_on: state.mailer.is_some(),
+        upstream_linkable: state
+            .settings
+            .upstream
+            .iter()
+            .filter(|p| !upstream_linked.iter().any(|l| l.0 == p.id))
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect(),
+        upstream_linked,
         phone: cur.user.phone_number.clone().unwrap_or_default(),
         address: cur.user.address.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default(),
         roles: if roles.is_empty() { "none".into() } else { roles.join(", ") },

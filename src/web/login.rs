@@ -41,6 +41,8 @@ pub struct LoginPage {
     pub forgot: bool,
     /// "Create an account" offered (registration open).
     pub signup: bool,
+    /// "Sign in with …" buttons: (provider id, name).
+    pub upstream: Vec<(String, String)>,
 }
 
 #[derive(Template)]
@@ -128,6 +130,7 @@ pub fn login_form(
         passkeys: state.webauthn.is_some(),
         forgot: state.mailer.is_some(),
         signup: state.mailer.is_some() && state.settings.registration == crate::config::Registration::Open,
+        upstream: state.settings.upstream.iter().map(|p| (p.id.clone(), p.name.clone())).collect(),
     };
     let mut resp = html(StatusCode::OK, &page)?;
     if let Some(f) = flow {
@@ -222,39 +225,25 @@ pub async fn login_post(
             // Any second factor the account has must be proved, even a
             // passkey while passkeys are off here (a recovery code then):
             // the password alone never reaches the set-up of a new factor
-            // over an existing one.
-            if mfa::strongest_factor(&state.db, &user.id).await? > crate::policy::Assurance::Password {
-                return challenge_redirect(
-                    &state,
-                    &user.id,
-                    ChallengePurpose::Mfa,
-                    trusted_device,
-                    return_to,
-                    None,
-                    "/login/mfa",
-                )
-                .await;
-            }
+            // over an existing one (`mfa::next_step`, the one decision after
+            // any first factor).
+            let strongest = mfa::strongest_factor(&state.db, &user.id).await?;
             let required = match &flow {
                 Some(f) => f.request.required_assurance(&state, &f.client, &user.id).await?,
                 None => mfa::required_for(&state, &state.db, &user.id).await?,
             };
-            if required > crate::policy::Assurance::Password {
-                return challenge_redirect(
-                    &state,
-                    &user.id,
-                    ChallengePurpose::Enrol,
-                    trusted_device,
-                    return_to,
-                    None,
-                    "/login/enrol",
-                )
-                .await;
-            }
-            let resp =
-                finish_login(&state, &req, &user.id, &[AMR_PASSWORD], "1", &source, return_to.as_deref()).await?;
-            let to = resp.destination(return_to.as_deref());
-            Ok(resp.redirect(&to))
+            let (purpose, to) = match mfa::next_step(crate::policy::Assurance::Password, strongest, required) {
+                mfa::NextStep::Prove => (ChallengePurpose::Mfa, "/login/mfa"),
+                mfa::NextStep::Enrol => (ChallengePurpose::Enrol, "/login/enrol"),
+                mfa::NextStep::Finish => {
+                    let resp =
+                        finish_login(&state, &req, &user.id, &[AMR_PASSWORD], "1", &source, return_to.as_deref())
+                            .await?;
+                    let to = resp.destination(return_to.as_deref());
+                    return Ok(resp.redirect(&to));
+                }
+            };
+            challenge_redirect(&state, &user.id, purpose, trusted_device, return_to, None, to).await
         }
     }
 }

@@ -30,3 +30,4 @@ pub mod request_span;
 pub mod routes;
 pub mod token;
 pub mod ui;
+pub mod upstream;

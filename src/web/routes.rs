@@ -13,6 +13,7 @@ use actix_web::{HttpResponse, http::StatusCode};
 
 use super::{
     account, admin, authorize, health, links, login, logout, metrics, mfa, oidc, pages, passkey, passkey_manage, token,
+    upstream,
 };
 
 /// Browser pages: login, second factor, account, admin pages, health, metrics.
@@ -54,6 +55,10 @@ pub fn pages(cfg: &mut ServiceConfig) {
                 .route(get().to(links::signup_confirm_get))
                 .route(post().to(links::signup_confirm_post)),
         )
+        .service(at("/login/upstream/{id}").route(get().to(upstream::start)))
+        .service(at("/login/upstream/{id}/callback").route(get().to(upstream::callback)))
+        .service(at("/account/upstream/{id}/link").route(post().to(upstream::link)))
+        .service(at("/account/upstream/{id}/unlink").route(post().to(upstream::unlink)))
         .service(at("/account/email").route(post().to(account::change_email)))
         .service(at("/account/email/verify").route(post().to(account::send_verification)))
         .service(at("/account").route(get().to(account::account)))

@@ -151,13 +151,13 @@ async fn links_die_on_expiry_and_when_a_newer_one_is_made() {
     let second = portcullis::lifecycle::recovery::issue(&app.state, &actor, "omar", invite, false).await.unwrap();
     let b = app.browser();
     assert_eq!(
-        b.get(&first.url.clone().unwrap()).send().await.unwrap().status(),
+        b.get(first.url.clone().unwrap()).send().await.unwrap().status(),
         400,
         "a newer invitation kills the older"
     );
-    assert_eq!(b.get(&second.url.clone().unwrap()).send().await.unwrap().status(), 200);
+    assert_eq!(b.get(second.url.clone().unwrap()).send().await.unwrap().status(), 200);
     // Open the form, then let the link expire before submitting.
-    let html = b.get(&second.url.clone().unwrap()).send().await.unwrap().text().await.unwrap();
+    let html = b.get(second.url.clone().unwrap()).send().await.unwrap().text().await.unwrap();
     app.state.clock.advance(chrono::Duration::seconds(app.state.settings.invitation_ttl_secs + 1));
     let url = second.url.clone().unwrap();
     let token = url.split("token=").nth(1).unwrap();

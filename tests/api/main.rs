@@ -14,6 +14,7 @@ mod certification;
 mod cli;
 mod console;
 mod crash;
+mod federation;
 mod helpers;
 mod http_basics;
 mod indexes;

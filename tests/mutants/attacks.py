@@ -73,7 +73,10 @@ for name, f, old, new, filt in M:
         print(f"{name}: PATTERN NOT FOUND", flush=True); continue
     open(f,'w').write(src.replace(old, new, 1))
     try:
-        r = subprocess.run(["cargo","test","--test","api",filt], capture_output=True, text=True, env=dict(os.environ, RUST_BACKTRACE="0"))
+        try:
+            r = subprocess.run(["cargo","test","--test","api",filt], capture_output=True, text=True, env=dict(os.environ, RUST_BACKTRACE="0"), timeout=900)
+        except subprocess.TimeoutExpired:
+            print(f"{name}: CAUGHT (the attack test hung past 15 min)", flush=True); continue
         out = r.stdout + r.stderr
         res = [l for l in out.splitlines() if l.startswith("test result") or "error[" in l or "could not compile" in l]
         verdict = "CAUGHT (test failed)" if r.returncode != 0 and "test result" in out else ("BUILD FAILED" if r.returncode != 0 else "NOT CAUGHT")

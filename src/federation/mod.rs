@@ -1,0 +1,600 @@
+//! Upstream identity providers ("Sign in with …"): Portcullis as the
+//! relying party of configured OpenID Connect issuers, through the
+//! `openidconnect` crate (discovery, PKCE S256, nonce, state, the ID
+//! token's signature, `iss`, `aud`, `exp`), with our HTTP client (no
+//! redirects, bounded bodies).
+//!
+//! The rules, each in one place:
+//! - A sign-in sent upstream is a row found by the keyed hash of its
+//!   `state`, bound to the browser that started it (a cookie's hash), to
+//!   its provider, used once and within ten minutes. The `iss` of the
+//!   authorization response (RFC 9207), when sent, must be the provider's.
+//! - An upstream identity (provider, `sub`) signs in to the account it is
+//!   linked to, and to no other. It is linked only by the person proving the
+//!   account first (signed in, password again, then "Link" on /account) —
+//!   never by a matching address or username. Unknown identities make an
+//!   account only where `create_accounts` is on, and never one whose
+//!   address an existing account has (that person links instead).
+//! - Group → role rules are applied at every sign-in through the provider:
+//!   the roles its groups give are granted, the ones they gave before and
+//!   no longer give are taken away (roles granted otherwise stay).
+//! - The provider's second factor counts (as two-step, never as
+//!   phishing-resistant) only where `trust_mfa` is on; otherwise the local
+//!   second-factor rules apply as after a password (`authn::mfa::next_step`).
+
+mod http;
+
+use std::time::Duration;
+
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse,
+};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use serde_json::json;
+
+use crate::config::UpstreamProvider;
+use crate::domain::{Origin, Username};
+use crate::policy::Assurance;
+use crate::state::{AppState, UpstreamMeta};
+use crate::storage::entities::{passkey, password_credential, upstream_identity, upstream_login, user, user_role};
+use crate::storage::{AuditEvent, record_audit};
+
+/// How long a discovery document (and its keys) is used before it is fetched again.
+const METADATA_TTL: Duration = Duration::from_secs(600);
+/// How long a sign-in may stay upstream.
+const LOGIN_TTL_MS: i64 = 10 * 60 * 1000;
+
+/// Why an upstream sign-in did not sign anyone in. The browser sees "Login
+/// failed" (or, for `NotLinked`, how to link); the audit log sees this.
+#[derive(Debug, thiserror::Error)]
+pub enum FedError {
+    #[error("no upstream provider {0:?}")]
+    Unknown(String),
+    #[error("the provider could not be used: {0}")]
+    Upstream(String),
+    #[error("unknown, used, expired or foreign state")]
+    BadState,
+    #[error("the response names issuer {0:?}, not the provider's")]
+    WrongIssuer(String),
+    #[error("the provider answered {0}")]
+    Denied(String),
+    #[error("no account is linked to this identity")]
+    NotLinked,
+    #[error("this identity is linked to another account")]
+    LinkedElsewhere,
+    #[error("the account is disabled")]
+    Disabled,
+    #[error("the client secret could not be read: {0}")]
+    Secret(String),
+    #[error(transparent)]
+    Db(#[from] sea_orm::DbErr),
+}
+
+impl FedError {
+    /// The audit outcome.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Unknown(_) => "unknown_provider",
+            Self::Upstream(_) | Self::Secret(_) => "provider_error",
+            Self::BadState => "bad_state",
+            Self::WrongIssuer(_) => "wrong_issuer",
+            Self::Denied(_) => "denied",
+            Self::NotLinked => "not_linked",
+            Self::LinkedElsewhere => "linked_elsewhere",
+            Self::Disabled => "disabled",
+            Self::Db(_) => "error",
+        }
+    }
+}
+
+/// The configured provider `id`.
+pub fn provider<'a>(state: &'a AppState, id: &str) -> Result<&'a UpstreamProvider, FedError> {
+    state.settings.upstream.iter().find(|p| p.id == id).ok_or_else(|| FedError::Unknown(id.to_owned()))
+}
+
+fn redirect_uri(state: &AppState, p: &UpstreamProvider) -> String {
+    format!("{}/login/upstream/{}/callback", state.settings.issuer.trim_end_matches('/'), p.id)
+}
+
+fn secret(p: &UpstreamProvider) -> Result<Option<ClientSecret>, FedError> {
+    let text = match (&p.client_secret_file, &p.client_secret_env) {
+        (Some(f), _) => std::fs::read_to_string(f).map_err(|e| FedError::Secret(format!("{}: {e}", f.display())))?,
+        (None, Some(var)) => std::env::var(var).map_err(|_| FedError::Secret(format!("${var} is not set")))?,
+        (None, None) => return Ok(None),
+    };
+    Ok(Some(ClientSecret::new(text.trim_end_matches(['\r', '\n']).to_owned())))
+}
+
+/// The provider's discovery document and keys, from the cache or fetched.
+async fn metadata(state: &AppState, p: &UpstreamProvider, fresh: bool) -> Result<CoreProviderMetadata, FedError> {
+    if !fresh {
+        let cached = state.upstream_meta.read().ok().and_then(|m| m.get(&p.id).cloned());
+        if let Some(m) = cached.filter(|m| m.fetched.elapsed() < METADATA_TTL) {
+            return Ok(m.metadata);
+        }
+    }
+    let issuer = IssuerUrl::new(p.issuer.clone()).map_err(|e| FedError::Upstream(format!("issuer: {e}")))?;
+    let meta = CoreProviderMetadata::discover_async(issuer, &http::Http::new())
+        .await
+        .map_err(|e| FedError::Upstream(format!("discovery: {}", http::chain(&e))))?;
+    if let Ok(mut m) = state.upstream_meta.write() {
+        m.insert(p.id.clone(), UpstreamMeta { fetched: std::time::Instant::now(), metadata: meta.clone() });
+    }
+    Ok(meta)
+}
+
+fn state_hash(state: &AppState, value: &str) -> String {
+    state.master_key.hasher().hash(&format!("upstream-state:{value}"))
+}
+
+fn binding_hash(state: &AppState, value: &str) -> String {
+    state.master_key.hasher().hash(&format!("upstream-browser:{value}"))
+}
+
+/// Where the browser goes to sign in upstream, and the value of the cookie
+/// that binds the sign-in to it.
+#[derive(Debug)]
+pub struct Started {
+    pub url: String,
+    pub browser_binding: String,
+}
+
+/// Starts a sign-in at provider `id`: for a login (continuing at
+/// `return_to`), or to link the provider to the signed-in `link_user`.
+pub async fn begin(
+    state: &AppState,
+    id: &str,
+    return_to: Option<String>,
+    link_user: Option<String>,
+) -> Result<Started, FedError> {
+    let p = provider(state, id)?;
+    let meta = metadata(state, p, false).await?;
+    let redirect = RedirectUrl::new(redirect_uri(state, p)).map_err(|e| FedError::Upstream(e.to_string()))?;
+    let client = CoreClient::from_provider_metadata(meta, ClientId::new(p.client_id.clone()), secret(p)?)
+        .set_redirect_uri(redirect);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut auth = client
+        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .set_pkce_challenge(challenge);
+    for s in p.scopes.iter().filter(|s| s.as_str() != "openid") {
+        auth = auth.add_scope(Scope::new(s.clone()));
+    }
+    let (url, csrf, nonce) = auth.url();
+    let binding = crate::crypto::random_token(32).map_err(|e| FedError::Upstream(e.to_string()))?;
+    let now = state.clock.now().timestamp_millis();
+    upstream_login::ActiveModel {
+        state_hash: Set(state_hash(state, csrf.secret())),
+        provider: Set(p.id.clone()),
+        nonce: Set(nonce.secret().clone()),
+        pkce_verifier: Set(verifier.secret().clone()),
+        return_to: Set(return_to),
+        link_user_id: Set(link_user),
+        browser_hash: Set(binding_hash(state, &binding)),
+        expires_ms: Set(now + LOGIN_TTL_MS),
+    }
+    .insert(&state.db)
+    .await?;
+    Ok(Started { url: url.to_string(), browser_binding: binding })
+}
+
+/// The provider's answer at the callback.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub iss: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// Who the provider says signed in, once everything checked out.
+#[derive(Debug)]
+struct Upstream {
+    subject: String,
+    email: Option<String>,
+    email_verified: bool,
+    username: Option<String>,
+    groups: Vec<String>,
+    assurance: Assurance,
+}
+
+/// The local account an upstream sign-in resolved to.
+#[derive(Debug)]
+pub struct Resolved {
+    pub user_id: String,
+    /// How strong the provider's sign-in counts here.
+    pub assurance: Assurance,
+    pub return_to: Option<String>,
+    /// The sign-in linked the provider to a signed-in account (no new login).
+    pub linked: bool,
+}
+
+/// Finishes a sign-in at the callback: the state (this provider, this
+/// browser, once), the issuer, the code exchange and the ID token; then the
+/// account it belongs to, with its group roles applied. Everything is
+/// audited (`user.upstream_login`), a refusal with its reason.
+pub async fn complete(
+    state: &AppState,
+    id: &str,
+    cb: Callback,
+    browser_binding: Option<&str>,
+    origin: Origin,
+) -> Result<Resolved, FedError> {
+    let result = complete_inner(state, id, cb, browser_binding).await;
+    let (outcome, user) = match &result {
+        Ok((r, _)) => (if r.linked { "linked" } else { "success" }, Some(r.user_id.clone())),
+        Err(e) => (e.outcome(), None),
+    };
+    let mut event = AuditEvent::new("user.upstream_login", outcome)
+        .actor(format!("upstream:{id}"))
+        .source(origin.ip, origin.user_agent);
+    if let Some(u) = &user {
+        event = event.user(u);
+    }
+    let detail = match &result {
+        Ok((_, roles)) => json!({ "provider": id, "roles": roles }),
+        Err(e) => json!({ "provider": id, "reason": e.to_string() }),
+    };
+    record_audit(&state.db, event.detail(detail), state.clock.now()).await?;
+    result.map(|(r, _)| r)
+}
+
+async fn complete_inner(
+    state: &AppState,
+    id: &str,
+    cb: Callback,
+    browser_binding: Option<&str>,
+) -> Result<(Resolved, serde_json::Value), FedError> {
+    let p = provider(state, id)?;
+    // The state first: once, this provider, this browser, in time.
+    let st = cb.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 256).ok_or(FedError::BadState)?;
+    let hash = state_hash(state, st);
+    let row = upstream_login::Entity::find_by_id(hash.clone()).one(&state.db).await?.ok_or(FedError::BadState)?;
+    let claimed = upstream_login::Entity::delete_by_id(hash).exec(&state.db).await?;
+    let bound = browser_binding.is_some_and(|b| {
+        crate::crypto::constant_time_eq(binding_hash(state, b).as_bytes(), row.browser_hash.as_bytes())
+    });
+    if claimed.rows_affected != 1
+        || row.provider != p.id
+        || row.expires_ms <= state.clock.now().timestamp_millis()
+        || !bound
+    {
+        return Err(FedError::BadState);
+    }
+    if let Some(e) = cb.error {
+        return Err(FedError::Denied(format!("{e}: {}", cb.error_description.unwrap_or_default())));
+    }
+    let meta = metadata(state, p, false).await?;
+    // RFC 9207: an `iss` in the response must be this provider's (mix-up).
+    if let Some(iss) = &cb.iss
+        && iss != meta.issuer().as_str()
+    {
+        return Err(FedError::WrongIssuer(iss.clone()));
+    }
+    let code = cb.code.ok_or_else(|| FedError::Upstream("no code in the response".into()))?;
+    let up = exchange(state, p, meta, &code, &row).await?;
+    resolve(state, p, up, row.link_user_id, row.return_to).await
+}
+
+/// The code exchange and the ID token's checks (signature with the
+/// provider's keys — fetched again once if the key is unknown —, `iss`,
+/// `aud`, `exp`, `nonce`).
+async fn exchange(
+    state: &AppState,
+    p: &UpstreamProvider,
+    meta: CoreProviderMetadata,
+    code: &str,
+    row: &upstream_login::Model,
+) -> Result<Upstream, FedError> {
+    let redirect = RedirectUrl::new(redirect_uri(state, p)).map_err(|e| FedError::Upstream(e.to_string()))?;
+    let client = CoreClient::from_provider_metadata(meta, ClientId::new(p.client_id.clone()), secret(p)?)
+        .set_redirect_uri(redirect.clone());
+    let token = client
+        .exchange_code(AuthorizationCode::new(code.to_owned()))
+        .map_err(|e| FedError::Upstream(e.to_string()))?
+        .set_pkce_verifier(PkceCodeVerifier::new(row.pkce_verifier.clone()))
+        .request_async(&http::Http::new())
+        .await
+        .map_err(|e| FedError::Upstream(format!("token: {}", http::chain(&e))))?;
+    let id_token = token.id_token().ok_or_else(|| FedError::Upstream("no ID token".into()))?;
+    let nonce = Nonce::new(row.nonce.clone());
+    let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+        Ok(c) => c.clone(),
+        Err(first) => {
+            // Perhaps the provider rotated its keys: once more with fresh ones.
+            let meta = metadata(state, p, true).await?;
+            let client = CoreClient::from_provider_metadata(meta, ClientId::new(p.client_id.clone()), secret(p)?)
+                .set_redirect_uri(redirect);
+            id_token
+                .claims(&client.id_token_verifier(), &nonce)
+                .map_err(|e| FedError::Upstream(format!("ID token: {e} (before new keys: {first})")))?
+                .clone()
+        }
+    };
+    let groups = match &p.groups_claim {
+        Some(name) => groups_of(&id_token.to_string(), name),
+        None => Vec::new(),
+    };
+    let amr: Vec<String> =
+        claims.auth_method_refs().map(|v| v.iter().map(|a| a.as_str().to_owned()).collect()).unwrap_or_default();
+    let acr = claims.auth_context_ref().map(|a| a.as_str().to_owned());
+    let two_step = amr.iter().any(|a| ["mfa", "otp", "hwk", "swk", "sms", "mca"].contains(&a.as_str()))
+        || acr.is_some_and(|a| p.mfa_acr_values.contains(&a));
+    Ok(Upstream {
+        subject: claims.subject().as_str().to_owned(),
+        email: claims.email().map(|e| e.as_str().to_owned()),
+        email_verified: claims.email_verified().unwrap_or(false),
+        username: claims.preferred_username().map(|u| u.as_str().to_owned()),
+        groups,
+        assurance: if p.trust_mfa && two_step { Assurance::MultiFactor } else { Assurance::Password },
+    })
+}
+
+/// The strings of claim `name` in a (verified) JWT's payload: a list of
+/// strings, or one string.
+fn groups_of(jwt: &str, name: &str) -> Vec<String> {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).unwrap_or_default();
+    let claims: serde_json::Value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    match &claims[name] {
+        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        serde_json::Value::String(s) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The account of an upstream identity: linked, linked now (to the account
+/// that asked), or made now (`create_accounts`); then its group roles.
+async fn resolve(
+    state: &AppState,
+    p: &UpstreamProvider,
+    up: Upstream,
+    link_user: Option<String>,
+    return_to: Option<String>,
+) -> Result<(Resolved, serde_json::Value), FedError> {
+    let now = state.clock.now();
+    let now_ms = now.timestamp_millis();
+    let txn = crate::storage::begin_write(&state.db).await?;
+    let known = upstream_identity::Entity::find_by_id((p.id.clone(), up.subject.clone())).one(&txn).await?;
+    let email = up.email.clone().filter(|_| up.email_verified);
+    let (user_id, linked) = match (known, link_user) {
+        (Some(i), None) => (i.user_id, false),
+        (Some(i), Some(l)) if i.user_id == l => (i.user_id, true),
+        (Some(_), Some(_)) => return Err(FedError::LinkedElsewhere),
+        (None, Some(l)) => {
+            new_identity(&txn, p, &up, &l, now_ms).await?;
+            record_audit(
+                &txn,
+                AuditEvent::new("user.upstream_linked", "success")
+                    .actor(format!("user:{l}"))
+                    .user(&l)
+                    .detail(json!({ "provider": p.id, "subject": up.subject })),
+                now,
+            )
+            .await?;
+            (l, true)
+        }
+        (None, None) => {
+            if !p.create_accounts {
+                return Err(FedError::NotLinked);
+            }
+            // Never an account by a matching address: its holder links instead.
+            if let Some(addr) = &up.email
+                && user::Entity::find().filter(crate::storage::email_matches(addr)).one(&txn).await?.is_some()
+            {
+                return Err(FedError::NotLinked);
+            }
+            let id = create_account(&txn, p, &up, email.as_deref(), now).await?;
+            new_identity(&txn, p, &up, &id, now_ms).await?;
+            (id, false)
+        }
+    };
+    let u = user::Entity::find_by_id(user_id.as_str()).one(&txn).await?.ok_or(FedError::NotLinked)?;
+    if u.disabled {
+        return Err(FedError::Disabled);
+    }
+    let roles = apply_role_rules(&txn, p, &up, &user_id, now).await?;
+    upstream_identity::Entity::update_many()
+        .col_expr(upstream_identity::Column::LastUsedMs, sea_orm::sea_query::Expr::val(now_ms))
+        .col_expr(upstream_identity::Column::Email, sea_orm::sea_query::Expr::val(email))
+        .filter(upstream_identity::Column::Provider.eq(p.id.as_str()))
+        .filter(upstream_identity::Column::Subject.eq(up.subject.as_str()))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok((Resolved { user_id, assurance: up.assurance, return_to, linked }, roles))
+}
+
+async fn new_identity<C: ConnectionTrait>(
+    conn: &C,
+    p: &UpstreamProvider,
+    up: &Upstream,
+    user_id: &str,
+    now_ms: i64,
+) -> Result<(), FedError> {
+    upstream_identity::ActiveModel {
+        provider: Set(p.id.clone()),
+        subject: Set(up.subject.clone()),
+        user_id: Set(user_id.to_owned()),
+        email: Set(up.email.clone().filter(|_| up.email_verified)),
+        mapped_roles: Set("[]".into()),
+        created_ms: Set(now_ms),
+        last_used_ms: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    Ok(())
+}
+
+/// A just-in-time account: the upstream username (or the address's local
+/// part) if it is free and valid, else with a short suffix. The address is
+/// kept only if the provider says it verified it, and it is not verified
+/// here until the person follows a link (lifecycle::email).
+async fn create_account<C: ConnectionTrait>(
+    conn: &C,
+    p: &UpstreamProvider,
+    up: &Upstream,
+    email: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<String, FedError> {
+    let base = up
+        .username
+        .clone()
+        .or_else(|| up.email.as_deref().and_then(|e| e.split('@').next()).map(str::to_owned))
+        .and_then(|u| Username::parse(&u).ok())
+        .map(|u| u.to_string())
+        .filter(|u| !u.contains('@'))
+        .unwrap_or_else(|| format!("{}-user", p.id));
+    let mut name = Username::parse(&base).map_err(|e| FedError::Upstream(e.to_string()))?;
+    for _ in 0..5 {
+        if user::Entity::find().filter(user::Column::UsernameKey.eq(name.key())).one(conn).await?.is_none() {
+            break;
+        }
+        let suffix = crate::crypto::random_token(3).map_err(|e| FedError::Upstream(e.to_string()))?;
+        let candidate =
+            format!("{}-{}", base.chars().take(40).collect::<String>(), suffix.to_lowercase().replace(['_', '-'], "x"));
+        name = Username::parse(&candidate).map_err(|e| FedError::Upstream(e.to_string()))?;
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    user::ActiveModel {
+        id: Set(id.clone()),
+        username: Set(name.to_string()),
+        username_key: Set(name.key()),
+        email: Set(email.map(str::to_owned)),
+        display_name: Set(None),
+        phone_number: Set(None),
+        address: Set(None),
+        disabled: Set(false),
+        email_verified: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(conn)
+    .await?;
+    record_audit(
+        conn,
+        AuditEvent::new("user.created", "success")
+            .actor(format!("upstream:{}", p.id))
+            .user(&id)
+            .detail(json!({ "username": name.as_str(), "provider": p.id, "subject": up.subject })),
+        now,
+    )
+    .await?;
+    Ok(id)
+}
+
+/// Grants the roles the person's upstream groups give under the provider's
+/// rules and takes away those they gave before and give no longer. Roles
+/// that do not exist here are skipped (and said in the audit record).
+async fn apply_role_rules<C: ConnectionTrait>(
+    conn: &C,
+    p: &UpstreamProvider,
+    up: &Upstream,
+    user_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<serde_json::Value, FedError> {
+    if p.role_rules.is_empty() {
+        return Ok(json!([]));
+    }
+    let identity = upstream_identity::Entity::find_by_id((p.id.clone(), up.subject.clone())).one(conn).await?;
+    let before: Vec<String> =
+        identity.as_ref().and_then(|i| serde_json::from_str(&i.mapped_roles).ok()).unwrap_or_default();
+    let mut wanted: Vec<String> =
+        p.role_rules.iter().filter(|r| up.groups.contains(&r.group)).map(|r| r.role.clone()).collect();
+    wanted.sort();
+    wanted.dedup();
+    let mut missing = Vec::new();
+    let mut given = Vec::new();
+    for r in &wanted {
+        if crate::storage::entities::role::Entity::find_by_id(r.as_str()).one(conn).await?.is_none() {
+            missing.push(r.clone());
+            continue;
+        }
+        let held = user_role::Entity::find_by_id((user_id.to_owned(), r.clone())).one(conn).await?.is_some();
+        if !held {
+            user_role::ActiveModel { user_id: Set(user_id.to_owned()), role_name: Set(r.clone()) }.insert(conn).await?;
+        }
+        given.push(r.clone());
+    }
+    let mut taken = Vec::new();
+    for r in before.iter().filter(|r| !given.contains(r)) {
+        let gone = user_role::Entity::delete_by_id((user_id.to_owned(), r.clone())).exec(conn).await?;
+        if gone.rows_affected == 1 {
+            taken.push(r.clone());
+        }
+    }
+    upstream_identity::Entity::update_many()
+        .col_expr(
+            upstream_identity::Column::MappedRoles,
+            sea_orm::sea_query::Expr::val(serde_json::to_string(&given).unwrap_or_else(|_| "[]".into())),
+        )
+        .filter(upstream_identity::Column::Provider.eq(p.id.as_str()))
+        .filter(upstream_identity::Column::Subject.eq(up.subject.as_str()))
+        .exec(conn)
+        .await?;
+    let newly: Vec<&String> = given.iter().filter(|r| !before.contains(r)).collect();
+    if !newly.is_empty() || !taken.is_empty() || !missing.is_empty() {
+        record_audit(
+            conn,
+            AuditEvent::new("user.roles_from_upstream", "success")
+                .actor(format!("upstream:{}", p.id))
+                .user(user_id)
+                .detail(json!({ "granted": newly, "revoked": taken, "unknown_roles": missing })),
+            now,
+        )
+        .await?;
+    }
+    Ok(json!(given))
+}
+
+/// The upstream identities linked to an account: (provider id, provider
+/// name, upstream address).
+pub async fn linked(state: &AppState, user_id: &str) -> Result<Vec<(String, String, Option<String>)>, sea_orm::DbErr> {
+    let rows =
+        upstream_identity::Entity::find().filter(upstream_identity::Column::UserId.eq(user_id)).all(&state.db).await?;
+    Ok(rows
+        .into_iter()
+        .map(|i| {
+            let name = provider(state, &i.provider).map(|p| p.name.clone()).unwrap_or_else(|_| i.provider.clone());
+            (i.provider, name, i.email)
+        })
+        .collect())
+}
+
+/// Unlinks provider `id` from the account, unless it is the account's only
+/// way in (no password, no passkey, no other linked provider).
+pub async fn unlink(state: &AppState, user_id: &str, id: &str, origin: Origin) -> Result<bool, sea_orm::DbErr> {
+    let now = state.clock.now();
+    let txn = crate::storage::begin_write(&state.db).await?;
+    let has_password = password_credential::Entity::find_by_id(user_id).one(&txn).await?.is_some();
+    let has_passkey = passkey::Entity::find().filter(passkey::Column::UserId.eq(user_id)).one(&txn).await?.is_some();
+    let identities =
+        upstream_identity::Entity::find().filter(upstream_identity::Column::UserId.eq(user_id)).all(&txn).await?;
+    let others = identities.iter().filter(|i| i.provider != id).count();
+    if !has_password && !has_passkey && others == 0 {
+        return Ok(false);
+    }
+    upstream_identity::Entity::delete_many()
+        .filter(upstream_identity::Column::UserId.eq(user_id))
+        .filter(upstream_identity::Column::Provider.eq(id))
+        .exec(&txn)
+        .await?;
+    record_audit(
+        &txn,
+        AuditEvent::new("user.upstream_unlinked", "success")
+            .actor(format!("user:{user_id}"))
+            .user(user_id)
+            .source(origin.ip, origin.user_agent)
+            .detail(json!({ "provider": id })),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(true)
+}

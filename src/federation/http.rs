@@ -35,9 +35,9 @@ impl Http {
 
 impl<'c> openidconnect::AsyncHttpClient<'c> for Http {
     type Error = HttpError;
-    type Future = Pin<Box<dyn Future<Output = Result<openidconnect::HttpResponse, HttpError>> + Send + 'c>>;
+    type Future = Pin<Box<dyn Future<Output = Result<openidconnect::http::Response<Vec<u8>>, HttpError>> + Send + 'c>>;
 
-    fn call(&'c self, request: openidconnect::HttpRequest) -> Self::Future {
+    fn call(&'c self, request: openidconnect::http::Request<Vec<u8>>) -> Self::Future {
         Box::pin(async move {
             let request = reqwest::Request::try_from(request)?;
             let mut response = self.0.execute(request).await?;

@@ -36,6 +36,7 @@ enum UpstreamLogins {
     PkceVerifier,
     ReturnTo,
     LinkUserId,
+    LinkSession,
     BrowserHash,
     ExpiresMs,
 }
@@ -89,6 +90,7 @@ impl MigrationTrait for Migration {
                     .col(text(UpstreamLogins::PkceVerifier))
                     .col(text_null(UpstreamLogins::ReturnTo))
                     .col(text_null(UpstreamLogins::LinkUserId))
+                    .col(text_null(UpstreamLogins::LinkSession))
                     .col(text(UpstreamLogins::BrowserHash))
                     .col(big_integer(UpstreamLogins::ExpiresMs))
                     .to_owned(),

@@ -32,9 +32,9 @@ pub struct UpstreamProvider {
     /// (just in time). Off: only identities linked from /account sign in.
     #[serde(default)]
     pub create_accounts: bool,
-    /// Honour the provider's second factor: an `amr` naming one (`mfa`,
-    /// `otp`, `hwk`, `swk`) or an `acr` listed in `mfa_acr_values` counts as
-    /// two-step (never as phishing-resistant). Off: a local second factor
+    /// Honour the provider's second factor: an `amr` with `mfa` (RFC 8176:
+    /// more than one factor) or an `acr` listed in `mfa_acr_values` counts
+    /// as two-step (never as phishing-resistant). Off: a local second factor
     /// is asked for wherever one is required.
     #[serde(default)]
     pub trust_mfa: bool,

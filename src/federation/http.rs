@@ -23,13 +23,13 @@ pub enum HttpError {
 pub struct Http(reqwest::Client);
 
 impl Http {
-    pub fn new() -> Self {
+    pub fn new() -> Result<Self, super::FedError> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .build()
-            .unwrap_or_default();
-        Self(client)
+            .map_err(|e| super::FedError::Upstream(format!("HTTP client: {e}")))?;
+        Ok(Self(client))
     }
 }
 

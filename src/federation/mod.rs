@@ -116,9 +116,17 @@ async fn metadata(state: &AppState, p: &UpstreamProvider, fresh: bool) -> Result
         }
     }
     let issuer = IssuerUrl::new(p.issuer.clone()).map_err(|e| FedError::Upstream(format!("issuer: {e}")))?;
-    let meta = CoreProviderMetadata::discover_async(issuer, &http::Http::new())
+    let meta = CoreProviderMetadata::discover_async(issuer, &http::Http::new()?)
         .await
         .map_err(|e| FedError::Upstream(format!("discovery: {}", http::chain(&e))))?;
+    // The client secret goes to the token endpoint, the keys come from
+    // jwks_uri: both over https (http only on loopback), as the issuer.
+    let endpoints = [meta.token_endpoint().map(|u| u.url().clone()), Some(meta.jwks_uri().url().clone())];
+    for u in endpoints.into_iter().flatten() {
+        if u.scheme() != "https" && !(u.scheme() == "http" && crate::domain::is_loopback(&u)) {
+            return Err(FedError::Upstream(format!("discovery names a plain-http endpoint: {u}")));
+        }
+    }
     if let Ok(mut m) = state.upstream_meta.write() {
         m.insert(p.id.clone(), UpstreamMeta { fetched: std::time::Instant::now(), metadata: meta.clone() });
     }
@@ -141,13 +149,23 @@ pub struct Started {
     pub browser_binding: String,
 }
 
+/// Who asks to link a provider: the account and the session (only that
+/// session may finish the link).
+#[derive(Debug, Clone)]
+pub struct LinkFor {
+    pub user_id: String,
+    pub session_id: String,
+}
+
 /// Starts a sign-in at provider `id`: for a login (continuing at
-/// `return_to`), or to link the provider to the signed-in `link_user`.
+/// `return_to`), or to link the provider to the signed-in account `link`
+/// (then the provider is asked to have the person sign in again:
+/// `prompt=login`, so the identity linked is the one they type in).
 pub async fn begin(
     state: &AppState,
     id: &str,
     return_to: Option<String>,
-    link_user: Option<String>,
+    link: Option<LinkFor>,
 ) -> Result<Started, FedError> {
     let p = provider(state, id)?;
     let meta = metadata(state, p, false).await?;
@@ -161,6 +179,9 @@ pub async fn begin(
     for s in p.scopes.iter().filter(|s| s.as_str() != "openid") {
         auth = auth.add_scope(Scope::new(s.clone()));
     }
+    if link.is_some() {
+        auth = auth.add_prompt(openidconnect::core::CoreAuthPrompt::Login);
+    }
     let (url, csrf, nonce) = auth.url();
     let binding = crate::crypto::random_token(32).map_err(|e| FedError::Upstream(e.to_string()))?;
     let now = state.clock.now().timestamp_millis();
@@ -170,13 +191,22 @@ pub async fn begin(
         nonce: Set(nonce.secret().clone()),
         pkce_verifier: Set(verifier.secret().clone()),
         return_to: Set(return_to),
-        link_user_id: Set(link_user),
+        link_user_id: Set(link.as_ref().map(|l| l.user_id.clone())),
+        link_session: Set(link.map(|l| l.session_id)),
         browser_hash: Set(binding_hash(state, &binding)),
         expires_ms: Set(now + LOGIN_TTL_MS),
     }
     .insert(&state.db)
     .await?;
     Ok(Started { url: url.to_string(), browser_binding: binding })
+}
+
+/// What the browser at the callback brings: the binding cookie, and the
+/// session it is signed in with (if any).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Browser<'a> {
+    pub binding: Option<&'a str>,
+    pub session_id: Option<&'a str>,
 }
 
 /// The provider's answer at the callback.
@@ -219,10 +249,10 @@ pub async fn complete(
     state: &AppState,
     id: &str,
     cb: Callback,
-    browser_binding: Option<&str>,
+    browser: Browser<'_>,
     origin: Origin,
 ) -> Result<Resolved, FedError> {
-    let result = complete_inner(state, id, cb, browser_binding).await;
+    let result = complete_inner(state, id, cb, browser).await;
     let (outcome, user) = match &result {
         Ok((r, _)) => (if r.linked { "linked" } else { "success" }, Some(r.user_id.clone())),
         Err(e) => (e.outcome(), None),
@@ -235,7 +265,7 @@ pub async fn complete(
     }
     let detail = match &result {
         Ok((_, roles)) => json!({ "provider": id, "roles": roles }),
-        Err(e) => json!({ "provider": id, "reason": e.to_string() }),
+        Err(e) => json!({ "provider": id, "reason": e.to_string().chars().take(300).collect::<String>() }),
     };
     record_audit(&state.db, event.detail(detail), state.clock.now()).await?;
     result.map(|(r, _)| r)
@@ -245,7 +275,7 @@ async fn complete_inner(
     state: &AppState,
     id: &str,
     cb: Callback,
-    browser_binding: Option<&str>,
+    browser: Browser<'_>,
 ) -> Result<(Resolved, serde_json::Value), FedError> {
     let p = provider(state, id)?;
     // The state first: once, this provider, this browser, in time.
@@ -253,14 +283,13 @@ async fn complete_inner(
     let hash = state_hash(state, st);
     let row = upstream_login::Entity::find_by_id(hash.clone()).one(&state.db).await?.ok_or(FedError::BadState)?;
     let claimed = upstream_login::Entity::delete_by_id(hash).exec(&state.db).await?;
-    let bound = browser_binding.is_some_and(|b| {
+    let bound = browser.binding.is_some_and(|b| {
         crate::crypto::constant_time_eq(binding_hash(state, b).as_bytes(), row.browser_hash.as_bytes())
     });
-    if claimed.rows_affected != 1
-        || row.provider != p.id
-        || row.expires_ms <= state.clock.now().timestamp_millis()
-        || !bound
-    {
+    // A link finishes only in the session that asked for it, still alive.
+    let same_session = row.link_session.is_none() || row.link_session.as_deref() == browser.session_id;
+    let live = row.expires_ms > state.clock.now().timestamp_millis();
+    if claimed.rows_affected != 1 || row.provider != p.id || !live || !bound || !same_session {
         return Err(FedError::BadState);
     }
     if let Some(e) = cb.error {
@@ -295,14 +324,19 @@ async fn exchange(
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .map_err(|e| FedError::Upstream(e.to_string()))?
         .set_pkce_verifier(PkceCodeVerifier::new(row.pkce_verifier.clone()))
-        .request_async(&http::Http::new())
+        .request_async(&http::Http::new()?)
         .await
         .map_err(|e| FedError::Upstream(format!("token: {}", http::chain(&e))))?;
     let id_token = token.id_token().ok_or_else(|| FedError::Upstream("no ID token".into()))?;
     let nonce = Nonce::new(row.nonce.clone());
     let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
         Ok(c) => c.clone(),
-        Err(first) => {
+        // Only an unknown key sends us for the provider's keys again.
+        Err(
+            first @ openidconnect::ClaimsVerificationError::SignatureVerification(
+                openidconnect::SignatureVerificationError::NoMatchingKey,
+            ),
+        ) => {
             // Perhaps the provider rotated its keys: once more with fresh ones.
             let meta = metadata(state, p, true).await?;
             let client = CoreClient::from_provider_metadata(meta, ClientId::new(p.client_id.clone()), secret(p)?)
@@ -312,6 +346,7 @@ async fn exchange(
                 .map_err(|e| FedError::Upstream(format!("ID token: {e} (before new keys: {first})")))?
                 .clone()
         }
+        Err(e) => return Err(FedError::Upstream(format!("ID token: {e}"))),
     };
     let groups = match &p.groups_claim {
         Some(name) => groups_of(&id_token.to_string(), name),
@@ -320,11 +355,13 @@ async fn exchange(
     let amr: Vec<String> =
         claims.auth_method_refs().map(|v| v.iter().map(|a| a.as_str().to_owned()).collect()).unwrap_or_default();
     let acr = claims.auth_context_ref().map(|a| a.as_str().to_owned());
-    let two_step = amr.iter().any(|a| ["mfa", "otp", "hwk", "swk", "sms", "mca"].contains(&a.as_str()))
-        || acr.is_some_and(|a| p.mfa_acr_values.contains(&a));
+    // RFC 8176: `mfa` says more than one factor was used; `otp`, `hwk`,
+    // `sms`… each name one method, which may have been the only one.
+    let two_step = amr.iter().any(|a| a == "mfa") || acr.is_some_and(|a| p.mfa_acr_values.contains(&a));
     Ok(Upstream {
         subject: claims.subject().as_str().to_owned(),
-        email: claims.email().map(|e| e.as_str().to_owned()),
+        // A bare address only, as everywhere else.
+        email: claims.email().and_then(|e| crate::domain::Email::parse(e.as_str()).ok()).map(String::from),
         email_verified: claims.email_verified().unwrap_or(false),
         username: claims.preferred_username().map(|u| u.as_str().to_owned()),
         groups,
@@ -384,8 +421,11 @@ async fn resolve(
             if !p.create_accounts {
                 return Err(FedError::NotLinked);
             }
-            // Never an account by a matching address: its holder links instead.
-            if let Some(addr) = &up.email
+            // Never an account by a matching address: its holder links
+            // instead. Only an address the provider verified is compared (an
+            // unverified one is not kept either), so the answer tells an
+            // attacker nothing about addresses that are not theirs.
+            if let Some(addr) = &email
                 && user::Entity::find().filter(crate::storage::email_matches(addr)).one(&txn).await?.is_some()
             {
                 return Err(FedError::NotLinked);
@@ -499,12 +539,14 @@ async fn apply_role_rules<C: ConnectionTrait>(
     user_id: &str,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<serde_json::Value, FedError> {
-    if p.role_rules.is_empty() {
-        return Ok(json!([]));
-    }
     let identity = upstream_identity::Entity::find_by_id((p.id.clone(), up.subject.clone())).one(conn).await?;
     let before: Vec<String> =
         identity.as_ref().and_then(|i| serde_json::from_str(&i.mapped_roles).ok()).unwrap_or_default();
+    // No rules and nothing given before: nothing to do. (Rules removed from
+    // the configuration take their roles back at the next sign-in.)
+    if p.role_rules.is_empty() && before.is_empty() {
+        return Ok(json!([]));
+    }
     let mut wanted: Vec<String> =
         p.role_rules.iter().filter(|r| up.groups.contains(&r.group)).map(|r| r.role.clone()).collect();
     wanted.sort();
@@ -520,7 +562,11 @@ async fn apply_role_rules<C: ConnectionTrait>(
         if !held {
             user_role::ActiveModel { user_id: Set(user_id.to_owned()), role_name: Set(r.clone()) }.insert(conn).await?;
         }
-        given.push(r.clone());
+        // Ours to take back later only if the rules gave it: a role the
+        // person already held (granted by an administrator) stays theirs.
+        if !held || before.contains(r) {
+            given.push(r.clone());
+        }
     }
     let mut taken = Vec::new();
     for r in before.iter().filter(|r| !given.contains(r)) {

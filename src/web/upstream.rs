@@ -91,11 +91,30 @@ pub async fn callback(
     path: web::Path<String>,
     q: web::Query<Callback>,
 ) -> Result<HttpResponse, WebError> {
+    let Ok(p) = federation::provider(&state, &path) else {
+        return Ok(error_page(StatusCode::NOT_FOUND, t("error.not_found"), t("error.not_found_text")));
+    };
+    // Every answer is audited: counted per address like a login attempt.
+    if let Some(ip) = client_info::ip(&state, &req) {
+        let now = state.clock.now().timestamp_millis();
+        let n = crate::authn::throttle::admit_ip_for(&state.db, &state.settings, "upstream-cb", &ip, now).await?;
+        if n > state.settings.login_ip_max_attempts {
+            return Ok(error_page(StatusCode::TOO_MANY_REQUESTS, t("login.title"), t("links.too_many")));
+        }
+    }
     let binding = req.cookie(&crate::web::cookies::cookie_name(&state, BINDING_COOKIE)).map(|c| c.value().to_owned());
+    let session = crate::web::cookies::current(&state, &req).await?;
+    let browser = federation::Browser {
+        binding: binding.as_deref(),
+        session_id: session.as_ref().map(|s| s.session.id.as_str()),
+    };
     let origin = client_info::origin(&state, &req);
-    let result = federation::complete(&state, &path, q.into_inner(), binding.as_deref(), origin).await;
+    let result = federation::complete(&state, &p.id, q.into_inner(), browser, origin).await;
     let mut resp = match result {
-        Ok(r) if r.linked => see_other("/account?m=upstream_linked"),
+        Ok(r) if r.linked => {
+            tell_linked(&state, &r.user_id, &p.name).await;
+            see_other("/account?m=upstream_linked")
+        }
         Ok(r) => continue_login(&state, &req, r).await?,
         Err(FedError::Unknown(_)) => error_page(StatusCode::NOT_FOUND, t("error.not_found"), t("error.not_found_text")),
         Err(FedError::NotLinked | FedError::LinkedElsewhere) => {
@@ -144,6 +163,31 @@ async fn continue_login(
     }
 }
 
+/// Tells the person by mail (a proved address only) that a provider was
+/// linked to their account: a way in that they did not add should be noticed.
+async fn tell_linked(state: &AppState, user_id: &str, provider: &str) {
+    use sea_orm::EntityTrait;
+    let Ok(Some(u)) = crate::storage::entities::user::Entity::find_by_id(user_id).one(&state.db).await else {
+        return;
+    };
+    let Some(to) = u.email.filter(|_| u.email_verified) else { return };
+    let product = &state.settings.product_name;
+    let mail = crate::mail::Mail {
+        to,
+        subject: format!("{provider} was linked to your {product} account"),
+        paragraphs: vec![
+            format!("{provider} can now be used to sign in to your {product} account ({}).", u.username),
+            "If this was not you, unlink it on your account page, change your password and contact your administrator."
+                .to_owned(),
+        ],
+        action: None,
+        footnote: None,
+    };
+    if let Err(e) = crate::lifecycle::deliver(state, Some(user_id), &mail).await {
+        tracing::info!(error = %e, "link notice not sent");
+    }
+}
+
 #[derive(Deserialize)]
 pub struct LinkForm {
     csrf: String,
@@ -171,7 +215,15 @@ pub async fn link(
             return super::account::render(&state, &req, &cur, StatusCode::OK, None, Some(msg.to_owned())).await;
         }
     }
-    match federation::begin(&state, &p.id, None, Some(cur.user.id.clone())).await {
+    // A linked provider is a way in (with `trust_mfa`, a two-step one): it is
+    // added only by a recent sign-in as strong as the account's strongest
+    // factor, as any other factor is — not by a borrowed session and a password.
+    if !super::reauth::may_change_factors(&state, &cur).await? {
+        let msg = t("upstream.sign_in_again").to_owned();
+        return super::account::render(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
+    }
+    let link = federation::LinkFor { user_id: cur.user.id.clone(), session_id: cur.session.id.clone() };
+    match federation::begin(&state, &p.id, None, Some(link)).await {
         Ok(started) => to_provider(&state, started),
         Err(e) => {
             tracing::warn!(provider = %p.id, error = %e, "upstream link could not start");

@@ -67,6 +67,16 @@ impl Upstream {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
+    /// Marks a user's address as proved at the upstream (as following its
+    /// verification link would), so its ID tokens say `email_verified`.
+    async fn verify_email(&self, name: &str) {
+        use sea_orm::ConnectionTrait;
+        let db = sea_orm::Database::connect(&self.db.url).await.unwrap();
+        let sql = format!("UPDATE users SET email_verified = TRUE WHERE username = '{name}'");
+        db.execute_unprepared(&sql).await.unwrap();
+        db.close().await.unwrap();
+    }
+
     fn user(&self, name: &str, email: &str, roles: &[&str]) {
         let mut args = vec!["user", "add", name, "--email", email, "--password-stdin"];
         for r in roles {
@@ -275,6 +285,7 @@ async fn an_existing_account_is_linked_only_after_its_holder_proves_it() {
         .await
         .unwrap();
     up.user("dave", "dave@corp.example", &[]);
+    up.verify_email("dave").await;
 
     // Signing in upstream does not reach the local account by its address.
     let b = app.browser();
@@ -359,11 +370,85 @@ async fn without_trust_in_the_providers_second_factor_the_accounts_own_is_asked_
 
 #[tokio::test]
 async fn a_trusted_providers_second_factor_counts_as_two_step_here() {
-    let (app, up, _secret) = federated(|p| p.trust_mfa = true).await;
+    // Our upstream says acr "2" after a password and a code (its amr names
+    // the methods, pwd and otp; `mfa` alone would do as well).
+    let (app, up, _secret) = federated(|p| {
+        p.trust_mfa = true;
+        p.mfa_acr_values = vec!["2".into()];
+    })
+    .await;
     up.user("gus", "gus@corp.example", &[]);
     up.cli(&["user", "totp-import", "gus", "--secret-stdin"], Some(SEED));
     let b = app.browser();
     let back = to_callback(&app, &b, "/login/upstream/corp", "gus").await;
     assert_eq!(location(&b.get(&back).send().await.unwrap()), "/account");
     assert_eq!(amr_of(&app, "gus").await, ["fed", "mfa"]);
+}
+
+#[tokio::test]
+async fn a_trusted_provider_naming_one_method_is_not_two_step() {
+    // `otp` in amr names a method, not that two were used: without `mfa`
+    // or a listed acr, the provider's sign-in counts as one factor.
+    let (app, up, _secret) = federated(|p| p.trust_mfa = true).await;
+    up.user("ike", "ike@corp.example", &[]);
+    up.cli(&["user", "totp-import", "ike", "--secret-stdin"], Some(SEED));
+    let b = app.browser();
+    let back = to_callback(&app, &b, "/login/upstream/corp", "ike").await;
+    assert_eq!(location(&b.get(&back).send().await.unwrap()), "/account");
+    assert_eq!(amr_of(&app, "ike").await, ["fed"]);
+}
+
+#[tokio::test]
+async fn a_role_granted_here_is_not_taken_back_by_the_group_rules() {
+    let (app, up, _secret) = federated(|_| {}).await;
+    up.user("jo", "jo@corp.example", &[]);
+    let b = app.browser();
+    let back = to_callback(&app, &b, "/login/upstream/corp", "jo").await;
+    assert_eq!(location(&b.get(&back).send().await.unwrap()), "/account");
+    assert!(roles(&app, "jo").await.is_empty());
+    // An administrator makes Jo an engineer here; later Jo joins and leaves
+    // the upstream group that also gives it: the grant made here stays.
+    portcullis::admin::users::grant(&app.state, &portcullis::admin::Actor::cli(), "jo", "engineer").await.unwrap();
+    for grant in [true, false] {
+        up.cli(&["user", if grant { "grant" } else { "revoke" }, "jo", "eng"], None);
+        let b = app.browser();
+        let back = to_callback(&app, &b, "/login/upstream/corp", "jo").await;
+        assert_eq!(location(&b.get(&back).send().await.unwrap()), "/account");
+        assert_eq!(roles(&app, "jo").await, ["engineer"]);
+    }
+}
+
+#[tokio::test]
+async fn a_link_needs_a_recent_sign_in_and_finishes_only_in_the_session_that_asked() {
+    let (app, up, _secret) = federated(|_| {}).await;
+    app.create_user("kim", crate::mfa::PW, &[]).await;
+    up.user("kim", "kim@corp.example", &[]);
+    let link = |b: reqwest::Client| {
+        let app = &app;
+        async move {
+            let page = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
+            let form = [("csrf", csrf_in(&page)), ("current_password", crate::mfa::PW.to_owned())];
+            b.post(app.url("/account/upstream/corp/link")).form(&form).send().await.unwrap()
+        }
+    };
+    // An old sign-in (a borrowed browser, say) and the password are not enough.
+    let b = app.browser();
+    assert_eq!(app.login(&b, "kim", crate::mfa::PW).await.status(), 303);
+    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.admin_reauth_secs + 1));
+    let r = link(b.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("sign in again"));
+    // A recent one starts it; but if the session ends before the provider
+    // answers (the person signed out; someone else uses the browser), the
+    // answer links nothing.
+    let b = app.browser();
+    assert_eq!(app.login(&b, "kim", crate::mfa::PW).await.status(), 303);
+    let r = link(b.clone()).await;
+    let start = location(&r);
+    assert!(start.starts_with(&up.url) && start.contains("prompt=login"), "{start}");
+    crate::mfa::logout(&app, &b).await;
+    let back = to_callback(&app, &b, &start, "kim").await;
+    let r = b.get(&back).send().await.unwrap();
+    assert!(r.text().await.unwrap().contains("Login failed"));
+    assert_eq!(upstream_identity::Entity::find().count(&app.state.db).await.unwrap(), 0);
 }

@@ -63,6 +63,16 @@ M = [
  ("44 a username lookalike catches a reset", "src/lifecycle/recovery.rs", "    if who.contains('@') && who.len() <= 254 {", "    if false {", "lifecycle::a_username_cannot"),
  ("45 no mail limit on forgot", "src/lifecycle/recovery.rs", "    match super::admit(state, &state.db, Some(&u.id), &addr).await {", "    match Ok::<(), DeliverError>(()) {", "lifecycle::mail_to_one"),
  ("46 a mailed invitation is also shown", "src/lifecycle/recovery.rs", "        return Ok(IssuedLink { url: None, expires_at", "        return Ok(IssuedLink { url: Some(link.url.clone()), expires_at", "lifecycle::an_invitation_mailed"),
+ # Upstream identity providers (#18): the relying party's checks and the account rules.
+ ("48 a callback from another browser", "src/federation/mod.rs", "if claimed.rows_affected != 1 || row.provider != p.id || !live || !bound || !same_session {", "if claimed.rows_affected != 1 || row.provider != p.id || !live || !same_session {", "federation::a_tampered_state"),
+ ("49 the response's iss unchecked", "src/federation/mod.rs", "        && iss != meta.issuer().as_str()", "        && false", "federation::a_tampered_state"),
+ ("50 an account made beside one with the address", "src/federation/mod.rs", "                && user::Entity::find().filter(crate::storage::email_matches(addr)).one(&txn).await?.is_some()", "                && false", "federation::an_existing_account"),
+ ("51 group roles never taken back", "src/federation/mod.rs", "    for r in before.iter().filter(|r| !given.contains(r)) {", "    for r in before.iter().filter(|_| false) {", "federation::a_first_upstream"),
+ ("52 a role granted here taken back", "src/federation/mod.rs", "        if !held || before.contains(r) {", "        if true {", "federation::a_role_granted"),
+ ("53 one upstream method counts as two", "src/federation/mod.rs", "let two_step = amr.iter().any(|a| a == \"mfa\")", "let two_step = amr.iter().any(|a| a == \"mfa\" || a == \"otp\")", "federation::a_trusted_provider_naming"),
+ ("54 a link finished by another session", "src/federation/mod.rs", "    let same_session = row.link_session.is_none() || row.link_session.as_deref() == browser.session_id;", "    let same_session = true;", "federation::a_link_needs"),
+ ("55 a link with an old sign-in and the password", "src/web/upstream.rs", "    if !super::reauth::may_change_factors(&state, &cur).await? {", "    if false {", "federation::a_link_needs"),
+ ("56 the provider skips the account's own factor", "src/authn/mfa.rs", "    if first >= strongest.max(required) {", "    if first >= required {", "federation::without_trust"),
  ("47 a disabled account keeps its links", "src/admin/users/mod.rs", "        crate::storage::entities::account_link::Entity::delete_many()\n            .filter(crate::storage::entities::account_link::Column::UserId.eq(id.as_str()))\n            .exec(&txn)\n            .await?;", "", "lifecycle::outstanding_links"),
 ]
 only = sys.argv[1:]

@@ -14,6 +14,8 @@ pub struct Model {
     pub return_to: Option<String>,
     /// Set when a signed-in person links this provider to their account.
     pub link_user_id: Option<String>,
+    /// The session that asked for the link: only it may finish it.
+    pub link_session: Option<String>,
     /// The keyed hash of the cookie that binds the sign-in to its browser.
     pub browser_hash: String,
     pub expires_ms: i64,

@@ -261,7 +261,7 @@ pub async fn forgot_post(
         return Ok(too_many());
     }
     let who: String = form.who.chars().take(254).collect();
-    recovery::forgot(state.get_ref().clone(), who, client_info::origin(&state, &req)).await;
+    tokio::spawn(recovery::forgot(state.get_ref().clone(), who, client_info::origin(&state, &req)));
     with_csrf(&state, &req, |csrf| {
         html(StatusCode::OK, &ForgotPage { title: t("links.forgot_title"), csrf, sent: true, error: None })
     })

@@ -55,6 +55,22 @@ impl Output {
         println!("created:    {}", u.created_at.to_rfc3339());
     }
 
+    pub fn upstream(&self, list: &[crate::admin::users::UpstreamView]) {
+        if self.json {
+            return print_json(list);
+        }
+        for i in list {
+            let last = i.last_used_at.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into());
+            println!(
+                "{}\t{}\t{}\tlinked {}\tlast used {last}",
+                i.provider,
+                i.subject,
+                or_dash(i.email.as_deref()),
+                i.linked_at.to_rfc3339()
+            );
+        }
+    }
+
     /// A single-use link: shown once, here (only its hash is stored).
     pub fn link(&self, l: &crate::lifecycle::recovery::IssuedLink) {
         if self.json {

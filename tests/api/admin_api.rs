@@ -149,6 +149,8 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<Value>, &'static str)>
         ("POST", "/admin/api/v1/users/zoe/reset-mfa", None, "users:credentials"),
         ("POST", "/admin/api/v1/users/zoe/reset-link", None, "users:credentials"),
         ("POST", "/admin/api/v1/users/zoe/invitation", None, "users:credentials"),
+        ("GET", "/admin/api/v1/users/zoe/upstream", None, "users:read"),
+        ("DELETE", "/admin/api/v1/users/zoe/upstream/corp", None, "users:credentials"),
         ("GET", "/admin/api/v1/users/zoe/passkeys", None, "users:read"),
         ("DELETE", "/admin/api/v1/users/zoe/passkeys/no-such-key", None, "users:credentials"),
         (
@@ -190,6 +192,7 @@ fn template(path: &str) -> String {
         .replace("/attributes/department", "/attributes/{key}")
         .replace("/roles/billing", "/roles/{role}")
         .replace("/passkeys/no-such-key", "/passkeys/{credential_id}")
+        .replace("/upstream/corp", "/upstream/{provider}")
 }
 
 #[tokio::test]

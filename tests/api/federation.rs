@@ -452,3 +452,27 @@ async fn a_link_needs_a_recent_sign_in_and_finishes_only_in_the_session_that_ask
     assert!(r.text().await.unwrap().contains("Login failed"));
     assert_eq!(upstream_identity::Entity::find().count(&app.state.db).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn an_administrator_sees_and_unlinks_an_upstream_identity() {
+    let (app, up, _secret) = federated(|_| {}).await;
+    up.user("lou", "lou@corp.example", &[]);
+    let b = app.browser();
+    let back = to_callback(&app, &b, "/login/upstream/corp", "lou").await;
+    assert_eq!(location(&b.get(&back).send().await.unwrap()), "/account");
+    // The CLI lists it.
+    let o = app.db.cli(&["--json", "user", "upstream", "lou"], None);
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(listed[0]["provider"], "corp", "{listed}");
+    // The admin page shows it; unlinking (users:credentials, recent login)
+    // ends the person's sessions.
+    let admin = crate::admin_pages::logged_in(&app, "root", &["admin"]).await;
+    let page = admin.get(app.url("/admin/users/lou")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"value="upstream-remove""#) && page.contains(listed[0]["subject"].as_str().unwrap()));
+    let r = crate::admin_pages::act(&app, &admin, "lou", &[("action", "upstream-remove"), ("provider", "corp")]).await;
+    assert_eq!(location(&r), "/admin/users/lou?m=upstream-remove");
+    assert_eq!(upstream_identity::Entity::find().count(&app.state.db).await.unwrap(), 0);
+    assert!(!signed_in(&app, &b).await, "the sessions of the unlinked identity ended");
+    let o = app.db.cli(&["user", "upstream-remove", "lou", "corp"], None);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("does not exist"), "{o:?}");
+}

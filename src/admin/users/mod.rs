@@ -24,11 +24,13 @@ use crate::storage::{AuditEvent, is_unique_violation, record_audit};
 mod erase;
 mod passkeys;
 mod profile;
+mod upstream;
 
 pub use crate::policy::ADMIN_ROLE;
 pub use erase::*;
 pub use passkeys::*;
 pub use profile::*;
+pub use upstream::*;
 
 /// A user as shown to operators. Never contains a credential.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

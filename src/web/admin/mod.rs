@@ -197,6 +197,7 @@ fn notice_text(code: Option<&str>) -> Option<String> {
         "unlock" => crate::web::ui::t("admin_msg.n_unlock"),
         "reset-mfa" => crate::web::ui::t("admin_msg.n_reset_mfa"),
         "passkey-remove" => crate::web::ui::t("admin_msg.n_passkey_remove"),
+        "upstream-remove" => crate::web::ui::t("admin_msg.n_upstream_remove"),
         "set-password" => crate::web::ui::t("admin_msg.n_set_password"),
         "end-sessions" => crate::web::ui::t("admin_msg.n_end_sessions"),
         "grant" => crate::web::ui::t("admin_msg.n_grant"),

@@ -66,6 +66,8 @@ struct UserPage {
     locked: bool,
     sessions: Vec<SessionRow>,
     passkeys: Vec<PasskeyRow>,
+    /// Linked upstream identities: (provider, subject, address, last used).
+    upstream: Vec<(String, String, String, String)>,
     events: Option<Vec<EventRow>>,
     all_roles: Vec<String>,
     notice: Option<String>,
@@ -124,6 +126,15 @@ async fn render_user(
             amr: serde_json::from_str::<Vec<String>>(&s.amr).unwrap_or_default().join("+"),
         })
         .collect();
+    let upstream = users::upstream_identities(state, &a.reader(), username)
+        .await
+        .map_err(admin_error)?
+        .into_iter()
+        .map(|i| {
+            let last = i.last_used_at.map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default();
+            (i.provider, i.subject, i.email.unwrap_or_default(), last)
+        })
+        .collect();
     let passkeys = users::passkeys(state, &a.reader(), username)
         .await
         .map_err(admin_error)?
@@ -151,6 +162,7 @@ async fn render_user(
         u,
         sessions,
         passkeys,
+        upstream,
         events,
         all_roles,
         notice,
@@ -197,6 +209,8 @@ pub struct UserAction {
     confirm: Option<String>,
     /// For an invitation or reset link: mail it too.
     send: Option<String>,
+    /// The upstream provider to unlink.
+    provider: Option<String>,
 }
 
 pub async fn user_action(
@@ -210,7 +224,7 @@ pub async fn user_action(
     let f = form.into_inner();
     let needed = match f.action.as_str() {
         "disable" | "enable" | "set-attr" | "profile" | "delete" => Permission::UsersWrite,
-        "unlock" | "reset-mfa" | "set-password" | "passkey-remove" | "invite" | "reset-link" => {
+        "unlock" | "reset-mfa" | "set-password" | "passkey-remove" | "invite" | "reset-link" | "upstream-remove" => {
             Permission::UsersCredentials
         }
         "end-sessions" => Permission::SessionsRevoke,
@@ -250,6 +264,9 @@ pub async fn user_action(
             users::remove_passkey(s, &actor, &username, f.credential.as_deref().unwrap_or_default()).await
         }
         "end-sessions" => users::end_sessions(s, &actor, &username).await.map(drop),
+        "upstream-remove" => {
+            users::remove_upstream(s, &actor, &username, f.provider.as_deref().unwrap_or_default()).await
+        }
         "grant" => users::grant(s, &actor, &username, f.role.as_deref().unwrap_or_default()).await.map(drop),
         "revoke" => users::revoke(s, &actor, &username, f.role.as_deref().unwrap_or_default()).await.map(drop),
         "set-attr" => users::set_attribute(

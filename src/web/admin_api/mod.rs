@@ -39,6 +39,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(reset_mfa)
         .service(invite_user)
         .service(reset_link)
+        .service(list_upstream)
+        .service(remove_upstream)
         .service(list_passkeys)
         .service(remove_passkey)
         .service(set_password)
@@ -474,7 +476,7 @@ impl utoipa::Modify for BearerAuth {
         description = "Bearer access tokens with audience `{issuer}/admin`; each operation names the permission it needs. Errors are RFC 9457 problem documents."
     ),
     paths(
-        list_users, get_user, create_user, update_user, disable_user, enable_user, unlock_user, reset_mfa, invite_user, reset_link, list_passkeys, remove_passkey, set_password,
+        list_users, get_user, create_user, update_user, disable_user, enable_user, unlock_user, reset_mfa, invite_user, reset_link, list_upstream, remove_upstream, list_passkeys, remove_passkey, set_password,
         grant_role, revoke_role, set_attribute, list_sessions, revoke_sessions, delete_user, revoke_all_sessions, list_roles, create_role, list_clients,
         get_client, create_client, update_client, delete_client, rotate_client_secret, list_keys, rotate_keys, list_audit
     ),

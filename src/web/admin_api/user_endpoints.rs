@@ -399,3 +399,27 @@ pub async fn reset_link(
 ) -> Result<HttpResponse, Problem> {
     issue_link(&state, &req, &path, &raw, crate::lifecycle::Purpose::Reset).await
 }
+
+#[utoipa::path(tag = "users", description = "Needs `users:read`. The user's linked upstream identities (\"Sign in with …\").", params(("username" = String, Path, description = "The username")), responses((status = 200, body = Vec<users::UpstreamView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[get("/admin/api/v1/users/{username}/upstream")]
+pub async fn list_upstream(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::UsersRead).await?;
+    Ok(HttpResponse::Ok().json(users::upstream_identities(&state, &a, &path).await?))
+}
+
+#[utoipa::path(tag = "users", description = "Needs `users:credentials` and a recent login. Unlinks the user's identity at the provider and ends the user's sessions (back-channel logout).", params(("username" = String, Path, description = "The username"), ("provider" = String, Path, description = "The provider's id")), responses((status = 204, description = "Unlinked"), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
+#[delete("/admin/api/v1/users/{username}/upstream/{provider}")]
+pub async fn remove_upstream(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::UsersCredentials).await?;
+    let (username, provider) = path.into_inner();
+    users::remove_upstream(&state, &a, &username, &provider).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -382,3 +382,30 @@ async fn a_set_up_kept_from_before_the_owner_enrolled_is_dead() {
     assert_eq!(crate::helpers::location(&r), "/login");
     assert_eq!(crate::passkeys::count_keys(&app, "eve_target").await, 1);
 }
+
+/// A role that needs passkeys, an account that has only TOTP (enrolled before
+/// the rule): the password and a valid code must lead to adding a passkey,
+/// never to a finished sign-in at acr 2.
+#[tokio::test]
+async fn where_a_role_needs_a_passkey_a_code_leads_to_adding_one() {
+    use portcullis::admin::Actor;
+    const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let mut app = crate::helpers::spawn_app_with(crate::helpers::TestDb::new().await, |s| {
+        s.issuer = s.issuer.replace("127.0.0.1", "localhost");
+        s.passkey_required_roles = vec!["staff".into()];
+    })
+    .await;
+    app.address = app.address.replace("127.0.0.1", "localhost");
+    portcullis::admin::roles::add(&app.state, &Actor::cli(), "staff", None).await.unwrap();
+    app.create_user("ola", "violet anvil tramline", &["staff"]).await;
+    portcullis::admin::users::totp_import(&app.state, &Actor::cli(), "ola", &SEED.to_owned().into()).await.unwrap();
+    let b = app.browser();
+    let r = app.login(&b, "ola", "violet anvil tramline").await;
+    assert_eq!(r.headers()["location"], "/login/mfa");
+    let csrf = app.csrf_from(&b, "/login/mfa").await;
+    let code = crate::mfa::code_at(&app, SEED, 0);
+    let r =
+        b.post(app.url("/login/mfa")).form(&[("csrf", csrf.as_str()), ("code", code.as_str())]).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/login/enrol", "the code leads to adding the passkey the role needs");
+    assert_eq!(b.get(app.url("/account")).send().await.unwrap().status(), 303, "not signed in yet");
+}

@@ -87,6 +87,22 @@ async fn every_page_is_accessible_in_a_real_browser() {
     let app = spawn_app_on_clock(TestDb::new().await, Clock::System, |s| {
         mail.configure(s);
         s.registration = portcullis::config::Registration::Open;
+        // A provider for the "Sign in with …" button and the account page's
+        // linking form (never reached here).
+        s.upstream = vec![portcullis::config::UpstreamProvider {
+            id: "corp".into(),
+            name: "Corp SSO".into(),
+            issuer: "http://127.0.0.1:9".into(),
+            client_id: "portcullis".into(),
+            client_secret_file: None,
+            client_secret_env: None,
+            scopes: vec!["email".into()],
+            create_accounts: false,
+            trust_mfa: false,
+            mfa_acr_values: Vec::new(),
+            groups_claim: None,
+            role_rules: Vec::new(),
+        }];
     })
     .await;
     app.create_user("ada", "violet anvil tramline", &["admin"]).await;

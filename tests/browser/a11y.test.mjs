@@ -54,6 +54,8 @@ test('every page passes axe in light and dark mode; login works by keyboard', { 
       };
 
       await page.goto(`${base}/login`);
+      // Forgot password, sign-up and a provider's button are on it.
+      assert.equal(await page.locator('a[href="/login/upstream/corp"]').count(), 1);
       await check('/login');
       // The German pages (lang="de", longer words) too; then back to English.
       await page.goto(`${base}/login?ui_locales=de`);
@@ -81,6 +83,7 @@ test('every page passes axe in light and dark mode; login works by keyboard', { 
       await page.keyboard.type(totp(seed, scheme === 'light' ? 0 : 1));
       await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
       assert.equal(new URL(page.url()).pathname, '/account', `keyboard login (${scheme})`);
+      assert.equal(await page.locator('#upstream form').count(), 1, 'the linking form of the provider');
       await check('/account');
 
       const pages = [

@@ -128,21 +128,7 @@ async fn create_account<C: ConnectionTrait>(
         name = Username::parse(&candidate).map_err(|e| FedError::Upstream(e.to_string()))?;
     }
     let id = uuid::Uuid::new_v4().to_string();
-    user::ActiveModel {
-        id: Set(id.clone()),
-        username: Set(name.to_string()),
-        username_key: Set(name.key()),
-        email: Set(email.map(str::to_owned)),
-        display_name: Set(None),
-        phone_number: Set(None),
-        address: Set(None),
-        disabled: Set(false),
-        email_verified: Set(false),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(conn)
-    .await?;
+    crate::storage::new_user_row(&id, &name, email.map(str::to_owned), None, false, now).insert(conn).await?;
     record_audit(
         conn,
         AuditEvent::new("user.created", "success")

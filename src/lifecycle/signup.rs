@@ -173,22 +173,11 @@ pub async fn confirm(state: &AppState, token: &str, origin: Origin) -> Result<St
         return Err(ConfirmError::Taken);
     }
     let id = uuid::Uuid::new_v4().to_string();
-    user::ActiveModel {
-        id: Set(id.clone()),
-        username: Set(name.to_string()),
-        username_key: Set(name.key()),
-        email: Set(link.email.clone()),
-        display_name: Set(None),
-        phone_number: Set(None),
-        address: Set(None),
-        disabled: Set(false),
-        email_verified: Set(true),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
-    .await
-    .map_err(|e| if crate::storage::is_unique_violation(&e) { ConfirmError::Taken } else { e.into() })?;
+    // Following the link proved the address.
+    crate::storage::new_user_row(&id, &name, link.email.clone(), None, true, now)
+        .insert(&txn)
+        .await
+        .map_err(|e| if crate::storage::is_unique_violation(&e) { ConfirmError::Taken } else { e.into() })?;
     password_credential::ActiveModel { user_id: Set(id.clone()), phc: Set(pending.phc), updated_at: Set(now) }
         .insert(&txn)
         .await?;

@@ -154,3 +154,30 @@ pub fn email_matches(addr: &str) -> sea_orm::Condition {
     sea_orm::Condition::all()
         .add(Expr::expr(Func::lower(Expr::col(entities::user::Column::Email))).eq(addr.trim().to_lowercase()))
 }
+
+/// A new account's row, the one way every path makes one (administrator,
+/// sign-up, upstream provider): enabled, without phone or postal address;
+/// `email_verified` only where the address was just proved.
+pub fn new_user_row(
+    id: &str,
+    username: &crate::domain::Username,
+    email: Option<String>,
+    display_name: Option<String>,
+    email_verified: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> entities::user::ActiveModel {
+    use sea_orm::Set;
+    entities::user::ActiveModel {
+        id: Set(id.to_owned()),
+        username: Set(username.to_string()),
+        username_key: Set(username.key()),
+        email: Set(email),
+        display_name: Set(display_name),
+        phone_number: Set(None),
+        address: Set(None),
+        disabled: Set(false),
+        email_verified: Set(email_verified),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}

@@ -127,19 +127,14 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<Use
         return Err(AdminError::exists("user", new.username.as_str()));
     }
     roles::require_all(&txn, &new.roles).await?;
-    user::ActiveModel {
-        id: Set(id.clone()),
-        username: Set(new.username.to_string()),
-        username_key: Set(key),
-        email: Set(new.email.map(String::from)),
-        display_name: Set(new.name.map(String::from)),
-        phone_number: Set(None),
-        address: Set(None),
-        disabled: Set(false),
-        email_verified: Set(false),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
+    crate::storage::new_user_row(
+        &id,
+        &new.username,
+        new.email.map(String::from),
+        new.name.map(String::from),
+        false,
+        now,
+    )
     .insert(&txn)
     .await
     .map_err(

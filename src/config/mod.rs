@@ -171,6 +171,9 @@ pub struct Settings {
     pub smtp_password: Option<SecretString>,
     /// A file holding `smtp_password`.
     pub smtp_password_file: Option<PathBuf>,
+    /// PEM certificates trusted for the SMTP server besides the system's (a
+    /// private CA); the server's name is checked against its certificate.
+    pub smtp_ca_file: Option<PathBuf>,
     /// The sender: `Name <address>` or an address; required with mail on.
     pub mail_from: Option<String>,
     /// Development: write each mail as an `.eml` file into this directory
@@ -278,6 +281,7 @@ impl Default for Settings {
             smtp_username: None,
             smtp_password: None,
             smtp_password_file: None,
+            smtp_ca_file: None,
             mail_from: None,
             mail_dir: None,
             mail_max_per_address: 5,

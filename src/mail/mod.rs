@@ -11,6 +11,7 @@ use std::time::Duration;
 use askama::Template;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
@@ -130,11 +131,27 @@ impl Mailer {
     }
 }
 
+/// TLS to `host`: its certificate must chain to the system's roots or to
+/// `smtp_ca_file`, and name `host`.
+fn tls_parameters(s: &Settings, host: &str) -> Result<TlsParameters, String> {
+    let mut b = TlsParameters::builder(host.to_owned());
+    if let Some(f) = &s.smtp_ca_file {
+        let pem = std::fs::read(f).map_err(|e| format!("smtp_ca_file {}: {e}", f.display()))?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| format!("smtp_ca_file {}: {e}", f.display()))?;
+        b = b.add_root_certificate(cert);
+    }
+    b.build_rustls().map_err(|e| format!("smtp_host {host:?}: TLS: {e}"))
+}
+
 fn smtp(s: &Settings, host: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
-    let bad = |e: lettre::transport::smtp::Error| format!("smtp_host {host:?}: {e}");
     let builder = match s.smtp_tls {
-        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host).map_err(bad)?.port(587),
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host).map_err(bad)?.port(465),
+        // STARTTLS required (never a plain-text fallback), or TLS from the first byte.
+        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(587)
+            .tls(Tls::Required(tls_parameters(s, host)?)),
+        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+            .port(465)
+            .tls(Tls::Wrapper(tls_parameters(s, host)?)),
         SmtpTls::None => {
             if !is_loopback_host(host) {
                 return Err(format!(

@@ -644,3 +644,86 @@ async fn a_username_cannot_pass_for_someone_elses_address() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(mail.to("mallory@example.com").is_empty());
 }
+
+/// Makes a private CA and a certificate for `localhost` signed by it.
+fn private_ca(dir: &std::path::Path) -> bool {
+    let run = |args: &[&str]| {
+        std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    run(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Test CA"]]
+        .concat())
+        && run(&[&["req"][..], &ec, &["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost"]].concat())
+        && run(&[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "leaf.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ])
+}
+
+#[tokio::test]
+async fn mail_goes_over_starttls_only_to_a_server_whose_certificate_is_trusted() {
+    let certs = tempfile::tempdir().unwrap();
+    let required = std::env::var("PORTCULLIS_BROWSER_TESTS").as_deref() == Ok("1");
+    if !private_ca(certs.path()) {
+        assert!(!required, "openssl is needed to make the test certificates");
+        eprintln!("SKIPPED: no openssl");
+        return;
+    }
+    let Some(mail) = Mailbox::start_starttls(&certs.path().join("leaf.pem"), &certs.path().join("leaf.key")).await
+    else {
+        eprintln!("SKIPPED: no SMTP server (tests/mail/requirements.txt)");
+        return;
+    };
+    let port = mail.port().unwrap();
+    let tls = |ca: Option<std::path::PathBuf>| {
+        move |s: &mut portcullis::config::Settings| {
+            s.mail_from = Some("Portcullis <id@example.com>".into());
+            s.smtp_host = Some("localhost".into());
+            s.smtp_port = Some(port);
+            s.smtp_tls = portcullis::config::SmtpTls::Starttls;
+            s.smtp_ca_file = ca;
+        }
+    };
+    let cli = portcullis::admin::Actor::cli();
+    let reset = portcullis::lifecycle::Purpose::Reset;
+    // Trusting the private CA: the mail goes, over TLS (the server takes
+    // no mail before STARTTLS).
+    let app = spawn_app_with(TestDb::new().await, tls(Some(certs.path().join("ca.pem")))).await;
+    app.create_user("uri", PW, &[]).await;
+    set_email(&app, "uri", "uri@example.com").await;
+    let sent = portcullis::lifecycle::recovery::issue(&app.state, &cli, "uri", reset, true).await.unwrap();
+    assert_eq!(sent.sent_to.as_deref(), Some("uri@example.com"));
+    assert_eq!(mail.wait_for("uri@example.com", 1).await.len(), 1);
+    // Not trusting it: nothing is sent, and the administrator is told.
+    let app = spawn_app_with(TestDb::new().await, tls(None)).await;
+    app.create_user("vic", PW, &[]).await;
+    set_email(&app, "vic", "vic@example.com").await;
+    let refused = portcullis::lifecycle::recovery::issue(&app.state, &cli, "vic", reset, true).await.unwrap_err();
+    assert!(refused.to_string().contains("not mailed"), "{refused}");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(mail.to("vic@example.com").is_empty());
+}

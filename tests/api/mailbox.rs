@@ -5,6 +5,7 @@
 //! message per file; [`Mailbox`] parses them (multipart, quoted-printable or
 //! base64 text part) the same way.
 
+use std::ffi::OsString as OsArg;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -56,6 +57,19 @@ fn smtp_available() -> bool {
 
 impl Mailbox {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await.0
+    }
+
+    /// The SMTP server offering STARTTLS with `cert`/`key` (and refusing
+    /// mail before it); `None` where the server cannot run here (and the
+    /// test is not required).
+    pub async fn start_starttls(cert: &Path, key: &Path) -> Option<Self> {
+        let args = [OsArg::from("--starttls"), cert.as_os_str().to_owned(), key.as_os_str().to_owned()];
+        let (m, real) = Self::start_with(&args).await;
+        real.then_some(m)
+    }
+
+    async fn start_with(extra: &[OsArg]) -> (Self, bool) {
         let dir = tempfile::tempdir().unwrap();
         if !smtp_available() {
             assert!(
@@ -63,11 +77,12 @@ impl Mailbox {
                 "the SMTP server for the mail tests is required: {} -m pip install -r tests/mail/requirements.txt",
                 python()
             );
-            return Self { dir, smtp_port: None, _sink: None };
+            return (Self { dir, smtp_port: None, _sink: None }, false);
         }
         let mut child = tokio::process::Command::new(python())
             .arg("tests/mail/sink.py")
             .arg(dir.path())
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -80,7 +95,12 @@ impl Mailbox {
             .unwrap()
             .unwrap_or_default();
         let port = first.strip_prefix("listening on ").and_then(|p| p.parse().ok()).expect("sink port");
-        Self { dir, smtp_port: Some(port), _sink: Some(child) }
+        (Self { dir, smtp_port: Some(port), _sink: Some(child) }, true)
+    }
+
+    /// The port of the real SMTP server, if it runs.
+    pub fn port(&self) -> Option<u16> {
+        self.smtp_port
     }
 
     /// Where the received messages are (one raw `.eml` file each).

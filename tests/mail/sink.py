@@ -1,12 +1,14 @@
 """A real SMTP server for the tests: aiosmtpd on 127.0.0.1, writing every
 message it accepts, as received, into a directory (one .eml file each).
 
-Usage: sink.py DIR  -- prints "listening on PORT" once it accepts mail, then
-runs until killed.
+Usage: sink.py DIR [--starttls CERT KEY]  -- prints "listening on PORT" once
+it accepts mail, then runs until killed. With --starttls it offers STARTTLS
+with that certificate and refuses mail until the client has started TLS.
 """
 
 import os
 import socket
+import ssl
 import sys
 import time
 import uuid
@@ -35,7 +37,12 @@ def free_port():
 def main():
     directory = sys.argv[1]
     port = free_port()
-    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port)
+    tls = {}
+    if len(sys.argv) == 5 and sys.argv[2] == "--starttls":
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(sys.argv[3], sys.argv[4])
+        tls = {"tls_context": context, "require_starttls": True}
+    controller = Controller(Sink(directory), hostname="127.0.0.1", port=port, **tls)
     controller.start()
     print(f"listening on {port}", flush=True)
     try:

@@ -33,10 +33,7 @@ pub async fn request_verification(
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let target = LinkFor { user_id: Some(&u.id), email: Some(new.as_str()), payload: None };
-    let link = super::create(state, &txn, Purpose::VerifyEmail, target, now).await.map_err(|e| match e {
-        super::LinkError::Db(e) => DeliverError::Db(e),
-        super::LinkError::Crypto(e) => DeliverError::Mail(crate::mail::MailError::Build(e.to_string())),
-    })?;
+    let link = super::create(state, &txn, Purpose::VerifyEmail, target, now).await?;
     let change = u.email.as_deref() != Some(new.as_str());
     record_audit(
         &txn,

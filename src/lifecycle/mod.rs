@@ -85,6 +85,24 @@ pub enum LinkError {
     Crypto(#[from] crate::crypto::CryptoError),
 }
 
+impl From<LinkError> for DeliverError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::Db(e) => Self::Db(e),
+            LinkError::Crypto(e) => Self::Mail(crate::mail::MailError::Build(e.to_string())),
+        }
+    }
+}
+
+impl From<LinkError> for crate::admin::AdminError {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::Db(e) => Self::Db(e),
+            LinkError::Crypto(e) => Self::Crypto(e),
+        }
+    }
+}
+
 fn hash(state: &AppState, token: &str) -> String {
     state.master_key.hasher().hash(&format!("account-link:{token}"))
 }

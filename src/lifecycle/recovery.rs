@@ -79,10 +79,7 @@ pub async fn issue(
     }
     let reach = super::reach_of(&txn, &u.id).await?;
     let target = LinkFor { user_id: Some(&u.id), email: to.as_deref(), payload: Some(reach) };
-    let link = super::create(state, &txn, purpose, target, now).await.map_err(|e| match e {
-        super::LinkError::Db(e) => AdminError::Db(e),
-        super::LinkError::Crypto(e) => AdminError::Crypto(e),
-    })?;
+    let link = super::create(state, &txn, purpose, target, now).await?;
     let event = if purpose == Purpose::Invite { "user.invitation_created" } else { "user.reset_link_created" };
     record_audit(
         &txn,
@@ -201,10 +198,7 @@ async fn forgot_inner(state: &AppState, who: &str, origin: &Origin) -> Result<()
     let txn = crate::storage::begin_write(&state.db).await?;
     let reach = super::reach_of(&txn, &u.id).await?;
     let target = LinkFor { user_id: Some(&u.id), email: Some(&addr), payload: Some(reach) };
-    let link = super::create(state, &txn, Purpose::Reset, target, now).await.map_err(|e| match e {
-        super::LinkError::Db(e) => DeliverError::Db(e),
-        super::LinkError::Crypto(e) => DeliverError::Mail(crate::mail::MailError::Build(e.to_string())),
-    })?;
+    let link = super::create(state, &txn, Purpose::Reset, target, now).await?;
     record_audit(&txn, audit("success").user(&u.id).detail(json!({ "expires_at": link.expires_at })), now).await?;
     txn.commit().await?;
     super::send(state, &link_mail(state, Purpose::Reset, &addr, &link)).await

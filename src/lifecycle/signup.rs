@@ -33,6 +33,12 @@ pub enum SignupError {
     Password(crate::authn::PasswordError),
 }
 
+impl From<super::LinkError> for SignupError {
+    fn from(e: super::LinkError) -> Self {
+        Self::Deliver(e.into())
+    }
+}
+
 impl From<sea_orm::DbErr> for SignupError {
     fn from(e: sea_orm::DbErr) -> Self {
         Self::Deliver(DeliverError::Db(e))
@@ -116,10 +122,7 @@ pub async fn register(
         .map_err(|e| SignupError::Invalid(e.to_string()))?;
     let txn = crate::storage::begin_write(&state.db).await?;
     let target = LinkFor { user_id: None, email: Some(addr.as_str()), payload: Some(payload) };
-    let link = super::create(state, &txn, Purpose::Signup, target, now).await.map_err(|e| match e {
-        super::LinkError::Db(e) => SignupError::from(e),
-        super::LinkError::Crypto(e) => SignupError::Invalid(e.to_string()),
-    })?;
+    let link = super::create(state, &txn, Purpose::Signup, target, now).await?;
     record_audit(&txn, audit("success").detail(json!({ "username": name.as_str() })), now).await?;
     txn.commit().await?;
     let mail = Mail {

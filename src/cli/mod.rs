@@ -56,6 +56,9 @@ enum Command {
     Keys(KeysCmd),
     /// Exit 0 if the local server answers /healthz (for container health checks).
     Healthcheck,
+    /// An online, consistent copy of the SQLite database into FILE (never
+    /// overwritten); the master key is not in it. PostgreSQL: use pg_dump.
+    Backup { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -271,6 +274,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Healthcheck => Ok(()),
         Command::Migrate => {
             out.message("migrations applied");
+            Ok(())
+        }
+        Command::Backup { file } => {
+            let bytes = crate::storage::backup(&state.db, &file).await.map_err(|e| CliError::Input(e.to_string()))?;
+            out.message(&format!(
+                "backup written to {} ({bytes} bytes); the master key is not in it: keep the key, separately, to restore",
+                file.display()
+            ));
             Ok(())
         }
         Command::User(cmd) => user(&state, &actor, &out, cmd).await,

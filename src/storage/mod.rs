@@ -181,3 +181,35 @@ pub fn new_user_row(
         updated_at: Set(now),
     }
 }
+
+/// Why a backup was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("{0} exists already; a backup never overwrites a file")]
+    Exists(std::path::PathBuf),
+    #[error(
+        "on PostgreSQL, back up with pg_dump (e.g. `pg_dump --format=custom --file=FILE DATABASE_URL`): it is online and consistent; the master key is not in the database either"
+    )]
+    Postgres,
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
+/// An online, consistent copy of an SQLite database into `file` (SQLite's
+/// `VACUUM INTO`: one read transaction, writers are not blocked, the copy is
+/// compacted). The master key is not in it. PostgreSQL: `pg_dump`.
+pub async fn backup(db: &DatabaseConnection, file: &std::path::Path) -> Result<u64, BackupError> {
+    if db.get_database_backend() != sea_orm::DatabaseBackend::Sqlite {
+        return Err(BackupError::Postgres);
+    }
+    if file.exists() {
+        return Err(BackupError::Exists(file.to_path_buf()));
+    }
+    let path = file.to_string_lossy().into_owned();
+    sea_orm::ConnectionTrait::execute_raw(
+        db,
+        sea_orm::Statement::from_sql_and_values(sea_orm::DatabaseBackend::Sqlite, "VACUUM INTO ?", [path.into()]),
+    )
+    .await?;
+    Ok(std::fs::metadata(file).map(|m| m.len()).unwrap_or(0))
+}

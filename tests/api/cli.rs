@@ -336,3 +336,41 @@ fn bare_command() -> std::process::Command {
     }
     cmd
 }
+
+/// `portcullis backup FILE` (#19, in part): an online, consistent copy of an
+/// SQLite database, never over an existing file, without the master key; a
+/// server opened on the copy with the same key has the same users and the
+/// same signing keys (so tokens signed before still verify). On PostgreSQL
+/// the command says to use pg_dump.
+#[tokio::test]
+async fn a_backup_serves_the_same_users_and_keys_and_never_overwrites() {
+    let app = crate::helpers::spawn_app().await;
+    app.create_user("bea", "violet anvil tramline", &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.db");
+    let path = file.to_str().unwrap();
+    let o = app.db.cli(&["backup", path], None);
+    if app.db.url.starts_with("postgres") {
+        assert_clean_failure(&o, "pg_dump");
+        return;
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("the master key is not in it"), "{}", stdout(&o));
+    let o = app.db.cli(&["backup", path], None);
+    assert_clean_failure(&o, "exists already");
+    // The key is not in the copy: its bytes do not appear there.
+    let raw = std::fs::read(&file).unwrap();
+    let key = app.db.master_key.as_bytes();
+    assert!(!raw.windows(key.len()).any(|w| w == key));
+    // A server on the copy, with the same master key.
+    let settings = portcullis::config::Settings::for_test(&format!("sqlite://{path}?mode=rw"), &app.db.master_key);
+    let (copy, _) = portcullis::state::AppState::build(settings, portcullis::clock::Clock::System).await.unwrap();
+    let users = user::Entity::find().all(&copy.db).await.unwrap();
+    assert!(users.iter().any(|u| u.username == "bea"));
+    let cli = portcullis::admin::Actor::cli();
+    let kids = |v: Vec<portcullis::tokens::keys::KeyView>| v.into_iter().map(|k| k.kid).collect::<Vec<_>>();
+    let before = kids(portcullis::admin::keys::list(&app.state, &cli).await.unwrap());
+    let after = kids(portcullis::admin::keys::list(&copy, &cli).await.unwrap());
+    assert!(!before.is_empty());
+    assert_eq!(before, after, "the same signing keys, readable with the same master key");
+}

@@ -5,7 +5,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Duration;
 
 /// The largest body read from a provider (discovery, keys, tokens).
 const MAX_BODY: usize = 1 << 20;
@@ -23,13 +22,9 @@ pub enum HttpError {
 pub struct Http(reqwest::Client);
 
 impl Http {
-    pub fn new() -> Result<Self, super::FedError> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| super::FedError::Upstream(format!("HTTP client: {e}")))?;
-        Ok(Self(client))
+    /// The state's one client for providers (no redirects, 10 s).
+    pub fn of(state: &crate::state::AppState) -> Self {
+        Self(state.upstream_http.clone())
     }
 }
 

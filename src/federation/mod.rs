@@ -120,7 +120,7 @@ async fn metadata(state: &AppState, p: &UpstreamProvider, fresh: bool) -> Result
         }
     }
     let issuer = IssuerUrl::new(p.issuer.clone()).map_err(|e| FedError::Upstream(format!("issuer: {e}")))?;
-    let meta = CoreProviderMetadata::discover_async(issuer, &http::Http::new()?)
+    let meta = CoreProviderMetadata::discover_async(issuer, &http::Http::of(state))
         .await
         .map_err(|e| FedError::Upstream(format!("discovery: {}", http::chain(&e))))?;
     // The client secret goes to the token endpoint, the keys come from
@@ -328,7 +328,7 @@ async fn exchange(
         .exchange_code(AuthorizationCode::new(code.to_owned()))
         .map_err(|e| FedError::Upstream(e.to_string()))?
         .set_pkce_verifier(PkceCodeVerifier::new(row.pkce_verifier.clone()))
-        .request_async(&http::Http::new()?)
+        .request_async(&http::Http::of(state))
         .await
         .map_err(|e| FedError::Upstream(format!("token: {}", http::chain(&e))))?;
     let id_token = token.id_token().ok_or_else(|| FedError::Upstream("no ID token".into()))?;

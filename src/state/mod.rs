@@ -52,6 +52,9 @@ pub struct AppState {
     /// The discovery documents (and keys) of the upstream providers, with
     /// when they were fetched (`federation` refreshes them).
     pub upstream_meta: Arc<RwLock<std::collections::HashMap<String, UpstreamMeta>>>,
+    /// The HTTP client for upstream providers (built once: no redirects,
+    /// a 10 s timeout; `federation::http` bounds the bodies).
+    pub upstream_http: reqwest::Client,
 }
 
 /// An upstream provider's discovery document and keys as last fetched.
@@ -121,6 +124,11 @@ impl AppState {
                 "registration = \"open\" needs mail (smtp_host or mail_dir): sign-ups are verified by e-mail".into(),
             ));
         }
+        let upstream_http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| StartError::Config(format!("HTTP client for upstream providers: {e}")))?;
         let db = storage::connect(&url, settings.database_max_connections).await?;
         storage::migrate(&db).await?;
         check_role_settings(&db, &settings).await?;
@@ -163,6 +171,7 @@ impl AppState {
             branding: Arc::new(branding),
             mailer: mailer.map(Arc::new),
             upstream_meta: Arc::default(),
+            upstream_http,
         };
         Ok((state, source))
     }

@@ -16,6 +16,7 @@ mod m20261201_000010_profile_scopes;
 mod m20261201_000011_passkeys;
 mod m20261202_000012_account_links;
 mod m20261202_000013_federation;
+mod m20261202_000014_audit_chain;
 
 pub struct Migrator;
 
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000011_passkeys::Migration),
             Box::new(m20261202_000012_account_links::Migration),
             Box::new(m20261202_000013_federation::Migration),
+            Box::new(m20261202_000014_audit_chain::Migration),
         ]
     }
 }

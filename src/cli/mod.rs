@@ -59,6 +59,19 @@ enum Command {
     /// An online, consistent copy of the SQLite database into FILE (never
     /// overwritten); the master key is not in it. PostgreSQL: use pg_dump.
     Backup { file: PathBuf },
+    /// Restore a backup made by `backup` into an empty SQLite database (the
+    /// configured one); the backup's master key must be configured.
+    Restore { file: PathBuf },
+    /// The audit log's hash chain.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCmd {
+    /// Seal pending records, then check every record against its hash and
+    /// its place in the chain; names the first broken record (exit 1).
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -284,6 +297,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             ));
             Ok(())
         }
+        Command::Restore { .. } => Ok(()),
+        Command::Audit(AuditCmd::Verify) => audit_verify(&state, &out).await,
         Command::User(cmd) => user(&state, &actor, &out, cmd).await,
         Command::Role(cmd) => role(&state, &actor, &out, cmd).await,
         Command::Client(cmd) => client(&state, &actor, &out, cmd).await,
@@ -298,6 +313,23 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
+/// `audit verify`: seals what the servers have not sealed yet (as they
+/// would), then recomputes the chain.
+async fn audit_verify(state: &AppState, out: &Output) -> Result<(), CliError> {
+    use crate::storage::audit_chain::{self, Verdict};
+    let db_err = |e: sea_orm::DbErr| CliError::Input(format!("database error: {e}"));
+    audit_chain::seal(&state.db).await.map_err(db_err)?;
+    let verdict = audit_chain::verify(&state.db).await.map_err(db_err)?;
+    out.audit_verdict(&verdict);
+    match verdict {
+        Verdict::Intact { .. } => Ok(()),
+        Verdict::Broken { seq, id, reason } => Err(CliError::Input(format!(
+            "the audit chain is broken at record {seq}{}: {reason}",
+            id.map(|i| format!(" (row id {i})")).unwrap_or_default()
+        ))),
+    }
+}
+
 async fn serve(state: AppState) -> Result<(), CliError> {
     state.prepare_keys().await?;
     crate::storage::purge::spawn(
@@ -305,6 +337,11 @@ async fn serve(state: AppState) -> Result<(), CliError> {
         state.settings.clone(),
         state.clock.clone(),
         std::time::Duration::from_secs(60),
+    );
+    crate::storage::audit_chain::spawn_sealer(
+        state.db.clone(),
+        state.metrics.clone(),
+        std::time::Duration::from_millis(state.settings.audit_seal_interval_ms),
     );
     let backend = crate::storage::backend_name(&state.db);
     let bind = state.settings.bind;

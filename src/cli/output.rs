@@ -33,6 +33,26 @@ impl Output {
         }
     }
 
+    pub fn audit_verdict(&self, v: &crate::storage::audit_chain::Verdict) {
+        use crate::storage::audit_chain::Verdict;
+        if self.json {
+            return print_json(v);
+        }
+        if let Verdict::Intact { records, redacted, head, unsealed } = v {
+            let from = head.pruned_through + 1;
+            println!("audit chain intact: {records} records ({from}–{}), head {}", head.seq, head.hash);
+            if head.pruned_through > 0 {
+                println!("records 1–{} were removed by retention", head.pruned_through);
+            }
+            if *redacted > 0 {
+                println!("{redacted} of them were redacted by erasures (their links checked, their content not)");
+            }
+            if *unsealed > 0 {
+                println!("{unsealed} records were written while checking and are not sealed yet");
+            }
+        }
+    }
+
     pub fn user(&self, u: &UserView) {
         if self.json {
             return print_json(u);

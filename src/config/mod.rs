@@ -120,6 +120,8 @@ pub struct Settings {
     pub admin_reauth_secs: i64,
     /// Audit events older than this many days are purged; 0 keeps them forever.
     pub audit_retention_days: i64,
+    /// How often each instance seals new audit records into the hash chain.
+    pub audit_seal_interval_ms: u64,
     /// Failed client authentications (token, introspection, revocation) one
     /// source address may make per window before it gets 429 (per instance).
     pub token_ip_max_failures: u32,
@@ -263,6 +265,7 @@ impl Default for Settings {
             key_rotation_days: 90,
             admin_reauth_secs: 300,
             audit_retention_days: 365,
+            audit_seal_interval_ms: 1000,
             token_ip_max_failures: 100,
             token_ip_window_secs: 300,
             client_request_timeout_ms: 5000,
@@ -401,6 +404,9 @@ impl Settings {
             return Err(ConfigError::Invalid(format!("{name} must be positive")));
         }
         self.check_upstream()?;
+        if !(10..=60_000).contains(&self.audit_seal_interval_ms) {
+            return Err(ConfigError::Invalid("audit_seal_interval_ms must be between 10 and 60000".into()));
+        }
         if self.key_refresh_secs == 0 {
             return Err(ConfigError::Invalid("key_refresh_secs must be ≥ 1".into()));
         }

@@ -5,6 +5,7 @@
 //! options (SQLite's WAL journal).
 
 pub mod audit;
+pub mod audit_chain;
 pub mod clients;
 pub mod entities;
 pub mod purge;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::storage::entities::{
-    account_link, audit_event, authorization_code, authorization_request, ip_throttle, login_challenge, login_throttle,
+    account_link, authorization_code, authorization_request, ip_throttle, login_challenge, login_throttle,
     refresh_family, revoked_token, session, trusted_device, upstream_login, webauthn_ceremony,
 };
 
@@ -43,31 +43,6 @@ macro_rules! purge_table {
         }
         total
     }};
-}
-
-/// Deletes audit events older than `before`, oldest first, in batches.
-async fn purge_audit(db: &DatabaseConnection, before: chrono::DateTime<chrono::Utc>) -> Result<u64, DbErr> {
-    let mut total = 0;
-    loop {
-        let ids: Vec<i64> = audit_event::Entity::find()
-            .select_only()
-            .column(audit_event::Column::Id)
-            .filter(audit_event::Column::At.lt(before))
-            .limit(BATCH)
-            .into_tuple()
-            .all(db)
-            .await?;
-        if ids.is_empty() {
-            return Ok(total);
-        }
-        let n = ids.len() as u64;
-        total +=
-            audit_event::Entity::delete_many().filter(audit_event::Column::Id.is_in(ids)).exec(db).await?.rows_affected;
-        if n < BATCH {
-            return Ok(total);
-        }
-        tokio::task::yield_now().await;
-    }
 }
 
 /// One pass over every table with expiring rows; returns rows deleted.
@@ -115,7 +90,7 @@ pub async fn purge_once(db: &DatabaseConnection, s: &Settings, clock: &Clock) ->
     n += purge_table!(db, account_link, IdHash, account_link::Column::ExpiresMs.lte(now));
     n += purge_table!(db, upstream_login, StateHash, upstream_login::Column::ExpiresMs.lte(now));
     if s.audit_retention_days > 0 {
-        n += purge_audit(db, clock.now() - chrono::Duration::days(s.audit_retention_days)).await?;
+        n += super::audit_chain::prune(db, clock.now() - chrono::Duration::days(s.audit_retention_days)).await?;
     }
     n += purge_table!(
         db,

@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -42,6 +43,13 @@ pub struct Metrics {
     second_factor: Family<OutcomeLabels, Counter>,
     tokens: Family<GrantLabels, Counter>,
     refresh_reuse: Counter,
+    audit_seq: Gauge,
+    audit_head: Family<HeadLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HeadLabels {
+    hash: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -69,7 +77,15 @@ impl Default for Metrics {
             "Rotated-out refresh tokens presented again (families revoked)",
             refresh_reuse.clone(),
         );
-        Self { registry, requests, latency, logins, second_factor, tokens, refresh_reuse }
+        let audit_seq = Gauge::default();
+        let audit_head = Family::<HeadLabels, Gauge>::default();
+        registry.register("audit_chain_seq", "Sequence number of the last sealed audit record", audit_seq.clone());
+        registry.register(
+            "audit_chain_head",
+            "The audit chain's head hash (label), 1 for the current head",
+            audit_head.clone(),
+        );
+        Self { registry, requests, latency, logins, second_factor, tokens, refresh_reuse, audit_seq, audit_head }
     }
 }
 
@@ -100,6 +116,16 @@ impl Metrics {
 
     pub fn refresh_reuse(&self) {
         self.refresh_reuse.inc();
+    }
+
+    /// The audit chain's head as this instance last sealed or saw it.
+    pub fn audit_head(&self, seq: i64, hash: &str) {
+        if self.audit_seq.get() == seq {
+            return;
+        }
+        self.audit_seq.set(seq);
+        self.audit_head.clear();
+        self.audit_head.get_or_create(&HeadLabels { hash: hash.to_owned() }).set(1);
     }
 
     pub fn render(&self) -> String {

@@ -9,6 +9,7 @@ mod abuse;
 mod admin_api;
 mod admin_pages;
 mod attacks;
+mod audit_chain;
 mod browser;
 mod certification;
 mod cli;

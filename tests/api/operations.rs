@@ -194,9 +194,18 @@ async fn erasing_a_user_ends_their_access_and_pseudonymises_the_audit_trail() {
             token_req(&app, Some(("ops", &s)), &[("grant_type", "client_credentials"), ("resource", &aud)]).await;
         v["access_token"].as_str().unwrap().to_owned()
     };
+    // The trail is sealed into the hash chain before the erasure rewrites it.
+    let (sealed, _) = portcullis::storage::audit_chain::seal(&app.state.db).await.unwrap();
+    assert!(sealed > 0);
     let r =
         reqwest::Client::new().delete(app.url("/admin/api/v1/users/gone")).bearer_auth(&writer).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    // The chain still holds: the rewritten records are counted as redacted.
+    portcullis::storage::audit_chain::seal(&app.state.db).await.unwrap();
+    match portcullis::storage::audit_chain::verify(&app.state.db).await.unwrap() {
+        portcullis::storage::audit_chain::Verdict::Intact { redacted, .. } => assert!(redacted > 0),
+        broken => panic!("erasure broke the chain: {broken:?}"),
+    }
     let pseudonym = r.json::<Value>().await.unwrap()["pseudonym"].as_str().unwrap().to_owned();
 
     assert_eq!(b.get(app.url("/account")).send().await.unwrap().status(), 303, "the session ended");

@@ -16,6 +16,18 @@ pub struct Model {
     /// JSON object with event-specific fields; never a secret.
     #[sea_orm(column_type = "Text")]
     pub detail: String,
+    /// The record's place in the hash chain (from 1); `None` until sealed
+    /// (a second or so after it is written, by `storage::audit_chain`).
+    pub seq: Option<i64>,
+    /// The previous record's `hash` (64 zeros before the first).
+    pub prev_hash: Option<String>,
+    /// SHA-256 (hex) of this record's fields as sealed.
+    pub content_hash: Option<String>,
+    /// SHA-256 (hex) over `prev_hash` and `content_hash`: the chain.
+    pub hash: Option<String>,
+    /// An erasure (GDPR) rewrote the record's personal fields after sealing:
+    /// its content no longer matches `content_hash`; its link still holds.
+    pub redacted: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

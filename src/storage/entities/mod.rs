@@ -1,7 +1,9 @@
 //! sea-orm entities, one per table of the migration set.
 
 pub mod account_link;
+pub mod audit_chain;
 pub mod audit_event;
+pub mod audit_sink;
 pub mod authorization_code;
 pub mod authorization_request;
 pub mod client;

@@ -6,6 +6,8 @@
 #[cfg(feature = "server")]
 pub mod admin;
 #[cfg(feature = "server")]
+pub mod audit;
+#[cfg(feature = "server")]
 pub mod authn;
 #[cfg(feature = "server")]
 pub mod cli;

@@ -39,7 +39,8 @@ fn layer(module: &str) -> Option<u8> {
         "domain" | "crypto" | "clock" | "config" | "telemetry" | "mail" => 0,
         "storage" => 1,
         "state" => 2,
-        "authn" | "session" | "policy" | "tokens" | "oauth" | "oidc" | "admin" | "lifecycle" | "federation" => 3,
+        "authn" | "session" | "policy" | "tokens" | "oauth" | "oidc" | "admin" | "lifecycle" | "federation"
+        | "audit" => 3,
         "web" | "error" => 4,
         "startup" | "cli" | "main" | "lib" => 5,
         "verify" => 0,

@@ -71,7 +71,12 @@ enum Command {
 enum AuditCmd {
     /// Seal pending records, then check every record against its hash and
     /// its place in the chain; names the first broken record (exit 1).
-    Verify,
+    Verify {
+        /// A head kept elsewhere (`SEQ:HASH`, from /metrics or a stream):
+        /// the chain must still hold it (repeatable).
+        #[arg(long, value_name = "SEQ:HASH")]
+        expect: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -298,7 +303,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Restore { .. } => Ok(()),
-        Command::Audit(AuditCmd::Verify) => audit_verify(&state, &out).await,
+        Command::Audit(AuditCmd::Verify { expect }) => audit_verify(&state, &out, &expect).await,
         Command::User(cmd) => user(&state, &actor, &out, cmd).await,
         Command::Role(cmd) => role(&state, &actor, &out, cmd).await,
         Command::Client(cmd) => client(&state, &actor, &out, cmd).await,
@@ -315,11 +320,30 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 
 /// `audit verify`: seals what the servers have not sealed yet (as they
 /// would), then recomputes the chain.
-async fn audit_verify(state: &AppState, out: &Output) -> Result<(), CliError> {
+async fn audit_verify(state: &AppState, out: &Output, expect: &[String]) -> Result<(), CliError> {
     use crate::storage::audit_chain::{self, Verdict};
     let db_err = |e: sea_orm::DbErr| CliError::Input(format!("database error: {e}"));
-    audit_chain::seal(&state.db).await.map_err(db_err)?;
-    let verdict = audit_chain::verify(&state.db).await.map_err(db_err)?;
+    let mut anchors = Vec::new();
+    for e in expect {
+        let parsed = e.split_once(':').and_then(|(s, h)| Some((s.parse::<i64>().ok()?, h.to_owned())));
+        anchors.push(parsed.ok_or_else(|| CliError::Input(format!("--expect {e:?}: use SEQ:HASH")))?);
+    }
+    let key = state.master_key.audit_key();
+    audit_chain::seal(&state.db, key).await.map_err(db_err)?;
+    let verdict = audit_chain::verify(&state.db, key).await.map_err(db_err)?;
+    if matches!(verdict, Verdict::Intact { .. }) {
+        for (seq, hash) in &anchors {
+            match audit_chain::holds(&state.db, *seq, hash).await.map_err(db_err)? {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(CliError::Input(format!(
+                        "the audit chain does not hold the expected head {seq}:{hash}: it was rewritten or cut off"
+                    )));
+                }
+                None => out.message(&format!("record {seq} was removed by retention; --expect cannot check it")),
+            }
+        }
+    }
     out.audit_verdict(&verdict);
     match verdict {
         Verdict::Intact { .. } => Ok(()),
@@ -336,13 +360,16 @@ async fn serve(state: AppState) -> Result<(), CliError> {
         state.db.clone(),
         state.settings.clone(),
         state.clock.clone(),
+        state.master_key.audit_key().clone(),
         std::time::Duration::from_secs(60),
     );
     crate::storage::audit_chain::spawn_sealer(
         state.db.clone(),
+        state.master_key.audit_key().clone(),
         state.metrics.clone(),
         std::time::Duration::from_millis(state.settings.audit_seal_interval_ms),
     );
+    crate::audit::spawn(&state, std::time::Duration::from_millis(state.settings.audit_seal_interval_ms));
     let backend = crate::storage::backend_name(&state.db);
     let bind = state.settings.bind;
     let issuer = state.settings.issuer().to_owned();

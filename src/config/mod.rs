@@ -12,7 +12,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod audit_sink;
 mod upstream;
+pub use audit_sink::{AuditSink, SinkKind};
 pub use upstream::{RoleRule, UpstreamProvider};
 
 /// The environment prefix of every setting.
@@ -200,6 +202,8 @@ pub struct Settings {
     /// Upstream OpenID Connect providers people may sign in with ("Sign in
     /// with …"): `[[upstream]]` tables in the configuration file.
     pub upstream: Vec<UpstreamProvider>,
+    /// Where audit records are streamed: `[[audit_sinks]]` tables.
+    pub audit_sinks: Vec<AuditSink>,
 }
 
 /// How the SMTP connection is protected.
@@ -296,6 +300,7 @@ impl Default for Settings {
             registration: Registration::Off,
             registration_email_domains: Vec::new(),
             upstream: Vec::new(),
+            audit_sinks: Vec::new(),
             authorize_ip_max_pending: 300,
             client_cache_ms: 5_000,
             revocation_sync_ms: 1_000,
@@ -404,6 +409,7 @@ impl Settings {
             return Err(ConfigError::Invalid(format!("{name} must be positive")));
         }
         self.check_upstream()?;
+        self.check_audit_sinks()?;
         if !(10..=60_000).contains(&self.audit_seal_interval_ms) {
             return Err(ConfigError::Invalid("audit_seal_interval_ms must be between 10 and 60000".into()));
         }

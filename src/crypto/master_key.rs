@@ -22,6 +22,7 @@ const ENVELOPE_V1: u8 = 1;
 pub struct MasterKey {
     aead: RandomizedNonceKey,
     hasher: SecretHasher,
+    audit: SecretHasher,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -86,7 +87,8 @@ impl MasterKey {
         };
         let aead = RandomizedNonceKey::new(&AES_256_GCM, &derive(b"aead")?).map_err(|_| CryptoError::Encrypt)?;
         let hasher = SecretHasher::new(&derive(b"secret-hash")?);
-        Ok(Self { aead, hasher })
+        let audit = SecretHasher::new(&derive(b"audit-chain")?);
+        Ok(Self { aead, hasher, audit })
     }
 
     /// Parses base64 (standard or url-safe, padding optional, surrounding
@@ -186,6 +188,12 @@ impl MasterKey {
     /// The keyed hasher for high-entropy secrets.
     pub fn hasher(&self) -> &SecretHasher {
         &self.hasher
+    }
+
+    /// The key of the audit log's hash chain (its links are MACs: without
+    /// the master key nobody can forge one).
+    pub fn audit_key(&self) -> &SecretHasher {
+        &self.audit
     }
 }
 

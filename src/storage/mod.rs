@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod audit_chain;
+pub mod audit_sinks;
 pub mod clients;
 pub mod entities;
 pub mod purge;
@@ -109,6 +110,19 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTra
         ..Default::default()
     })
     .await
+}
+
+/// Starts a read-only transaction that sees one consistent snapshot of the
+/// database (PostgreSQL: REPEATABLE READ; SQLite: a deferred transaction,
+/// whose snapshot is taken at its first read and kept, WAL mode). For
+/// reports that read many rows while servers keep writing.
+pub async fn begin_snapshot(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    use sea_orm::{AccessMode, IsolationLevel, TransactionTrait};
+    if db.get_database_backend() == DbBackend::Postgres {
+        db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await
+    } else {
+        db.begin().await
+    }
 }
 
 /// A "contains this text" condition on a column whose `%`, `_` and `\\` in

@@ -46,7 +46,12 @@ macro_rules! purge_table {
 }
 
 /// One pass over every table with expiring rows; returns rows deleted.
-pub async fn purge_once(db: &DatabaseConnection, s: &Settings, clock: &Clock) -> Result<u64, DbErr> {
+pub async fn purge_once(
+    db: &DatabaseConnection,
+    s: &Settings,
+    clock: &Clock,
+    audit_key: &crate::crypto::SecretHasher,
+) -> Result<u64, DbErr> {
     let now = clock.now().timestamp_millis();
     let mut n = 0;
     n += purge_table!(db, authorization_request, IdHash, authorization_request::Column::ExpiresMs.lte(now));
@@ -90,7 +95,8 @@ pub async fn purge_once(db: &DatabaseConnection, s: &Settings, clock: &Clock) ->
     n += purge_table!(db, account_link, IdHash, account_link::Column::ExpiresMs.lte(now));
     n += purge_table!(db, upstream_login, StateHash, upstream_login::Column::ExpiresMs.lte(now));
     if s.audit_retention_days > 0 {
-        n += super::audit_chain::prune(db, clock.now() - chrono::Duration::days(s.audit_retention_days)).await?;
+        let before = clock.now() - chrono::Duration::days(s.audit_retention_days);
+        n += super::audit_chain::prune(db, audit_key, before, clock.now()).await?;
     }
     n += purge_table!(
         db,
@@ -102,12 +108,18 @@ pub async fn purge_once(db: &DatabaseConnection, s: &Settings, clock: &Clock) ->
 }
 
 /// Runs [`purge_once`] every `every`, forever.
-pub fn spawn(db: DatabaseConnection, settings: Arc<Settings>, clock: Clock, every: Duration) {
+pub fn spawn(
+    db: DatabaseConnection,
+    settings: Arc<Settings>,
+    clock: Clock,
+    audit_key: crate::crypto::SecretHasher,
+    every: Duration,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
-            match purge_once(&db, &settings, &clock).await {
+            match purge_once(&db, &settings, &clock, &audit_key).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(rows = n, "purged expired rows"),
                 Err(e) => tracing::warn!(error = %e, "purging expired rows failed"),

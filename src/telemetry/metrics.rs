@@ -45,6 +45,13 @@ pub struct Metrics {
     refresh_reuse: Counter,
     audit_seq: Gauge,
     audit_head: Family<HeadLabels, Gauge>,
+    audit_lag: Family<SinkLabels, Gauge>,
+    audit_dead: Family<SinkLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabels {
+    sink: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -85,7 +92,27 @@ impl Default for Metrics {
             "The audit chain's head hash (label), 1 for the current head",
             audit_head.clone(),
         );
-        Self { registry, requests, latency, logins, second_factor, tokens, refresh_reuse, audit_seq, audit_head }
+        let audit_lag = Family::<SinkLabels, Gauge>::default();
+        let audit_dead = Family::<SinkLabels, Gauge>::default();
+        registry.register("audit_stream_lag", "Sealed audit records not yet delivered, by sink", audit_lag.clone());
+        registry.register(
+            "audit_stream_dead_letters",
+            "Audit records a sink gave up on after every retry",
+            audit_dead.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            logins,
+            second_factor,
+            tokens,
+            refresh_reuse,
+            audit_seq,
+            audit_head,
+            audit_lag,
+            audit_dead,
+        }
     }
 }
 
@@ -120,12 +147,20 @@ impl Metrics {
 
     /// The audit chain's head as this instance last sealed or saw it.
     pub fn audit_head(&self, seq: i64, hash: &str) {
-        if self.audit_seq.get() == seq {
+        let label = HeadLabels { hash: hash.to_owned() };
+        if self.audit_seq.get() == seq && self.audit_head.get(&label).is_some() {
             return;
         }
         self.audit_seq.set(seq);
         self.audit_head.clear();
-        self.audit_head.get_or_create(&HeadLabels { hash: hash.to_owned() }).set(1);
+        self.audit_head.get_or_create(&label).set(1);
+    }
+
+    /// A sink's lag behind the chain's head and its dead letters.
+    pub fn audit_stream(&self, sink: &str, lag: i64, dead_letters: i64) {
+        let l = SinkLabels { sink: sink.to_owned() };
+        self.audit_lag.get_or_create(&l).set(lag.max(0));
+        self.audit_dead.get_or_create(&l).set(dead_letters);
     }
 
     pub fn render(&self) -> String {

@@ -91,7 +91,14 @@ async fn expired_rows_are_purged_and_live_ones_kept() {
         .await
         .unwrap();
     }
-    let n = portcullis::storage::purge::purge_once(&app.state.db, &app.state.settings, &app.state.clock).await.unwrap();
+    let n = portcullis::storage::purge::purge_once(
+        &app.state.db,
+        &app.state.settings,
+        &app.state.clock,
+        app.state.master_key.audit_key(),
+    )
+    .await
+    .unwrap();
     assert_eq!(n, 2);
     assert_eq!(revoked_token::Entity::find().count(db).await.unwrap(), 1);
     assert_eq!(authorization_request::Entity::find().count(db).await.unwrap(), 1);

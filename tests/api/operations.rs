@@ -195,14 +195,15 @@ async fn erasing_a_user_ends_their_access_and_pseudonymises_the_audit_trail() {
         v["access_token"].as_str().unwrap().to_owned()
     };
     // The trail is sealed into the hash chain before the erasure rewrites it.
-    let (sealed, _) = portcullis::storage::audit_chain::seal(&app.state.db).await.unwrap();
+    let key = app.state.master_key.audit_key();
+    let (sealed, _) = portcullis::storage::audit_chain::seal(&app.state.db, key).await.unwrap();
     assert!(sealed > 0);
     let r =
         reqwest::Client::new().delete(app.url("/admin/api/v1/users/gone")).bearer_auth(&writer).send().await.unwrap();
     assert_eq!(r.status(), 200);
     // The chain still holds: the rewritten records are counted as redacted.
-    portcullis::storage::audit_chain::seal(&app.state.db).await.unwrap();
-    match portcullis::storage::audit_chain::verify(&app.state.db).await.unwrap() {
+    portcullis::storage::audit_chain::seal(&app.state.db, key).await.unwrap();
+    match portcullis::storage::audit_chain::verify(&app.state.db, key).await.unwrap() {
         portcullis::storage::audit_chain::Verdict::Intact { redacted, .. } => assert!(redacted > 0),
         broken => panic!("erasure broke the chain: {broken:?}"),
     }

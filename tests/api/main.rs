@@ -10,6 +10,7 @@ mod admin_api;
 mod admin_pages;
 mod attacks;
 mod audit_chain;
+mod audit_stream;
 mod browser;
 mod certification;
 mod cli;

@@ -5,6 +5,7 @@
 //! stderr with a non-zero exit code.
 
 mod output;
+mod restore;
 mod users;
 use users::{UserCmd, user};
 
@@ -268,6 +269,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     }
     if matches!(command, Command::Healthcheck) {
         return healthcheck(settings.bind);
+    }
+    if let Command::Restore { file } = &command {
+        // Before the state is built: building it would write signing keys
+        // into the empty target.
+        let restored = restore::restore(&settings, file).await?;
+        Output { json: cli.json }.restored(&restored);
+        return Ok(());
     }
     let (state, key_source) = AppState::build(settings, Clock::System).await?;
     match &key_source {

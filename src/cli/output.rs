@@ -33,6 +33,22 @@ impl Output {
         }
     }
 
+    pub fn restored(&self, r: &super::restore::Restored) {
+        if self.json {
+            return print_json(r);
+        }
+        println!(
+            "restored into {}: {} users, {} clients, {} signing keys, {} audit records",
+            r.database.display(),
+            r.users,
+            r.clients,
+            r.signing_keys,
+            r.audit_records
+        );
+        self.audit_verdict(&r.audit_chain);
+        println!("start the server with the same master key; the backup file was not changed");
+    }
+
     pub fn audit_verdict(&self, v: &crate::storage::audit_chain::Verdict) {
         use crate::storage::audit_chain::Verdict;
         if self.json {

@@ -374,3 +374,97 @@ async fn a_backup_serves_the_same_users_and_keys_and_never_overwrites() {
     assert!(!before.is_empty());
     assert_eq!(before, after, "the same signing keys, readable with the same master key");
 }
+
+/// `portcullis restore FILE` (issue #19, part 4): a backup restored into an
+/// empty database serves the same users, clients and keys — a token signed
+/// before the backup is still active at a server on the restored database.
+/// It refuses a database with data, a wrong master key (nothing written),
+/// and on PostgreSQL names pg_restore.
+#[tokio::test]
+async fn a_restored_backup_serves_the_same_users_clients_and_keys() {
+    use crate::oauth::{register, token_req};
+    let app = crate::helpers::spawn_app().await;
+    app.create_user("rhea", "violet anvil tramline", &[]).await;
+    let spec = portcullis::admin::clients::ClientSpec {
+        client_id: "svc".into(),
+        grants: vec!["client_credentials".into()],
+        ..Default::default()
+    };
+    let secret = register(&app, spec).await.unwrap();
+    let (s, t, _) = token_req(&app, Some(("svc", &secret)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(s, 200);
+    let token = t["access_token"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.db");
+    let o = app.db.cli(&["backup", file.to_str().unwrap()], None);
+    if app.db.url.starts_with("postgres") {
+        assert_clean_failure(&app.db.cli(&["restore", "/nonexistent"], None), "pg_restore");
+        return;
+    }
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let target = dir.path().join("restored.db");
+    let url = format!("sqlite://{}?mode=rwc", target.display());
+    let restore = |key: &str, args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PORTCULLIS_")) {
+            cmd.env_remove(k);
+        }
+        cmd.env("PORTCULLIS_DATABASE_URL", &url).env("PORTCULLIS_MASTER_KEY", key).args(args).output().unwrap()
+    };
+    // Another master key: refused, nothing in place.
+    let other_key = "q83vEjRWc2MEM2t8dGhpcyBpcyBhIHRlc3Qga2V5ISE=";
+    assert_clean_failure(&restore(other_key, &["restore", file.to_str().unwrap()]), "does not open");
+    assert!(!target.exists(), "nothing written");
+    // The right key: restored.
+    let o = restore(&app.db.master_key, &["--json", "restore", file.to_str().unwrap()]);
+    let v = json(&o);
+    assert_eq!(v["users"], 1, "{v}");
+    assert_eq!(v["clients"], 1, "{v}");
+    assert_eq!(v["audit_chain"]["status"], "intact", "{v}");
+    // Again, over the restored data: refused.
+    assert_clean_failure(&restore(&app.db.master_key, &["restore", file.to_str().unwrap()]), "holds data");
+
+    // A server on the restored database knows the token signed before.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut server = {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PORTCULLIS_")) {
+            cmd.env_remove(k);
+        }
+        cmd.env("PORTCULLIS_DATABASE_URL", &url)
+            .env("PORTCULLIS_MASTER_KEY", &app.db.master_key)
+            .env("PORTCULLIS_BIND", format!("127.0.0.1:{port}"))
+            // The same issuer as the original: the token's `iss`.
+            .env("PORTCULLIS_ISSUER", &app.state.settings.issuer)
+            .env("PORTCULLIS_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..300 {
+        if reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the restored server starts");
+    let r: Value = reqwest::Client::new()
+        .post(format!("{base}/introspect"))
+        .basic_auth("svc", Some(&secret))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(r["active"], true, "the token signed before the backup verifies after the restore: {r}");
+    assert_eq!(r["client_id"], "svc");
+}

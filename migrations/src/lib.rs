@@ -17,6 +17,7 @@ mod m20261201_000011_passkeys;
 mod m20261202_000012_account_links;
 mod m20261202_000013_federation;
 mod m20261202_000014_audit_chain;
+mod m20261202_000015_data_keys;
 
 pub struct Migrator;
 
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000012_account_links::Migration),
             Box::new(m20261202_000013_federation::Migration),
             Box::new(m20261202_000014_audit_chain::Migration),
+            Box::new(m20261202_000015_data_keys::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@
 pub mod clients;
 pub mod error;
 pub mod keys;
+pub mod master_key;
 pub mod password;
 pub mod roles;
 pub mod users;

@@ -60,7 +60,7 @@ fn totp(seed: Vec<u8>, account: &str) -> Result<Totp, MfaError> {
         .map_err(|_| MfaError::Totp)
 }
 
-fn cred_context(user_id: &str) -> String {
+pub(crate) fn cred_context(user_id: &str) -> String {
     format!("totp:{user_id}")
 }
 
@@ -69,7 +69,7 @@ pub fn seed_opens(key: &crate::crypto::MasterKey, cred: &totp_credential::Model)
     key.open(&cred_context(&cred.user_id), &cred.secret).is_ok()
 }
 
-fn enrol_context(user_id: &str, enrolment_id: &str) -> String {
+pub(crate) fn enrol_context(user_id: &str, enrolment_id: &str) -> String {
     format!("totp-enrol:{user_id}:{enrolment_id}")
 }
 

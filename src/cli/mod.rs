@@ -66,6 +66,20 @@ enum Command {
     /// The audit log's hash chain.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// The master key (docs/KEY_ROTATION.md).
+    #[command(subcommand, name = "master-key")]
+    MasterKey(MasterKeyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum MasterKeyCmd {
+    /// Seal every secret again under a new master key (resumable: run again
+    /// until it reports complete).
+    Rotate {
+        /// The new key: base64 of 32 random bytes.
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,6 +284,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     if matches!(command, Command::Healthcheck) {
         return healthcheck(settings.bind);
     }
+    let mut settings = settings;
+    if let Command::MasterKey(MasterKeyCmd::Rotate { new_key_file }) = &command
+        && settings.master_key_secondary.is_none()
+        && settings.master_key_secondary_file.is_none()
+    {
+        // An interrupted rotation left some secrets under the new key: the
+        // same command, run again, reads them with it.
+        settings.master_key_secondary_file = Some(new_key_file.clone());
+    }
     if let Command::Restore { file } = &command {
         // Before the state is built: building it would write signing keys
         // into the empty target.
@@ -312,6 +335,15 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Restore { .. } => Ok(()),
         Command::Audit(AuditCmd::Verify { expect }) => audit_verify(&state, &out, &expect).await,
+        Command::MasterKey(MasterKeyCmd::Rotate { new_key_file }) => {
+            let text = std::fs::read_to_string(&new_key_file)
+                .map_err(|e| CliError::Input(format!("{}: {e}", new_key_file.display())))?;
+            let new = crate::crypto::MasterKey::from_base64(&text)
+                .map_err(|e| CliError::Input(format!("{}: {e}", new_key_file.display())))?;
+            let done = admin::master_key::rotate(&state, &actor, &new, None).await?;
+            out.rotation(&done);
+            if done.complete { Ok(()) } else { Err(CliError::Input("rotation incomplete: run it again".into())) }
+        }
         Command::User(cmd) => user(&state, &actor, &out, cmd).await,
         Command::Role(cmd) => role(&state, &actor, &out, cmd).await,
         Command::Client(cmd) => client(&state, &actor, &out, cmd).await,

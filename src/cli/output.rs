@@ -33,6 +33,21 @@ impl Output {
         }
     }
 
+    pub fn rotation(&self, r: &crate::admin::master_key::Rotation) {
+        if self.json {
+            return print_json(r);
+        }
+        println!(
+            "sealed again under the new key: {} data keys, {} signing keys, {} TOTP seeds, {} TOTP enrolments ({} were already)",
+            r.data_keys, r.signing_keys, r.totp_credentials, r.totp_enrolments, r.already_rotated
+        );
+        if r.complete {
+            println!(
+                "complete: every secret opens with the new key. Make it PORTCULLIS_MASTER_KEY_FILE everywhere, then remove the old one (PORTCULLIS_MASTER_KEY_SECONDARY_FILE) and destroy it"
+            );
+        }
+    }
+
     pub fn restored(&self, r: &super::restore::Restored) {
         if self.json {
             return print_json(r);

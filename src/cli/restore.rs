@@ -98,7 +98,7 @@ pub async fn restore(settings: &Settings, file: &Path) -> Result<Restored, CliEr
     let staging = PathBuf::from(format!("{}.restoring", target.display()));
     remove_with_journal(&staging)?;
     std::fs::copy(file, &staging)?;
-    let checked = check_copy(&staging, &key).await;
+    let checked = check_copy(&staging, key).await;
     let restored = match checked {
         Ok(r) => r,
         Err(e) => {
@@ -117,16 +117,21 @@ pub async fn restore(settings: &Settings, file: &Path) -> Result<Restored, CliEr
 /// Opens the copy: migrations of a backup from an older version applied,
 /// the master key checked against its sealed secrets, the audit chain
 /// verified; what it holds counted.
-async fn check_copy(staging: &Path, key: &MasterKey) -> Result<Restored, CliError> {
+async fn check_copy(staging: &Path, key: MasterKey) -> Result<Restored, CliError> {
     let url = format!("sqlite://{}?mode=rw", staging.display());
     let db = crate::storage::connect(&url, 1)
         .await
         .map_err(|e| input(format!("{}: not an SQLite backup ({e})", staging.display())))?;
     let result = async {
         crate::storage::migrate(&db).await.map_err(|e| input(e.to_string()))?;
-        crate::startup::check_master_key(&db, key).await.map_err(|_| {
-            input("the configured master key does not open this backup's secrets: use the key of the original")
-        })?;
+        let mut key = key;
+        let wrong_key =
+            || input("the configured master key does not open this backup's secrets: use the key of the original");
+        crate::startup::check_master_key(&db, &key).await.map_err(|_| wrong_key())?;
+        // The audit chain's key is the backup's own data key.
+        crate::state::data_keys::install(&db, &mut key, chrono::Utc::now().timestamp_millis())
+            .await
+            .map_err(|_| wrong_key())?;
         let akey = key.audit_key();
         let db_err = |e: sea_orm::DbErr| input(e.to_string());
         crate::storage::audit_chain::seal(&db, akey).await.map_err(db_err)?;

@@ -47,6 +47,12 @@ pub struct Settings {
     pub master_key: Option<SecretString>,
     /// A file holding `master_key`.
     pub master_key_file: Option<PathBuf>,
+    /// A second master key accepted for reading sealed secrets (never for
+    /// writing): set during a master-key rotation (docs/KEY_ROTATION.md).
+    #[serde(skip_serializing)]
+    pub master_key_secondary: Option<SecretString>,
+    /// A file holding `master_key_secondary`.
+    pub master_key_secondary_file: Option<PathBuf>,
     /// tracing filter directive.
     pub log: String,
     pub log_format: LogFormat,
@@ -235,6 +241,8 @@ impl Default for Settings {
             issuer: "http://127.0.0.1:8080".to_owned(),
             master_key: None,
             master_key_file: None,
+            master_key_secondary: None,
+            master_key_secondary_file: None,
             log: "info".to_owned(),
             log_format: LogFormat::Text,
             insecure_http: false,
@@ -323,6 +331,7 @@ fn setting_names() -> Vec<String> {
         _ => Vec::new(),
     };
     names.push("MASTER_KEY".to_owned());
+    names.push("MASTER_KEY_SECONDARY".to_owned());
     names.push("SMTP_PASSWORD".to_owned());
     names
 }

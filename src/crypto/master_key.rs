@@ -23,6 +23,26 @@ pub struct MasterKey {
     aead: RandomizedNonceKey,
     hasher: SecretHasher,
     audit: SecretHasher,
+    /// The HKDF outputs the hashing keys start from, before the database's
+    /// own data keys replace them (`state::data_keys`).
+    derived: DataKeys,
+    /// A second key accepted for opening envelopes (master-key rotation).
+    second: Option<Box<MasterKey>>,
+}
+
+/// The keys of keyed hashes and of the audit chain, as bytes: kept in the
+/// database sealed under the master key, so that rotating the master key
+/// re-seals them instead of invalidating every hash made with them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataKeys {
+    pub secret_hash: Vec<u8>,
+    pub audit_chain: Vec<u8>,
+}
+
+impl std::fmt::Debug for DataKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKeys(..)")
+    }
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -86,9 +106,10 @@ impl MasterKey {
             Ok(out)
         };
         let aead = RandomizedNonceKey::new(&AES_256_GCM, &derive(b"aead")?).map_err(|_| CryptoError::Encrypt)?;
-        let hasher = SecretHasher::new(&derive(b"secret-hash")?);
-        let audit = SecretHasher::new(&derive(b"audit-chain")?);
-        Ok(Self { aead, hasher, audit })
+        let derived = DataKeys { secret_hash: derive(b"secret-hash")?, audit_chain: derive(b"audit-chain")? };
+        let hasher = SecretHasher::new(&derived.secret_hash);
+        let audit = SecretHasher::new(&derived.audit_chain);
+        Ok(Self { aead, hasher, audit, derived, second: None })
     }
 
     /// Parses base64 (standard or url-safe, padding optional, surrounding
@@ -169,8 +190,55 @@ impl MasterKey {
         Ok(out)
     }
 
-    /// Decrypts an envelope made by [`MasterKey::seal`] with the same context.
+    /// Also accepts `second` for opening (never for sealing): during a
+    /// master-key rotation every instance reads envelopes of either key.
+    pub fn with_second(mut self, second: MasterKey) -> Self {
+        self.second = Some(Box::new(second));
+        self
+    }
+
+    /// The second key, if configured.
+    pub fn second_key(&self) -> Option<&MasterKey> {
+        self.second.as_deref()
+    }
+
+    /// The hashing keys this master key derives (what the database's data
+    /// keys are first made from, so hashes made before they existed match).
+    pub fn derived_data_keys(&self) -> &DataKeys {
+        &self.derived
+    }
+
+    /// Which key this envelope opens with: `Some(true)` the primary,
+    /// `Some(false)` the second, `None` neither.
+    pub fn opens_with_primary(&self, context: &str, envelope: &[u8]) -> Option<bool> {
+        if self.open_own(context, envelope).is_ok() {
+            Some(true)
+        } else if self.second.as_ref().is_some_and(|s| s.open_own(context, envelope).is_ok()) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    /// The hashing keys from now on (the database's data keys).
+    pub fn use_data_keys(&mut self, keys: &DataKeys) {
+        self.hasher = SecretHasher::new(&keys.secret_hash);
+        self.audit = SecretHasher::new(&keys.audit_chain);
+    }
+
+    /// Decrypts an envelope made by [`MasterKey::seal`] with the same
+    /// context, with this key or else the second one.
     pub fn open(&self, context: &str, envelope: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        match self.open_own(context, envelope) {
+            Ok(p) => Ok(p),
+            Err(e) => match &self.second {
+                Some(s) => s.open_own(context, envelope).map_err(|_| e),
+                None => Err(e),
+            },
+        }
+    }
+
+    fn open_own(&self, context: &str, envelope: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let (&version, rest) = envelope.split_first().ok_or(CryptoError::Envelope)?;
         if version != ENVELOPE_V1 || rest.len() < NONCE_LEN {
             return Err(CryptoError::Envelope);

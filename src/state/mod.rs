@@ -2,6 +2,7 @@
 //! HTTP handlers (as `web::Data`) and to the CLI. No globals.
 
 pub mod cache;
+pub mod data_keys;
 pub mod in_flight;
 pub mod keyring;
 
@@ -132,13 +133,17 @@ impl AppState {
         let db = storage::connect(&url, settings.database_max_connections).await?;
         storage::migrate(&db).await?;
         check_role_settings(&db, &settings).await?;
-        let (master_key, source) = match early {
+        let (mut master_key, source) = match early {
             Some(loaded) => loaded,
             None => {
                 let has_data = holds_data(&db).await?;
                 MasterKey::load(None, None, &url, !has_data)?
             }
         };
+        if let Some(second) = secondary_key(&settings)? {
+            master_key = master_key.with_second(second);
+        }
+        data_keys::install(&db, &mut master_key, clock.now().timestamp_millis()).await?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let max_concurrent = if settings.argon2_max_concurrent == 0 { cores } else { settings.argon2_max_concurrent };
         let passwords = PasswordHasher::new(
@@ -211,6 +216,20 @@ async fn check_role_settings(db: &DatabaseConnection, settings: &Settings) -> Re
 }
 
 /// Whether the database holds anything sealed or keyed with a master key.
+/// The second master key of a rotation (`master_key_secondary[_file]`).
+fn secondary_key(settings: &Settings) -> Result<Option<MasterKey>, crate::crypto::MasterKeyError> {
+    use crate::crypto::MasterKeyError;
+    if let Some(k) = &settings.master_key_secondary {
+        return MasterKey::from_base64(k.expose_secret()).map(Some);
+    }
+    if let Some(path) = &settings.master_key_secondary_file {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| MasterKeyError::Read { path: path.clone(), source })?;
+        return MasterKey::from_base64(&text).map(Some);
+    }
+    Ok(None)
+}
+
 async fn holds_data(db: &DatabaseConnection) -> Result<bool, sea_orm::DbErr> {
     use crate::storage::entities::{client, signing_key, user};
     use sea_orm::EntityTrait;

@@ -23,6 +23,7 @@ mod indexes;
 mod lifecycle;
 mod login;
 mod mailbox;
+mod master_key;
 mod mfa;
 mod oauth;
 mod oauth_more;

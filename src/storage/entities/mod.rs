@@ -9,6 +9,7 @@ pub mod authorization_request;
 pub mod client;
 pub mod client_role;
 pub mod consent;
+pub mod data_key;
 pub mod ip_throttle;
 pub mod login_challenge;
 pub mod login_throttle;

@@ -74,6 +74,7 @@ fn holder(state: &AppState) -> String {
 pub fn spawn(state: &AppState, every: Duration) {
     let holder = holder(state);
     for sink in state.settings.audit_sinks.clone() {
+        state.metrics.audit_stream(&sink.name, 0, 0);
         let state = state.clone();
         let holder = holder.clone();
         tokio::spawn(async move {

@@ -180,11 +180,13 @@ pub async fn password_step(
             if attempts == state.settings.login_ip_max_attempts + 1 {
                 record_audit(&state.db, audit("failure", "ip_rate_limited", None), now).await?;
             }
+            state.metrics.login("password", "rate_limited");
             return Ok(Outcome::RateLimited);
         }
     }
     if username.len() > MAX_INPUT_BYTES || password.expose_secret().len() > MAX_INPUT_BYTES {
         record_audit(&state.db, audit("failure", "malformed_input", None), now).await?;
+        state.metrics.login("password", "failure");
         return Ok(Outcome::Failed);
     }
 
@@ -227,6 +229,11 @@ pub async fn password_step(
                 throttle::record_failure(&state.db, &state.settings, &key, now_ms).await?;
             }
             let lock = throttle::locked_until(&state.db, &key, now_ms).await?;
+            // By class, never by user: credentials, locked, disabled.
+            state.metrics.login("password", if matches!(reason, "locked" | "disabled") { reason } else { "failure" });
+            if lock.is_some() && reason != "locked" {
+                state.metrics.lockout();
+            }
             let mut event = audit("failure", reason, other.as_ref());
             if let (Some(until), true) = (lock, admitted) {
                 event.detail["locked_until_ms"] = json!(until);
@@ -248,6 +255,7 @@ pub async fn password_step(
             .await?;
     }
     record_audit(&state.db, audit("success", "password_ok", Some(&user)), now).await?;
+    state.metrics.login("password", "success");
     Ok(Outcome::Success { user: Box::new(user), trusted_device: trusted })
 }
 

@@ -25,6 +25,12 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoginLabels {
+    method: String,
+    result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GrantLabels {
     grant: String,
 }
@@ -39,7 +45,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    logins: Family<OutcomeLabels, Counter>,
+    logins: Family<LoginLabels, Counter>,
+    lockouts: Counter,
     second_factor: Family<OutcomeLabels, Counter>,
     tokens: Family<GrantLabels, Counter>,
     refresh_reuse: Counter,
@@ -70,13 +77,19 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("portcullis");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
-        let logins = Family::<OutcomeLabels, Counter>::default();
+        let logins = Family::<LoginLabels, Counter>::default();
+        let lockouts = Counter::default();
         let second_factor = Family::<OutcomeLabels, Counter>::default();
         let tokens = Family::<GrantLabels, Counter>::default();
         let refresh_reuse = Counter::default();
         registry.register("http_requests", "HTTP requests by method, route pattern and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by route pattern", latency.clone());
-        registry.register("logins", "Password steps by outcome (success, failure, rate_limited)", logins.clone());
+        registry.register(
+            "logins",
+            "First login steps by method (password, passkey) and result (success, failure, locked, disabled, rate_limited)",
+            logins.clone(),
+        );
+        registry.register("account_lockouts", "Accounts locked after repeated failures", lockouts.clone());
         registry.register("second_factor_checks", "Second-factor checks by outcome", second_factor.clone());
         registry.register("tokens_issued", "Access tokens issued by grant type", tokens.clone());
         registry.register(
@@ -100,11 +113,22 @@ impl Default for Metrics {
             "Audit records a sink gave up on after every retry",
             audit_dead.clone(),
         );
+        // The usual series exist from the start (at 0): dashboards and
+        // rate() see them before the first event.
+        for method in ["password", "passkey"] {
+            for result in ["success", "failure"] {
+                let _ = logins.get_or_create(&LoginLabels { method: method.into(), result: result.into() });
+            }
+        }
+        for result in ["success", "failure"] {
+            let _ = second_factor.get_or_create(&OutcomeLabels { result: result.into() });
+        }
         Self {
             registry,
             requests,
             latency,
             logins,
+            lockouts,
             second_factor,
             tokens,
             refresh_reuse,
@@ -117,8 +141,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn login(&self, result: &str) {
-        self.logins.get_or_create(&OutcomeLabels { result: result.to_owned() }).inc();
+    /// A first login step: `method` password or passkey; `result` a class
+    /// (never a user or a name).
+    pub fn login(&self, method: &str, result: &str) {
+        self.logins.get_or_create(&LoginLabels { method: method.to_owned(), result: result.to_owned() }).inc();
+    }
+
+    /// An account was locked by repeated failures.
+    pub fn lockout(&self) {
+        self.lockouts.inc();
     }
 
     pub fn second_factor(&self, result: &str) {

@@ -208,11 +208,6 @@ pub async fn login_post(
         }
         Err(e) => return Err(WebError::internal(e)),
     };
-    state.metrics.login(match &outcome {
-        Outcome::Failed => "failure",
-        Outcome::RateLimited => "rate_limited",
-        Outcome::Success { .. } => "success",
-    });
     match outcome {
         Outcome::Failed => login_form(&state, &req, true, None, flow.as_ref()),
         Outcome::RateLimited => Ok(error_page(

@@ -173,7 +173,7 @@ async fn refused(
         }
         record_audit(&state.db, e, state.clock.now()).await?;
     }
-    state.metrics.login("failure");
+    state.metrics.login("passkey", "failure");
     Ok(login_failed())
 }
 
@@ -251,7 +251,7 @@ pub async fn passwordless_finish(
         json!({ "mode": "passwordless", "credential": v.credential_id }),
     )
     .await?;
-    state.metrics.login("success");
+    state.metrics.login("passkey", "success");
     let return_to = flow.as_ref().map(|f| resume_path(&f.handle));
     let amr = amr_of(&v, None);
     let done = finish_login(&state, &req, &v.user.id, &amr, "phr", &source, return_to.as_deref()).await?;

@@ -34,20 +34,53 @@ async fn metrics_count_requests_logins_and_tokens_for_loopback_or_a_token() {
     app.login(&app.browser(), "una", "violet anvil tramline").await;
     let (s, _, _) = token_req(&app, Some(("svc", &secret)), &[("grant_type", "client_credentials")]).await;
     assert_eq!(s, 200);
+    // An account locked by repeated failures: one lockout, then "locked".
+    app.create_user("lock-me", "violet anvil tramline", &[]).await;
+    for _ in 0..app.state.settings.login_max_failures + 1 {
+        app.login(&app.browser(), "lock-me", "wrong password entirely").await;
+    }
 
+    // (A deliverer reports its sink's lag from its start; none is configured here.)
+    app.state.metrics.audit_stream("siem", 0, 0);
     let r = reqwest::get(app.url("/metrics")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = r.text().await.unwrap();
     for line in [
         r#"portcullis_http_requests_total{method="GET",route="/healthz",status="200"} 1"#,
-        r#"portcullis_logins_total{result="failure"} 1"#,
-        r#"portcullis_logins_total{result="success"} 1"#,
+        r#"portcullis_logins_total{method="password",result="failure"} 6"#,
+        r#"portcullis_account_lockouts_total 1"#,
+        r#"portcullis_logins_total{method="password",result="locked"} 1"#,
+        r#"portcullis_logins_total{method="password",result="success"} 1"#,
         r#"portcullis_tokens_issued_total{grant="client_credentials"} 1"#,
     ] {
         assert!(text.contains(line), "{line} missing from\n{text}");
     }
     assert!(text.contains("portcullis_http_request_duration_seconds_bucket{le="), "a latency histogram");
+    // The Grafana dashboard (docs/) asks only for series that exist.
+    let dashboard =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/grafana-dashboard.json")).unwrap();
+    let dashboard: Value = serde_json::from_str(&dashboard).unwrap();
+    let mut asked = 0;
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("portcullis_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_' || c.is_ascii_digit())
+                    .collect();
+                let base =
+                    ["_total", "_bucket"].iter().fold(name.clone(), |n, s| n.strip_suffix(s).unwrap_or(&n).to_owned());
+                assert!(
+                    text.contains(&format!("# TYPE {base} ")),
+                    "the dashboard asks for {name}, which /metrics lacks"
+                );
+                asked += 1;
+            }
+        }
+    }
+    assert!(asked >= 10);
     assert!(text.contains(r#"route="/admin/users/{username}""#), "route patterns, not paths");
     assert!(!text.contains("nobody") && !text.contains("secret=1"), "no user input in labels");
 

@@ -60,31 +60,37 @@ pub fn signature(key: &[u8], t: i64, body: &str) -> String {
     })
 }
 
-/// The name this instance holds leases under: host and listening address,
-/// so a restarted instance takes its own lease back at once.
-fn holder(state: &AppState) -> String {
+/// This instance's name for leases: host and listening address, then a
+/// random part per process. Give replicas distinct host names (or
+/// addresses): the prefix is how a restarted process takes its own
+/// instance's lease back at once.
+fn instance_prefix(state: &AppState) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "localhost".into());
-    format!("{}:{}", host.trim(), state.settings.bind)
+    format!("{}:{}:", host.trim(), state.settings.bind)
 }
 
 /// Starts a deliverer for every configured sink.
 pub fn spawn(state: &AppState, every: Duration) {
-    let holder = holder(state);
+    let prefix = instance_prefix(state);
+    let holder = format!("{prefix}{}", crate::crypto::random_token(9).unwrap_or_else(|_| "0".into()));
     for sink in state.settings.audit_sinks.clone() {
         state.metrics.audit_stream(&sink.name, 0, 0);
         let state = state.clone();
-        let holder = holder.clone();
+        let (holder, prefix) = (holder.clone(), prefix.clone());
         tokio::spawn(async move {
-            let mut d = Deliverer { sink, holder, file_checked: false };
+            let mut d = Deliverer { sink, holder, prefix, file_checked: false };
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
                 if let Err(e) = d.round(&state).await {
-                    tracing::warn!(sink = %d.sink.name, error = %e, "audit stream: delivery failed; retrying");
+                    // Read the file's tail again: the position may not have
+                    // moved past what was written.
+                    d.file_checked = false;
+                    tracing::warn!(sink = %d.sink.name, error = %e, "audit stream: delivery stopped; retrying");
                 }
             }
         });
@@ -94,12 +100,27 @@ pub fn spawn(state: &AppState, every: Duration) {
 struct Deliverer {
     sink: AuditSink,
     holder: String,
+    /// This host and address: leases of an earlier process of it are taken over.
+    prefix: String,
     /// A file sink's tail was read (after a crash it may be ahead of the
     /// stored position, or end in a torn line).
     file_checked: bool,
 }
 
+const LEASE_LOST: &str = "the lease went to another instance";
+
 impl Deliverer {
+    /// Stores the position (and renews the lease); an error when the lease
+    /// was lost — the caller stops at once.
+    async fn advance(&self, state: &AppState, seq: i64, dead: i64) -> Result<(), String> {
+        let until = state.clock.now().timestamp_millis() + LEASE_MS;
+        match audit_sinks::advance(&state.db, &self.sink.name, &self.holder, seq, dead, until).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(LEASE_LOST.into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
     /// One round: take the lease, deliver what is sealed after the stored
     /// position, store the new position.
     async fn round(&mut self, state: &AppState) -> Result<(), String> {
@@ -109,15 +130,16 @@ impl Deliverer {
         audit_sinks::ensure(db, name).await.map_err(err)?;
         loop {
             let now = state.clock.now().timestamp_millis();
-            let Some(row) = audit_sinks::lease(db, name, &self.holder, now, now + LEASE_MS).await.map_err(err)? else {
+            let lease = audit_sinks::lease(db, name, &self.holder, &self.prefix, now, now + LEASE_MS);
+            let Some(row) = lease.await.map_err(err)? else {
                 self.file_checked = false;
                 return Ok(());
             };
             let mut position = row.delivered_seq;
             if self.sink.kind == SinkKind::File && !self.file_checked {
-                let on_file = self.file_tail().map_err(|e| e.to_string())?;
+                let on_file = self.file_tail(state).await?;
                 if on_file > position {
-                    audit_sinks::advance(db, name, &self.holder, on_file, 0).await.map_err(err)?;
+                    self.advance(state, on_file, 0).await?;
                     position = on_file;
                 }
                 self.file_checked = true;
@@ -137,15 +159,17 @@ impl Deliverer {
                 }
                 SinkKind::File => self.append(&wanted).map_err(|e| e.to_string())?,
                 SinkKind::Webhook => {
+                    // A secret that cannot be read stops the stream (it
+                    // resumes once it can): records are not given up for it.
+                    let key = self.sink.secret()?;
                     // Position stored after each record: a crash repeats one at most.
                     for r in &wanted {
-                        let dead = i64::from(!self.post(state, r).await);
-                        let seq = r.seq.unwrap_or_default();
-                        audit_sinks::advance(db, name, &self.holder, seq, dead).await.map_err(err)?;
+                        let dead = i64::from(!self.post(state, r, &key).await?);
+                        self.advance(state, r.seq.unwrap_or_default(), dead).await?;
                     }
                 }
             }
-            audit_sinks::advance(db, name, &self.holder, last, 0).await.map_err(err)?;
+            self.advance(state, last, 0).await?;
             if (records.len() as u64) < BATCH {
                 let head = crate::storage::audit_chain::head(db).await.map_err(err)?;
                 state.metrics.audit_stream(name, head.seq - last, row.dead_letters);
@@ -178,11 +202,24 @@ impl Deliverer {
     }
 
     /// The sequence number of the file's last whole line (0: none), after
-    /// cutting off a torn last line left by a crash mid-write.
-    fn file_tail(&self) -> std::io::Result<i64> {
+    /// cutting off a torn last line left by a crash mid-write. Taken only
+    /// when the database holds that record with the same hash (a file from
+    /// another database, or edited, does not move the position).
+    async fn file_tail(&self, state: &AppState) -> Result<i64, String> {
+        let Some((seq, hash)) = self.read_tail().map_err(|e| e.to_string())? else { return Ok(0) };
+        let held = crate::storage::audit_chain::holds(&state.db, seq, &hash).await.map_err(|e| e.to_string())?;
+        if held == Some(true) {
+            Ok(seq)
+        } else {
+            tracing::warn!(sink = %self.sink.name, seq, "audit file sink: its last line is not this database's record; not resuming from it");
+            Ok(0)
+        }
+    }
+
+    fn read_tail(&self) -> std::io::Result<Option<(i64, String)>> {
         let mut f = match std::fs::OpenOptions::new().read(true).write(true).open(self.path()?) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
         let len = f.metadata()?.len();
@@ -190,22 +227,30 @@ impl Deliverer {
         f.seek(SeekFrom::Start(start))?;
         let mut tail = Vec::new();
         f.read_to_end(&mut tail)?;
-        let whole = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let Some(newline) = tail.iter().rposition(|&b| b == b'\n') else {
+            if start > 0 {
+                return Err(std::io::Error::other("the file's last line is longer than 1 MiB; not touching it"));
+            }
+            // Only a torn first line.
+            f.set_len(0)?;
+            f.sync_data()?;
+            return Ok(None);
+        };
+        let whole = newline + 1;
         if whole < tail.len() {
             f.set_len(start + whole as u64)?;
             f.sync_data()?;
-            tail.truncate(whole);
         }
-        let last = tail[..whole.saturating_sub(1)].rsplit(|&b| b == b'\n').next().unwrap_or_default();
-        Ok(serde_json::from_slice::<Value>(last).ok().and_then(|v| v["seq"].as_i64()).unwrap_or(0))
+        let last = tail[..newline].rsplit(|&b| b == b'\n').next().unwrap_or_default();
+        let v: Option<Value> = serde_json::from_slice(last).ok();
+        Ok(v.and_then(|v| Some((v["seq"].as_i64()?, v["hash"].as_str()?.to_owned()))))
     }
 
-    /// POSTs one record, retrying with backoff; false once every attempt failed.
-    async fn post(&self, state: &AppState, r: &audit_event::Model) -> bool {
-        let (Some(url), Ok(key)) = (self.sink.url.as_deref(), self.sink.secret()) else {
-            tracing::warn!(sink = %self.sink.name, "audit stream: webhook url or secret unavailable");
-            return false;
-        };
+    /// POSTs one record, retrying with backoff (the lease renewed between
+    /// attempts); `Ok(false)` once every attempt failed, an error when the
+    /// lease was lost meanwhile.
+    async fn post(&self, state: &AppState, r: &audit_event::Model, key: &[u8]) -> Result<bool, String> {
+        let url = self.sink.url.as_deref().ok_or("a webhook without a url")?;
         let body = to_json(r).to_string();
         let seq = r.seq.unwrap_or_default();
         let mut backoff = Duration::from_millis(500);
@@ -216,25 +261,28 @@ impl Deliverer {
                 .post(url)
                 .header("content-type", "application/json")
                 .header("portcullis-audit-seq", seq.to_string())
-                .header("portcullis-signature", format!("t={t},v1={}", signature(&key, t, &body)))
+                .header("portcullis-signature", format!("t={t},v1={}", signature(key, t, &body)))
                 .body(body.clone())
                 .send()
                 .await;
             match sent {
-                Ok(resp) if resp.status().is_success() => return true,
+                Ok(resp) if resp.status().is_success() => return Ok(true),
                 Ok(resp) => {
                     tracing::warn!(sink = %self.sink.name, seq, attempt, status = %resp.status(), "audit webhook refused")
                 }
-                Err(e) => tracing::warn!(sink = %self.sink.name, seq, attempt, error = %e, "audit webhook unreachable"),
+                // Without the URL: it may carry a token in its query.
+                Err(e) => {
+                    tracing::warn!(sink = %self.sink.name, seq, attempt, error = %e.without_url(), "audit webhook unreachable")
+                }
             }
             if attempt < self.sink.max_attempts {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
-                let now = state.clock.now().timestamp_millis();
-                let _ = audit_sinks::lease(&state.db, &self.sink.name, &self.holder, now, now + LEASE_MS).await;
+                // Still ours? (Renews it; the position stays where it was.)
+                self.advance(state, seq - 1, 0).await?;
             }
         }
         tracing::error!(sink = %self.sink.name, seq, "audit webhook: giving up on the record (dead letter)");
-        false
+        Ok(false)
     }
 }

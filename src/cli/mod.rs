@@ -285,6 +285,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         return healthcheck(settings.bind);
     }
     let mut settings = settings;
+    let second_configured = settings.master_key_secondary.is_some() || settings.master_key_secondary_file.is_some();
     if let Command::MasterKey(MasterKeyCmd::Rotate { new_key_file }) = &command
         && settings.master_key_secondary.is_none()
         && settings.master_key_secondary_file.is_none()
@@ -340,6 +341,17 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Input(format!("{}: {e}", new_key_file.display())))?;
             let new = crate::crypto::MasterKey::from_base64(&text)
                 .map_err(|e| CliError::Input(format!("{}: {e}", new_key_file.display())))?;
+            // With two keys configured (the instances' rotation settings),
+            // the new key must be one of them: a third key would seal
+            // everything under a key no instance holds.
+            let known =
+                new.same_key(&state.master_key) || state.master_key.second_key().is_some_and(|s| new.same_key(s));
+            if second_configured && !known {
+                return Err(CliError::Input(format!(
+                    "{} is neither the configured master key nor the second key; with two keys configured, rotate to one of them",
+                    new_key_file.display()
+                )));
+            }
             let done = admin::master_key::rotate(&state, &actor, &new, None).await?;
             out.rotation(&done);
             if done.complete { Ok(()) } else { Err(CliError::Input("rotation incomplete: run it again".into())) }

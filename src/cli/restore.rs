@@ -80,6 +80,11 @@ pub async fn restore(settings: &Settings, file: &Path) -> Result<Restored, CliEr
         }
         Err(e) => return Err(input(format!("master key: {e}"))),
     };
+    let key = match crate::state::secondary_key(settings) {
+        Ok(Some(second)) => key.with_second(second),
+        Ok(None) => key,
+        Err(e) => return Err(input(format!("second master key: {e}"))),
+    };
     // Only into a database without data.
     if target.exists() {
         let db = crate::storage::connect(url, 1).await.map_err(|e| input(e.to_string()))?;
@@ -98,6 +103,7 @@ pub async fn restore(settings: &Settings, file: &Path) -> Result<Restored, CliEr
     let staging = PathBuf::from(format!("{}.restoring", target.display()));
     remove_with_journal(&staging)?;
     std::fs::copy(file, &staging)?;
+    std::fs::File::open(&staging)?.sync_all()?;
     let checked = check_copy(&staging, key).await;
     let restored = match checked {
         Ok(r) => r,
@@ -106,12 +112,38 @@ pub async fn restore(settings: &Settings, file: &Path) -> Result<Restored, CliEr
             return Err(e);
         }
     };
-    remove_with_journal(&target)?;
+    // The empty target's journal goes; the target itself is replaced by the
+    // rename in one step (never a moment without a database file).
+    for suffix in ["-wal", "-shm"] {
+        match std::fs::remove_file(format!("{}{suffix}", target.display())) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
+    }
     std::fs::rename(&staging, &target)?;
     if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(Restored { database: target, ..restored })
+}
+
+/// Every sealed secret of the copy opens with the key (not only one: a
+/// backup taken in the middle of a rotation may hold both kinds).
+async fn every_secret_opens(db: &DatabaseConnection, key: &MasterKey) -> Result<(), CliError> {
+    let db_err = |e: sea_orm::DbErr| input(e.to_string());
+    let mut bad = 0;
+    for k in signing_key::Entity::find().all(db).await.map_err(db_err)? {
+        bad += usize::from(key.open(&crate::state::keyring::seal_context(&k.kid), &k.private_key).is_err());
+    }
+    for t in crate::storage::entities::totp_credential::Entity::find().all(db).await.map_err(db_err)? {
+        bad += usize::from(!crate::authn::mfa::seed_opens(key, &t));
+    }
+    if bad > 0 {
+        return Err(input(format!(
+            "{bad} sealed secrets of the backup do not open with the configured key(s) (a backup made during a master-key rotation needs both keys: set PORTCULLIS_MASTER_KEY_SECONDARY_FILE too)"
+        )));
+    }
+    Ok(())
 }
 
 /// Opens the copy: migrations of a backup from an older version applied,
@@ -134,8 +166,14 @@ async fn check_copy(staging: &Path, key: MasterKey) -> Result<Restored, CliError
             .map_err(|_| wrong_key())?;
         let akey = key.audit_key();
         let db_err = |e: sea_orm::DbErr| input(e.to_string());
+        every_secret_opens(&db, &key).await?;
         crate::storage::audit_chain::seal(&db, akey).await.map_err(db_err)?;
         let audit_chain = crate::storage::audit_chain::verify(&db, akey).await.map_err(db_err)?;
+        if let crate::storage::audit_chain::Verdict::Broken { seq, reason, .. } = &audit_chain {
+            return Err(input(format!(
+                "the backup's audit chain is broken at record {seq} ({reason}): it was altered; not restoring it"
+            )));
+        }
         let (users, clients, signing_keys, audit_records) = count_data(&db).await.map_err(db_err)?;
         Ok::<_, CliError>(Restored {
             database: staging.to_path_buf(),

@@ -197,6 +197,11 @@ impl MasterKey {
         self
     }
 
+    /// Is `other` the same key? (Compares what both derive; never the key.)
+    pub fn same_key(&self, other: &MasterKey) -> bool {
+        crate::crypto::constant_time_eq(&self.derived.secret_hash, &other.derived.secret_hash)
+    }
+
     /// The second key, if configured.
     pub fn second_key(&self) -> Option<&MasterKey> {
         self.second.as_deref()

@@ -48,19 +48,26 @@ pub async fn install(db: &DatabaseConnection, key: &mut MasterKey, now_ms: i64) 
             // The hashes were made under the second key's derivation.
             second_derived(key).ok_or(crate::crypto::MasterKeyError::Mismatch)?
         };
-        for (name, bytes) in [(SECRET_HASH, &source.secret_hash), (AUDIT_CHAIN, &source.audit_chain)] {
-            let sealed = key.seal(&context(name), bytes).map_err(crate::crypto::MasterKeyError::from)?;
-            let row = data_key::ActiveModel { name: Set(name.into()), sealed: Set(sealed), created_ms: Set(now_ms) };
-            // Two instances starting at once: the first row stays.
-            match data_key::Entity::insert(row)
-                .on_conflict(OnConflict::column(data_key::Column::Name).do_nothing().to_owned())
-                .exec_without_returning(db)
-                .await
-            {
-                Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => {}
-                Err(e) => return Err(e.into()),
+        // Both in one transaction: never one key from one start and one
+        // from another.
+        let txn = crate::storage::begin_write(db).await?;
+        if data_key::Entity::find().all(&txn).await?.is_empty() {
+            for (name, bytes) in [(SECRET_HASH, &source.secret_hash), (AUDIT_CHAIN, &source.audit_chain)] {
+                let sealed = key.seal(&context(name), bytes).map_err(crate::crypto::MasterKeyError::from)?;
+                let row =
+                    data_key::ActiveModel { name: Set(name.into()), sealed: Set(sealed), created_ms: Set(now_ms) };
+                // Two instances starting at once (PostgreSQL): the first rows stay.
+                match data_key::Entity::insert(row)
+                    .on_conflict(OnConflict::column(data_key::Column::Name).do_nothing().to_owned())
+                    .exec_without_returning(&txn)
+                    .await
+                {
+                    Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
         }
+        txn.commit().await?;
         rows = data_key::Entity::find().all(db).await?;
     }
     let open = |name: &str| -> Result<Vec<u8>, StartErr> {

@@ -217,7 +217,7 @@ async fn check_role_settings(db: &DatabaseConnection, settings: &Settings) -> Re
 
 /// Whether the database holds anything sealed or keyed with a master key.
 /// The second master key of a rotation (`master_key_secondary[_file]`).
-fn secondary_key(settings: &Settings) -> Result<Option<MasterKey>, crate::crypto::MasterKeyError> {
+pub fn secondary_key(settings: &Settings) -> Result<Option<MasterKey>, crate::crypto::MasterKeyError> {
     use crate::crypto::MasterKeyError;
     if let Some(k) = &settings.master_key_secondary {
         return MasterKey::from_base64(k.expose_secret()).map(Some);

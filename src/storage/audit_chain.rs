@@ -311,7 +311,8 @@ pub async fn holds<C: ConnectionTrait>(conn: &C, seq: i64, hash: &str) -> Result
 
 /// Retention: removes the oldest sealed records written before `before` —
 /// in sequence order, without a gap, each checked first (retention never
-/// removes evidence of tampering) — and seals an `audit.pruned` record with
+/// removes evidence of tampering), none an active audit sink has not
+/// received yet — and seals an `audit.pruned` record with
 /// how far it went, in the same transaction.
 pub async fn prune(
     db: &DatabaseConnection,
@@ -320,6 +321,17 @@ pub async fn prune(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<u64, DbErr> {
     let mut total = 0;
+    // Not past what a sink still has to deliver (sinks delivered to in the
+    // last week: a sink removed from the configuration stops holding it).
+    let active_since = now.timestamp_millis() - 7 * 86_400_000;
+    let cap = super::entities::audit_sink::Entity::find()
+        .filter(super::entities::audit_sink::Column::LeaseUntilMs.gt(active_since))
+        .all(db)
+        .await?
+        .iter()
+        .map(|s| s.delivered_seq)
+        .min()
+        .unwrap_or(i64::MAX);
     loop {
         let txn = super::begin_write(db).await?;
         let mut head = lock_head(&txn).await?;
@@ -334,7 +346,7 @@ pub async fn prune(
         for r in &rows {
             let expected = through.as_ref().map_or(head.pruned_through, |t| t.0) + 1;
             // Never the newest record: the chain's head stays in the table.
-            if r.seq != Some(expected) || r.at >= before || expected >= head.seq {
+            if r.seq != Some(expected) || r.at >= before || expected >= head.seq || expected > cap {
                 break;
             }
             let prev = through.as_ref().map(|t| t.1.clone()).or_else(|| r.prev_hash.clone()).unwrap_or_default();

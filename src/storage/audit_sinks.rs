@@ -5,7 +5,7 @@
 //! loses nothing, a restart resumes at the stored position.
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 
 use super::entities::{audit_event, audit_sink};
 
@@ -29,47 +29,63 @@ pub async fn ensure<C: ConnectionTrait>(conn: &C, name: &str) -> Result<(), DbEr
 }
 
 /// Takes or renews the lease on `name` for `holder` until `until_ms`; the
-/// sink's row when this holder has it.
+/// sink's row when this holder has it. A lease is free when nobody holds
+/// it, it has run out, or its holder's name starts with `same_instance`
+/// (this host and address: an earlier process of this instance, so a
+/// restart does not wait for its own old lease). Taken by compare-and-swap
+/// on what was read: two takers cannot both win.
 pub async fn lease<C: ConnectionTrait>(
     conn: &C,
     name: &str,
     holder: &str,
+    same_instance: &str,
     now_ms: i64,
     until_ms: i64,
 ) -> Result<Option<audit_sink::Model>, DbErr> {
-    let free = Condition::any()
-        .add(audit_sink::Column::LeaseHolder.is_null())
-        .add(audit_sink::Column::LeaseHolder.eq(holder))
-        .add(audit_sink::Column::LeaseUntilMs.lt(now_ms));
-    let taken = audit_sink::Entity::update_many()
+    let Some(row) = audit_sink::Entity::find_by_id(name).one(conn).await? else {
+        return Ok(None);
+    };
+    let free = row.lease_holder.as_deref().is_none_or(|h| h == holder || h.starts_with(same_instance))
+        || row.lease_until_ms.is_none_or(|u| u < now_ms);
+    if !free {
+        return Ok(None);
+    }
+    let mut update = audit_sink::Entity::update_many()
         .col_expr(audit_sink::Column::LeaseHolder, Expr::value(holder))
         .col_expr(audit_sink::Column::LeaseUntilMs, Expr::value(until_ms))
-        .filter(audit_sink::Column::Name.eq(name))
-        .filter(free)
-        .exec(conn)
-        .await?
-        .rows_affected;
-    if taken == 0 {
+        .filter(audit_sink::Column::Name.eq(name));
+    update = match &row.lease_holder {
+        Some(h) => update.filter(audit_sink::Column::LeaseHolder.eq(h.as_str())),
+        None => update.filter(audit_sink::Column::LeaseHolder.is_null()),
+    };
+    update = match row.lease_until_ms {
+        Some(u) => update.filter(audit_sink::Column::LeaseUntilMs.eq(u)),
+        None => update.filter(audit_sink::Column::LeaseUntilMs.is_null()),
+    };
+    if update.exec(conn).await?.rows_affected == 0 {
         return Ok(None);
     }
     audit_sink::Entity::find_by_id(name).one(conn).await
 }
 
-/// Moves `name` to `seq` (and counts `dead` given-up records), only while
-/// `holder` has the lease and only forward.
+/// Moves `name` to `seq` (and counts `dead` given-up records) and renews
+/// the lease until `until_ms`, only while `holder` has the lease and only
+/// forward; `false` when the lease was lost (stop delivering).
 pub async fn advance<C: ConnectionTrait>(
     conn: &C,
     name: &str,
     holder: &str,
     seq: i64,
     dead: i64,
+    until_ms: i64,
 ) -> Result<bool, DbErr> {
     let n = audit_sink::Entity::update_many()
         .col_expr(audit_sink::Column::DeliveredSeq, Expr::value(seq))
+        .col_expr(audit_sink::Column::LeaseUntilMs, Expr::value(until_ms))
         .col_expr(audit_sink::Column::DeadLetters, Expr::col(audit_sink::Column::DeadLetters).add(dead))
         .filter(audit_sink::Column::Name.eq(name))
         .filter(audit_sink::Column::LeaseHolder.eq(holder))
-        .filter(audit_sink::Column::DeliveredSeq.lt(seq))
+        .filter(audit_sink::Column::DeliveredSeq.lte(seq))
         .exec(conn)
         .await?
         .rows_affected;

@@ -415,3 +415,72 @@ async fn bad_sink_settings_are_refused_at_start() {
         crate::helpers::assert_clean_failure(&o, reason);
     }
 }
+
+/// One deliverer per sink at a time: a live lease is not taken; a process
+/// of the same instance (host and address) takes it back at once; the
+/// holder that lost it cannot move the position any more (it stops).
+#[tokio::test]
+async fn a_sink_lease_has_one_holder_and_a_lost_lease_stops_its_deliverer() {
+    use portcullis::storage::audit_sinks::{advance, ensure, lease};
+    let app = spawn_app().await;
+    let db = &app.state.db;
+    ensure(db, "s").await.unwrap();
+    let now = app.state.clock.now().timestamp_millis();
+    let a = lease(db, "s", "host-a:1:x", "host-a:1:", now, now + 30_000).await.unwrap();
+    assert!(a.is_some());
+    assert!(lease(db, "s", "host-b:1:y", "host-b:1:", now, now + 30_000).await.unwrap().is_none(), "held");
+    assert!(advance(db, "s", "host-a:1:x", 5, 0, now + 30_000).await.unwrap());
+    // A restarted process of instance a takes its instance's lease back.
+    assert!(lease(db, "s", "host-a:1:z", "host-a:1:", now, now + 30_000).await.unwrap().is_some());
+    assert!(!advance(db, "s", "host-a:1:x", 9, 0, now + 30_000).await.unwrap(), "the old process lost it");
+    // Run out: anyone may take it.
+    let later = now + 31_000;
+    assert!(lease(db, "s", "host-b:1:y", "host-b:1:", later, later + 30_000).await.unwrap().is_some());
+    assert!(!advance(db, "s", "host-a:1:z", 9, 0, later).await.unwrap());
+    let row = portcullis::storage::entities::audit_sink::Entity::find_by_id("s").one(db).await.unwrap().unwrap();
+    assert_eq!(row.delivered_seq, 5, "only the holder moved it");
+}
+
+/// A webhook secret that cannot be read stops the stream instead of giving
+/// records up: no dead letter, the position waits; with the secret back,
+/// everything is delivered.
+#[tokio::test]
+async fn an_unreadable_webhook_secret_stops_the_stream_without_losing_records() {
+    use portcullis::storage::entities::audit_sink;
+    let app = spawn_app().await;
+    let (hook_port, got, _) = receiver(0).await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("hook-secret");
+    std::fs::write(&secret_file, HOOK_SECRET).unwrap();
+    let config = dir.path().join("portcullis.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "audit_seal_interval_ms = 50\n[[audit_sinks]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook_port}/a\"\nsecret_file = \"{}\"\n",
+            secret_file.display()
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let mut server = start(&app, port, &config);
+    wait_ready(port).await;
+    wait_delivered(&app, &["hook"]).await;
+    std::fs::remove_file(&secret_file).unwrap();
+    assert!(app.db.cli(&["role", "add", "while-missing"], None).status.success());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let row = audit_sink::Entity::find_by_id("hook").one(&app.state.db).await.unwrap().unwrap();
+    let head = audit_chain::head(&app.state.db).await.unwrap();
+    assert!(row.delivered_seq < head.seq, "the stream waits");
+    assert_eq!(row.dead_letters, 0, "nothing given up");
+    std::fs::write(&secret_file, HOOK_SECRET).unwrap();
+    let head = wait_delivered(&app, &["hook"]).await;
+    let _ = server.kill();
+    server.wait().unwrap();
+    let seqs: Vec<i64> = got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=head).collect::<Vec<_>>());
+}

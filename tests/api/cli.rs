@@ -422,6 +422,36 @@ async fn a_restored_backup_serves_the_same_users_clients_and_keys() {
     assert_eq!(v["users"], 1, "{v}");
     assert_eq!(v["clients"], 1, "{v}");
     assert_eq!(v["audit_chain"]["status"], "intact", "{v}");
+    // A backup whose audit trail was altered afterwards: refused.
+    let altered = dir.path().join("altered.db");
+    std::fs::copy(&file, &altered).unwrap();
+    {
+        let db = Database::connect(format!("sqlite://{}?mode=rw", altered.display())).await.unwrap();
+        let seal = portcullis::storage::audit_chain::seal(&db, app.state.master_key.audit_key()).await.unwrap();
+        assert!(seal.1.seq > 0);
+        audit_event::Entity::update_many()
+            .col_expr(audit_event::Column::Outcome, sea_orm::sea_query::Expr::value("failure"))
+            .filter(audit_event::Column::Seq.eq(1))
+            .exec(&db)
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+    }
+    let other_target = dir.path().join("other.db");
+    let other_url = format!("sqlite://{}?mode=rwc", other_target.display());
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PORTCULLIS_")) {
+        cmd.env_remove(k);
+    }
+    let o = cmd
+        .env("PORTCULLIS_DATABASE_URL", &other_url)
+        .env("PORTCULLIS_MASTER_KEY", &app.db.master_key)
+        .args(["restore", altered.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_clean_failure(&o, "audit chain is broken");
+    assert!(!other_target.exists(), "nothing put in place");
+
     // Again, over the restored data: refused.
     assert_clean_failure(&restore(&app.db.master_key, &["restore", file.to_str().unwrap()]), "holds data");
 

@@ -99,8 +99,16 @@ async fn an_interrupted_rotation_resumes_and_leaves_every_secret_readable_with_t
     assert!(totp_login(&mixed.address, "tina", &code_at(&app, &seed, 0)).await, "TOTP seed readable");
     assert_eq!(introspect(&mixed, &secret, &token).await["active"], true, "client secret and signing keys");
 
-    // Resumed from the CLI (configured with the old key): complete.
+    // A third key while two are configured (the instances' rotation
+    // settings): refused, nothing re-sealed under a key no instance holds.
     let file = tempfile::NamedTempFile::new().unwrap();
+    let third = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    std::fs::write(file.path(), &third).unwrap();
+    let env = [("PORTCULLIS_MASTER_KEY_SECONDARY".to_owned(), new.clone())];
+    let o = app.db.cli_env(&["master-key", "rotate", "--new-key-file", file.path().to_str().unwrap()], None, &env);
+    crate::helpers::assert_clean_failure(&o, "neither the configured master key nor the second key");
+
+    // Resumed from the CLI (configured with the old key): complete.
     std::fs::write(file.path(), &new).unwrap();
     let o = app.db.cli(&["--json", "master-key", "rotate", "--new-key-file", file.path().to_str().unwrap()], None);
     assert!(o.status.success(), "{}", crate::helpers::stderr(&o));

@@ -18,6 +18,7 @@ mod m20261202_000012_account_links;
 mod m20261202_000013_federation;
 mod m20261202_000014_audit_chain;
 mod m20261202_000015_data_keys;
+mod m20261202_000016_managed_by;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000013_federation::Migration),
             Box::new(m20261202_000014_audit_chain::Migration),
             Box::new(m20261202_000015_data_keys::Migration),
+            Box::new(m20261202_000016_managed_by::Migration),
         ]
     }
 }

@@ -52,11 +52,15 @@ pub async fn add(
     if role::Entity::find_by_id(name.as_str()).one(&txn).await?.is_some() {
         return Err(AdminError::exists("role", name.as_str()));
     }
-    let model =
-        role::ActiveModel { name: Set(name.to_string()), description: Set(description.clone()), created_at: Set(now) }
-            .insert(&txn)
-            .await
-            .map_err(|e| if is_unique_violation(&e) { AdminError::exists("role", name.as_str()) } else { e.into() })?;
+    let model = role::ActiveModel {
+        name: Set(name.to_string()),
+        description: Set(description.clone()),
+        created_at: Set(now),
+        managed_by: Set(None),
+    }
+    .insert(&txn)
+    .await
+    .map_err(|e| if is_unique_violation(&e) { AdminError::exists("role", name.as_str()) } else { e.into() })?;
     record_audit(
         &txn,
         AuditEvent::new("role.created", "success")
@@ -88,4 +92,92 @@ pub(crate) async fn require_all<C: ConnectionTrait>(conn: &C, roles: &[RoleName]
         }
     }
     Ok(())
+}
+
+/// Roles declared in a file (`portcullis apply`): created, their
+/// description changed, adopted, or (with `prune`) removed when nobody
+/// holds them — in the caller's transaction, audited.
+pub async fn reconcile_declared(
+    state: &AppState,
+    txn: &sea_orm::DatabaseTransaction,
+    actor: &str,
+    source: &str,
+    declared: &[(String, Option<String>)],
+    prune: bool,
+) -> Result<Vec<super::clients::declared::Change>, AdminError> {
+    use super::clients::declared::Change;
+    use sea_orm::{ColumnTrait, IntoActiveModel, PaginatorTrait, QueryFilter};
+    let now = state.clock.now();
+    let mut changes = Vec::new();
+    for (name, description) in declared {
+        let name = RoleName::parse(name)?;
+        let description = description.as_deref().map(str::trim).filter(|d| !d.is_empty()).map(str::to_owned);
+        if description.as_ref().is_some_and(|d| d.chars().count() > 512 || d.chars().any(char::is_control)) {
+            return Err(AdminError::Refused(format!(
+                "role {name}: description must be at most 512 characters without control characters"
+            )));
+        }
+        match role::Entity::find_by_id(name.as_str()).one(txn).await? {
+            None => {
+                role::ActiveModel {
+                    name: Set(name.to_string()),
+                    description: Set(description.clone()),
+                    created_at: Set(now),
+                    managed_by: Set(Some(source.to_owned())),
+                }
+                .insert(txn)
+                .await?;
+                let detail = json!({ "role": name.as_str(), "description": description, "managed_by": source });
+                record_audit(txn, AuditEvent::new("role.created", "success").actor(actor).detail(detail), now).await?;
+                changes.push(Change {
+                    action: "create",
+                    kind: "role",
+                    name: name.to_string(),
+                    fields: Default::default(),
+                });
+            }
+            Some(r) => {
+                let mut fields = serde_json::Map::new();
+                if r.description != description {
+                    fields.insert("description".into(), json!([r.description, description]));
+                }
+                let adopting = r.managed_by.as_deref() != Some(source);
+                if fields.is_empty() && !adopting {
+                    continue;
+                }
+                let mut m = r.into_active_model();
+                m.description = Set(description.clone());
+                m.managed_by = Set(Some(source.to_owned()));
+                m.update(txn).await?;
+                let detail = json!({ "role": name.as_str(), "changes": fields, "managed_by": source });
+                record_audit(txn, AuditEvent::new("role.updated", "success").actor(actor).detail(detail), now).await?;
+                let action = if adopting { "adopt" } else { "change" };
+                changes.push(Change { action, kind: "role", name: name.to_string(), fields });
+            }
+        }
+    }
+    if prune {
+        let kept: Vec<&str> = declared.iter().map(|(n, _)| n.as_str()).collect();
+        let gone = role::Entity::find()
+            .filter(role::Column::ManagedBy.eq(source))
+            .filter(role::Column::Name.is_not_in(kept))
+            .all(txn)
+            .await?;
+        for r in gone {
+            use crate::storage::entities::{client_role, user_role};
+            let held = user_role::Entity::find().filter(user_role::Column::RoleName.eq(&r.name)).count(txn).await?
+                + client_role::Entity::find().filter(client_role::Column::RoleName.eq(&r.name)).count(txn).await?;
+            if held > 0 {
+                return Err(AdminError::Refused(format!(
+                    "role {} is no longer declared but {held} users or clients hold it: take it from them first",
+                    r.name
+                )));
+            }
+            role::Entity::delete_by_id(r.name.as_str()).exec(txn).await?;
+            let detail = json!({ "role": r.name, "managed_by": source });
+            record_audit(txn, AuditEvent::new("role.removed", "success").actor(actor).detail(detail), now).await?;
+            changes.push(Change { action: "delete", kind: "role", name: r.name, fields: Default::default() });
+        }
+    }
+    Ok(changes)
 }

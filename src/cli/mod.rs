@@ -4,6 +4,7 @@
 //! Script-facing output is JSON on stdout with `--json`; errors are one line on
 //! stderr with a non-zero exit code.
 
+mod ops;
 mod output;
 mod restore;
 mod users;
@@ -40,7 +41,22 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Apply pending migrations and serve (the default).
-    Serve,
+    Serve {
+        /// Apply this declarative file (as `portcullis apply FILE`) before
+        /// serving, on every start; the server does not start if it fails.
+        #[arg(long, value_name = "FILE")]
+        apply: Option<PathBuf>,
+    },
+    /// Reconcile roles and clients with a declarative TOML file (docs/APPLY.md).
+    Apply {
+        file: PathBuf,
+        /// Print the changes without making them.
+        #[arg(long)]
+        dry_run: bool,
+        /// Remove what the file manages but no longer declares.
+        #[arg(long)]
+        prune: bool,
+    },
     /// Apply pending migrations and exit.
     Migrate,
     /// Manage user accounts.
@@ -271,8 +287,8 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), CliError> {
     let (settings, warnings) = Settings::load(cli.config.as_deref())?;
-    let command = cli.command.unwrap_or(Command::Serve);
-    let serving = matches!(command, Command::Serve);
+    let command = cli.command.unwrap_or(Command::Serve { apply: None });
+    let serving = matches!(command, Command::Serve { .. });
     // Commands keep stderr quiet unless something is wrong; the server logs at
     // the configured level.
     let filter =
@@ -320,7 +336,22 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     let out = Output { json: cli.json };
     let actor = Actor::cli();
     match command {
-        Command::Serve => serve(state).await,
+        Command::Serve { apply } => {
+            if let Some(file) = apply {
+                let applied = admin::apply::apply(&state, &actor, &file, false, false)
+                    .await
+                    .map_err(|e| CliError::Input(e.to_string()))?;
+                tracing::info!(file = %applied.file, changes = applied.changes.len(), "declarative file applied");
+            }
+            serve(state).await
+        }
+        Command::Apply { file, dry_run, prune } => {
+            let applied = admin::apply::apply(&state, &actor, &file, dry_run, prune)
+                .await
+                .map_err(|e| CliError::Input(e.to_string()))?;
+            out.applied(&applied);
+            Ok(())
+        }
         Command::Healthcheck => Ok(()),
         Command::Migrate => {
             out.message("migrations applied");
@@ -335,7 +366,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Restore { .. } => Ok(()),
-        Command::Audit(AuditCmd::Verify { expect }) => audit_verify(&state, &out, &expect).await,
+        Command::Audit(AuditCmd::Verify { expect }) => ops::audit_verify(&state, &out, &expect).await,
         Command::MasterKey(MasterKeyCmd::Rotate { new_key_file }) => {
             let text = std::fs::read_to_string(&new_key_file)
                 .map_err(|e| CliError::Input(format!("{}: {e}", new_key_file.display())))?;
@@ -367,42 +398,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             out.keys(&list);
             Ok(())
         }
-    }
-}
-
-/// `audit verify`: seals what the servers have not sealed yet (as they
-/// would), then recomputes the chain.
-async fn audit_verify(state: &AppState, out: &Output, expect: &[String]) -> Result<(), CliError> {
-    use crate::storage::audit_chain::{self, Verdict};
-    let db_err = |e: sea_orm::DbErr| CliError::Input(format!("database error: {e}"));
-    let mut anchors = Vec::new();
-    for e in expect {
-        let parsed = e.split_once(':').and_then(|(s, h)| Some((s.parse::<i64>().ok()?, h.to_owned())));
-        anchors.push(parsed.ok_or_else(|| CliError::Input(format!("--expect {e:?}: use SEQ:HASH")))?);
-    }
-    let key = state.master_key.audit_key();
-    audit_chain::seal(&state.db, key).await.map_err(db_err)?;
-    let verdict = audit_chain::verify(&state.db, key).await.map_err(db_err)?;
-    if matches!(verdict, Verdict::Intact { .. }) {
-        for (seq, hash) in &anchors {
-            match audit_chain::holds(&state.db, *seq, hash).await.map_err(db_err)? {
-                Some(true) => {}
-                Some(false) => {
-                    return Err(CliError::Input(format!(
-                        "the audit chain does not hold the expected head {seq}:{hash}: it was rewritten or cut off"
-                    )));
-                }
-                None => out.message(&format!("record {seq} was removed by retention; --expect cannot check it")),
-            }
-        }
-    }
-    out.audit_verdict(&verdict);
-    match verdict {
-        Verdict::Intact { .. } => Ok(()),
-        Verdict::Broken { seq, id, reason } => Err(CliError::Input(format!(
-            "the audit chain is broken at record {seq}{}: {reason}",
-            id.map(|i| format!(" (row id {i})")).unwrap_or_default()
-        ))),
     }
 }
 

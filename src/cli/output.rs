@@ -33,6 +33,31 @@ impl Output {
         }
     }
 
+    pub fn applied(&self, a: &crate::admin::apply::Applied) {
+        if self.json {
+            return print_json(a);
+        }
+        for c in &a.changes {
+            match c.action {
+                "create" => println!("+ {} {}", c.kind, c.name),
+                "delete" => println!("- {} {}", c.kind, c.name),
+                action => {
+                    let note = if action == "adopt" { " (now managed by the file)" } else { "" };
+                    println!("~ {} {}{note}", c.kind, c.name);
+                    for (field, v) in &c.fields {
+                        println!("    {field}: {} → {}", v[0], v[1]);
+                    }
+                }
+            }
+        }
+        let n = a.changes.len();
+        match (n, a.dry_run) {
+            (0, _) => println!("no changes: the database matches {}", a.file),
+            (_, true) => println!("{n} changes (dry run: nothing written)"),
+            (_, false) => println!("{n} changes applied"),
+        }
+    }
+
     pub fn rotation(&self, r: &crate::admin::master_key::Rotation) {
         if self.json {
             return print_json(r);

@@ -40,6 +40,8 @@ pub struct Client {
     pub roles: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The declarative file that manages it, if any.
+    pub managed_by: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
@@ -120,6 +122,7 @@ impl Client {
             refresh_grace_secs: row.refresh_grace_secs,
             created_at: row.created_at,
             updated_at: row.updated_at,
+            managed_by: row.managed_by,
         })
     }
 
@@ -189,6 +192,7 @@ mod tests {
             refresh_grace_secs: None,
             created_at: now,
             updated_at: now,
+            managed_by: None,
         }
     }
 

@@ -507,6 +507,7 @@ async fn clients_registered_before_the_upgrade_keep_their_standard_scopes() {
         refresh_grace_secs: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        managed_by: Set(None),
     }
     .insert(&conn)
     .await

@@ -4,11 +4,14 @@
 //! returned once, and stored only as a keyed hash (see `crypto::SecretHasher`).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, Set,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde_json::json;
 
+pub(crate) mod declared;
 mod spec;
 mod update;
 
@@ -57,6 +60,9 @@ pub struct ClientView {
     pub refresh_grace_secs: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The declarative file that manages the client (`portcullis apply`);
+    /// changes elsewhere are refused.
+    pub managed_by: Option<String>,
 }
 
 /// A created client and its secret (shown once; `None` for public clients).
@@ -88,30 +94,9 @@ pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<C
     }
     roles::require_all(&txn, &p.roles).await?;
     let grants: Vec<&str> = p.grants.iter().map(|g| g.as_str()).collect();
-    client::ActiveModel {
-        client_id: Set(p.client_id.to_string()),
-        name: Set(p.name.clone()),
-        public: Set(p.kind == ClientKind::Public),
-        secret_hash: Set(secret_hash),
-        redirect_uris: Set(json_list(&p.redirect_uris)),
-        post_logout_redirect_uris: Set(json_list(&p.post_logout)),
-        grant_types: Set(json_list(&grants)),
-        scopes: Set(json_list(&p.scopes)),
-        first_party: Set(spec.first_party),
-        pkce_required: Set(p.pkce_required),
-        id_token_alg: Set(p.id_token_alg.as_str().to_owned()),
-        require_mfa: Set(spec.require_mfa),
-        backchannel_logout_uri: Set(p.backchannel.map(String::from)),
-        jwks: Set(p.jwks),
-        access_policy: Set(p.access_policy),
-        resources: Set(Some(json_list(&p.resources))),
-        refresh_grace_secs: Set(p.refresh_grace_secs),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(&txn)
-    .await
-    .map_err(|e| if is_unique_violation(&e) { AdminError::exists("client", p.client_id.as_str()) } else { e.into() })?;
+    row_of(&p, spec, secret_hash, None, now).into_active_model().reset_all().insert(&txn).await.map_err(|e| {
+        if is_unique_violation(&e) { AdminError::exists("client", p.client_id.as_str()) } else { e.into() }
+    })?;
     for r in &p.roles {
         client_role::ActiveModel { client_id: Set(p.client_id.to_string()), role_name: Set(r.to_string()) }
             .insert(&txn)
@@ -138,6 +123,40 @@ pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<C
     let client = view(&find(&txn, p.client_id.as_str()).await?);
     txn.commit().await?;
     Ok(Created { client, secret })
+}
+
+/// The stored row of a parsed registration — the one way a client's row is
+/// made (`client add`, `apply`).
+fn row_of(
+    p: &spec::Parsed,
+    spec: &ClientSpec,
+    secret_hash: Option<String>,
+    managed_by: Option<String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> client::Model {
+    let grants: Vec<&str> = p.grants.iter().map(|g| g.as_str()).collect();
+    client::Model {
+        client_id: p.client_id.to_string(),
+        name: p.name.clone(),
+        public: p.kind == ClientKind::Public,
+        secret_hash,
+        redirect_uris: json_list(&p.redirect_uris),
+        post_logout_redirect_uris: json_list(&p.post_logout),
+        grant_types: json_list(&grants),
+        scopes: json_list(&p.scopes),
+        first_party: spec.first_party,
+        pkce_required: p.pkce_required,
+        id_token_alg: p.id_token_alg.as_str().to_owned(),
+        require_mfa: spec.require_mfa,
+        backchannel_logout_uri: p.backchannel.clone().map(String::from),
+        jwks: p.jwks.clone(),
+        access_policy: p.access_policy.clone(),
+        resources: Some(json_list(&p.resources)),
+        refresh_grace_secs: p.refresh_grace_secs,
+        created_at: now,
+        updated_at: now,
+        managed_by,
+    }
 }
 
 /// The client `client_id`, parsed (a damaged registration is an error naming the field).
@@ -173,6 +192,11 @@ async fn controlled<C: ConnectionTrait>(
     let Some((row, roles)) = clients::row(conn, client_id).await? else {
         return Err(AdminError::not_found("client", client_id));
     };
+    if let Some(file) = &row.managed_by {
+        return Err(AdminError::Refused(format!(
+            "client {client_id} is managed by the declarative file {file} (portcullis apply): change it there"
+        )));
+    }
     let parsed = Client::parse(row.clone(), roles.clone());
     let admin_audience = match &parsed {
         Ok(c) => has_admin_audience(state, c),
@@ -239,6 +263,7 @@ pub fn view(c: &Client) -> ClientView {
         refresh_grace_secs: c.refresh_grace_secs,
         created_at: c.created_at,
         updated_at: c.updated_at,
+        managed_by: c.managed_by.clone(),
     }
 }
 

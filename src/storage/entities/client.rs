@@ -37,6 +37,9 @@ pub struct Model {
     pub refresh_grace_secs: Option<i32>,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
+    /// The declarative file that manages the client (`portcullis apply`):
+    /// changes anywhere else are refused.
+    pub managed_by: Option<String>,
 }
 
 impl std::fmt::Debug for Model {

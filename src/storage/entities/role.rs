@@ -7,6 +7,8 @@ pub struct Model {
     pub name: String,
     pub description: Option<String>,
     pub created_at: ChronoDateTimeUtc,
+    /// The declarative file that manages the role (`portcullis apply`).
+    pub managed_by: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,167 @@
+//! Clients declared in a file (`portcullis apply`): created, changed field
+//! by field, adopted or (with `--prune`) removed, inside the caller's
+//! transaction, each change audited like any other — the same parsing and
+//! the same row as `client add` (`spec::parse`, `row_of`).
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter, Set};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+
+use super::{ClientSpec, parse, row_of, view};
+use crate::admin::{AdminError, roles};
+use crate::domain::ClientKind;
+use crate::state::AppState;
+use crate::storage::clients::{self, Client};
+use crate::storage::entities::{client, client_role, refresh_family};
+use crate::storage::{AuditEvent, record_audit};
+
+/// One declared client and its secret (read from the file or variable it names).
+pub struct Declared {
+    pub spec: ClientSpec,
+    pub secret: Option<SecretString>,
+}
+
+/// A change `apply` made (or, with `--dry-run`, would make).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Change {
+    /// `create`, `change`, `adopt`, `delete`.
+    pub action: &'static str,
+    pub kind: &'static str,
+    pub name: String,
+    /// Field → [before, after] for a change; never a secret's value.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub fields: serde_json::Map<String, Value>,
+}
+
+fn compared(v: &super::ClientView) -> serde_json::Map<String, Value> {
+    let mut m = match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => m,
+        _ => serde_json::Map::new(),
+    };
+    for k in ["created_at", "updated_at", "managed_by"] {
+        m.remove(k);
+    }
+    m
+}
+
+/// Reconciles the clients of `source` with `declared` (the caller
+/// invalidates the client cache for the changed ones after its commit).
+pub async fn reconcile(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    actor: &str,
+    source: &str,
+    declared: &[Declared],
+) -> Result<Vec<Change>, AdminError> {
+    let now = state.clock.now();
+    let mut changes = Vec::new();
+    for d in declared {
+        let p = parse(&d.spec)?;
+        let id = p.client_id.to_string();
+        roles::require_all(txn, &p.roles).await?;
+        match (p.kind, &d.secret) {
+            (ClientKind::Public, Some(_)) => {
+                return Err(AdminError::Refused(format!("client {id}: a public client has no secret")));
+            }
+            (ClientKind::Confidential, None) if clients::row(txn, &id).await?.is_none() => {
+                return Err(AdminError::Refused(format!(
+                    "client {id}: a confidential client needs secret_env or secret_file"
+                )));
+            }
+            _ => {}
+        }
+        let Some((row, current_roles)) = clients::row(txn, &id).await? else {
+            let hash = d.secret.as_ref().map(|s| state.master_key.hasher().hash(s.expose_secret()));
+            row_of(&p, &d.spec, hash, Some(source.to_owned()), now).into_active_model().reset_all().insert(txn).await?;
+            for r in &p.roles {
+                client_role::ActiveModel { client_id: Set(id.clone()), role_name: Set(r.to_string()) }
+                    .insert(txn)
+                    .await?;
+            }
+            let event = AuditEvent::new("client.created", "success").actor(actor).client(&id);
+            record_audit(txn, event.detail(json!({ "managed_by": source })), now).await?;
+            changes.push(Change { action: "create", kind: "client", name: id, fields: Default::default() });
+            continue;
+        };
+        // Field by field, as the admin API shows a client.
+        let before = Client::parse(row.clone(), current_roles.clone()).map(|c| compared(&view(&c)));
+        let role_names: Vec<String> = p.roles.iter().map(|r| r.to_string()).collect();
+        let desired_row = row_of(&p, &d.spec, row.secret_hash.clone(), Some(source.to_owned()), row.created_at);
+        let after = compared(&view(&Client::parse(desired_row.clone(), role_names.clone())?));
+        let mut fields = serde_json::Map::new();
+        match &before {
+            Ok(before) => {
+                for (k, v) in &after {
+                    if before.get(k) != Some(v) {
+                        fields.insert(k.clone(), json!([before.get(k), v]));
+                    }
+                }
+            }
+            Err(damaged) => {
+                fields.insert(damaged.field.to_owned(), json!(["(damaged)", after.get(damaged.field)]));
+            }
+        }
+        let mut secret_hash = row.secret_hash.clone();
+        if let Some(s) = &d.secret {
+            let same =
+                row.secret_hash.as_deref().is_some_and(|h| state.master_key.hasher().verify(s.expose_secret(), h));
+            if !same {
+                secret_hash = Some(state.master_key.hasher().hash(s.expose_secret()));
+                fields.insert("secret".into(), json!(["(old)", "(from the file's reference)"]));
+            }
+        }
+        let adopting = row.managed_by.as_deref() != Some(source);
+        if fields.is_empty() && !adopting {
+            continue;
+        }
+        let mut model = row_of(&p, &d.spec, secret_hash, Some(source.to_owned()), row.created_at);
+        model.updated_at = if fields.is_empty() { row.updated_at } else { now };
+        model.into_active_model().reset_all().update(txn).await?;
+        if fields.contains_key("roles") {
+            client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(id.as_str())).exec(txn).await?;
+            for r in &role_names {
+                client_role::ActiveModel { client_id: Set(id.clone()), role_name: Set(r.clone()) }.insert(txn).await?;
+            }
+        }
+        let event = AuditEvent::new("client.updated", "success").actor(actor).client(&id);
+        record_audit(txn, event.detail(json!({ "managed_by": source, "changes": fields })), now).await?;
+        let action = if adopting { "adopt" } else { "change" };
+        changes.push(Change { action, kind: "client", name: id, fields });
+    }
+    Ok(changes)
+}
+
+/// Removes the clients `source` manages that `declared` no longer names.
+pub async fn prune(
+    state: &AppState,
+    txn: &DatabaseTransaction,
+    actor: &str,
+    source: &str,
+    declared: &[Declared],
+) -> Result<Vec<Change>, AdminError> {
+    let now = state.clock.now();
+    let mut changes = Vec::new();
+    {
+        let kept: Vec<String> = declared.iter().map(|d| d.spec.client_id.clone()).collect();
+        let gone = client::Entity::find()
+            .filter(client::Column::ManagedBy.eq(source))
+            .filter(client::Column::ClientId.is_not_in(kept))
+            .all(txn)
+            .await?;
+        for c in gone {
+            client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(&c.client_id)).exec(txn).await?;
+            client::Entity::delete_by_id(c.client_id.as_str()).exec(txn).await?;
+            let revoked = refresh_family::Entity::update_many()
+                .col_expr(refresh_family::Column::RevokedMs, sea_orm::sea_query::Expr::val(now.timestamp_millis()))
+                .filter(refresh_family::Column::ClientId.eq(c.client_id.as_str()))
+                .filter(refresh_family::Column::RevokedMs.is_null())
+                .exec(txn)
+                .await?;
+            let event = AuditEvent::new("client.removed", "success").actor(actor).client(&c.client_id);
+            let detail = json!({ "managed_by": source, "refresh_families_revoked": revoked.rows_affected });
+            record_audit(txn, event.detail(detail), now).await?;
+            changes.push(Change { action: "delete", kind: "client", name: c.client_id, fields: Default::default() });
+        }
+    }
+    Ok(changes)
+}

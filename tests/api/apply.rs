@@ -1,0 +1,225 @@
+//! `portcullis apply FILE` (issue #19, part 1): roles and clients declared
+//! in TOML, reconciled idempotently in one transaction; `--dry-run` prints
+//! the diff and writes nothing; `--prune` removes only what the file
+//! manages; managed clients refuse changes elsewhere; a bad file names line
+//! and column and writes nothing; secrets only by reference.
+
+use portcullis::storage::entities::{client, role};
+use sea_orm::EntityTrait;
+use serde_json::Value;
+
+use crate::helpers::{TestApp, assert_clean_failure, spawn_app, stderr, stdout};
+use crate::oauth::token_req;
+
+const SECRET: &str = "a-client-secret-from-the-environment-0123456789";
+
+fn apply(app: &TestApp, args: &[&str]) -> std::process::Output {
+    let env = [("WEBAPP_SECRET".to_owned(), SECRET.to_owned())];
+    let mut all = vec!["apply"];
+    all.extend_from_slice(args);
+    app.db.cli_env(&all, None, &env)
+}
+
+fn realm(scopes: &str, with_old: bool) -> String {
+    let old = if with_old {
+        "\n[[clients]]\nclient_id = \"old\"\npublic = true\nredirect_uri = [\"https://old.example.com/cb\"]\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"[[roles]]
+name = "billing"
+description = "Billing service"
+
+[[clients]]
+client_id = "webapp"
+name = "Web app"
+redirect_uri = ["https://app.example.com/callback"]
+scope = [{scopes}]
+secret_env = "WEBAPP_SECRET"
+
+[[clients]]
+client_id = "reports"
+grant = ["client_credentials"]
+role = ["billing"]
+secret_env = "WEBAPP_SECRET"
+{old}"#
+    )
+}
+
+#[tokio::test]
+async fn apply_creates_then_is_a_no_op_and_a_dry_run_prints_the_exact_diff() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("realm.toml");
+    std::fs::write(&file, realm(r#""openid", "profile""#, false)).unwrap();
+    let path = file.to_str().unwrap();
+
+    let o = apply(&app, &[path]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "+ role billing\n+ client webapp\n+ client reports\n3 changes applied\n");
+    // The secret came from the environment: client_credentials works with it.
+    let (s, _, _) = token_req(&app, Some(("reports", SECRET)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(s, 200);
+
+    // Twice: nothing to do.
+    let o = apply(&app, &[path]);
+    assert_eq!(stdout(&o), format!("no changes: the database matches {path}\n"));
+
+    // A changed scope list: the dry run prints the change, field by field, and writes nothing.
+    std::fs::write(&file, realm(r#""openid""#, false)).unwrap();
+    let o = apply(&app, &["--dry-run", path]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "~ client webapp\n    scopes: [\"openid\",\"profile\"] → [\"openid\"]\n1 changes (dry run: nothing written)\n"
+    );
+    let c = client::Entity::find_by_id("webapp").one(&app.state.db).await.unwrap().unwrap();
+    assert!(c.scopes.contains("profile"), "the dry run wrote nothing");
+    assert!(apply(&app, &[path]).status.success());
+    let c = client::Entity::find_by_id("webapp").one(&app.state.db).await.unwrap().unwrap();
+    assert_eq!(c.scopes, r#"["openid"]"#);
+    assert!(c.managed_by.as_deref().unwrap().ends_with("realm.toml"));
+    let v: Value = serde_json::from_str(&stdout(&apply(&app, &["--json", path]))).unwrap_or_default();
+    assert_eq!(v["changes"], serde_json::json!([]), "{v}");
+}
+
+#[tokio::test]
+async fn prune_removes_only_what_the_file_manages_and_managed_clients_refuse_other_changes() {
+    let app = spawn_app().await;
+    // A client made by hand: the file does not manage it.
+    let o = app.db.cli(&["client", "add", "handmade", "--redirect-uri", "https://h.example.com/cb", "--public"], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("realm.toml");
+    std::fs::write(&file, realm(r#""openid""#, true)).unwrap();
+    let path = file.to_str().unwrap();
+    assert!(apply(&app, &[path]).status.success());
+
+    // Changing a managed client elsewhere is refused, pointing at the file.
+    assert_clean_failure(
+        &app.db.cli(&["client", "update", "webapp", "--name", "X"], None),
+        "managed by the declarative file",
+    );
+    assert_clean_failure(&app.db.cli(&["client", "remove", "old"], None), "change it there");
+    let shown: Value =
+        serde_json::from_str(&stdout(&app.db.cli(&["--json", "client", "show", "webapp"], None))).unwrap();
+    assert!(shown["managed_by"].as_str().unwrap().ends_with("realm.toml"), "{shown}");
+    // The admin API: the same refusal, as a problem naming the file.
+    let aud = format!("{}/admin", app.address);
+    let token = crate::admin_api::service_token(&app, "ops", &["admin"], &aud).await;
+    let body = serde_json::json!({ "name": "Renamed" });
+    let (s, problem) =
+        crate::helpers::api(&app, "PATCH", "/admin/api/v1/clients/webapp", Some(&token), Some(body)).await;
+    assert_eq!(s, 400, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("realm.toml"), "{problem}");
+    let (s, _) = crate::helpers::api(&app, "DELETE", "/admin/api/v1/clients/webapp", Some(&token), None).await;
+    assert_eq!(s, 400);
+    let (s, shown) = crate::helpers::api(&app, "GET", "/admin/api/v1/clients/webapp", Some(&token), None).await;
+    assert_eq!(s, 200);
+    assert!(shown["managed_by"].as_str().unwrap().ends_with("realm.toml"), "marked in the API: {shown}");
+
+    // Without "old" and with --prune: it goes; the hand-made one stays.
+    std::fs::write(&file, realm(r#""openid""#, false)).unwrap();
+    let o = apply(&app, &["--prune", path]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "- client old\n1 changes applied\n");
+    assert!(client::Entity::find_by_id("old").one(&app.state.db).await.unwrap().is_none());
+    assert!(client::Entity::find_by_id("handmade").one(&app.state.db).await.unwrap().is_some());
+    // Without --prune nothing is removed.
+    std::fs::write(&file, "[[roles]]\nname = \"billing\"\ndescription = \"Billing service\"\n").unwrap();
+    let o = apply(&app, &[path]);
+    assert_eq!(stdout(&o), format!("no changes: the database matches {path}\n"));
+    // With --prune, the managed clients no longer declared go; a role
+    // still held (by a person) does not.
+    let o = apply(&app, &["--prune", path]);
+    assert_eq!(stdout(&o), "- client webapp\n- client reports\n2 changes applied\n");
+    app.create_user("payer", "violet anvil tramline", &["billing"]).await;
+    std::fs::write(&file, "").unwrap();
+    assert_clean_failure(&apply(&app, &["--prune", path]), "hold it");
+    assert!(role::Entity::find_by_id("billing").one(&app.state.db).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_bad_file_names_line_and_column_and_writes_nothing() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    let path = file.to_str().unwrap();
+    let cases = [
+        // An unknown key (a secret written inline is one).
+        ("[[roles]]\nname = \"ok-role\"\n\n[[clients]]\nclient_id = \"c\"\nsecret = \"inline\"\n", "line 6, column 1"),
+        // An invalid value: named with the entry's line.
+        (
+            "[[roles]]\nname = \"ok-role\"\n\n[[clients]]\nclient_id = \"c\"\npublic = true\nredirect_uri = [\"not a uri\"]\n",
+            "line 4, column 1 (client c)",
+        ),
+        // A role that does not exist.
+        (
+            "[[roles]]\nname = \"ok-role\"\n\n[[clients]]\nclient_id = \"c\"\ngrant = [\"client_credentials\"]\nrole = [\"nope\"]\nsecret_env = \"WEBAPP_SECRET\"\n",
+            "line 4, column 1 (client c)",
+        ),
+        // A secret variable that is not set.
+        (
+            "[[clients]]\nclient_id = \"c\"\ngrant = [\"client_credentials\"]\nsecret_env = \"UNSET_VARIABLE_42\"\n",
+            "UNSET_VARIABLE_42",
+        ),
+        // A confidential client without a secret.
+        ("[[clients]]\nclient_id = \"c\"\ngrant = [\"client_credentials\"]\n", "needs secret_env or secret_file"),
+    ];
+    for (text, expect) in cases {
+        std::fs::write(&file, text).unwrap();
+        assert_clean_failure(&apply(&app, &[path]), expect);
+    }
+    assert!(role::Entity::find_by_id("ok-role").one(&app.state.db).await.unwrap().is_none(), "nothing written");
+    assert!(client::Entity::find_by_id("c").one(&app.state.db).await.unwrap().is_none());
+}
+
+/// `serve --apply FILE` applies on every start (container deployments),
+/// and does not start on a bad file.
+#[tokio::test]
+async fn serve_applies_the_file_on_start_and_refuses_a_bad_one() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("realm.toml");
+    std::fs::write(&file, realm(r#""openid""#, false)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let serve = |path: &std::path::Path| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PORTCULLIS_")) {
+            cmd.env_remove(k);
+        }
+        cmd.env("PORTCULLIS_DATABASE_URL", &app.db.url)
+            .env("PORTCULLIS_MASTER_KEY", &app.db.master_key)
+            .env("PORTCULLIS_BIND", format!("127.0.0.1:{port}"))
+            .env("PORTCULLIS_ISSUER", format!("http://127.0.0.1:{port}"))
+            .env("PORTCULLIS_LOG", "error")
+            .env("WEBAPP_SECRET", SECRET)
+            .args(["serve", "--apply", path.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut server = serve(&file);
+    let mut ready = false;
+    for _ in 0..300 {
+        if reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await.is_ok_and(|r| r.status() == 200) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(ready);
+    assert!(client::Entity::find_by_id("webapp").one(&app.state.db).await.unwrap().is_some(), "applied on start");
+    std::fs::write(&file, "[[clients]]\nclient_id = \"x\"\nbogus = 1\n").unwrap();
+    let out = serve(&file).wait_with_output().unwrap();
+    assert!(!out.status.success(), "a bad file stops the start");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("line 3, column 1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -72,6 +72,7 @@ async fn seed(state: &AppState, users: usize, clients: usize, families: usize) -
                 email_verified: Set(false),
                 created_at: Set(now),
                 updated_at: Set(now),
+                managed_by: Set(None),
             });
             pws.push(password_credential::ActiveModel {
                 user_id: Set(id.clone()),

@@ -40,7 +40,7 @@ fn layer(module: &str) -> Option<u8> {
         "storage" => 1,
         "state" => 2,
         "authn" | "session" | "policy" | "tokens" | "oauth" | "oidc" | "admin" | "lifecycle" | "federation"
-        | "audit" => 3,
+        | "audit" | "provision" => 3,
         "web" | "error" => 4,
         "startup" | "cli" | "main" | "lib" => 5,
         "verify" => 0,

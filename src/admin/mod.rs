@@ -2,7 +2,6 @@
 //! the admin pages. There is one way to create a user, one way to change a
 //! password, and every service is called through an `Actor`.
 
-pub mod apply;
 pub mod clients;
 pub mod error;
 pub mod keys;

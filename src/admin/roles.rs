@@ -137,6 +137,11 @@ pub async fn reconcile_declared(
                 });
             }
             Some(r) => {
+                if let Some(other) = r.managed_by.as_deref().filter(|m| *m != source) {
+                    return Err(AdminError::Refused(format!(
+                        "role {name} is managed by another declarative file ({other}); remove it there first"
+                    )));
+                }
                 let mut fields = serde_json::Map::new();
                 if r.description != description {
                     fields.insert("description".into(), json!([r.description, description]));

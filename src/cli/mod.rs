@@ -338,7 +338,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match command {
         Command::Serve { apply } => {
             if let Some(file) = apply {
-                let applied = admin::apply::apply(&state, &actor, &file, false, false)
+                let applied = crate::provision::apply(&state, &actor, &file, false, false)
                     .await
                     .map_err(|e| CliError::Input(e.to_string()))?;
                 tracing::info!(file = %applied.file, changes = applied.changes.len(), "declarative file applied");
@@ -346,7 +346,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             serve(state).await
         }
         Command::Apply { file, dry_run, prune } => {
-            let applied = admin::apply::apply(&state, &actor, &file, dry_run, prune)
+            let applied = crate::provision::apply(&state, &actor, &file, dry_run, prune)
                 .await
                 .map_err(|e| CliError::Input(e.to_string()))?;
             out.applied(&applied);

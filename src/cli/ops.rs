@@ -39,4 +39,3 @@ pub(super) async fn audit_verify(state: &AppState, out: &Output, expect: &[Strin
         ))),
     }
 }
-

@@ -33,7 +33,7 @@ impl Output {
         }
     }
 
-    pub fn applied(&self, a: &crate::admin::apply::Applied) {
+    pub fn applied(&self, a: &crate::provision::Applied) {
         if self.json {
             return print_json(a);
         }

@@ -194,6 +194,7 @@ pub fn new_user_row(
         email_verified: Set(email_verified),
         created_at: Set(now),
         updated_at: Set(now),
+        managed_by: Set(None),
     }
 }
 

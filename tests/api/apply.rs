@@ -223,3 +223,57 @@ async fn serve_applies_the_file_on_start_and_refuses_a_bad_one() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// What the file changes takes effect: a new secret (the old one stops), a
+/// client's roles; what it may not do is refused — switching public and
+/// confidential, taking over what another file manages; a second file's
+/// prune leaves the first file's objects alone.
+#[tokio::test]
+async fn changes_take_effect_and_files_do_not_take_each_others_objects() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("realm.toml");
+    std::fs::write(&file, realm(r#""openid""#, false)).unwrap();
+    let path = file.to_str().unwrap();
+    assert!(apply(&app, &[path]).status.success());
+
+    // A new secret from the environment: the old one stops working.
+    let new_secret = "another-client-secret-from-the-environment-987654";
+    let env = [("WEBAPP_SECRET".to_owned(), new_secret.to_owned())];
+    let o = app.db.cli_env(&["apply", path], None, &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("secret:"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains(new_secret), "never printed");
+    let (s, _, _) = token_req(&app, Some(("reports", SECRET)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(s, 401, "the old secret stopped working");
+    let (s, _, _) = token_req(&app, Some(("reports", new_secret)), &[("grant_type", "client_credentials")]).await;
+    assert_eq!(s, 200);
+
+    // Roles follow the file.
+    let text = realm(r#""openid""#, false).replace("role = [\"billing\"]", "role = []");
+    std::fs::write(&file, text).unwrap();
+    let o = app.db.cli_env(&["apply", path], None, &env);
+    assert!(stdout(&o).contains("roles: [\"billing\"] → []"), "{}", stdout(&o));
+    let held = portcullis::storage::entities::client_role::Entity::find().all(&app.state.db).await.unwrap();
+    assert!(held.iter().all(|r| r.client_id != "reports"), "the role rows follow");
+
+    // Public ↔ confidential: refused, as `client update` refuses it.
+    let text = realm(r#""openid""#, false)
+        .replace("scope = [\"openid\"]\nsecret_env = \"WEBAPP_SECRET\"", "scope = [\"openid\"]\npublic = true");
+    std::fs::write(&file, text).unwrap();
+    assert_clean_failure(&app.db.cli_env(&["apply", path], None, &env), "cannot be switched");
+
+    // Another file: may not take "webapp"; its prune leaves "webapp" alone.
+    let other = dir.path().join("other.toml");
+    std::fs::write(
+        &other,
+        "[[clients]]\nclient_id = \"webapp\"\nredirect_uri = [\"https://app.example.com/callback\"]\nsecret_env = \"WEBAPP_SECRET\"\n",
+    )
+    .unwrap();
+    assert_clean_failure(&app.db.cli_env(&["apply", other.to_str().unwrap()], None, &env), "managed by another");
+    std::fs::write(&other, "[[roles]]\nname = \"other-role\"\n").unwrap();
+    let o = app.db.cli_env(&["apply", "--prune", other.to_str().unwrap()], None, &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "+ role other-role\n1 changes applied\n", "nothing of realm.toml pruned");
+    assert!(client::Entity::find_by_id("webapp").one(&app.state.db).await.unwrap().is_some());
+}

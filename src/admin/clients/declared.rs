@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use super::{ClientSpec, parse, row_of, view};
-use crate::admin::{AdminError, roles};
+use crate::admin::{Actor, AdminError, roles};
 use crate::domain::ClientKind;
 use crate::state::AppState;
 use crate::storage::clients::{self, Client};
@@ -49,16 +49,22 @@ fn compared(v: &super::ClientView) -> serde_json::Map<String, Value> {
 pub async fn reconcile(
     state: &AppState,
     txn: &DatabaseTransaction,
-    actor: &str,
+    who: &Actor,
     source: &str,
     declared: &[Declared],
 ) -> Result<Vec<Change>, AdminError> {
     let now = state.clock.now();
+    let actor = who.name.as_str();
     let mut changes = Vec::new();
     for d in declared {
         let p = parse(&d.spec)?;
         let id = p.client_id.to_string();
         roles::require_all(txn, &p.roles).await?;
+        // The rules of `client add`: only roles the actor holds, and only
+        // clients it could control.
+        let admin_audience = p.resources.iter().any(|r| r.as_str() == state.admin_audience());
+        who.may_hand_out(&p.roles)?;
+        who.may_control_client(&p.roles, admin_audience)?;
         match (p.kind, &d.secret) {
             (ClientKind::Public, Some(_)) => {
                 return Err(AdminError::Refused(format!("client {id}: a public client has no secret")));
@@ -83,6 +89,21 @@ pub async fn reconcile(
             changes.push(Change { action: "create", kind: "client", name: id, fields: Default::default() });
             continue;
         };
+        if let Some(other) = row.managed_by.as_deref().filter(|m| *m != source) {
+            return Err(AdminError::Refused(format!(
+                "client {id} is managed by another declarative file ({other}); remove it there first"
+            )));
+        }
+        if row.public != (p.kind == ClientKind::Public) {
+            // As `client update`: a confidential client's refresh tokens
+            // need its secret; made public, they would not.
+            return Err(AdminError::Refused(format!(
+                "client {id}: public and confidential cannot be switched; declare a new client id"
+            )));
+        }
+        let held: Vec<crate::domain::RoleName> =
+            current_roles.iter().map(|r| crate::domain::RoleName::parse(r)).collect::<Result<_, _>>()?;
+        who.may_control_client(&held, admin_audience)?;
         // Field by field, as the admin API shows a client.
         let before = Client::parse(row.clone(), current_roles.clone()).map(|c| compared(&view(&c)));
         let role_names: Vec<String> = p.roles.iter().map(|r| r.to_string()).collect();
@@ -98,9 +119,16 @@ pub async fn reconcile(
                 }
             }
             Err(damaged) => {
-                fields.insert(damaged.field.to_owned(), json!(["(damaged)", after.get(damaged.field)]));
+                // Every field is written: every field is shown.
+                for (k, v) in &after {
+                    let was = if k == damaged.field { json!("(damaged)") } else { Value::Null };
+                    fields.insert(k.clone(), json!([was, v]));
+                }
             }
         }
+        let mut sorted_roles = current_roles.clone();
+        sorted_roles.sort();
+        let roles_changed = sorted_roles != role_names;
         let mut secret_hash = row.secret_hash.clone();
         if let Some(s) = &d.secret {
             let same =
@@ -117,7 +145,7 @@ pub async fn reconcile(
         let mut model = row_of(&p, &d.spec, secret_hash, Some(source.to_owned()), row.created_at);
         model.updated_at = if fields.is_empty() { row.updated_at } else { now };
         model.into_active_model().reset_all().update(txn).await?;
-        if fields.contains_key("roles") {
+        if roles_changed {
             client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(id.as_str())).exec(txn).await?;
             for r in &role_names {
                 client_role::ActiveModel { client_id: Set(id.clone()), role_name: Set(r.clone()) }.insert(txn).await?;
@@ -135,11 +163,12 @@ pub async fn reconcile(
 pub async fn prune(
     state: &AppState,
     txn: &DatabaseTransaction,
-    actor: &str,
+    who: &Actor,
     source: &str,
     declared: &[Declared],
 ) -> Result<Vec<Change>, AdminError> {
     let now = state.clock.now();
+    let actor = who.name.as_str();
     let mut changes = Vec::new();
     {
         let kept: Vec<String> = declared.iter().map(|d| d.spec.client_id.clone()).collect();
@@ -149,6 +178,16 @@ pub async fn prune(
             .all(txn)
             .await?;
         for c in gone {
+            let held: Vec<String> = client_role::Entity::find()
+                .filter(client_role::Column::ClientId.eq(c.client_id.as_str()))
+                .all(txn)
+                .await?
+                .into_iter()
+                .map(|r| r.role_name)
+                .collect();
+            let held: Vec<crate::domain::RoleName> =
+                held.iter().map(|r| crate::domain::RoleName::parse(r)).collect::<Result<_, _>>()?;
+            who.may_control_client(&held, true)?;
             client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(&c.client_id)).exec(txn).await?;
             client::Entity::delete_by_id(c.client_id.as_str()).exec(txn).await?;
             let revoked = refresh_family::Entity::update_many()

@@ -21,6 +21,8 @@ pub struct Model {
     pub email_verified: bool,
     pub created_at: ChronoDateTimeUtc,
     pub updated_at: ChronoDateTimeUtc,
+    /// The declarative file that manages the account's profile and roles.
+    pub managed_by: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,15 +14,19 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::clients::ClientSpec;
-use super::clients::declared::{Change, Declared};
-use super::{Actor, AdminError};
+use crate::admin::clients::ClientSpec;
+use crate::admin::clients::declared::{Change, Declared};
+use crate::admin::{Actor, AdminError};
 use crate::policy::Permission;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct File {
+    /// The name the file manages its objects under (default: the file's
+    /// name): stable across mount paths; two files that manage different
+    /// objects need different names.
+    source: Option<String>,
     #[serde(default)]
     roles: Vec<toml::Spanned<RoleDecl>>,
     #[serde(default)]
@@ -178,7 +182,13 @@ pub async fn apply(
     actor.require(Permission::ClientsWrite)?;
     let (parsed, text) = load(path)?;
     let file = path.display().to_string();
-    let source = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
+    let source = match &parsed.source {
+        Some(s) if !s.trim().is_empty() && s.len() <= 200 && !s.chars().any(char::is_control) => s.trim().to_owned(),
+        Some(_) => {
+            return Err(ApplyError::File { file, message: "source: 1–200 characters, no control characters".into() });
+        }
+        None => path.file_name().map_or_else(|| file.clone(), |n| n.to_string_lossy().into_owned()),
+    };
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let at = |span: std::ops::Range<usize>, what: String, message: String| {
         let (line, column) = line_col(&text, span.start);
@@ -193,8 +203,20 @@ pub async fn apply(
     }
     // Everything read and checked before the transaction; an error names
     // the entry it is in.
-    let roles: Vec<(String, Option<String>)> =
-        parsed.roles.iter().map(|r| (r.get_ref().name.clone(), r.get_ref().description.clone())).collect();
+    let mut roles: Vec<(String, Option<String>)> = Vec::new();
+    for r in &parsed.roles {
+        let d = r.get_ref();
+        let what = format!("role {}", d.name);
+        let name = crate::domain::RoleName::parse(&d.name).map_err(|e| at(r.span(), what.clone(), e.to_string()))?;
+        if roles.iter().any(|(n, _)| n == name.as_str()) {
+            return Err(at(r.span(), what, "declared twice".into()));
+        }
+        let bad = d.description.as_ref().is_some_and(|t| t.chars().count() > 512 || t.chars().any(char::is_control));
+        if bad {
+            return Err(at(r.span(), what, "description: at most 512 characters, no control characters".into()));
+        }
+        roles.push((name.to_string(), d.description.clone()));
+    }
     let mut declared = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for c in &parsed.clients {
@@ -207,21 +229,22 @@ pub async fn apply(
         let secret = read_secret(&base, d).map_err(|m| at(c.span(), what.clone(), m))?;
         declared.push((c.span(), Declared { spec, secret }));
     }
-    let mut seen = std::collections::BTreeSet::new();
-    for r in &parsed.roles {
-        if !seen.insert(r.get_ref().name.clone()) {
-            return Err(at(r.span(), format!("role {}", r.get_ref().name), "declared twice".into()));
-        }
-    }
 
-    let actor_name = format!("apply:{}", actor.name);
+    let mut who = actor.clone();
+    who.name = format!("apply:{}", actor.name);
+    let actor_name = who.name.clone();
     let txn = crate::storage::begin_write(&state.db).await.map_err(AdminError::from)?;
-    let mut changes = super::roles::reconcile_declared(state, &txn, &actor_name, &source, &roles, prune).await?;
+    if state.db.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // One apply at a time (replicas started together with --apply).
+        use sea_orm::ConnectionTrait;
+        txn.execute_unprepared("SELECT pg_advisory_xact_lock(746163656170)").await.map_err(AdminError::from)?;
+    }
+    let mut changes = crate::admin::roles::reconcile_declared(state, &txn, &actor_name, &source, &roles, false).await?;
     // Clients one at a time, so that an invalid one is named with its line.
     let mut client_changes = Vec::new();
     for (span, d) in &declared {
         let what = format!("client {}", d.spec.client_id);
-        let one = super::clients::declared::reconcile(state, &txn, &actor_name, &source, std::slice::from_ref(d))
+        let one = crate::admin::clients::declared::reconcile(state, &txn, &who, &source, std::slice::from_ref(d))
             .await
             .map_err(|e| at(span.clone(), what, e.to_string()))?;
         client_changes.extend(one);
@@ -229,10 +252,15 @@ pub async fn apply(
     if prune {
         let all: Vec<Declared> =
             declared.iter().map(|(_, d)| Declared { spec: d.spec.clone(), secret: None }).collect();
-        let kept_only = super::clients::declared::prune(state, &txn, &actor_name, &source, &all).await?;
+        let kept_only = crate::admin::clients::declared::prune(state, &txn, &who, &source, &all).await?;
         client_changes.extend(kept_only);
     }
     changes.extend(client_changes);
+    if prune {
+        // Roles last: a client pruned now no longer holds its roles.
+        let pruned = crate::admin::roles::reconcile_declared(state, &txn, &actor_name, &source, &roles, true).await?;
+        changes.extend(pruned);
+    }
     if dry_run {
         txn.rollback().await.map_err(AdminError::from)?;
     } else {

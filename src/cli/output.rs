@@ -39,8 +39,10 @@ impl Output {
         }
         for c in &a.changes {
             match c.action {
+                "create" if c.kind == "user" => println!("+ user {} (gets an invitation)", c.name),
                 "create" => println!("+ {} {}", c.kind, c.name),
                 "delete" => println!("- {} {}", c.kind, c.name),
+                "disable" => println!("- {} {} (disabled, not erased)", c.kind, c.name),
                 action => {
                     let note = if action == "adopt" { " (now managed by the file)" } else { "" };
                     println!("~ {} {}{note}", c.kind, c.name);
@@ -49,6 +51,14 @@ impl Output {
                     }
                 }
             }
+        }
+        for i in &a.invitations {
+            println!(
+                "invitation for {}: {} (single use, until {})",
+                i.username,
+                i.url,
+                i.expires_at.format("%Y-%m-%d %H:%M UTC")
+            );
         }
         let n = a.changes.len();
         match (n, a.dry_run) {

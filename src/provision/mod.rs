@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+pub mod users;
+
 use crate::admin::clients::ClientSpec;
 use crate::admin::clients::declared::{Change, Declared};
 use crate::admin::{Actor, AdminError};
@@ -32,7 +34,17 @@ struct File {
     #[serde(default)]
     clients: Vec<toml::Spanned<ClientDecl>>,
     #[serde(default)]
-    users: Vec<toml::Spanned<toml::Value>>,
+    users: Vec<toml::Spanned<UserDecl>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserDecl {
+    username: String,
+    email: Option<String>,
+    name: Option<String>,
+    #[serde(default)]
+    role: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +106,8 @@ pub struct Applied {
     pub file: String,
     pub dry_run: bool,
     pub changes: Vec<Change>,
+    /// Links for the accounts created (none in a dry run): shown once.
+    pub invitations: Vec<users::Invitation>,
 }
 
 /// 1-based line and column of a byte offset.
@@ -194,12 +208,26 @@ pub async fn apply(
         let (line, column) = line_col(&text, span.start);
         ApplyError::At { file: file.clone(), line, column, what, message }
     };
-    if let Some(u) = parsed.users.first() {
-        return Err(at(
-            u.span(),
-            "users".into(),
-            "apply does not manage users yet: create them with `portcullis user add` or `user invite`".into(),
-        ));
+    let mut people = Vec::new();
+    for u in &parsed.users {
+        let d = u.get_ref();
+        let what = format!("user {}", d.username);
+        let bad = |e: crate::domain::ParseError| at(u.span(), what.clone(), e.to_string());
+        let username = crate::domain::Username::parse(&d.username).map_err(bad)?;
+        if people.iter().any(|p: &users::DeclaredUser| p.username.key() == username.key()) {
+            return Err(at(u.span(), what, "declared twice".into()));
+        }
+        people.push(users::DeclaredUser {
+            username,
+            email: d.email.as_deref().map(crate::domain::Email::parse).transpose().map_err(bad)?,
+            name: d.name.as_deref().map(crate::domain::DisplayName::parse).transpose().map_err(bad)?,
+            roles: d.role.iter().map(|r| crate::domain::RoleName::parse(r)).collect::<Result<_, _>>().map_err(bad)?,
+        });
+    }
+    if !people.is_empty() {
+        // An invitation lets its holder choose the password: a credential.
+        actor.require(Permission::UsersWrite)?;
+        actor.require(Permission::UsersCredentials)?;
     }
     // Everything read and checked before the transaction; an error names
     // the entry it is in.
@@ -256,6 +284,17 @@ pub async fn apply(
         client_changes.extend(kept_only);
     }
     changes.extend(client_changes);
+    let mut invitations = Vec::new();
+    for (d, u) in people.iter().zip(&parsed.users) {
+        let what = format!("user {}", d.username);
+        let (change, invitation) =
+            users::reconcile(state, &txn, &who, &source, d).await.map_err(|e| at(u.span(), what, e.to_string()))?;
+        changes.extend(change);
+        invitations.extend(invitation);
+    }
+    if prune {
+        changes.extend(users::prune(state, &txn, &who, &source, &people).await?);
+    }
     if prune {
         // Roles last: a client pruned now no longer holds its roles.
         let pruned = crate::admin::roles::reconcile_declared(state, &txn, &actor_name, &source, &roles, true).await?;
@@ -263,6 +302,7 @@ pub async fn apply(
     }
     if dry_run {
         txn.rollback().await.map_err(AdminError::from)?;
+        invitations.clear();
     } else {
         txn.commit().await.map_err(AdminError::from)?;
         // After the commit: an earlier invalidation could be refilled with
@@ -271,5 +311,5 @@ pub async fn apply(
             state.clients.invalidate(&c.name);
         }
     }
-    Ok(Applied { file, dry_run, changes })
+    Ok(Applied { file, dry_run, changes, invitations })
 }

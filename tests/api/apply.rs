@@ -277,3 +277,54 @@ async fn changes_take_effect_and_files_do_not_take_each_others_objects() {
     assert_eq!(stdout(&o), "+ role other-role\n1 changes applied\n", "nothing of realm.toml pruned");
     assert!(client::Entity::find_by_id("webapp").one(&app.state.db).await.unwrap().is_some());
 }
+
+/// Accounts in the file: created without a secret, with an invitation that
+/// activates them; changed and adopted field by field; their profile and
+/// roles refused elsewhere (credentials stay the administrators'); pruned
+/// by disabling, never erasing.
+#[tokio::test]
+async fn declared_users_get_an_invitation_follow_the_file_and_are_disabled_when_dropped() {
+    let app = spawn_app().await;
+    app.create_user("bob", "violet anvil tramline", &[]).await; // exists already: adopted
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("people.toml");
+    let path = file.to_str().unwrap();
+    let people = |alice_name: &str, with_bob: bool| {
+        let bob = if with_bob { "\n[[users]]\nusername = \"bob\"\nrole = [\"billing\"]\n" } else { "" };
+        format!(
+            "[[roles]]\nname = \"billing\"\n\n[[users]]\nusername = \"alice\"\nemail = \"alice@example.com\"\nname = \"{alice_name}\"\nrole = [\"billing\"]\n{bob}"
+        )
+    };
+    std::fs::write(&file, people("Alice", true)).unwrap();
+    let o = apply(&app, &["--dry-run", path]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("+ user alice (gets an invitation)"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("invitation for"), "no link from a dry run");
+    let o = apply(&app, &["--json", path]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    // (The CLI's issuer is its own configuration's; the test server listens elsewhere.)
+    let url = v["invitations"][0]["url"].as_str().unwrap().replace("http://127.0.0.1:8080", &app.address);
+    assert_eq!(v["invitations"][0]["username"], "alice");
+    assert!(v["changes"].as_array().unwrap().iter().any(|c| c["action"] == "adopt" && c["name"] == "bob"), "{v}");
+    // The invitation activates the account, once.
+    let b = app.browser();
+    let r = crate::lifecycle::set_password_through(&b, &url, "a brand new passphrase 42").await;
+    assert_eq!(r.status(), 303, "activated");
+    assert_eq!(app.login(&app.browser(), "alice", "a brand new passphrase 42").await.status(), 303);
+    // Twice: nothing; a changed name: one field.
+    assert_eq!(stdout(&apply(&app, &[path])), format!("no changes: the database matches {path}\n"));
+    std::fs::write(&file, people("Alice B.", true)).unwrap();
+    assert_eq!(stdout(&apply(&app, &[path])), "~ user alice\n    name: \"Alice\" → \"Alice B.\"\n1 changes applied\n");
+    // Elsewhere: profile and roles refused, credentials allowed.
+    assert_clean_failure(&app.db.cli(&["user", "revoke", "alice", "billing"], None), "managed by the declarative file");
+    assert_clean_failure(&app.db.cli(&["user", "disable", "alice"], None), "people.toml");
+    assert_clean_failure(&app.db.cli(&["user", "delete", "alice"], None), "change it there");
+    let o = app.db.cli(&["user", "set-password", "alice", "--password-stdin"], Some("yet another passphrase 77\n"));
+    assert!(o.status.success(), "credentials stay the administrators': {}", stderr(&o));
+    // Dropped from the file, with --prune: disabled, not erased.
+    std::fs::write(&file, people("Alice B.", false)).unwrap();
+    let o = apply(&app, &["--prune", path]);
+    assert_eq!(stdout(&o), "- user bob (disabled, not erased)\n1 changes applied\n");
+    let bob = portcullis::admin::users::show(&app.state, &portcullis::admin::Actor::cli(), "bob").await.unwrap();
+    assert!(bob.disabled);
+}

@@ -44,7 +44,7 @@ async fn set_verified_email(app: &TestApp, username: &str, email: &str) {
 
 /// Opens a set-password link (invitation or reset) in `b` and submits
 /// `password`; returns the response to the POST.
-async fn set_password_through(b: &reqwest::Client, link: &str, password: &str) -> reqwest::Response {
+pub async fn set_password_through(b: &reqwest::Client, link: &str, password: &str) -> reqwest::Response {
     let page = b.get(link).send().await.unwrap();
     assert_eq!(page.status(), 200, "the link's page opens");
     let html = page.text().await.unwrap();

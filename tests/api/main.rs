@@ -21,7 +21,7 @@ mod federation;
 mod helpers;
 mod http_basics;
 mod indexes;
-mod lifecycle;
+pub mod lifecycle;
 mod login;
 mod mailbox;
 mod master_key;

@@ -22,6 +22,7 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str) -> Result<S
     // with the account.
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = target(&txn, actor, username).await?;
+    unmanaged(&u)?;
     if user_is_admin(&txn, &u.id).await? && !u.disabled && !another_active_admin(&txn, &u.id).await? {
         return Err(AdminError::Refused("refusing to erase the last enabled administrator".into()));
     }

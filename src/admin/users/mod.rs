@@ -221,6 +221,19 @@ pub async fn list(state: &AppState, actor: &Actor) -> Result<Vec<UserView>, Admi
 /// The user `username`, once the actor is known to dominate it (no
 /// escalation through the target): every user-changing operation finds its
 /// target through here.
+/// Refuses a change of what a declarative file manages (profile, roles,
+/// enabled): the file is where it changes. Credentials (password, second
+/// factor, passkeys) are not in a file and stay the administrators'.
+fn unmanaged(u: &user::Model) -> Result<(), AdminError> {
+    match &u.managed_by {
+        Some(file) => Err(AdminError::Refused(format!(
+            "user {} is managed by the declarative file {file} (portcullis apply): change it there",
+            u.username
+        ))),
+        None => Ok(()),
+    }
+}
+
 async fn target<C: ConnectionTrait>(conn: &C, actor: &Actor, username: &str) -> Result<user::Model, AdminError> {
     let u = find(conn, username).await?;
     actor.may_act_on_user(&crate::storage::roles_of(conn, &u.id).await?)?;
@@ -299,6 +312,7 @@ pub async fn set_disabled(
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = target(&txn, actor, username).await?;
+    unmanaged(&u)?;
     let id = u.id.clone();
     let before = u.disabled;
     if disabled && !before && user_is_admin(&txn, &id).await? && !another_active_admin(&txn, &id).await? {
@@ -339,6 +353,7 @@ pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) 
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = target(&txn, actor, username).await?;
+    unmanaged(&u)?;
     roles::require_all(&txn, std::slice::from_ref(&role)).await?;
     let before = crate::storage::roles_of(&txn, &u.id).await?;
     if !before.iter().any(|r| r == role.as_str()) {
@@ -359,6 +374,7 @@ pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str)
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = target(&txn, actor, username).await?;
+    unmanaged(&u)?;
     let before = crate::storage::roles_of(&txn, &u.id).await?;
     let res = user_role::Entity::delete_by_id((u.id.clone(), role.to_string())).exec(&txn).await?;
     if res.rows_affected == 0 {

@@ -23,6 +23,7 @@ pub async fn update_profile(
     actor.require(Permission::UsersWrite)?;
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = target(&txn, actor, username).await?;
+    unmanaged(&u)?;
     let event = audit(actor, "user.updated", &u.id);
     write_profile(state, txn, u, patch, event).await
 }

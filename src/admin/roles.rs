@@ -16,11 +16,13 @@ pub struct RoleView {
     pub name: String,
     pub description: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The declarative file that manages it (`portcullis apply`).
+    pub managed_by: Option<String>,
 }
 
 impl From<role::Model> for RoleView {
     fn from(m: role::Model) -> Self {
-        Self { name: m.name, description: m.description, created_at: m.created_at }
+        Self { name: m.name, description: m.description, created_at: m.created_at, managed_by: m.managed_by }
     }
 }
 

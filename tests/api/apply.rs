@@ -321,6 +321,15 @@ async fn declared_users_get_an_invitation_follow_the_file_and_are_disabled_when_
     assert_clean_failure(&app.db.cli(&["user", "delete", "alice"], None), "change it there");
     let o = app.db.cli(&["user", "set-password", "alice", "--password-stdin"], Some("yet another passphrase 77\n"));
     assert!(o.status.success(), "credentials stay the administrators': {}", stderr(&o));
+    // The admin pages mark what the file manages, and refuse its changes there too.
+    let admin = crate::admin_pages::logged_in(&app, "root", &["admin"]).await;
+    let page = admin.get(app.url("/admin/users/alice")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(r#"id="managed-by""#) && page.contains("people.toml"), "{page}");
+    let roles = admin.get(app.url("/admin/roles")).send().await.unwrap().text().await.unwrap();
+    assert!(roles.contains("managed by people.toml"), "{roles}");
+    let r = crate::admin_pages::act(&app, &admin, "alice", &[("action", "disable")]).await;
+    let body = r.text().await.unwrap();
+    assert!(body.contains("people.toml"), "refused on the page too: {body}");
     // Dropped from the file, with --prune: disabled, not erased.
     std::fs::write(&file, people("Alice B.", false)).unwrap();
     let o = apply(&app, &["--prune", path]);

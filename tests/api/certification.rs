@@ -482,12 +482,12 @@ async fn address_and_phone_scopes_release_the_profile_and_standard_scopes_are_re
 async fn clients_registered_before_the_upgrade_keep_their_standard_scopes() {
     use migration::MigratorTrait;
     use portcullis::storage::entities::client;
-    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    use sea_orm::{EntityTrait, Set};
     let db = crate::helpers::TestDb::new().await;
     let conn = sea_orm::Database::connect(&db.url).await.unwrap();
     migration::Migrator::up(&conn, Some(9)).await.unwrap();
     let now = chrono::Utc::now();
-    client::ActiveModel {
+    let legacy = client::ActiveModel {
         client_id: Set("legacy".into()),
         name: Set(None),
         public: Set(false),
@@ -507,11 +507,10 @@ async fn clients_registered_before_the_upgrade_keep_their_standard_scopes() {
         refresh_grace_secs: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
-        managed_by: Set(None),
-    }
-    .insert(&conn)
-    .await
-    .unwrap();
+        // (A column of a later migration.)
+        managed_by: sea_orm::ActiveValue::NotSet,
+    };
+    client::Entity::insert(legacy).exec_without_returning(&conn).await.unwrap();
     migration::Migrator::up(&conn, None).await.unwrap();
     let row = client::Entity::find_by_id("legacy").one(&conn).await.unwrap().unwrap();
     let scopes: Vec<String> = serde_json::from_str(&row.scopes).unwrap();

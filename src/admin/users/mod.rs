@@ -55,6 +55,8 @@ pub struct UserView {
     pub mfa: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The declarative file that manages the profile and roles (`portcullis apply`).
+    pub managed_by: Option<String>,
 }
 
 /// What `user add` takes, already parsed.
@@ -197,6 +199,7 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model, now_ms: i64) ->
         mfa,
         created_at: u.created_at,
         updated_at: u.updated_at,
+        managed_by: u.managed_by,
     })
 }
 

@@ -90,6 +90,8 @@ pub fn protocol(cfg: &mut ServiceConfig) {
         .service(at("/introspect").route(post().to(token::introspect)))
         .service(at("/revoke").route(post().to(token::revoke)))
         .service(at("/.well-known/openid-configuration").route(get().to(oidc::discovery)))
+        // RFC 8414: the same document, from the same bytes (one source for both).
+        .service(at("/.well-known/oauth-authorization-server").route(get().to(oidc::discovery)))
         .service(at("/jwks").route(get().to(oidc::jwks)))
         .service(at("/userinfo").route(get().to(oidc::userinfo_get)).route(post().to(oidc::userinfo_post)))
         .service(

@@ -410,3 +410,24 @@ async fn a_first_party_apps_refresh_tokens_are_listed_and_withdrawn_on_the_accou
     let page = b.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
     assert!(!page.contains("Team Wiki"), "no longer listed");
 }
+
+/// RFC 8414 (issue #21, part 1): authorization server metadata at
+/// `/.well-known/oauth-authorization-server` is the OIDC discovery
+/// document — the same bytes, so the two can never disagree — with the
+/// fields RFC 8414 §2 requires and the issuer it was asked of (§3.3).
+#[tokio::test]
+async fn authorization_server_metadata_is_the_discovery_document() {
+    let app = crate::helpers::spawn_app().await;
+    let oidc = reqwest::get(app.url("/.well-known/openid-configuration")).await.unwrap();
+    let rfc8414 = reqwest::get(app.url("/.well-known/oauth-authorization-server")).await.unwrap();
+    assert_eq!(rfc8414.status(), 200);
+    assert!(rfc8414.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let (a, b) = (oidc.text().await.unwrap(), rfc8414.text().await.unwrap());
+    assert_eq!(a, b, "one source for both");
+    let m: serde_json::Value = serde_json::from_str(&b).unwrap();
+    assert_eq!(m["issuer"], app.state.settings.issuer(), "the issuer the metadata was asked of");
+    for field in ["authorization_endpoint", "token_endpoint", "jwks_uri", "response_types_supported"] {
+        assert!(!m[field].is_null(), "{field} (RFC 8414 §2)");
+    }
+    assert!(m["code_challenge_methods_supported"].as_array().unwrap().iter().any(|v| v == "S256"));
+}

@@ -12,7 +12,7 @@ use crate::admin::{Actor, AdminError, roles};
 use crate::domain::ClientKind;
 use crate::state::AppState;
 use crate::storage::clients::{self, Client};
-use crate::storage::entities::{client, client_role, refresh_family};
+use crate::storage::entities::{client, client_role};
 use crate::storage::{AuditEvent, record_audit};
 
 /// One declared client and its secret (read from the file or variable it names).
@@ -101,9 +101,7 @@ pub async fn reconcile(
                 "client {id}: public and confidential cannot be switched; declare a new client id"
             )));
         }
-        let held: Vec<crate::domain::RoleName> =
-            current_roles.iter().map(|r| crate::domain::RoleName::parse(r)).collect::<Result<_, _>>()?;
-        who.may_control_client(&held, admin_audience)?;
+        who.may_control_client(&current_roles, admin_audience)?;
         // Field by field, as the admin API shows a client.
         let before = Client::parse(row.clone(), current_roles.clone()).map(|c| compared(&view(&c)));
         let role_names: Vec<String> = p.roles.iter().map(|r| r.to_string()).collect();
@@ -185,19 +183,10 @@ pub async fn prune(
                 .into_iter()
                 .map(|r| r.role_name)
                 .collect();
-            let held: Vec<crate::domain::RoleName> =
-                held.iter().map(|r| crate::domain::RoleName::parse(r)).collect::<Result<_, _>>()?;
             who.may_control_client(&held, true)?;
-            client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(&c.client_id)).exec(txn).await?;
-            client::Entity::delete_by_id(c.client_id.as_str()).exec(txn).await?;
-            let revoked = refresh_family::Entity::update_many()
-                .col_expr(refresh_family::Column::RevokedMs, sea_orm::sea_query::Expr::val(now.timestamp_millis()))
-                .filter(refresh_family::Column::ClientId.eq(c.client_id.as_str()))
-                .filter(refresh_family::Column::RevokedMs.is_null())
-                .exec(txn)
-                .await?;
+            let revoked = super::delete_in(txn, &c.client_id, now).await?;
             let event = AuditEvent::new("client.removed", "success").actor(actor).client(&c.client_id);
-            let detail = json!({ "managed_by": source, "refresh_families_revoked": revoked.rows_affected });
+            let detail = json!({ "managed_by": source, "refresh_families_revoked": revoked });
             record_audit(txn, event.detail(detail), now).await?;
             changes.push(Change { action: "delete", kind: "client", name: c.client_id, fields: Default::default() });
         }

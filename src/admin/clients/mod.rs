@@ -302,23 +302,14 @@ pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let c = target(state, &txn, actor, client_id).await?;
-    client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(&c.client_id)).exec(&txn).await?;
-    client::Entity::delete_by_id(c.client_id.as_str()).exec(&txn).await?;
-    // Its refresh tokens end with it; its access tokens are refused by
-    // `check_access_token` once the client is gone.
-    let revoked = refresh_family::Entity::update_many()
-        .col_expr(refresh_family::Column::RevokedMs, Expr::val(now.timestamp_millis()))
-        .filter(refresh_family::Column::ClientId.eq(c.client_id.as_str()))
-        .filter(refresh_family::Column::RevokedMs.is_null())
-        .exec(&txn)
-        .await?;
+    let revoked = delete_in(&txn, &c.client_id, now).await?;
     record_audit(
         &txn,
         AuditEvent::new("client.removed", "success")
             .actor(&actor.name)
             .client(&c.client_id)
             .source(actor.ip.clone(), actor.user_agent.clone())
-            .detail(json!({ "refresh_families_revoked": revoked.rows_affected })),
+            .detail(json!({ "refresh_families_revoked": revoked })),
         now,
     )
     .await?;
@@ -327,6 +318,27 @@ pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<
     // commit would cache the old row again.
     state.clients.invalidate(&c.client_id);
     Ok(())
+}
+
+/// Deletes a client in the caller's transaction — the one way a client goes
+/// (`client remove`, `apply --prune`): its role rows, the row, and its
+/// refresh tokens end with it (its access tokens are refused by
+/// `check_access_token` once the client is gone). Returns the refresh
+/// families revoked.
+async fn delete_in(
+    txn: &sea_orm::DatabaseTransaction,
+    client_id: &str,
+    now: DateTime<Utc>,
+) -> Result<u64, sea_orm::DbErr> {
+    client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(client_id)).exec(txn).await?;
+    client::Entity::delete_by_id(client_id).exec(txn).await?;
+    let revoked = refresh_family::Entity::update_many()
+        .col_expr(refresh_family::Column::RevokedMs, Expr::val(now.timestamp_millis()))
+        .filter(refresh_family::Column::ClientId.eq(client_id))
+        .filter(refresh_family::Column::RevokedMs.is_null())
+        .exec(txn)
+        .await?;
+    Ok(revoked.rows_affected)
 }
 
 /// Replaces a confidential client's secret; the old one stops working at once.

@@ -40,7 +40,12 @@ impl Output {
         for c in &a.changes {
             match c.action {
                 "create" if c.kind == "user" => println!("+ user {} (gets an invitation)", c.name),
-                "create" => println!("+ {} {}", c.kind, c.name),
+                "create" => {
+                    println!("+ {} {}", c.kind, c.name);
+                    for (field, v) in &c.fields {
+                        println!("    {field}: {}", v[1]);
+                    }
+                }
                 "delete" => println!("- {} {}", c.kind, c.name),
                 "disable" => println!("- {} {} (disabled, not erased)", c.kind, c.name),
                 action => {

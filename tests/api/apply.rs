@@ -57,7 +57,13 @@ async fn apply_creates_then_is_a_no_op_and_a_dry_run_prints_the_exact_diff() {
 
     let o = apply(&app, &[path]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(stdout(&o), "+ role billing\n+ client webapp\n+ client reports\n3 changes applied\n");
+    // A created client shows what it is given (what a reviewer must see:
+    // roles, resources, redirect URIs), never its secret.
+    assert_eq!(
+        stdout(&o),
+        "+ role billing\n+ client webapp\n    grant_types: [\"authorization_code\",\"refresh_token\"]\n    id_token_alg: \"RS256\"\n    name: \"Web app\"\n    pkce: \"required\"\n    redirect_uris: [\"https://app.example.com/callback\"]\n    scopes: [\"openid\",\"profile\"]\n+ client reports\n    grant_types: [\"client_credentials\"]\n    id_token_alg: \"RS256\"\n    pkce: \"required\"\n    roles: [\"billing\"]\n3 changes applied\n"
+    );
+    assert!(!stdout(&o).contains(SECRET));
     // The secret came from the environment: client_credentials works with it.
     let (s, _, _) = token_req(&app, Some(("reports", SECRET)), &[("grant_type", "client_credentials")]).await;
     assert_eq!(s, 200);

@@ -86,7 +86,19 @@ pub async fn reconcile(
             }
             let event = AuditEvent::new("client.created", "success").actor(actor).client(&id);
             record_audit(txn, event.detail(json!({ "managed_by": source })), now).await?;
-            changes.push(Change { action: "create", kind: "client", name: id, fields: Default::default() });
+            // What it is given, so a review of the diff sees it (roles,
+            // resources such as the admin API, redirect URIs): every value
+            // that is not empty, false or absent.
+            let created = compared(&view(&Client::parse(
+                row_of(&p, &d.spec, None, None, now),
+                p.roles.iter().map(|r| r.to_string()).collect(),
+            )?));
+            let fields = created
+                .into_iter()
+                .filter(|(k, v)| k != "client_id" && !(v.is_null() || v == &json!(false) || v == &json!([])))
+                .map(|(k, v)| (k, json!([Value::Null, v])))
+                .collect();
+            changes.push(Change { action: "create", kind: "client", name: id, fields });
             continue;
         };
         if let Some(other) = row.managed_by.as_deref().filter(|m| *m != source) {

@@ -191,10 +191,7 @@ async fn serve_applies_the_file_on_start_and_refuses_a_bad_one() {
     std::fs::write(&file, realm(r#""openid""#, false)).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let serve = |path: &std::path::Path| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PORTCULLIS_")) {
-            cmd.env_remove(k);
-        }
+        let mut cmd = crate::helpers::bare_command();
         cmd.env("PORTCULLIS_DATABASE_URL", &app.db.url)
             .env("PORTCULLIS_MASTER_KEY", &app.db.master_key)
             .env("PORTCULLIS_BIND", format!("127.0.0.1:{port}"))

@@ -5,7 +5,7 @@
 //! of the record in flight at the kill); a failing webhook is retried, then
 //! counted as a dead letter in /metrics; filters by event type hold.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -100,12 +100,7 @@ async fn receiver(fail_first: usize) -> (u16, Arc<Mutex<Vec<Received>>>, Arc<Ato
 }
 
 fn start(app: &TestApp, port: u16, config: &std::path::Path) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PORTCULLIS_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = crate::helpers::bare_command();
     cmd.arg("--config")
         .arg(config)
         .arg("serve")
@@ -231,10 +226,7 @@ secret_env = "AUDIT_HOOK_SECRET"
             while !stop.load(Ordering::Relaxed) {
                 let (url, key) = (url.clone(), key.clone());
                 let _ = tokio::task::spawn_blocking(move || {
-                    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-                    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PORTCULLIS_")) {
-                        cmd.env_remove(k);
-                    }
+                    let mut cmd = crate::helpers::bare_command();
                     cmd.env("PORTCULLIS_DATABASE_URL", url).env("PORTCULLIS_MASTER_KEY", key);
                     cmd.args(["role", "add", &format!("role-{n}")]).stdout(Stdio::null()).stderr(Stdio::null());
                     cmd.status()

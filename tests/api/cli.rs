@@ -202,7 +202,7 @@ async fn an_unreachable_database_is_a_one_line_error() {
     let mut o = db.cli(&["migrate"], None);
     assert!(o.status.success(), "{}", stderr(&o));
     // Same binary, a database nobody listens for.
-    let mut cmd = bare_command();
+    let mut cmd = crate::helpers::bare_command();
     o = cmd
         .env("PORTCULLIS_DATABASE_URL", "postgres://nobody:secretpw@127.0.0.1:1/nothing")
         .env("PORTCULLIS_MASTER_KEY", &db.master_key)
@@ -214,7 +214,7 @@ async fn an_unreachable_database_is_a_one_line_error() {
 
     // Without a master key, that is said first — before any connection is
     // tried (it would otherwise wait for the database, then report that).
-    let mut cmd = bare_command();
+    let mut cmd = crate::helpers::bare_command();
     o = cmd
         .env("PORTCULLIS_DATABASE_URL", "postgres://nobody:secretpw@127.0.0.1:1/nothing")
         .arg("migrate")
@@ -223,7 +223,7 @@ async fn an_unreachable_database_is_a_one_line_error() {
     assert_clean_failure(&o, "PORTCULLIS_MASTER_KEY");
     assert!(!stderr(&o).contains("cannot connect"), "{}", stderr(&o));
     // A malformed key is refused the same way.
-    let mut cmd = bare_command();
+    let mut cmd = crate::helpers::bare_command();
     o = cmd
         .env("PORTCULLIS_DATABASE_URL", "postgres://nobody:secretpw@127.0.0.1:1/nothing")
         .env("PORTCULLIS_MASTER_KEY", "not-base64-of-32-bytes")
@@ -259,7 +259,7 @@ async fn bad_configuration_is_refused_with_a_reason() {
 async fn serve_is_the_default_command_and_stops_gracefully_on_sigterm() {
     let db = TestDb::new().await;
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut cmd = bare_command();
+    let mut cmd = crate::helpers::bare_command();
     let mut child = cmd
         .env("PORTCULLIS_DATABASE_URL", &db.url)
         .env("PORTCULLIS_MASTER_KEY", &db.master_key)
@@ -327,16 +327,6 @@ async fn client_access_policies_are_set_from_a_file_and_bad_ones_are_refused_wit
 }
 
 /// The binary with none of this environment's `PORTCULLIS_*` settings.
-fn bare_command() -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PORTCULLIS_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
 /// `portcullis backup FILE` (#19, in part): an online, consistent copy of an
 /// SQLite database, never over an existing file, without the master key; a
 /// server opened on the copy with the same key has the same users and the
@@ -406,10 +396,7 @@ async fn a_restored_backup_serves_the_same_users_clients_and_keys() {
     let target = dir.path().join("restored.db");
     let url = format!("sqlite://{}?mode=rwc", target.display());
     let restore = |key: &str, args: &[&str]| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PORTCULLIS_")) {
-            cmd.env_remove(k);
-        }
+        let mut cmd = crate::helpers::bare_command();
         cmd.env("PORTCULLIS_DATABASE_URL", &url).env("PORTCULLIS_MASTER_KEY", key).args(args).output().unwrap()
     };
     // Another master key: refused, nothing in place.
@@ -439,10 +426,7 @@ async fn a_restored_backup_serves_the_same_users_clients_and_keys() {
     }
     let other_target = dir.path().join("other.db");
     let other_url = format!("sqlite://{}?mode=rwc", other_target.display());
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PORTCULLIS_")) {
-        cmd.env_remove(k);
-    }
+    let mut cmd = crate::helpers::bare_command();
     let o = cmd
         .env("PORTCULLIS_DATABASE_URL", &other_url)
         .env("PORTCULLIS_MASTER_KEY", &app.db.master_key)
@@ -458,10 +442,7 @@ async fn a_restored_backup_serves_the_same_users_clients_and_keys() {
     // A server on the restored database knows the token signed before.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut server = {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PORTCULLIS_")) {
-            cmd.env_remove(k);
-        }
+        let mut cmd = crate::helpers::bare_command();
         cmd.env("PORTCULLIS_DATABASE_URL", &url)
             .env("PORTCULLIS_MASTER_KEY", &app.db.master_key)
             .env("PORTCULLIS_BIND", format!("127.0.0.1:{port}"))

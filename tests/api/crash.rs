@@ -2,7 +2,7 @@
 //! and admin-API registrations, start it again, and check that every
 //! acknowledged write is there and no refresh family was left half-rotated.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -13,12 +13,7 @@ use crate::helpers::{csrf_in, spawn_app};
 use crate::oauth::{CB, PW, get_code, register, token_req, web_client};
 
 fn start(url: &str, key: &str, port: u16) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PORTCULLIS_") {
-            cmd.env_remove(k);
-        }
-    }
+    let mut cmd = crate::helpers::bare_command();
     cmd.env("PORTCULLIS_DATABASE_URL", url)
         .env("PORTCULLIS_MASTER_KEY", key)
         .env("PORTCULLIS_BIND", format!("127.0.0.1:{port}"))

@@ -48,12 +48,7 @@ impl TestDb {
 
     /// `cli` with more `PORTCULLIS_*` settings in its environment.
     pub fn cli_env(&self, args: &[&str], stdin: Option<&str>, env: &[(String, String)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("PORTCULLIS_") {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = bare_command();
         cmd.env("PORTCULLIS_DATABASE_URL", &self.url)
             .env("PORTCULLIS_MASTER_KEY", &self.master_key)
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -275,4 +270,14 @@ pub async fn spawn_app_at_localhost(db: TestDb) -> TestApp {
     let mut app = spawn_app_with(db, |s| s.issuer = s.issuer.replace("127.0.0.1", "localhost")).await;
     app.address = app.address.replace("127.0.0.1", "localhost");
     app
+}
+
+/// The `portcullis` binary with none of this process's `PORTCULLIS_*`
+/// settings (each test gives its own).
+pub fn bare_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PORTCULLIS_")) {
+        cmd.env_remove(k);
+    }
+    cmd
 }

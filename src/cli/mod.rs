@@ -108,6 +108,16 @@ enum AuditCmd {
         #[arg(long, value_name = "SEQ:HASH")]
         expect: Vec<String>,
     },
+    /// Deliver a webhook or stdout sink's records again from SEQ (after dead
+    /// letters, or for a receiver that lost data); receivers deduplicate by seq.
+    Resend {
+        /// The sink's name, as configured.
+        #[arg(long)]
+        sink: String,
+        /// The first record to send again.
+        #[arg(long, value_name = "SEQ")]
+        from: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -367,6 +377,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Restore { .. } => Ok(()),
         Command::Audit(AuditCmd::Verify { expect }) => ops::audit_verify(&state, &out, &expect).await,
+        Command::Audit(AuditCmd::Resend { sink, from }) => ops::audit_resend(&state, &out, &sink, from).await,
         Command::MasterKey(MasterKeyCmd::Rotate { new_key_file }) => {
             let text = std::fs::read_to_string(&new_key_file)
                 .map_err(|e| CliError::Input(format!("{}: {e}", new_key_file.display())))?;

@@ -92,6 +92,19 @@ pub async fn advance<C: ConnectionTrait>(
     Ok(n == 1)
 }
 
+/// Moves `name` back so that delivery starts again at `from` (whoever holds
+/// the lease delivers from there); `false` when the sink has no position yet.
+pub async fn rewind<C: ConnectionTrait>(conn: &C, name: &str, from: i64) -> Result<bool, DbErr> {
+    let n = audit_sink::Entity::update_many()
+        .col_expr(audit_sink::Column::DeliveredSeq, Expr::value(from - 1))
+        .filter(audit_sink::Column::Name.eq(name))
+        .filter(audit_sink::Column::DeliveredSeq.gte(from - 1))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    Ok(n == 1)
+}
+
 /// Sealed records after `after`, in chain order.
 pub async fn after<C: ConnectionTrait>(conn: &C, after: i64, limit: u64) -> Result<Vec<audit_event::Model>, DbErr> {
     audit_event::Entity::find()

@@ -362,12 +362,34 @@ max_attempts = 2
     wait_ready(port).await;
     let head = wait_delivered(&app, &["roles"]).await;
     let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
-    let _ = server.kill();
-    server.wait().unwrap();
 
     // Two refusals: the first role record was tried twice and given up.
     assert_eq!(seen.load(Ordering::SeqCst), 3);
-    let got = got.lock().unwrap().clone();
+    let dead_seq = audit_event::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.event_type == "role.created" && r.detail.contains("\"first\""))
+        .and_then(|r| r.seq)
+        .unwrap();
+    // The operator sends the dead letter again: it arrives.
+    let env = [("AUDIT_HOOK_SECRET".to_owned(), HOOK_SECRET.to_owned())];
+    let args = ["--config", config.to_str().unwrap(), "audit", "resend", "--sink", "roles", "--from"];
+    let o = app.db.cli_env(&[&args[..], &[dead_seq.to_string().as_str()]].concat(), None, &env);
+    assert!(o.status.success(), "{}", crate::helpers::stderr(&o));
+    let o = app.db.cli_env(&[&args[..], &["999999"]].concat(), None, &env);
+    crate::helpers::assert_clean_failure(&o, "the records kept are");
+    let t = Instant::now();
+    while got.lock().unwrap().len() < 3 && t.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = server.kill();
+    server.wait().unwrap();
+    let resent: Vec<Value> = got.lock().unwrap()[1..].iter().map(|r| serde_json::from_str(&r.body).unwrap()).collect();
+    assert_eq!(resent[0]["seq"], dead_seq, "the dead letter, now delivered: {resent:?}");
+    assert_eq!(resent[0]["detail"]["role"], "first");
+    let got = got.lock().unwrap()[..1].to_vec();
     let bodies: Vec<Value> = got.iter().map(|r| serde_json::from_str(&r.body).unwrap()).collect();
     assert_eq!(bodies.len(), 1);
     assert_eq!(bodies[0]["event_type"], "role.created");

@@ -52,12 +52,8 @@ pub fn to_json(r: &audit_event::Model) -> Value {
 /// timestamp and the body (a receiver refuses old timestamps: no replay).
 pub fn signature(key: &[u8], t: i64, body: &str) -> String {
     use aws_lc_rs::hmac;
-    use std::fmt::Write;
     let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), format!("{t}.{body}").as_bytes());
-    tag.as_ref().iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    crate::crypto::hex(tag.as_ref())
 }
 
 /// This instance's name for leases: host and listening address, then a

@@ -377,7 +377,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Restore { .. } => Ok(()),
         Command::Audit(AuditCmd::Verify { expect }) => ops::audit_verify(&state, &out, &expect).await,
-        Command::Audit(AuditCmd::Resend { sink, from }) => ops::audit_resend(&state, &out, &sink, from).await,
+        Command::Audit(AuditCmd::Resend { sink, from }) => ops::audit_resend(&state, &actor, &out, &sink, from).await,
         Command::MasterKey(MasterKeyCmd::Rotate { new_key_file }) => {
             let text = std::fs::read_to_string(&new_key_file)
                 .map_err(|e| CliError::Input(format!("{}: {e}", new_key_file.display())))?;

@@ -44,7 +44,13 @@ pub(super) async fn audit_verify(state: &AppState, out: &Output, expect: &[Strin
 /// records from SEQ are delivered again (at least once, in order). Not for
 /// a file sink: its file already holds every record it was given (and its
 /// last line would move the position forward again).
-pub(super) async fn audit_resend(state: &AppState, out: &Output, sink: &str, from: i64) -> Result<(), CliError> {
+pub(super) async fn audit_resend(
+    state: &AppState,
+    actor: &crate::admin::Actor,
+    out: &Output,
+    sink: &str,
+    from: i64,
+) -> Result<(), CliError> {
     use crate::config::SinkKind;
     use crate::storage::{audit_chain, audit_sinks};
     let db_err = |e: sea_orm::DbErr| CliError::Input(format!("database error: {e}"));
@@ -68,7 +74,7 @@ pub(super) async fn audit_resend(state: &AppState, out: &Output, sink: &str, fro
         return Err(CliError::Input(format!("{sink} has not delivered record {from} yet: nothing to send again")));
     }
     let event = crate::storage::AuditEvent::new("audit.resend", "success")
-        .actor("cli")
+        .actor(&actor.name)
         .detail(serde_json::json!({ "sink": sink, "from": from }));
     crate::storage::record_audit(&state.db, event, state.clock.now()).await.map_err(db_err)?;
     out.message(&format!("{sink} delivers again from record {from} (a running server picks it up within a second)"));

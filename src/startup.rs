@@ -44,6 +44,7 @@ impl Application {
         let discovery = web::Data::new(crate::web::oidc::Discovery(web::Bytes::from(crate::oidc::discovery_document(
             state.settings.issuer(),
             state.webauthn.is_some(),
+            state.settings.require_pushed_authorization_requests,
         ))));
         let request_timeout = std::time::Duration::from_millis(state.settings.client_request_timeout_ms);
         let keep_alive = std::time::Duration::from_secs(state.settings.keep_alive_secs);

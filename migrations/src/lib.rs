@@ -19,6 +19,7 @@ mod m20261202_000013_federation;
 mod m20261202_000014_audit_chain;
 mod m20261202_000015_data_keys;
 mod m20261202_000016_managed_by;
+mod m20261202_000017_finance_grade;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000014_audit_chain::Migration),
             Box::new(m20261202_000015_data_keys::Migration),
             Box::new(m20261202_000016_managed_by::Migration),
+            Box::new(m20261202_000017_finance_grade::Migration),
         ]
     }
 }

@@ -149,6 +149,15 @@ pub struct Settings {
     /// Authorization requests one address may leave pending (stored for the
     /// user to finish) per `login_ip_window_secs` window (then 429).
     pub authorize_ip_max_pending: i32,
+    /// Every client must push its authorization requests (RFC 9126 PAR);
+    /// per client: `client add --require-par`.
+    #[serde(deserialize_with = "flag")]
+    pub require_pushed_authorization_requests: bool,
+    /// DPoP proofs at the token endpoint must carry a nonce this server
+    /// handed out (`DPoP-Nonce`, RFC 9449 §8): a proof cannot be made ahead
+    /// of time.
+    #[serde(deserialize_with = "flag")]
+    pub dpop_nonce_required: bool,
     /// Clients are cached this long; changes made elsewhere (another instance,
     /// the CLI) take at most this long to apply.
     pub client_cache_ms: u64,
@@ -310,6 +319,8 @@ impl Default for Settings {
             upstream: Vec::new(),
             audit_sinks: Vec::new(),
             authorize_ip_max_pending: 300,
+            require_pushed_authorization_requests: false,
+            dpop_nonce_required: true,
             client_cache_ms: 5_000,
             revocation_sync_ms: 1_000,
         }

@@ -116,6 +116,10 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
         return Err(bad);
     }
     let c = load(state, &iss, false).await?;
+    // FAPI 2.0 §5.4.1: PS256, ES256 or EdDSA only.
+    if c.fapi2() && !matches!(alg, Algorithm::PS256 | Algorithm::ES256 | Algorithm::EdDSA) {
+        return Err(bad);
+    }
     let jwks: jsonwebtoken::jwk::JwkSet =
         serde_json::from_str(c.jwks.as_deref().ok_or_else(|| bad.clone())?).map_err(|_| bad.clone())?;
     let candidates: Vec<&jsonwebtoken::jwk::Jwk> = match &header.kid {

@@ -47,6 +47,12 @@ pub enum OAuthError {
     TemporarilyUnavailable,
     /// Too many failed client authentications from this address: 429.
     TooManyRequests,
+    /// RFC 9449 §5, §7.1: the DPoP proof is missing, invalid or replayed.
+    InvalidDpopProof(&'static str),
+    /// RFC 9449 §8: the proof must carry the nonce in `DPoP-Nonce`.
+    UseDpopNonce,
+    /// RFC 9126 §4: the `request_uri` is unknown, expired, used, or another client's.
+    InvalidRequestUri,
 }
 
 impl OAuthError {
@@ -80,6 +86,9 @@ impl OAuthError {
             Self::InvalidTarget(_) => "invalid_target",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable | Self::TooManyRequests => "temporarily_unavailable",
+            Self::InvalidDpopProof(_) => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
+            Self::InvalidRequestUri => "invalid_request_uri",
         }
     }
 
@@ -96,7 +105,10 @@ impl OAuthError {
             | Self::InvalidToken(d)
             | Self::InsufficientScope(d)
             | Self::InvalidTarget(d)
-            | Self::InvalidRequestObject(d) => d,
+            | Self::InvalidRequestObject(d)
+            | Self::InvalidDpopProof(d) => d,
+            Self::UseDpopNonce => "the DPoP proof must carry the nonce in the DPoP-Nonce header",
+            Self::InvalidRequestUri => "the request_uri is unknown, expired or already used",
             Self::InvalidClient { .. } => "client authentication failed",
             Self::MissingToken => "a bearer token is required",
             Self::RequestUriNotSupported => "request_uri is not supported",

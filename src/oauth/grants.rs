@@ -12,6 +12,7 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Map, Value, json};
 
+use super::dpop::Proof;
 use super::{OAuthError, scope_allowed, split_scope};
 use crate::crypto::{constant_time_eq, random_token};
 use crate::domain::SigningAlg;
@@ -52,12 +53,16 @@ pub struct UserGrant {
     pub resource: Option<String>,
     /// The `claims` request parameter of the grant.
     pub claims: Option<super::claims::ClaimsRequest>,
+    /// The DPoP key the access token is bound to (`cnf.jkt`, RFC 9449 §6).
+    pub dpop_jkt: Option<String>,
 }
 
 pub struct Issued {
     pub access_token: String,
     pub jti: String,
     pub id_token: Option<String>,
+    /// The access token is DPoP-bound (`token_type: DPoP`).
+    pub dpop: bool,
 }
 
 /// An RFC 9068 access token.
@@ -76,6 +81,7 @@ fn base_claims(
     aud: &str,
     scope: &[String],
     now: i64,
+    dpop_jkt: Option<&str>,
 ) -> (Map<String, Value>, String) {
     let jti = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
     let mut m = Map::new();
@@ -87,6 +93,9 @@ fn base_claims(
     m.insert("exp".into(), (now + state.settings.access_token_ttl_secs).into());
     m.insert("jti".into(), jti.clone().into());
     m.insert("scope".into(), scope.join(" ").into());
+    if let Some(jkt) = dpop_jkt {
+        m.insert("cnf".into(), json!({ "jkt": jkt }));
+    }
     (m, jti)
 }
 
@@ -101,7 +110,7 @@ pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, O
     let roles =
         if roles_scope || asked("roles") { Some(crate::storage::roles_of(&state.db, &g.user.id).await?) } else { None };
     let aud = g.resource.clone().unwrap_or_else(|| g.client.client_id.clone());
-    let (mut at, jti) = base_claims(state, &g.user.id, &g.client.client_id, &aud, &g.scope, now);
+    let (mut at, jti) = base_claims(state, &g.user.id, &g.client.client_id, &aud, &g.scope, now, g.dpop_jkt.as_deref());
     if let Some(r) = roles.as_ref().filter(|_| roles_scope) {
         at.insert("roles".into(), r.clone().into());
     }
@@ -154,7 +163,7 @@ pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, O
     } else {
         None
     };
-    Ok(Issued { access_token: access, jti, id_token })
+    Ok(Issued { access_token: access, jti, id_token, dpop: g.dpop_jkt.is_some() })
 }
 
 /// A new refresh token in `family_id`.
@@ -188,7 +197,7 @@ async fn new_refresh<C: ConnectionTrait>(
 fn response(state: &AppState, issued: Issued, refresh: Option<String>, scope: &[String]) -> Value {
     let mut r = json!({
         "access_token": issued.access_token,
-        "token_type": "Bearer",
+        "token_type": if issued.dpop { "DPoP" } else { "Bearer" },
         "expires_in": state.settings.access_token_ttl_secs,
         "scope": scope.join(" "),
     });
@@ -236,6 +245,15 @@ pub async fn revoke_jti(state: &AppState, jti: &str, expires_ms: i64) -> Result<
     Ok(())
 }
 
+/// A client registered for DPoP-bound tokens (or held to FAPI 2.0) gets
+/// none without a proof (RFC 9449 §5.2 `dpop_bound_access_tokens`).
+fn require_dpop(c: &Client, dpop: Option<&Proof>) -> Result<(), OAuthError> {
+    if c.requires_dpop() && dpop.is_none() {
+        return Err(OAuthError::InvalidDpopProof("this client's tokens must be DPoP-bound: send a DPoP proof"));
+    }
+    Ok(())
+}
+
 fn pkce_ok(challenge: &str, verifier: &str) -> bool {
     let ok_chars = (43..=128).contains(&verifier.len())
         && verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
@@ -248,10 +266,12 @@ pub async fn authorization_code(
     state: &AppState,
     c: &Arc<Client>,
     p: &HashMap<String, String>,
+    dpop: Option<&Proof>,
 ) -> Result<Value, OAuthError> {
     if !c.has_grant("authorization_code") {
         return Err(OAuthError::UnauthorizedClient("this client may not use the authorization code grant"));
     }
+    require_dpop(c, dpop)?;
     let code = p
         .get("code")
         .filter(|v| !v.is_empty() && v.len() <= 128)
@@ -314,6 +334,17 @@ pub async fn authorization_code(
         }
         (None, None) => {}
     }
+    // A code bound to a key at /authorize or /par (`dpop_jkt`) is redeemed
+    // only with a proof of that key (RFC 9449 §10).
+    if let Some(jkt) = &row.dpop_jkt
+        && dpop.is_none_or(|d| d.jkt != *jkt)
+    {
+        return refuse(
+            txn,
+            OAuthError::InvalidDpopProof("the DPoP key is not the one the authorization request named"),
+        )
+        .await;
+    }
     // A code does not outlive the sign-in it came from: after a logout, a
     // password reset or "end all sessions" it is worth nothing.
     if !session_alive(&txn, &row.session_id, now_ms).await? {
@@ -333,6 +364,7 @@ pub async fn authorization_code(
         sid: Some(row.session_id.clone()),
         resource: row.resource.clone(),
         claims: row.claims.as_deref().and_then(|c| serde_json::from_str(c).ok()),
+        dpop_jkt: dpop.map(|d| d.jkt.clone()),
     };
     let issued = issue_for_user(state, &g).await?;
     authorization_code::Entity::update_many()
@@ -352,6 +384,9 @@ pub async fn authorization_code(
             revoked_ms: Set(None),
             created_ms: Set(now_ms),
             expires_ms: Set(expires),
+            // A public client's refresh tokens are bound to the key too
+            // (RFC 9449 §5): a stolen one is worthless without the key.
+            dpop_jkt: Set(g.dpop_jkt.clone().filter(|_| c.public)),
         }
         .insert(&txn)
         .await?;
@@ -379,10 +414,12 @@ pub async fn refresh(
     c: &Arc<Client>,
     p: &HashMap<String, String>,
     ip: Option<std::net::IpAddr>,
+    dpop: Option<&Proof>,
 ) -> Result<Value, OAuthError> {
     if !c.has_grant("refresh_token") {
         return Err(OAuthError::UnauthorizedClient("this client may not use refresh tokens"));
     }
+    require_dpop(c, dpop)?;
     let token = p
         .get("refresh_token")
         .filter(|v| !v.is_empty() && v.len() <= 128)
@@ -401,6 +438,13 @@ pub async fn refresh(
     }
     if fam.revoked_ms.is_some() || fam.expires_ms <= now_ms || row.expires_ms <= now_ms {
         return Err(invalid);
+    }
+    // A bound family is refreshed only with a proof of its key; the token
+    // stays unused (a thief without the key cannot even burn it).
+    if let Some(jkt) = &fam.dpop_jkt
+        && dpop.is_none_or(|d| d.jkt != *jkt)
+    {
+        return Err(OAuthError::InvalidDpopProof("the refresh token is bound to another DPoP key"));
     }
     // Rotation is one transaction: the old token is marked and its successor
     // stored together, so a crash can never leave a family half-rotated (and a
@@ -519,6 +563,7 @@ pub async fn refresh(
         sid: fam.session_id.clone(),
         resource: row.resource.clone(),
         claims: row.claims.as_deref().and_then(|c| serde_json::from_str(c).ok()),
+        dpop_jkt: dpop.map(|d| d.jkt.clone()),
     };
     // The new refresh token keeps the original scope (RFC 6749 §6); the
     // access token gets the narrowed one.
@@ -536,10 +581,12 @@ pub async fn client_credentials(
     state: &AppState,
     c: &Client,
     p: &HashMap<String, String>,
+    dpop: Option<&Proof>,
 ) -> Result<Value, OAuthError> {
     if c.public || !c.has_grant("client_credentials") {
         return Err(OAuthError::UnauthorizedClient("this client may not use the client credentials grant"));
     }
+    require_dpop(c, dpop)?;
     let registered = &c.scopes;
     let scope = match p.get("scope") {
         None => registered.clone(),
@@ -563,13 +610,14 @@ pub async fn client_credentials(
     };
     let roles = c.roles.clone();
     let now = state.clock.now().timestamp();
-    let (mut claims, _) = base_claims(state, &c.client_id, &c.client_id, &aud, &scope, now);
+    let jkt = dpop.map(|d| d.jkt.as_str());
+    let (mut claims, _) = base_claims(state, &c.client_id, &c.client_id, &aud, &scope, now, jkt);
     claims.insert("roles".into(), roles.into());
     let token = access_token(state, claims)?;
     state.metrics.token_issued("client_credentials");
     Ok(json!({
         "access_token": token,
-        "token_type": "Bearer",
+        "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": state.settings.access_token_ttl_secs,
         "scope": scope.join(" "),
     }))

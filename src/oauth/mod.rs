@@ -6,8 +6,10 @@ pub mod authorize;
 
 pub mod claims;
 pub mod client_auth;
+pub mod dpop;
 pub mod error;
 pub mod grants;
+pub mod par;
 pub mod request_object;
 pub mod token;
 

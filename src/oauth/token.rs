@@ -6,15 +6,28 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 
+use super::dpop::Sender;
 use super::{OAuthError, grants};
 use crate::state::AppState;
 use crate::storage::clients::Client;
 use crate::storage::entities::{refresh_family, refresh_token};
 use crate::tokens::jwt;
 
+/// Checks an access token as a request presents it to one of our resources
+/// (UserInfo, the admin API): valid ([`check_access_token`]), and sent the
+/// way its binding demands — a DPoP-bound token only with a proof of its key
+/// (`sender` carries the proof's thumbprint), an unbound one only as bearer.
+pub async fn check_presented(state: &AppState, token: &str, sender: Sender<'_>) -> Result<Value, OAuthError> {
+    let claims = check_access_token(state, token).await?;
+    super::dpop::presented_ok(&claims, sender)?;
+    Ok(claims)
+}
+
 /// Checks one of our JWT access tokens: signature (kid pinned to its
-/// algorithm), `typ: at+jwt`, issuer, expiry, and the revocation list.
-pub async fn check_access_token(state: &AppState, token: &str) -> Result<Value, OAuthError> {
+/// algorithm), `typ: at+jwt`, issuer, expiry, and the revocation list — not
+/// how it was presented (introspection's question; resources use
+/// [`check_presented`]).
+async fn check_access_token(state: &AppState, token: &str) -> Result<Value, OAuthError> {
     let ring = state.keyring();
     let v = jwt::verify(&ring, token, Some("at+jwt"))
         .map_err(|_| OAuthError::InvalidToken("the access token is invalid"))?;
@@ -72,10 +85,25 @@ pub async fn introspect(state: &AppState, caller: &Client, token: &str) -> Resul
             // resource indicator). Anyone else is told nothing.
             Ok(claims) if !may_introspect(caller, &claims) => inactive(),
             Ok(claims) => {
-                let mut out = json!({ "active": true, "token_type": "Bearer" });
-                for k in
-                    ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "roles", "auth_time", "acr", "amr"]
-                {
+                // RFC 9449 §6.2: a bound token's `cnf` tells the resource
+                // server which key must prove possession.
+                let kind = if super::dpop::bound_key(&claims).is_some() { "DPoP" } else { "Bearer" };
+                let mut out = json!({ "active": true, "token_type": kind });
+                for k in [
+                    "scope",
+                    "client_id",
+                    "sub",
+                    "aud",
+                    "iss",
+                    "exp",
+                    "iat",
+                    "jti",
+                    "roles",
+                    "auth_time",
+                    "acr",
+                    "amr",
+                    "cnf",
+                ] {
                     if let Some(v) = claims.get(k) {
                         out[k] = v.clone();
                     }

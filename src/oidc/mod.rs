@@ -7,15 +7,17 @@ pub mod logout;
 use serde_json::{Map, Value, json};
 
 use crate::oauth::OAuthError;
+use crate::oauth::dpop::Sender;
 use crate::oauth::grants::scoped_claims;
-use crate::oauth::token::check_access_token;
+use crate::oauth::token::check_presented;
 use crate::state::AppState;
 use crate::storage::entities::user;
 use sea_orm::EntityTrait;
 
 /// The discovery document (OIDC Discovery 1.0 §3), built once per process.
-/// `passkeys`: WebAuthn is configured, so `phr` can be met.
-pub fn discovery_document(issuer: &str, passkeys: bool) -> String {
+/// `passkeys`: WebAuthn is configured, so `phr` can be met; `require_par`:
+/// every client must push its authorization requests.
+pub fn discovery_document(issuer: &str, passkeys: bool, require_par: bool) -> String {
     let acr: &[&str] = if passkeys { &["1", "2", "phr"] } else { &["1", "2"] };
     json!({
         "issuer": issuer,
@@ -26,6 +28,9 @@ pub fn discovery_document(issuer: &str, passkeys: bool) -> String {
         "end_session_endpoint": format!("{issuer}/end_session"),
         "introspection_endpoint": format!("{issuer}/introspect"),
         "revocation_endpoint": format!("{issuer}/revoke"),
+        "pushed_authorization_request_endpoint": format!("{issuer}/par"),
+        "require_pushed_authorization_requests": require_par,
+        "dpop_signing_alg_values_supported": crate::oauth::dpop::ALGS,
         "scopes_supported": crate::oauth::STANDARD_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
@@ -54,9 +59,9 @@ pub fn discovery_document(issuer: &str, passkeys: bool) -> String {
 }
 
 /// OIDC Core §5.3: the claims of the token's scope.
-pub async fn userinfo(state: &AppState, token: Option<&str>) -> Result<Value, OAuthError> {
+pub async fn userinfo(state: &AppState, token: Option<&str>, sender: Sender<'_>) -> Result<Value, OAuthError> {
     let token = token.ok_or(OAuthError::MissingToken)?;
-    let claims = check_access_token(state, token).await?;
+    let claims = check_presented(state, token, sender).await?;
     // UserInfo serves tokens meant for the client itself, not ones minted for
     // another resource server (RFC 8707 `resource`): those are that API's.
     let client_id = claims.get("client_id").and_then(Value::as_str).unwrap_or_default();

@@ -85,6 +85,11 @@ struct ClientDecl {
     refresh_grace_secs: Option<i32>,
     #[serde(default)]
     resource: Vec<String>,
+    profile: Option<String>,
+    #[serde(default)]
+    dpop: bool,
+    #[serde(default)]
+    require_par: bool,
     secret_env: Option<String>,
     secret_file: Option<PathBuf>,
 }
@@ -181,6 +186,9 @@ fn spec_of(base: &Path, d: &ClientDecl) -> Result<ClientSpec, String> {
         access_policy,
         resources: d.resource.clone(),
         refresh_grace_secs: d.refresh_grace_secs,
+        profile: d.profile.clone(),
+        dpop: d.dpop,
+        require_par: d.require_par,
     })
 }
 

@@ -42,6 +42,35 @@ pub struct Client {
     pub updated_at: DateTime<Utc>,
     /// The declarative file that manages it, if any.
     pub managed_by: Option<String>,
+    /// The security profile the client is held to.
+    pub profile: Option<ClientProfile>,
+    /// `--dpop`: access tokens only sender-constrained (RFC 9449).
+    pub dpop_bound: bool,
+    /// `--require-par`: authorization requests only pushed (RFC 9126).
+    pub require_par: bool,
+}
+
+/// A security profile a client is held to as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientProfile {
+    /// FAPI 2.0 Security Profile: PAR, PKCE S256, `private_key_jwt`, DPoP,
+    /// short codes, ES256/EdDSA signatures, `response_mode=query` only.
+    Fapi2,
+}
+
+impl ClientProfile {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "fapi2" => Some(Self::Fapi2),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fapi2 => "fapi2",
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -96,6 +125,10 @@ impl Client {
         {
             return Err(damaged("jwks", "not a JSON object".into()));
         }
+        let profile = match row.profile.as_deref() {
+            None => None,
+            Some(p) => Some(ClientProfile::parse(p).ok_or_else(|| damaged("profile", format!("{p:?} is not fapi2")))?),
+        };
         let id_token_alg = SigningAlg::parse(&row.id_token_alg).map_err(|e| damaged("id_token_alg", e.reason))?;
         roles.sort();
         Ok(Self {
@@ -123,7 +156,27 @@ impl Client {
             created_at: row.created_at,
             updated_at: row.updated_at,
             managed_by: row.managed_by,
+            profile,
+            dpop_bound: row.dpop_bound,
+            require_par: row.require_par,
         })
+    }
+
+    /// Held to the FAPI 2.0 Security Profile.
+    pub fn fapi2(&self) -> bool {
+        self.profile == Some(ClientProfile::Fapi2)
+    }
+
+    /// Whether its authorization requests must be pushed (RFC 9126 §6):
+    /// registered so, by its profile, or server-wide (`everyone`).
+    pub fn requires_par(&self, everyone: bool) -> bool {
+        everyone || self.require_par || self.fapi2()
+    }
+
+    /// Whether its access tokens must be DPoP-bound (RFC 9449 §5.2
+    /// `dpop_bound_access_tokens`).
+    pub fn requires_dpop(&self) -> bool {
+        self.dpop_bound || self.fapi2()
     }
 
     pub fn has_grant(&self, grant: &str) -> bool {
@@ -193,6 +246,9 @@ mod tests {
             created_at: now,
             updated_at: now,
             managed_by: None,
+            profile: None,
+            dpop_bound: false,
+            require_par: false,
         }
     }
 

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::storage::entities::{
-    account_link, authorization_code, authorization_request, ip_throttle, login_challenge, login_throttle,
-    refresh_family, revoked_token, session, trusted_device, upstream_login, webauthn_ceremony,
+    account_link, authorization_code, authorization_request, dpop_proof, ip_throttle, login_challenge, login_throttle,
+    pushed_request, refresh_family, revoked_token, session, trusted_device, upstream_login, webauthn_ceremony,
 };
 
 /// Rows deleted per statement.
@@ -77,6 +77,8 @@ pub async fn purge_once(
             .add(refresh_family::Column::RevokedMs.lte(now - 86_400_000))
     );
     n += purge_table!(db, revoked_token, Jti, revoked_token::Column::ExpiresMs.lte(now));
+    n += purge_table!(db, dpop_proof, JtiHash, dpop_proof::Column::ExpiresMs.lte(now));
+    n += purge_table!(db, pushed_request, IdHash, pushed_request::Column::ExpiresMs.lte(now));
     n += purge_table!(
         db,
         login_throttle,

@@ -105,12 +105,20 @@ async fn authorize(state: &AppState, req: &HttpRequest, raw: &[u8]) -> HttpRespo
             );
         }
     };
-    let p = match request::with_request_object(state, p).await {
-        Ok(p) => p,
+    let (p, pushed) = match request::with_pushed(state, p).await {
+        Ok(v) => v,
         Err(f) => return respond(state, f),
     };
+    let p = if pushed {
+        p
+    } else {
+        match request::with_request_object(state, p).await {
+            Ok(p) => p,
+            Err(f) => return respond(state, f),
+        }
+    };
     let origin = client_info::origin(state, req);
-    let (r, c) = match request::validate(state, &p).await {
+    let (r, c) = match request::validate(state, &p, pushed).await {
         Ok(v) => v,
         Err(f) => {
             flow::audit_refused(state, &origin, &p, &f).await;

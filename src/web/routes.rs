@@ -87,6 +87,7 @@ pub fn protocol(cfg: &mut ServiceConfig) {
         .service(at("/authorize/continue").route(get().to(authorize::resume)))
         .service(at("/consent").route(get().to(authorize::consent_get)).route(post().to(authorize::consent_post)))
         .service(at("/token").route(post().to(token::token_endpoint)))
+        .service(at("/par").route(post().to(token::par)))
         .service(at("/introspect").route(post().to(token::introspect)))
         .service(at("/revoke").route(post().to(token::revoke)))
         .service(at("/.well-known/openid-configuration").route(get().to(oidc::discovery)))

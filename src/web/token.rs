@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::domain::Origin;
 use crate::oauth::client_auth::{AuthenticatedClient, FailureGate, authenticate};
-use crate::oauth::{OAuthError, grants, params, token};
+use crate::oauth::{OAuthError, dpop, grants, params, token};
 use crate::state::AppState;
 
 const MAX_BODY: usize = 16 * 1024;
@@ -49,6 +49,8 @@ async fn client_and_params(
         Err(e) => Err(e),
     };
     match authenticated {
+        // FAPI 2.0 §5.3.2.1: its clients authenticate with their keys only.
+        Ok(c) if c.client.fapi2() && c.method != "private_key_jwt" => Err(OAuthError::InvalidClient { basic: false }),
         Ok(c) => Ok((c, p, origin)),
         Err(e) => {
             if let OAuthError::InvalidClient { .. } = &e {
@@ -66,20 +68,120 @@ async fn client_and_params(
     }
 }
 
+/// The request's `DPoP` header values (RFC 9449 §4.1: exactly one is allowed).
+pub fn dpop_headers(req: &HttpRequest) -> Vec<&str> {
+    req.headers().get_all("dpop").filter_map(|v| v.to_str().ok()).collect()
+}
+
+/// An endpoint's answer to a request that may carry a DPoP proof: whenever
+/// it did (or a nonce is what it lacked), the answer carries a fresh
+/// `DPoP-Nonce` (RFC 9449 §8) for the client's next proof.
+pub fn with_dpop_nonce(
+    state: &AppState,
+    req: &HttpRequest,
+    out: Result<HttpResponse, OAuthError>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let wants = !dpop_headers(req).is_empty() || matches!(out, Err(OAuthError::UseDpopNonce));
+    let mut resp = match out {
+        Ok(r) => r,
+        Err(e) => actix_web::ResponseError::error_response(&e),
+    };
+    if wants && let Ok(v) = actix_web::http::header::HeaderValue::from_str(&dpop::nonce(state)) {
+        resp.headers_mut().insert(actix_web::http::header::HeaderName::from_static("dpop-nonce"), v);
+    }
+    Ok(resp)
+}
+
+/// The proof of a request to `path` at the token or PAR endpoint: checked
+/// before the client is (a nonce refusal must not spend a one-time client
+/// assertion), spent after.
+pub fn endpoint_proof(state: &AppState, req: &HttpRequest, path: &str) -> Result<Option<dpop::Proof>, OAuthError> {
+    dpop::check(state, &dpop_headers(req), "POST", path, None, state.settings.dpop_nonce_required)
+}
+
 pub async fn token_endpoint(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
-) -> Result<HttpResponse, OAuthError> {
-    let (c, p, origin) = client_and_params(&state, &req, &body).await?;
+) -> Result<HttpResponse, actix_web::Error> {
+    let out = token(&state, &req, &body).await;
+    with_dpop_nonce(&state, &req, out)
+}
+
+async fn token(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<HttpResponse, OAuthError> {
+    let proof = endpoint_proof(state, req, "/token")?;
+    let (c, p, origin) = client_and_params(state, req, body).await?;
+    if let Some(d) = &proof {
+        dpop::record(state, d).await?;
+    }
+    let d = proof.as_ref();
     let out = match p.get("grant_type").map(String::as_str) {
-        Some("authorization_code") => grants::authorization_code(&state, &c.client, &p).await?,
-        Some("refresh_token") => grants::refresh(&state, &c.client, &p, origin.ip_addr()).await?,
-        Some("client_credentials") => grants::client_credentials(&state, &c.client, &p).await?,
+        Some("authorization_code") => grants::authorization_code(state, &c.client, &p, d).await?,
+        Some("refresh_token") => grants::refresh(state, &c.client, &p, origin.ip_addr(), d).await?,
+        Some("client_credentials") => grants::client_credentials(state, &c.client, &p, d).await?,
         Some(_) => return Err(OAuthError::UnsupportedGrantType),
         None => return Err(OAuthError::InvalidRequest("grant_type is required")),
     };
     Ok(no_store(out))
+}
+
+/// RFC 9126 §2: a pushed authorization request, validated as `/authorize`
+/// would, stored under a single-use `request_uri`.
+pub async fn par(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, actix_web::Error> {
+    let out = push(&state, &req, &body).await;
+    with_dpop_nonce(&state, &req, out)
+}
+
+async fn push(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<HttpResponse, OAuthError> {
+    use crate::oauth::authorize::request::{self, Failure};
+    let proof = endpoint_proof(state, req, "/par")?;
+    let (c, mut p, origin) = client_and_params(state, req, body).await?;
+    if let Some(d) = &proof {
+        dpop::record(state, d).await?;
+    }
+    if p.contains_key("request_uri") {
+        return Err(OAuthError::InvalidRequest("request_uri is not allowed in a pushed request (RFC 9126 §2.1)"));
+    }
+    // Anonymous callers (public clients) make us store a request: bounded
+    // per address, as at /authorize.
+    if let Some(ip) = &origin.ip {
+        let now_ms = state.clock.now().timestamp_millis();
+        let n = crate::authn::throttle::admit_ip_for(&state.db, &state.settings, "par", ip, now_ms).await?;
+        if n > state.settings.authorize_ip_max_pending {
+            return Err(OAuthError::TooManyRequests);
+        }
+    }
+    p.insert("client_id".into(), c.client.client_id.clone());
+    let as_error = |f: Failure| match f {
+        Failure::Page(why) => OAuthError::InvalidRequest(why),
+        Failure::Redirect { error, .. } => error,
+    };
+    let mut p = request::with_request_object(state, p).await.map_err(as_error)?;
+    // The request object may not name another client.
+    if p.get("client_id") != Some(&c.client.client_id) {
+        return Err(OAuthError::InvalidRequest("client_id does not match the authenticated client"));
+    }
+    // RFC 9449 §10.1: a proof at PAR binds the code to its key; a dpop_jkt
+    // beside it must name the same key.
+    if let Some(d) = &proof {
+        match p.get("dpop_jkt") {
+            Some(j) if *j != d.jkt => {
+                return Err(OAuthError::InvalidDpopProof("dpop_jkt does not match the DPoP proof's key"));
+            }
+            _ => {
+                p.insert("dpop_jkt".into(), d.jkt.clone());
+            }
+        }
+    }
+    request::validate(state, &p, true).await.map_err(as_error)?;
+    let request_uri = crate::oauth::par::store(state, &c.client.client_id, &p).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(serde_json::json!({ "request_uri": request_uri, "expires_in": crate::oauth::par::TTL_SECS })))
 }
 
 pub async fn introspect(

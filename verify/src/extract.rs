@@ -42,6 +42,7 @@ impl ResponseError for AuthError {
     fn error_response(&self) -> HttpResponse {
         let code = match self {
             Self::Unauthorized(VerifyError::Provider(_)) => "temporarily_unavailable",
+            Self::Unauthorized(VerifyError::Dpop(_)) => "invalid_dpop_proof",
             Self::Unauthorized(_) => "invalid_token",
             Self::Forbidden(_) => "insufficient_scope",
             Self::NotConfigured => "server_error",
@@ -58,7 +59,16 @@ impl ResponseError for AuthError {
         // an error code; the descriptions are fixed ASCII without quotes.
         match self {
             Self::Unauthorized(VerifyError::Missing) => {
-                r.insert_header(("WWW-Authenticate", "Bearer"));
+                r.insert_header(("WWW-Authenticate", format!("Bearer, DPoP algs=\"{}\"", crate::dpop::ALGS.join(" "))));
+            }
+            Self::Unauthorized(VerifyError::Dpop(_)) => {
+                r.insert_header((
+                    "WWW-Authenticate",
+                    format!(
+                        "DPoP error=\"{code}\", error_description=\"{description}\", algs=\"{}\"",
+                        crate::dpop::ALGS.join(" ")
+                    ),
+                ));
             }
             Self::Unauthorized(VerifyError::Provider(_)) | Self::NotConfigured => {}
             _ => {
@@ -72,10 +82,31 @@ impl ResponseError for AuthError {
     }
 }
 
-fn bearer(req: &HttpRequest) -> Option<String> {
-    let v = req.headers().get(actix_web::http::header::AUTHORIZATION)?.to_str().ok()?;
-    let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?.trim();
-    (!t.is_empty()).then(|| t.to_owned())
+/// What a request presents: its `Authorization` and `DPoP` headers, method
+/// and absolute URI (the configured public URL, else the request's own
+/// scheme and host, with its path).
+struct Presented {
+    authorization: Option<String>,
+    dpop: Vec<String>,
+    method: String,
+    uri: String,
+}
+
+fn presented(req: &HttpRequest, verifier: Option<&Verifier>) -> Presented {
+    let header = |name| req.headers().get_all(name).filter_map(|v| v.to_str().ok().map(str::to_owned));
+    let base = match verifier.and_then(Verifier::public_url) {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    };
+    Presented {
+        authorization: header(actix_web::http::header::AUTHORIZATION).next(),
+        dpop: header(actix_web::http::header::HeaderName::from_static("dpop")).collect(),
+        method: req.method().as_str().to_owned(),
+        uri: format!("{base}{}", req.path()),
+    }
 }
 
 /// The verified claims of the request's bearer token. Needs a
@@ -97,14 +128,11 @@ impl FromRequest for Authenticated {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let verifier = req.app_data::<web::Data<Verifier>>().cloned();
-        let token = bearer(req);
+        let p = presented(req, verifier.as_ref().map(|v| v.get_ref()));
         Box::pin(async move {
             let verifier = verifier.ok_or(AuthError::NotConfigured)?;
-            let Some(token) = token else {
-                tracing::info!(reason = %VerifyError::Missing, "request without a bearer token refused");
-                return Err(AuthError::Unauthorized(VerifyError::Missing));
-            };
-            match verifier.verify_online(&token).await {
+            let dpop: Vec<&str> = p.dpop.iter().map(String::as_str).collect();
+            match verifier.verify_presented(p.authorization.as_deref(), &dpop, &p.method, &p.uri).await {
                 Ok(c) => Ok(Authenticated(c)),
                 Err(e @ VerifyError::Provider(_)) => {
                     tracing::warn!(reason = %e, "cannot verify a bearer token: the provider is unreachable");

@@ -14,6 +14,7 @@
 //! - Optionally, tokens are also introspected (short cache) so a revocation is
 //!   seen at once.
 
+pub mod dpop;
 mod extract;
 
 use std::collections::HashMap;
@@ -44,6 +45,13 @@ pub struct VerifierConfig {
     pub introspection: Option<(String, String)>,
     /// How long an introspection answer is reused.
     pub introspection_cache: Duration,
+    /// This service's public base URL (`https://api.example.com`), the
+    /// scheme and host DPoP proofs name in `htu`; `None`: taken from the
+    /// request (right unless a proxy rewrites the host or scheme).
+    pub public_url: Option<String>,
+    /// How many DPoP proofs are remembered (replay protection); when all are
+    /// still live, new proofs are refused.
+    pub dpop_replay_capacity: usize,
 }
 
 impl VerifierConfig {
@@ -56,6 +64,8 @@ impl VerifierConfig {
             min_refetch_interval: Duration::from_secs(10),
             introspection: None,
             introspection_cache: Duration::from_secs(10),
+            public_url: None,
+            dpop_replay_capacity: 100_000,
         }
     }
 }
@@ -88,6 +98,12 @@ pub enum VerifyError {
     Invalid(String),
     #[error("token revoked")]
     Revoked,
+    /// A DPoP-bound token (`cnf.jkt`) sent as a plain bearer token.
+    #[error("DPoP-bound token presented as a bearer token")]
+    Bound,
+    /// The DPoP proof is missing or does not check (RFC 9449 §7).
+    #[error("{0}")]
+    Dpop(dpop::ProofError),
     #[error("provider unreachable: {0}")]
     Provider(String),
 }
@@ -110,6 +126,8 @@ impl VerifyError {
             Self::Invalid(_) => "the token is invalid",
             Self::Revoked => "the token has been revoked",
             Self::Provider(_) => "the identity provider cannot be reached",
+            Self::Bound => "the token is bound to a key: send it with the DPoP scheme and a proof",
+            Self::Dpop(e) => e.description(),
         }
     }
 
@@ -194,6 +212,7 @@ struct Inner {
     last_fetch: Mutex<Instant>,
     fetches: std::sync::atomic::AtomicU64,
     introspected: Mutex<HashMap<String, (bool, Instant)>>,
+    dpop_seen: dpop::ReplayCache,
 }
 
 /// Verifies access tokens. Cheap to clone (shared state).
@@ -252,6 +271,7 @@ impl Verifier {
             last_fetch: Mutex::new(Instant::now() - config.min_refetch_interval - Duration::from_secs(1)),
             fetches: Default::default(),
             introspected: Mutex::new(HashMap::new()),
+            dpop_seen: dpop::ReplayCache::new(config.dpop_replay_capacity),
             config,
         };
         let v = Self(Arc::new(inner));
@@ -364,5 +384,63 @@ impl Verifier {
             cache.insert(cache_key, (active, Instant::now()));
         }
         if active { Ok(claims) } else { Err(VerifyError::Revoked) }
+    }
+
+    /// Verifies a token as presented with a request (RFC 6750 §2.1, RFC 9449
+    /// §7): `authorization` is the `Authorization` header, `dpop` the `DPoP`
+    /// header(s), `method` and `uri` the request's (the absolute URI as the
+    /// client addressed it). A `Bearer` token must not be DPoP-bound; a
+    /// `DPoP` token must be bound to the key of a fresh, unused proof for this
+    /// request and this token.
+    pub async fn verify_presented(
+        &self,
+        authorization: Option<&str>,
+        dpop: &[&str],
+        method: &str,
+        uri: &str,
+    ) -> Result<Claims, VerifyError> {
+        let (scheme, token) = authorization
+            .and_then(|v| v.split_once(' '))
+            .map(|(s, t)| (s.to_ascii_lowercase(), t.trim()))
+            .filter(|(_, t)| !t.is_empty())
+            .ok_or(VerifyError::Missing)?;
+        let bound_to =
+            |c: &Claims| c.extra.get("cnf").and_then(|v| v.get("jkt")).and_then(Value::as_str).map(str::to_owned);
+        match scheme.as_str() {
+            "bearer" => {
+                let claims = self.verify_online(token).await?;
+                if bound_to(&claims).is_some() {
+                    return Err(VerifyError::Bound);
+                }
+                Ok(claims)
+            }
+            "dpop" => {
+                let proof = match dpop {
+                    [] => return Err(VerifyError::Dpop(dpop::ProofError::Missing)),
+                    [one] => *one,
+                    _ => return Err(VerifyError::Dpop(dpop::ProofError::Repeated)),
+                };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or_default();
+                let want = dpop::Expect { method, uri, access_token: Some(token), now };
+                let checked = dpop::check(proof, &want).map_err(VerifyError::Dpop)?;
+                let claims = self.verify_online(token).await?;
+                if bound_to(&claims).as_deref() != Some(checked.jkt.as_str()) {
+                    return Err(VerifyError::Dpop(dpop::ProofError::WrongKey));
+                }
+                if !self.0.dpop_seen.first_use(&checked, now) {
+                    return Err(VerifyError::Dpop(dpop::ProofError::Replayed));
+                }
+                Ok(claims)
+            }
+            _ => Err(VerifyError::Missing),
+        }
+    }
+
+    /// This service's base URL for DPoP `htu`, if configured.
+    pub fn public_url(&self) -> Option<&str> {
+        self.0.config.public_url.as_deref()
     }
 }

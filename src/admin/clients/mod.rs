@@ -58,6 +58,12 @@ pub struct ClientView {
     pub resources: Vec<String>,
     /// Refresh-token grace in seconds; none: strict rotation.
     pub refresh_grace_secs: Option<i32>,
+    /// The security profile (`fapi2`) the client is held to, if any.
+    pub profile: Option<String>,
+    /// Access tokens only DPoP-bound (RFC 9449).
+    pub dpop: bool,
+    /// Authorization requests only pushed (RFC 9126).
+    pub require_par: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The declarative file that manages the client (`portcullis apply`);
@@ -82,7 +88,9 @@ pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<C
     let admin_audience = p.resources.iter().any(|r| r.as_str() == state.admin_audience());
     actor.may_hand_out(&p.roles)?;
     actor.may_control_client(&p.roles, admin_audience)?;
+    // A FAPI 2.0 client authenticates with its keys only: it gets no secret.
     let secret = match p.kind {
+        ClientKind::Confidential if p.profile.is_some() => None,
         ClientKind::Confidential => Some(SecretString::from(random_token(SECRET_BYTES)?)),
         ClientKind::Public => None,
     };
@@ -156,6 +164,9 @@ fn row_of(
         created_at: now,
         updated_at: now,
         managed_by,
+        profile: p.profile.map(|p| p.as_str().to_owned()),
+        dpop_bound: spec.dpop,
+        require_par: spec.require_par,
     }
 }
 
@@ -261,6 +272,9 @@ pub fn view(c: &Client) -> ClientView {
         access_policy: c.access_policy.clone(),
         resources: c.resources.clone(),
         refresh_grace_secs: c.refresh_grace_secs,
+        profile: c.profile.map(|p| p.as_str().to_owned()),
+        dpop: c.dpop_bound,
+        require_par: c.require_par,
         created_at: c.created_at,
         updated_at: c.updated_at,
         managed_by: c.managed_by.clone(),

@@ -8,7 +8,7 @@ use crate::domain::ParseError;
 use crate::domain::is_resource_indicator;
 use crate::domain::{ClientId, ClientKind, GrantType, RedirectUri, RoleName, Scope, SigningAlg};
 use crate::policy::access::AccessPolicy;
-use crate::storage::clients::Client;
+use crate::storage::clients::{Client, ClientProfile};
 
 /// The registration a `client add` asks for, in raw form.
 #[derive(Debug, Default, Clone)]
@@ -35,6 +35,12 @@ pub struct ClientSpec {
     pub resources: Vec<String>,
     /// Opt-in refresh-token grace in seconds (0–60); none = strict rotation.
     pub refresh_grace_secs: Option<i32>,
+    /// A security profile (`fapi2`), or none.
+    pub profile: Option<String>,
+    /// Access tokens only DPoP-bound (RFC 9449 `dpop_bound_access_tokens`).
+    pub dpop: bool,
+    /// Authorization requests only pushed (RFC 9126 `require_pushed_authorization_requests`).
+    pub require_par: bool,
 }
 
 fn dedup<T: Ord>(mut v: Vec<T>) -> Vec<T> {
@@ -60,6 +66,7 @@ pub(super) struct Parsed {
     pub(super) access_policy: Option<String>,
     pub(super) resources: Vec<String>,
     pub(super) refresh_grace_secs: Option<i32>,
+    pub(super) profile: Option<ClientProfile>,
 }
 
 pub(super) fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
@@ -104,7 +111,17 @@ pub(super) fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
             return Err(AdminError::Refused(format!("pkce: {other:?} is not one of required, optional")));
         }
     };
-    let id_token_alg = spec.id_token_alg.as_deref().map(SigningAlg::parse).transpose()?.unwrap_or(SigningAlg::RS256);
+    let profile = match spec.profile.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(p) => Some(ClientProfile::parse(p).ok_or_else(|| {
+            AdminError::Invalid(ParseError { field: "profile", reason: format!("{p:?} is not fapi2") })
+        })?),
+    };
+    let fapi2 = profile == Some(ClientProfile::Fapi2);
+    // FAPI 2.0 signs with ES256 (or EdDSA, PS256) only: its clients default
+    // to ES256 ID tokens.
+    let default_alg = if fapi2 { SigningAlg::ES256 } else { SigningAlg::RS256 };
+    let id_token_alg = spec.id_token_alg.as_deref().map(SigningAlg::parse).transpose()?.unwrap_or(default_alg);
     let backchannel = spec
         .backchannel_logout_uri
         .as_deref()
@@ -164,7 +181,11 @@ pub(super) fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
         Some(0) | None => None,
         g => g,
     };
+    if fapi2 {
+        fapi2_rules(kind, pkce_required, id_token_alg, jwks.is_some())?;
+    }
     Ok(Parsed {
+        profile,
         refresh_grace_secs,
         resources,
         access_policy,
@@ -181,6 +202,26 @@ pub(super) fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
         backchannel,
         jwks,
     })
+}
+
+/// What the FAPI 2.0 Security Profile (§5.3.2) asks of a client's
+/// registration: confidential, authenticating with `private_key_jwt` (so
+/// its public keys are registered), PKCE, and no RS256 signatures.
+fn fapi2_rules(kind: ClientKind, pkce_required: bool, alg: SigningAlg, has_jwks: bool) -> Result<(), AdminError> {
+    let refuse = |why: &str| Err(AdminError::Refused(format!("profile fapi2: {why}")));
+    if kind == ClientKind::Public {
+        return refuse("the client must be confidential (FAPI 2.0 §5.3.2.1)");
+    }
+    if !has_jwks {
+        return refuse("register the client's public keys (--jwks): it authenticates with private_key_jwt");
+    }
+    if !pkce_required {
+        return refuse("PKCE cannot be optional");
+    }
+    if alg == SigningAlg::RS256 {
+        return refuse("ID tokens must be signed with ES256 or EdDSA, not RS256");
+    }
+    Ok(())
 }
 
 pub(super) fn json_list<T: AsRef<str>>(items: &[T]) -> String {
@@ -231,6 +272,14 @@ pub struct ClientPatch {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i32>)]
     pub refresh_grace_secs: Option<Option<i32>>,
+    /// `fapi2`, or `null` for none.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub profile: Option<Option<String>>,
+    /// Access tokens only DPoP-bound.
+    pub dpop: Option<bool>,
+    /// Authorization requests only pushed (PAR).
+    pub require_par: Option<bool>,
 }
 
 impl ClientPatch {
@@ -244,6 +293,9 @@ impl ClientPatch {
             || self.post_logout_redirect_uris.is_some()
             || self.backchannel_logout_uri.is_some()
             || self.grant_types.is_some()
+            || self.profile.is_some()
+            || self.dpop == Some(false)
+            || self.require_par == Some(false)
     }
 }
 
@@ -267,5 +319,8 @@ pub(super) fn spec_of(c: &Client) -> ClientSpec {
         access_policy: c.access_policy.clone(),
         resources: c.resources.clone(),
         refresh_grace_secs: c.refresh_grace_secs,
+        profile: c.profile.map(|p| p.as_str().to_owned()),
+        dpop: c.dpop_bound,
+        require_par: c.require_par,
     }
 }

@@ -112,6 +112,15 @@ pub async fn update(
     if let Some(v) = patch.refresh_grace_secs {
         spec.refresh_grace_secs = v;
     }
+    if let Some(v) = patch.profile {
+        spec.profile = v;
+    }
+    if let Some(v) = patch.dpop {
+        spec.dpop = v;
+    }
+    if let Some(v) = patch.require_par {
+        spec.require_par = v;
+    }
     let p = parse(&spec)?;
     // What the client becomes must stay within the actor's reach too.
     let admin_audience = p.resources.iter().any(|r| r.as_str() == state.admin_audience());
@@ -134,6 +143,9 @@ pub async fn update(
     am.access_policy = Set(p.access_policy);
     am.resources = Set(Some(json_list(&p.resources)));
     am.refresh_grace_secs = Set(p.refresh_grace_secs);
+    am.profile = Set(p.profile.map(|p| p.as_str().to_owned()));
+    am.dpop_bound = Set(spec.dpop);
+    am.require_par = Set(spec.require_par);
     am.updated_at = Set(now);
     am.update(&txn).await?;
     client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(client_id)).exec(&txn).await?;

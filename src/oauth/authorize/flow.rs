@@ -222,7 +222,15 @@ fn consented_scopes(text: &str) -> Vec<String> {
 
 /// Issues a code for the session: the code, the client's place in the
 /// session (back-channel logout) and the audit record, in one transaction.
-async fn issue_code(state: &AppState, origin: &Origin, r: &AuthzRequest, cur: &Current) -> Result<String, OAuthError> {
+async fn issue_code(
+    state: &AppState,
+    origin: &Origin,
+    r: &AuthzRequest,
+    c: &Client,
+    cur: &Current,
+) -> Result<String, OAuthError> {
+    // FAPI 2.0 §5.3.2.1: codes of its clients live at most 60 s.
+    let ttl_secs = if c.fapi2() { state.settings.code_ttl_secs.min(60) } else { state.settings.code_ttl_secs };
     let now = state.clock.now();
     let now_ms = now.timestamp_millis();
     let code = random_token(32).map_err(|_| OAuthError::ServerError)?;
@@ -242,10 +250,11 @@ async fn issue_code(state: &AppState, origin: &Origin, r: &AuthzRequest, cur: &C
         amr: Set(cur.session.amr.clone()),
         acr: Set(cur.session.acr.clone()),
         created_ms: Set(now_ms),
-        expires_ms: Set(now_ms + state.settings.code_ttl_secs * 1000),
+        expires_ms: Set(now_ms + ttl_secs * 1000),
         used_ms: Set(None),
         access_jti: Set(None),
         claims: Set(r.claims.as_ref().and_then(|c| serde_json::to_string(c).ok())),
+        dpop_jkt: Set(r.dpop_jkt.clone()),
     }
     .insert(&txn)
     .await?;
@@ -298,7 +307,7 @@ pub async fn proceed(
                 drop_request(state, h).await?;
             }
             let Some(cur) = cur else { return Err(OAuthError::ServerError) };
-            let code = issue_code(state, origin, &r, cur).await?;
+            let code = issue_code(state, origin, &r, c, cur).await?;
             Ok(Next::ToClient(r.reply(), vec![("code", code)]))
         }
         Need::Login if none => Ok(Next::error(&r.reply(), &OAuthError::LoginRequired)),

@@ -40,6 +40,9 @@ pub struct AuthzRequest {
     /// The `claims` parameter (OIDC Core §5.5).
     #[serde(default)]
     pub claims: Option<crate::oauth::claims::ClaimsRequest>,
+    /// The DPoP key the code is bound to (`dpop_jkt`, RFC 9449 §10).
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
     /// The session that logged in for this request, once one has (stored in
     /// the request's row, not in its parameters).
     #[serde(skip)]
@@ -144,8 +147,14 @@ fn is_pkce_value(v: &str) -> bool {
     (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
-/// Validates the parameters (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC Core §3.1.2.1).
-pub async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(AuthzRequest, Arc<Client>), Failure> {
+/// Validates the parameters (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC Core
+/// §3.1.2.1) — at `/authorize`, and at `/par` (`pushed`: the parameters
+/// arrive authenticated, RFC 9126), where the same checks run.
+pub async fn validate(
+    state: &AppState,
+    p: &HashMap<String, String>,
+    pushed: bool,
+) -> Result<(AuthzRequest, Arc<Client>), Failure> {
     let Some(client_id) = p.get("client_id") else {
         return Err(Failure::Page("The application did not say who it is (client_id is missing)."));
     };
@@ -176,14 +185,26 @@ pub async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(
     if bad_mode {
         return Err(fail(OAuthError::InvalidRequest("response_mode must be query or form_post")));
     }
+    if !pushed && c.requires_par(state.settings.require_pushed_authorization_requests) {
+        return Err(fail(OAuthError::InvalidRequest(
+            "this client must push its authorization requests (PAR, RFC 9126)",
+        )));
+    }
+    // FAPI 2.0 §5.3.2.2: the authorization response in the query only.
+    if c.fapi2() && form_post {
+        return Err(fail(OAuthError::InvalidRequest("response_mode must be query for this client (FAPI 2.0)")));
+    }
     match p.get("response_type").map(String::as_str) {
         Some("code") => {}
         Some(_) => return Err(fail(OAuthError::UnsupportedResponseType)),
         None => return Err(fail(OAuthError::InvalidRequest("response_type is required"))),
     }
+    // A `request_uri` was resolved (PAR) before this point; one left here
+    // is a reference we do not fetch (or one nested in a pushed request).
     if p.contains_key("request_uri") {
         return Err(fail(OAuthError::RequestUriNotSupported));
     }
+    let dpop_jkt = p.get("dpop_jkt").map(|v| crate::oauth::dpop::parse_jkt(v)).transpose().map_err(fail)?;
     if !c.has_grant("authorization_code") {
         return Err(fail(OAuthError::UnauthorizedClient("this client may not use the authorization code grant")));
     }
@@ -311,6 +332,7 @@ pub async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(
         login_hint: p.get("login_hint").filter(|h| crate::domain::Username::parse(h).is_ok()).cloned(),
         form_post,
         claims,
+        dpop_jkt,
         login_session: None,
     };
     Ok((req, c))
@@ -321,6 +343,34 @@ pub async fn validate(state: &AppState, p: &HashMap<String, String>) -> Result<(
 /// request object that does not verify goes back to the client as
 /// `invalid_request_object` when the outer `redirect_uri` is registered for
 /// it, else to an error page.
+/// Replaces the parameters by those pushed earlier (RFC 9126 §4) when they
+/// name a `request_uri`: only `client_id` travels beside it, and nothing in
+/// the query overrides what was pushed. Returns whether they were pushed.
+pub async fn with_pushed(
+    state: &AppState,
+    p: HashMap<String, String>,
+) -> Result<(HashMap<String, String>, bool), Failure> {
+    let Some(uri) = p.get("request_uri") else {
+        return Ok((p, false));
+    };
+    if !uri.starts_with(crate::oauth::par::URN_PREFIX) {
+        return Ok((p, false)); // a by-reference request object: refused in `validate`
+    }
+    let Some(client_id) = p.get("client_id") else {
+        return Err(Failure::Page("The application did not say who it is (client_id is missing)."));
+    };
+    match crate::oauth::par::take(state, client_id, uri).await {
+        Ok(Some(pushed)) => Ok((pushed, true)),
+        Ok(None) => Err(Failure::Page(
+            "This sign-in request has expired or was already used. Go back to the application and start again.",
+        )),
+        Err(e) => {
+            tracing::error!(error = %e, "taking a pushed authorization request");
+            Err(Failure::Page("Something went wrong. Please try again later."))
+        }
+    }
+}
+
 pub async fn with_request_object(
     state: &AppState,
     mut p: HashMap<String, String>,

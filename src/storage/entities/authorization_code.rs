@@ -29,6 +29,8 @@ pub struct Model {
     /// The `claims` request parameter (JSON), if one was given.
     #[sea_orm(column_type = "Text", nullable)]
     pub claims: Option<String>,
+    /// The DPoP key thumbprint the code is bound to (`dpop_jkt`, RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

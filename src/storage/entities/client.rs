@@ -40,6 +40,12 @@ pub struct Model {
     /// The declarative file that manages the client (`portcullis apply`):
     /// changes anywhere else are refused.
     pub managed_by: Option<String>,
+    /// A security profile the client is held to (`fapi2`), if any.
+    pub profile: Option<String>,
+    /// Access tokens only sender-constrained with DPoP (RFC 9449).
+    pub dpop_bound: bool,
+    /// Authorization requests only pushed (RFC 9126).
+    pub require_par: bool,
 }
 
 impl std::fmt::Debug for Model {

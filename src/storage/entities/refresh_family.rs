@@ -12,6 +12,8 @@ pub struct Model {
     pub revoked_ms: Option<i64>,
     pub created_ms: i64,
     pub expires_ms: i64,
+    /// The DPoP key a public client's refresh tokens are bound to (RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

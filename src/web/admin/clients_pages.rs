@@ -246,6 +246,9 @@ pub(super) struct Settings {
     backchannel_logout_uri: String,
     refresh_grace_secs: String,
     jwks: String,
+    profile: String,
+    dpop: bool,
+    require_par: bool,
 }
 
 impl Settings {
@@ -268,6 +271,9 @@ impl Settings {
             backchannel_logout_uri: c.backchannel_logout_uri.clone().unwrap_or_default(),
             refresh_grace_secs: c.refresh_grace_secs.map(|s| s.to_string()).unwrap_or_default(),
             jwks: jwks.unwrap_or_default(),
+            profile: c.profile.clone().unwrap_or_default(),
+            dpop: c.dpop,
+            require_par: c.require_par,
         }
     }
 
@@ -289,6 +295,9 @@ impl Settings {
             backchannel_logout_uri: f.backchannel_logout_uri.clone(),
             refresh_grace_secs: f.refresh_grace_secs.clone(),
             jwks: f.jwks.clone(),
+            profile: f.profile.clone(),
+            dpop: f.dpop.is_some(),
+            require_par: f.require_par.is_some(),
         }
     }
 }
@@ -319,6 +328,11 @@ pub struct SettingsForm {
     refresh_grace_secs: String,
     /// A JWK Set (JSON); empty: none.
     jwks: String,
+    /// `fapi2` or empty.
+    #[serde(default)]
+    profile: String,
+    dpop: Option<String>,
+    require_par: Option<String>,
 }
 
 fn lines(s: &str) -> Vec<String> {
@@ -382,6 +396,9 @@ fn patch_of(f: &SettingsForm, c: &clients::ClientView, jwks: Option<&str>) -> Re
         access_policy: None,
         resources: changed(lines(&f.resources), c.resources.clone()),
         refresh_grace_secs: changed(grace, c.refresh_grace_secs),
+        profile: changed(text(&f.profile), c.profile.clone()),
+        dpop: changed(f.dpop.is_some(), c.dpop),
+        require_par: changed(f.require_par.is_some(), c.require_par),
     })
 }
 

@@ -133,6 +133,14 @@ pub struct NewClientBody {
     resources: Vec<String>,
     /// Refresh-token grace in seconds (0–60); absent: strict rotation.
     refresh_grace_secs: Option<i32>,
+    /// `fapi2`: held to the FAPI 2.0 Security Profile (no secret is issued).
+    profile: Option<String>,
+    /// Access tokens only DPoP-bound (RFC 9449).
+    #[serde(default)]
+    dpop: bool,
+    /// Authorization requests only pushed (RFC 9126).
+    #[serde(default)]
+    require_par: bool,
 }
 
 #[utoipa::path(tag = "clients", description = "Needs `clients:write` (and `roles:write` to give the client roles). The secret is shown once.",
@@ -172,6 +180,9 @@ pub async fn create_client(
         access_policy: b.access_policy,
         resources: b.resources,
         refresh_grace_secs: b.refresh_grace_secs,
+        profile: b.profile,
+        dpop: b.dpop,
+        require_par: b.require_par,
     };
     let created = crate::admin::clients::add(&state, &actor(&state, &req, &p), &spec).await?;
     Ok(secret_response(StatusCode::CREATED, created))

@@ -261,7 +261,10 @@ async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| Problem { no_token: true, ..unauthorized() })?;
-    let claims = crate::oauth::token::check_access_token(state, token.trim()).await.map_err(|_| unauthorized())?;
+    // Bearer only: a DPoP-bound token is refused here (it would need its proof).
+    let claims = crate::oauth::token::check_presented(state, token.trim(), crate::oauth::dpop::Sender::Bearer)
+        .await
+        .map_err(|_| unauthorized())?;
     let aud_ok = match claims.get("aud") {
         Some(Value::String(a)) => *a == audience(state),
         Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(audience(state).as_str())),

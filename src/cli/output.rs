@@ -273,7 +273,8 @@ impl Output {
                 println!("client_secret: {s}");
                 println!("(the secret is shown once; store it now)");
             }
-            None => println!("public client: no secret"),
+            None if created.client.public => println!("public client: no secret"),
+            None => println!("no secret: the client authenticates with its keys (private_key_jwt)"),
         }
     }
 

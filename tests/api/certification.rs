@@ -509,6 +509,9 @@ async fn clients_registered_before_the_upgrade_keep_their_standard_scopes() {
         updated_at: Set(now),
         // (A column of a later migration.)
         managed_by: sea_orm::ActiveValue::NotSet,
+        profile: sea_orm::ActiveValue::NotSet,
+        dpop_bound: sea_orm::ActiveValue::NotSet,
+        require_par: sea_orm::ActiveValue::NotSet,
     };
     client::Entity::insert(legacy).exec_without_returning(&conn).await.unwrap();
     migration::Migrator::up(&conn, None).await.unwrap();

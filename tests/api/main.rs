@@ -18,6 +18,7 @@ mod cli;
 mod console;
 mod crash;
 mod federation;
+mod finance;
 mod helpers;
 mod http_basics;
 mod indexes;

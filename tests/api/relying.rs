@@ -16,7 +16,7 @@ mod example {
 
 pub const API: &str = "https://api.example.com";
 
-async fn backend(app: &TestApp, tweak: impl FnOnce(&mut VerifierConfig)) -> (String, Verifier) {
+pub async fn backend(app: &TestApp, tweak: impl FnOnce(&mut VerifierConfig)) -> (String, Verifier) {
     let mut config = VerifierConfig::new(app.address.clone(), API);
     tweak(&mut config);
     let verifier = Verifier::discover(config).await.unwrap();

@@ -209,6 +209,7 @@ async fn a_password_only_login_never_gets_to_administer() {
         sid: None,
         resource: Some(aud.clone()),
         claims: None,
+        dpop_jkt: None,
     };
     let issued = portcullis::oauth::grants::issue_for_user(&app.state, &g).await.unwrap();
     let body = json!({ "password": "a brand new passphrase" });

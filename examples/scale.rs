@@ -119,6 +119,7 @@ async fn seed(state: &AppState, users: usize, clients: usize, families: usize) -
                 revoked_ms: Set(None),
                 created_ms: Set(now_ms),
                 expires_ms: Set(now_ms + 30 * 86_400_000),
+                dpop_jkt: Set(None),
             });
             toks.push(refresh_token::ActiveModel {
                 token_hash: Set(hasher.hash(&format!("refresh:seed-{fid}"))),

@@ -84,7 +84,8 @@ async fn the_example_backend_accepts_good_tokens_and_refuses_the_rest_per_rfc_67
 
     // RFC 6750 §3.1: no token at all, a challenge without an error code.
     let (s, www) = get(&format!("{base}/me"), None).await;
-    assert_eq!((s, www.as_str()), (401, "Bearer"));
+    // RFC 6750 §3.1 and RFC 9449 §7.1: both schemes offered, no error code.
+    assert_eq!((s, www.as_str()), (401, "Bearer, DPoP algs=\"ES256 EdDSA PS256 RS256\""));
 
     // Every refusal says why, in the header and the body.
     let refused = |why: &str| format!("Bearer error=\"invalid_token\", error_description=\"{why}\"");

@@ -116,8 +116,7 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
         return Err(bad);
     }
     let c = load(state, &iss, false).await?;
-    // FAPI 2.0 §5.4.1: PS256, ES256 or EdDSA only.
-    if c.fapi2() && !matches!(alg, Algorithm::PS256 | Algorithm::ES256 | Algorithm::EdDSA) {
+    if !c.may_sign_with(&format!("{alg:?}")) {
         return Err(bad);
     }
     let jwks: jsonwebtoken::jwk::JwkSet =
@@ -128,7 +127,9 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
     };
     let issuer = state.settings.issuer();
     let mut validation = Validation::new(alg);
-    validation.set_audience(&[format!("{issuer}/token"), issuer.to_owned()]);
+    // The issuer, or the endpoint the assertion is sent to (RFC 7523 §3;
+    // RFC 9126 §2: the PAR endpoint too).
+    validation.set_audience(&[format!("{issuer}/token"), format!("{issuer}/par"), issuer.to_owned()]);
     validation.set_issuer(&[iss.as_str()]);
     validation.sub = Some(iss.clone());
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);

@@ -9,6 +9,7 @@ pub mod client_auth;
 pub mod dpop;
 pub mod error;
 pub mod grants;
+mod mint;
 pub mod par;
 pub mod request_object;
 pub mod token;

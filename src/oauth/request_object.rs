@@ -43,6 +43,9 @@ pub async fn open(state: &AppState, c: &Client, jwt: &str) -> Result<HashMap<Str
     ) {
         return Err(refuse("the request object's algorithm is not accepted"));
     }
+    if !c.may_sign_with(&format!("{:?}", header.alg)) {
+        return Err(refuse("the request object's algorithm is not accepted for this client"));
+    }
     let jwks: jsonwebtoken::jwk::JwkSet = c
         .jwks
         .as_deref()

@@ -173,6 +173,13 @@ impl Client {
         everyone || self.require_par || self.fapi2()
     }
 
+    /// Whether a signature by the client (client assertion, request object,
+    /// DPoP proof) may use `alg`: FAPI 2.0 §5.4.1 allows PS256, ES256 and
+    /// EdDSA only; other clients whatever the endpoint itself accepts.
+    pub fn may_sign_with(&self, alg: &str) -> bool {
+        !self.fapi2() || matches!(alg, "PS256" | "ES256" | "EdDSA")
+    }
+
     /// Whether its access tokens must be DPoP-bound (RFC 9449 §5.2
     /// `dpop_bound_access_tokens`).
     pub fn requires_dpop(&self) -> bool {

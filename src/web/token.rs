@@ -99,6 +99,16 @@ pub fn endpoint_proof(state: &AppState, req: &HttpRequest, path: &str) -> Result
     dpop::check(state, &dpop_headers(req), "POST", path, None, state.settings.dpop_nonce_required)
 }
 
+/// Once the client is known: its proof's algorithm must be one it may sign
+/// with (FAPI 2.0), and the proof is spent (single use, every instance).
+async fn spend_proof(state: &AppState, c: &AuthenticatedClient, proof: Option<&dpop::Proof>) -> Result<(), OAuthError> {
+    let Some(d) = proof else { return Ok(()) };
+    if !c.client.may_sign_with(d.alg) {
+        return Err(OAuthError::InvalidDpopProof("the DPoP proof algorithm is not accepted for this client"));
+    }
+    dpop::record(state, d).await
+}
+
 pub async fn token_endpoint(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -111,9 +121,7 @@ pub async fn token_endpoint(
 async fn token(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<HttpResponse, OAuthError> {
     let proof = endpoint_proof(state, req, "/token")?;
     let (c, p, origin) = client_and_params(state, req, body).await?;
-    if let Some(d) = &proof {
-        dpop::record(state, d).await?;
-    }
+    spend_proof(state, &c, proof.as_ref()).await?;
     let d = proof.as_ref();
     let out = match p.get("grant_type").map(String::as_str) {
         Some("authorization_code") => grants::authorization_code(state, &c.client, &p, d).await?,
@@ -140,15 +148,16 @@ async fn push(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<HttpRe
     use crate::oauth::authorize::request::{self, Failure};
     let proof = endpoint_proof(state, req, "/par")?;
     let (c, mut p, origin) = client_and_params(state, req, body).await?;
-    if let Some(d) = &proof {
-        dpop::record(state, d).await?;
-    }
+    spend_proof(state, &c, proof.as_ref()).await?;
     if p.contains_key("request_uri") {
         return Err(OAuthError::InvalidRequest("request_uri is not allowed in a pushed request (RFC 9126 §2.1)"));
     }
     // Anonymous callers (public clients) make us store a request: bounded
-    // per address, as at /authorize.
-    if let Some(ip) = &origin.ip {
+    // per address, as at /authorize. An authenticated client is not: a
+    // FAPI 2.0 backend pushes every sign-in of its users from one address.
+    if c.method == "none"
+        && let Some(ip) = &origin.ip
+    {
         let now_ms = state.clock.now().timestamp_millis();
         let n = crate::authn::throttle::admit_ip_for(&state.db, &state.settings, "par", ip, now_ms).await?;
         if n > state.settings.authorize_ip_max_pending {

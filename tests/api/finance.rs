@@ -31,11 +31,8 @@ impl DpopKey {
     /// made by hand so the header says exactly what the test wants.
     pub fn sign(&self, header_jwk: &Value, typ: &str, claims: &Value) -> String {
         let header = json!({ "typ": typ, "alg": "ES256", "jwk": header_jwk });
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
+        let input =
+            format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
         let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &self.pkcs8).unwrap();
         let sig = kp.sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes()).unwrap();
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
@@ -299,6 +296,19 @@ async fn dpop_binds_every_token_to_the_clients_key_and_refuses_every_bad_proof()
         }
         r.send()
     };
+    // A caller without a valid bound token makes us store nothing.
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    let rows = || portcullis::storage::entities::dpop_proof::Entity::find().count(&app.state.db);
+    let before = rows().await.unwrap();
+    let r = reqwest::Client::new()
+        .get(&ui)
+        .header("Authorization", "DPoP garbage")
+        .header("DPoP", key.proof("GET", &ui, t, None, Some("garbage")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(rows().await.unwrap(), before);
     let r = get("Bearer", None).await.unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
@@ -351,6 +361,26 @@ async fn a_public_clients_refresh_token_is_worthless_without_its_key() {
         post(&token_url, None, Some(&key.proof("POST", &token_url, t, Some(&n), None)), &rform).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(claims_of(body["access_token"].as_str().unwrap())["cnf"]["jkt"], key.jkt.as_str());
+
+    // A code redeemed without a proof: the first refresh that brings one
+    // binds the family from then on (RFC 9449 §5).
+    let url = app.url(&format!(
+        "/authorize?response_type=code&client_id=app&redirect_uri={}&scope=openid&code_challenge={}&code_challenge_method=S256",
+        urlencode(CB),
+        challenge()
+    ));
+    let code = param(&walk(&app, &b, &url, "dora", PW).await, "code").unwrap();
+    let form = [form[0], form[1], ("code", code.as_str()), form[3], form[4]];
+    let (status, tok, _) = post(&token_url, None, None, &form).await;
+    assert_eq!((status, tok["token_type"].as_str()), (200, Some("Bearer")), "{tok}");
+    let rt = tok["refresh_token"].as_str().unwrap().to_owned();
+    let rform = [rform[0], rform[1], ("refresh_token", rt.as_str())];
+    let (status, body, _) =
+        post(&token_url, None, Some(&key.proof("POST", &token_url, t, Some(&n), None)), &rform).await;
+    assert_eq!(status, 200, "{body}");
+    let rt = body["refresh_token"].as_str().unwrap().to_owned();
+    let (status, body, _) = post(&token_url, None, None, &[rform[0], rform[1], ("refresh_token", rt.as_str())]).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_dpop_proof")), "now bound: {body}");
 }
 
 #[tokio::test]
@@ -400,9 +430,9 @@ impl ClientKey {
         Self { pkcs8: kp.to_pkcs8v1().unwrap().as_ref().to_vec(), jwks }
     }
 
-    fn assertion(&self, app: &TestApp, client_id: &str) -> String {
+    fn assertion(&self, app: &TestApp, client_id: &str, aud: &str) -> String {
         let t = now(app);
-        let claims = json!({ "iss": client_id, "sub": client_id, "aud": app.address, "exp": t + 60, "iat": t,
+        let claims = json!({ "iss": client_id, "sub": client_id, "aud": aud, "exp": t + 60, "iat": t,
             "jti": uuid::Uuid::new_v4().to_string() });
         let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
         h.kid = Some("c1".into());
@@ -476,7 +506,7 @@ async fn a_fapi2_client_is_held_to_the_profile_everywhere() {
     assert!(rows.iter().all(|r| r.dpop_jkt.as_deref() == Some(key.jkt.as_str())), "PAR's proof bound the code");
     let token_url = app.url("/token");
     let redeem = async |code: &str, proof: Option<&str>| {
-        let assertion = ck.assertion(&app, "fintech");
+        let assertion = ck.assertion(&app, "fintech", &app.address);
         let f = [
             ("grant_type", "authorization_code"),
             ("code", code),
@@ -515,7 +545,8 @@ async fn push_fapi(
     extra: &[(&str, &str)],
 ) -> (u16, Value, reqwest::header::HeaderMap) {
     let par_url = app.url("/par");
-    let assertion = ck.assertion(app, "fintech");
+    // RFC 9126 §2: the PAR endpoint's URL is an audience the server accepts.
+    let assertion = ck.assertion(app, "fintech", &par_url);
     let proof = key.proof("POST", &par_url, now(app), Some(n), None);
     let ch = challenge();
     let mut form: Vec<(&str, &str)> = authz_params("fintech", &ch);
@@ -553,7 +584,7 @@ async fn a_service_protected_by_portcullis_verify_rejects_a_stolen_dpop_token() 
     )
     .await
     .unwrap();
-    let (base, _) = crate::relying::backend(&app, |_| {}).await;
+    let (base, verifier) = crate::relying::backend(&app, |_| {}).await;
     let key = DpopKey::new();
     let thief = DpopKey::new();
     let token_url = app.url("/token");
@@ -577,6 +608,21 @@ async fn a_service_protected_by_portcullis_verify_rejects_a_stolen_dpop_token() 
     let (status, www) = call("Bearer", None).await;
     assert_eq!(status, 401, "a bound token as a bearer token");
     assert!(www.contains("invalid_token"), "{www}");
+    // The library's own calls refuse it as a bearer token too.
+    assert!(matches!(verifier.verify(&access).await, Err(portcullis::verify::VerifyError::Bound)));
+    assert!(matches!(verifier.verify_online(&access).await, Err(portcullis::verify::VerifyError::Bound)));
+    // A proof made for another host, passed off with X-Forwarded-Host: refused.
+    let elsewhere = key.proof("GET", "https://a.example/me", wall, None, Some(&access));
+    let r = reqwest::Client::new()
+        .get(&me)
+        .header("Authorization", format!("DPoP {access}"))
+        .header("DPoP", elsewhere)
+        .header("X-Forwarded-Host", "a.example")
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "forwarded headers do not choose the htu");
     assert_eq!(call("DPoP", None).await.0, 401, "no proof");
     assert_eq!(call("DPoP", Some(thief.proof("GET", &me, wall, None, Some(&access)))).await.0, 401, "the thief's key");
     assert_eq!(

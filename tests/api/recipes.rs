@@ -123,3 +123,70 @@ async fn recipes_in_node_and_python_verify_portcullis_tokens() {
         assert!(www.starts_with("Bearer error=\"insufficient_scope\""), "{script}: {www}");
     }
 }
+
+/// The full FAPI 2.0 flow driven by an independent, certified relying-party
+/// library: openid-client 6 (tests/rp/node/fapi2.mjs) — discovery, PAR with
+/// private_key_jwt and a DPoP proof, login, the code exchange with PKCE and
+/// DPoP (the library answers our `use_dpop_nonce` itself), UserInfo with the
+/// bound token, a refresh — against a client held to `--profile fapi2`.
+#[tokio::test]
+async fn openid_client_runs_the_fapi2_flow() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    if !Path::new("tests/rp/node/node_modules/openid-client").exists() {
+        let why = "openid-client is not installed (npm ci --prefix tests/rp/node)";
+        assert!(std::env::var("PORTCULLIS_BROWSER_TESTS").as_deref() != Ok("1"), "RP test required: {why}");
+        eprintln!("SKIPPED openid-client test: {why}");
+        return;
+    }
+    let app = crate::helpers::spawn_app_on_clock(
+        crate::helpers::TestDb::new().await,
+        portcullis::clock::Clock::System,
+        |_| {},
+    )
+    .await;
+    let user_id = app.create_user("fiona", crate::oauth::PW, &[]).await;
+    let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let p = kp.public_key().as_ref().to_vec();
+    let jwks = serde_json::json!({ "keys": [{ "kty": "EC", "crv": "P-256", "kid": "rp1", "alg": "ES256", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(&p[1..33]), "y": URL_SAFE_NO_PAD.encode(&p[33..]) }] });
+    register(
+        &app,
+        portcullis::admin::clients::ClientSpec {
+            client_id: "fapi-rp".into(),
+            redirect_uris: vec![crate::oauth::CB.into()],
+            scopes: vec!["profile".into()],
+            first_party: true,
+            profile: Some("fapi2".into()),
+            jwks: Some(jwks.to_string()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let out = tokio::process::Command::new("node")
+        .arg("tests/rp/node/fapi2.mjs")
+        .env("ISSUER", &app.address)
+        .env("CLIENT_ID", "fapi-rp")
+        .env("CLIENT_KID", "rp1")
+        .env("CLIENT_KEY_PKCS8", STANDARD.encode(kp.to_pkcs8v1().unwrap().as_ref()))
+        .env("REDIRECT_URI", crate::oauth::CB)
+        .env("PC_USER", "fiona")
+        .env("PC_PASSWORD", crate::oauth::PW)
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "openid-client failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let seen: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    assert!(seen["token_type"].as_str().unwrap().eq_ignore_ascii_case("dpop"), "{seen}");
+    assert!(seen["refreshed_token_type"].as_str().unwrap().eq_ignore_ascii_case("dpop"), "{seen}");
+    let first = crate::helpers::claims_of(seen["access_token"].as_str().unwrap());
+    let refreshed = crate::helpers::claims_of(seen["refreshed_access_token"].as_str().unwrap());
+    let jkt = first["cnf"]["jkt"].as_str().expect("the access token is bound");
+    assert_eq!(refreshed["cnf"]["jkt"], jkt, "the refreshed token is bound to the same key");
+    assert_eq!(seen["id_token_sub"], user_id.as_str());
+    assert_eq!(seen["userinfo_sub"], user_id.as_str());
+    assert_eq!(seen["userinfo_username"], "fiona");
+    assert_eq!(seen["bearer_status"], 401, "the bound token as a plain bearer token");
+}

@@ -95,6 +95,8 @@ pub struct Expect<'a> {
 pub struct Proof {
     /// The RFC 7638 SHA-256 thumbprint of the proof's key (base64url).
     pub jkt: String,
+    /// The proof's signature algorithm (one of [`ALGS`]).
+    pub alg: &'static str,
     pub jti: String,
     pub iat: i64,
     pub nonce: Option<String>,
@@ -153,12 +155,18 @@ fn key_for(alg: Algorithm, jwk: &Value) -> Result<DecodingKey, ProofError> {
     if !jwk.is_object() || PRIVATE.iter().any(|m| jwk.get(m).is_some()) {
         return Err(ProofError::Key);
     }
+    // Members in their one canonical form (fixed-length coordinates, no
+    // leading zero bytes), so one key has one thumbprint.
+    let bytes = |name: &str| URL_SAFE_NO_PAD.decode(member(jwk, name)?).map_err(|_| ProofError::Key);
     let fits = match (alg, member(jwk, "kty")?) {
-        (Algorithm::ES256, "EC") => member(jwk, "crv")? == "P-256",
-        (Algorithm::EdDSA, "OKP") => member(jwk, "crv")? == "Ed25519",
+        (Algorithm::ES256, "EC") => {
+            member(jwk, "crv")? == "P-256" && bytes("x")?.len() == 32 && bytes("y")?.len() == 32
+        }
+        (Algorithm::EdDSA, "OKP") => member(jwk, "crv")? == "Ed25519" && bytes("x")?.len() == 32,
         (Algorithm::RS256 | Algorithm::PS256, "RSA") => {
-            let n = URL_SAFE_NO_PAD.decode(member(jwk, "n")?).map_err(|_| ProofError::Key)?;
-            n.iter().skip_while(|b| **b == 0).count() >= 256
+            let (n, e) = (bytes("n")?, bytes("e")?);
+            // At least 2048 bits: 256 bytes whose first is not zero.
+            n.len() >= 256 && n.first().is_some_and(|b| *b != 0) && e.first().is_some_and(|b| *b != 0)
         }
         _ => false,
     };
@@ -200,11 +208,11 @@ pub fn check(proof: &str, want: &Expect<'_>) -> Result<Proof, ProofError> {
     if head.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
         return Err(ProofError::Type);
     }
-    let alg = match head.get("alg").and_then(Value::as_str) {
-        Some("ES256") => Algorithm::ES256,
-        Some("EdDSA") => Algorithm::EdDSA,
-        Some("PS256") => Algorithm::PS256,
-        Some("RS256") => Algorithm::RS256,
+    let (alg, alg_name) = match head.get("alg").and_then(Value::as_str) {
+        Some("ES256") => (Algorithm::ES256, "ES256"),
+        Some("EdDSA") => (Algorithm::EdDSA, "EdDSA"),
+        Some("PS256") => (Algorithm::PS256, "PS256"),
+        Some("RS256") => (Algorithm::RS256, "RS256"),
         _ => return Err(ProofError::Algorithm),
     };
     let jwk = head.get("jwk").ok_or(ProofError::Key)?;
@@ -238,43 +246,57 @@ pub fn check(proof: &str, want: &Expect<'_>) -> Result<Proof, ProofError> {
     {
         return Err(ProofError::Ath);
     }
-    Ok(Proof { jkt: thumbprint(jwk)?, jti: claims.jti, iat: claims.iat, nonce: claims.nonce })
+    Ok(Proof { jkt: thumbprint(jwk)?, alg: alg_name, jti: claims.jti, iat: claims.iat, nonce: claims.nonce })
 }
 
-/// Proofs seen by one relying service, bounded in memory: an entry lives
-/// until its proof could no longer be accepted; when the cache is full of
-/// live entries, new proofs are refused (fail closed) rather than forgotten.
+/// Proofs seen by one relying service (one process), bounded in memory: an
+/// entry lives until its proof could no longer be accepted. Each key may
+/// hold at most [`ReplayCache::PER_KEY`] live proofs, so the holder of one
+/// token cannot crowd out everyone else; when the whole cache is full of
+/// live entries, new proofs are refused (fail closed), never forgotten.
 pub struct ReplayCache {
-    seen: Mutex<HashMap<String, i64>>,
+    /// Key thumbprint → (`jti` → until when it could be accepted).
+    seen: Mutex<HashMap<String, HashMap<String, i64>>>,
     capacity: usize,
 }
 
 impl ReplayCache {
+    /// Live proofs one key may have in the cache (about 16 a second).
+    pub const PER_KEY: usize = 1024;
+
     pub fn new(capacity: usize) -> Self {
         Self { seen: Mutex::new(HashMap::new()), capacity: capacity.max(1) }
     }
 
-    /// Records `proof`; `false` when it was seen before (or the cache is full
-    /// of proofs still live).
+    /// Records `proof`; `false` when it was seen before, or its key already
+    /// has [`Self::PER_KEY`] live proofs, or the cache is full of live ones.
     pub fn first_use(&self, proof: &Proof, now: i64) -> bool {
         let Ok(mut seen) = self.seen.lock() else { return false };
-        let key = format!("{}:{}", proof.jkt, proof.jti);
-        if seen.get(&key).is_some_and(|until| *until >= now) {
+        let mut total: usize = seen.values().map(HashMap::len).sum();
+        if total >= self.capacity {
+            seen.retain(|_, jtis| {
+                jtis.retain(|_, until| *until >= now);
+                !jtis.is_empty()
+            });
+            total = seen.values().map(HashMap::len).sum();
+        }
+        let jtis = seen.entry(proof.jkt.clone()).or_default();
+        let before = jtis.len();
+        jtis.retain(|_, until| *until >= now);
+        total -= before - jtis.len();
+        if jtis.contains_key(&proof.jti) {
             return false;
         }
-        if seen.len() >= self.capacity {
-            seen.retain(|_, until| *until >= now);
-            if seen.len() >= self.capacity {
-                tracing::warn!("DPoP replay cache full: proof refused");
-                return false;
-            }
+        if jtis.len() >= Self::PER_KEY.min(self.capacity) || total >= self.capacity {
+            tracing::warn!("DPoP replay cache full (for this key or in all): proof refused");
+            return false;
         }
-        seen.insert(key, proof.acceptable_until());
+        jtis.insert(proof.jti.clone(), proof.acceptable_until());
         true
     }
 
     pub fn len(&self) -> usize {
-        self.seen.lock().map(|s| s.len()).unwrap_or(0)
+        self.seen.lock().map(|s| s.values().map(HashMap::len).sum()).unwrap_or(0)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -310,14 +332,25 @@ mod tests {
     #[test]
     fn the_replay_cache_refuses_a_second_use_and_stays_bounded() {
         let cache = ReplayCache::new(2);
-        let p = |jti: &str| Proof { jkt: "k".into(), jti: jti.into(), iat: 100, nonce: None };
-        assert!(cache.first_use(&p("a"), 100));
-        assert!(!cache.first_use(&p("a"), 101));
-        assert!(cache.first_use(&p("b"), 101));
+        let p = |jkt: &str, jti: &str| Proof { jkt: jkt.into(), alg: "ES256", jti: jti.into(), iat: 100, nonce: None };
+        assert!(cache.first_use(&p("k", "a"), 100));
+        assert!(!cache.first_use(&p("k", "a"), 101));
+        assert!(cache.first_use(&p("j", "b"), 101));
         // Full of live entries: refused, not forgotten.
-        assert!(!cache.first_use(&p("c"), 102));
+        assert!(!cache.first_use(&p("i", "c"), 102));
+        assert!(!cache.first_use(&p("k", "a"), 102));
         // Once the first two have aged out, room again.
-        assert!(cache.first_use(&p("c"), 100 + MAX_AGE_SECS + LEEWAY_SECS + 1));
+        assert!(cache.first_use(&p("k", "c"), 100 + MAX_AGE_SECS + LEEWAY_SECS + 1));
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn one_key_cannot_crowd_out_the_others() {
+        let cache = ReplayCache::new(ReplayCache::PER_KEY * 4);
+        let p = |jkt: &str, jti: String| Proof { jkt: jkt.into(), alg: "ES256", jti, iat: 100, nonce: None };
+        let flooded =
+            (0..ReplayCache::PER_KEY * 3).filter(|i| cache.first_use(&p("flood", i.to_string()), 100)).count();
+        assert_eq!(flooded, ReplayCache::PER_KEY, "one key gets its share, no more");
+        assert!(cache.first_use(&p("someone", "x".into()), 100), "another key still gets in");
     }
 }

@@ -83,8 +83,10 @@ impl ResponseError for AuthError {
 }
 
 /// What a request presents: its `Authorization` and `DPoP` headers, method
-/// and absolute URI (the configured public URL, else the request's own
-/// scheme and host, with its path).
+/// and absolute URI — the configured public URL, else the `Host` header and
+/// whether this server itself speaks TLS. Never `Forwarded` or
+/// `X-Forwarded-*`: a client could name another service's host in them and
+/// replay a proof made for it. Behind a proxy, configure `public_url`.
 struct Presented {
     authorization: Option<String>,
     dpop: Vec<String>,
@@ -97,8 +99,9 @@ fn presented(req: &HttpRequest, verifier: Option<&Verifier>) -> Presented {
     let base = match verifier.and_then(Verifier::public_url) {
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => {
-            let info = req.connection_info();
-            format!("{}://{}", info.scheme(), info.host())
+            let scheme = if req.app_config().secure() { "https" } else { "http" };
+            let host = req.headers().get(actix_web::http::header::HOST).and_then(|h| h.to_str().ok());
+            format!("{scheme}://{}", host.unwrap_or_else(|| req.app_config().host()))
         }
     };
     Presented {

@@ -216,6 +216,16 @@ struct Inner {
 }
 
 /// Verifies access tokens. Cheap to clone (shared state).
+/// The key thumbprint a token is bound to (`cnf.jkt`), if any.
+fn bound_to(c: &Claims) -> Option<&str> {
+    c.extra.get("cnf").and_then(|v| v.get("jkt")).and_then(Value::as_str)
+}
+
+/// A bearer token's claims: refused when the token is bound to a key.
+fn unbound(c: Claims) -> Result<Claims, VerifyError> {
+    if bound_to(&c).is_some() { Err(VerifyError::Bound) } else { Ok(c) }
+}
+
 #[derive(Clone)]
 pub struct Verifier(Arc<Inner>);
 
@@ -318,8 +328,15 @@ impl Verifier {
         self.0.keys.read().map(|k| k.fetched.elapsed() > self.0.config.jwks_ttl).unwrap_or(true)
     }
 
-    /// Verifies a token offline (signature and claims).
+    /// Verifies a bearer token offline (signature and claims). A DPoP-bound
+    /// token (`cnf.jkt`) is refused: it is valid only with a proof of its
+    /// key ([`Self::verify_presented`]).
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        unbound(self.verify_any(token).await?)
+    }
+
+    /// Signature and claims, whatever the token's binding.
+    async fn verify_any(&self, token: &str) -> Result<Claims, VerifyError> {
         if token.len() > 16 * 1024 {
             return Err(VerifyError::Malformed);
         }
@@ -362,7 +379,12 @@ impl Verifier {
     /// Verifies offline, then asks the provider whether the token is still
     /// active (cached for `introspection_cache`): revocation is seen at once.
     pub async fn verify_online(&self, token: &str) -> Result<Claims, VerifyError> {
-        let claims = self.verify(token).await?;
+        unbound(self.online_any(token).await?)
+    }
+
+    /// [`Self::verify_any`], then introspection when configured.
+    async fn online_any(&self, token: &str) -> Result<Claims, VerifyError> {
+        let claims = self.verify_any(token).await?;
         let (Some((id, secret)), Some(endpoint)) = (&self.0.config.introspection, &self.0.introspection_endpoint)
         else {
             return Ok(claims);
@@ -404,16 +426,8 @@ impl Verifier {
             .map(|(s, t)| (s.to_ascii_lowercase(), t.trim()))
             .filter(|(_, t)| !t.is_empty())
             .ok_or(VerifyError::Missing)?;
-        let bound_to =
-            |c: &Claims| c.extra.get("cnf").and_then(|v| v.get("jkt")).and_then(Value::as_str).map(str::to_owned);
         match scheme.as_str() {
-            "bearer" => {
-                let claims = self.verify_online(token).await?;
-                if bound_to(&claims).is_some() {
-                    return Err(VerifyError::Bound);
-                }
-                Ok(claims)
-            }
+            "bearer" => self.verify_online(token).await,
             "dpop" => {
                 let proof = match dpop {
                     [] => return Err(VerifyError::Dpop(dpop::ProofError::Missing)),
@@ -426,8 +440,8 @@ impl Verifier {
                     .unwrap_or_default();
                 let want = dpop::Expect { method, uri, access_token: Some(token), now };
                 let checked = dpop::check(proof, &want).map_err(VerifyError::Dpop)?;
-                let claims = self.verify_online(token).await?;
-                if bound_to(&claims).as_deref() != Some(checked.jkt.as_str()) {
+                let claims = self.online_any(token).await?;
+                if bound_to(&claims) != Some(checked.jkt.as_str()) {
                     return Err(VerifyError::Dpop(dpop::ProofError::WrongKey));
                 }
                 if !self.0.dpop_seen.first_use(&checked, now) {

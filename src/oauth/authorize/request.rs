@@ -192,7 +192,10 @@ pub async fn validate(
     }
     // FAPI 2.0 §5.3.2.2: the authorization response in the query only.
     if c.fapi2() && form_post {
-        return Err(fail(OAuthError::InvalidRequest("response_mode must be query for this client (FAPI 2.0)")));
+        return Err(Failure::Redirect {
+            to: Reply { form_post: false, ..to.clone() },
+            error: OAuthError::InvalidRequest("response_mode must be query for this client (FAPI 2.0)"),
+        });
     }
     match p.get("response_type").map(String::as_str) {
         Some("code") => {}

@@ -116,8 +116,73 @@ fn passkey(c: &mut Criterion) {
     });
 }
 
+/// A DPoP proof made by a client key (ES256), as a client would send it.
+fn dpop_proof(pkcs8: &[u8], jwk: &serde_json::Value, htu: &str, iat: i64) -> String {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let header = json!({ "typ": "dpop+jwt", "alg": "ES256", "jwk": jwk });
+    let claims = json!({ "jti": uuid::Uuid::new_v4().to_string(), "htm": "POST", "htu": htu, "iat": iat });
+    let input = format!("{}.{}", b64(&header), b64(&claims));
+    let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8).unwrap();
+    let sig = kp.sign(&aws_lc_rs::rand::SystemRandom::new(), input.as_bytes()).unwrap();
+    format!("{input}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sig.as_ref()))
+}
+
+/// DPoP (#20): one proof's check (parse, key, signature, claims,
+/// thumbprint), and the token endpoint's work for a client_credentials
+/// grant without and with a proof (check, the `jti` spent in the shared
+/// table, the `cnf` claim) — the request's HTTP and client authentication
+/// aside, which are the same for both.
+fn dpop(c: &mut Criterion) {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+    let (state, _dir) = state();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let spec = portcullis::admin::clients::ClientSpec {
+        client_id: "svc".into(),
+        grants: vec!["client_credentials".into()],
+        ..Default::default()
+    };
+    rt.block_on(portcullis::admin::clients::add(&state, &portcullis::admin::Actor::cli(), &spec)).unwrap();
+    let client = rt.block_on(state.clients.get(&state.db, "svc")).unwrap().unwrap();
+    let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let pkcs8 = kp.to_pkcs8v1().unwrap();
+    let p = kp.public_key().as_ref();
+    let enc = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let jwk = json!({ "kty": "EC", "crv": "P-256", "x": enc(&p[1..33]), "y": enc(&p[33..]) });
+    let htu = format!("{}/token", state.settings.issuer());
+    let now = || chrono::Utc::now().timestamp();
+    let proof = dpop_proof(pkcs8.as_ref(), &jwk, &htu, now());
+    c.bench_function("check DPoP proof (ES256)", |b| {
+        b.iter(|| {
+            let want = portcullis::verify::dpop::Expect { method: "POST", uri: &htu, access_token: None, now: now() };
+            portcullis::verify::dpop::check(black_box(&proof), &want).unwrap()
+        })
+    });
+    let params: std::collections::HashMap<String, String> = Default::default();
+    let mut g = c.benchmark_group("token endpoint work, client_credentials");
+    g.bench_function("bearer", |b| {
+        b.iter(|| rt.block_on(portcullis::oauth::grants::client_credentials(&state, &client, &params, None)).unwrap())
+    });
+    g.bench_function("DPoP (proof checked and spent, cnf bound)", |b| {
+        b.iter_batched(
+            || dpop_proof(pkcs8.as_ref(), &jwk, &htu, now()),
+            |proof| {
+                rt.block_on(async {
+                    let d = portcullis::oauth::dpop::check(&state, &[proof.as_str()], "POST", "/token", None, false)
+                        .unwrap()
+                        .unwrap();
+                    portcullis::oauth::dpop::record(&state, &d).await.unwrap();
+                    portcullis::oauth::grants::client_credentials(&state, &client, &params, Some(&d)).await.unwrap()
+                })
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 #[path = "../tests/support/softkey.rs"]
 mod softkey;
 
-criterion_group!(hot, benches, argon, passkey);
+criterion_group!(hot, benches, argon, passkey, dpop);
 criterion_main!(hot);

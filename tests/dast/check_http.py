@@ -87,6 +87,7 @@ ANONYMOUS_POSTS = [
     ("/token", {}), ("/token", {"grant_type": "password", "username": "a", "password": "b"}),
     ("/token", {"grant_type": "client_credentials", "client_id": "dast-web", "client_secret": "x"}),
     ("/introspect", {"token": "x"}), ("/revoke", {"token": "x"}), ("/userinfo", {}),
+    ("/par", {"client_id": "dast-web", "response_type": "code"}), ("/par", {}),
     ("/login", {"username": "alice", "password": "wrong", "csrf": "forged"}),
     ("/login/mfa", {"code": "123456", "csrf": "x"}), ("/account/password", {"csrf": "x"}),
     ("/logout", {"csrf": "x"}), ("/consent", {"csrf": "x", "request": "x", "decision": "approve"}),

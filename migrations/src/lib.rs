@@ -20,6 +20,7 @@ mod m20261202_000014_audit_chain;
 mod m20261202_000015_data_keys;
 mod m20261202_000016_managed_by;
 mod m20261202_000017_finance_grade;
+mod m20261202_000018_device_codes;
 
 pub struct Migrator;
 
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000015_data_keys::Migration),
             Box::new(m20261202_000016_managed_by::Migration),
             Box::new(m20261202_000017_finance_grade::Migration),
+            Box::new(m20261202_000018_device_codes::Migration),
         ]
     }
 }

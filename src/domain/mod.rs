@@ -274,6 +274,10 @@ pub enum GrantType {
     AuthorizationCode,
     RefreshToken,
     ClientCredentials,
+    /// RFC 8628 (`device_code` accepted as a short form).
+    DeviceCode,
+    /// RFC 8693 (`token_exchange` accepted as a short form).
+    TokenExchange,
 }
 
 impl GrantType {
@@ -282,9 +286,13 @@ impl GrantType {
             "authorization_code" => Ok(Self::AuthorizationCode),
             "refresh_token" => Ok(Self::RefreshToken),
             "client_credentials" => Ok(Self::ClientCredentials),
+            "device_code" | "urn:ietf:params:oauth:grant-type:device_code" => Ok(Self::DeviceCode),
+            "token_exchange" | "urn:ietf:params:oauth:grant-type:token-exchange" => Ok(Self::TokenExchange),
             other => Err(err(
                 "grant",
-                format!("{other:?} is not one of authorization_code, refresh_token, client_credentials"),
+                format!(
+                    "{other:?} is not one of authorization_code, refresh_token, client_credentials, device_code, token_exchange"
+                ),
             )),
         }
     }
@@ -294,6 +302,8 @@ impl GrantType {
             Self::AuthorizationCode => "authorization_code",
             Self::RefreshToken => "refresh_token",
             Self::ClientCredentials => "client_credentials",
+            Self::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
+            Self::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
         }
     }
 }

@@ -53,6 +53,12 @@ pub enum OAuthError {
     UseDpopNonce,
     /// RFC 9126 §4: the `request_uri` is unknown, expired, used, or another client's.
     InvalidRequestUri,
+    /// RFC 8628 §3.5: the user has not answered yet.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: the device polls faster than its interval.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired.
+    ExpiredToken,
 }
 
 impl OAuthError {
@@ -89,6 +95,9 @@ impl OAuthError {
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
             Self::InvalidRequestUri => "invalid_request_uri",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
         }
     }
 
@@ -109,6 +118,9 @@ impl OAuthError {
             | Self::InvalidDpopProof(d) => d,
             Self::UseDpopNonce => "the DPoP proof must carry the nonce in the DPoP-Nonce header",
             Self::InvalidRequestUri => "the request_uri is unknown, expired or already used",
+            Self::AuthorizationPending => "the user has not answered yet",
+            Self::SlowDown => "polling too fast: wait 5 seconds longer between polls",
+            Self::ExpiredToken => "the device code has expired",
             Self::InvalidClient { .. } => "client authentication failed",
             Self::MissingToken => "a bearer token is required",
             Self::RequestUriNotSupported => "request_uri is not supported",

@@ -62,6 +62,37 @@ async fn new_refresh<C: ConnectionTrait>(
     Ok(token)
 }
 
+/// Starts a refresh-token family for the grant `g` (from the code `grant_id`
+/// of the browser session `session_id`, if any) and returns its first token:
+/// the one way every grant that hands out refresh tokens starts one.
+pub(super) async fn open_family<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    g: &UserGrant,
+    grant_id: Option<&str>,
+    session_id: Option<&str>,
+    now_ms: i64,
+) -> Result<String, OAuthError> {
+    let family = uuid::Uuid::new_v4().to_string();
+    let expires = now_ms + state.settings.refresh_token_ttl_secs * 1000;
+    refresh_family::ActiveModel {
+        id: Set(family.clone()),
+        grant_id: Set(grant_id.map(str::to_owned)),
+        client_id: Set(g.client.client_id.clone()),
+        user_id: Set(g.user.id.clone()),
+        session_id: Set(session_id.map(str::to_owned)),
+        revoked_ms: Set(None),
+        created_ms: Set(now_ms),
+        expires_ms: Set(expires),
+        // A public client's refresh tokens are bound to the key too
+        // (RFC 9449 §5): a stolen one is worthless without the key.
+        dpop_jkt: Set(g.dpop_jkt.clone().filter(|_| g.client.public)),
+    }
+    .insert(conn)
+    .await?;
+    new_refresh(state, conn, &family, g, expires).await
+}
+
 /// Revokes everything issued from one authorization (a replayed code).
 async fn revoke_grant(state: &AppState, grant_id: &str, access_jti: Option<&str>) -> Result<(), OAuthError> {
     let now_ms = state.clock.now().timestamp_millis();
@@ -99,7 +130,7 @@ pub async fn revoke_jti(state: &AppState, jti: &str, expires_ms: i64) -> Result<
 
 /// A client registered for DPoP-bound tokens (or held to FAPI 2.0) gets
 /// none without a proof (RFC 9449 §5.2 `dpop_bound_access_tokens`).
-fn require_dpop(c: &Client, dpop: Option<&Proof>) -> Result<(), OAuthError> {
+pub(super) fn require_dpop(c: &Client, dpop: Option<&Proof>) -> Result<(), OAuthError> {
     if c.requires_dpop() && dpop.is_none() {
         return Err(OAuthError::InvalidDpopProof("this client's tokens must be DPoP-bound: send a DPoP proof"));
     }
@@ -225,24 +256,7 @@ pub async fn authorization_code(
         .exec(&txn)
         .await?;
     let refresh = if c.has_grant("refresh_token") {
-        let family = uuid::Uuid::new_v4().to_string();
-        let expires = now_ms + state.settings.refresh_token_ttl_secs * 1000;
-        refresh_family::ActiveModel {
-            id: Set(family.clone()),
-            grant_id: Set(Some(row.grant_id.clone())),
-            client_id: Set(c.client_id.clone()),
-            user_id: Set(g.user.id.clone()),
-            session_id: Set(Some(row.session_id.clone())),
-            revoked_ms: Set(None),
-            created_ms: Set(now_ms),
-            expires_ms: Set(expires),
-            // A public client's refresh tokens are bound to the key too
-            // (RFC 9449 §5): a stolen one is worthless without the key.
-            dpop_jkt: Set(g.dpop_jkt.clone().filter(|_| c.public)),
-        }
-        .insert(&txn)
-        .await?;
-        Some(new_refresh(state, &txn, &family, &g, expires).await?)
+        Some(open_family(state, &txn, &g, Some(&row.grant_id), Some(&row.session_id), now_ms).await?)
     } else {
         None
     };

@@ -6,8 +6,10 @@ pub mod authorize;
 
 pub mod claims;
 pub mod client_auth;
+pub mod device;
 pub mod dpop;
 pub mod error;
+pub mod exchange;
 pub mod grants;
 mod mint;
 pub mod par;

@@ -27,7 +27,7 @@ pub async fn check_presented(state: &AppState, token: &str, sender: Sender<'_>) 
 /// algorithm), `typ: at+jwt`, issuer, expiry, and the revocation list — not
 /// how it was presented (introspection's question; resources use
 /// [`check_presented`]).
-async fn check_access_token(state: &AppState, token: &str) -> Result<Value, OAuthError> {
+pub(super) async fn check_access_token(state: &AppState, token: &str) -> Result<Value, OAuthError> {
     let ring = state.keyring();
     let v = jwt::verify(&ring, token, Some("at+jwt"))
         .map_err(|_| OAuthError::InvalidToken("the access token is invalid"))?;

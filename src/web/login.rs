@@ -308,7 +308,12 @@ pub const NEXT_COOKIE: &str = "portcullis_next";
 /// pages only (never an open redirect, nothing a `Location` header cannot
 /// carry). The one check for `next` paths, also behind `/admin/reauth`.
 pub fn local_page(p: &str) -> Option<&str> {
-    let ours = p == "/account" || p.starts_with("/account/") || p.starts_with("/admin/") || p == "/admin";
+    let ours = p == "/account"
+        || p.starts_with("/account/")
+        || p.starts_with("/admin/")
+        || p == "/admin"
+        || p == "/device"
+        || p.starts_with("/device?");
     (ours && !p.contains("//") && !p.contains('\\') && p.len() <= 512 && p.bytes().all(|b| b.is_ascii_graphic()))
         .then_some(p)
 }

@@ -11,6 +11,7 @@ pub mod authorize;
 pub mod client_info;
 pub mod cookies;
 pub mod csrf;
+pub mod device;
 pub mod form;
 pub mod headers;
 pub mod health;

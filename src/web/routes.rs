@@ -12,8 +12,8 @@ use actix_web::web::{ServiceConfig, get, post, resource, to};
 use actix_web::{HttpResponse, http::StatusCode};
 
 use super::{
-    account, admin, authorize, health, links, login, logout, metrics, mfa, oidc, pages, passkey, passkey_manage, token,
-    upstream,
+    account, admin, authorize, device, health, links, login, logout, metrics, mfa, oidc, pages, passkey,
+    passkey_manage, token, upstream,
 };
 
 /// Browser pages: login, second factor, account, admin pages, health, metrics.
@@ -88,6 +88,8 @@ pub fn protocol(cfg: &mut ServiceConfig) {
         .service(at("/consent").route(get().to(authorize::consent_get)).route(post().to(authorize::consent_post)))
         .service(at("/token").route(post().to(token::token_endpoint)))
         .service(at("/par").route(post().to(token::par)))
+        .service(at("/device_authorization").route(post().to(device::device_authorization)))
+        .service(at("/device").route(get().to(device::device_get)).route(post().to(device::device_post)))
         .service(at("/introspect").route(post().to(token::introspect)))
         .service(at("/revoke").route(post().to(token::revoke)))
         .service(at("/.well-known/openid-configuration").route(get().to(oidc::discovery)))

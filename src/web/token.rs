@@ -29,7 +29,7 @@ fn no_store(body: Value) -> HttpResponse {
     HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).insert_header(("Pragma", "no-cache")).json(body)
 }
 
-async fn client_and_params(
+pub(super) async fn client_and_params(
     state: &AppState,
     req: &HttpRequest,
     body: &[u8],
@@ -127,6 +127,8 @@ async fn token(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<HttpR
         Some("authorization_code") => grants::authorization_code(state, &c.client, &p, d).await?,
         Some("refresh_token") => grants::refresh(state, &c.client, &p, origin.ip_addr(), d).await?,
         Some("client_credentials") => grants::client_credentials(state, &c.client, &p, d).await?,
+        Some(crate::oauth::device::GRANT) => crate::oauth::device::poll(state, &c.client, &p, d).await?,
+        Some(crate::oauth::exchange::GRANT) => crate::oauth::exchange::exchange(state, &c.client, &p, d).await?,
         Some(_) => return Err(OAuthError::UnsupportedGrantType),
         None => return Err(OAuthError::InvalidRequest("grant_type is required")),
     };

@@ -8,6 +8,7 @@ mod abac;
 mod abuse;
 mod admin_api;
 mod admin_pages;
+mod agents;
 mod apply;
 mod attacks;
 mod audit_chain;

@@ -96,6 +96,11 @@ pub(super) fn parse(spec: &ClientSpec) -> Result<Parsed, AdminError> {
             "redirect_uri: at least one --redirect-uri is required for the authorization_code grant".into(),
         ));
     }
+    if kind == ClientKind::Public && grants.contains(&GrantType::TokenExchange) {
+        return Err(AdminError::Refused(
+            "grant: a public client cannot exchange tokens (it has no secret to authenticate with)".into(),
+        ));
+    }
     if kind == ClientKind::Public && grants.contains(&GrantType::ClientCredentials) {
         return Err(AdminError::Refused(
             "grant: a public client cannot use client_credentials (it has no secret to authenticate with)".into(),

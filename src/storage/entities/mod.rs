@@ -10,6 +10,7 @@ pub mod client;
 pub mod client_role;
 pub mod consent;
 pub mod data_key;
+pub mod device_code;
 pub mod dpop_proof;
 pub mod ip_throttle;
 pub mod login_challenge;

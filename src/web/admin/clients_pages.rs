@@ -236,6 +236,8 @@ pub(super) struct Settings {
     grant_authorization_code: bool,
     grant_refresh_token: bool,
     grant_client_credentials: bool,
+    grant_device_code: bool,
+    grant_token_exchange: bool,
     scopes: String,
     resources: String,
     roles: String,
@@ -261,6 +263,8 @@ impl Settings {
             grant_authorization_code: has("authorization_code"),
             grant_refresh_token: has("refresh_token"),
             grant_client_credentials: has("client_credentials"),
+            grant_device_code: has(crate::oauth::device::GRANT),
+            grant_token_exchange: has(crate::oauth::exchange::GRANT),
             scopes: c.scopes.join(" "),
             resources: c.resources.join("\n"),
             roles: c.roles.join(" "),
@@ -285,6 +289,8 @@ impl Settings {
             grant_authorization_code: f.grant_authorization_code.is_some(),
             grant_refresh_token: f.grant_refresh_token.is_some(),
             grant_client_credentials: f.grant_client_credentials.is_some(),
+            grant_device_code: f.grant_device_code.is_some(),
+            grant_token_exchange: f.grant_token_exchange.is_some(),
             scopes: f.scopes.clone(),
             resources: f.resources.clone(),
             roles: f.roles.clone(),
@@ -312,6 +318,8 @@ pub struct SettingsForm {
     grant_authorization_code: Option<String>,
     grant_refresh_token: Option<String>,
     grant_client_credentials: Option<String>,
+    grant_device_code: Option<String>,
+    grant_token_exchange: Option<String>,
     /// Space-separated.
     scopes: String,
     /// One resource indicator per line.
@@ -367,6 +375,8 @@ fn patch_of(f: &SettingsForm, c: &clients::ClientView, jwks: Option<&str>) -> Re
         (f.grant_authorization_code.is_some(), "authorization_code"),
         (f.grant_refresh_token.is_some(), "refresh_token"),
         (f.grant_client_credentials.is_some(), "client_credentials"),
+        (f.grant_device_code.is_some(), crate::oauth::device::GRANT),
+        (f.grant_token_exchange.is_some(), crate::oauth::exchange::GRANT),
     ]
     .into_iter()
     .filter(|(on, _)| *on)

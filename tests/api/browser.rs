@@ -382,3 +382,19 @@ async fn a_person_is_invited_enrols_a_passkey_and_recovers_a_password_in_a_real_
         [("PC_APP_URL", client_base.as_str()), ("PC_INVITATION", invitation.as_str()), ("PC_MAIL_DIR", dir.as_str())];
     run_script_with("lifecycle.test.mjs", &app.address, "ivy", "", &env).await;
 }
+
+#[tokio::test]
+async fn a_person_approves_a_device_code_in_a_real_browser_while_the_device_polls() {
+    let app = spawn_app_on_clock(TestDb::new().await, Clock::System, |_| {}).await;
+    app.create_user("tara", "violet anvil tramline", &[]).await;
+    let spec = portcullis::admin::clients::ClientSpec {
+        client_id: "tv".into(),
+        name: Some("Living-room TV".into()),
+        public: true,
+        grants: vec!["device_code".into(), "refresh_token".into()],
+        scopes: vec!["profile".into()],
+        ..Default::default()
+    };
+    portcullis::admin::clients::add(&app.state, &portcullis::admin::Actor::cli(), &spec).await.unwrap();
+    run_script("device.test.mjs", &app.address, "tara", "violet anvil tramline").await;
+}

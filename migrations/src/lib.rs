@@ -21,6 +21,7 @@ mod m20261202_000015_data_keys;
 mod m20261202_000016_managed_by;
 mod m20261202_000017_finance_grade;
 mod m20261202_000018_device_codes;
+mod m20261202_000019_client_registration;
 
 pub struct Migrator;
 
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000016_managed_by::Migration),
             Box::new(m20261202_000017_finance_grade::Migration),
             Box::new(m20261202_000018_device_codes::Migration),
+            Box::new(m20261202_000019_client_registration::Migration),
         ]
     }
 }

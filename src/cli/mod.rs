@@ -87,6 +87,16 @@ enum Command {
     /// The master key (docs/KEY_ROTATION.md).
     #[command(subcommand, name = "master-key")]
     MasterKey(MasterKeyCmd),
+    /// Initial access tokens for dynamic client registration (RFC 7591).
+    #[command(subcommand, name = "registration-token")]
+    RegistrationToken(RegistrationTokenCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum RegistrationTokenCmd {
+    /// Create a single-use token (valid 7 days) that lets one client register
+    /// itself at POST /register; printed once.
+    Create,
 }
 
 #[derive(Debug, Subcommand)]
@@ -257,6 +267,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Restore { .. } => Ok(()),
+        Command::RegistrationToken(RegistrationTokenCmd::Create) => {
+            let token = admin::clients::registration::create_initial_token(&state, &actor).await?;
+            out.registration_token(&token);
+            Ok(())
+        }
         Command::Audit(AuditCmd::Verify { expect }) => ops::audit_verify(&state, &out, &expect).await,
         Command::Audit(AuditCmd::Resend { sink, from }) => ops::audit_resend(&state, &actor, &out, &sink, from).await,
         Command::MasterKey(MasterKeyCmd::Rotate { new_key_file }) => {

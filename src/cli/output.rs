@@ -33,6 +33,14 @@ impl Output {
         }
     }
 
+    pub fn registration_token(&self, token: &str) {
+        if self.json {
+            return print_json(&json!({ "token": token }));
+        }
+        println!("{token}");
+        eprintln!("(single use, valid 7 days: send it as a bearer token to POST /register; shown once)");
+    }
+
     pub fn applied(&self, a: &crate::provision::Applied) {
         if self.json {
             return print_json(a);

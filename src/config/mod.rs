@@ -158,6 +158,16 @@ pub struct Settings {
     /// of time.
     #[serde(deserialize_with = "flag")]
     pub dpop_nonce_required: bool,
+    /// Dynamic client registration at `POST /register` (RFC 7591): `off`
+    /// (default), `token` (an initial access token from
+    /// `portcullis registration-token create` is needed) or `open`.
+    pub client_registration: ClientRegistration,
+    /// The scopes a registered client may ask for (besides `openid`).
+    pub registration_scopes: Vec<String>,
+    /// Registrations one address may make per `login_ip_window_secs` window.
+    pub registration_ip_max: i32,
+    /// A registered client no user authorized for this many days is deleted.
+    pub registered_client_ttl_days: i64,
     /// Clients are cached this long; changes made elsewhere (another instance,
     /// the CLI) take at most this long to apply.
     pub client_cache_ms: u64,
@@ -228,6 +238,16 @@ pub enum SmtpTls {
     Starttls,
     Tls,
     None,
+}
+
+/// Whether clients may register themselves (RFC 7591).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientRegistration {
+    Off,
+    /// With an initial access token (single use) from an operator.
+    Token,
+    Open,
 }
 
 /// Whether people may create their own accounts.
@@ -321,6 +341,10 @@ impl Default for Settings {
             authorize_ip_max_pending: 300,
             require_pushed_authorization_requests: false,
             dpop_nonce_required: true,
+            client_registration: ClientRegistration::Off,
+            registration_scopes: ["openid", "profile", "email", "offline_access"].map(String::from).to_vec(),
+            registration_ip_max: 10,
+            registered_client_ttl_days: 30,
             client_cache_ms: 5_000,
             revocation_sync_ms: 1_000,
         }

@@ -236,6 +236,9 @@ pub async fn decide(
         txn.rollback().await?;
         return Err(Refused::Gone);
     }
+    if approve {
+        crate::storage::clients::touch(&txn, &p.client, now.timestamp_millis()).await?;
+    }
     record_audit(
         &txn,
         AuditEvent::new(if approve { "oauth.device_approved" } else { "oauth.device_denied" }, "success")

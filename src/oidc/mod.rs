@@ -37,6 +37,7 @@ pub fn discovery_document(issuer: &str, passkeys: bool, require_par: bool) -> St
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
             crate::oauth::device::GRANT, crate::oauth::exchange::GRANT],
         "device_authorization_endpoint": format!("{issuer}/device_authorization"),
+        "registration_endpoint": format!("{issuer}/register"),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],

@@ -48,6 +48,10 @@ pub struct Client {
     pub dpop_bound: bool,
     /// `--require-par`: authorization requests only pushed (RFC 9126).
     pub require_par: bool,
+    /// When it registered itself (RFC 7591); `None` for an operator's client.
+    pub registered_ms: Option<i64>,
+    /// Keyed hash of its registration access token (RFC 7592).
+    pub registration_token_hash: Option<String>,
 }
 
 /// A security profile a client is held to as a whole.
@@ -159,6 +163,8 @@ impl Client {
             profile,
             dpop_bound: row.dpop_bound,
             require_par: row.require_par,
+            registered_ms: row.registered_ms,
+            registration_token_hash: row.registration_token_hash,
         })
     }
 
@@ -199,6 +205,36 @@ impl Client {
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.client_id)
     }
+}
+
+/// Deletes a client: its roles, its row, and its refresh-token families end
+/// (revoked: a late refresh is recognised as such). The one way a client is
+/// deleted — an operator's removal, `apply --prune`, a registered client
+/// deleting itself or expiring unused. Returns the families revoked.
+pub async fn delete<C: ConnectionTrait>(conn: &C, client_id: &str, now_ms: i64) -> Result<u64, DbErr> {
+    use super::entities::refresh_family;
+    client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(client_id)).exec(conn).await?;
+    client::Entity::delete_by_id(client_id).exec(conn).await?;
+    let revoked = refresh_family::Entity::update_many()
+        .col_expr(refresh_family::Column::RevokedMs, sea_orm::sea_query::Expr::val(now_ms))
+        .filter(refresh_family::Column::ClientId.eq(client_id))
+        .filter(refresh_family::Column::RevokedMs.is_null())
+        .exec(conn)
+        .await?;
+    Ok(revoked.rows_affected)
+}
+
+/// Marks a self-registered client used (a user authorized it), so it does
+/// not expire; nothing — not even a statement — for an operator's client.
+pub async fn touch<C: ConnectionTrait>(conn: &C, c: &Client, now_ms: i64) -> Result<(), DbErr> {
+    if c.registered_ms.is_some() {
+        client::Entity::update_many()
+            .col_expr(client::Column::LastUsedMs, sea_orm::sea_query::Expr::val(now_ms))
+            .filter(client::Column::ClientId.eq(c.client_id.as_str()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The raw row (for the one writer that must see it: an update that repairs a
@@ -256,6 +292,9 @@ mod tests {
             profile: None,
             dpop_bound: false,
             require_par: false,
+            registered_ms: None,
+            registration_token_hash: None,
+            last_used_ms: None,
         }
     }
 

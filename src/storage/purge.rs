@@ -102,12 +102,47 @@ pub async fn purge_once(
         let before = clock.now() - chrono::Duration::days(s.audit_retention_days);
         n += super::audit_chain::prune(db, audit_key, before, clock.now()).await?;
     }
+    n += expire_registered_clients(db, s, clock).await?;
     n += purge_table!(
         db,
         trusted_device,
         TokenHash,
         trusted_device::Column::LastUsedMs.lte(now - s.trusted_device_days * 86_400_000)
     );
+    Ok(n)
+}
+
+/// Deletes self-registered clients (RFC 7591) no user authorized for
+/// `registered_client_ttl_days`, each with its audit record.
+async fn expire_registered_clients(db: &DatabaseConnection, s: &Settings, clock: &Clock) -> Result<u64, DbErr> {
+    use super::entities::client;
+    use sea_orm::{Condition, QuerySelect};
+    let now = clock.now();
+    let cutoff = now.timestamp_millis() - s.registered_client_ttl_days * 86_400_000;
+    let stale = client::Entity::find()
+        .filter(client::Column::RegisteredMs.is_not_null())
+        .filter(Condition::any().add(client::Column::LastUsedMs.lte(cutoff)).add(
+            Condition::all().add(client::Column::LastUsedMs.is_null()).add(client::Column::RegisteredMs.lte(cutoff)),
+        ))
+        .limit(BATCH)
+        .all(db)
+        .await?;
+    let mut n = 0;
+    for c in stale {
+        let txn = super::begin_write(db).await?;
+        super::clients::delete(&txn, &c.client_id, now.timestamp_millis()).await?;
+        super::record_audit(
+            &txn,
+            super::AuditEvent::new("client.expired", "success")
+                .actor("system:purge")
+                .client(&c.client_id)
+                .detail(serde_json::json!({ "registered_ms": c.registered_ms, "last_used_ms": c.last_used_ms })),
+            now,
+        )
+        .await?;
+        txn.commit().await?;
+        n += 1;
+    }
     Ok(n)
 }
 

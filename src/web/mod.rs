@@ -27,6 +27,7 @@ pub mod passkey;
 pub mod passkey_manage;
 pub mod protocol_error;
 pub mod reauth;
+pub mod register;
 pub mod request_span;
 pub mod routes;
 pub mod token;

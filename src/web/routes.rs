@@ -13,7 +13,7 @@ use actix_web::{HttpResponse, http::StatusCode};
 
 use super::{
     account, admin, authorize, device, health, links, login, logout, metrics, mfa, oidc, pages, passkey,
-    passkey_manage, token, upstream,
+    passkey_manage, register, token, upstream,
 };
 
 /// Browser pages: login, second factor, account, admin pages, health, metrics.
@@ -71,6 +71,8 @@ pub fn pages(cfg: &mut ServiceConfig) {
         .service(at("/admin/users/{username}").route(get().to(admin::user_page)).route(post().to(admin::user_action)))
         .service(at("/admin/reauth").route(get().to(admin::reauth_get)).route(post().to(admin::reauth_post)))
         .service(at("/admin/clients").route(get().to(admin::clients_page)))
+        // Before `{client_id}`: a client may not be named so, but the path must not reach its page.
+        .service(at("/admin/clients/registration-token").route(post().to(admin::registration_token)))
         .service(at("/admin/clients/{client_id}").route(get().to(admin::client_page)))
         .service(at("/admin/clients/{client_id}/policy").route(post().to(admin::client_policy)))
         .service(at("/admin/clients/{client_id}/settings").route(post().to(admin::client_settings)))
@@ -89,6 +91,13 @@ pub fn protocol(cfg: &mut ServiceConfig) {
         .service(at("/token").route(post().to(token::token_endpoint)))
         .service(at("/par").route(post().to(token::par)))
         .service(at("/device_authorization").route(post().to(device::device_authorization)))
+        .service(at("/register").route(post().to(register::register)))
+        .service(
+            at("/register/{client_id}")
+                .route(get().to(register::read))
+                .route(actix_web::web::put().to(register::replace))
+                .route(actix_web::web::delete().to(register::delete)),
+        )
         .service(at("/device").route(get().to(device::device_get)).route(post().to(device::device_post)))
         .service(at("/introspect").route(post().to(token::introspect)))
         .service(at("/revoke").route(post().to(token::revoke)))

@@ -512,6 +512,9 @@ async fn clients_registered_before_the_upgrade_keep_their_standard_scopes() {
         profile: sea_orm::ActiveValue::NotSet,
         dpop_bound: sea_orm::ActiveValue::NotSet,
         require_par: sea_orm::ActiveValue::NotSet,
+        registered_ms: sea_orm::ActiveValue::NotSet,
+        registration_token_hash: sea_orm::ActiveValue::NotSet,
+        last_used_ms: sea_orm::ActiveValue::NotSet,
     };
     client::Entity::insert(legacy).exec_without_returning(&conn).await.unwrap();
     migration::Migrator::up(&conn, None).await.unwrap();

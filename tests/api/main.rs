@@ -34,6 +34,7 @@ mod operations;
 mod passkey_policy;
 mod passkeys;
 mod recipes;
+mod registration;
 mod relying;
 mod replicas;
 #[path = "../support/softkey.rs"]

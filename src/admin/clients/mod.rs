@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::json;
 
 pub(crate) mod declared;
+pub mod registration;
 mod spec;
 mod update;
 
@@ -27,7 +28,7 @@ use crate::policy::Permission;
 use crate::policy::access::AccessPolicy;
 use crate::state::AppState;
 use crate::storage::clients::{self, Client};
-use crate::storage::entities::{client, client_role, refresh_family};
+use crate::storage::entities::{client, client_role};
 use crate::storage::{AuditEvent, is_unique_violation, record_audit};
 use sea_orm::sea_query::Expr;
 
@@ -64,6 +65,8 @@ pub struct ClientView {
     pub dpop: bool,
     /// Authorization requests only pushed (RFC 9126).
     pub require_par: bool,
+    /// When the client registered itself (RFC 7591, ms); none: an operator registered it.
+    pub registered_ms: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The declarative file that manages the client (`portcullis apply`);
@@ -79,6 +82,17 @@ pub struct Created {
 }
 
 pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<Created, AdminError> {
+    add_as(state, actor, spec, None).await
+}
+
+/// [`add`]; `registration`: the keyed hash of the registration access token
+/// of a client registering itself (RFC 7591), recorded with the client.
+pub(crate) async fn add_as(
+    state: &AppState,
+    actor: &Actor,
+    spec: &ClientSpec,
+    registration: Option<String>,
+) -> Result<Created, AdminError> {
     actor.require(Permission::ClientsWrite)?;
     if !spec.roles.is_empty() {
         // A client's roles are permissions it acts with: granting them needs roles:write.
@@ -102,7 +116,12 @@ pub async fn add(state: &AppState, actor: &Actor, spec: &ClientSpec) -> Result<C
     }
     roles::require_all(&txn, &p.roles).await?;
     let grants: Vec<&str> = p.grants.iter().map(|g| g.as_str()).collect();
-    row_of(&p, spec, secret_hash, None, now).into_active_model().reset_all().insert(&txn).await.map_err(|e| {
+    let mut row = row_of(&p, spec, secret_hash, None, now);
+    if let Some(h) = registration {
+        row.registered_ms = Some(now.timestamp_millis());
+        row.registration_token_hash = Some(h);
+    }
+    row.into_active_model().reset_all().insert(&txn).await.map_err(|e| {
         if is_unique_violation(&e) { AdminError::exists("client", p.client_id.as_str()) } else { e.into() }
     })?;
     for r in &p.roles {
@@ -167,6 +186,9 @@ fn row_of(
         profile: p.profile.map(|p| p.as_str().to_owned()),
         dpop_bound: spec.dpop,
         require_par: spec.require_par,
+        registered_ms: None,
+        registration_token_hash: None,
+        last_used_ms: None,
     }
 }
 
@@ -275,6 +297,7 @@ pub fn view(c: &Client) -> ClientView {
         profile: c.profile.map(|p| p.as_str().to_owned()),
         dpop: c.dpop_bound,
         require_par: c.require_par,
+        registered_ms: c.registered_ms,
         created_at: c.created_at,
         updated_at: c.updated_at,
         managed_by: c.managed_by.clone(),
@@ -344,15 +367,7 @@ async fn delete_in(
     client_id: &str,
     now: DateTime<Utc>,
 ) -> Result<u64, sea_orm::DbErr> {
-    client_role::Entity::delete_many().filter(client_role::Column::ClientId.eq(client_id)).exec(txn).await?;
-    client::Entity::delete_by_id(client_id).exec(txn).await?;
-    let revoked = refresh_family::Entity::update_many()
-        .col_expr(refresh_family::Column::RevokedMs, Expr::val(now.timestamp_millis()))
-        .filter(refresh_family::Column::ClientId.eq(client_id))
-        .filter(refresh_family::Column::RevokedMs.is_null())
-        .exec(txn)
-        .await?;
-    Ok(revoked.rows_affected)
+    clients::delete(txn, client_id, now.timestamp_millis()).await
 }
 
 /// Replaces a confidential client's secret; the old one stops working at once.

@@ -258,6 +258,7 @@ async fn issue_code(
     }
     .insert(&txn)
     .await?;
+    crate::storage::clients::touch(&txn, c, now_ms).await?;
     // Remember that this client joined the session (back-channel logout).
     session_client::Entity::insert(session_client::ActiveModel {
         session_id: Set(cur.session.id.clone()),

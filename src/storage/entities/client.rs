@@ -46,6 +46,12 @@ pub struct Model {
     pub dpop_bound: bool,
     /// Authorization requests only pushed (RFC 9126).
     pub require_par: bool,
+    /// When the client registered itself (RFC 7591); `None`: an operator's.
+    pub registered_ms: Option<i64>,
+    /// Keyed hash of its registration access token (RFC 7592).
+    pub registration_token_hash: Option<String>,
+    /// When a user last authorized it (registered clients only: unused ones expire).
+    pub last_used_ms: Option<i64>,
 }
 
 impl std::fmt::Debug for Model {

@@ -21,6 +21,7 @@ pub mod pushed_request;
 pub mod recovery_code;
 pub mod refresh_family;
 pub mod refresh_token;
+pub mod registration_token;
 pub mod revoked_token;
 pub mod role;
 pub mod session;

@@ -10,6 +10,8 @@ struct ClientsPage {
     me: String,
     clients: Vec<clients::ClientView>,
     notice: Option<&'static str>,
+    /// An initial access token just made, shown this once.
+    token: Option<String>,
 }
 
 pub async fn clients_page(
@@ -26,6 +28,29 @@ pub async fn clients_page(
         me: a.cur.user.username.clone(),
         clients: list,
         notice,
+        token: None,
+    };
+    a.page(StatusCode::OK, &p)
+}
+
+/// Makes an initial access token for dynamic client registration (RFC 7591)
+/// and shows it once (needs `clients:write`).
+pub async fn registration_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: StrictForm<ConfirmForm>,
+) -> Result<HttpResponse, WebError> {
+    let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
+    let token =
+        clients::registration::create_initial_token(&state, &a.actor(&state, &req)).await.map_err(admin_error)?;
+    let list = clients::list(&state, &a.actor(&state, &req)).await.map_err(admin_error)?;
+    let p = ClientsPage {
+        title: crate::web::ui::t("admin.clients"),
+        csrf: a.csrf.clone(),
+        me: a.cur.user.username.clone(),
+        clients: list,
+        notice: Some(crate::web::ui::t("admin.registration_token_made")),
+        token: Some(token),
     };
     a.page(StatusCode::OK, &p)
 }

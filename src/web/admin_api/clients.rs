@@ -86,6 +86,21 @@ pub async fn rotate_keys(state: web::Data<AppState>, req: HttpRequest) -> Result
     Ok(HttpResponse::Ok().json(keys))
 }
 
+/// An initial access token for dynamic client registration, shown once.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct RegistrationToken {
+    /// Single use, valid 7 days: the bearer token of one `POST /register`.
+    token: String,
+}
+
+#[utoipa::path(tag = "clients", description = "Needs `clients:write`. Creates a single-use initial access token (RFC 7591) for `POST /register` when `client_registration = \"token\"`; shown once.", responses((status = 201, body = RegistrationToken), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
+#[post("/admin/api/v1/registration-tokens")]
+pub async fn create_registration_token(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let a = gate(&state, &req, Permission::ClientsWrite).await?;
+    let token = crate::admin::clients::registration::create_initial_token(&state, &a).await?;
+    Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(RegistrationToken { token }))
+}
+
 /// A client's secret, shown once; never cached.
 fn secret_response(status: StatusCode, created: crate::admin::clients::Created) -> HttpResponse {
     use secrecy::ExposeSecret;

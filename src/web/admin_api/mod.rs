@@ -57,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(rotate_client_secret)
         .service(list_keys)
         .service(rotate_keys)
+        .service(create_registration_token)
         .service(update_user)
         .service(list_sessions)
         .service(create_client)
@@ -481,7 +482,7 @@ impl utoipa::Modify for BearerAuth {
     paths(
         list_users, get_user, create_user, update_user, disable_user, enable_user, unlock_user, reset_mfa, invite_user, reset_link, list_upstream, remove_upstream, list_passkeys, remove_passkey, set_password,
         grant_role, revoke_role, set_attribute, list_sessions, revoke_sessions, delete_user, revoke_all_sessions, list_roles, create_role, list_clients,
-        get_client, create_client, update_client, delete_client, rotate_client_secret, list_keys, rotate_keys, list_audit
+        get_client, create_client, update_client, delete_client, rotate_client_secret, create_registration_token, list_keys, rotate_keys, list_audit
     ),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -78,7 +78,7 @@ pub struct DeviceQuery {
 }
 
 fn entry(error: Option<&'static str>, typed: &str, status: StatusCode) -> Result<HttpResponse, WebError> {
-    Ok(html(status, &EntryPage { title: t("device.title"), error, typed: typed.chars().take(16).collect() })?)
+    html(status, &EntryPage { title: t("device.title"), error, typed: typed.chars().take(16).collect() })
 }
 
 /// `/device` and `/device?user_code=…` (the `verification_uri_complete`).

@@ -164,6 +164,10 @@ pub struct Settings {
     pub client_registration: ClientRegistration,
     /// The scopes a registered client may ask for (besides `openid`).
     pub registration_scopes: Vec<String>,
+    /// Resource indicators (RFC 8707) every registered client may ask tokens
+    /// for — the APIs (MCP servers…) protected by this provider that
+    /// strangers' clients may use. The admin API's audience is never given.
+    pub registration_resources: Vec<String>,
     /// Registrations one address may make per `login_ip_window_secs` window.
     pub registration_ip_max: i32,
     /// A registered client no user authorized for this many days is deleted.
@@ -343,6 +347,7 @@ impl Default for Settings {
             dpop_nonce_required: true,
             client_registration: ClientRegistration::Off,
             registration_scopes: ["openid", "profile", "email", "offline_access"].map(String::from).to_vec(),
+            registration_resources: Vec::new(),
             registration_ip_max: 10,
             registered_client_ttl_days: 30,
             client_cache_ms: 5_000,

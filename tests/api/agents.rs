@@ -302,3 +302,41 @@ async fn a_service_exchanges_a_users_token_for_a_narrower_one_acting_for_the_use
     let (status, e) = exchange(&app, "gateway", &gw, &fresh, &[("audience", "https://b.example")]).await;
     assert_eq!((status, e["error"].as_str()), (400, Some("invalid_grant")), "an expired subject token");
 }
+
+#[tokio::test]
+async fn a_protected_service_publishes_resource_metadata_and_points_every_401_at_it() {
+    let app = spawn_app().await;
+    let (base, _) = crate::relying::backend(&app, |c| {
+        c.resource_metadata = Some(portcullis::verify::ResourceMetadata {
+            scopes_supported: vec!["api:read".into()],
+            resource_name: Some("Example API".into()),
+        })
+    })
+    .await;
+    let doc: Value =
+        reqwest::get(format!("{base}/.well-known/oauth-protected-resource")).await.unwrap().json().await.unwrap();
+    assert_eq!(doc["resource"], crate::relying::API);
+    assert_eq!(doc["authorization_servers"], serde_json::json!([app.address]));
+    assert_eq!(doc["scopes_supported"], serde_json::json!(["api:read"]));
+    let r = reqwest::get(format!("{base}/me")).await.unwrap();
+    assert_eq!(r.status(), 401);
+    let www = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(www.contains(&format!("resource_metadata=\"{base}/.well-known/oauth-protected-resource\"")), "{www}");
+    let r = reqwest::Client::new().get(format!("{base}/me")).bearer_auth("garbage").send().await.unwrap();
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("error=\"invalid_token\", error_description"));
+    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("resource_metadata="));
+    // And from there the authorization server's metadata (RFC 8414).
+    let asm: Value = reqwest::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        doc["authorization_servers"][0].as_str().unwrap()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(asm["registration_endpoint"], app.url("/register"));
+    // A service without metadata publishes none.
+    let (plain, _) = crate::relying::backend(&app, |_| {}).await;
+    assert_eq!(reqwest::get(format!("{plain}/.well-known/oauth-protected-resource")).await.unwrap().status(), 404);
+}

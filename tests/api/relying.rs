@@ -24,7 +24,10 @@ pub async fn backend(app: &TestApp, tweak: impl FnOnce(&mut VerifierConfig)) -> 
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let v = verifier.clone();
     let server = actix_web::HttpServer::new(move || {
-        actix_web::App::new().app_data(actix_web::web::Data::new(v.clone())).configure(example::routes)
+        actix_web::App::new()
+            .app_data(actix_web::web::Data::new(v.clone()))
+            .configure(example::routes)
+            .configure(portcullis::verify::metadata_routes)
     })
     .workers(1)
     .listen(listener)

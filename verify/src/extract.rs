@@ -27,11 +27,16 @@ pub enum AuthError {
     /// token may well be good, so the caller should retry, not re-authenticate.
     #[error("verifier not configured")]
     NotConfigured,
+    /// A refusal of a service that publishes resource metadata: the answer
+    /// of the inner error, its challenge naming the metadata URL (RFC 9728 §5.1).
+    #[error("{0}")]
+    WithMetadata(Box<AuthError>, String),
 }
 
 impl ResponseError for AuthError {
     fn status_code(&self) -> StatusCode {
         match self {
+            Self::WithMetadata(inner, _) => inner.status_code(),
             Self::Unauthorized(VerifyError::Provider(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -40,18 +45,30 @@ impl ResponseError for AuthError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        if let Self::WithMetadata(inner, url) = self {
+            let mut r = inner.error_response();
+            let name = actix_web::http::header::WWW_AUTHENTICATE;
+            let challenge = match r.headers().get(&name).and_then(|v| v.to_str().ok()) {
+                Some(c) => format!("{c}, resource_metadata=\"{url}\""),
+                None => format!("Bearer resource_metadata=\"{url}\""),
+            };
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&challenge) {
+                r.headers_mut().insert(name, v);
+            }
+            return r;
+        }
         let code = match self {
             Self::Unauthorized(VerifyError::Provider(_)) => "temporarily_unavailable",
             Self::Unauthorized(VerifyError::Dpop(_)) => "invalid_dpop_proof",
             Self::Unauthorized(_) => "invalid_token",
             Self::Forbidden(_) => "insufficient_scope",
-            Self::NotConfigured => "server_error",
+            Self::NotConfigured | Self::WithMetadata(..) => "server_error",
         };
         let description = match self {
             Self::Unauthorized(e) => e.description(),
             Self::Forbidden("attribute") => "the token lacks an attribute this resource requires",
             Self::Forbidden(_) => "the token lacks a role this resource requires",
-            Self::NotConfigured => "the service's token verifier is not configured",
+            Self::NotConfigured | Self::WithMetadata(..) => "the service's token verifier is not configured",
         };
         let mut r = HttpResponse::build(self.status_code());
         r.insert_header(("Cache-Control", "no-store"));
@@ -96,14 +113,7 @@ struct Presented {
 
 fn presented(req: &HttpRequest, verifier: Option<&Verifier>) -> Presented {
     let header = |name| req.headers().get_all(name).filter_map(|v| v.to_str().ok().map(str::to_owned));
-    let base = match verifier.and_then(Verifier::public_url) {
-        Some(u) => u.trim_end_matches('/').to_owned(),
-        None => {
-            let scheme = if req.app_config().secure() { "https" } else { "http" };
-            let host = req.headers().get(actix_web::http::header::HOST).and_then(|h| h.to_str().ok());
-            format!("{scheme}://{}", host.unwrap_or_else(|| req.app_config().host()))
-        }
-    };
+    let base = crate::metadata::base_url(req, verifier);
     Presented {
         authorization: header(actix_web::http::header::AUTHORIZATION).next(),
         dpop: header(actix_web::http::header::HeaderName::from_static("dpop")).collect(),
@@ -132,20 +142,26 @@ impl FromRequest for Authenticated {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let verifier = req.app_data::<web::Data<Verifier>>().cloned();
         let p = presented(req, verifier.as_ref().map(|v| v.get_ref()));
+        let metadata = crate::metadata::url_for(req, verifier.as_ref().map(|v| v.get_ref()));
         Box::pin(async move {
             let verifier = verifier.ok_or(AuthError::NotConfigured)?;
             let dpop: Vec<&str> = p.dpop.iter().map(String::as_str).collect();
-            match verifier.verify_presented(p.authorization.as_deref(), &dpop, &p.method, &p.uri).await {
-                Ok(c) => Ok(Authenticated(c)),
+            let refused = match verifier.verify_presented(p.authorization.as_deref(), &dpop, &p.method, &p.uri).await {
+                Ok(c) => return Ok(Authenticated(c)),
                 Err(e @ VerifyError::Provider(_)) => {
                     tracing::warn!(reason = %e, "cannot verify a bearer token: the provider is unreachable");
-                    Err(AuthError::Unauthorized(e))
+                    return Err(AuthError::Unauthorized(e));
                 }
                 Err(e) => {
                     tracing::info!(reason = %e, "bearer token refused");
-                    Err(AuthError::Unauthorized(e))
+                    AuthError::Unauthorized(e)
                 }
-            }
+            };
+            // RFC 9728 §5.1: the way to the authorization server.
+            Err(match metadata {
+                Some(url) => AuthError::WithMetadata(Box::new(refused), url),
+                None => refused,
+            })
         })
     }
 }

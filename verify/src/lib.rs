@@ -16,6 +16,7 @@
 
 pub mod dpop;
 mod extract;
+pub mod metadata;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -27,6 +28,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub use extract::{AuthError, Authenticated, RoleName, WithRole};
+pub use metadata::{ResourceMetadata, metadata_routes};
 
 /// How a relying service trusts Portcullis.
 #[derive(Debug, Clone)]
@@ -52,6 +54,9 @@ pub struct VerifierConfig {
     /// How many DPoP proofs are remembered (replay protection); when all are
     /// still live, new proofs are refused.
     pub dpop_replay_capacity: usize,
+    /// Publish protected resource metadata (RFC 9728) and point every 401
+    /// at it; mount [`metadata_routes`] too.
+    pub resource_metadata: Option<ResourceMetadata>,
 }
 
 impl VerifierConfig {
@@ -66,6 +71,7 @@ impl VerifierConfig {
             introspection_cache: Duration::from_secs(10),
             public_url: None,
             dpop_replay_capacity: 100_000,
+            resource_metadata: None,
         }
     }
 }

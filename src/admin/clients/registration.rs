@@ -152,6 +152,13 @@ fn spec_of(state: &AppState, client_id: &str, m: &Metadata) -> Result<ClientSpec
         scopes,
         jwks: m.jwks.as_ref().map(Value::to_string),
         dpop: m.dpop_bound_access_tokens,
+        resources: state
+            .settings
+            .registration_resources
+            .iter()
+            .filter(|r| **r != state.admin_audience())
+            .cloned()
+            .collect(),
         ..Default::default()
     })
 }
@@ -298,6 +305,7 @@ pub async fn replace(
         scopes: Some(spec.scopes.clone()),
         jwks: Some(spec.jwks.as_deref().map(serde_json::from_str).transpose().map_err(|e| bad(e.to_string()))?),
         dpop: Some(spec.dpop),
+        resources: Some(spec.resources.clone()),
         ..Default::default()
     };
     Ok(super::update(state, &actor(ip, user_agent), client_id, patch).await?)

@@ -398,3 +398,106 @@ async fn a_person_approves_a_device_code_in_a_real_browser_while_the_device_poll
     portcullis::admin::clients::add(&app.state, &portcullis::admin::Actor::cli(), &spec).await.unwrap();
     run_script("device.test.mjs", &app.address, "tara", "violet anvil tramline").await;
 }
+
+/// A minimal MCP server (Streamable HTTP, JSON responses) whose one tool
+/// tells the caller who the token says they are; every request needs a
+/// Portcullis access token for this server (portcullis-verify).
+mod mcp_server {
+    use actix_web::{HttpResponse, web};
+    use portcullis::verify::Authenticated;
+    use serde_json::{Value, json};
+
+    async fn rpc(user: Authenticated, body: web::Json<Value>) -> HttpResponse {
+        let id = body.get("id").cloned();
+        let result = match body["method"].as_str().unwrap_or_default() {
+            "initialize" => json!({
+                "protocolVersion": body["params"]["protocolVersion"],
+                "capabilities": { "tools": {} },
+                "serverInfo": { "name": "portcullis-test-mcp", "version": "1.0.0" },
+            }),
+            "tools/list" => json!({ "tools": [{
+                "name": "whoami",
+                "description": "Who the access token says you are",
+                "inputSchema": { "type": "object", "properties": {} },
+            }] }),
+            "tools/call" => json!({ "content": [{ "type": "text", "text": format!("sub={}", user.sub) }] }),
+            _ if id.is_none() => return HttpResponse::Accepted().finish(), // notifications
+            other => {
+                return HttpResponse::Ok().json(json!({ "jsonrpc": "2.0", "id": id,
+                    "error": { "code": -32601, "message": format!("no method {other}") } }));
+            }
+        };
+        HttpResponse::Ok().json(json!({ "jsonrpc": "2.0", "id": id, "result": result }))
+    }
+
+    pub fn routes(cfg: &mut web::ServiceConfig) {
+        cfg.route("/mcp", web::post().to(rpc))
+            .route("/mcp", web::get().to(|| async { HttpResponse::MethodNotAllowed().finish() }))
+            .configure(portcullis::verify::metadata_routes);
+    }
+}
+
+#[tokio::test]
+async fn an_mcp_client_finds_portcullis_registers_signs_in_and_calls_a_tool() {
+    use portcullis::verify::{ResourceMetadata, Verifier, VerifierConfig};
+    if let Err(why) = browser_ready() {
+        assert!(std::env::var("PORTCULLIS_BROWSER_TESTS").as_deref() != Ok("1"), "MCP test required: {why}");
+        eprintln!("SKIPPED MCP test: {why}");
+        return;
+    }
+    assert!(
+        Path::new("tests/mcp/node_modules/@modelcontextprotocol/sdk").exists()
+            || std::env::var("PORTCULLIS_BROWSER_TESTS").as_deref() != Ok("1"),
+        "the MCP SDK is not installed (npm ci --prefix tests/mcp)"
+    );
+    if !Path::new("tests/mcp/node_modules/@modelcontextprotocol/sdk").exists() {
+        eprintln!("SKIPPED MCP test: npm ci --prefix tests/mcp");
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mcp_url = format!("http://127.0.0.1:{}/mcp", listener.local_addr().unwrap().port());
+    let resource = mcp_url.clone();
+    let app = spawn_app_on_clock(TestDb::new().await, Clock::System, move |s| {
+        s.client_registration = portcullis::config::ClientRegistration::Open;
+        s.registration_resources = vec![resource];
+    })
+    .await;
+    let user_id = app.create_user("mia", "violet anvil tramline", &[]).await;
+    let mut config = VerifierConfig::new(app.address.clone(), mcp_url.clone());
+    config.resource_metadata = Some(ResourceMetadata {
+        scopes_supported: vec!["openid".into(), "profile".into()],
+        resource_name: Some("Test MCP server".into()),
+    });
+    let verifier = Verifier::discover(config).await.unwrap();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new().app_data(actix_web::web::Data::new(verifier.clone())).configure(mcp_server::routes)
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+
+    let out = tokio::process::Command::new("node")
+        .arg("--test")
+        .arg("--test-reporter=tap")
+        .arg("tests/mcp/mcp.test.mjs")
+        .env("MCP_URL", &mcp_url)
+        .env("PC_USER", "mia")
+        .env("PC_PASSWORD", "violet anvil tramline")
+        .output()
+        .await
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "MCP test failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let line = stdout.lines().find(|l| l.trim_start().starts_with("# {") || l.trim_start().starts_with('{'));
+    let seen: serde_json::Value =
+        serde_json::from_str(line.expect("the script's report").trim_start().trim_start_matches("# ")).unwrap();
+    assert_eq!(seen["text"], format!("sub={user_id}"), "the tool saw the signed-in user");
+    assert_eq!(seen["tools"], serde_json::json!(["whoami"]));
+    let client_id = seen["client_id"].as_str().unwrap();
+    assert!(client_id.starts_with("dyn-"), "a dynamically registered client: {client_id}");
+    let claims = crate::helpers::claims_of(seen["access_token"].as_str().unwrap());
+    assert_eq!(claims["aud"], mcp_url.as_str(), "a token for this MCP server only (RFC 8707)");
+    assert_eq!(claims["client_id"], client_id);
+}

@@ -48,8 +48,13 @@ impl ResponseError for AuthError {
         if let Self::WithMetadata(inner, url) = self {
             let mut r = inner.error_response();
             let name = actix_web::http::header::WWW_AUTHENTICATE;
+            // The parameter joins the first challenge (`Bearer`, or `DPoP`
+            // for a proof's failure), whatever follows it.
             let challenge = match r.headers().get(&name).and_then(|v| v.to_str().ok()) {
-                Some(c) => format!("{c}, resource_metadata=\"{url}\""),
+                Some(c) => match c.strip_prefix("Bearer, ") {
+                    Some(rest) => format!("Bearer resource_metadata=\"{url}\", {rest}"),
+                    None => format!("{c}, resource_metadata=\"{url}\""),
+                },
                 None => format!("Bearer resource_metadata=\"{url}\""),
             };
             if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&challenge) {

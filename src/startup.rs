@@ -45,6 +45,7 @@ impl Application {
             state.settings.issuer(),
             state.webauthn.is_some(),
             state.settings.require_pushed_authorization_requests,
+            state.settings.client_registration != crate::config::ClientRegistration::Off,
         ))));
         let request_timeout = std::time::Duration::from_millis(state.settings.client_request_timeout_ms);
         let keep_alive = std::time::Duration::from_secs(state.settings.keep_alive_secs);

@@ -217,6 +217,20 @@ pub async fn decide(
             Err(OAuthError::AccessDenied(_)) => return Err(Refused::Policy),
             Err(e) => return Err(Refused::Failed(e)),
         }
+        // The tokens go to the device, not this browser: the policy's network
+        // rules must admit the device's address too (a victim inside the
+        // network cannot carry an outsider's device in).
+        let amr = cur.amr();
+        let device = super::access::Auth {
+            user_id: &cur.user.id,
+            amr: &amr,
+            auth_time: cur.session.auth_time,
+            ip: p.origin_ip.as_deref().and_then(|i| i.parse().ok()),
+        };
+        if let Err(d) = super::access::evaluate(state, &p.client, &device).await? {
+            super::access::record(state, &p.client, &device, "oauth.device_denied_policy", d).await?;
+            return Err(Refused::Policy);
+        }
     }
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;

@@ -94,12 +94,42 @@ pub async fn exchange(
             asked
         }
     };
+    // Within what the acting client is registered for, too.
+    if let Some(x) = scope.iter().find(|x| !super::scope_allowed(x, &c.scopes)) {
+        return Err(OAuthError::refused_scope(x, "not allowed for this client"));
+    }
+    // A token bound to a key is exchanged only for one bound to the acting
+    // service's key: a bound token never turns into a bearer token.
+    if super::dpop::bound_key(&claims).is_some() && dpop.is_none() {
+        return Err(OAuthError::InvalidDpopProof("the subject token is DPoP-bound: send a DPoP proof"));
+    }
     let prior_act = claims.get("act");
     if chain_len(prior_act) >= MAX_CHAIN {
         return Err(OAuthError::InvalidRequest("the delegation chain is too long"));
     }
     let sub =
         claims.get("sub").and_then(Value::as_str).ok_or(OAuthError::InvalidGrant("the subject token has no sub"))?;
+    // A user's token: the user is still active, and the acting client's own
+    // access policy admits them (as it would at its own /authorize).
+    if claims.get("auth_time").is_some() {
+        use sea_orm::EntityTrait;
+        let active =
+            crate::storage::entities::user::Entity::find_by_id(sub).one(&state.db).await?.is_some_and(|u| !u.disabled);
+        if !active {
+            return Err(OAuthError::InvalidGrant("the user is no longer active"));
+        }
+        let amr: Vec<String> = claims
+            .get("amr")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default();
+        let auth_time = claims.get("auth_time").and_then(Value::as_i64).unwrap_or_default();
+        let auth = super::access::Auth { user_id: sub, amr: &amr, auth_time, ip: None };
+        if let Err(d) = super::access::evaluate(state, c, &auth).await? {
+            super::access::record(state, c, &auth, "oauth.exchange_denied", d).await?;
+            return Err(OAuthError::InvalidGrant("the client's access policy does not admit this user"));
+        }
+    }
     let now = state.clock.now().timestamp();
     let (mut out, _) =
         super::mint::base_claims(state, sub, &c.client_id, &target, &scope, now, dpop.map(|d| d.jkt.as_str()));

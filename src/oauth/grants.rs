@@ -447,6 +447,7 @@ pub async fn refresh(
             .await?;
     }
     let next = new_refresh(state, &txn, &fam.id, &g, fam.expires_ms).await?;
+    crate::storage::clients::touch(&txn, c, now_ms).await?;
     let narrowed = UserGrant { scope: scope.clone(), ..g };
     let issued = issue_for_user(state, &narrowed).await?;
     txn.commit().await?;

@@ -17,9 +17,9 @@ use sea_orm::EntityTrait;
 /// The discovery document (OIDC Discovery 1.0 §3), built once per process.
 /// `passkeys`: WebAuthn is configured, so `phr` can be met; `require_par`:
 /// every client must push its authorization requests.
-pub fn discovery_document(issuer: &str, passkeys: bool, require_par: bool) -> String {
+pub fn discovery_document(issuer: &str, passkeys: bool, require_par: bool, registration: bool) -> String {
     let acr: &[&str] = if passkeys { &["1", "2", "phr"] } else { &["1", "2"] };
-    json!({
+    let mut doc = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{issuer}/token"),
@@ -37,7 +37,6 @@ pub fn discovery_document(issuer: &str, passkeys: bool, require_par: bool) -> St
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
             crate::oauth::device::GRANT, crate::oauth::exchange::GRANT],
         "device_authorization_endpoint": format!("{issuer}/device_authorization"),
-        "registration_endpoint": format!("{issuer}/register"),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
@@ -57,8 +56,12 @@ pub fn discovery_document(issuer: &str, passkeys: bool, require_par: bool) -> St
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
         "frontchannel_logout_supported": false,
-    })
-    .to_string()
+    });
+    // Advertised only when clients may register (RFC 8414 §2: OPTIONAL).
+    if registration {
+        doc["registration_endpoint"] = format!("{issuer}/register").into();
+    }
+    doc.to_string()
 }
 
 /// OIDC Core §5.3: the claims of the token's scope.

@@ -12,8 +12,8 @@ use crate::clock::Clock;
 use crate::config::Settings;
 use crate::storage::entities::{
     account_link, authorization_code, authorization_request, device_code, dpop_proof, ip_throttle, login_challenge,
-    login_throttle, pushed_request, refresh_family, revoked_token, session, trusted_device, upstream_login,
-    webauthn_ceremony,
+    login_throttle, pushed_request, refresh_family, registration_token, revoked_token, session, trusted_device,
+    upstream_login, webauthn_ceremony,
 };
 
 /// Rows deleted per statement.
@@ -80,6 +80,7 @@ pub async fn purge_once(
     n += purge_table!(db, revoked_token, Jti, revoked_token::Column::ExpiresMs.lte(now));
     n += purge_table!(db, dpop_proof, JtiHash, dpop_proof::Column::ExpiresMs.lte(now));
     n += purge_table!(db, device_code, DeviceHash, device_code::Column::ExpiresMs.lte(now));
+    n += purge_table!(db, registration_token, TokenHash, registration_token::Column::ExpiresMs.lte(now));
     n += purge_table!(db, pushed_request, IdHash, pushed_request::Column::ExpiresMs.lte(now));
     n += purge_table!(
         db,

@@ -208,6 +208,8 @@ struct ConsentPage {
     access_minutes: i64,
     /// The app's return address host, so the user sees where they are sent.
     redirect_host: String,
+    /// The client registered itself (RFC 7591): its name is only its claim.
+    unverified: bool,
 }
 
 fn describe_scope(s: &str) -> &'static str {
@@ -245,6 +247,7 @@ pub async fn consent_get(
         csrf: token.token,
         request: q.request.clone(),
         client_name: c.display_name().to_owned(),
+        unverified: c.registered_ms.is_some(),
         username: cur.user.username.clone(),
         scopes: r.consent_scopes().iter().map(|s| (s.clone(), describe_scope(s))).collect(),
         resource: r.resource.clone(),

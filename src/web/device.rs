@@ -29,7 +29,9 @@ pub async fn device_authorization(
     body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
     let (c, p, origin) = super::token::client_and_params(&state, &req, &body).await?;
-    if c.method == "none"
+    // Anonymous callers (public clients) and strangers (self-registered
+    // clients) make us store codes: bounded per address.
+    if (c.method == "none" || c.client.registered_ms.is_some())
         && let Some(ip) = &origin.ip
     {
         let now_ms = state.clock.now().timestamp_millis();
@@ -63,6 +65,8 @@ struct ConfirmPage {
     resource: Option<String>,
     device_ip: String,
     device_agent: String,
+    /// The client registered itself: its name is its own claim.
+    unverified: bool,
 }
 
 #[derive(Template)]
@@ -70,6 +74,24 @@ struct ConfirmPage {
 struct DonePage {
     title: &'static str,
     text: &'static str,
+}
+
+/// Every code looked up or answered counts, per address and per account: a
+/// guess is a lookup whichever way it is made.
+async fn lookup_limited(state: &AppState, req: &HttpRequest, user_id: &str) -> Result<Option<HttpResponse>, WebError> {
+    let origin = client_info::origin(state, req);
+    let now_ms = state.clock.now().timestamp_millis();
+    let mut keys = vec![format!("user:{user_id}")];
+    keys.extend(origin.ip.clone());
+    for key in keys {
+        let n = crate::authn::throttle::admit_ip_for(&state.db, &state.settings, "device_lookup", &key, now_ms)
+            .await
+            .map_err(WebError::internal)?;
+        if n > LOOKUPS_PER_WINDOW {
+            return Ok(Some(error_page(StatusCode::TOO_MANY_REQUESTS, t("device.title"), t("device.too_many"))));
+        }
+    }
+    Ok(None)
 }
 
 #[derive(Deserialize)]
@@ -93,15 +115,8 @@ pub async fn device_get(
     let Some(typed) = q.user_code.as_deref().filter(|c| !c.trim().is_empty()) else {
         return entry(None, "", StatusCode::OK);
     };
-    let origin = client_info::origin(&state, &req);
-    if let Some(ip) = &origin.ip {
-        let now_ms = state.clock.now().timestamp_millis();
-        let n = crate::authn::throttle::admit_ip_for(&state.db, &state.settings, "device_lookup", ip, now_ms)
-            .await
-            .map_err(WebError::internal)?;
-        if n > LOOKUPS_PER_WINDOW {
-            return Ok(error_page(StatusCode::TOO_MANY_REQUESTS, t("device.title"), t("device.too_many")));
-        }
+    if let Some(r) = lookup_limited(&state, &req, &cur.user.id).await? {
+        return Ok(r);
     }
     let pending = match device::normalize(typed) {
         Some(code) => device::pending(&state, &code).await.map_err(WebError::internal)?,
@@ -117,6 +132,7 @@ pub async fn device_get(
         shown_code: device::display(&p.user_code),
         user_code: p.user_code,
         client_name: p.client.display_name().to_owned(),
+        unverified: p.client.registered_ms.is_some(),
         username: cur.user.username.clone(),
         scopes: p.scope,
         resource: p.resource,
@@ -154,6 +170,9 @@ pub async fn device_post(
         "deny" => false,
         _ => return Ok(error_page(StatusCode::BAD_REQUEST, "Bad request", "Choose Allow or Deny.")),
     };
+    if let Some(r) = lookup_limited(&state, &req, &cur.user.id).await? {
+        return Ok(r);
+    }
     let Some(code) = device::normalize(&form.user_code) else {
         return entry(Some(t("device.unknown")), "", StatusCode::BAD_REQUEST);
     };

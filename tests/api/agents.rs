@@ -335,8 +335,56 @@ async fn a_protected_service_publishes_resource_metadata_and_points_every_401_at
     .json()
     .await
     .unwrap();
-    assert_eq!(asm["registration_endpoint"], app.url("/register"));
+    assert_eq!(asm["issuer"], app.address.as_str());
+    assert_eq!(asm["authorization_endpoint"], app.url("/authorize"));
     // A service without metadata publishes none.
     let (plain, _) = crate::relying::backend(&app, |_| {}).await;
     assert_eq!(reqwest::get(format!("{plain}/.well-known/oauth-protected-resource")).await.unwrap().status(), 404);
+}
+
+#[tokio::test]
+async fn a_device_outside_the_clients_network_gets_nothing_even_if_someone_inside_approves() {
+    // Behind a proxy that names the client address (X-Forwarded-For).
+    let app =
+        crate::helpers::spawn_app_with(crate::helpers::TestDb::new().await, |s| s.trust_forwarded_for = true).await;
+    app.create_user("tom", PW, &[]).await;
+    register(&app, tv()).await;
+    let policy = portcullis::policy::access::AccessPolicy::parse_json(r#"{"networks": ["10.0.0.0/8"]}"#).unwrap();
+    portcullis::admin::clients::update(
+        &app.state,
+        &portcullis::admin::Actor::cli(),
+        "tv",
+        portcullis::admin::clients::ClientPatch { access_policy: Some(Some(policy)), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    let start_from = |ip: &'static str| {
+        reqwest::Client::new()
+            .post(app.url("/device_authorization"))
+            .header("X-Forwarded-For", ip)
+            .form(&[("client_id", "tv"), ("scope", "openid")])
+            .send()
+    };
+    let inside = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(
+            [(reqwest::header::HeaderName::from_static("x-forwarded-for"), "10.1.2.3".parse().unwrap())]
+                .into_iter()
+                .collect(),
+        )
+        .build()
+        .unwrap();
+    app.login(&inside, "tom", PW).await;
+    // An outsider's device, approved by a victim inside the network: refused.
+    let d: Value = start_from("203.0.113.7").await.unwrap().json().await.unwrap();
+    let (_, status) = answer(&app, &inside, d["user_code"].as_str().unwrap(), "approve").await;
+    assert_eq!(status, 403);
+    assert_eq!(
+        err(&poll_at(&app.address, "tv", d["device_code"].as_str().unwrap()).await).1,
+        Some("authorization_pending")
+    );
+    // A device inside: allowed.
+    let d: Value = start_from("10.9.9.9").await.unwrap().json().await.unwrap();
+    assert_eq!(answer(&app, &inside, d["user_code"].as_str().unwrap(), "approve").await.1, 200);
 }

@@ -41,9 +41,11 @@ async fn registration_is_off_by_default_and_an_initial_access_token_works_once()
     let (status, e) = register(&app, None, &agent()).await;
     assert_eq!((status, e["error"].as_str()), (401, Some("invalid_token")), "off by default: {e}");
     let d: Value = reqwest::get(app.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
-    assert_eq!(d["registration_endpoint"], app.url("/register"));
+    assert!(d.get("registration_endpoint").is_none(), "not advertised while off");
 
     let app = spawn_app_with(TestDb::new().await, |s| s.client_registration = ClientRegistration::Token).await;
+    let d: Value = reqwest::get(app.url("/.well-known/openid-configuration")).await.unwrap().json().await.unwrap();
+    assert_eq!(d["registration_endpoint"], app.url("/register"));
     let (status, _) = register(&app, None, &agent()).await;
     assert_eq!(status, 401, "a token is needed");
     let (status, _) = register(&app, Some("made-up"), &agent()).await;

@@ -19,7 +19,8 @@ const mcpUrl = new URL(process.env.MCP_URL);
 // The client's redirect URI: a loopback listener on an ephemeral port (RFC 8252 §7.3).
 let callback;
 const listener = createServer((req, res) => {
-  callback = new URL(req.url, 'http://127.0.0.1');
+  const url = new URL(req.url, 'http://127.0.0.1');
+  if (url.pathname === '/callback') callback = url; // (not the browser's favicon request)
   res.writeHead(200, { 'content-type': 'text/plain' }).end('back in the client');
 });
 await new Promise((r) => listener.listen(0, '127.0.0.1', r));

@@ -102,9 +102,11 @@ pub(crate) async fn add_as(
     let admin_audience = p.resources.iter().any(|r| r.as_str() == state.admin_audience());
     actor.may_hand_out(&p.roles)?;
     actor.may_control_client(&p.roles, admin_audience)?;
-    // A FAPI 2.0 client authenticates with its keys only: it gets no secret.
+    // A FAPI 2.0 client — or a client registering itself with its keys —
+    // authenticates with its keys only: it gets no secret.
+    let keys_only = p.profile.is_some() || (registration.is_some() && p.jwks.is_some());
     let secret = match p.kind {
-        ClientKind::Confidential if p.profile.is_some() => None,
+        ClientKind::Confidential if keys_only => None,
         ClientKind::Confidential => Some(SecretString::from(random_token(SECRET_BYTES)?)),
         ClientKind::Public => None,
     };

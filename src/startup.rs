@@ -42,10 +42,8 @@ impl Application {
         }
         let https = state.settings.is_https();
         let discovery = web::Data::new(crate::web::oidc::Discovery(web::Bytes::from(crate::oidc::discovery_document(
-            state.settings.issuer(),
+            &state.settings,
             state.webauthn.is_some(),
-            state.settings.require_pushed_authorization_requests,
-            state.settings.client_registration != crate::config::ClientRegistration::Off,
         ))));
         let request_timeout = std::time::Duration::from_millis(state.settings.client_request_timeout_ms);
         let keep_alive = std::time::Duration::from_secs(state.settings.keep_alive_secs);

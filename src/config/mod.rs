@@ -172,6 +172,14 @@ pub struct Settings {
     pub registration_ip_max: i32,
     /// A registered client no user authorized for this many days is deleted.
     pub registered_client_ttl_days: i64,
+    /// Clients whose `client_id` is the https URL of their metadata document
+    /// (OAuth Client ID Metadata Documents) are fetched and accepted.
+    #[serde(deserialize_with = "flag")]
+    pub client_id_documents: bool,
+    /// For tests only: documents may be fetched over http and from loopback
+    /// and private addresses.
+    #[serde(deserialize_with = "flag")]
+    pub client_id_documents_allow_private: bool,
     /// Clients are cached this long; changes made elsewhere (another instance,
     /// the CLI) take at most this long to apply.
     pub client_cache_ms: u64,
@@ -350,6 +358,8 @@ impl Default for Settings {
             registration_resources: Vec::new(),
             registration_ip_max: 10,
             registered_client_ttl_days: 30,
+            client_id_documents: false,
+            client_id_documents_allow_private: false,
             client_cache_ms: 5_000,
             revocation_sync_ms: 1_000,
         }

@@ -28,7 +28,13 @@ async fn load(state: &AppState, client_id: &str, basic: bool) -> Result<Arc<Clie
     if client_id.is_empty() || client_id.len() > 128 {
         return Err(OAuthError::InvalidClient { basic });
     }
-    state.clients.get(&state.db, client_id).await?.ok_or(OAuthError::InvalidClient { basic })
+    match state.clients.get(&state.db, client_id).await? {
+        Some(c) => Ok(c),
+        None if super::cimd::is_document_id(client_id) => {
+            super::cimd::resolve(state, client_id).await.map_err(|_| OAuthError::InvalidClient { basic })
+        }
+        None => Err(OAuthError::InvalidClient { basic }),
+    }
 }
 
 fn check_secret(state: &AppState, c: &Client, secret: &str, basic: bool) -> Result<(), OAuthError> {

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod authorize;
+pub mod cimd;
 
 pub mod claims;
 pub mod client_auth;

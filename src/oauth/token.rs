@@ -46,7 +46,8 @@ pub(super) async fn check_access_token(state: &AppState, token: &str) -> Result<
     // A deleted client's tokens die with it (through the client cache, so no
     // database round-trip on the hot path).
     let client_id = c.get("client_id").and_then(Value::as_str).unwrap_or_default();
-    if state.clients.get(&state.db, client_id).await?.is_none() {
+    // (A client known by its metadata document cannot be deleted here.)
+    if !super::cimd::is_document_id(client_id) && state.clients.get(&state.db, client_id).await?.is_none() {
         return Err(OAuthError::InvalidToken("the access token was revoked"));
     }
     Ok(c)

@@ -17,7 +17,10 @@ use sea_orm::EntityTrait;
 /// The discovery document (OIDC Discovery 1.0 §3), built once per process.
 /// `passkeys`: WebAuthn is configured, so `phr` can be met; `require_par`:
 /// every client must push its authorization requests.
-pub fn discovery_document(issuer: &str, passkeys: bool, require_par: bool, registration: bool) -> String {
+pub fn discovery_document(s: &crate::config::Settings, passkeys: bool) -> String {
+    let issuer = s.issuer();
+    let require_par = s.require_pushed_authorization_requests;
+    let registration = s.client_registration != crate::config::ClientRegistration::Off;
     let acr: &[&str] = if passkeys { &["1", "2", "phr"] } else { &["1", "2"] };
     let mut doc = json!({
         "issuer": issuer,
@@ -31,6 +34,7 @@ pub fn discovery_document(issuer: &str, passkeys: bool, require_par: bool, regis
         "pushed_authorization_request_endpoint": format!("{issuer}/par"),
         "require_pushed_authorization_requests": require_par,
         "dpop_signing_alg_values_supported": crate::oauth::dpop::ALGS,
+        "client_id_metadata_document_supported": s.client_id_documents,
         "scopes_supported": crate::oauth::STANDARD_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],

@@ -18,15 +18,39 @@ use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter};
 use crate::storage::clients::{self, Client, LoadError};
 use crate::storage::entities::revoked_token;
 
+/// A client metadata document as fetched (or why it was refused), and until when.
+type Document = (Result<Arc<Client>, String>, Instant);
+
 #[derive(Debug)]
 pub struct ClientCache {
     ttl: Duration,
     map: RwLock<HashMap<String, (Arc<Client>, Instant)>>,
+    /// Clients named by their metadata documents (`oauth::cimd`), as long as
+    /// their `Cache-Control` allows; bounded.
+    documents: RwLock<HashMap<String, Document>>,
 }
 
 impl ClientCache {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, map: RwLock::new(HashMap::new()) }
+        Self { ttl, map: RwLock::new(HashMap::new()), documents: RwLock::new(HashMap::new()) }
+    }
+
+    /// A document client (or its refusal) while it may be reused.
+    pub fn document(&self, url: &str) -> Option<Result<Arc<Client>, String>> {
+        let m = self.documents.read().ok()?;
+        m.get(url).filter(|(_, until)| *until > Instant::now()).map(|(c, _)| c.clone())
+    }
+
+    pub fn put_document(&self, url: &str, entry: Result<Arc<Client>, String>, ttl: Duration) {
+        if let Ok(mut m) = self.documents.write() {
+            if m.len() >= 1_000 {
+                m.retain(|_, (_, until)| *until > Instant::now());
+                if m.len() >= 1_000 {
+                    m.clear();
+                }
+            }
+            m.insert(url.to_owned(), (entry, Instant::now() + ttl));
+        }
     }
 
     /// The client (parsed, with its roles), from memory if fresh. A damaged

@@ -227,7 +227,9 @@ pub async fn delete<C: ConnectionTrait>(conn: &C, client_id: &str, now_ms: i64) 
 /// Marks a self-registered client used (a user authorized it), so it does
 /// not expire; nothing — not even a statement — for an operator's client.
 pub async fn touch<C: ConnectionTrait>(conn: &C, c: &Client, now_ms: i64) -> Result<(), DbErr> {
-    if c.registered_ms.is_some() {
+    // (Self-registered clients have a registration token; metadata-document
+    // clients, which have no row, do not.)
+    if c.registration_token_hash.is_some() {
         client::Entity::update_many()
             .col_expr(client::Column::LastUsedMs, sea_orm::sea_query::Expr::val(now_ms))
             .filter(client::Column::ClientId.eq(c.client_id.as_str()))

@@ -180,6 +180,7 @@ fn endpoints() -> Vec<(&'static str, &'static str, Option<Value>, &'static str)>
         ),
         ("PATCH", "/admin/api/v1/clients/victim", Some(json!({ "name": "Victim" })), "clients:write"),
         ("POST", "/admin/api/v1/keys/rotate", None, "keys:rotate"),
+        ("POST", "/admin/api/v1/registration-tokens", None, "clients:write"),
         ("DELETE", "/admin/api/v1/clients/victim", None, "clients:write"),
         ("DELETE", "/admin/api/v1/users/zoe", None, "users:write"),
     ]

@@ -15,6 +15,7 @@ mod audit_chain;
 mod audit_stream;
 mod browser;
 mod certification;
+mod cimd;
 mod cli;
 mod console;
 mod crash;

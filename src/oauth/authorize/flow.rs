@@ -98,10 +98,17 @@ pub async fn load_request(state: &AppState, token: &str) -> Result<Option<(Authz
         return Ok(None);
     };
     r.login_session = row.login_session;
-    let Some(c) = crate::storage::clients::find(&state.db, &r.client_id).await? else {
-        return Ok(None);
+    let c = match crate::storage::clients::find(&state.db, &r.client_id).await? {
+        Some(c) => Arc::new(c),
+        None if crate::oauth::cimd::is_document_id(&r.client_id) => {
+            match crate::oauth::cimd::resolve(state, &r.client_id).await {
+                Ok(c) => c,
+                Err(_) => return Ok(None),
+            }
+        }
+        None => return Ok(None),
     };
-    Ok(Some((r, Arc::new(c))))
+    Ok(Some((r, c)))
 }
 
 /// Records that `session_id` logged in for the pending request `handle`.
@@ -187,6 +194,10 @@ pub async fn need(
     }
     if c.first_party && !r.prompt.iter().any(|p| p == "consent") {
         return Ok(Need::Nothing);
+    }
+    // A client known only by its metadata document asks every time.
+    if crate::oauth::cimd::is_document_id(&c.client_id) {
+        return Ok(Need::Consent);
     }
     if r.prompt.iter().any(|p| p == "consent") {
         return Ok(Need::Consent);

@@ -103,6 +103,11 @@ async fn known_client(state: &AppState, client_id: &str) -> Result<Arc<Client>, 
     // (by the CLI, or another instance) applies to the next sign-in.
     match crate::storage::clients::find(&state.db, client_id).await {
         Ok(Some(c)) => Ok(Arc::new(c)),
+        Ok(None) if crate::oauth::cimd::is_document_id(client_id) && state.settings.client_id_documents => {
+            crate::oauth::cimd::resolve(state, client_id)
+                .await
+                .map_err(|_| Failure::Page("The application's metadata document cannot be used."))
+        }
         Ok(None) => Err(Failure::Page("The application is not registered here.")),
         Err(e @ LoadError::Damaged(_)) => {
             tracing::error!(error = %e, "cannot use a client");

@@ -219,13 +219,7 @@ async fn fetch(state: &AppState, url: &str) -> Result<(Client, Duration), Docume
         backchannel_logout_uri: None,
         jwks: None,
         access_policy: None,
-        resources: state
-            .settings
-            .registration_resources
-            .iter()
-            .filter(|r| **r != state.admin_audience())
-            .cloned()
-            .collect(),
+        resources: state.stranger_resources(),
         refresh_grace_secs: None,
         roles: Vec::new(),
         created_at: now,

@@ -350,7 +350,7 @@ pub async fn poll(
         claims: None,
         dpop_jkt: dpop.map(|d| d.jkt.clone()),
     };
-    let issued = super::grants::issue_for_user(state, &g).await?;
+    let issued = super::grants::issue_for_user(state, &txn, &g).await?;
     let refresh = if c.has_grant("refresh_token") {
         Some(super::grants::open_family(state, &txn, &g, None, None, now_ms).await?)
     } else {

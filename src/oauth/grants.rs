@@ -249,7 +249,7 @@ pub async fn authorization_code(
         claims: row.claims.as_deref().and_then(|c| serde_json::from_str(c).ok()),
         dpop_jkt: dpop.map(|d| d.jkt.clone()),
     };
-    let issued = issue_for_user(state, &g).await?;
+    let issued = issue_for_user(state, &txn, &g).await?;
     authorization_code::Entity::update_many()
         .col_expr(authorization_code::Column::AccessJti, Expr::val(issued.jti.clone()))
         .filter(authorization_code::Column::CodeHash.eq(row.code_hash.as_str()))
@@ -312,6 +312,72 @@ pub async fn refresh(
     {
         return Err(OAuthError::InvalidDpopProof("the refresh token is bound to another DPoP key"));
     }
+    // Everything that only reads — the user, the client's policy, the
+    // sign-in strength, the new access token — happens before the write
+    // transaction: a transaction never waits for a pool connection while it
+    // holds SQLite's write lock (parallel refreshes would starve it).
+    let Some(u) = user::Entity::find_by_id(fam.user_id.as_str()).one(&state.db).await?.filter(|u| !u.disabled) else {
+        return Err(invalid);
+    };
+    // The client's access policy is evaluated again on every refresh: a user
+    // who lost a role (or moved network, or whose login grew too old) gets no
+    // new tokens. The token stays unused.
+    let amr = read_list(&row.amr);
+    let auth = super::access::Auth { user_id: &u.id, amr: &amr, auth_time: row.auth_time, ip };
+    if let Err(d) = super::access::evaluate(state, c, &auth).await? {
+        super::access::record(state, c, &auth, "oauth.refresh_denied", d).await?;
+        return Err(OAuthError::InvalidGrant("the client's access policy no longer admits this user"));
+    }
+    // So is the strength the user's policy asks of a sign-in (a role that
+    // now needs a passkey, an admin who added one): a weaker login gets no
+    // new tokens; the user signs in again.
+    let acr = super::access::AcrRequest { voluntary: &[], essential: None };
+    let need = super::access::required_assurance(state, &u.id, c, &acr, row.resource.as_deref()).await?;
+    if crate::policy::Assurance::of(&amr) < need {
+        record_audit(
+            &state.db,
+            AuditEvent::new("oauth.refresh_denied", "failure")
+                .user(&u.id)
+                .client(&c.client_id)
+                .detail(json!({ "reason": "assurance", "needed": need.acr() })),
+            now,
+        )
+        .await?;
+        return Err(OAuthError::InvalidGrant(
+            "the sign-in behind this token is weaker than the user's policy now needs",
+        ));
+    }
+    let original = split_scope(&row.scope)?;
+    let scope = match p.get("scope") {
+        None => original.clone(),
+        Some(s) => {
+            let asked = split_scope(s)?;
+            if asked.is_empty() {
+                return Err(OAuthError::InvalidScope("a refresh may only narrow the original scope"));
+            }
+            if let Some(x) = asked.iter().find(|x| !original.contains(x)) {
+                return Err(OAuthError::refused_scope(x, "a refresh may only narrow the original scope"));
+            }
+            asked
+        }
+    };
+    let g = UserGrant {
+        user: u,
+        client: c.clone(),
+        scope: original.clone(),
+        nonce: None,
+        auth_time: row.auth_time,
+        amr,
+        acr: row.acr.clone(),
+        sid: fam.session_id.clone(),
+        resource: row.resource.clone(),
+        claims: row.claims.as_deref().and_then(|c| serde_json::from_str(c).ok()),
+        dpop_jkt: dpop.map(|d| d.jkt.clone()),
+    };
+    // The new refresh token keeps the original scope (RFC 6749 §6); the
+    // access token gets the narrowed one.
+    let narrowed = UserGrant { scope: scope.clone(), ..g.clone() };
+    let issued = issue_for_user(state, &state.db, &narrowed).await?;
     // Rotation is one transaction: the old token is marked and its successor
     // stored together, so a crash can never leave a family half-rotated (and a
     // refresh that fails validation below leaves the token unused).
@@ -370,69 +436,6 @@ pub async fn refresh(
         )
         .await?;
     }
-    let Some(u) = user::Entity::find_by_id(fam.user_id.as_str()).one(&state.db).await?.filter(|u| !u.disabled) else {
-        return Err(invalid);
-    };
-    // The client's access policy is evaluated again on every refresh: a user
-    // who lost a role (or moved network, or whose login grew too old) gets no
-    // new tokens. The token stays unused (the transaction is dropped).
-    let amr = read_list(&row.amr);
-    let auth = super::access::Auth { user_id: &u.id, amr: &amr, auth_time: row.auth_time, ip };
-    if let Err(d) = super::access::evaluate(state, c, &auth).await? {
-        // Release the write transaction before the audit write (SQLite).
-        txn.rollback().await?;
-        super::access::record(state, c, &auth, "oauth.refresh_denied", d).await?;
-        return Err(OAuthError::InvalidGrant("the client's access policy no longer admits this user"));
-    }
-    // So is the strength the user's policy asks of a sign-in (a role that
-    // now needs a passkey, an admin who added one): a weaker login gets no
-    // new tokens; the user signs in again.
-    let acr = super::access::AcrRequest { voluntary: &[], essential: None };
-    let need = super::access::required_assurance(state, &u.id, c, &acr, row.resource.as_deref()).await?;
-    if crate::policy::Assurance::of(&amr) < need {
-        txn.rollback().await?;
-        record_audit(
-            &state.db,
-            AuditEvent::new("oauth.refresh_denied", "failure")
-                .user(&u.id)
-                .client(&c.client_id)
-                .detail(json!({ "reason": "assurance", "needed": need.acr() })),
-            now,
-        )
-        .await?;
-        return Err(OAuthError::InvalidGrant(
-            "the sign-in behind this token is weaker than the user's policy now needs",
-        ));
-    }
-    let original = split_scope(&row.scope)?;
-    let scope = match p.get("scope") {
-        None => original.clone(),
-        Some(s) => {
-            let asked = split_scope(s)?;
-            if asked.is_empty() {
-                return Err(OAuthError::InvalidScope("a refresh may only narrow the original scope"));
-            }
-            if let Some(x) = asked.iter().find(|x| !original.contains(x)) {
-                return Err(OAuthError::refused_scope(x, "a refresh may only narrow the original scope"));
-            }
-            asked
-        }
-    };
-    let g = UserGrant {
-        user: u,
-        client: c.clone(),
-        scope: original.clone(),
-        nonce: None,
-        auth_time: row.auth_time,
-        amr,
-        acr: row.acr.clone(),
-        sid: fam.session_id.clone(),
-        resource: row.resource.clone(),
-        claims: row.claims.as_deref().and_then(|c| serde_json::from_str(c).ok()),
-        dpop_jkt: dpop.map(|d| d.jkt.clone()),
-    };
-    // The new refresh token keeps the original scope (RFC 6749 §6); the
-    // access token gets the narrowed one.
     // A public client's family not bound yet (its code came without a
     // proof) is bound by the first refresh that brings one (RFC 9449 §5).
     if c.public
@@ -448,8 +451,6 @@ pub async fn refresh(
     }
     let next = new_refresh(state, &txn, &fam.id, &g, fam.expires_ms).await?;
     crate::storage::clients::touch(&txn, c, now_ms).await?;
-    let narrowed = UserGrant { scope: scope.clone(), ..g };
-    let issued = issue_for_user(state, &narrowed).await?;
     txn.commit().await?;
     state.metrics.token_issued("refresh_token");
     Ok(response(state, issued, Some(next), &scope))

@@ -22,6 +22,7 @@ pub fn scoped_claims(u: &user::Model, scope: &[String], out: &mut Map<String, Va
 }
 
 /// Everything a user token is made from.
+#[derive(Clone)]
 pub struct UserGrant {
     pub user: user::Model,
     pub client: Arc<Client>,
@@ -81,7 +82,14 @@ pub(super) fn base_claims(
 }
 
 /// Issues the access token (and the ID token when `openid` was granted).
-pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, OAuthError> {
+/// `conn`: where the user's roles are read — the caller's write transaction
+/// when it holds one (never a second pool connection while the write lock
+/// is held).
+pub async fn issue_for_user<C: sea_orm::ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    g: &UserGrant,
+) -> Result<Issued, OAuthError> {
     let now = state.clock.now().timestamp();
     // A user's roles are personal data like any other claim: released only
     // with the `roles` scope, which the consent page names.
@@ -89,7 +97,7 @@ pub async fn issue_for_user(state: &AppState, g: &UserGrant) -> Result<Issued, O
         |name: &str| g.claims.as_ref().is_some_and(|c| c.id_token.contains_key(name) || c.userinfo.contains_key(name));
     let roles_scope = g.scope.iter().any(|s| s == "roles");
     let roles =
-        if roles_scope || asked("roles") { Some(crate::storage::roles_of(&state.db, &g.user.id).await?) } else { None };
+        if roles_scope || asked("roles") { Some(crate::storage::roles_of(conn, &g.user.id).await?) } else { None };
     let aud = g.resource.clone().unwrap_or_else(|| g.client.client_id.clone());
     let (mut at, jti) = base_claims(state, &g.user.id, &g.client.client_id, &aud, &g.scope, now, g.dpop_jkt.as_deref());
     if let Some(r) = roles.as_ref().filter(|_| roles_scope) {

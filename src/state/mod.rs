@@ -244,6 +244,14 @@ impl AppState {
         format!("{}/admin", self.settings.issuer())
     }
 
+    /// The resources a client nobody here vouches for — self-registered or
+    /// named by its metadata document — may ask tokens for: the configured
+    /// `registration_resources`, never the admin API.
+    pub fn stranger_resources(&self) -> Vec<String> {
+        let admin = self.admin_audience();
+        self.settings.registration_resources.iter().filter(|r| **r != admin).cloned().collect()
+    }
+
     /// The current key ring.
     pub fn keyring(&self) -> Arc<KeyRing> {
         match self.keys.read() {

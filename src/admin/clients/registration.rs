@@ -152,13 +152,7 @@ fn spec_of(state: &AppState, client_id: &str, m: &Metadata) -> Result<ClientSpec
         scopes,
         jwks: m.jwks.as_ref().map(Value::to_string),
         dpop: m.dpop_bound_access_tokens,
-        resources: state
-            .settings
-            .registration_resources
-            .iter()
-            .filter(|r| **r != state.admin_audience())
-            .cloned()
-            .collect(),
+        resources: state.stranger_resources(),
         ..Default::default()
     })
 }

@@ -211,7 +211,7 @@ async fn a_password_only_login_never_gets_to_administer() {
         claims: None,
         dpop_jkt: None,
     };
-    let issued = portcullis::oauth::grants::issue_for_user(&app.state, &g).await.unwrap();
+    let issued = portcullis::oauth::grants::issue_for_user(&app.state, &app.state.db, &g).await.unwrap();
     let body = json!({ "password": "a brand new passphrase" });
     let (status, problem) =
         call(&app, "POST", "/admin/api/v1/users/someone/password", &issued.access_token, Some(body)).await;

@@ -13,6 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 mod audit_sink;
+mod defaults;
 mod upstream;
 pub use audit_sink::{AuditSink, SinkKind};
 pub use upstream::{RoleRule, UpstreamProvider};
@@ -272,98 +273,6 @@ pub enum Registration {
 
 fn serialize_secret<S: serde::Serializer>(v: &SecretString, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v.expose_secret())
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            database_url: SecretString::from("sqlite://portcullis.db?mode=rwc"),
-            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            issuer: "http://127.0.0.1:8080".to_owned(),
-            master_key: None,
-            master_key_file: None,
-            master_key_secondary: None,
-            master_key_secondary_file: None,
-            log: "info".to_owned(),
-            log_format: LogFormat::Text,
-            insecure_http: false,
-            trust_forwarded_for: false,
-            database_max_connections: 16,
-            argon2_memory_kib: 19 * 1024,
-            argon2_iterations: 2,
-            argon2_parallelism: 1,
-            argon2_max_concurrent: 0,
-            argon2_queue_timeout_ms: 5000,
-            password_min_length: 8,
-            password_min_length_admin: 12,
-            session_idle_secs: 3600,
-            session_absolute_secs: 12 * 3600,
-            login_max_failures: 5,
-            login_lock_secs: 60,
-            login_lock_max_secs: 3600,
-            login_failure_decay_secs: 900,
-            login_ip_max_attempts: 100,
-            login_ip_window_secs: 300,
-            trusted_device_days: 90,
-            mfa_required: false,
-            mfa_required_roles: vec!["admin".to_owned()],
-            passkey_required_roles: Vec::new(),
-            webauthn_rp_id: None,
-            webauthn_origins: Vec::new(),
-            access_token_ttl_secs: 900,
-            id_token_ttl_secs: 600,
-            refresh_token_ttl_secs: 30 * 86_400,
-            code_ttl_secs: 60,
-            key_refresh_secs: 30,
-            key_rotation_days: 90,
-            admin_reauth_secs: 300,
-            audit_retention_days: 365,
-            audit_seal_interval_ms: 1000,
-            token_ip_max_failures: 100,
-            token_ip_window_secs: 300,
-            client_request_timeout_ms: 5000,
-            keep_alive_secs: 15,
-            client_body_timeout_ms: 10_000,
-            max_requests_per_ip: 128,
-            metrics_token: None,
-            product_name: "Portcullis".to_owned(),
-            logo_file: None,
-            accent_color: None,
-            accent_color_dark: None,
-            footer_text: None,
-            smtp_host: None,
-            smtp_port: None,
-            smtp_tls: SmtpTls::Starttls,
-            smtp_username: None,
-            smtp_password: None,
-            smtp_password_file: None,
-            smtp_ca_file: None,
-            mail_from: None,
-            mail_dir: None,
-            mail_max_per_address: 5,
-            mail_max_per_account: 10,
-            mail_window_secs: 3600,
-            invitation_ttl_secs: 7 * 86_400,
-            reset_link_ttl_secs: 3600,
-            verify_email_ttl_secs: 86_400,
-            registration: Registration::Off,
-            registration_email_domains: Vec::new(),
-            upstream: Vec::new(),
-            audit_sinks: Vec::new(),
-            authorize_ip_max_pending: 300,
-            require_pushed_authorization_requests: false,
-            dpop_nonce_required: true,
-            client_registration: ClientRegistration::Off,
-            registration_scopes: ["openid", "profile", "email", "offline_access"].map(String::from).to_vec(),
-            registration_resources: Vec::new(),
-            registration_ip_max: 10,
-            registered_client_ttl_days: 30,
-            client_id_documents: false,
-            client_id_documents_allow_private: false,
-            client_cache_ms: 5_000,
-            revocation_sync_ms: 1_000,
-        }
-    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -103,6 +103,23 @@ fn entry(error: Option<&'static str>, typed: &str, status: StatusCode) -> Result
     html(status, &EntryPage { title: t("device.title"), error, typed: typed.chars().take(16).collect() })
 }
 
+/// `GET /device/qr?user_code=WDJB-MJHT`: the `verification_uri_complete` as
+/// an SVG QR code, for a device that would rather show an image than draw
+/// one. Nothing is looked up (the answer says nothing about the code).
+pub async fn device_qr(state: web::Data<AppState>, q: web::Query<DeviceQuery>) -> HttpResponse {
+    let Some(code) = q.user_code.as_deref().and_then(device::normalize) else {
+        return HttpResponse::BadRequest().body("user_code: 8 letters of BCDFGHJKLMNPQRSTVWXZ");
+    };
+    let url = format!("{}/device?user_code={}", state.settings.issuer(), device::display(&code));
+    match qrcode::QrCode::new(url.as_bytes()) {
+        Ok(qr) => HttpResponse::Ok()
+            .content_type("image/svg+xml")
+            .insert_header(("Cache-Control", "no-store"))
+            .body(qr.render::<qrcode::render::svg::Color<'_>>().min_dimensions(240, 240).quiet_zone(true).build()),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}
+
 /// `/device` and `/device?user_code=…` (the `verification_uri_complete`).
 pub async fn device_get(
     state: web::Data<AppState>,

@@ -99,6 +99,7 @@ pub fn protocol(cfg: &mut ServiceConfig) {
                 .route(actix_web::web::delete().to(register::delete)),
         )
         .service(at("/device").route(get().to(device::device_get)).route(post().to(device::device_post)))
+        .service(at("/device/qr").route(get().to(device::device_qr)))
         .service(at("/introspect").route(post().to(token::introspect)))
         .service(at("/revoke").route(post().to(token::revoke)))
         .service(at("/.well-known/openid-configuration").route(get().to(oidc::discovery)))

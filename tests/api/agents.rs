@@ -80,6 +80,11 @@ async fn a_tv_gets_tokens_once_after_its_user_approves_and_polling_too_fast_slow
     assert_eq!(d["verification_uri"], app.url("/device"));
     assert_eq!(d["verification_uri_complete"], app.url(&format!("/device?user_code={user_code}")));
     assert_eq!(d["interval"], 5);
+    // The verification_uri_complete as a QR code, for a device that shows images.
+    let r = reqwest::get(app.url(&format!("/device/qr?user_code={user_code}"))).await.unwrap();
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    assert!(r.text().await.unwrap().contains("<svg"));
+    assert_eq!(reqwest::get(app.url("/device/qr?user_code=AEIOU")).await.unwrap().status(), 400);
     let device_code = d["device_code"].as_str().unwrap().to_owned();
 
     assert_eq!(err(&poll_at(&app.address, "tv", &device_code).await), (400, Some("authorization_pending")));

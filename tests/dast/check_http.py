@@ -82,12 +82,15 @@ ANONYMOUS_GETS = [
     "/admin/clients", "/admin/roles", "/admin/audit", "/admin/reauth", "/admin/api/openapi.json",
     "/admin/api/v1/users", "/admin/api/v1/users/alice", "/admin/api/v1/audit?per_page=9999",
     "/static/portcullis.css", "/no/such/page", "/%ff%fe", "/login?m=%00",
+    "/device", "/device?user_code=BCDF-GHJK", "/device/qr?user_code=BCDF-GHJK", "/register/dyn-nope",
 ]
 ANONYMOUS_POSTS = [
     ("/token", {}), ("/token", {"grant_type": "password", "username": "a", "password": "b"}),
     ("/token", {"grant_type": "client_credentials", "client_id": "dast-web", "client_secret": "x"}),
     ("/introspect", {"token": "x"}), ("/revoke", {"token": "x"}), ("/userinfo", {}),
     ("/par", {"client_id": "dast-web", "response_type": "code"}), ("/par", {}),
+    ("/device_authorization", {"client_id": "dast-web"}), ("/register", {}),
+    ("/device", {"csrf": "x", "user_code": "BCDFGHJK", "decision": "approve"}),
     ("/login", {"username": "alice", "password": "wrong", "csrf": "forged"}),
     ("/login/mfa", {"code": "123456", "csrf": "x"}), ("/account/password", {"csrf": "x"}),
     ("/logout", {"csrf": "x"}), ("/consent", {"csrf": "x", "request": "x", "decision": "approve"}),

@@ -51,8 +51,6 @@ pub enum OAuthError {
     InvalidDpopProof(&'static str),
     /// RFC 9449 §8: the proof must carry the nonce in `DPoP-Nonce`.
     UseDpopNonce,
-    /// RFC 9126 §4: the `request_uri` is unknown, expired, used, or another client's.
-    InvalidRequestUri,
     /// RFC 8628 §3.5: the user has not answered yet.
     AuthorizationPending,
     /// RFC 8628 §3.5: the device polls faster than its interval.
@@ -94,7 +92,6 @@ impl OAuthError {
             Self::TemporarilyUnavailable | Self::TooManyRequests => "temporarily_unavailable",
             Self::InvalidDpopProof(_) => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
-            Self::InvalidRequestUri => "invalid_request_uri",
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
@@ -117,7 +114,6 @@ impl OAuthError {
             | Self::InvalidRequestObject(d)
             | Self::InvalidDpopProof(d) => d,
             Self::UseDpopNonce => "the DPoP proof must carry the nonce in the DPoP-Nonce header",
-            Self::InvalidRequestUri => "the request_uri is unknown, expired or already used",
             Self::AuthorizationPending => "the user has not answered yet",
             Self::SlowDown => "polling too fast: wait 5 seconds longer between polls",
             Self::ExpiredToken => "the device code has expired",

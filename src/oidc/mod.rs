@@ -71,7 +71,12 @@ pub fn discovery_document(s: &crate::config::Settings, passkeys: bool) -> String
 /// OIDC Core §5.3: the claims of the token's scope.
 pub async fn userinfo(state: &AppState, token: Option<&str>, sender: Sender<'_>) -> Result<Value, OAuthError> {
     let token = token.ok_or(OAuthError::MissingToken)?;
-    let claims = check_presented(state, token, sender).await?;
+    userinfo_of(state, check_presented(state, token, sender).await?).await
+}
+
+/// UserInfo for an access token already checked as presented
+/// ([`check_presented`]).
+pub async fn userinfo_of(state: &AppState, claims: Value) -> Result<Value, OAuthError> {
     // UserInfo serves tokens meant for the client itself, not ones minted for
     // another resource server (RFC 8707 `resource`): those are that API's.
     let client_id = claims.get("client_id").and_then(Value::as_str).unwrap_or_default();

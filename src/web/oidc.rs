@@ -73,9 +73,9 @@ async fn userinfo_dpop(
         .ok_or(OAuthError::InvalidDpopProof("a DPoP proof is required with the DPoP scheme"))?;
     // The token first (bound to this proof's key), then the proof is spent:
     // a caller without a valid bound token writes nothing.
-    crate::oauth::token::check_presented(state, token, Sender::Dpop(&proof.jkt)).await?;
+    let claims = crate::oauth::token::check_presented(state, token, Sender::Dpop(&proof.jkt)).await?;
     dpop::record(state, &proof).await?;
-    let out = crate::oidc::userinfo(state, Some(token), Sender::Dpop(&proof.jkt)).await?;
+    let out = crate::oidc::userinfo_of(state, claims).await?;
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(out))
 }
 

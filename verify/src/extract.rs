@@ -118,12 +118,20 @@ struct Presented {
 
 fn presented(req: &HttpRequest, verifier: Option<&Verifier>) -> Presented {
     let header = |name| req.headers().get_all(name).filter_map(|v| v.to_str().ok().map(str::to_owned));
-    let base = crate::metadata::base_url(req, verifier);
+    let authorization = header(actix_web::http::header::AUTHORIZATION).next();
+    // The URI a proof must name matters only to the DPoP scheme: a bearer
+    // request (the common case) builds none.
+    let dpop = authorization.as_deref().is_some_and(|a| a.get(..5).is_some_and(|s| s.eq_ignore_ascii_case("dpop ")));
+    let uri = if dpop { format!("{}{}", crate::metadata::base_url(req, verifier), req.path()) } else { String::new() };
     Presented {
-        authorization: header(actix_web::http::header::AUTHORIZATION).next(),
-        dpop: header(actix_web::http::header::HeaderName::from_static("dpop")).collect(),
+        authorization,
+        dpop: if dpop {
+            header(actix_web::http::header::HeaderName::from_static("dpop")).collect()
+        } else {
+            Vec::new()
+        },
         method: req.method().as_str().to_owned(),
-        uri: format!("{base}{}", req.path()),
+        uri,
     }
 }
 

@@ -41,23 +41,20 @@ impl Application {
             );
         }
         let https = state.settings.is_https();
-        let discovery = web::Data::new(crate::web::oidc::Discovery(web::Bytes::from(crate::oidc::discovery_document(
-            &state.settings,
-            state.webauthn.is_some(),
-        ))));
+        let documents = web::Data::new(crate::web::documents::Documents::new(&state));
         let request_timeout = std::time::Duration::from_millis(state.settings.client_request_timeout_ms);
         let keep_alive = std::time::Duration::from_secs(state.settings.keep_alive_secs);
         let data = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(discovery.clone())
+                .app_data(documents.clone())
                 // Bodies are bounded where they are read (every handler takes
                 // raw bytes or a StrictForm): nothing larger is buffered.
                 .app_data(web::PayloadConfig::new(64 * 1024))
                 .app_data(query_config())
-                .configure(crate::web::routes::pages)
                 .configure(crate::web::routes::protocol)
+                .configure(crate::web::routes::pages)
                 .configure(crate::web::admin_api::configure)
                 .default_service(web::to(not_found))
                 .wrap(from_fn(crate::web::ui::context))
@@ -65,6 +62,7 @@ impl Application {
                 .wrap(from_fn(crate::web::metrics::record))
                 .wrap(from_fn(crate::web::headers::request_id_header))
                 .wrap(tracing_actix_web::TracingLogger::<crate::web::request_span::RequestSpan>::new())
+                .wrap(from_fn(crate::web::documents::serve))
                 .wrap(crate::web::headers::security_headers(https))
         })
         // Slow clients: the request head must arrive in time (then 408 and

@@ -14,7 +14,7 @@
 //! **Per source address**: at most `login_ip_max_attempts` attempts per
 //! `login_ip_window_secs` window.
 
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
 use crate::config::Settings;
@@ -179,29 +179,31 @@ pub async fn count_in_window<C: ConnectionTrait>(
     window_ms: i64,
     now_ms: i64,
 ) -> Result<i32, DbErr> {
-    let ip = key;
-    ip_throttle::Entity::insert(ip_throttle::ActiveModel {
-        ip: Set(ip.to_owned()),
+    // One statement (an upsert that returns the count): the first event of
+    // a key starts its window at 1; a later one adds 1, or starts a new
+    // window when the old one has passed. Atomic on both databases.
+    let col = |c: ip_throttle::Column| Expr::col((ip_throttle::Entity, c));
+    let expired = col(ip_throttle::Column::WindowStartMs).lte(now_ms - window_ms);
+    let row = ip_throttle::Entity::insert(ip_throttle::ActiveModel {
+        ip: Set(key.to_owned()),
         window_start_ms: Set(now_ms),
-        attempts: Set(0),
+        attempts: Set(1),
     })
-    .on_conflict_do_nothing_on([ip_throttle::Column::Ip])
-    .exec(conn)
+    .on_conflict(
+        OnConflict::column(ip_throttle::Column::Ip)
+            .value(
+                ip_throttle::Column::Attempts,
+                Expr::case(expired.clone(), Expr::val(1)).finally(col(ip_throttle::Column::Attempts).add(1)),
+            )
+            .value(
+                ip_throttle::Column::WindowStartMs,
+                Expr::case(expired, Expr::val(now_ms)).finally(col(ip_throttle::Column::WindowStartMs)),
+            )
+            .to_owned(),
+    )
+    .exec_with_returning(conn)
     .await?;
-    let expired = Expr::col(ip_throttle::Column::WindowStartMs).lte(now_ms - window_ms);
-    ip_throttle::Entity::update_many()
-        .col_expr(
-            ip_throttle::Column::Attempts,
-            Expr::case(expired.clone(), Expr::val(1)).finally(Expr::col(ip_throttle::Column::Attempts).add(1)).into(),
-        )
-        .col_expr(
-            ip_throttle::Column::WindowStartMs,
-            Expr::case(expired, Expr::val(now_ms)).finally(Expr::col(ip_throttle::Column::WindowStartMs)).into(),
-        )
-        .filter(ip_throttle::Column::Ip.eq(ip))
-        .exec(conn)
-        .await?;
-    Ok(ip_throttle::Entity::find_by_id(ip).one(conn).await?.map_or(0, |r| r.attempts))
+    Ok(row.attempts)
 }
 
 #[cfg(test)]

@@ -74,6 +74,7 @@ pub(super) async fn resolve(
         .exec(&txn)
         .await?;
     txn.commit().await?;
+    state.users.invalidate(&user_id);
     Ok((Resolved { user_id, assurance: up.assurance, return_to, linked }, roles))
 }
 

@@ -116,5 +116,6 @@ pub async fn confirm(state: &AppState, token: &str, origin: Origin) -> Result<Op
     )
     .await?;
     txn.commit().await?;
+    state.users.invalidate(user_id);
     Ok(Some(u.username))
 }

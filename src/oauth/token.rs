@@ -26,17 +26,27 @@ pub async fn check_presented(state: &AppState, token: &str, sender: Sender<'_>) 
 /// Checks one of our JWT access tokens: signature (kid pinned to its
 /// algorithm), `typ: at+jwt`, issuer, expiry, and the revocation list — not
 /// how it was presented (introspection's question; resources use
-/// [`check_presented`]).
+/// [`check_presented`]). A token whose signature was checked before comes
+/// from `state.verified` (while its key is in the ring); every other check
+/// runs on every call.
 pub(super) async fn check_access_token(state: &AppState, token: &str) -> Result<Value, OAuthError> {
     let ring = state.keyring();
-    let v = jwt::verify(&ring, token, Some("at+jwt"))
-        .map_err(|_| OAuthError::InvalidToken("the access token is invalid"))?;
-    let c = v.claims;
+    let (c, fresh_kid) = match state.verified.get(&ring, token) {
+        Some(c) => (Value::clone(&c), None),
+        None => {
+            let v = jwt::verify(&ring, token, Some("at+jwt"))
+                .map_err(|_| OAuthError::InvalidToken("the access token is invalid"))?;
+            let kid = v.header.get("kid").and_then(Value::as_str).map(str::to_owned);
+            (v.claims, kid)
+        }
+    };
+    drop(ring);
     if c.get("iss").and_then(Value::as_str) != Some(state.settings.issuer()) {
         return Err(OAuthError::InvalidToken("the access token is invalid"));
     }
     let now = state.clock.now().timestamp();
-    if c.get("exp").and_then(Value::as_i64).is_none_or(|e| e <= now) {
+    let exp = c.get("exp").and_then(Value::as_i64).unwrap_or(0);
+    if exp <= now {
         return Err(OAuthError::InvalidToken("the access token has expired"));
     }
     let jti = c.get("jti").and_then(Value::as_str).ok_or(OAuthError::InvalidToken("the access token is invalid"))?;
@@ -49,6 +59,9 @@ pub(super) async fn check_access_token(state: &AppState, token: &str) -> Result<
     // (A client known by its metadata document cannot be deleted here.)
     if !super::cimd::is_document_id(client_id) && state.clients.get(&state.db, client_id).await?.is_none() {
         return Err(OAuthError::InvalidToken("the access token was revoked"));
+    }
+    if let Some(kid) = fresh_kid {
+        state.verified.put(token, &kid, exp, std::sync::Arc::new(c.clone()), now);
     }
     Ok(c)
 }

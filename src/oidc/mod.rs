@@ -11,8 +11,6 @@ use crate::oauth::dpop::Sender;
 use crate::oauth::grants::scoped_claims;
 use crate::oauth::token::check_presented;
 use crate::state::AppState;
-use crate::storage::entities::user;
-use sea_orm::EntityTrait;
 
 /// The discovery document (OIDC Discovery 1.0 §3), built once per process.
 /// `passkeys`: WebAuthn is configured, so `phr` can be met; `require_par`:
@@ -94,18 +92,18 @@ pub async fn userinfo_of(state: &AppState, claims: Value) -> Result<Value, OAuth
         return Err(OAuthError::InsufficientScope("the token was not issued with the openid scope"));
     }
     let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
-    let Some(u) = user::Entity::find_by_id(sub).one(&state.db).await?.filter(|u| !u.disabled) else {
+    let Some(cached) = state.users.get(&state.db, sub).await?.filter(|c| !c.user.disabled) else {
         return Err(OAuthError::InvalidToken("the user is no longer active"));
     };
-    let roles = crate::storage::roles_of(&state.db, &u.id).await?;
+    let (u, roles) = (&cached.user, &cached.roles);
     let mut out = Map::new();
     out.insert("sub".into(), u.id.clone().into());
-    scoped_claims(&u, &scope, &mut out);
+    scoped_claims(u, &scope, &mut out);
     if scope.iter().any(|s| s == "roles") {
         out.insert("roles".into(), roles.clone().into());
     }
     // Claims asked for by name (the `claims` parameter), carried by the token.
     let asked = claims.get("userinfo_claims").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str);
-    crate::oauth::claims::release(&u, Some(&roles), asked, &mut out);
+    crate::oauth::claims::release(u, Some(roles), asked, &mut out);
     Ok(Value::Object(out))
 }

@@ -313,6 +313,8 @@ pub async fn apply(
         invitations.clear();
     } else {
         txn.commit().await.map_err(AdminError::from)?;
+        // Users may have changed (roles, profile, disabled, removed).
+        state.users.clear();
         // After the commit: an earlier invalidation could be refilled with
         // the old row by a read before it.
         for c in changes.iter().filter(|c| c.kind == "client") {

@@ -5,6 +5,8 @@ pub mod cache;
 pub mod data_keys;
 pub mod in_flight;
 pub mod keyring;
+pub mod users;
+pub mod verified;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +38,10 @@ pub struct AppState {
     pub rng: SystemRandom,
     pub clients: Arc<cache::ClientCache>,
     pub revoked: Arc<cache::RevocationList>,
+    /// Users and their roles as UserInfo reads them (`client_cache_ms`).
+    pub users: Arc<users::UserCache>,
+    /// Access tokens whose signature was already checked here (bounded).
+    pub verified: Arc<verified::VerifiedTokens>,
     /// Failed client authentications per source address (token endpoints).
     pub client_failures: Arc<cache::FailureThrottle>,
     /// Requests in progress per source address (`web::limits`).
@@ -169,6 +175,8 @@ impl AppState {
             rng: SystemRandom::new(),
             clients: Arc::new(cache::ClientCache::new(Duration::from_millis(client_cache_ms))),
             revoked: Arc::new(cache::RevocationList::new(Duration::from_millis(revocation_sync_ms))),
+            users: Arc::new(users::UserCache::new(Duration::from_millis(client_cache_ms))),
+            verified: Arc::default(),
             client_failures: Arc::default(),
             in_flight: Arc::default(),
             metrics: Arc::default(),

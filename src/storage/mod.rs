@@ -10,6 +10,7 @@ pub mod audit_sinks;
 pub mod clients;
 pub mod entities;
 pub mod purge;
+pub mod statements;
 
 use std::time::Duration;
 
@@ -60,9 +61,10 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<DatabaseConnecti
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
         });
-    let db = Database::connect(opts)
+    let mut db = Database::connect(opts)
         .await
         .map_err(|e| StorageError::Connect { url: redact_url(url), reason: connect_reason(&e) })?;
+    db.set_metric_callback(|_| statements::seen());
     Ok(db)
 }
 

@@ -45,6 +45,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    statements: Family<RouteLabels, Counter>,
     logins: Family<LoginLabels, Counter>,
     lockouts: Counter,
     second_factor: Family<OutcomeLabels, Counter>,
@@ -77,6 +78,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("portcullis");
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let statements = Family::<RouteLabels, Counter>::default();
         let logins = Family::<LoginLabels, Counter>::default();
         let lockouts = Counter::default();
         let second_factor = Family::<OutcomeLabels, Counter>::default();
@@ -84,6 +86,11 @@ impl Default for Metrics {
         let refresh_reuse = Counter::default();
         registry.register("http_requests", "HTTP requests by method, route pattern and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by route pattern", latency.clone());
+        registry.register(
+            "db_statements",
+            "SQL statements sent while answering requests, by route pattern (with http_requests: statements per request)",
+            statements.clone(),
+        );
         registry.register(
             "logins",
             "First login steps by method (password, passkey) and result (success, failure, locked, disabled, rate_limited)",
@@ -127,6 +134,7 @@ impl Default for Metrics {
             registry,
             requests,
             latency,
+            statements,
             logins,
             lockouts,
             second_factor,
@@ -160,8 +168,9 @@ impl Metrics {
         self.tokens.get_or_create(&GrantLabels { grant: grant.to_owned() }).inc();
     }
 
-    /// One request answered: by method, route pattern and status, and its latency.
-    pub fn request(&self, method: &str, route: &str, status: u16, secs: f64) {
+    /// One request answered: by method, route pattern and status, its
+    /// latency and the SQL statements it sent.
+    pub fn request(&self, method: &str, route: &str, status: u16, secs: f64, statements: u32) {
         self.requests
             .get_or_create(&RequestLabels {
                 method: method.to_owned(),
@@ -169,7 +178,23 @@ impl Metrics {
                 status: status.to_string(),
             })
             .inc();
-        self.latency.get_or_create(&RouteLabels { route: route.to_owned() }).observe(secs);
+        let route = RouteLabels { route: route.to_owned() };
+        self.latency.get_or_create(&route).observe(secs);
+        if statements > 0 {
+            self.statements.get_or_create(&route).inc_by(u64::from(statements));
+        }
+    }
+
+    /// The request counter of one method, route and status, resolved once
+    /// (a path answered from memory counts itself without the label lookup).
+    pub fn request_counter(&self, method: &str, route: &str, status: u16) -> Counter {
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status: status.to_string(),
+            })
+            .clone()
     }
 
     pub fn refresh_reuse(&self) {

@@ -1,7 +1,8 @@
 //! `GET /metrics` (Prometheus text format) and the access log.
 //!
 //! Series: requests by method, route pattern and status, with a latency
-//! histogram per route; logins and second-factor checks by outcome (never by
+//! histogram per route and the SQL statements sent per route
+//! (`storage::statements`); logins and second-factor checks by outcome (never by
 //! user); tokens issued by grant; refresh-token reuse detected. Route
 //! patterns, not paths: no user input becomes a label.
 //!
@@ -32,18 +33,20 @@ pub async fn record(
         m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m.to_owned(),
         _ => "OTHER".to_owned(),
     };
-    let res = next.call(req).await?;
+    let (res, statements) = crate::storage::statements::counted(next.call(req)).await;
+    let res = res?;
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
     if let Some(state) = state {
-        state.metrics.request(&method, &route, status, elapsed.as_secs_f64());
+        state.metrics.request(&method, &route, status, elapsed.as_secs_f64(), statements);
     }
     tracing::info!(
         target: "access",
         method = %method,
         route = %route,
         status,
+        db_statements = statements,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         "request"
     );

@@ -12,6 +12,7 @@ pub mod client_info;
 pub mod cookies;
 pub mod csrf;
 pub mod device;
+pub mod documents;
 pub mod form;
 pub mod headers;
 pub mod health;

@@ -1,34 +1,11 @@
-//! Discovery, JWKS and UserInfo, HTTP side (OIDC Discovery 1.0 §3, OIDC Core
-//! §5.3, RFC 6750 §2 for where the token travels).
+//! UserInfo, HTTP side (OIDC Core §5.3, RFC 6750 §2 for where the token
+//! travels). Discovery and the JWKS are `web::documents`.
 
-use actix_web::http::header::{CacheControl, CacheDirective};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::oauth::OAuthError;
 use crate::oauth::dpop::{self, Sender};
 use crate::state::AppState;
-
-/// The pre-serialised discovery document.
-#[derive(Clone)]
-pub struct Discovery(pub web::Bytes);
-
-pub async fn discovery(doc: web::Data<Discovery>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("application/json")
-        .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(3600)]))
-        .insert_header(("Access-Control-Allow-Origin", "*"))
-        .body(doc.0.clone())
-}
-
-pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    let ring = state.keyring();
-    HttpResponse::Ok()
-        .content_type("application/jwk-set+json")
-        // Short: relying parties must see a rotation soon.
-        .insert_header(CacheControl(vec![CacheDirective::Public, CacheDirective::MaxAge(300)]))
-        .insert_header(("Access-Control-Allow-Origin", "*"))
-        .body(ring.jwks())
-}
 
 /// The token of the `Authorization` header and whether it came with the
 /// `DPoP` scheme (RFC 9449 §7.1) rather than `Bearer` (RFC 6750 §2.1).

@@ -12,7 +12,7 @@ use actix_web::web::{ServiceConfig, get, post, resource, to};
 use actix_web::{HttpResponse, http::StatusCode};
 
 use super::{
-    account, admin, authorize, device, health, links, login, logout, metrics, mfa, oidc, pages, passkey,
+    account, admin, authorize, device, documents, health, links, login, logout, metrics, mfa, oidc, pages, passkey,
     passkey_manage, register, token, upstream,
 };
 
@@ -83,32 +83,36 @@ pub fn pages(cfg: &mut ServiceConfig) {
         .service(at("/admin/audit/export").route(get().to(admin::audit_export)));
 }
 
-/// OAuth 2.0 / OpenID Connect endpoints.
+/// OAuth 2.0 / OpenID Connect endpoints. The router tries paths in order
+/// (a path with a `{parameter}` costs a pattern match), so the server's
+/// busiest paths come first and parameterised ones last; `startup` mounts
+/// this table before the pages.
 pub fn protocol(cfg: &mut ServiceConfig) {
-    cfg.service(at("/authorize").route(get().to(authorize::authorize_get)).route(post().to(authorize::authorize_post)))
+    cfg.service(at("/token").route(post().to(token::token_endpoint)))
+        .service(at("/introspect").route(post().to(token::introspect)))
+        .service(at("/revoke").route(post().to(token::revoke)))
+        .service(at("/userinfo").route(get().to(oidc::userinfo_get)).route(post().to(oidc::userinfo_post)))
+        .service(at("/authorize").route(get().to(authorize::authorize_get)).route(post().to(authorize::authorize_post)))
         .service(at("/authorize/continue").route(get().to(authorize::resume)))
         .service(at("/consent").route(get().to(authorize::consent_get)).route(post().to(authorize::consent_post)))
-        .service(at("/token").route(post().to(token::token_endpoint)))
         .service(at("/par").route(post().to(token::par)))
         .service(at("/device_authorization").route(post().to(device::device_authorization)))
         .service(at("/register").route(post().to(register::register)))
+        .service(at("/device").route(get().to(device::device_get)).route(post().to(device::device_post)))
+        .service(at("/device/qr").route(get().to(device::device_qr)))
+        // The fixed documents: a GET is answered by `documents::serve` before
+        // the middleware stack (the same `documents::answer`); listed here
+        // for the table and for other methods' 405. RFC 8414 metadata is the
+        // discovery document's bytes (one source for both).
+        .service(at("/.well-known/openid-configuration").route(get().to(documents::handler)))
+        .service(at("/.well-known/oauth-authorization-server").route(get().to(documents::handler)))
+        .service(at("/jwks").route(get().to(documents::handler)))
+        .service(at("/end_session").route(get().to(logout::end_session_get)).route(post().to(logout::end_session_post)))
         .service(
             at("/register/{client_id}")
                 .route(get().to(register::read))
                 .route(actix_web::web::put().to(register::replace))
                 .route(actix_web::web::delete().to(register::delete)),
-        )
-        .service(at("/device").route(get().to(device::device_get)).route(post().to(device::device_post)))
-        .service(at("/device/qr").route(get().to(device::device_qr)))
-        .service(at("/introspect").route(post().to(token::introspect)))
-        .service(at("/revoke").route(post().to(token::revoke)))
-        .service(at("/.well-known/openid-configuration").route(get().to(oidc::discovery)))
-        // RFC 8414: the same document, from the same bytes (one source for both).
-        .service(at("/.well-known/oauth-authorization-server").route(get().to(oidc::discovery)))
-        .service(at("/jwks").route(get().to(oidc::jwks)))
-        .service(at("/userinfo").route(get().to(oidc::userinfo_get)).route(post().to(oidc::userinfo_post)))
-        .service(
-            at("/end_session").route(get().to(logout::end_session_get)).route(post().to(logout::end_session_post)),
         );
 }
 

@@ -14,6 +14,8 @@ mod attacks;
 mod audit_chain;
 mod audit_stream;
 mod browser;
+mod budget;
+mod caches;
 mod certification;
 mod cimd;
 mod cli;

@@ -85,5 +85,6 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str) -> Result<S
     record_audit(&txn, audit(actor, "user.deleted", &pseudonym).detail(json!({ "sessions_ended": ended.len() })), now)
         .await?;
     txn.commit().await?;
+    state.users.invalidate(&u.id);
     Ok(pseudonym)
 }

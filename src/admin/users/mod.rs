@@ -345,6 +345,7 @@ pub async fn set_disabled(
     .await?;
     let view = load_view(&txn, u, state.clock.now().timestamp_millis()).await?;
     txn.commit().await?;
+    state.users.invalidate(&id);
     crate::oidc::logout::notify_ended(state, &id, &ended).await;
     Ok(view)
 }
@@ -368,6 +369,7 @@ pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) 
     }
     let view = load_view(&txn, find(&txn, username).await?, state.clock.now().timestamp_millis()).await?;
     txn.commit().await?;
+    state.users.invalidate(&view.id);
     Ok(view)
 }
 
@@ -393,6 +395,7 @@ pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str)
     touch(&txn, u, now).await?;
     let view = load_view(&txn, find(&txn, username).await?, state.clock.now().timestamp_millis()).await?;
     txn.commit().await?;
+    state.users.invalidate(&view.id);
     Ok(view)
 }
 

@@ -94,5 +94,6 @@ async fn write_profile(
     record_audit(&txn, event.detail(json!({ "changes": crate::admin::changes(&before, &after) })), now).await?;
     let view = load_view(&txn, u, now.timestamp_millis()).await?;
     txn.commit().await?;
+    state.users.invalidate(&view.id);
     Ok(view)
 }

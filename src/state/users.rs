@@ -1,0 +1,83 @@
+//! The users UserInfo answers about, with their roles, kept for
+//! `client_cache_ms` (5 s by default) like the clients: UserInfo is called
+//! by relying parties on every sign-in and often after, and reading the user
+//! and the roles was its only database work.
+//!
+//! Changes made on this instance invalidate the entry at once (the admin
+//! services, profile and e-mail changes, federation, `apply`, erasure);
+//! changes made on another instance or by the CLI are seen within the TTL —
+//! the same promise the client cache makes. A disabled or deleted user's
+//! access tokens are refused by UserInfo within that time everywhere, at once
+//! where the change was made. Bounded: at most [`CAPACITY`] users; full, it
+//! starts again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
+
+use crate::storage::entities::user;
+
+pub const CAPACITY: usize = 10_000;
+
+/// A user row and the user's roles (sorted), as read together.
+#[derive(Debug)]
+pub struct CachedUser {
+    pub user: user::Model,
+    pub roles: Vec<String>,
+}
+
+/// A user as read (None: no such user), and when.
+type Entry = (Option<Arc<CachedUser>>, Instant);
+
+#[derive(Debug)]
+pub struct UserCache {
+    ttl: Duration,
+    map: RwLock<HashMap<String, Entry>>,
+}
+
+impl UserCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, map: RwLock::new(HashMap::new()) }
+    }
+
+    /// The user (None: no such user) from memory if fresh, else from the
+    /// database.
+    pub async fn get(&self, db: &DatabaseConnection, user_id: &str) -> Result<Option<Arc<CachedUser>>, DbErr> {
+        if let Ok(m) = self.map.read()
+            && let Some((u, at)) = m.get(user_id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(u.clone());
+        }
+        let found = match user::Entity::find_by_id(user_id).one(db).await? {
+            Some(u) => {
+                let roles = crate::storage::roles_of(db, &u.id).await?;
+                Some(Arc::new(CachedUser { user: u, roles }))
+            }
+            None => None,
+        };
+        if let Ok(mut m) = self.map.write() {
+            if m.len() >= CAPACITY {
+                m.clear();
+            }
+            m.insert(user_id.to_owned(), (found.clone(), Instant::now()));
+        }
+        Ok(found)
+    }
+
+    /// Forgets every user (after a change of many, such as `apply`).
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.map.write() {
+            m.clear();
+        }
+    }
+
+    /// Forgets a user changed here.
+    pub fn invalidate(&self, user_id: &str) {
+        if let Ok(mut m) = self.map.write() {
+            m.remove(user_id);
+        }
+    }
+}

@@ -152,6 +152,7 @@ pub async fn change_password(
         .exec(&txn)
         .await?;
     txn.commit().await?;
+    state.users.invalidate(&u.id);
     crate::oidc::logout::notify_ended(state, &u.id, &ended).await;
     Ok(ended)
 }

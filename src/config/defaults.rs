@@ -94,6 +94,7 @@ impl Default for Settings {
             client_id_documents: false,
             client_id_documents_allow_private: false,
             client_cache_ms: 5_000,
+            user_cache_ms: 1_000,
             revocation_sync_ms: 1_000,
         }
     }

@@ -184,6 +184,11 @@ pub struct Settings {
     /// Clients are cached this long; changes made elsewhere (another instance,
     /// the CLI) take at most this long to apply.
     pub client_cache_ms: u64,
+    /// UserInfo's users (and roles) are cached this long: a user disabled,
+    /// deleted or changed on another instance or by the CLI is seen by
+    /// UserInfo here at most this much later (at once on the instance that
+    /// made the change). 0 reads the database on every call.
+    pub user_cache_ms: u64,
     /// How often the in-memory list of revoked access tokens is synced with
     /// the other instances.
     pub revocation_sync_ms: u64,

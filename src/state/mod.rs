@@ -38,7 +38,7 @@ pub struct AppState {
     pub rng: SystemRandom,
     pub clients: Arc<cache::ClientCache>,
     pub revoked: Arc<cache::RevocationList>,
-    /// Users and their roles as UserInfo reads them (`client_cache_ms`).
+    /// Users and their roles as UserInfo reads them (`user_cache_ms`).
     pub users: Arc<users::UserCache>,
     /// Access tokens whose signature was already checked here (bounded).
     pub verified: Arc<verified::VerifiedTokens>,
@@ -160,6 +160,7 @@ impl AppState {
             Duration::from_millis(settings.argon2_queue_timeout_ms),
         )?;
         let (client_cache_ms, revocation_sync_ms) = (settings.client_cache_ms, settings.revocation_sync_ms);
+        let user_cache_ms = settings.user_cache_ms;
         let password_policy = PasswordPolicy {
             min_length: settings.password_min_length,
             min_length_admin: settings.password_min_length_admin,
@@ -175,7 +176,7 @@ impl AppState {
             rng: SystemRandom::new(),
             clients: Arc::new(cache::ClientCache::new(Duration::from_millis(client_cache_ms))),
             revoked: Arc::new(cache::RevocationList::new(Duration::from_millis(revocation_sync_ms))),
-            users: Arc::new(users::UserCache::new(Duration::from_millis(client_cache_ms))),
+            users: Arc::new(users::UserCache::new(Duration::from_millis(user_cache_ms))),
             verified: Arc::default(),
             client_failures: Arc::default(),
             in_flight: Arc::default(),

@@ -1,17 +1,19 @@
 //! The users UserInfo answers about, with their roles, kept for
-//! `client_cache_ms` (5 s by default) like the clients: UserInfo is called
-//! by relying parties on every sign-in and often after, and reading the user
-//! and the roles was its only database work.
+//! `user_cache_ms` (1 s by default): UserInfo is called by relying parties
+//! on every sign-in and often after, and reading the user and the roles was
+//! its only database work.
 //!
 //! Changes made on this instance invalidate the entry at once (the admin
-//! services, profile and e-mail changes, federation, `apply`, erasure);
-//! changes made on another instance or by the CLI are seen within the TTL —
-//! the same promise the client cache makes. A disabled or deleted user's
-//! access tokens are refused by UserInfo within that time everywhere, at once
-//! where the change was made. Bounded: at most [`CAPACITY`] users; full, it
-//! starts again.
+//! services, profile, e-mail and recovery changes, federation, `apply`,
+//! erasure); changes made on another instance or by the CLI are seen within
+//! the TTL. A disabled or deleted user's access tokens are refused by
+//! UserInfo within that time everywhere, at once where the change was made.
+//! A read that raced with an invalidation is not stored (a generation
+//! number: an entry read before a change could otherwise be put back after
+//! it). Bounded: at most [`CAPACITY`] users; full, it starts again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -35,11 +37,13 @@ type Entry = (Option<Arc<CachedUser>>, Instant);
 pub struct UserCache {
     ttl: Duration,
     map: RwLock<HashMap<String, Entry>>,
+    /// Bumped by every invalidation; a read started before one is not kept.
+    generation: AtomicU64,
 }
 
 impl UserCache {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, map: RwLock::new(HashMap::new()) }
+        Self { ttl, map: RwLock::new(HashMap::new()), generation: AtomicU64::new(0) }
     }
 
     /// The user (None: no such user) from memory if fresh, else from the
@@ -51,6 +55,7 @@ impl UserCache {
         {
             return Ok(u.clone());
         }
+        let started = self.generation.load(Ordering::SeqCst);
         let found = match user::Entity::find_by_id(user_id).one(db).await? {
             Some(u) => {
                 let roles = crate::storage::roles_of(db, &u.id).await?;
@@ -58,7 +63,9 @@ impl UserCache {
             }
             None => None,
         };
-        if let Ok(mut m) = self.map.write() {
+        if let Ok(mut m) = self.map.write()
+            && self.generation.load(Ordering::SeqCst) == started
+        {
             if m.len() >= CAPACITY {
                 m.clear();
             }
@@ -70,6 +77,7 @@ impl UserCache {
     /// Forgets every user (after a change of many, such as `apply`).
     pub fn clear(&self) {
         if let Ok(mut m) = self.map.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             m.clear();
         }
     }
@@ -77,6 +85,7 @@ impl UserCache {
     /// Forgets a user changed here.
     pub fn invalidate(&self, user_id: &str) {
         if let Ok(mut m) = self.map.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
             m.remove(user_id);
         }
     }

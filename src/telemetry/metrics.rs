@@ -178,10 +178,15 @@ impl Metrics {
                 status: status.to_string(),
             })
             .inc();
-        let route = RouteLabels { route: route.to_owned() };
-        self.latency.get_or_create(&route).observe(secs);
+        let route_label = RouteLabels { route: route.to_owned() };
+        self.latency.get_or_create(&route_label).observe(secs);
+        self.statements(route, statements);
+    }
+
+    /// SQL statements sent by one request of `route` (none: nothing to add).
+    pub fn statements(&self, route: &str, statements: u32) {
         if statements > 0 {
-            self.statements.get_or_create(&route).inc_by(u64::from(statements));
+            self.statements.get_or_create(&RouteLabels { route: route.to_owned() }).inc_by(u64::from(statements));
         }
     }
 

@@ -14,8 +14,11 @@
 //! give other methods their 405.
 //!
 //! What they still get: a request id (`X-Request-Id`, made here without the
-//! process-wide lock and system call of the general one), the access log
-//! line and `portcullis_http_requests` by route. Not the latency histogram:
+//! process-wide lock and system call of the general one, and in the access
+//! log line), the access log line, `portcullis_http_requests` by route and
+//! the statement count. Not the per-address in-flight limit (an answer from
+//! memory holds nothing while in flight; a body sent with the GET is not
+//! read). Not the latency histogram:
 //! these answers take microseconds and would only flatten it.
 
 use std::cell::Cell;
@@ -91,17 +94,14 @@ pub fn answer(doc: Document, state: &AppState, docs: &Documents) -> HttpResponse
     }
 }
 
-/// The route table's handler (reached only when [`serve`] is not in the
-/// stack, as in a test app without it).
-pub async fn handler(
-    req: actix_web::HttpRequest,
-    state: web::Data<AppState>,
-    docs: web::Data<Documents>,
-) -> HttpResponse {
-    match Document::at(req.path()) {
-        Some(doc) => answer(doc, &state, &docs),
-        None => HttpResponse::NotFound().finish(),
-    }
+/// The route table's handlers: reached by a path [`serve`] does not take
+/// literally but the router matches after decoding it (`/%6Awks`).
+pub async fn discovery(state: web::Data<AppState>, docs: web::Data<Documents>) -> HttpResponse {
+    answer(Document::Discovery, &state, &docs)
+}
+
+pub async fn jwks(state: web::Data<AppState>, docs: web::Data<Documents>) -> HttpResponse {
+    answer(Document::Jwks, &state, &docs)
 }
 
 /// Answers a `GET` of a document here; passes everything else on.
@@ -116,18 +116,22 @@ pub async fn serve(
         return next.call(req).await.map(ServiceResponse::map_into_left_body);
     };
     let started = Instant::now();
-    let mut res = answer(doc, state, docs);
-    res.headers_mut().insert(HeaderName::from_static("x-request-id"), request_id());
+    // Counted like every request (none is the budget: tests/api/budget.rs).
+    let (mut res, statements) = crate::storage::statements::counted(async { answer(doc, state, docs) }).await;
+    let id = request_id();
     docs.served[doc as usize].inc();
+    state.metrics.statements(doc.path(), statements);
     tracing::info!(
         target: "access",
         method = "GET",
         route = doc.path(),
         status = 200u16,
-        db_statements = 0u32,
+        request_id = id.to_str().unwrap_or_default(),
+        db_statements = statements,
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );
+    res.headers_mut().insert(HeaderName::from_static("x-request-id"), id);
     Ok(req.into_response(res).map_into_right_body())
 }
 

@@ -11,6 +11,8 @@ use actix_web::Resource;
 use actix_web::web::{ServiceConfig, get, post, resource, to};
 use actix_web::{HttpResponse, http::StatusCode};
 
+use super::documents::Document;
+
 use super::{
     account, admin, authorize, device, documents, health, links, login, logout, metrics, mfa, oidc, pages, passkey,
     passkey_manage, register, token, upstream,
@@ -104,9 +106,9 @@ pub fn protocol(cfg: &mut ServiceConfig) {
         // the middleware stack (the same `documents::answer`); listed here
         // for the table and for other methods' 405. RFC 8414 metadata is the
         // discovery document's bytes (one source for both).
-        .service(at("/.well-known/openid-configuration").route(get().to(documents::handler)))
-        .service(at("/.well-known/oauth-authorization-server").route(get().to(documents::handler)))
-        .service(at("/jwks").route(get().to(documents::handler)))
+        .service(at(Document::Discovery.path()).route(get().to(documents::discovery)))
+        .service(at(Document::AuthorizationServer.path()).route(get().to(documents::discovery)))
+        .service(at(Document::Jwks.path()).route(get().to(documents::jwks)))
         .service(at("/end_session").route(get().to(logout::end_session_get)).route(post().to(logout::end_session_post)))
         .service(
             at("/register/{client_id}")

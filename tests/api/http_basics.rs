@@ -71,3 +71,28 @@ async fn the_home_page_renders_the_base_layout_without_inline_script() {
     assert!(!html.contains("<script"), "pages work without JavaScript");
     assert!(!html.contains("style="), "no inline styles (CSP has no unsafe-inline)");
 }
+
+/// The fixed documents are answered before the middleware stack
+/// (`web::documents`) and, for a path the router only matches once decoded,
+/// by the route table: the same bytes and headers either way; other methods
+/// get the table's 405.
+#[tokio::test]
+async fn the_fixed_documents_are_the_same_whichever_way_they_are_reached() {
+    let app = spawn_app().await;
+    for (literal, encoded) in [
+        ("/jwks", "/%6Awks"),
+        ("/.well-known/openid-configuration", "/.well-known/openid%2Dconfiguration"),
+        ("/.well-known/oauth-authorization-server", "/.well-known/oauth%2Dauthorization-server"),
+    ] {
+        let a = app.http.get(app.url(literal)).send().await.unwrap();
+        let b = app.http.get(app.url(encoded)).send().await.unwrap();
+        assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200), "{literal}");
+        for h in ["content-type", "cache-control", "access-control-allow-origin", "content-security-policy"] {
+            assert_eq!(a.headers().get(h), b.headers().get(h), "{literal}: {h}");
+        }
+        assert!(a.headers().get("x-request-id").is_some() && b.headers().get("x-request-id").is_some());
+        assert_eq!(a.bytes().await.unwrap(), b.bytes().await.unwrap(), "{literal}");
+        let r = app.http.post(app.url(literal)).send().await.unwrap();
+        assert_eq!(r.status(), 405, "{literal}");
+    }
+}

@@ -4,9 +4,11 @@
 # nginx (2 workers, keep-alive upstreams) and wrk floating. Interleaved
 # rounds (one, two, one, two, ...) so that a drift of the machine hits both.
 #   PG_URL=postgres://postgres:postgres@127.0.0.1:5432 examples/scale_out.sh [ROUNDS] [SECONDS]
-# Scenarios: client_credentials (no statement) and a pushed authorization
-# request (POST /par: one INSERT per request). Prints req/s per setup and the
-# statements per request the replicas counted.
+# Scenarios: client_credentials and introspection (no statement) and a pushed authorization
+# request (POST /par: the request checked, then stored). Prints req/s per
+# setup, the statements per request the replicas counted, and the CPU time
+# per request of the replicas and of PostgreSQL (from /proc, all rounds) —
+# the inputs of the model in docs/SCALING.md.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=$root/target/release/portcullis
@@ -65,14 +67,27 @@ basic() { printf 'Basic %s' "$(printf '%s:%s' "$1" "$2" | base64 -w0)"; }
 lua=$root/../shared/bench/load.lua
 [ -f "$lua" ] || { echo "needs ../shared/bench/load.lua" >&2; exit 2; }
 challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM
-run() { # port scenario -> rps
+token=$(curl -sf -H "Authorization: $(basic svc "$svc")" -d "grant_type=client_credentials&scope=api%3Aread" \
+  http://127.0.0.1:18310/token | field access_token)
+cpu_of() { # pids... -> CPU ticks (user + system)
+  local t=0 f
+  for p in "$@"; do read -r -a f <"/proc/$p/stat" 2>/dev/null || continue; t=$((t + f[13] + f[14])); done
+  echo "$t"
+}
+replicas=("${pids[0]}" "${pids[1]}")
+hz=$(getconf CLK_TCK)
+run() { # port scenario -> rps, and appends "requests replica_ticks postgres_ticks" to $work/cpu.$2
   local port=$1 path body auth
   case $2 in
     client_credentials) path=/token body="grant_type=client_credentials&scope=api%3Aread" auth=$(basic svc "$svc") ;;
+    introspection) path=/introspect body="token=$token" auth=$(basic svc "$svc") ;;
     par) path=/par auth=$(basic web "$web")
       body="response_type=code&client_id=web&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=openid&state=s&nonce=n&code_challenge=$challenge&code_challenge_method=S256" ;;
   esac
+  local r0 p0
+  r0=$(cpu_of "${replicas[@]}"); p0=$(cpu_of $(pgrep -u postgres))
   WRK_PATH=$path WRK_BODY=$body WRK_AUTH=$auth wrk -t2 -c64 -d"${SECS}s" -s "$lua" "http://127.0.0.1:$port" >"$work/out"
+  echo "$(awk '/requests in/ {print $1}' "$work/out") $(($(cpu_of "${replicas[@]}") - r0)) $(($(cpu_of $(pgrep -u postgres)) - p0))" >>"$work/cpu.$2"
   local bad; bad=$(awk '/Non-2xx/ {print $NF}' "$work/out")
   [ -z "$bad" ] || echo "  ($2 on $port: $bad non-2xx)" >&2
   awk '/^Requests\/sec/ {print $2}' "$work/out"
@@ -86,12 +101,13 @@ statements() { # route -> total statements / requests over both replicas
   done
   awk -v s="$s" -v n="$n" 'BEGIN {printf "%.2f", (n ? s / n : 0)}'
 }
-printf '%-20s %12s %12s %8s %12s\n' scenario one_rps two_rps two/one statements
-for sc in client_credentials par; do
+printf '%-20s %10s %10s %8s %11s %14s %14s\n' scenario one_rps two_rps two/one statements app_us/req postgres_us/req
+for sc in client_credentials introspection par; do
   one=(); two=()
   for _ in $(seq 1 "$ROUNDS"); do one+=("$(run 18310 $sc)"); two+=("$(run 18320 $sc)"); done
   o=$(printf '%s\n' "${one[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
   t=$(printf '%s\n' "${two[@]}" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}')
-  route=/token; [ $sc = par ] && route=/par
-  printf '%-20s %12.0f %12.0f %8.2f %12s\n' "$sc" "$o" "$t" "$(awk -v a="$t" -v b="$o" 'BEGIN {print a / b}')" "$(statements $route)"
+  case $sc in client_credentials) route=/token ;; introspection) route=/introspect ;; par) route=/par ;; esac
+  per=$(awk -v hz="$hz" '{n += $1; a += $2; p += $3} END {printf "%14.1f %14.1f", a / hz * 1e6 / n, p / hz * 1e6 / n}' "$work/cpu.$sc")
+  printf '%-20s %10.0f %10.0f %8.2f %11s %s\n' "$sc" "$o" "$t" "$(awk -v a="$t" -v b="$o" 'BEGIN {print a / b}')" "$(statements $route)" "$per"
 done

@@ -11,10 +11,10 @@
 //! cache that happens to expire between two requests does not fail the test
 //! but a statement on every request does.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{TestApp, TestDb, spawn_app_at_localhost};
-use crate::oauth::{PW, exchange, get_code, register, token_req, web_client};
+use crate::oauth::{PW, exchange, get_code, introspect, register, token_req, web_client};
 use crate::passkeys::{enrol, host, password_session, passwordless_finish, passwordless_start};
 
 /// Statements sent so far by requests matched to `route`.
@@ -91,16 +91,7 @@ async fn each_hot_path_sends_no_more_statements_than_its_budget() {
         token_req(&app, Some(("svc", &service)), &[("grant_type", "client_credentials"), ("scope", "api:read")]).await;
     let token = body["access_token"].as_str().unwrap().to_owned();
     let introspect = || async {
-        let v: Value = reqwest::Client::new()
-            .post(app.url("/introspect"))
-            .basic_auth("svc", Some(&service))
-            .form(&[("token", token.as_str())])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = introspect(&app, "svc", &service, &token).await;
         assert_eq!(v["active"], true, "{v}");
     };
     seen.push(("introspection", warm_cost(&app, "/introspect", introspect).await));

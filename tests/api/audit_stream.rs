@@ -361,7 +361,17 @@ max_attempts = 2
     let mut server = start(&app, port, &config);
     wait_ready(port).await;
     let head = wait_delivered(&app, &["roles"]).await;
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+    // The gauges are set by the deliverer after it stores its position:
+    // read them once they have caught up (or fail below after 10 s).
+    let mut metrics = String::new();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(10) {
+        metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await.unwrap().text().await.unwrap();
+        if metrics.contains(r#"portcullis_audit_stream_dead_letters{sink="roles"} 1"#) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // Two refusals: the first role record was tried twice and given up.
     assert_eq!(seen.load(Ordering::SeqCst), 3);

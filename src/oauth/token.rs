@@ -31,7 +31,8 @@ pub async fn check_presented(state: &AppState, token: &str, sender: Sender<'_>) 
 /// runs on every call.
 pub(super) async fn check_access_token(state: &AppState, token: &str) -> Result<Value, OAuthError> {
     let ring = state.keyring();
-    let (c, fresh_kid) = match state.verified.get(&ring, token) {
+    let key = crate::state::verified::key_of(token);
+    let (c, fresh_kid) = match state.verified.get(&ring, &key) {
         Some(c) => (Value::clone(&c), None),
         None => {
             let v = jwt::verify(&ring, token, Some("at+jwt"))
@@ -61,7 +62,7 @@ pub(super) async fn check_access_token(state: &AppState, token: &str) -> Result<
         return Err(OAuthError::InvalidToken("the access token was revoked"));
     }
     if let Some(kid) = fresh_kid {
-        state.verified.put(token, &kid, exp, std::sync::Arc::new(c.clone()), now);
+        state.verified.put(key, &kid, exp, std::sync::Arc::new(c.clone()), now);
     }
     Ok(c)
 }

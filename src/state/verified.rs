@@ -34,7 +34,8 @@ pub struct VerifiedTokens {
     map: RwLock<HashMap<[u8; 32], Entry>>,
 }
 
-fn key_of(token: &str) -> [u8; 32] {
+/// The key a token is remembered by (computed once per check).
+pub fn key_of(token: &str) -> [u8; 32] {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
     let mut k = [0u8; 32];
     k.copy_from_slice(d.as_ref());
@@ -44,15 +45,15 @@ fn key_of(token: &str) -> [u8; 32] {
 impl VerifiedTokens {
     /// The claims of `token` if its signature was checked before and its key
     /// is still in `ring`.
-    pub fn get(&self, ring: &KeyRing, token: &str) -> Option<Arc<Value>> {
+    pub fn get(&self, ring: &KeyRing, key: &[u8; 32]) -> Option<Arc<Value>> {
         let m = self.map.read().ok()?;
-        let e = m.get(&key_of(token))?;
+        let e = m.get(key)?;
         ring.public(&e.kid).map(|_| e.claims.clone())
     }
 
     /// Remembers a token that passed every check (signed by `kid`, expiring
     /// at `exp`, seconds), dropping expired ones — or all — when full.
-    pub fn put(&self, token: &str, kid: &str, exp: i64, claims: Arc<Value>, now: i64) {
+    pub fn put(&self, key: [u8; 32], kid: &str, exp: i64, claims: Arc<Value>, now: i64) {
         let Ok(mut m) = self.map.write() else { return };
         if m.len() >= CAPACITY {
             m.retain(|_, e| e.exp > now);
@@ -60,7 +61,7 @@ impl VerifiedTokens {
                 m.clear();
             }
         }
-        m.insert(key_of(token), Entry { kid: kid.to_owned(), exp, claims });
+        m.insert(key, Entry { kid: kid.to_owned(), exp, claims });
     }
 
     pub fn len(&self) -> usize {
@@ -80,19 +81,19 @@ mod tests {
     fn it_stays_bounded_and_forgets_a_token_whose_key_left_the_ring() {
         let cache = VerifiedTokens::default();
         let ring = KeyRing::default();
-        cache.put("t0", "k1", 100, Arc::new(Value::Null), 50);
+        cache.put(key_of("t0"), "k1", 100, Arc::new(Value::Null), 50);
         // k1 is not in this (empty) ring: never answered from memory.
-        assert!(cache.get(&ring, "t0").is_none());
+        assert!(cache.get(&ring, &key_of("t0")).is_none());
         for i in 0..CAPACITY + 10 {
-            cache.put(&format!("t{i}"), "k1", 100, Arc::new(Value::Null), 50);
+            cache.put(key_of(&format!("t{i}")), "k1", 100, Arc::new(Value::Null), 50);
         }
         assert!(cache.len() <= CAPACITY, "{}", cache.len());
         // Expired entries go first when it is full.
         let cache = VerifiedTokens::default();
         for i in 0..CAPACITY {
-            cache.put(&format!("old{i}"), "k1", 10, Arc::new(Value::Null), 5);
+            cache.put(key_of(&format!("old{i}")), "k1", 10, Arc::new(Value::Null), 5);
         }
-        cache.put("fresh", "k1", 100, Arc::new(Value::Null), 50);
+        cache.put(key_of("fresh"), "k1", 100, Arc::new(Value::Null), 50);
         assert_eq!(cache.len(), 1);
     }
 }

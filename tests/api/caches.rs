@@ -114,3 +114,32 @@ async fn userinfo_from_memory_follows_the_user_and_the_client_at_once() {
     portcullis::admin::clients::remove(&app.state, &Actor::cli(), "webapp").await.unwrap();
     assert_eq!(userinfo(t).await.0, 401);
 }
+
+/// The other changes of a user UserInfo reports: a new name shows at once,
+/// and an erased user's token is refused at once (the cached row would
+/// otherwise still answer with the erased person's data).
+#[tokio::test]
+async fn userinfo_from_memory_follows_a_profile_change_and_an_erasure_at_once() {
+    let app = spawn_app().await;
+    app.create_user("uma", PW, &[]).await;
+    let secret = register(&app, web_client("webapp")).await.unwrap();
+    let (code, verifier) = code_for(&app, "openid profile").await;
+    let (status, body) = exchange(&app, "webapp", &secret, &code, &verifier).await;
+    assert_eq!(status, 200, "{body}");
+    let t = body["access_token"].as_str().unwrap().to_owned();
+    let userinfo = || async {
+        let r = reqwest::Client::new().get(app.url("/userinfo")).bearer_auth(&t).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().await.unwrap_or(Value::Null))
+    };
+    assert_eq!(userinfo().await.0, 200);
+
+    let patch = portcullis::admin::users::ProfilePatch { name: Some(Some("Uma Ulm".into())), ..Default::default() };
+    portcullis::admin::users::update_profile(&app.state, &Actor::cli(), "uma", patch).await.unwrap();
+    let (status, claims) = userinfo().await;
+    assert_eq!((status, &claims["name"]), (200, &serde_json::json!("Uma Ulm")), "{claims}");
+
+    portcullis::admin::users::delete(&app.state, &Actor::cli(), "uma").await.unwrap();
+    let (status, claims) = userinfo().await;
+    assert_eq!(status, 401, "{claims}");
+}

@@ -30,15 +30,23 @@ pub enum PasswordError {
 
 /// The argon2id hasher with its concurrency cap.
 ///
-/// The 19 MiB working memory of each concurrent hash is allocated once and
-/// reused (`memory`, filled on first use): allocating it per hash made the
-/// allocator keep a copy per blocking thread (745 MB resident under a 64-client
-/// login load) and cost a page-fault storm per login. Memory is now bounded by
-/// `max_concurrent × m`.
+/// The 19 MiB working memory of each concurrent hash is reused while hashes
+/// follow each other (`memory`, filled on first use): allocating it per hash
+/// made the allocator keep a copy per blocking thread (745 MB resident under a
+/// 64-client login load) and cost a page-fault storm per login. Memory is
+/// bounded by `max_concurrent × m` while busy, and given back to the
+/// operating system once no hash has run for [`IDLE_RELEASE`] (see
+/// [`working_memory`] for how it is made to go back).
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
     memory: Arc<std::sync::Mutex<Vec<Vec<Block>>>>,
+    /// Counts finished hashes; an idle release only happens if it has not
+    /// moved since the release was planned.
+    finished: Arc<std::sync::atomic::AtomicU64>,
+    max_concurrent: usize,
+    /// How long the working memories are kept after the last hash.
+    idle_release: Duration,
     permits: Arc<Semaphore>,
     queue_timeout: Duration,
     /// A hash of a random password, verified against when the user does not
@@ -71,6 +79,9 @@ impl PasswordHasher {
         Ok(Self {
             params,
             memory: Arc::new(std::sync::Mutex::new(memory)),
+            finished: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            max_concurrent,
+            idle_release: IDLE_RELEASE,
             permits: Arc::new(Semaphore::new(max_concurrent)),
             queue_timeout,
             dummy_phc: dummy.into(),
@@ -91,7 +102,7 @@ impl PasswordHasher {
         let blocks = self.params.block_count();
         let out = tokio::task::spawn_blocking(move || {
             // A free buffer, or a new one while fewer than the permits exist.
-            let mut mem = pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| vec![Block::default(); blocks]);
+            let mut mem = pool.lock().ok().and_then(|mut p| p.pop()).unwrap_or_else(|| working_memory(blocks));
             let out = f(&mut mem);
             if let Ok(mut p) = pool.lock() {
                 p.push(mem);
@@ -101,7 +112,28 @@ impl PasswordHasher {
         })
         .await
         .map_err(|_| PasswordError::Internal)?;
+        self.release_when_idle();
         Ok(out)
+    }
+
+    /// Once no hash is running, plans to free the working memories after
+    /// `idle_release` unless another hash finishes first: a login flood
+    /// keeps them, a quiet server gives them back.
+    fn release_when_idle(&self) {
+        use std::sync::atomic::Ordering;
+        let seen = self.finished.fetch_add(1, Ordering::AcqRel) + 1;
+        if self.permits.available_permits() < self.max_concurrent {
+            return;
+        }
+        let (finished, pool, idle) = (self.finished.clone(), self.memory.clone(), self.idle_release);
+        tokio::spawn(async move {
+            tokio::time::sleep(idle).await;
+            if finished.load(Ordering::Acquire) == seen
+                && let Ok(mut p) = pool.lock()
+            {
+                p.clear();
+            }
+        });
     }
 
     /// Hashes a password (already checked against the policy) into a PHC string.
@@ -181,6 +213,27 @@ fn verify_with_memory(parsed: &PasswordHash, pw: &[u8], mem: &mut [Block]) -> bo
     done.is_ok() && crate::crypto::constant_time_eq(&out, expected)
 }
 
+/// How long the working memories are kept after the last hash (a second
+/// or two between the logins of a flood is not idle).
+pub const IDLE_RELEASE: Duration = Duration::from_secs(2);
+
+/// glibc serves an allocation above 32 MiB (the highest its dynamic mmap
+/// threshold goes on 64-bit) with a mapping of its own and unmaps it when it
+/// is freed. A 19 MiB buffer would instead raise that threshold when freed and
+/// then be carved from a per-thread arena, which keeps the pages: freeing it
+/// would not lower the resident size.
+const MAPPED_BYTES: usize = 33 << 20;
+
+/// A zeroed working memory of `blocks` argon2 blocks. Its capacity is at
+/// least [`MAPPED_BYTES`], so dropping it returns its pages to the operating
+/// system at once; only the `blocks` actually used are ever touched, so the
+/// rest of the reservation costs no resident memory.
+fn working_memory(blocks: usize) -> Vec<Block> {
+    let mut v = Vec::with_capacity(blocks.max(MAPPED_BYTES / std::mem::size_of::<Block>()));
+    v.resize(blocks, Block::default());
+    v
+}
+
 fn argon(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
@@ -256,6 +309,25 @@ mod tests {
 
     fn s(x: &str) -> SecretString {
         SecretString::from(x.to_owned())
+    }
+
+    #[tokio::test]
+    async fn the_working_memory_is_kept_while_busy_and_given_back_when_idle() {
+        let idle = Duration::from_millis(300);
+        let h = PasswordHasher { idle_release: idle, ..hasher() };
+        let phc = h.hash(&s("correct horse battery")).await.unwrap();
+        assert_eq!(h.memory.lock().unwrap().len(), 1, "kept for the next hash");
+        tokio::time::sleep(idle / 2).await;
+        assert!(h.verify(&s("correct horse battery"), Some(&phc)).await.unwrap().0);
+        tokio::time::sleep(idle * 2 / 3).await;
+        assert_eq!(h.memory.lock().unwrap().len(), 1, "a hash since then postponed the release");
+        tokio::time::sleep(idle * 3).await;
+        assert!(h.memory.lock().unwrap().is_empty(), "released after the idle time");
+        // Big enough that glibc maps it apart and unmaps it on drop, and
+        // zeroed only as far as argon2 uses it.
+        let m = working_memory(19 * 1024);
+        assert!(m.capacity() * std::mem::size_of::<Block>() > 32 << 20);
+        assert_eq!(m.len(), 19 * 1024);
     }
 
     #[tokio::test]

@@ -76,7 +76,9 @@ pub async fn add(
     Ok(model.into())
 }
 
-pub async fn list(state: &AppState) -> Result<Vec<RoleView>, AdminError> {
+/// Every role (needs `users:read`: the roles are part of what a user holds).
+pub async fn list(state: &AppState, actor: &Actor) -> Result<Vec<RoleView>, AdminError> {
+    actor.require(Permission::UsersRead)?;
     Ok(role::Entity::find()
         .order_by_asc(role::Column::Name)
         .all(&state.db)

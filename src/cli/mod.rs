@@ -372,7 +372,7 @@ async fn role(state: &AppState, actor: &Actor, out: &Output, cmd: RoleCmd) -> Re
     use admin::roles;
     match cmd {
         RoleCmd::Add { role, description } => out.role(&roles::add(state, actor, &role, description.as_deref()).await?),
-        RoleCmd::List => out.roles(&roles::list(state).await?),
+        RoleCmd::List => out.roles(&roles::list(state, actor).await?),
     }
     Ok(())
 }

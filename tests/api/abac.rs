@@ -286,8 +286,15 @@ async fn read_services_refuse_an_actor_without_the_read_permission() {
         Err(AdminError::Forbidden(_))
     ));
     assert!(matches!(portcullis::admin::clients::list(&app.state, &rotator).await, Err(AdminError::Forbidden(_))));
+    assert!(matches!(portcullis::admin::roles::list(&app.state, &rotator).await, Err(AdminError::Forbidden(_))));
+    let everything = portcullis::storage::audit::Filter::default();
+    assert!(matches!(portcullis::admin::audit_events(&rotator, &everything), Err(AdminError::Forbidden(_))));
     let reader = Actor::system("test", Permission::UsersRead);
     assert_eq!(portcullis::admin::users::show(&app.state, &reader, "hal").await.unwrap().username, "hal");
+    assert!(!portcullis::admin::roles::list(&app.state, &reader).await.unwrap().is_empty());
+    assert!(matches!(portcullis::admin::audit_events(&reader, &everything), Err(AdminError::Forbidden(_))));
+    let auditor = Actor::system("test", Permission::AuditRead);
+    assert!(portcullis::admin::audit_events(&auditor, &everything).is_ok());
 }
 
 /// An actor who does not control a client (it holds a role the actor lacks)

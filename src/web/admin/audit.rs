@@ -227,7 +227,8 @@ pub async fn audit_page(
     let (events, more, error) = match form.filter(&state).await? {
         Ok(filter) => {
             // One row more than a page tells whether there is a next page.
-            let events = filter.select().offset(page * PER_PAGE).limit(PER_PAGE + 1).all(&state.db).await?;
+            let found = crate::admin::audit_events(&a.reader(), &filter).map_err(admin_error)?;
+            let events = found.offset(page * PER_PAGE).limit(PER_PAGE + 1).all(&state.db).await?;
             let more = events.len() as u64 > PER_PAGE;
             let rows = event_rows(&state, events.into_iter().take(PER_PAGE as usize).collect()).await?;
             (rows, more, None)
@@ -285,13 +286,14 @@ pub async fn audit_export(
         state.clock.now(),
     )
     .await?;
+    let found = crate::admin::audit_events(&a.reader(), &filter).map_err(admin_error)?;
     let db = state.db.clone();
     let rows = futures_util::stream::unfold(Some(i64::MAX), move |before| {
         let db = db.clone();
-        let filter = filter.clone();
+        let found = found.clone();
         async move {
             let before = before?;
-            let chunk = filter.select().filter(audit_event::Column::Id.lt(before)).limit(EXPORT_CHUNK).all(&db).await;
+            let chunk = found.filter(audit_event::Column::Id.lt(before)).limit(EXPORT_CHUNK).all(&db).await;
             match chunk {
                 Ok(events) if events.is_empty() => None,
                 Ok(events) => {

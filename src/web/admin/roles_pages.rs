@@ -27,7 +27,7 @@ async fn roles_render(
     if !a.can(Permission::UsersRead) {
         return Ok(forbidden("read roles"));
     }
-    let list = roles::list(state).await.map_err(admin_error)?;
+    let list = roles::list(state, &a.reader()).await.map_err(admin_error)?;
     let p = RolesPage {
         title: crate::web::ui::t("admin.roles"),
         csrf: a.csrf.clone(),

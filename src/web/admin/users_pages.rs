@@ -149,11 +149,12 @@ async fn render_user(
         .collect();
     let events = if a.can(Permission::AuditRead) {
         let filter = crate::storage::audit::Filter { user_id: Some(u.id.clone()), ..Default::default() };
-        Some(event_rows(state, filter.select().limit(20).all(&state.db).await?).await?)
+        let recent = crate::admin::audit_events(&a.reader(), &filter).map_err(admin_error)?;
+        Some(event_rows(state, recent.limit(20).all(&state.db).await?).await?)
     } else {
         None
     };
-    let all_roles = roles::list(state).await.map_err(admin_error)?.into_iter().map(|r| r.name).collect();
+    let all_roles = roles::list(state, &a.reader()).await.map_err(admin_error)?.into_iter().map(|r| r.name).collect();
     let p = UserPage {
         title: crate::web::ui::t("admin.user"),
         csrf: a.csrf.clone(),

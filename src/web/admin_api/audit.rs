@@ -37,11 +37,10 @@ fn instant(field: &'static str, v: Option<&str>) -> Result<Option<chrono::DateTi
 #[utoipa::path(tag = "audit", description = "Needs `audit:read`.", params(AuditQuery), responses((status = 200, body = AuditPage), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/audit")]
 pub async fn list_audit(
+    a: Caller<AuditRead>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, Problem> {
-    gate(&state, &req, Permission::AuditRead).await?;
     let (page, per) = bounds(&Paging { search: None, page: q.page, per_page: q.per_page })?;
     if let Some(o) = q.outcome.as_deref().filter(|o| !matches!(*o, "success" | "failure")) {
         return Err(Problem {
@@ -61,8 +60,13 @@ pub async fn list_audit(
         since: instant("since", q.since.as_deref())?,
         until: instant("until", q.until.as_deref())?,
     };
-    let items: Vec<AuditItem> =
-        filter.select().paginate(&state.db, per).fetch_page(page).await?.into_iter().map(AuditItem::from).collect();
+    let items: Vec<AuditItem> = crate::admin::audit_events(&a, &filter)?
+        .paginate(&state.db, per)
+        .fetch_page(page)
+        .await?
+        .into_iter()
+        .map(AuditItem::from)
+        .collect();
     Ok(HttpResponse::Ok().json(AuditPage { items, page, per_page: per }))
 }
 

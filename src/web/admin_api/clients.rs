@@ -4,9 +4,8 @@ use super::*;
 
 #[utoipa::path(tag = "roles", description = "Needs `users:read`.", responses((status = 200, body = Vec<RoleView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/roles")]
-pub async fn list_roles(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    gate(&state, &req, Permission::UsersRead).await?;
-    Ok(HttpResponse::Ok().json(crate::admin::roles::list(&state).await?))
+pub async fn list_roles(a: Caller<UsersRead>, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
+    Ok(HttpResponse::Ok().json(crate::admin::roles::list(&state, &a).await?))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -19,41 +18,37 @@ pub struct NewRoleBody {
 #[utoipa::path(tag = "roles", description = "Needs `roles:write`.", request_body = NewRoleBody, responses((status = 201, body = RoleView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json"), (status = 409, description = "The role exists", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/roles")]
 pub async fn create_role(
+    a: Caller<RolesWrite>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     raw: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::RolesWrite).await?;
     let b: NewRoleBody = body(&raw)?;
     Ok(HttpResponse::Created().json(crate::admin::roles::add(&state, &a, &b.name, b.description.as_deref()).await?))
 }
 
 #[utoipa::path(tag = "clients", description = "Needs `clients:read`.", responses((status = 200, body = Vec<ClientView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/clients")]
-pub async fn list_clients(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::ClientsRead).await?;
+pub async fn list_clients(a: Caller<ClientsRead>, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(crate::admin::clients::list(&state, &a).await?))
 }
 
 #[utoipa::path(tag = "clients", description = "Needs `clients:read`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 200, body = ClientView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/clients/{client_id}")]
 pub async fn get_client(
+    a: Caller<ClientsRead>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::ClientsRead).await?;
     Ok(HttpResponse::Ok().json(crate::admin::clients::show(&state, &a, &path).await?))
 }
 
 #[utoipa::path(tag = "clients", description = "Needs `clients:write`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 204, description = "Deleted; its refresh and access tokens stop working"), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/clients/{client_id}")]
 pub async fn delete_client(
+    a: Caller<ClientsWriteFresh>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate_fresh(&state, &req, Permission::ClientsWrite).await?;
     crate::admin::clients::remove(&state, &a, &path).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -61,11 +56,10 @@ pub async fn delete_client(
 #[utoipa::path(tag = "clients", description = "Needs `clients:write`.", params(("client_id" = String, Path, description = "The client id")), responses((status = 200, body = ClientSecret), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/clients/{client_id}/rotate-secret")]
 pub async fn rotate_client_secret(
+    a: Caller<ClientsWriteFresh>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate_fresh(&state, &req, Permission::ClientsWrite).await?;
     let created = crate::admin::clients::rotate_secret(&state, &a, &path).await?;
     // Shown once, like the CLI; the response must not be cached.
     Ok(secret_response(StatusCode::OK, created))
@@ -73,15 +67,13 @@ pub async fn rotate_client_secret(
 
 #[utoipa::path(tag = "keys", description = "Needs `keys:rotate`.", responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/keys")]
-pub async fn list_keys(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::KeysRotate).await?;
+pub async fn list_keys(a: Caller<KeysRotate>, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(crate::admin::keys::list(&state, &a).await?))
 }
 
 #[utoipa::path(tag = "keys", description = "Needs `keys:rotate`.", responses((status = 200, body = Vec<KeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/keys/rotate")]
-pub async fn rotate_keys(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::KeysRotate).await?;
+pub async fn rotate_keys(a: Caller<KeysRotate>, state: web::Data<AppState>) -> Result<HttpResponse, Problem> {
     let keys = crate::admin::keys::rotate(&state, &a).await?;
     Ok(HttpResponse::Ok().json(keys))
 }
@@ -95,8 +87,10 @@ pub struct RegistrationToken {
 
 #[utoipa::path(tag = "clients", description = "Needs `clients:write`. Creates a single-use initial access token (RFC 7591) for `POST /register` when `client_registration = \"token\"`; shown once.", responses((status = 201, body = RegistrationToken), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/registration-tokens")]
-pub async fn create_registration_token(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::ClientsWrite).await?;
+pub async fn create_registration_token(
+    a: Caller<ClientsWrite>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
     let token = crate::admin::clients::registration::create_initial_token(&state, &a).await?;
     Ok(HttpResponse::Created().insert_header(("Cache-Control", "no-store")).json(RegistrationToken { token }))
 }
@@ -166,16 +160,15 @@ pub struct NewClientBody {
         (status = 409, description = "The client id is taken", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/clients")]
 pub async fn create_client(
+    caller: AdminCaller,
     state: web::Data<AppState>,
-    req: HttpRequest,
     raw: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let p = principal(&state, &req).await?;
-    require(&state, &req, &p, Permission::ClientsWrite).await?;
+    let a = caller.may(Permission::ClientsWrite).await?;
     let b: NewClientBody = body(&raw)?;
     if !b.roles.is_empty() {
         // A client's roles are permissions it acts with: granting them needs roles:write.
-        require(&state, &req, &p, Permission::RolesWrite).await?;
+        caller.may(Permission::RolesWrite).await?;
     }
     let spec = crate::admin::clients::ClientSpec {
         client_id: b.client_id,
@@ -199,7 +192,7 @@ pub async fn create_client(
         dpop: b.dpop,
         require_par: b.require_par,
     };
-    let created = crate::admin::clients::add(&state, &actor(&state, &req, &p), &spec).await?;
+    let created = crate::admin::clients::add(&state, &a, &spec).await?;
     Ok(secret_response(StatusCode::CREATED, created))
 }
 
@@ -211,21 +204,20 @@ pub async fn create_client(
         (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[patch("/admin/api/v1/clients/{client_id}")]
 pub async fn update_client(
+    caller: AdminCaller,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     raw: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let p = principal(&state, &req).await?;
-    require(&state, &req, &p, Permission::ClientsWrite).await?;
+    let a = caller.may(Permission::ClientsWrite).await?;
     let patch: crate::admin::clients::ClientPatch = body(&raw)?;
     if patch.roles.is_some() {
-        require(&state, &req, &p, Permission::RolesWrite).await?;
+        caller.may(Permission::RolesWrite).await?;
     }
     if patch.touches_credentials() {
-        fresh(&state, &req, &p, Permission::ClientsWrite).await?;
+        caller.fresh(Permission::ClientsWrite).await?;
     }
-    Ok(HttpResponse::Ok().json(crate::admin::clients::update(&state, &actor(&state, &req, &p), &path, patch).await?))
+    Ok(HttpResponse::Ok().json(crate::admin::clients::update(&state, &a, &path, patch).await?))
 }
 
 /// A client and, for a confidential one, its secret (shown this once).

@@ -5,15 +5,18 @@
 //! Errors are RFC 9457 problem documents naming the offending field.
 
 mod audit;
+mod caller;
 mod clients;
 mod user_endpoints;
 
 pub use audit::*;
+use caller::*;
+pub use caller::{AdminCaller, Caller, Needs};
 pub use clients::*;
 pub use user_endpoints::*;
 
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, delete, get, patch, post, put, web};
+use actix_web::{HttpResponse, ResponseError, delete, get, patch, post, put, web};
 use sea_orm::{EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -22,10 +25,9 @@ use crate::admin::clients::ClientView;
 use crate::admin::roles::RoleView;
 use crate::admin::users::UserView;
 use crate::admin::{Actor, AdminError, users};
-use crate::policy::{Permission, Principal, permissions_of};
+use crate::policy::Permission;
 use crate::state::AppState;
 use crate::storage::entities::{audit_event, user};
-use crate::storage::{AuditEvent, record_audit};
 use crate::tokens::keys::KeyView;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -180,153 +182,9 @@ impl From<sea_orm::DbErr> for Problem {
     }
 }
 
-fn unauthorized() -> Problem {
-    Problem::new(StatusCode::UNAUTHORIZED, "Unauthorized", "a valid admin access token is required")
-}
-
 /// The audience of tokens for this API.
 pub fn audience(state: &AppState) -> String {
     state.admin_audience()
-}
-
-/// The caller, authenticated; failures are audited.
-async fn principal(state: &AppState, req: &HttpRequest) -> Result<Principal, Problem> {
-    // Failed authentications count against the address like at the token
-    // endpoint; over the limit, 429 before any work (and no audit write).
-    let gate = crate::oauth::client_auth::FailureGate::new(
-        state,
-        crate::web::client_info::origin(state, req).ip_addr(),
-        state.clock.now().timestamp_millis(),
-    );
-    if gate.blocked() {
-        return Err(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests",
-            "too many failed attempts from this address",
-        ));
-    }
-    let p = authenticate(state, req).await;
-    if let Err(e) = &p
-        && e.status == StatusCode::UNAUTHORIZED
-    {
-        gate.failed();
-        audit_refusal(state, req, "admin_api.unauthorized", None, None).await;
-    }
-    p
-}
-
-/// A refused admin-API call, for the audit log (V16.3): who (if known), which
-/// permission was missing, the method and path, and from where. Best effort:
-/// a failure to write it must not turn a 401/403 into a 500.
-async fn audit_refusal(
-    state: &AppState,
-    req: &HttpRequest,
-    event: &'static str,
-    p: Option<&Principal>,
-    perm: Option<Permission>,
-) {
-    let mut e = AuditEvent::new(event, "failure")
-        .source(crate::web::client_info::ip(state, req), crate::web::client_info::user_agent(req))
-        .detail(
-            json!({ "method": req.method().as_str(), "path": req.path(), "permission": perm.map(Permission::as_str) }),
-        );
-    if let Some(p) = p {
-        e = e.actor(format!("{}:{}", if p.is_client { "client" } else { "user" }, p.subject));
-    }
-    if let Err(err) = record_audit(&state.db, e, state.clock.now()).await {
-        tracing::warn!(error = %err, "could not audit a refused admin call");
-    }
-}
-
-/// The principal's capability for `perm`, or 403 (audited).
-async fn require<'a>(
-    state: &AppState,
-    req: &HttpRequest,
-    p: &'a Principal,
-    perm: Permission,
-) -> Result<crate::policy::Capability<'a>, Problem> {
-    match p.authorize(perm) {
-        Ok(c) => Ok(c),
-        Err(e) => {
-            audit_refusal(state, req, "admin_api.forbidden", Some(p), Some(perm)).await;
-            Err(forbidden(e))
-        }
-    }
-}
-
-/// Authenticates the caller and loads their current permissions.
-async fn authenticate(state: &AppState, req: &HttpRequest) -> Result<Principal, Problem> {
-    let token = req
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| Problem { no_token: true, ..unauthorized() })?;
-    // Bearer only: a DPoP-bound token is refused here (it would need its proof).
-    let claims = crate::oauth::token::check_presented(state, token.trim(), crate::oauth::dpop::Sender::Bearer)
-        .await
-        .map_err(|_| unauthorized())?;
-    let aud_ok = match claims.get("aud") {
-        Some(Value::String(a)) => *a == audience(state),
-        Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(audience(state).as_str())),
-        _ => false,
-    };
-    if !aud_ok {
-        return Err(unauthorized());
-    }
-    let sub = claims.get("sub").and_then(Value::as_str).ok_or_else(unauthorized)?.to_owned();
-    let client_id = claims.get("client_id").and_then(Value::as_str).unwrap_or_default();
-    // A client acting for itself (client_credentials: sub = client_id, no
-    // user login behind it) is never mistaken for a user, even if a client
-    // were registered under an id that equals some user's UUID.
-    let acting_for_itself = sub == client_id && claims.get("auth_time").is_none();
-    if acting_for_itself {
-        return match state.clients.get(&state.db, client_id).await.map_err(AdminError::from)? {
-            Some(c) => Ok(Principal {
-                subject: sub,
-                is_client: true,
-                permissions: permissions_of(&c.roles),
-                roles: c.roles.clone(),
-                auth_time: None,
-            }),
-            None => Err(unauthorized()),
-        };
-    }
-    if let Some(u) = user::Entity::find_by_id(sub.as_str()).one(&state.db).await? {
-        if u.disabled {
-            return Err(unauthorized());
-        }
-        // The same rule as the admin pages: a password-only login never
-        // administers, whatever the MFA policy says of its roles, and an
-        // admin whose policy needs a passkey administers only with it.
-        let amr: Vec<String> = claims
-            .get("amr")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
-            .unwrap_or_default();
-        if let Some(need) = crate::authn::mfa::administer_shortfall(state, &u.id, &amr).await? {
-            return Err(Problem {
-                step_up_acr: Some(need),
-                ..Problem::new(
-                    StatusCode::UNAUTHORIZED,
-                    "Second factor required",
-                    "the admin API needs a login with a second factor (a passkey, where the user's policy asks for one); sign in again",
-                )
-            });
-        }
-        let roles = crate::storage::roles_of(&state.db, &u.id).await?;
-        let auth_time = claims.get("auth_time").and_then(Value::as_i64);
-        return Ok(Principal { subject: sub, is_client: false, permissions: permissions_of(&roles), roles, auth_time });
-    }
-    Err(unauthorized())
-}
-
-fn actor(state: &AppState, req: &HttpRequest, p: &Principal) -> Actor {
-    Actor::for_principal(p, crate::web::client_info::ip(state, req), crate::web::client_info::user_agent(req))
-}
-
-fn forbidden(e: crate::policy::Denied) -> Problem {
-    Problem::new(StatusCode::FORBIDDEN, "Forbidden", e.to_string())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -386,51 +244,6 @@ fn body_error(e: &serde_path_to_error::Error<serde_json::Error>) -> String {
     } else {
         format!("`{path}` has the wrong type or value")
     }
-}
-
-/// Authenticates, checks one permission, and returns the audit actor.
-/// Credential changes made with a user's token also need that user's
-/// authentication to be recent (RFC 9470 step-up challenge otherwise);
-/// service clients authenticate themselves at every token request.
-async fn gate(state: &AppState, req: &HttpRequest, perm: Permission) -> Result<Actor, Problem> {
-    let p = principal(state, req).await?;
-    require(state, req, &p, perm).await?;
-    if perm == Permission::UsersCredentials {
-        fresh(state, req, &p, perm).await?;
-    }
-    Ok(actor(state, req, &p))
-}
-
-/// `gate` for a change that needs a recent login whatever its permission:
-/// deletions, client secrets, and client patches that
-/// [`touch credentials`](crate::admin::clients::ClientPatch::touches_credentials).
-async fn gate_fresh(state: &AppState, req: &HttpRequest, perm: Permission) -> Result<Actor, Problem> {
-    let p = principal(state, req).await?;
-    require(state, req, &p, perm).await?;
-    fresh(state, req, &p, perm).await?;
-    Ok(actor(state, req, &p))
-}
-
-/// A user's token must come from a login at most `admin_reauth_secs` old
-/// (RFC 9470 step-up otherwise); a service client proves itself at every
-/// token request.
-async fn fresh(state: &AppState, req: &HttpRequest, p: &Principal, perm: Permission) -> Result<(), Problem> {
-    if !p.is_client {
-        let max = state.settings.admin_reauth_secs;
-        let fresh = p.auth_time.is_some_and(|t| state.clock.now().timestamp() - t <= max);
-        if !fresh {
-            audit_refusal(state, req, "admin_api.reauth_required", Some(p), Some(perm)).await;
-            return Err(Problem {
-                step_up_max_age: Some(max),
-                ..Problem::new(
-                    StatusCode::UNAUTHORIZED,
-                    "Recent authentication required",
-                    format!("credential changes need a login at most {max} s old; get a new token (max_age={max})"),
-                )
-            });
-        }
-    }
-    Ok(())
 }
 
 /// The OpenAPI document, built once.

@@ -5,11 +5,10 @@ use super::*;
 #[utoipa::path(tag = "users", description = "Needs `users:read`.", params(Paging), responses((status = 200, body = UserPage), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/users")]
 pub async fn list_users(
+    a: Caller<UsersRead>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     q: web::Query<Paging>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersRead).await?;
     let (page, per) = bounds(&q)?;
     let mut find = user::Entity::find().order_by_asc(user::Column::UsernameKey);
     if let Some(s) = q.search.as_deref().filter(|s| !s.is_empty()) {
@@ -27,11 +26,10 @@ pub async fn list_users(
 #[utoipa::path(tag = "users", description = "Needs `users:read`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/users/{username}")]
 pub async fn get_user(
+    a: Caller<UsersRead>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersRead).await?;
     Ok(HttpResponse::Ok().json(users::show(&state, &a, &path).await?))
 }
 
@@ -51,63 +49,58 @@ pub struct NewUserBody {
 #[utoipa::path(tag = "users", description = "Needs `users:write (and roles:write to grant roles)`.", request_body = NewUserBody, responses((status = 201, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json"), (status = 409, description = "The username is taken", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users")]
 pub async fn create_user(
+    caller: AdminCaller,
     state: web::Data<AppState>,
-    req: HttpRequest,
     body: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let p = principal(&state, &req).await?;
-    require(&state, &req, &p, Permission::UsersWrite).await?;
+    let a = caller.may(Permission::UsersWrite).await?;
     let b: NewUserBody = self::body(&body)?;
     if !b.roles.is_empty() {
         // Granting roles hands out permissions: it needs roles:write too.
-        require(&state, &req, &p, Permission::RolesWrite).await?;
+        caller.may(Permission::RolesWrite).await?;
     }
     let new = users::NewUser::parse(&b.username, b.email.as_deref(), b.name.as_deref(), &b.roles, b.password)?;
-    let view = users::create(&state, &actor(&state, &req, &p), new).await?;
+    let view = users::create(&state, &a, new).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
 #[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/disable")]
 pub async fn disable_user(
+    a: Caller<UsersWrite>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersWrite).await?;
     Ok(HttpResponse::Ok().json(users::set_disabled(&state, &a, &path, true).await?))
 }
 
 #[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/enable")]
 pub async fn enable_user(
+    a: Caller<UsersWrite>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersWrite).await?;
     Ok(HttpResponse::Ok().json(users::set_disabled(&state, &a, &path, false).await?))
 }
 
 #[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/unlock")]
 pub async fn unlock_user(
+    a: Caller<UsersCredentials>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersCredentials).await?;
     Ok(HttpResponse::Ok().json(users::unlock(&state, &a, &path).await?))
 }
 
 #[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/reset-mfa")]
 pub async fn reset_mfa(
+    a: Caller<UsersCredentials>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersCredentials).await?;
     Ok(HttpResponse::Ok().json(users::reset_mfa(&state, &a, &path).await?))
 }
 
@@ -121,12 +114,11 @@ pub struct PasswordBody {
 #[utoipa::path(tag = "users", description = "Needs `users:credentials`.", params(("username" = String, Path, description = "The username")), request_body = PasswordBody, responses((status = 204, description = "Password set; the user's sessions ended"), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/password")]
 pub async fn set_password(
+    a: Caller<UsersCredentials>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     raw: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersCredentials).await?;
     let b: PasswordBody = body(&raw)?;
     users::set_password(&state, &a, &path, &b.password).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -141,12 +133,11 @@ pub struct RoleBody {
 #[utoipa::path(tag = "users", description = "Needs `roles:write`.", params(("username" = String, Path, description = "The username")), request_body = RoleBody, responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/roles")]
 pub async fn grant_role(
+    a: Caller<RolesWrite>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     raw: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::RolesWrite).await?;
     let b: RoleBody = body(&raw)?;
     Ok(HttpResponse::Ok().json(users::grant(&state, &a, &path, &b.role).await?))
 }
@@ -154,11 +145,10 @@ pub async fn grant_role(
 #[utoipa::path(tag = "users", description = "Needs `roles:write`.", params(("username" = String, Path, description = "The username"), ("role" = String, Path, description = "The role")), responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/users/{username}/roles/{role}")]
 pub async fn revoke_role(
+    a: Caller<RolesWrite>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::RolesWrite).await?;
     let (username, role) = path.into_inner();
     Ok(HttpResponse::Ok().json(users::revoke(&state, &a, &username, &role).await?))
 }
@@ -172,12 +162,11 @@ pub struct ValueBody {
 #[utoipa::path(tag = "users", description = "Needs `users:write`.", params(("username" = String, Path, description = "The username"), ("key" = String, Path, description = "The attribute key")), request_body = ValueBody, responses((status = 200, body = UserView), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[put("/admin/api/v1/users/{username}/attributes/{key}")]
 pub async fn set_attribute(
+    a: Caller<UsersWrite>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
     raw: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersWrite).await?;
     let (username, key) = path.into_inner();
     let b: ValueBody = body(&raw)?;
     Ok(HttpResponse::Ok().json(users::set_attribute(&state, &a, &username, &key, &b.value).await?))
@@ -186,11 +175,10 @@ pub async fn set_attribute(
 #[utoipa::path(tag = "sessions", description = "Needs `sessions:revoke`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = SessionsEnded), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/users/{username}/sessions")]
 pub async fn revoke_sessions(
+    a: Caller<SessionsRevoke>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::SessionsRevoke).await?;
     let sessions_ended = users::end_sessions(&state, &a, &path).await?;
     Ok(HttpResponse::Ok().json(SessionsEnded { sessions_ended }))
 }
@@ -204,11 +192,10 @@ pub struct UserErased {
 #[utoipa::path(tag = "users", description = "Needs `users:write`. Erasure (GDPR art. 17): sessions and refresh tokens end (back-channel logouts), the account and its credentials, roles, attributes and consents are deleted, and the audit trail keeps the user's events under a pseudonym.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = UserErased), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/users/{username}")]
 pub async fn delete_user(
+    a: Caller<UsersWriteFresh>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate_fresh(&state, &req, Permission::UsersWrite).await?;
     let pseudonym = users::delete(&state, &a, &path).await?;
     Ok(HttpResponse::Ok().json(UserErased { pseudonym }))
 }
@@ -252,12 +239,11 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
         (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[patch("/admin/api/v1/users/{username}")]
 pub async fn update_user(
+    a: Caller<UsersWrite>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     raw: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersWrite).await?;
     let b: UserPatch = body(&raw)?;
     let patch = users::ProfilePatch { email: b.email, name: b.name, phone_number: b.phone_number, address: b.address };
     Ok(HttpResponse::Ok().json(users::update_profile(&state, &a, &path, patch).await?))
@@ -269,11 +255,10 @@ pub async fn update_user(
         (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/users/{username}/sessions")]
 pub async fn list_sessions(
+    a: Caller<UsersRead>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersRead).await?;
     let u = users::show(&state, &a, &path).await?;
     let rows = crate::session::list_for_user(&state, &state.db, &u.id, state.clock.now()).await?;
     Ok(HttpResponse::Ok().json(rows.into_iter().map(SessionView::from).collect::<Vec<_>>()))
@@ -284,8 +269,10 @@ pub async fn list_sessions(
         (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/sessions")]
-pub async fn revoke_all_sessions(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::SessionsRevoke).await?;
+pub async fn revoke_all_sessions(
+    a: Caller<SessionsRevoke>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, Problem> {
     let sessions_ended = users::end_all_sessions(&state, &a).await?;
     Ok(HttpResponse::Ok().json(SessionsEnded { sessions_ended }))
 }
@@ -336,22 +323,20 @@ impl From<crate::storage::entities::session::Model> for SessionView {
 #[utoipa::path(tag = "users", description = "Needs `users:read`.", params(("username" = String, Path, description = "The username")), responses((status = 200, body = Vec<users::PasskeyView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/users/{username}/passkeys")]
 pub async fn list_passkeys(
+    a: Caller<UsersRead>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersRead).await?;
     Ok(HttpResponse::Ok().json(users::passkeys(&state, &a, &path).await?))
 }
 
 #[utoipa::path(tag = "users", description = "Needs `users:credentials`. Revokes the passkey and ends the user's sessions (back-channel logout).", params(("username" = String, Path, description = "The username"), ("credential_id" = String, Path, description = "The passkey's credential id")), responses((status = 204, description = "Removed"), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/users/{username}/passkeys/{credential_id}")]
 pub async fn remove_passkey(
+    a: Caller<UsersCredentials>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersCredentials).await?;
     let (username, credential_id) = path.into_inner();
     users::remove_passkey(&state, &a, &username, &credential_id).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -367,58 +352,55 @@ pub struct LinkBody {
 
 async fn issue_link(
     state: &AppState,
-    req: &HttpRequest,
+    a: &Actor,
     username: &str,
     raw: &[u8],
     purpose: crate::lifecycle::Purpose,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(state, req, Permission::UsersCredentials).await?;
     let b: LinkBody = if raw.iter().all(u8::is_ascii_whitespace) { LinkBody::default() } else { body(raw)? };
-    let issued = crate::lifecycle::recovery::issue(state, &a, username, purpose, b.send).await?;
+    let issued = crate::lifecycle::recovery::issue(state, a, username, purpose, b.send).await?;
     Ok(HttpResponse::Created().insert_header(("cache-control", "no-store")).json(issued))
 }
 
 #[utoipa::path(tag = "users", description = "Needs `users:credentials` and a recent login. A single-use activation link for an account without a password; shown once (only its hash is stored); an older invitation of the user dies.", params(("username" = String, Path, description = "The username")), request_body(content = Option<LinkBody>, description = "Optional: `{\"send\": true}` also mails the link"), responses((status = 201, body = crate::lifecycle::recovery::IssuedLink), (status = 401, description = "No valid admin token, or the login is not recent", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input, or refused: the account has a password already, mail is not configured", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/invitation")]
 pub async fn invite_user(
+    a: Caller<UsersCredentials>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     raw: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    issue_link(&state, &req, &path, &raw, crate::lifecycle::Purpose::Invite).await
+    issue_link(&state, &a, &path, &raw, crate::lifecycle::Purpose::Invite).await
 }
 
 #[utoipa::path(tag = "users", description = "Needs `users:credentials` and a recent login. A single-use password-reset link; shown once; an older reset link of the user dies. The second factor stays.", params(("username" = String, Path, description = "The username")), request_body(content = Option<LinkBody>, description = "Optional: `{\"send\": true}` also mails the link"), responses((status = 201, body = crate::lifecycle::recovery::IssuedLink), (status = 401, description = "No valid admin token, or the login is not recent", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input, or refused: mail is not configured", body = ProblemDoc, content_type = "application/problem+json")))]
 #[post("/admin/api/v1/users/{username}/reset-link")]
 pub async fn reset_link(
+    a: Caller<UsersCredentials>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
     raw: web::Bytes,
 ) -> Result<HttpResponse, Problem> {
-    issue_link(&state, &req, &path, &raw, crate::lifecycle::Purpose::Reset).await
+    issue_link(&state, &a, &path, &raw, crate::lifecycle::Purpose::Reset).await
 }
 
 #[utoipa::path(tag = "users", description = "Needs `users:read`. The user's linked upstream identities (\"Sign in with …\").", params(("username" = String, Path, description = "The username")), responses((status = 200, body = Vec<users::UpstreamView>), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[get("/admin/api/v1/users/{username}/upstream")]
 pub async fn list_upstream(
+    a: Caller<UsersRead>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersRead).await?;
     Ok(HttpResponse::Ok().json(users::upstream_identities(&state, &a, &path).await?))
 }
 
 #[utoipa::path(tag = "users", description = "Needs `users:credentials` and a recent login. Unlinks the user's identity at the provider and ends the user's sessions (back-channel logout).", params(("username" = String, Path, description = "The username"), ("provider" = String, Path, description = "The provider's id")), responses((status = 204, description = "Unlinked"), (status = 401, description = "No valid admin token", body = ProblemDoc, content_type = "application/problem+json"), (status = 403, description = "Missing permission", body = ProblemDoc, content_type = "application/problem+json"), (status = 429, description = "Too many failed authentications from this address", body = ProblemDoc, content_type = "application/problem+json"), (status = 404, description = "No such record", body = ProblemDoc, content_type = "application/problem+json"), (status = 400, description = "Invalid input; `field` names it", body = ProblemDoc, content_type = "application/problem+json")))]
 #[delete("/admin/api/v1/users/{username}/upstream/{provider}")]
 pub async fn remove_upstream(
+    a: Caller<UsersCredentials>,
     state: web::Data<AppState>,
-    req: HttpRequest,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Problem> {
-    let a = gate(&state, &req, Permission::UsersCredentials).await?;
     let (username, provider) = path.into_inner();
     users::remove_upstream(&state, &a, &username, &provider).await?;
     Ok(HttpResponse::NoContent().finish())

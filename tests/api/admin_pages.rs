@@ -40,12 +40,19 @@ pub async fn logged_in(app: &TestApp, username: &str, roles: &[&str]) -> reqwest
     b
 }
 
-pub async fn act(app: &TestApp, b: &reqwest::Client, target: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+/// Posts the form of `action` on the user `target` (`/admin/users/{target}/{action}`).
+pub async fn act(
+    app: &TestApp,
+    b: &reqwest::Client,
+    target: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
     let page = b.get(app.url(&format!("/admin/users/{target}"))).send().await.unwrap().text().await.unwrap();
     let csrf = csrf_in(&page);
     let mut form = vec![("csrf", csrf.as_str())];
     form.extend_from_slice(fields);
-    b.post(app.url(&format!("/admin/users/{target}"))).form(&form).send().await.unwrap()
+    b.post(app.url(&format!("/admin/users/{target}/{action}"))).form(&form).send().await.unwrap()
 }
 
 async fn is_disabled(app: &TestApp, username: &str) -> bool {
@@ -86,7 +93,7 @@ async fn admin_pages_need_a_second_factor_and_the_permission_of_each_action() {
     let reader = logged_in(&app, "reader", &["users:read"]).await;
     let page = reader.get(app.url("/admin/users/zoe")).send().await.unwrap().text().await.unwrap();
     assert!(!page.contains("Disable account") && !page.contains("Set password"));
-    assert_eq!(act(&app, &reader, "zoe", &[("action", "disable")]).await.status(), 403);
+    assert_eq!(act(&app, &reader, "zoe", "disable", &[]).await.status(), 403);
     assert!(!is_disabled(&app, "zoe").await);
     assert_eq!(reader.get(app.url("/admin/audit")).send().await.unwrap().status(), 403);
     // Both refusals are in the audit log, with the permission that was missing.
@@ -104,12 +111,12 @@ async fn admin_pages_need_a_second_factor_and_the_permission_of_each_action() {
     assert_eq!(refused, ["users:write", "audit:read"]);
 
     // Every form needs its CSRF token.
-    let r = admin.post(app.url("/admin/users/zoe")).form(&[("action", "disable"), ("csrf", "forged")]).send().await;
+    let r = admin.post(app.url("/admin/users/zoe/disable")).form(&[("csrf", "forged")]).send().await;
     assert_eq!(r.unwrap().status(), 400);
     assert!(!is_disabled(&app, "zoe").await);
 
     // The administrator acts; the audit record names them and the change.
-    let r = act(&app, &admin, "zoe", &[("action", "disable")]).await;
+    let r = act(&app, &admin, "zoe", "disable", &[]).await;
     assert_eq!(location(&r), "/admin/users/zoe?m=disable");
     assert!(is_disabled(&app, "zoe").await);
     let event = audit_event::Entity::find()
@@ -121,7 +128,7 @@ async fn admin_pages_need_a_second_factor_and_the_permission_of_each_action() {
     assert!(event.actor.unwrap().starts_with("user:"));
     assert!(event.detail.contains(r#""after":true"#), "{}", event.detail);
     // Bad input comes back on the page, named.
-    let r = act(&app, &admin, "zoe", &[("action", "set-attr"), ("key", "bad key!"), ("value", "x")]).await;
+    let r = act(&app, &admin, "zoe", "set-attr", &[("key", "bad key!"), ("value", "x")]).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("key"));
 }
@@ -133,7 +140,7 @@ async fn credential_changes_need_a_fresh_password_and_code() {
     let admin = logged_in(&app, "root", &["admin"]).await;
 
     // Fresh from login: allowed.
-    let r = act(&app, &admin, "zoe", &[("action", "set-password"), ("password", "a brand new passphrase")]).await;
+    let r = act(&app, &admin, "zoe", "set-password", &[("password", "a brand new passphrase")]).await;
     assert_eq!(location(&r), "/admin/users/zoe?m=set-password");
 
     // Past admin_reauth_secs: sent to confirm, and nothing changes.
@@ -142,12 +149,12 @@ async fn credential_changes_need_a_fresh_password_and_code() {
     // password field whose contents the confirmation would lose.
     let page = admin.get(app.url("/admin/users/zoe")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains(r#"id="confirm-first""#) && !page.contains(r#"id="new-password""#), "{page}");
-    let r = act(&app, &admin, "zoe", &[("action", "set-password"), ("password", "yet another passphrase")]).await;
+    let r = act(&app, &admin, "zoe", "set-password", &[("password", "yet another passphrase")]).await;
     assert_eq!(location(&r), "/admin/reauth?next=%2Fadmin%2Fusers%2Fzoe");
     let b = app.browser();
     assert_eq!(app.login(&b, "zoe", "a brand new passphrase").await.status(), 303, "unchanged");
     // Non-credential actions do not need it.
-    let r = act(&app, &admin, "zoe", &[("action", "set-attr"), ("key", "department"), ("value", "finance")]).await;
+    let r = act(&app, &admin, "zoe", "set-attr", &[("key", "department"), ("value", "finance")]).await;
     assert_eq!(r.status(), 303);
 
     // The confirmation needs both factors.
@@ -170,7 +177,7 @@ async fn credential_changes_need_a_fresh_password_and_code() {
     assert_eq!(after.len(), 1);
     assert_ne!(after[0].id, before.id);
     assert!(after[0].auth_time > before.auth_time);
-    let r = act(&app, &admin, "zoe", &[("action", "set-password"), ("password", "yet another passphrase")]).await;
+    let r = act(&app, &admin, "zoe", "set-password", &[("password", "yet another passphrase")]).await;
     assert_eq!(location(&r), "/admin/users/zoe?m=set-password");
     assert_eq!(app.login(&app.browser(), "zoe", "yet another passphrase").await.status(), 303);
     let outcomes: Vec<String> = audit_event::Entity::find()
@@ -280,8 +287,8 @@ async fn a_refused_change_by_an_administrator_who_cannot_read_users_shows_no_use
     let zoe = portcullis::admin::users::show(&app.state, &Actor::cli(), "zoe").await.unwrap();
     let desk = logged_in(&app, "desk", &["users:credentials"]).await;
     let page = desk.get(app.url("/account")).send().await.unwrap().text().await.unwrap();
-    let form = [("csrf", csrf_in(&page)), ("action", "set-password".into()), ("password", "short".into())];
-    let r = desk.post(app.url("/admin/users/zoe")).form(&form).send().await.unwrap();
+    let form = [("csrf", csrf_in(&page)), ("password", "short".into())];
+    let r = desk.post(app.url("/admin/users/zoe/set-password")).form(&form).send().await.unwrap();
     assert_eq!(r.status(), 400);
     let body = r.text().await.unwrap();
     assert!(!body.contains(&zoe.id), "the user's page leaked: {body}");
@@ -317,4 +324,83 @@ async fn a_deep_link_survives_the_login_and_a_timed_out_session_says_so() {
     assert_eq!(location(&r), "/login?m=session_ended");
     let page = b.get(app.url("/login?m=session_ended")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("Your session has ended"));
+}
+
+/// An action on a user, its own fields, and the permission it needs.
+type UserAction = (&'static str, &'static [(&'static str, &'static str)], &'static str);
+
+/// Every action on a user.
+const USER_ACTIONS: [UserAction; 15] = [
+    ("disable", &[], "users:write"),
+    ("enable", &[], "users:write"),
+    ("profile", &[("name", "Zoe Z")], "users:write"),
+    ("set-attr", &[("key", "department"), ("value", "x")], "users:write"),
+    ("delete", &[("confirm", "zoe")], "users:write"),
+    ("unlock", &[], "users:credentials"),
+    ("reset-mfa", &[], "users:credentials"),
+    ("set-password", &[("password", "a brand new passphrase")], "users:credentials"),
+    ("passkey-remove", &[("credential", "none")], "users:credentials"),
+    ("upstream-remove", &[("provider", "corp")], "users:credentials"),
+    ("invite", &[], "users:credentials"),
+    ("reset-link", &[], "users:credentials"),
+    ("end-sessions", &[], "sessions:revoke"),
+    ("grant", &[("role", "admin")], "roles:write"),
+    ("revoke", &[("role", "admin")], "roles:write"),
+];
+
+/// The invariant over the whole table of user actions, one route each: no
+/// action runs without its CSRF token or its permission (the refusal names
+/// the permission in the audit log), the credential actions and erasure ask
+/// for a recent login first, and the old all-in-one route is gone.
+#[tokio::test]
+async fn every_user_action_route_runs_the_same_checks() {
+    let app = spawn_app().await;
+    app.create_user("zoe", PW, &[]).await;
+    let before = portcullis::admin::users::show(&app.state, &Actor::cli(), "zoe").await.unwrap();
+    let reader = logged_in(&app, "reader", &["users:read"]).await;
+    let admin = logged_in(&app, "root", &["admin"]).await;
+    let page = reader.get(app.url("/admin/users/zoe")).send().await.unwrap().text().await.unwrap();
+    let reader_csrf = csrf_in(&page);
+
+    for (action, fields, permission) in USER_ACTIONS {
+        let path = app.url(&format!("/admin/users/zoe/{action}"));
+        // A forged token: refused before anything else.
+        let mut forged = vec![("csrf", "forged")];
+        forged.extend_from_slice(fields);
+        assert_eq!(admin.post(&path).form(&forged).send().await.unwrap().status(), 400, "{action}");
+        // Without the permission: 403, audited with the missing permission.
+        let mut form = vec![("csrf", reader_csrf.as_str())];
+        form.extend_from_slice(fields);
+        assert_eq!(reader.post(&path).form(&form).send().await.unwrap().status(), 403, "{action}");
+        let last = audit_event::Entity::find()
+            .filter(audit_event::Column::EventType.eq("admin_pages.forbidden"))
+            .order_by_desc(audit_event::Column::Id)
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap();
+        let detail: serde_json::Value = serde_json::from_str(&last.detail).unwrap();
+        assert_eq!(detail["permission"], permission, "{action}");
+        assert_eq!(detail["path"], format!("/admin/users/zoe/{action}"), "{action}");
+    }
+    let after = portcullis::admin::users::show(&app.state, &Actor::cli(), "zoe").await.unwrap();
+    assert_eq!(serde_json::to_value(&before).unwrap(), serde_json::to_value(&after).unwrap(), "nothing changed");
+
+    // An administrator whose login is no longer recent is sent to confirm
+    // it first for credentials and erasure, and nothing runs.
+    app.state.clock.advance(chrono::Duration::seconds(app.state.settings.admin_reauth_secs + 1));
+    for (action, fields, permission) in USER_ACTIONS {
+        if permission != "users:credentials" && action != "delete" {
+            continue;
+        }
+        let r = act(&app, &admin, "zoe", action, fields).await;
+        assert_eq!(location(&r), "/admin/reauth?next=%2Fadmin%2Fusers%2Fzoe", "{action}");
+    }
+    assert!(portcullis::admin::users::show(&app.state, &Actor::cli(), "zoe").await.is_ok(), "not erased");
+    let after = portcullis::admin::users::show(&app.state, &Actor::cli(), "zoe").await.unwrap();
+    assert_eq!(serde_json::to_value(&before).unwrap(), serde_json::to_value(&after).unwrap(), "nothing changed");
+
+    // One route per action: the old form-picked dispatcher answers 405.
+    let old = admin.post(app.url("/admin/users/zoe")).form(&[("csrf", reader_csrf.as_str()), ("action", "disable")]);
+    assert_eq!(old.send().await.unwrap().status(), 405);
 }

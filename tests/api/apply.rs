@@ -330,7 +330,7 @@ async fn declared_users_get_an_invitation_follow_the_file_and_are_disabled_when_
     assert!(page.contains(r#"id="managed-by""#) && page.contains("people.toml"), "{page}");
     let roles = admin.get(app.url("/admin/roles")).send().await.unwrap().text().await.unwrap();
     assert!(roles.contains("managed by people.toml"), "{roles}");
-    let r = crate::admin_pages::act(&app, &admin, "alice", &[("action", "disable")]).await;
+    let r = crate::admin_pages::act(&app, &admin, "alice", "disable", &[]).await;
     let body = r.text().await.unwrap();
     assert!(body.contains("people.toml"), "refused on the page too: {body}");
     // Dropped from the file, with --prune: disabled, not erased.

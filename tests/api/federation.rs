@@ -468,8 +468,10 @@ async fn an_administrator_sees_and_unlinks_an_upstream_identity() {
     // ends the person's sessions.
     let admin = crate::admin_pages::logged_in(&app, "root", &["admin"]).await;
     let page = admin.get(app.url("/admin/users/lou")).send().await.unwrap().text().await.unwrap();
-    assert!(page.contains(r#"value="upstream-remove""#) && page.contains(listed[0]["subject"].as_str().unwrap()));
-    let r = crate::admin_pages::act(&app, &admin, "lou", &[("action", "upstream-remove"), ("provider", "corp")]).await;
+    assert!(
+        page.contains(r#"/admin/users/lou/upstream-remove""#) && page.contains(listed[0]["subject"].as_str().unwrap())
+    );
+    let r = crate::admin_pages::act(&app, &admin, "lou", "upstream-remove", &[("provider", "corp")]).await;
     assert_eq!(location(&r), "/admin/users/lou?m=upstream-remove");
     assert_eq!(upstream_identity::Entity::find().count(&app.state.db).await.unwrap(), 0);
     assert!(!signed_in(&app, &b).await, "the sessions of the unlinked identity ended");

@@ -182,18 +182,17 @@ async fn an_administrator_sees_and_removes_a_users_passkey_on_the_admin_pages() 
     assert!(page.contains("passkey-remove"));
 
     let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&key.id);
-    let r = crate::admin_pages::act(&app, &reader, "kim", &[("action", "passkey-remove"), ("credential", &id)]).await;
+    let r = crate::admin_pages::act(&app, &reader, "kim", "passkey-remove", &[("credential", &id)]).await;
     assert_eq!(r.status(), 403, "the reader's form post is refused too");
     assert_eq!(crate::passkeys::count_keys(&app, "kim").await, 1);
-    let r = crate::admin_pages::act(&app, &admin, "kim", &[("action", "passkey-remove"), ("credential", &id)]).await;
+    let r = crate::admin_pages::act(&app, &admin, "kim", "passkey-remove", &[("credential", &id)]).await;
     assert_eq!(crate::helpers::location(&r), "/admin/users/kim?m=passkey-remove");
     assert_eq!(crate::passkeys::count_keys(&app, "kim").await, 0);
     assert!(!crate::passkeys::signed_in(&app, &owner).await, "the user's sessions ended");
     let (b, csrf, options) = passwordless_start(&app).await;
     let cred = key.assert(&options, &host(&app));
     assert_eq!(passwordless_finish(&app, &b, &csrf, cred).await, json!({ "error": "Login failed" }));
-    let again =
-        crate::admin_pages::act(&app, &admin, "kim", &[("action", "passkey-remove"), ("credential", &id)]).await;
+    let again = crate::admin_pages::act(&app, &admin, "kim", "passkey-remove", &[("credential", &id)]).await;
     assert_eq!(again.status(), 404);
     assert!(again.text().await.unwrap().contains("no longer registered"));
     let removed = crate::passkeys::audit_reasons(&app, "passkey.removed").await;
@@ -215,7 +214,7 @@ async fn an_administrator_with_a_passkey_confirms_credential_changes_with_it() {
     assert_eq!(b.get(app.url("/admin/users/bob")).send().await.unwrap().status(), 200);
 
     app.state.clock.advance(chrono::Duration::seconds(app.state.settings.admin_reauth_secs + 1));
-    let r = crate::admin_pages::act(&app, &b, "bob", &[("action", "unlock")]).await;
+    let r = crate::admin_pages::act(&app, &b, "bob", "unlock", &[]).await;
     let to = crate::helpers::location(&r);
     assert!(to.starts_with("/admin/reauth?next="), "{to}");
     let page = b.get(app.url(&to)).send().await.unwrap().text().await.unwrap();
@@ -234,7 +233,7 @@ async fn an_administrator_with_a_passkey_confirms_credential_changes_with_it() {
     let (_, answer) =
         post_json(&b, &app, "/login/mfa/passkey/finish", json!({ "csrf": csrf, "credential": cred })).await;
     assert_eq!(answer["location"], "/admin/users/bob?m=reauth", "{answer}");
-    let r = crate::admin_pages::act(&app, &b, "bob", &[("action", "unlock")]).await;
+    let r = crate::admin_pages::act(&app, &b, "bob", "unlock", &[]).await;
     assert_eq!(
         crate::helpers::location(&r),
         "/admin/users/bob?m=unlock",
@@ -327,10 +326,9 @@ async fn phishable_factors_cannot_mint_recovery_codes_on_a_passkey_account() {
     // Their own factors through the admin pages: refused.
     let creds = portcullis::admin::users::passkeys(&app.state, &Actor::cli(), "hal").await.unwrap();
     let credential = creds[0].credential_id.clone();
-    let r =
-        crate::admin_pages::act(&app, &b, "hal", &[("action", "passkey-remove"), ("credential", &credential)]).await;
+    let r = crate::admin_pages::act(&app, &b, "hal", "passkey-remove", &[("credential", &credential)]).await;
     assert_eq!(r.status(), 403);
-    let r = crate::admin_pages::act(&app, &b, "hal", &[("action", "reset-mfa")]).await;
+    let r = crate::admin_pages::act(&app, &b, "hal", "reset-mfa", &[]).await;
     assert_eq!(r.status(), 403);
     assert_eq!(crate::passkeys::count_keys(&app, "hal").await, 1);
     assert!(portcullis::authn::mfa::has_totp(&app.state.db, &id).await.unwrap());

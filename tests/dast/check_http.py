@@ -94,7 +94,7 @@ ANONYMOUS_POSTS = [
     ("/login", {"username": "alice", "password": "wrong", "csrf": "forged"}),
     ("/login/mfa", {"code": "123456", "csrf": "x"}), ("/account/password", {"csrf": "x"}),
     ("/logout", {"csrf": "x"}), ("/consent", {"csrf": "x", "request": "x", "decision": "approve"}),
-    ("/admin/users/alice", {"csrf": "x", "action": "disable"}), ("/admin/reauth", {"csrf": "x"}),
+    ("/admin/users/alice/disable", {"csrf": "x"}), ("/admin/reauth", {"csrf": "x"}),
     ("/authorize", {"client_id": "dast-web"}), ("/end_session", {}),
     ("/token", b"grant_type=client_credentials&grant_type=client_credentials"),
     ("/login", b"username=%ff&password=x"),

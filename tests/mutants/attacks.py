@@ -32,7 +32,7 @@ M = [
  ("16 damaged value written back", "src/admin/clients/update.rs", "        Err(d) if sets(&patch, d.field) => {", "        Err(d) if !d.field.is_empty() => {", "abac::an_unreadable"),
  ("17 read without capability", "src/admin/users/mod.rs", "    actor.require(Permission::UsersRead)?;\n    let u = find(&state.db, username).await?;", "    let u = find(&state.db, username).await?;", "abac::read_services"),
  ("18 malformed basic uncounted", "src/web/token.rs", "        Err(e) => Err(e),\n    };", "        Err(e) => return Err(e),\n    };", "abuse::malformed_basic"),
- ("19 user page without users:read", "src/web/admin/users_pages.rs", "        ) if a.can(Permission::UsersRead) => {", "        ) if true => {", "admin_pages::a_refused_change"),
+ ("19 user page without users:read", "src/web/admin/user_actions.rs", "        ) if a.can(Permission::UsersRead) => {", "        ) if true => {", "admin_pages::a_refused_change"),
  # Passkeys (#16): nothing weaker than the account's passkey gets through.
  ("20 passkey account: the password alone reaches a TOTP set-up", "src/web/login.rs", "            let strongest = mfa::strongest_factor(&state.db, &user.id).await?;", "            let strongest = if mfa::has_totp(&state.db, &user.id).await? { crate::policy::Assurance::MultiFactor } else { crate::policy::Assurance::Password };", "passkey_policy::with_passkeys_off"),
  ("21 administering with any second factor", "src/authn/mfa.rs", "let need = required_for(state, &state.db, user_id).await?.max(Assurance::MultiFactor);", "let need = Assurance::MultiFactor;", "passkey_policy::once_an_admin"),
@@ -52,7 +52,7 @@ M = [
  ("34 client keys and redirects are no credentials", "src/admin/clients/spec.rs", "        self.jwks.is_some()\n", "        false && self.jwks.is_some()\n", "console::deletions_secrets"),
  ("35 a client deleted without its id typed", "src/web/admin/clients_pages.rs", "    if form.confirm.as_deref().map(str::trim) != Some(client_id.as_str()) {", "    if false {", "console::clients_are_edited"),
  ("36 a new secret without a recent login", "src/web/admin/clients_pages.rs", "    if !a.recent(&state) {\n        return Ok(reauth_first(&format!(\"/admin/clients/{client_id}\")));\n    }\n    match clients::rotate_secret", "    match clients::rotate_secret", "console::deletions_secrets"),
- ("37 an account erased without its name typed", "src/web/admin/users_pages.rs", "    if f.action == \"delete\" && f.confirm.as_deref().map(str::trim) != Some(username.as_str()) {", "    if false {", "console::an_account_is_erased"),
+ ("37 an account erased without its name typed", "src/web/admin/user_actions.rs", "    let mistyped = (f.confirm.trim() != u).then(", "    let mistyped = (false).then(", "console::an_account_is_erased"),
  ("38 the last administrator erased twice at once (run with PORTCULLIS_TEST_DATABASE_URL for PostgreSQL)", "src/admin/users/mod.rs", "        conn.execute_unprepared(\"SELECT pg_advisory_xact_lock(7358201)\").await?;", "", "console::two_administrators"),
  # Account lifecycle (#18): links, forgot password, addresses.
  ("39 forgot answers after the mail", "src/web/links.rs", "    tokio::spawn(recovery::forgot(state.get_ref().clone(), who, client_info::origin(&state, &req)));", "    recovery::forgot(state.get_ref().clone(), who, client_info::origin(&state, &req)).await;", "lifecycle::the_forgot_page"),

@@ -236,10 +236,12 @@ mod audit;
 mod clients_pages;
 mod reauth;
 mod roles_pages;
+mod user_actions;
 mod users_pages;
 
 pub use audit::*;
 pub use clients_pages::*;
 pub use reauth::*;
 pub use roles_pages::*;
+pub use user_actions::*;
 pub use users_pages::*;

@@ -1,4 +1,4 @@
-//! The user pages: the list, one user, and its actions.
+//! The user pages: the list and one user (its actions are in `user_actions`).
 
 use super::*;
 
@@ -95,7 +95,7 @@ pub struct NoticeQuery {
     pub(super) m: Option<String>,
 }
 
-async fn render_user(
+pub(super) async fn render_user(
     state: &AppState,
     a: &Admin,
     username: &str,
@@ -186,172 +186,6 @@ pub async fn user_page(
 ) -> Result<HttpResponse, WebError> {
     let a = admin_or_return!(admin_with(&state, &req, Permission::UsersRead, "read users"));
     render_user(&state, &a, &path, StatusCode::OK, notice_text(q.m.as_deref()), None).await
-}
-
-#[derive(Deserialize)]
-pub struct UserAction {
-    csrf: String,
-    action: String,
-    role: Option<String>,
-    key: Option<String>,
-    value: Option<String>,
-    email: Option<String>,
-    name: Option<String>,
-    phone: Option<String>,
-    street_address: Option<String>,
-    locality: Option<String>,
-    region: Option<String>,
-    postal_code: Option<String>,
-    country: Option<String>,
-    password: Option<SecretString>,
-    /// The passkey to remove (its credential id).
-    credential: Option<String>,
-    /// For a deletion: the username, typed again.
-    confirm: Option<String>,
-    /// For an invitation or reset link: mail it too.
-    send: Option<String>,
-    /// The upstream provider to unlink.
-    provider: Option<String>,
-}
-
-pub async fn user_action(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-    form: StrictForm<UserAction>,
-) -> Result<HttpResponse, WebError> {
-    let a = admin_or_return!(admin_for_form(&state, &req, &form.csrf));
-    let username = path.into_inner();
-    let f = form.into_inner();
-    let needed = match f.action.as_str() {
-        "disable" | "enable" | "set-attr" | "profile" | "delete" => Permission::UsersWrite,
-        "unlock" | "reset-mfa" | "set-password" | "passkey-remove" | "invite" | "reset-link" | "upstream-remove" => {
-            Permission::UsersCredentials
-        }
-        "end-sessions" => Permission::SessionsRevoke,
-        "grant" | "revoke" => Permission::RolesWrite,
-        _ => {
-            return Ok(error_page(
-                StatusCode::BAD_REQUEST,
-                crate::web::ui::t("admin_msg.bad_request"),
-                crate::web::ui::t("admin_msg.unknown_action"),
-            ));
-        }
-    };
-    let Ok(_capability) = a.principal.authorize(needed) else {
-        audit_refusal(&state, &req, &a, needed).await?;
-        return Ok(forbidden(needed.as_str()));
-    };
-    if f.action == "delete" && f.confirm.as_deref().map(str::trim) != Some(username.as_str()) {
-        let msg = crate::web::ui::tf("admin_msg.confirm_user", "user", &username);
-        if !a.can(Permission::UsersRead) {
-            return Ok(error_page(StatusCode::BAD_REQUEST, crate::web::ui::t("admin_msg.not_done"), &msg));
-        }
-        return render_user(&state, &a, &username, StatusCode::BAD_REQUEST, None, Some(msg)).await;
-    }
-    // Credentials change, and accounts are erased, only after a fresh login.
-    if (needed == Permission::UsersCredentials || f.action == "delete") && !a.recent(&state) {
-        // Credentials change only after a fresh password + code.
-        return Ok(reauth_first(&format!("/admin/users/{username}")));
-    }
-    let actor = a.actor(&state, &req);
-    let s = &*state;
-    let done: Result<(), AdminError> = match f.action.as_str() {
-        "disable" => users::set_disabled(s, &actor, &username, true).await.map(drop),
-        "enable" => users::set_disabled(s, &actor, &username, false).await.map(drop),
-        "unlock" => users::unlock(s, &actor, &username).await.map(drop),
-        "reset-mfa" => users::reset_mfa(s, &actor, &username).await.map(drop),
-        "passkey-remove" => {
-            users::remove_passkey(s, &actor, &username, f.credential.as_deref().unwrap_or_default()).await
-        }
-        "end-sessions" => users::end_sessions(s, &actor, &username).await.map(drop),
-        "upstream-remove" => {
-            users::remove_upstream(s, &actor, &username, f.provider.as_deref().unwrap_or_default()).await
-        }
-        "grant" => users::grant(s, &actor, &username, f.role.as_deref().unwrap_or_default()).await.map(drop),
-        "revoke" => users::revoke(s, &actor, &username, f.role.as_deref().unwrap_or_default()).await.map(drop),
-        "set-attr" => users::set_attribute(
-            s,
-            &actor,
-            &username,
-            f.key.as_deref().unwrap_or_default(),
-            f.value.as_deref().unwrap_or_default(),
-        )
-        .await
-        .map(drop),
-        "profile" => {
-            let opt = |v: Option<String>| Some(v.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()));
-            let address =
-                crate::domain::Address::from_fields(f.street_address, f.locality, f.region, f.postal_code, f.country);
-            let patch = users::ProfilePatch {
-                email: opt(f.email),
-                name: opt(f.name),
-                phone_number: opt(f.phone),
-                address: Some(Some(address)),
-            };
-            users::update_profile(s, &actor, &username, patch).await.map(drop)
-        }
-        "delete" => match users::delete(s, &actor, &username).await {
-            Ok(_) => return Ok(see_other("/admin/users?m=deleted")),
-            Err(e) => Err(e),
-        },
-        "invite" | "reset-link" => {
-            let purpose =
-                if f.action == "invite" { crate::lifecycle::Purpose::Invite } else { crate::lifecycle::Purpose::Reset };
-            match crate::lifecycle::recovery::issue(s, &actor, &username, purpose, f.send.is_some()).await {
-                // Shown once, on this answer (never in a URL or a redirect).
-                Ok(issued) => {
-                    let until = issued.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
-                    let text = match (&issued.url, &issued.sent_to) {
-                        (Some(url), _) => {
-                            crate::web::ui::tf("admin_msg.link_made", "until", until).replace("{url}", url)
-                        }
-                        (None, to) => crate::web::ui::tf("admin_msg.link_sent", "until", until)
-                            .replace("{to}", to.as_deref().unwrap_or_default()),
-                    };
-                    let status = StatusCode::OK;
-                    let mut resp = render_user(&state, &a, &username, status, Some(text), None).await?;
-                    resp.headers_mut().insert(
-                        actix_web::http::header::CACHE_CONTROL,
-                        actix_web::http::header::HeaderValue::from_static("no-store"),
-                    );
-                    return Ok(resp);
-                }
-                Err(e) => Err(e),
-            }
-        }
-        "set-password" => match &f.password {
-            Some(pw) => users::set_password(s, &actor, &username, pw).await,
-            None => Err(AdminError::Refused("password: enter the new password".into())),
-        },
-        _ => Ok(()),
-    };
-    match done {
-        Ok(()) => Ok(see_other(&format!("/admin/users/{}?m={}", urlencode(&username), f.action))),
-        Err(AdminError::NotFound { what: "passkey", .. }) => {
-            let gone = Some(crate::web::ui::t("admin_msg.passkey_gone").to_owned());
-            render_user(&state, &a, &username, StatusCode::NOT_FOUND, None, gone).await
-        }
-        Err(AdminError::NotFound { .. }) => Ok(error_page(
-            StatusCode::NOT_FOUND,
-            crate::web::ui::t("admin_msg.no_such_user"),
-            crate::web::ui::t("admin_msg.no_such_user_text"),
-        )),
-        Err(AdminError::Forbidden(p)) => Ok(forbidden(p)),
-        Err(AdminError::ForbiddenTarget(m)) => {
-            Ok(error_page(StatusCode::FORBIDDEN, crate::web::ui::t("admin_msg.not_allowed"), &m))
-        }
-        Err(
-            e @ (AdminError::Invalid(_) | AdminError::Refused(_) | AdminError::Exists { .. } | AdminError::Password(_)),
-        ) if a.can(Permission::UsersRead) => {
-            render_user(&state, &a, &username, StatusCode::BAD_REQUEST, None, Some(e.to_string())).await
-        }
-        // Without users:read the answer is the message alone, not the user's page.
-        Err(
-            e @ (AdminError::Invalid(_) | AdminError::Refused(_) | AdminError::Exists { .. } | AdminError::Password(_)),
-        ) => Ok(error_page(StatusCode::BAD_REQUEST, crate::web::ui::t("admin_msg.not_done"), &e.to_string())),
-        Err(e) => Err(admin_error(e)),
-    }
 }
 
 // ---- re-authentication ------------------------------------------------------

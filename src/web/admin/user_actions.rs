@@ -1,0 +1,405 @@
+//! The actions on one user, one route each (`POST /admin/users/{username}/…`,
+//! listed in `web::routes::pages`). Every route runs the same steps in
+//! [`act`]: the CSRF token and a two-factor administrator session, the
+//! action's permission (a refusal is audited), the action's own check (the
+//! typed username before an erasure), a recent login for credentials and
+//! erasure, then the admin service, and one mapping of its result to a page.
+
+use super::*;
+
+/// One action: its name (the path's last segment and the notice code of
+/// the page it returns to) and the permission it needs.
+struct Action {
+    name: &'static str,
+    needs: Permission,
+}
+
+impl Action {
+    /// Credentials change, and accounts are erased, only after a fresh login.
+    fn wants_recent_login(&self) -> bool {
+        self.needs == Permission::UsersCredentials || self.name == "delete"
+    }
+}
+
+const DISABLE: Action = Action { name: "disable", needs: Permission::UsersWrite };
+const ENABLE: Action = Action { name: "enable", needs: Permission::UsersWrite };
+const SET_ATTR: Action = Action { name: "set-attr", needs: Permission::UsersWrite };
+const PROFILE: Action = Action { name: "profile", needs: Permission::UsersWrite };
+const DELETE: Action = Action { name: "delete", needs: Permission::UsersWrite };
+const UNLOCK: Action = Action { name: "unlock", needs: Permission::UsersCredentials };
+const RESET_MFA: Action = Action { name: "reset-mfa", needs: Permission::UsersCredentials };
+const SET_PASSWORD: Action = Action { name: "set-password", needs: Permission::UsersCredentials };
+const PASSKEY_REMOVE: Action = Action { name: "passkey-remove", needs: Permission::UsersCredentials };
+const INVITE: Action = Action { name: "invite", needs: Permission::UsersCredentials };
+const RESET_LINK: Action = Action { name: "reset-link", needs: Permission::UsersCredentials };
+const UPSTREAM_REMOVE: Action = Action { name: "upstream-remove", needs: Permission::UsersCredentials };
+const END_SESSIONS: Action = Action { name: "end-sessions", needs: Permission::SessionsRevoke };
+const GRANT: Action = Action { name: "grant", needs: Permission::RolesWrite };
+const REVOKE: Action = Action { name: "revoke", needs: Permission::RolesWrite };
+
+/// What a finished action answers.
+enum Done {
+    /// Back to the user's page, with the action's notice.
+    Back,
+    /// The account is gone: to the list.
+    Deleted,
+    /// The user's page with this text, shown once (a link): never cached.
+    Shown(String),
+}
+
+/// The steps every user action runs, in order (see the module comment).
+/// `refuse` is the action's own check, answered as a bad request before a
+/// re-authentication is asked for.
+async fn act(
+    state: &AppState,
+    req: &HttpRequest,
+    username: &str,
+    csrf: &str,
+    action: Action,
+    refuse: Option<String>,
+    run: impl AsyncFnOnce(&Actor) -> Result<Done, AdminError>,
+) -> Result<HttpResponse, WebError> {
+    let a = admin_or_return!(admin_for_form(state, req, csrf));
+    if a.principal.authorize(action.needs).is_err() {
+        audit_refusal(state, req, &a, action.needs).await?;
+        return Ok(forbidden(action.needs.as_str()));
+    }
+    if let Some(msg) = refuse {
+        if !a.can(Permission::UsersRead) {
+            return Ok(error_page(StatusCode::BAD_REQUEST, crate::web::ui::t("admin_msg.not_done"), &msg));
+        }
+        return render_user(state, &a, username, StatusCode::BAD_REQUEST, None, Some(msg)).await;
+    }
+    if action.wants_recent_login() && !a.recent(state) {
+        return Ok(reauth_first(&format!("/admin/users/{username}")));
+    }
+    match run(&a.actor(state, req)).await {
+        Ok(Done::Back) => Ok(see_other(&format!("/admin/users/{}?m={}", urlencode(username), action.name))),
+        Ok(Done::Deleted) => Ok(see_other("/admin/users?m=deleted")),
+        Ok(Done::Shown(text)) => {
+            let mut resp = render_user(state, &a, username, StatusCode::OK, Some(text), None).await?;
+            resp.headers_mut().insert(
+                actix_web::http::header::CACHE_CONTROL,
+                actix_web::http::header::HeaderValue::from_static("no-store"),
+            );
+            Ok(resp)
+        }
+        Err(AdminError::NotFound { what: "passkey", .. }) => {
+            let gone = Some(crate::web::ui::t("admin_msg.passkey_gone").to_owned());
+            render_user(state, &a, username, StatusCode::NOT_FOUND, None, gone).await
+        }
+        Err(AdminError::NotFound { .. }) => Ok(error_page(
+            StatusCode::NOT_FOUND,
+            crate::web::ui::t("admin_msg.no_such_user"),
+            crate::web::ui::t("admin_msg.no_such_user_text"),
+        )),
+        Err(AdminError::Forbidden(p)) => Ok(forbidden(p)),
+        Err(AdminError::ForbiddenTarget(m)) => {
+            Ok(error_page(StatusCode::FORBIDDEN, crate::web::ui::t("admin_msg.not_allowed"), &m))
+        }
+        Err(
+            e @ (AdminError::Invalid(_) | AdminError::Refused(_) | AdminError::Exists { .. } | AdminError::Password(_)),
+        ) if a.can(Permission::UsersRead) => {
+            render_user(state, &a, username, StatusCode::BAD_REQUEST, None, Some(e.to_string())).await
+        }
+        // Without users:read the answer is the message alone, not the user's page.
+        Err(
+            e @ (AdminError::Invalid(_) | AdminError::Refused(_) | AdminError::Exists { .. } | AdminError::Password(_)),
+        ) => Ok(error_page(StatusCode::BAD_REQUEST, crate::web::ui::t("admin_msg.not_done"), &e.to_string())),
+        Err(e) => Err(admin_error(e)),
+    }
+}
+
+type Answer = Result<HttpResponse, WebError>;
+
+/// The form of an action without fields of its own.
+#[derive(Deserialize)]
+pub struct Confirm {
+    csrf: String,
+}
+
+pub async fn user_disable(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<Confirm>,
+) -> Answer {
+    let u = path.into_inner();
+    act(&state, &req, &u, &f.csrf, DISABLE, None, async |a| {
+        users::set_disabled(&state, a, &u, true).await.map(|_| Done::Back)
+    })
+    .await
+}
+
+pub async fn user_enable(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<Confirm>,
+) -> Answer {
+    let u = path.into_inner();
+    act(&state, &req, &u, &f.csrf, ENABLE, None, async |a| {
+        users::set_disabled(&state, a, &u, false).await.map(|_| Done::Back)
+    })
+    .await
+}
+
+pub async fn user_unlock(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<Confirm>,
+) -> Answer {
+    let u = path.into_inner();
+    act(&state, &req, &u, &f.csrf, UNLOCK, None, async |a| users::unlock(&state, a, &u).await.map(|_| Done::Back)).await
+}
+
+pub async fn user_reset_mfa(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<Confirm>,
+) -> Answer {
+    let u = path.into_inner();
+    act(&state, &req, &u, &f.csrf, RESET_MFA, None, async |a| users::reset_mfa(&state, a, &u).await.map(|_| Done::Back))
+        .await
+}
+
+pub async fn user_end_sessions(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<Confirm>,
+) -> Answer {
+    let u = path.into_inner();
+    act(&state, &req, &u, &f.csrf, END_SESSIONS, None, async |a| {
+        users::end_sessions(&state, a, &u).await.map(|_| Done::Back)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct GrantForm {
+    csrf: String,
+    role: String,
+}
+
+pub async fn user_grant(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<GrantForm>,
+) -> Answer {
+    let u = path.into_inner();
+    act(&state, &req, &u, &f.csrf, GRANT, None, async |a| {
+        users::grant(&state, a, &u, &f.role).await.map(|_| Done::Back)
+    })
+    .await
+}
+
+pub async fn user_revoke(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<GrantForm>,
+) -> Answer {
+    let u = path.into_inner();
+    act(&state, &req, &u, &f.csrf, REVOKE, None, async |a| {
+        users::revoke(&state, a, &u, &f.role).await.map(|_| Done::Back)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct AttributeForm {
+    csrf: String,
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+pub async fn user_set_attr(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<AttributeForm>,
+) -> Answer {
+    let u = path.into_inner();
+    act(&state, &req, &u, &f.csrf, SET_ATTR, None, async |a| {
+        users::set_attribute(&state, a, &u, &f.key, &f.value).await.map(|_| Done::Back)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct ProfileForm {
+    csrf: String,
+    email: Option<String>,
+    name: Option<String>,
+    phone: Option<String>,
+    street_address: Option<String>,
+    locality: Option<String>,
+    region: Option<String>,
+    postal_code: Option<String>,
+    country: Option<String>,
+}
+
+pub async fn user_profile(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<ProfileForm>,
+) -> Answer {
+    let u = path.into_inner();
+    let f = f.into_inner();
+    let opt = |v: Option<String>| Some(v.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()));
+    let address = crate::domain::Address::from_fields(f.street_address, f.locality, f.region, f.postal_code, f.country);
+    let patch = users::ProfilePatch {
+        email: opt(f.email),
+        name: opt(f.name),
+        phone_number: opt(f.phone),
+        address: Some(Some(address)),
+    };
+    act(&state, &req, &u, &f.csrf, PROFILE, None, async |a| {
+        users::update_profile(&state, a, &u, patch).await.map(|_| Done::Back)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    csrf: String,
+    /// The username, typed again.
+    #[serde(default)]
+    confirm: String,
+}
+
+pub async fn user_delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<DeleteForm>,
+) -> Answer {
+    let u = path.into_inner();
+    let mistyped = (f.confirm.trim() != u).then(|| crate::web::ui::tf("admin_msg.confirm_user", "user", &u));
+    act(&state, &req, &u, &f.csrf, DELETE, mistyped, async |a| {
+        users::delete(&state, a, &u).await.map(|_| Done::Deleted)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    csrf: String,
+    password: Option<SecretString>,
+}
+
+pub async fn user_set_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<PasswordForm>,
+) -> Answer {
+    let u = path.into_inner();
+    act(&state, &req, &u, &f.csrf, SET_PASSWORD, None, async |a| match &f.password {
+        Some(pw) => users::set_password(&state, a, &u, pw).await.map(|()| Done::Back),
+        None => Err(AdminError::Refused("password: enter the new password".into())),
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyForm {
+    csrf: String,
+    /// The passkey's credential id.
+    #[serde(default)]
+    credential: String,
+}
+
+pub async fn user_passkey_remove(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<PasskeyForm>,
+) -> Answer {
+    let u = path.into_inner();
+    act(&state, &req, &u, &f.csrf, PASSKEY_REMOVE, None, async |a| {
+        users::remove_passkey(&state, a, &u, &f.credential).await.map(|()| Done::Back)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct UpstreamForm {
+    csrf: String,
+    /// The upstream provider to unlink.
+    #[serde(default)]
+    provider: String,
+}
+
+pub async fn user_upstream_remove(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<UpstreamForm>,
+) -> Answer {
+    let u = path.into_inner();
+    act(&state, &req, &u, &f.csrf, UPSTREAM_REMOVE, None, async |a| {
+        users::remove_upstream(&state, a, &u, &f.provider).await.map(|()| Done::Back)
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct LinkForm {
+    csrf: String,
+    /// Mail the link too.
+    send: Option<String>,
+}
+
+pub async fn user_invite(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<LinkForm>,
+) -> Answer {
+    let u = path.into_inner();
+    let send = f.send.is_some();
+    act(&state, &req, &u, &f.csrf, INVITE, None, async |a| {
+        link(&state, a, &u, crate::lifecycle::Purpose::Invite, send).await
+    })
+    .await
+}
+
+pub async fn user_reset_link(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    f: StrictForm<LinkForm>,
+) -> Answer {
+    let u = path.into_inner();
+    let send = f.send.is_some();
+    act(&state, &req, &u, &f.csrf, RESET_LINK, None, async |a| {
+        link(&state, a, &u, crate::lifecycle::Purpose::Reset, send).await
+    })
+    .await
+}
+
+/// An invitation or reset link, shown once on the answer (never in a URL or
+/// a redirect), or mailed.
+async fn link(
+    state: &AppState,
+    a: &Actor,
+    username: &str,
+    purpose: crate::lifecycle::Purpose,
+    send: bool,
+) -> Result<Done, AdminError> {
+    let issued = crate::lifecycle::recovery::issue(state, a, username, purpose, send).await?;
+    let until = issued.expires_at.format("%Y-%m-%d %H:%M UTC").to_string();
+    Ok(Done::Shown(match (&issued.url, &issued.sent_to) {
+        (Some(url), _) => crate::web::ui::tf("admin_msg.link_made", "until", until).replace("{url}", url),
+        (None, to) => {
+            crate::web::ui::tf("admin_msg.link_sent", "until", until).replace("{to}", to.as_deref().unwrap_or_default())
+        }
+    }))
+}

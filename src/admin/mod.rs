@@ -143,9 +143,6 @@ impl Actor {
     }
 }
 
-/// The fields that differ between two views of a record, as
-/// `{field: {"from": old, "to": new}}` for the audit log. Views never hold
-/// secrets, so neither does this; timestamps of the change itself are left out.
 /// The audit events `filter` selects, newest first: the one way the admin
 /// surfaces read the audit log, so none of them can skip `audit:read`.
 pub fn audit_events(
@@ -156,6 +153,9 @@ pub fn audit_events(
     Ok(filter.select())
 }
 
+/// The fields that differ between two views of a record, as
+/// `{field: {"from": old, "to": new}}` for the audit log. Views never hold
+/// secrets, so neither does this; timestamps of the change itself are left out.
 pub fn changes<T: serde::Serialize>(before: &T, after: &T) -> serde_json::Value {
     let (Ok(serde_json::Value::Object(b)), Ok(serde_json::Value::Object(a))) =
         (serde_json::to_value(before), serde_json::to_value(after))

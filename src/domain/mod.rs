@@ -70,6 +70,11 @@ impl Username {
         if let Some(c) = s.chars().find(|c| !(c.is_alphanumeric() || "._-@+".contains(*c))) {
             return Err(err("username", format!("must not contain {c:?} (letters, digits and . _ - @ + only)")));
         }
+        // "." and ".." are path segments to a browser: /admin/users/../disable
+        // would never reach the account.
+        if s.chars().all(|c| c == '.') {
+            return Err(err("username", "must not be dots only"));
+        }
         Ok(Self(s))
     }
 
@@ -455,6 +460,8 @@ mod tests {
         assert_eq!(Username::parse("Ａｌｉｃｅ").unwrap().key(), "alice");
         assert!(Username::parse("").is_err());
         assert!(Username::parse("a b").is_err());
+        assert!(Username::parse(".").is_err() && Username::parse("..").is_err());
+        assert_eq!(Username::parse("a.b").unwrap().key(), "a.b");
         assert!(Username::parse("<script>").is_err());
         assert!(Username::parse(&"a".repeat(65)).is_err());
         assert!(Username::parse("jürgen.o'neil").is_err());

@@ -101,7 +101,7 @@ pub struct Filter {
 impl Filter {
     /// The matching events, newest first. Readers go through
     /// `admin::audit_events`, which asks for `audit:read` first.
-    pub fn select(&self) -> sea_orm::Select<audit_event::Entity> {
+    pub(crate) fn select(&self) -> sea_orm::Select<audit_event::Entity> {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
         let mut find = audit_event::Entity::find().order_by_desc(audit_event::Column::Id);
         if let Some(u) = &self.user_id {

@@ -293,6 +293,15 @@ async fn a_refused_change_by_an_administrator_who_cannot_read_users_shows_no_use
     let body = r.text().await.unwrap();
     assert!(!body.contains(&zoe.id), "the user's page leaked: {body}");
     assert!(body.to_lowercase().contains("password"), "the reason is shown: {body}");
+    // A link made by that administrator is shown once on a page of its own
+    // (the action has run: a refused user page would lose it).
+    let form = [("csrf", csrf_in(&page))];
+    let r = desk.post(app.url("/admin/users/zoe/reset-link")).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("/password/reset?token="), "the link is shown: {body}");
+    assert!(!body.contains(&zoe.id), "the user's page leaked: {body}");
 }
 
 /// A deep link survives the login: an anonymous `/admin/users/zoe` goes to
@@ -364,10 +373,13 @@ async fn every_user_action_route_runs_the_same_checks() {
 
     for (action, fields, permission) in USER_ACTIONS {
         let path = app.url(&format!("/admin/users/zoe/{action}"));
-        // A forged token: refused before anything else.
+        // A forged token: refused before anything else (the stale-form page,
+        // not some other refusal of the action).
         let mut forged = vec![("csrf", "forged")];
         forged.extend_from_slice(fields);
-        assert_eq!(admin.post(&path).form(&forged).send().await.unwrap().status(), 400, "{action}");
+        let r = admin.post(&path).form(&forged).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{action}");
+        assert!(r.text().await.unwrap().contains("This form has expired"), "{action}");
         // Without the permission: 403, audited with the missing permission.
         let mut form = vec![("csrf", reader_csrf.as_str())];
         form.extend_from_slice(fields);

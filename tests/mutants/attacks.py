@@ -15,7 +15,7 @@ M = [
  ("4 user target", "src/admin/users/mod.rs", "    actor.may_act_on_user(&crate::storage::roles_of(conn, &u.id).await?)?;", "", "attacks::admin::narrow"),
  ("4 hand out", "src/admin/users/mod.rs", "    actor.may_hand_out(std::slice::from_ref(&role))?;", "", "attacks::admin::narrow"),
  ("5 admin audience needs mfa", "src/oauth/access.rs", "let admin_audience = resource.is_some_and(|r| r == state.admin_audience());", "let admin_audience = resource.is_some_and(|r| r == state.admin_audience()) && false;", "attacks::admin::a_password_only"),
- ("5 api second factor", "src/web/admin_api/mod.rs", "        if let Some(need) = crate::authn::mfa::administer_shortfall(state, &u.id, &amr).await? {", "        if let Some(need) = None::<crate::policy::Assurance> {", "attacks::admin::a_password_only"),
+ ("5 api second factor", "src/web/admin_api/caller.rs", "    if let Some(need) = crate::authn::mfa::administer_shortfall(state, &u.id, &amr).await? {", "    if let Some(need) = None::<crate::policy::Assurance> {", "attacks::admin::a_password_only"),
  ("7 master key check", "src/startup.rs", "        check_master_key(&state.db, &state.master_key).await?;", "", "attacks::cli::the_cli_refuses"),
  ("8 claim outside the txn", "src/oauth/grants.rs", "    let txn = crate::storage::begin_write(&state.db).await?;\n    let claimed = authorization_code::Entity::update_many()\n        .col_expr(authorization_code::Column::UsedMs, Expr::val(now_ms))\n        .filter(authorization_code::Column::CodeHash.eq(row.code_hash.as_str()))\n        .filter(authorization_code::Column::UsedMs.is_null())\n        .exec(&txn)\n        .await?;",
   "    let claimed = authorization_code::Entity::update_many()\n        .col_expr(authorization_code::Column::UsedMs, Expr::val(now_ms))\n        .filter(authorization_code::Column::CodeHash.eq(row.code_hash.as_str()))\n        .filter(authorization_code::Column::UsedMs.is_null())\n        .exec(&state.db)\n        .await?;\n    let txn = crate::storage::begin_write(&state.db).await?;", "attacks::oauth::a_replayed_code"),
@@ -25,7 +25,7 @@ M = [
  ("11 no body/inflight limits", "src/startup.rs", "                .wrap(from_fn(crate::web::limits::bounded_requests))\n", "", "attacks::limits::"),
  ("12 authorize bound", "src/oauth/authorize/flow.rs", "        if n > state.settings.authorize_ip_max_pending {", "        if false {", "attacks::limits::anonymous"),
  ("13 role description", "src/admin/roles.rs", "    if description.as_ref().is_some_and(|d| d.chars().any(char::is_control)) {", "    if false {", "attacks::cli::role_desc"),
- ("14 roles claim", "src/oauth/grants.rs", "    let roles_scope = g.scope.iter().any(|s| s == \"roles\");", "    let roles_scope = true;", "attacks::oauth::roles_are"),
+ ("14 roles claim", "src/oauth/mint.rs", "    let roles_scope = g.scope.iter().any(|s| s == \"roles\");", "    let roles_scope = true;", "attacks::oauth::roles_are"),
  ("15 introspection", "src/oauth/token.rs", "            Ok(claims) if !may_introspect(caller, &claims) => inactive(),", "            Ok(claims) if false && !may_introspect(caller, &claims) => inactive(),", "attacks::oauth::protocol"),
  ("15 loopback ports", "src/oauth/authorize/request.rs", ".any(|r| redirect_matches(r, redirect_uri))", ".any(|r| r == redirect_uri)", "attacks::oauth::protocol"),
  ("16 damaged policy read as none", "src/storage/clients.rs", "let p = AccessPolicy::parse_json(text).map_err(|e| damaged(\"access_policy\", e.reason))?;", "let p = AccessPolicy::parse_json(text).unwrap_or_default();", "abac::an_unreadable"),
@@ -48,7 +48,7 @@ M = [
  ("31 phishable factors mint recovery codes", "src/web/reauth.rs", "    if strongest >= Assurance::PhishingResistant && !may_change_factors(state, cur).await? {", "    if false {", "passkey_policy::phishable"),
  ("32 own factors removed through administration", "src/admin/mod.rs", "        if self.name.strip_prefix(\"user:\") == Some(user_id) {", "        if false {", "passkey_policy::phishable"),
  # Console (#17): what needs a recent login, one rule for pages and API; the last administrator.
- ("33 API deletions without a recent login", "src/web/admin_api/mod.rs", "    require(state, req, &p, perm).await?;\n    fresh(state, req, &p, perm).await?;", "    require(state, req, &p, perm).await?;", "console::deletions_secrets"),
+ ("33 API deletions without a recent login", "src/web/admin_api/caller.rs", "let actor = if P::FRESH { caller.fresh(P::PERMISSION).await? } else { caller.may(P::PERMISSION).await? };", "let actor = caller.may(P::PERMISSION).await?;", "console::deletions_secrets"),
  ("34 client keys and redirects are no credentials", "src/admin/clients/spec.rs", "        self.jwks.is_some()\n", "        false && self.jwks.is_some()\n", "console::deletions_secrets"),
  ("35 a client deleted without its id typed", "src/web/admin/clients_pages.rs", "    if form.confirm.as_deref().map(str::trim) != Some(client_id.as_str()) {", "    if false {", "console::clients_are_edited"),
  ("36 a new secret without a recent login", "src/web/admin/clients_pages.rs", "    if !a.recent(&state) {\n        return Ok(reauth_first(&format!(\"/admin/clients/{client_id}\")));\n    }\n    match clients::rotate_secret", "    match clients::rotate_secret", "console::deletions_secrets"),
@@ -76,6 +76,11 @@ M = [
  ("47 a disabled account keeps its links", "src/admin/users/mod.rs", "        crate::storage::entities::account_link::Entity::delete_many()\n            .filter(crate::storage::entities::account_link::Column::UserId.eq(id.as_str()))\n            .exec(&txn)\n            .await?;", "", "lifecycle::outstanding_links"),
 ]
 only = sys.argv[1:]
+# A mutant whose code moved would otherwise pass silently: every pattern
+# must still be found before anything runs.
+lost = [name for name, f, old, _, _ in M if (not only or any(name.startswith(o) for o in only)) and old not in open(f).read()]
+if lost:
+    sys.exit("PATTERN NOT FOUND (update the mutant to where its code moved): " + "; ".join(lost))
 for name, f, old, new, filt in M:
     if only and not any(name.startswith(o) for o in only): continue
     src = open(f).read()

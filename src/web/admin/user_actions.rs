@@ -71,23 +71,34 @@ async fn act(
         return render_user(state, &a, username, StatusCode::BAD_REQUEST, None, Some(msg)).await;
     }
     if action.wants_recent_login() && !a.recent(state) {
-        return Ok(reauth_first(&format!("/admin/users/{username}")));
+        return Ok(reauth_first(&format!("/admin/users/{}", urlencode(username))));
     }
     match run(&a.actor(state, req)).await {
         Ok(Done::Back) => Ok(see_other(&format!("/admin/users/{}?m={}", urlencode(username), action.name))),
         Ok(Done::Deleted) => Ok(see_other("/admin/users?m=deleted")),
         Ok(Done::Shown(text)) => {
-            let mut resp = render_user(state, &a, username, StatusCode::OK, Some(text), None).await?;
+            // Without users:read, the text alone: the action has run, and
+            // its one-time answer must not be lost to a refused page.
+            let mut resp = if a.can(Permission::UsersRead) {
+                render_user(state, &a, username, StatusCode::OK, Some(text), None).await?
+            } else {
+                notice_page(&text)
+            };
             resp.headers_mut().insert(
                 actix_web::http::header::CACHE_CONTROL,
                 actix_web::http::header::HeaderValue::from_static("no-store"),
             );
             Ok(resp)
         }
-        Err(AdminError::NotFound { what: "passkey", .. }) => {
+        Err(AdminError::NotFound { what: "passkey", .. }) if a.can(Permission::UsersRead) => {
             let gone = Some(crate::web::ui::t("admin_msg.passkey_gone").to_owned());
             render_user(state, &a, username, StatusCode::NOT_FOUND, None, gone).await
         }
+        Err(AdminError::NotFound { what: "passkey", .. }) => Ok(error_page(
+            StatusCode::NOT_FOUND,
+            crate::web::ui::t("admin_msg.not_done"),
+            crate::web::ui::t("admin_msg.passkey_gone"),
+        )),
         Err(AdminError::NotFound { .. }) => Ok(error_page(
             StatusCode::NOT_FOUND,
             crate::web::ui::t("admin_msg.no_such_user"),
@@ -108,6 +119,12 @@ async fn act(
         ) => Ok(error_page(StatusCode::BAD_REQUEST, crate::web::ui::t("admin_msg.not_done"), &e.to_string())),
         Err(e) => Err(admin_error(e)),
     }
+}
+
+/// A page with only `text` on it (a 200), for an administrator who may act
+/// but not read the user's page.
+fn notice_page(text: &str) -> HttpResponse {
+    error_page(StatusCode::OK, crate::web::ui::t("admin_msg.done"), text)
 }
 
 type Answer = Result<HttpResponse, WebError>;

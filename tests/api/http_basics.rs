@@ -96,3 +96,27 @@ async fn the_fixed_documents_are_the_same_whichever_way_they_are_reached() {
         assert_eq!(r.status(), 405, "{literal}");
     }
 }
+
+/// One request, one instant (`clock::request_scope`): a password login reads
+/// the time before the argon2 check (its audit record) and after it (the
+/// session), and both carry the same instant, on the real clock.
+#[tokio::test]
+async fn a_request_sees_one_instant_however_long_it_takes() {
+    use portcullis::storage::entities::{audit_event, session};
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let db = crate::helpers::TestDb::new().await;
+    let app = crate::helpers::spawn_app_on_clock(db, portcullis::clock::Clock::System, |_| {}).await;
+    app.create_user("ida", "violet anvil tramline", &[]).await;
+    let r = app.login(&app.browser(), "ida", "violet anvil tramline").await;
+    assert_eq!(r.status(), 303);
+    let audited = audit_event::Entity::find()
+        .filter(audit_event::Column::EventType.eq("login.password"))
+        .filter(audit_event::Column::Outcome.eq("success"))
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let s = session::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    assert_eq!(audited.at, s.created_at, "the audit record and the session it made");
+    assert_eq!(s.auth_time, s.created_at.timestamp());
+}

@@ -24,11 +24,10 @@ const LOOKUPS_PER_WINDOW: i32 = 30;
 /// RFC 8628 §3.1: a device asks for codes (client-authenticated; public
 /// clients, being anonymous, are limited per address).
 pub async fn device_authorization(
+    caller: super::token::ClientCaller,
     state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Bytes,
 ) -> Result<HttpResponse, OAuthError> {
-    let (c, p, origin) = super::token::client_and_params(&state, &req, &body).await?;
+    let super::token::ClientCaller { client: c, params: p, origin } = caller;
     // Anonymous callers (public clients) and strangers (self-registered
     // clients) make us store codes: bounded per address.
     if (c.method == "none" || c.client.registered_ms.is_some())

@@ -1,10 +1,13 @@
 //! The route tables of the HTTP edge, one per surface: every path, its
 //! methods and its handler in one place. Guards are visible at the handler:
 //! the page handlers start from the session (`cookies::current`) and, for
-//! `/admin/…`, `admin::admin_session`; the protocol endpoints authenticate
-//! the client (`oauth::client_auth`) or the bearer token; the admin API's
-//! table is in `admin_api` (its paths are single-sourced in the attributes
-//! the OpenAPI document is generated from). A path answered for another
+//! `/admin/…`, from `admin::admin*` (each action on a user is its own route,
+//! through `admin::user_actions::act`); introspection, revocation and device
+//! authorization take a `token::ClientCaller` argument (the client
+//! authenticated), the token and PAR endpoints authenticate the client after
+//! the DPoP proof; the admin API's handlers take `Caller<P>` (permission P)
+//! and its table is in `admin_api` (its paths are single-sourced in the
+//! attributes the OpenAPI document is generated from). A path answered for another
 //! method is a 405 with a body; an unknown path is the app's 404.
 
 use actix_web::Resource;

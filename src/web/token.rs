@@ -68,6 +68,33 @@ pub(super) async fn client_and_params(
     }
 }
 
+/// A client that authenticated at an endpoint without DPoP (introspection,
+/// revocation, device authorization), with the form it sent and where from:
+/// the handler does not run without it. The token and PAR endpoints call
+/// [`client_and_params`] themselves, after the DPoP proof is checked (a
+/// nonce refusal must not spend a one-time client assertion).
+pub struct ClientCaller {
+    pub client: AuthenticatedClient,
+    pub params: HashMap<String, String>,
+    pub origin: Origin,
+}
+
+impl actix_web::FromRequest for ClientCaller {
+    type Error = OAuthError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, OAuthError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let state = req.app_data::<web::Data<AppState>>().cloned().ok_or(OAuthError::ServerError)?;
+            let body = body.await.map_err(|_| OAuthError::InvalidRequest("the body could not be read"))?;
+            let (client, params, origin) = client_and_params(&state, &req, &body).await?;
+            Ok(Self { client, params, origin })
+        })
+    }
+}
+
 /// The request's `DPoP` header values (RFC 9449 §4.1: exactly one is allowed).
 pub fn dpop_headers(req: &HttpRequest) -> Vec<&str> {
     req.headers().get_all("dpop").filter_map(|v| v.to_str().ok()).collect()
@@ -195,24 +222,14 @@ async fn push(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<HttpRe
         .json(serde_json::json!({ "request_uri": request_uri, "expires_in": crate::oauth::par::TTL_SECS })))
 }
 
-pub async fn introspect(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, OAuthError> {
-    let (c, p, _) = client_and_params(&state, &req, &body).await?;
-    let t = p.get("token").ok_or(OAuthError::InvalidRequest("token is required"))?;
-    Ok(no_store(token::introspect(&state, &c.client, t).await?))
+pub async fn introspect(caller: ClientCaller, state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
+    let t = caller.params.get("token").ok_or(OAuthError::InvalidRequest("token is required"))?;
+    Ok(no_store(token::introspect(&state, &caller.client.client, t).await?))
 }
 
-pub async fn revoke(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    body: web::Bytes,
-) -> Result<HttpResponse, OAuthError> {
-    let (c, p, _) = client_and_params(&state, &req, &body).await?;
-    let t = p.get("token").ok_or(OAuthError::InvalidRequest("token is required"))?;
-    token::revoke(&state, &c.client, t).await?;
+pub async fn revoke(caller: ClientCaller, state: web::Data<AppState>) -> Result<HttpResponse, OAuthError> {
+    let t = caller.params.get("token").ok_or(OAuthError::InvalidRequest("token is required"))?;
+    token::revoke(&state, &caller.client.client, t).await?;
     // RFC 7009 §2.2: 200 whether or not the token was known.
     Ok(HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).finish())
 }

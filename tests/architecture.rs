@@ -222,6 +222,28 @@ fn every_write_transaction_starts_with_begin_write() {
     assert!(bad.is_empty(), "open write transactions with storage::begin_write: {bad:?}");
 }
 
+/// A change and its audit record commit together through
+/// `storage::commit_audited` (the record is the last statement of the
+/// transaction and the commit cannot leave it out). `record_audit` on a
+/// transaction is left to the declarative-file reconcilers, which record one
+/// event per item inside the transaction `apply` commits.
+#[test]
+fn audited_changes_commit_through_commit_audited() {
+    const RECONCILERS: [&str; 3] = ["admin/clients/declared.rs", "admin/roles.rs", "provision/users.rs"];
+    let bad: Vec<String> = source()
+        .into_iter()
+        .filter(|f| !f.path.starts_with("storage/") && !RECONCILERS.contains(&f.path.as_str()))
+        .filter(|f| {
+            let flat: String = f.text.split_whitespace().collect::<Vec<_>>().join(" ");
+            ["record_audit(&txn", "record_audit(txn", "record_audit( &txn", "record_audit( txn"]
+                .iter()
+                .any(|w| flat.contains(w))
+        })
+        .map(|f| f.path)
+        .collect();
+    assert!(bad.is_empty(), "commit the change and its record with storage::commit_audited: {bad:?}");
+}
+
 #[test]
 fn no_source_file_is_over_600_lines() {
     let long: Vec<String> = source()

@@ -15,8 +15,8 @@ use super::{Actor, AdminError};
 use crate::crypto::password::PasswordError;
 use crate::domain::Origin;
 use crate::state::AppState;
+use crate::storage::AuditEvent;
 use crate::storage::entities::{account_link, password_credential, user};
-use crate::storage::{AuditEvent, record_audit};
 
 /// Who changes whose password, and what survives the change.
 pub struct PasswordChange<'a> {
@@ -136,22 +136,17 @@ pub async fn change_password(
     } else {
         json!({ "sessions_ended": ended.len() })
     };
-    record_audit(
-        &txn,
-        AuditEvent::new(change.event, "success")
-            .actor(change.actor)
-            .user(&u.id)
-            .source(change.origin.ip, change.origin.user_agent)
-            .detail(detail),
-        now,
-    )
-    .await?;
+    let audit_record = AuditEvent::new(change.event, "success")
+        .actor(change.actor)
+        .user(&u.id)
+        .source(change.origin.ip, change.origin.user_agent)
+        .detail(detail);
     user::Entity::update_many()
         .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::val(now))
         .filter(user::Column::Id.eq(u.id.as_str()))
         .exec(&txn)
         .await?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     state.users.invalidate(&u.id);
     crate::oidc::logout::notify_ended(state, &u.id, &ended).await;
     Ok(ended)

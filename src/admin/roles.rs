@@ -63,16 +63,11 @@ pub async fn add(
     .insert(&txn)
     .await
     .map_err(|e| if is_unique_violation(&e) { AdminError::exists("role", name.as_str()) } else { e.into() })?;
-    record_audit(
-        &txn,
-        AuditEvent::new("role.created", "success")
-            .actor(&actor.name)
-            .source(actor.ip.clone(), actor.user_agent.clone())
-            .detail(json!({ "role": name.as_str(), "description": description })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("role.created", "success")
+        .actor(&actor.name)
+        .source(actor.ip.clone(), actor.user_agent.clone())
+        .detail(json!({ "role": name.as_str(), "description": description }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(model.into())
 }
 

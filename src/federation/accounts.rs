@@ -26,21 +26,19 @@ pub(super) async fn resolve(
     let txn = crate::storage::begin_write(&state.db).await?;
     let known = upstream_identity::Entity::find_by_id((p.id.clone(), up.subject.clone())).one(&txn).await?;
     let email = up.email.clone().filter(|_| up.email_verified);
+    let mut audit_record = None;
     let (user_id, linked) = match (known, link_user) {
         (Some(i), None) => (i.user_id, false),
         (Some(i), Some(l)) if i.user_id == l => (i.user_id, true),
         (Some(_), Some(_)) => return Err(FedError::LinkedElsewhere),
         (None, Some(l)) => {
             new_identity(&txn, p, &up, &l, now_ms).await?;
-            record_audit(
-                &txn,
+            audit_record = Some(
                 AuditEvent::new("user.upstream_linked", "success")
                     .actor(format!("user:{l}"))
                     .user(&l)
                     .detail(json!({ "provider": p.id, "subject": up.subject })),
-                now,
-            )
-            .await?;
+            );
             (l, true)
         }
         (None, None) => {
@@ -73,7 +71,7 @@ pub(super) async fn resolve(
         .filter(upstream_identity::Column::Subject.eq(up.subject.as_str()))
         .exec(&txn)
         .await?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     state.users.invalidate(&user_id);
     Ok((Resolved { user_id, assurance: up.assurance, return_to, linked }, roles))
 }
@@ -244,16 +242,11 @@ pub async fn unlink(state: &AppState, user_id: &str, id: &str, origin: Origin) -
         .filter(upstream_identity::Column::Provider.eq(id))
         .exec(&txn)
         .await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("user.upstream_unlinked", "success")
-            .actor(format!("user:{user_id}"))
-            .user(user_id)
-            .source(origin.ip, origin.user_agent)
-            .detail(json!({ "provider": id })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("user.upstream_unlinked", "success")
+        .actor(format!("user:{user_id}"))
+        .user(user_id)
+        .source(origin.ip, origin.user_agent)
+        .detail(json!({ "provider": id }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(true)
 }

@@ -11,8 +11,8 @@ use super::{DeliverError, LinkFor, Purpose, deliver};
 use crate::domain::{Email, Origin};
 use crate::mail::Mail;
 use crate::state::AppState;
+use crate::storage::AuditEvent;
 use crate::storage::entities::user;
-use crate::storage::{AuditEvent, record_audit};
 
 fn mask(addr: &str) -> String {
     match addr.split_once('@') {
@@ -35,17 +35,13 @@ pub async fn request_verification(
     let target = LinkFor { user_id: Some(&u.id), email: Some(new.as_str()), payload: None };
     let link = super::create(state, &txn, Purpose::VerifyEmail, target, now).await?;
     let change = u.email.as_deref() != Some(new.as_str());
-    record_audit(
-        &txn,
+    let audit_record =
         AuditEvent::new(if change { "user.email_change_requested" } else { "user.email_verification_sent" }, "success")
             .actor(format!("user:{}", u.id))
             .user(&u.id)
             .source(origin.ip, origin.user_agent)
-            .detail(json!({ "to": mask(new.as_str()) })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+            .detail(json!({ "to": mask(new.as_str()) }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     let product = &state.settings.product_name;
     let mail = Mail {
         to: new.as_str().to_owned(),
@@ -105,17 +101,12 @@ pub async fn confirm(state: &AppState, token: &str, origin: Origin) -> Result<Op
         .filter(user::Column::Id.eq(user_id))
         .exec(&txn)
         .await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("user.email_verified", "success")
-            .actor(format!("user:{user_id}"))
-            .user(user_id)
-            .source(origin.ip, origin.user_agent)
-            .detail(json!({ "changes": { "email": { "from": before, "to": addr } } })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("user.email_verified", "success")
+        .actor(format!("user:{user_id}"))
+        .user(user_id)
+        .source(origin.ip, origin.user_agent)
+        .detail(json!({ "changes": { "email": { "from": before, "to": addr } } }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     state.users.invalidate(user_id);
     Ok(Some(u.username))
 }

@@ -81,17 +81,12 @@ pub async fn issue(
     let target = LinkFor { user_id: Some(&u.id), email: to.as_deref(), payload: Some(reach) };
     let link = super::create(state, &txn, purpose, target, now).await?;
     let event = if purpose == Purpose::Invite { "user.invitation_created" } else { "user.reset_link_created" };
-    record_audit(
-        &txn,
-        AuditEvent::new(event, "success")
-            .actor(&actor.name)
-            .user(&u.id)
-            .source(actor.ip.clone(), actor.user_agent.clone())
-            .detail(json!({ "mailed": to.is_some(), "expires_at": link.expires_at })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new(event, "success")
+        .actor(&actor.name)
+        .user(&u.id)
+        .source(actor.ip.clone(), actor.user_agent.clone())
+        .detail(json!({ "mailed": to.is_some(), "expires_at": link.expires_at }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     if let Some(addr) = &to {
         let mail = link_mail(state, purpose, addr, &link);
         super::send(state, &mail).await.map_err(|e| match e {
@@ -199,8 +194,8 @@ async fn forgot_inner(state: &AppState, who: &str, origin: &Origin) -> Result<()
     let reach = super::reach_of(&txn, &u.id).await?;
     let target = LinkFor { user_id: Some(&u.id), email: Some(&addr), payload: Some(reach) };
     let link = super::create(state, &txn, Purpose::Reset, target, now).await?;
-    record_audit(&txn, audit("success").user(&u.id).detail(json!({ "expires_at": link.expires_at })), now).await?;
-    txn.commit().await?;
+    let audit_record = audit("success").user(&u.id).detail(json!({ "expires_at": link.expires_at }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     super::send(state, &link_mail(state, Purpose::Reset, &addr, &link)).await
 }
 

@@ -123,8 +123,8 @@ pub async fn register(
     let txn = crate::storage::begin_write(&state.db).await?;
     let target = LinkFor { user_id: None, email: Some(addr.as_str()), payload: Some(payload) };
     let link = super::create(state, &txn, Purpose::Signup, target, now).await?;
-    record_audit(&txn, audit("success").detail(json!({ "username": name.as_str() })), now).await?;
-    txn.commit().await?;
+    let audit_record = audit("success").detail(json!({ "username": name.as_str() }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     let mail = Mail {
         to: addr.as_str().to_owned(),
         subject: format!("Confirm your {product} account"),
@@ -184,16 +184,11 @@ pub async fn confirm(state: &AppState, token: &str, origin: Origin) -> Result<St
     password_credential::ActiveModel { user_id: Set(id.clone()), phc: Set(pending.phc), updated_at: Set(now) }
         .insert(&txn)
         .await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("user.registered", "success")
-            .actor(format!("user:{id}"))
-            .user(&id)
-            .source(origin.ip, origin.user_agent)
-            .detail(json!({ "username": name.as_str() })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("user.registered", "success")
+        .actor(format!("user:{id}"))
+        .user(&id)
+        .source(origin.ip, origin.user_agent)
+        .detail(json!({ "username": name.as_str() }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(name.to_string())
 }

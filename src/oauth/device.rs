@@ -16,9 +16,9 @@ use super::{OAuthError, scope_allowed, split_scope};
 use crate::domain::Origin;
 use crate::session::Current;
 use crate::state::AppState;
+use crate::storage::AuditEvent;
 use crate::storage::clients::Client;
 use crate::storage::entities::{device_code, user};
-use crate::storage::{AuditEvent, record_audit};
 
 /// The grant type (RFC 8628 §3.4).
 pub const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -253,17 +253,13 @@ pub async fn decide(
     if approve {
         crate::storage::clients::touch(&txn, &p.client, now.timestamp_millis()).await?;
     }
-    record_audit(
-        &txn,
+    let audit_record =
         AuditEvent::new(if approve { "oauth.device_approved" } else { "oauth.device_denied" }, "success")
             .user(&cur.user.id)
             .client(&p.client.client_id)
             .source(origin.ip.clone(), origin.user_agent.clone())
-            .detail(json!({ "scope": p.scope, "device_ip": p.origin_ip })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+            .detail(json!({ "scope": p.scope, "device_ip": p.origin_ip }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(())
 }
 
@@ -356,16 +352,11 @@ pub async fn poll(
     } else {
         None
     };
-    record_audit(
-        &txn,
-        AuditEvent::new("oauth.device_token_issued", "success")
-            .user(&g.user.id)
-            .client(&c.client_id)
-            .detail(json!({ "scope": g.scope })),
-        state.clock.now(),
-    )
-    .await?;
-    txn.commit().await?;
+    let record = AuditEvent::new("oauth.device_token_issued", "success")
+        .user(&g.user.id)
+        .client(&c.client_id)
+        .detail(json!({ "scope": g.scope }));
+    crate::storage::commit_audited(txn, record, state.clock.now()).await?;
     state.metrics.token_issued("device_code");
     Ok(super::mint::response(state, issued, refresh, &g.scope))
 }

@@ -382,6 +382,7 @@ pub async fn refresh(
     // stored together, so a crash can never leave a family half-rotated (and a
     // refresh that fails validation below leaves the token unused).
     let txn = crate::storage::begin_write(&state.db).await?;
+    let mut audit_record = None;
     let rotated = refresh_token::Entity::update_many()
         .col_expr(refresh_token::Column::RotatedMs, Expr::val(now_ms))
         .filter(refresh_token::Column::TokenHash.eq(row.token_hash.as_str()))
@@ -410,31 +411,26 @@ pub async fn refresh(
             // Release the transaction first: on SQLite it may hold the write lock.
             txn.rollback().await?;
             state.metrics.refresh_reuse();
+            // The family's end and its record, together.
+            let txn = crate::storage::begin_write(&state.db).await?;
             refresh_family::Entity::update_many()
                 .col_expr(refresh_family::Column::RevokedMs, Expr::val(now_ms))
                 .filter(refresh_family::Column::Id.eq(fam.id.as_str()))
-                .exec(&state.db)
+                .exec(&txn)
                 .await?;
-            record_audit(
-                &state.db,
-                AuditEvent::new("oauth.refresh_reuse", "failure")
-                    .user(&fam.user_id)
-                    .client(&c.client_id)
-                    .detail(json!({ "family": fam.id })),
-                now,
-            )
-            .await?;
+            let record = AuditEvent::new("oauth.refresh_reuse", "failure")
+                .user(&fam.user_id)
+                .client(&c.client_id)
+                .detail(json!({ "family": fam.id }));
+            crate::storage::commit_audited(txn, record, now).await?;
             return Err(invalid);
         }
-        record_audit(
-            &txn,
+        audit_record = Some(
             AuditEvent::new("oauth.refresh_grace_used", "success")
                 .user(&fam.user_id)
                 .client(&c.client_id)
                 .detail(json!({ "family": fam.id, "grace_secs": grace_ms / 1000 })),
-            now,
-        )
-        .await?;
+        );
     }
     // A public client's family not bound yet (its code came without a
     // proof) is bound by the first refresh that brings one (RFC 9449 §5).
@@ -451,7 +447,7 @@ pub async fn refresh(
     }
     let next = new_refresh(state, &txn, &fam.id, &g, fam.expires_ms).await?;
     crate::storage::clients::touch(&txn, c, now_ms).await?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     state.metrics.token_issued("refresh_token");
     Ok(response(state, issued, Some(next), &scope))
 }

@@ -114,6 +114,21 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTra
     .await
 }
 
+/// Commits a write transaction together with the audit record of its change
+/// (none where the request turned out to change nothing): every audited
+/// change commits through here, so its record is written last, in the same
+/// transaction, and cannot be left out of the commit.
+pub async fn commit_audited(
+    txn: sea_orm::DatabaseTransaction,
+    record: impl Into<Option<AuditEvent>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), DbErr> {
+    if let Some(event) = record.into() {
+        audit::record(&txn, event, now).await?;
+    }
+    txn.commit().await
+}
+
 /// Starts a read-only transaction that sees one consistent snapshot of the
 /// database (PostgreSQL: REPEATABLE READ; SQLite: a deferred transaction,
 /// whose snapshot is taken at its first read and kept, WAL mode). For

@@ -132,16 +132,11 @@ async fn expire_registered_clients(db: &DatabaseConnection, s: &Settings, clock:
     for c in stale {
         let txn = super::begin_write(db).await?;
         super::clients::delete(&txn, &c.client_id, now.timestamp_millis()).await?;
-        super::record_audit(
-            &txn,
-            super::AuditEvent::new("client.expired", "success")
-                .actor("system:purge")
-                .client(&c.client_id)
-                .detail(serde_json::json!({ "registered_ms": c.registered_ms, "last_used_ms": c.last_used_ms })),
-            now,
-        )
-        .await?;
-        txn.commit().await?;
+        let audit_record = super::AuditEvent::new("client.expired", "success")
+            .actor("system:purge")
+            .client(&c.client_id)
+            .detail(serde_json::json!({ "registered_ms": c.registered_ms, "last_used_ms": c.last_used_ms }));
+        crate::storage::commit_audited(txn, audit_record, now).await?;
         n += 1;
     }
     Ok(n)

@@ -23,8 +23,8 @@ use crate::crypto::{CryptoError, MasterKey};
 use crate::domain::SigningAlg;
 use crate::state::AppState;
 use crate::state::keyring::seal_context;
+use crate::storage::AuditEvent;
 use crate::storage::entities::signing_key;
-use crate::storage::{AuditEvent, record_audit};
 
 /// Why a key operation failed (the admin services map it to their error).
 #[derive(Debug, thiserror::Error)]
@@ -135,15 +135,9 @@ pub async fn ensure_active(state: &AppState) -> Result<Vec<String>, KeyError> {
             created.push(insert_new(&txn, &state.master_key, alg, now).await?);
         }
     }
-    if !created.is_empty() {
-        record_audit(
-            &txn,
-            AuditEvent::new("keys.created", "success").actor("system").detail(json!({ "kids": created })),
-            now,
-        )
-        .await?;
-    }
-    txn.commit().await?;
+    let audit_record = (!created.is_empty())
+        .then(|| AuditEvent::new("keys.created", "success").actor("system").detail(json!({ "kids": created })));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(created)
 }
 
@@ -172,16 +166,11 @@ pub async fn rotate(state: &AppState, by: RotatedBy<'_>) -> Result<(), KeyError>
     for alg in ALL_ALGS {
         created.push(insert_new(&txn, &state.master_key, alg, now).await?);
     }
-    record_audit(
-        &txn,
-        AuditEvent::new("keys.rotated", "success")
-            .actor(by.name)
-            .source(by.ip, by.user_agent)
-            .detail(json!({ "created": created, "retired": retired })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("keys.rotated", "success")
+        .actor(by.name)
+        .source(by.ip, by.user_agent)
+        .detail(json!({ "created": created, "retired": retired }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(())
 }
 

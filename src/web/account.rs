@@ -363,17 +363,12 @@ pub async fn revoke_consent(
         .filter(refresh_family::Column::RevokedMs.is_null())
         .exec(&txn)
         .await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("oauth.consent_revoked", "success")
-            .actor(format!("user:{}", cur.user.id))
-            .user(&cur.user.id)
-            .client(form.client.as_str())
-            .source(client_info::ip(&state, &req), client_info::user_agent(&req)),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("oauth.consent_revoked", "success")
+        .actor(format!("user:{}", cur.user.id))
+        .user(&cur.user.id)
+        .client(form.client.as_str())
+        .source(client_info::ip(&state, &req), client_info::user_agent(&req));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(see_other("/account?m=consent_revoked"))
 }
 

@@ -392,21 +392,16 @@ pub async fn finish_login(
     )
     .await
     .map_err(WebError::internal)?;
-    record_audit(
-        &txn,
-        AuditEvent::new("session.created", "success")
-            .user(user_id)
-            .source(source.ip.clone(), source.user_agent.clone())
-            .detail(json!({ "session": s.id, "amr": amr, "acr": acr })),
-        now,
-    )
-    .await?;
+    let audit_record = AuditEvent::new("session.created", "success")
+        .user(user_id)
+        .source(source.ip.clone(), source.user_agent.clone())
+        .detail(json!({ "session": s.id, "amr": amr, "acr": acr }));
     if let Some(h) = crate::oauth::authorize::handle_of_return(return_to) {
         crate::oauth::authorize::mark_login(state, &txn, h, &s.id).await?;
     }
     let device =
         login::trust_device(state, &txn, user_id, source.device.as_deref()).await.map_err(WebError::internal)?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     let mut device_cookie = build_cookie(state, DEVICE_COOKIE, device, SameSite::Strict);
     device_cookie.set_max_age(crate::web::cookies::days(state.settings.trusted_device_days));
     let cookie = crate::web::cookies::session_cookie(state, secret);

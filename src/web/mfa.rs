@@ -525,16 +525,11 @@ pub async fn disable(
     }
     let txn = crate::storage::begin_write(&state.db).await?;
     mfa::remove(&txn, &cur.user.id).await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("mfa.disabled", "success")
-            .actor(format!("user:{}", cur.user.id))
-            .user(&cur.user.id)
-            .source(client_info::ip(&state, &req), client_info::user_agent(&req)),
-        state.clock.now(),
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("mfa.disabled", "success")
+        .actor(format!("user:{}", cur.user.id))
+        .user(&cur.user.id)
+        .source(client_info::ip(&state, &req), client_info::user_agent(&req));
+    crate::storage::commit_audited(txn, audit_record, state.clock.now()).await?;
     Ok(see_other("/account?m=mfa_disabled"))
 }
 
@@ -555,15 +550,10 @@ pub async fn regenerate(
     }
     let txn = crate::storage::begin_write(&state.db).await?;
     let codes = mfa::replace_recovery_codes(&state, &txn, &cur.user.id).await.map_err(internal)?;
-    record_audit(
-        &txn,
-        AuditEvent::new("mfa.recovery_codes_regenerated", "success")
-            .actor(format!("user:{}", cur.user.id))
-            .user(&cur.user.id)
-            .source(client_info::ip(&state, &req), client_info::user_agent(&req)),
-        state.clock.now(),
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("mfa.recovery_codes_regenerated", "success")
+        .actor(format!("user:{}", cur.user.id))
+        .user(&cur.user.id)
+        .source(client_info::ip(&state, &req), client_info::user_agent(&req));
+    crate::storage::commit_audited(txn, audit_record, state.clock.now()).await?;
     recovery_page(codes, "/account")
 }

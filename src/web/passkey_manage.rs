@@ -89,17 +89,12 @@ pub async fn remove(
     let ended =
         crate::session::end_all_for_user(&txn, &cur.user.id, Some(&cur.session.id), now.timestamp_millis()).await?;
     crate::authn::login::forget_devices(&state, &txn, &cur.user.id, device.as_deref()).await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("passkey.removed", "success")
-            .actor(format!("user:{}", cur.user.id))
-            .user(&cur.user.id)
-            .source(client_info::ip(&state, &req), client_info::user_agent(&req))
-            .detail(json!({ "credential": row.credential_id, "name": row.name, "sessions_ended": ended.len() })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("passkey.removed", "success")
+        .actor(format!("user:{}", cur.user.id))
+        .user(&cur.user.id)
+        .source(client_info::ip(&state, &req), client_info::user_agent(&req))
+        .detail(json!({ "credential": row.credential_id, "name": row.name, "sessions_ended": ended.len() }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     crate::oidc::logout::notify_ended(&state, &cur.user.id, &ended).await;
     Ok(see_other("/account?m=passkey_removed"))
 }

@@ -29,7 +29,7 @@ use crate::policy::access::AccessPolicy;
 use crate::state::AppState;
 use crate::storage::clients::{self, Client};
 use crate::storage::entities::{client, client_role};
-use crate::storage::{AuditEvent, is_unique_violation, record_audit};
+use crate::storage::{AuditEvent, is_unique_violation};
 use sea_orm::sea_query::Expr;
 
 /// Bytes of entropy in a client secret.
@@ -131,26 +131,21 @@ pub(crate) async fn add_as(
             .insert(&txn)
             .await?;
     }
-    record_audit(
-        &txn,
-        AuditEvent::new("client.created", "success")
-            .actor(&actor.name)
-            .client(p.client_id.as_str())
-            .source(actor.ip.clone(), actor.user_agent.clone())
-            .detail(json!({
-                "public": p.kind == ClientKind::Public,
-                "grant_types": grants,
-                "redirect_uris": p.redirect_uris,
-                "scopes": p.scopes,
-                "roles": p.roles,
-                "access_policy": spec.access_policy,
-                "resources": p.resources,
-            })),
-        now,
-    )
-    .await?;
+    let audit_record = AuditEvent::new("client.created", "success")
+        .actor(&actor.name)
+        .client(p.client_id.as_str())
+        .source(actor.ip.clone(), actor.user_agent.clone())
+        .detail(json!({
+            "public": p.kind == ClientKind::Public,
+            "grant_types": grants,
+            "redirect_uris": p.redirect_uris,
+            "scopes": p.scopes,
+            "roles": p.roles,
+            "access_policy": spec.access_policy,
+            "resources": p.resources,
+        }));
     let client = view(&find(&txn, p.client_id.as_str()).await?);
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(Created { client, secret })
 }
 
@@ -342,17 +337,12 @@ pub async fn remove(state: &AppState, actor: &Actor, client_id: &str) -> Result<
     let txn = crate::storage::begin_write(&state.db).await?;
     let c = target(state, &txn, actor, client_id).await?;
     let revoked = delete_in(&txn, &c.client_id, now).await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("client.removed", "success")
-            .actor(&actor.name)
-            .client(&c.client_id)
-            .source(actor.ip.clone(), actor.user_agent.clone())
-            .detail(json!({ "refresh_families_revoked": revoked })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("client.removed", "success")
+        .actor(&actor.name)
+        .client(&c.client_id)
+        .source(actor.ip.clone(), actor.user_agent.clone())
+        .detail(json!({ "refresh_families_revoked": revoked }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     // After the commit: a read between an earlier invalidation and the
     // commit would cache the old row again.
     state.clients.invalidate(&c.client_id);
@@ -388,17 +378,12 @@ pub async fn rotate_secret(state: &AppState, actor: &Actor, client_id: &str) -> 
         .filter(client::Column::ClientId.eq(c.client_id.as_str()))
         .exec(&txn)
         .await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("client.secret_rotated", "success")
-            .actor(&actor.name)
-            .client(&c.client_id)
-            .source(actor.ip.clone(), actor.user_agent.clone()),
-        now,
-    )
-    .await?;
+    let audit_record = AuditEvent::new("client.secret_rotated", "success")
+        .actor(&actor.name)
+        .client(&c.client_id)
+        .source(actor.ip.clone(), actor.user_agent.clone());
     let client = view(&find(&txn, client_id).await?);
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     state.clients.invalidate(client_id);
     Ok(Created { client, secret: Some(secret) })
 }

@@ -22,8 +22,8 @@ use crate::config::ClientRegistration;
 use crate::crypto::random_token;
 use crate::policy::Permission;
 use crate::state::AppState;
+use crate::storage::AuditEvent;
 use crate::storage::entities::registration_token;
-use crate::storage::{AuditEvent, record_audit};
 
 /// How long an initial access token may wait to be used.
 pub const INITIAL_TOKEN_TTL_SECS: i64 = 7 * 86_400;
@@ -184,16 +184,11 @@ pub async fn create_initial_token(state: &AppState, actor: &Actor) -> Result<Str
     }
     .insert(&txn)
     .await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("client.registration_token_created", "success")
-            .actor(&actor.name)
-            .source(actor.ip.clone(), actor.user_agent.clone())
-            .detail(json!({ "expires_in": INITIAL_TOKEN_TTL_SECS })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("client.registration_token_created", "success")
+        .actor(&actor.name)
+        .source(actor.ip.clone(), actor.user_agent.clone())
+        .detail(json!({ "expires_in": INITIAL_TOKEN_TTL_SECS }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(token)
 }
 

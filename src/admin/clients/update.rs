@@ -155,17 +155,12 @@ pub async fn update(
             .await?;
     }
     let after = view(&super::find(&txn, client_id).await?);
-    record_audit(
-        &txn,
-        AuditEvent::new("client.updated", "success")
-            .actor(&actor.name)
-            .client(client_id)
-            .source(actor.ip.clone(), actor.user_agent.clone())
-            .detail(json!({ "changes": changes(&before, &after) })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("client.updated", "success")
+        .actor(&actor.name)
+        .client(client_id)
+        .source(actor.ip.clone(), actor.user_agent.clone())
+        .detail(json!({ "changes": changes(&before, &after) }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     state.clients.invalidate(client_id);
     Ok(after)
 }

@@ -82,9 +82,8 @@ pub async fn delete(state: &AppState, actor: &Actor, username: &str) -> Result<S
     user::Entity::delete_by_id(u.id.as_str()).exec(&txn).await?;
     crate::authn::throttle::reset(&txn, &u.username_key).await?;
     crate::authn::throttle::reset(&txn, &crate::authn::second_factor::counter_key(&u.id)).await?;
-    record_audit(&txn, audit(actor, "user.deleted", &pseudonym).detail(json!({ "sessions_ended": ended.len() })), now)
-        .await?;
-    txn.commit().await?;
+    let record = audit(actor, "user.deleted", &pseudonym).detail(json!({ "sessions_ended": ended.len() }));
+    crate::storage::commit_audited(txn, record, now).await?;
     state.users.invalidate(&u.id);
     Ok(pseudonym)
 }

@@ -152,18 +152,13 @@ pub async fn create(state: &AppState, actor: &Actor, new: NewUser) -> Result<Use
             .insert(&txn)
             .await?;
     }
-    record_audit(
-        &txn,
-        audit(actor, "user.created", &id).detail(json!({
-            "username": new.username.as_str(),
-            "roles": new.roles,
-            "password_set": new.password.is_some(),
-        })),
-        now,
-    )
-    .await?;
+    let audit_record = audit(actor, "user.created", &id).detail(json!({
+        "username": new.username.as_str(),
+        "roles": new.roles,
+        "password_set": new.password.is_some(),
+    }));
     let view = load_view(&txn, find(&txn, new.username.as_str()).await?, now.timestamp_millis()).await?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(view)
 }
 
@@ -337,14 +332,9 @@ pub async fn set_disabled(
             .await?;
     }
     let event = if disabled { "user.disabled" } else { "user.enabled" };
-    record_audit(
-        &txn,
-        audit(actor, event, &id).detail(json!({ "disabled": { "before": before, "after": disabled } })),
-        now,
-    )
-    .await?;
+    let audit_record = audit(actor, event, &id).detail(json!({ "disabled": { "before": before, "after": disabled } }));
     let view = load_view(&txn, u, state.clock.now().timestamp_millis()).await?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     state.users.invalidate(&id);
     crate::oidc::logout::notify_ended(state, &id, &ended).await;
     Ok(view)
@@ -360,15 +350,17 @@ pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) 
     unmanaged(&u)?;
     roles::require_all(&txn, std::slice::from_ref(&role)).await?;
     let before = crate::storage::roles_of(&txn, &u.id).await?;
+    // Granting a role the user holds changes nothing, and records nothing.
+    let mut record = None;
     if !before.iter().any(|r| r == role.as_str()) {
         user_role::ActiveModel { user_id: Set(u.id.clone()), role_name: Set(role.to_string()) }.insert(&txn).await?;
         let after = crate::storage::roles_of(&txn, &u.id).await?;
         let detail = json!({ "role": role.as_str(), "changes": { "roles": { "from": before, "to": after } } });
-        record_audit(&txn, audit(actor, "user.role_granted", &u.id).detail(detail), now).await?;
+        record = Some(audit(actor, "user.role_granted", &u.id).detail(detail));
         touch(&txn, u.clone(), now).await?;
     }
     let view = load_view(&txn, find(&txn, username).await?, state.clock.now().timestamp_millis()).await?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, record, now).await?;
     state.users.invalidate(&view.id);
     Ok(view)
 }
@@ -391,10 +383,10 @@ pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str)
     }
     let after = crate::storage::roles_of(&txn, &u.id).await?;
     let detail = json!({ "role": role.as_str(), "changes": { "roles": { "from": before, "to": after } } });
-    record_audit(&txn, audit(actor, "user.role_revoked", &u.id).detail(detail), now).await?;
+    let audit_record = audit(actor, "user.role_revoked", &u.id).detail(detail);
     touch(&txn, u, now).await?;
     let view = load_view(&txn, find(&txn, username).await?, state.clock.now().timestamp_millis()).await?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     state.users.invalidate(&view.id);
     Ok(view)
 }
@@ -425,16 +417,11 @@ pub async fn set_attribute(
     )
     .exec(&txn)
     .await?;
-    record_audit(
-        &txn,
-        audit(actor, "user.attribute_set", &u.id)
-            .detail(json!({ "key": key.as_str(), "before": before, "after": value })),
-        now,
-    )
-    .await?;
+    let audit_record = audit(actor, "user.attribute_set", &u.id)
+        .detail(json!({ "key": key.as_str(), "before": before, "after": value }));
     touch(&txn, u, now).await?;
     let view = load_view(&txn, find(&txn, username).await?, state.clock.now().timestamp_millis()).await?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(view)
 }
 
@@ -446,10 +433,9 @@ pub async fn unlock(state: &AppState, actor: &Actor, username: &str) -> Result<U
     let u = target(&txn, actor, username).await?;
     let was = crate::authn::throttle::locked_until(&txn, &u.username_key, now.timestamp_millis()).await?;
     crate::authn::throttle::reset(&txn, &u.username_key).await?;
-    record_audit(&txn, audit(actor, "user.unlocked", &u.id).detail(json!({ "was_locked": was.is_some() })), now)
-        .await?;
+    let audit_record = audit(actor, "user.unlocked", &u.id).detail(json!({ "was_locked": was.is_some() }));
     let view = load_view(&txn, u, state.clock.now().timestamp_millis()).await?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(view)
 }
 
@@ -465,14 +451,10 @@ pub async fn reset_mfa(state: &AppState, actor: &Actor, username: &str) -> Resul
     let had = crate::authn::mfa::remove(&txn, &u.id).await?;
     let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
-    record_audit(
-        &txn,
-        audit(actor, "mfa.reset", &u.id).detail(json!({ "had_totp": had, "sessions_ended": ended.len() })),
-        now,
-    )
-    .await?;
+    let audit_record =
+        audit(actor, "mfa.reset", &u.id).detail(json!({ "had_totp": had, "sessions_ended": ended.len() }));
     let view = load_view(&txn, u, state.clock.now().timestamp_millis()).await?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     crate::oidc::logout::notify_ended(state, &view.id, &ended).await;
     Ok(view)
 }
@@ -514,9 +496,8 @@ pub async fn end_sessions(state: &AppState, actor: &Actor, username: &str) -> Re
     let u = target(&txn, actor, username).await?;
     let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
-    record_audit(&txn, audit(actor, "sessions.revoked", &u.id).detail(json!({ "sessions_ended": ended.len() })), now)
-        .await?;
-    txn.commit().await?;
+    let audit_record = audit(actor, "sessions.revoked", &u.id).detail(json!({ "sessions_ended": ended.len() }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     crate::oidc::logout::notify_ended(state, &u.id, &ended).await;
     Ok(ended.len() as u64)
 }
@@ -540,16 +521,11 @@ pub async fn end_all_sessions(state: &AppState, actor: &Actor) -> Result<u64, Ad
         .exec(&txn)
         .await?;
     session::Entity::delete_many().exec(&txn).await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("sessions.revoked_all", "success")
-            .actor(&actor.name)
-            .source(actor.ip.clone(), actor.user_agent.clone())
-            .detail(json!({ "sessions_ended": ended.len() })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("sessions.revoked_all", "success")
+        .actor(&actor.name)
+        .source(actor.ip.clone(), actor.user_agent.clone())
+        .detail(json!({ "sessions_ended": ended.len() }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     let n = ended.len() as u64;
     let st = state.clone();
     tokio::spawn(async move {

@@ -11,7 +11,6 @@ use super::{audit, find, target};
 use crate::admin::{Actor, AdminError};
 use crate::policy::Permission;
 use crate::state::AppState;
-use crate::storage::record_audit;
 
 /// One passkey as administrators see it (no key material).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -64,15 +63,10 @@ pub async fn remove_passkey(
     };
     let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
     crate::authn::login::forget_devices(state, &txn, &u.id, None).await?;
-    record_audit(
-        &txn,
-        audit(actor, "passkey.removed", &u.id).detail(json!({
-            "credential": row.credential_id, "name": row.name, "sessions_ended": ended.len(), "by_admin": true
-        })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = audit(actor, "passkey.removed", &u.id).detail(json!({
+        "credential": row.credential_id, "name": row.name, "sessions_ended": ended.len(), "by_admin": true
+    }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     crate::oidc::logout::notify_ended(state, &u.id, &ended).await;
     Ok(())
 }

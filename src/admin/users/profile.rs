@@ -91,9 +91,9 @@ async fn write_profile(
     let u = am.update(&txn).await?;
     let after =
         json!({ "email": u.email, "name": u.display_name, "phone_number": u.phone_number, "address": u.address });
-    record_audit(&txn, event.detail(json!({ "changes": crate::admin::changes(&before, &after) })), now).await?;
+    let record = event.detail(json!({ "changes": crate::admin::changes(&before, &after) }));
     let view = load_view(&txn, u, now.timestamp_millis()).await?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, record, now).await?;
     state.users.invalidate(&view.id);
     Ok(view)
 }

@@ -14,7 +14,6 @@ use crate::admin::{Actor, AdminError};
 use crate::policy::Permission;
 use crate::state::AppState;
 use crate::storage::entities::upstream_identity;
-use crate::storage::record_audit;
 
 /// One linked upstream identity as administrators see it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -79,14 +78,9 @@ pub async fn remove_upstream(
         return Err(AdminError::NotFound { what: "linked identity", name: provider.to_owned() });
     }
     let ended = crate::session::end_all_for_user(&txn, &u.id, None, now.timestamp_millis()).await?;
-    record_audit(
-        &txn,
-        audit(actor, "user.upstream_unlinked", &u.id)
-            .detail(json!({ "provider": provider, "sessions_ended": ended.len(), "by_admin": true })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = audit(actor, "user.upstream_unlinked", &u.id)
+        .detail(json!({ "provider": provider, "sessions_ended": ended.len(), "by_admin": true }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     crate::oidc::logout::notify_ended(state, &u.id, &ended).await;
     Ok(())
 }

@@ -279,17 +279,12 @@ async fn issue_code(
     .on_conflict_do_nothing_on([session_client::Column::SessionId, session_client::Column::ClientId])
     .exec(&txn)
     .await?;
-    record_audit(
-        &txn,
-        AuditEvent::new("oauth.code_issued", "success")
-            .user(&cur.user.id)
-            .client(&r.client_id)
-            .source(origin.ip.clone(), origin.user_agent.clone())
-            .detail(json!({ "scope": r.scope })),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    let audit_record = AuditEvent::new("oauth.code_issued", "success")
+        .user(&cur.user.id)
+        .client(&r.client_id)
+        .source(origin.ip.clone(), origin.user_agent.clone())
+        .detail(json!({ "scope": r.scope }));
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     Ok(code)
 }
 
@@ -390,8 +385,8 @@ pub async fn answer_consent(
     }
     .insert(&txn)
     .await?;
-    record_audit(&txn, audit("success"), now).await?;
-    txn.commit().await?;
+    let audit_record = audit("success");
+    crate::storage::commit_audited(txn, audit_record, now).await?;
     let to = r.reply();
     Ok(match proceed(state, origin, Some(cur), r, &c, Some(handle.to_owned()), true).await {
         Ok(next) => next,

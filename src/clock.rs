@@ -5,8 +5,10 @@
 //! the instant read when the request began. So an operation cannot straddle
 //! two readings (a token's `iat` and the session's `auth_time`, a code's
 //! expiry and the audit record of its issue), however many services it
-//! passes through. Work spawned onto other tasks (mail, background jobs)
-//! reads the clock itself.
+//! passes through. The instant is read once the request's body has arrived
+//! (`web::limits`), so a slow sender does not stretch it. Work spawned onto
+//! other tasks (mail, background jobs) reads the clock itself, and so does
+//! [`Clock::fresh`], for times other instances order by.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -33,7 +35,13 @@ impl Clock {
         self.read()
     }
 
-    /// The clock itself, ignoring the request's instant.
+    /// The clock itself, ignoring the request's instant: for a time other
+    /// instances order rows by (the revocation list's high-water mark must
+    /// not lag the commit by the length of the request that wrote it).
+    pub fn fresh(&self) -> DateTime<Utc> {
+        self.read()
+    }
+
     fn read(&self) -> DateTime<Utc> {
         match self {
             Self::System => Utc::now(),

@@ -169,7 +169,7 @@ async fn private_key_jwt(state: &AppState, jwt: &str, param_id: Option<&str>) ->
     // Single use: remember the jti until the assertion expires.
     let res = revoked_token::Entity::insert(revoked_token::ActiveModel {
         jti: Set(format!("assertion:{}:{jti}", c.client_id)),
-        revoked_ms: Set(now * 1000),
+        revoked_ms: Set(state.clock.fresh().timestamp_millis()),
         expires_ms: Set((exp + 60) * 1000),
     })
     .on_conflict(OnConflict::column(revoked_token::Column::Jti).do_nothing().to_owned())

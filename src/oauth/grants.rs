@@ -116,7 +116,9 @@ async fn session_alive<C: ConnectionTrait>(conn: &C, id: &str, now_ms: i64) -> R
 
 pub async fn revoke_jti(state: &AppState, jti: &str, expires_ms: i64) -> Result<(), OAuthError> {
     state.revoked.add(jti);
-    let now_ms = state.clock.now().timestamp_millis();
+    // Read now, not at the request's start: other instances pull revocations
+    // by this time (see `state::cache`).
+    let now_ms = state.clock.fresh().timestamp_millis();
     revoked_token::Entity::insert(revoked_token::ActiveModel {
         jti: Set(jti.to_owned()),
         revoked_ms: Set(now_ms),
@@ -411,18 +413,22 @@ pub async fn refresh(
             // Release the transaction first: on SQLite it may hold the write lock.
             txn.rollback().await?;
             state.metrics.refresh_reuse();
-            // The family's end and its record, together.
-            let txn = crate::storage::begin_write(&state.db).await?;
+            // The family ends first, on its own: a failure to write the
+            // record must not keep a stolen family alive.
             refresh_family::Entity::update_many()
                 .col_expr(refresh_family::Column::RevokedMs, Expr::val(now_ms))
                 .filter(refresh_family::Column::Id.eq(fam.id.as_str()))
-                .exec(&txn)
+                .exec(&state.db)
                 .await?;
-            let record = AuditEvent::new("oauth.refresh_reuse", "failure")
-                .user(&fam.user_id)
-                .client(&c.client_id)
-                .detail(json!({ "family": fam.id }));
-            crate::storage::commit_audited(txn, record, now).await?;
+            record_audit(
+                &state.db,
+                AuditEvent::new("oauth.refresh_reuse", "failure")
+                    .user(&fam.user_id)
+                    .client(&c.client_id)
+                    .detail(json!({ "family": fam.id })),
+                now,
+            )
+            .await?;
             return Err(invalid);
         }
         audit_record = Some(

@@ -86,7 +86,7 @@ pub async fn open(state: &AppState, c: &Client, jwt: &str) -> Result<HashMap<Str
         let exp = claims.get("exp").and_then(Value::as_i64).unwrap_or(now + DEFAULT_LIFETIME_SECS);
         let fresh = revoked_token::Entity::insert(revoked_token::ActiveModel {
             jti: Set(format!("request:{}:{jti}", c.client_id)),
-            revoked_ms: Set(now * 1000),
+            revoked_ms: Set(state.clock.fresh().timestamp_millis()),
             expires_ms: Set((exp.max(now) + 60) * 1000),
         })
         .on_conflict(OnConflict::column(revoked_token::Column::Jti).do_nothing().to_owned())

@@ -116,8 +116,8 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<sea_orm::DatabaseTra
 
 /// Commits a write transaction together with the audit record of its change
 /// (none where the request turned out to change nothing): every audited
-/// change commits through here, so its record is written last, in the same
-/// transaction, and cannot be left out of the commit.
+/// change commits through here, so its record goes into the same
+/// transaction at the commit and cannot be left out of it.
 pub async fn commit_audited(
     txn: sea_orm::DatabaseTransaction,
     record: impl Into<Option<AuditEvent>>,

@@ -102,5 +102,6 @@ pub async fn bounded_requests(
         };
         req.set_payload(actix_web::dev::Payload::from(body));
     }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    // The body is here: from now on the request sees one instant.
+    crate::clock::request_scope(&state.clock, next.call(req)).await.map(ServiceResponse::map_into_left_body)
 }

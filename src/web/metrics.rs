@@ -33,10 +33,7 @@ pub async fn record(
         m @ ("GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS") => m.to_owned(),
         _ => "OTHER".to_owned(),
     };
-    // One instant for the whole request (`clock::request_scope`).
-    let clock = state.as_ref().map(|s| s.clock.clone()).unwrap_or_default();
-    let (res, statements) =
-        crate::clock::request_scope(&clock, crate::storage::statements::counted(next.call(req))).await;
+    let (res, statements) = crate::storage::statements::counted(next.call(req)).await;
     let res = res?;
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let status = res.status().as_u16();

@@ -143,3 +143,25 @@ async fn userinfo_from_memory_follows_a_profile_change_and_an_erasure_at_once() 
     let (status, claims) = userinfo().await;
     assert_eq!(status, 401, "{claims}");
 }
+
+/// Other instances pull revocations by `revoked_ms` with a few seconds of
+/// overlap, so a revocation is stamped when it is written, not with the
+/// instant its request began (a slow request would otherwise write a time
+/// older than the overlap, and another instance that pulled meanwhile would
+/// never load it).
+#[tokio::test]
+async fn a_revocation_is_stamped_when_written_not_when_its_request_began() {
+    use portcullis::storage::entities::revoked_token;
+    use sea_orm::EntityTrait;
+    let app = spawn_app().await;
+    let began = app.state.clock.now();
+    portcullis::clock::request_scope(&app.state.clock, async {
+        app.state.clock.advance(chrono::Duration::seconds(30));
+        assert_eq!(app.state.clock.now(), began, "inside the request: its instant");
+        let expires = (began + chrono::Duration::minutes(15)).timestamp_millis();
+        portcullis::oauth::grants::revoke_jti(&app.state, "slow-request-jti", expires).await.unwrap();
+    })
+    .await;
+    let row = revoked_token::Entity::find_by_id("slow-request-jti").one(&app.state.db).await.unwrap().unwrap();
+    assert_eq!(row.revoked_ms, (began + chrono::Duration::seconds(30)).timestamp_millis());
+}

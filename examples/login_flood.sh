@@ -6,15 +6,8 @@
 #   cargo build --release --bin portcullis --example login_load
 #   examples/login_flood.sh [SECONDS]
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-work=$(mktemp -d)
-export PORTCULLIS_DATABASE_URL="sqlite://$work/p.db?mode=rwc" PORTCULLIS_BIND=127.0.0.1:18181 \
-  PORTCULLIS_ISSUER=http://localhost:18181 PORTCULLIS_LOG=warn PORTCULLIS_LOGIN_IP_MAX_ATTEMPTS=100000000
-PORTCULLIS_MASTER_KEY=$(head -c 32 /dev/urandom | base64)
-export PORTCULLIS_MASTER_KEY
-bin=$root/target/release/portcullis
-"$bin" migrate >/dev/null
-for i in $(seq 0 63); do printf 'violet anvil tramline\n' | "$bin" user add "load-$i" --password-stdin >/dev/null; done
+# shellcheck source=examples/login_setup.sh
+. "$(dirname "$0")/login_setup.sh"
 "$bin" serve >"$work/server.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; sleep 1; kill -9 $pid 2>/dev/null; rm -rf "$work"' EXIT

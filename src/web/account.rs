@@ -375,13 +375,8 @@ pub async fn revoke_consent(
 #[derive(Deserialize)]
 pub struct ProfileForm {
     csrf: String,
-    name: Option<String>,
-    phone: Option<String>,
-    street_address: Option<String>,
-    locality: Option<String>,
-    region: Option<String>,
-    postal_code: Option<String>,
-    country: Option<String>,
+    #[serde(flatten)]
+    fields: super::form::ProfileFields,
 }
 
 /// The person's own name, phone number and postal address (the OIDC
@@ -395,15 +390,8 @@ pub async fn update_profile(
         Ok(cur) => cur,
         Err(resp) => return Ok(resp),
     };
-    let f = form.into_inner();
-    let keep = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
-    let address = crate::domain::Address::from_fields(f.street_address, f.locality, f.region, f.postal_code, f.country);
-    let patch = crate::admin::users::ProfilePatch {
-        email: None,
-        name: Some(keep(f.name)),
-        phone_number: Some(keep(f.phone)),
-        address: Some(Some(address)),
-    };
+    // The e-mail address changes through its own verification loop, not here.
+    let patch = form.into_inner().fields.into_patch(None);
     let ip = client_info::ip(&state, &req);
     match crate::admin::users::update_own_profile(&state, &cur.user.id, ip, client_info::user_agent(&req), patch).await
     {

@@ -113,3 +113,41 @@ mod tests {
         assert_eq!(from_pairs::<F>(parse_pairs(b"a=").unwrap()).unwrap().a, "");
     }
 }
+
+/// The profile fields of the account page's and the admin user page's forms
+/// (flattened into each): one reading of them for both.
+#[derive(serde::Deserialize)]
+pub struct ProfileFields {
+    name: Option<String>,
+    phone: Option<String>,
+    street_address: Option<String>,
+    locality: Option<String>,
+    region: Option<String>,
+    postal_code: Option<String>,
+    country: Option<String>,
+}
+
+impl ProfileFields {
+    /// The change the form asks for: every field is set, and a blank one
+    /// clears its value; the e-mail address as the caller decides.
+    pub fn into_patch(self, email: Option<Option<String>>) -> crate::admin::users::ProfilePatch {
+        let address = crate::domain::Address::from_fields(
+            self.street_address,
+            self.locality,
+            self.region,
+            self.postal_code,
+            self.country,
+        );
+        crate::admin::users::ProfilePatch {
+            email,
+            name: Some(blank_is_none(self.name)),
+            phone_number: Some(blank_is_none(self.phone)),
+            address: Some(Some(address)),
+        }
+    }
+}
+
+/// A form value, trimmed; blank is none.
+pub fn blank_is_none(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}

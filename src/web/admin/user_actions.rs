@@ -252,13 +252,8 @@ pub async fn user_set_attr(
 pub struct ProfileForm {
     csrf: String,
     email: Option<String>,
-    name: Option<String>,
-    phone: Option<String>,
-    street_address: Option<String>,
-    locality: Option<String>,
-    region: Option<String>,
-    postal_code: Option<String>,
-    country: Option<String>,
+    #[serde(flatten)]
+    fields: crate::web::form::ProfileFields,
 }
 
 pub async fn user_profile(
@@ -269,14 +264,7 @@ pub async fn user_profile(
 ) -> Answer {
     let u = path.into_inner();
     let f = f.into_inner();
-    let opt = |v: Option<String>| Some(v.map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()));
-    let address = crate::domain::Address::from_fields(f.street_address, f.locality, f.region, f.postal_code, f.country);
-    let patch = users::ProfilePatch {
-        email: opt(f.email),
-        name: opt(f.name),
-        phone_number: opt(f.phone),
-        address: Some(Some(address)),
-    };
+    let patch = f.fields.into_patch(Some(crate::web::form::blank_is_none(f.email)));
     act(&state, &req, &u, &f.csrf, PROFILE, None, async |a| {
         users::update_profile(&state, a, &u, patch).await.map(|_| Done::Back)
     })

@@ -151,8 +151,17 @@ async fn apply_role_rules<C: ConnectionTrait>(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<serde_json::Value, FedError> {
     let identity = upstream_identity::Entity::find_by_id((p.id.clone(), up.subject.clone())).one(conn).await?;
-    let before: Vec<String> =
-        identity.as_ref().and_then(|i| serde_json::from_str(&i.mapped_roles).ok()).unwrap_or_default();
+    // The roles the rules gave before are the ones they may take back: read
+    // as empty, a damaged list would keep them for ever (and then be
+    // overwritten, losing them for good). Refused instead, for an
+    // administrator to look at.
+    let before: Vec<String> = match &identity {
+        None => Vec::new(),
+        Some(i) => serde_json::from_str(&i.mapped_roles).map_err(|e| {
+            tracing::error!(provider = %p.id, user = %user_id, error = %e, "stored mapped_roles do not parse");
+            FedError::Damaged("mapped_roles")
+        })?,
+    };
     // No rules and nothing given before: nothing to do. (Rules removed from
     // the configuration take their roles back at the next sign-in.)
     if p.role_rules.is_empty() && before.is_empty() {

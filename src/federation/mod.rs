@@ -72,6 +72,9 @@ pub enum FedError {
     Disabled,
     #[error("the client secret could not be read: {0}")]
     Secret(String),
+    /// A stored value that no longer parses: refused, never read as empty.
+    #[error("the stored {0} does not parse")]
+    Damaged(&'static str),
     #[error(transparent)]
     Db(#[from] sea_orm::DbErr),
 }
@@ -88,6 +91,7 @@ impl FedError {
             Self::NotLinked => "not_linked",
             Self::LinkedElsewhere => "linked_elsewhere",
             Self::Disabled => "disabled",
+            Self::Damaged(_) => "damaged",
             Self::Db(_) => "error",
         }
     }

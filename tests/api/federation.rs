@@ -418,6 +418,40 @@ async fn a_role_granted_here_is_not_taken_back_by_the_group_rules() {
     }
 }
 
+/// The roles the group rules gave are remembered per identity, to take them
+/// back when the group goes. A remembered list that no longer parses is not
+/// read as "gave nothing" (which would keep the role for ever): the sign-in
+/// is refused and audited, and nothing changes.
+#[tokio::test]
+async fn a_damaged_record_of_the_roles_the_rules_gave_refuses_the_sign_in() {
+    use portcullis::storage::entities::{audit_event, upstream_identity};
+    use sea_orm::{ActiveModelTrait, IntoActiveModel, Set};
+    let (app, up, _secret) = federated(|_| {}).await;
+    up.user("dee", "dee@corp.example", &["eng"]);
+    let b = app.browser();
+    let back = to_callback(&app, &b, "/login/upstream/corp", "dee").await;
+    assert_eq!(location(&b.get(&back).send().await.unwrap()), "/account");
+    assert_eq!(roles(&app, "dee").await, ["engineer"]);
+    let mut identity = upstream_identity::Entity::find().one(&app.state.db).await.unwrap().unwrap().into_active_model();
+    identity.mapped_roles = Set("not json".into());
+    identity.update(&app.state.db).await.unwrap();
+    // The group goes upstream; the next sign-in must not keep the role silently.
+    up.cli(&["user", "revoke", "dee", "eng"], None);
+    let b2 = app.browser();
+    let back = to_callback(&app, &b2, "/login/upstream/corp", "dee").await;
+    assert_ne!(location(&b2.get(&back).send().await.unwrap()), "/account", "refused");
+    assert!(!signed_in(&app, &b2).await);
+    let refused = audit_event::Entity::find()
+        .filter(audit_event::Column::EventType.eq("user.upstream_login"))
+        .filter(audit_event::Column::Outcome.eq("damaged"))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(refused, 1, "audited with its reason");
+    let stored = upstream_identity::Entity::find().one(&app.state.db).await.unwrap().unwrap();
+    assert_eq!(stored.mapped_roles, "not json", "left for an administrator, not overwritten");
+}
+
 #[tokio::test]
 async fn a_link_needs_a_recent_sign_in_and_finishes_only_in_the_session_that_asked() {
     let (app, up, _secret) = federated(|_| {}).await;

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::form::StrictForm;
+use super::form::SignedInForm;
 use super::login::{see_other, stale_form};
 use super::pages::{WebError, html};
 use super::reauth::{Reverified, reverify_password};
@@ -246,12 +246,9 @@ pub struct PasswordForm {
 pub async fn change_password(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: StrictForm<PasswordForm>,
+    signed: SignedInForm<PasswordForm>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, form } = signed;
     let fail = |msg: &str| Some(msg.to_owned());
     let busy = |e: PasswordError| match e {
         PasswordError::Busy => WebError(crate::error::AppError::Busy),
@@ -299,12 +296,9 @@ pub struct EndSessionForm {
 pub async fn end_session(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: StrictForm<EndSessionForm>,
+    signed: SignedInForm<EndSessionForm>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, form } = signed;
     // Only the user's own sessions: the filter on user_id is the authorisation.
     let own = session_entity::Entity::find()
         .filter(session_entity::Column::Id.eq(form.session.as_str()))
@@ -343,12 +337,9 @@ pub struct RevokeConsentForm {
 pub async fn revoke_consent(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: StrictForm<RevokeConsentForm>,
+    signed: SignedInForm<RevokeConsentForm>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, form } = signed;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     consent::Entity::delete_many()
@@ -384,14 +375,11 @@ pub struct ProfileForm {
 pub async fn update_profile(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: StrictForm<ProfileForm>,
+    signed: SignedInForm<ProfileForm>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, form } = signed;
     // The e-mail address changes through its own verification loop, not here.
-    let patch = form.into_inner().fields.into_patch(None);
+    let patch = form.fields.into_patch(None);
     let ip = client_info::ip(&state, &req);
     match crate::admin::users::update_own_profile(&state, &cur.user.id, ip, client_info::user_agent(&req), patch).await
     {
@@ -415,12 +403,9 @@ pub struct EmailForm {
 pub async fn change_email(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: StrictForm<EmailForm>,
+    signed: SignedInForm<EmailForm>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, form } = signed;
     match reverify_password(&state, &req, &cur, &form.current_password, "user.email_change_requested").await? {
         Reverified::Yes => {}
         Reverified::No(msg) => return render(&state, &req, &cur, StatusCode::OK, None, Some(msg.to_owned())).await,
@@ -441,12 +426,9 @@ pub struct CsrfOnly {
 pub async fn send_verification(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: StrictForm<CsrfOnly>,
+    signed: SignedInForm<CsrfOnly>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, .. } = signed;
     let Some(present) = cur.user.email.as_deref().and_then(|e| crate::domain::Email::parse(e).ok()) else {
         return Ok(see_other("/account"));
     };
@@ -469,3 +451,5 @@ async fn send_link(
         Err(e @ DeliverError::Mail(_)) => Err(WebError::internal(e)),
     }
 }
+
+crate::web::form::csrf_form!(CsrfOnly, EmailForm, EndSessionForm, PasswordForm, ProfileForm, RevokeConsentForm);

@@ -151,3 +151,50 @@ impl ProfileFields {
 pub fn blank_is_none(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
+
+/// A form whose CSRF token the edge checks before the handler runs.
+pub trait CsrfForm {
+    fn csrf(&self) -> &str;
+}
+
+/// Implements [`CsrfForm`] for forms with a `csrf` field.
+macro_rules! csrf_form {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::web::form::CsrfForm for $t {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        }
+    )*};
+}
+pub(crate) use csrf_form;
+
+/// The signed-in person behind a state-changing form: the session (else the
+/// login page), then the form's CSRF token (else "this form has expired"),
+/// checked in that order before the handler runs, so a handler that takes
+/// one cannot forget either.
+pub struct SignedInForm<T> {
+    pub cur: crate::session::Current,
+    pub form: T,
+}
+
+impl<T: DeserializeOwned + CsrfForm + 'static> FromRequest for SignedInForm<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let form = StrictForm::<T>::from_request(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            let form = form.await?.into_inner();
+            let state = req
+                .app_data::<web::Data<crate::state::AppState>>()
+                .cloned()
+                .ok_or_else(|| actix_web::error::ErrorInternalServerError("the application state is missing"))?;
+            match super::account::session_for_form(&state, &req, form.csrf()).await? {
+                Ok(cur) => Ok(Self { cur, form }),
+                Err(answer) => Err(actix_web::error::InternalError::from_response("refused form", answer).into()),
+            }
+        })
+    }
+}

@@ -8,8 +8,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::account::{render as render_account, session_for_form};
-use super::form::StrictForm;
+use super::account::render as render_account;
+use super::form::{SignedInForm, StrictForm};
 use super::login::{CHALLENGE_COOKIE, finish_login, flow_of_return, see_other, set_flow_csp, source_of, stale_form};
 use super::pages::{WebError, html};
 use super::reauth::{may_change_factors, reauth_full};
@@ -447,12 +447,9 @@ pub async fn account_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> 
 pub async fn account_enrol_post(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: StrictForm<EnrolForm>,
+    signed: SignedInForm<EnrolForm>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, form } = signed;
     let binding = session_binding(&cur);
     if !mfa::has_totp(&state.db, &cur.user.id).await? && !may_change_factors(&state, &cur).await? {
         return sign_in_again_for_app(&state, &req);
@@ -510,12 +507,9 @@ pub struct ReauthForm {
 pub async fn disable(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: StrictForm<ReauthForm>,
+    signed: SignedInForm<ReauthForm>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, form } = signed;
     if mfa::required_for(&state, &state.db, &cur.user.id).await? > crate::policy::Assurance::Password {
         let msg = crate::web::ui::t("messages.mfa_required").to_owned();
         return render_account(&state, &req, &cur, StatusCode::OK, None, Some(msg)).await;
@@ -536,12 +530,9 @@ pub async fn disable(
 pub async fn regenerate(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: StrictForm<ReauthForm>,
+    signed: SignedInForm<ReauthForm>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, form } = signed;
     if !mfa::has_totp(&state.db, &cur.user.id).await? {
         return Ok(see_other("/account"));
     }
@@ -557,3 +548,5 @@ pub async fn regenerate(
     crate::storage::commit_audited(txn, audit_record, state.clock.now()).await?;
     recovery_page(codes, "/account")
 }
+
+crate::web::form::csrf_form!(EnrolForm, ReauthForm);

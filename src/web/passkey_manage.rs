@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::client_info;
-use super::form::StrictForm;
+use super::form::SignedInForm;
 use super::login::see_other;
 use super::pages::WebError;
 use crate::authn::passkey;
@@ -24,12 +24,9 @@ pub struct RenameForm {
 pub async fn rename(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: StrictForm<RenameForm>,
+    signed: SignedInForm<RenameForm>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match super::account::session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, form } = signed;
     if passkey::rename(&state.db, &cur.user.id, &form.id, &form.name).await? {
         record_audit(
             &state.db,
@@ -62,12 +59,9 @@ pub struct RemoveForm {
 pub async fn remove(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: StrictForm<RemoveForm>,
+    signed: SignedInForm<RemoveForm>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match super::account::session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, form } = signed;
     match super::reauth::reverify_password(&state, &req, &cur, &form.current_password, "passkey.removed").await? {
         super::reauth::Reverified::Yes => {}
         super::reauth::Reverified::No(msg) => {
@@ -98,3 +92,5 @@ pub async fn remove(
     crate::oidc::logout::notify_ended(&state, &cur.user.id, &ended).await;
     Ok(see_other("/account?m=passkey_removed"))
 }
+
+crate::web::form::csrf_form!(RemoveForm, RenameForm);

@@ -9,10 +9,9 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::account::session_for_form;
 use super::client_info;
 use super::cookies::{build_cookie, removal_cookie};
-use super::form::StrictForm;
+use super::form::SignedInForm;
 use super::login::{Flow, challenge_redirect, finish_login, login_form, required_for_login, see_other, source_of};
 use super::pages::{WebError, error_page};
 use super::reauth::{Reverified, reverify_password};
@@ -200,12 +199,9 @@ pub async fn link(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    form: StrictForm<LinkForm>,
+    signed: SignedInForm<LinkForm>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, form } = signed;
     let Ok(p) = federation::provider(&state, &path) else {
         return Ok(error_page(StatusCode::NOT_FOUND, t("error.not_found"), t("error.not_found_text")));
     };
@@ -242,12 +238,9 @@ pub async fn unlink(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
-    form: StrictForm<UnlinkForm>,
+    signed: SignedInForm<UnlinkForm>,
 ) -> Result<HttpResponse, WebError> {
-    let cur = match session_for_form(&state, &req, &form.csrf).await? {
-        Ok(cur) => cur,
-        Err(resp) => return Ok(resp),
-    };
+    let SignedInForm { cur, .. } = signed;
     if federation::unlink(&state, &cur.user.id, &path, client_info::origin(&state, &req)).await? {
         Ok(see_other("/account?m=upstream_unlinked"))
     } else {
@@ -255,3 +248,5 @@ pub async fn unlink(
         super::account::render(&state, &req, &cur, StatusCode::BAD_REQUEST, None, Some(msg)).await
     }
 }
+
+crate::web::form::csrf_form!(LinkForm, UnlinkForm);

@@ -120,3 +120,52 @@ async fn a_request_sees_one_instant_however_long_it_takes() {
     assert_eq!(audited.at, s.created_at, "the audit record and the session it made");
     assert_eq!(s.auth_time, s.created_at.timestamp());
 }
+
+/// Every state-changing form of the account pages takes `SignedInForm`: no
+/// session sends the browser to the login page, and a session with a forged
+/// CSRF token gets the expired-form page — whatever the form, before it
+/// does anything.
+#[tokio::test]
+async fn every_account_form_needs_the_session_and_then_its_csrf_token() {
+    const FORMS: [&str; 13] = [
+        "/account/password",
+        "/account/sessions/end",
+        "/account/consents/revoke",
+        "/account/profile",
+        "/account/email",
+        "/account/email/verify",
+        "/account/mfa",
+        "/account/mfa/disable",
+        "/account/mfa/recovery",
+        "/account/passkeys/rename",
+        "/account/passkeys/remove",
+        "/account/upstream/corp/link",
+        "/account/upstream/corp/unlink",
+    ];
+    let app = spawn_app().await;
+    app.create_user("ida", "violet anvil tramline", &[]).await;
+    let signed_in = app.browser();
+    assert_eq!(app.login(&signed_in, "ida", "violet anvil tramline").await.status(), 303);
+    // Every field any of these forms requires, so that each form reads and
+    // the refusal is the guard's, not the form parser's.
+    let fields = [
+        ("csrf", "forged"),
+        ("current_password", "violet anvil tramline"),
+        ("new_password", "another fine passphrase"),
+        ("password", "violet anvil tramline"),
+        ("session", "x"),
+        ("client", "x"),
+        ("new_email", "ida@example.com"),
+        ("id", "x"),
+        ("name", "x"),
+    ];
+    for path in FORMS {
+        let anonymous = app.browser().post(app.url(path)).form(&fields).send().await.unwrap();
+        assert_eq!(anonymous.status(), 303, "{path}");
+        let to = anonymous.headers()["location"].to_str().unwrap().to_owned();
+        assert!(to.starts_with("/login"), "{path}: {to}");
+        let forged = signed_in.post(app.url(path)).form(&fields).send().await.unwrap();
+        assert_eq!(forged.status(), 400, "{path}");
+        assert!(forged.text().await.unwrap().contains("This form has expired"), "{path}");
+    }
+}

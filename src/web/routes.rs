@@ -1,6 +1,8 @@
 //! The route tables of the HTTP edge, one per surface: every path, its
 //! methods and its handler in one place. Guards are visible at the handler:
-//! the page handlers start from the session (`cookies::current`) and, for
+//! the account pages' state-changing forms take a `form::SignedInForm`
+//! (session, then CSRF token, before the handler runs), the other page
+//! handlers start from the session (`cookies::current`) and, for
 //! `/admin/…`, from `admin::admin*` (each action on a user is its own route,
 //! through `admin::user_actions::act`); introspection, revocation and device
 //! authorization take a `token::ClientCaller` argument (the client

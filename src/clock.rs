@@ -32,17 +32,13 @@ impl Clock {
         if let Ok(at) = REQUEST_NOW.try_with(|at| *at) {
             return at;
         }
-        self.read()
+        self.fresh()
     }
 
     /// The clock itself, ignoring the request's instant: for a time other
     /// instances order rows by (the revocation list's high-water mark must
     /// not lag the commit by the length of the request that wrote it).
     pub fn fresh(&self) -> DateTime<Utc> {
-        self.read()
-    }
-
-    fn read(&self) -> DateTime<Utc> {
         match self {
             Self::System => Utc::now(),
             Self::Fixed(t) => t.lock().map_or_else(|p| *p.into_inner(), |g| *g),
@@ -67,7 +63,7 @@ tokio::task_local! {
 /// Runs `fut` (one request) with the clock read once: inside it,
 /// [`Clock::now`] returns that instant.
 pub async fn request_scope<F: Future>(clock: &Clock, fut: F) -> F::Output {
-    let at = clock.read();
+    let at = clock.fresh();
     REQUEST_NOW.scope(at, fut).await
 }
 

@@ -182,11 +182,6 @@ impl From<sea_orm::DbErr> for Problem {
     }
 }
 
-/// The audience of tokens for this API.
-pub fn audience(state: &AppState) -> String {
-    state.admin_audience()
-}
-
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

@@ -19,6 +19,7 @@ use crate::state::AppState;
 use crate::storage::AuditEvent;
 use crate::storage::clients::Client;
 use crate::storage::entities::{device_code, user};
+use crate::storage::grants::SignIn;
 
 /// The grant type (RFC 8628 §3.4).
 pub const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -333,14 +334,29 @@ pub async fn poll(
         txn.commit().await?;
         return Err(OAuthError::InvalidGrant("the user is no longer active"));
     };
+    // The approval's record is parsed before anything is issued from it: a
+    // damaged one is refused (the code stays spent), never read as a
+    // sign-in without factors.
+    const RECORD: &str = "device code";
+    let parsed = crate::storage::grants::parse_scope(RECORD, &row.scope).and_then(|scope| {
+        let (at, amr) = (row.auth_time.unwrap_or(now_ms / 1000), row.amr.as_deref().unwrap_or("[]"));
+        Ok((scope, SignIn::<()>::parse(RECORD, at, amr, row.acr.as_deref(), None)?))
+    });
+    let (scope, sign_in) = match parsed {
+        Ok(p) => p,
+        Err(d) => {
+            txn.commit().await?;
+            return Err(d.into());
+        }
+    };
     let g = super::grants::UserGrant {
         user: u,
         client: c.clone(),
-        scope: split_scope(&row.scope)?,
+        scope,
         nonce: None,
-        auth_time: row.auth_time.unwrap_or(now_ms / 1000),
-        amr: row.amr.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default(),
-        acr: row.acr.clone(),
+        auth_time: sign_in.auth_time,
+        amr: sign_in.amr,
+        acr: sign_in.acr,
         sid: None,
         resource: row.resource.clone(),
         claims: None,

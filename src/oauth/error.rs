@@ -149,6 +149,27 @@ impl From<crate::storage::clients::LoadError> for OAuthError {
     }
 }
 
+impl From<crate::storage::grants::LoadError> for OAuthError {
+    /// A grant whose stored record does not parse is refused as invalid
+    /// (the client starts a new authorization); the operator is told which
+    /// field, the caller nothing more.
+    fn from(e: crate::storage::grants::LoadError) -> Self {
+        match e {
+            crate::storage::grants::LoadError::Db(e) => e.into(),
+            crate::storage::grants::LoadError::Damaged(d) => {
+                tracing::error!(error = %d, "cannot use a grant");
+                Self::InvalidGrant("the grant's stored record is damaged; start a new authorization")
+            }
+        }
+    }
+}
+
+impl From<crate::storage::grants::Damaged> for OAuthError {
+    fn from(d: crate::storage::grants::Damaged) -> Self {
+        crate::storage::grants::LoadError::Damaged(d).into()
+    }
+}
+
 impl From<sea_orm::DbErr> for OAuthError {
     fn from(e: sea_orm::DbErr) -> Self {
         tracing::error!(error = %e, "database error in a protocol endpoint");

@@ -12,6 +12,7 @@ use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::{Value, json};
 
+use super::claims::ClaimsRequest;
 use super::dpop::Proof;
 pub use super::mint::{Issued, UserGrant, issue_for_user, scoped_claims};
 use super::mint::{access_token, base_claims, response};
@@ -20,6 +21,7 @@ use crate::crypto::{constant_time_eq, random_token};
 use crate::state::AppState;
 use crate::storage::clients::Client;
 use crate::storage::entities::{authorization_code, refresh_family, refresh_token, revoked_token, user};
+use crate::storage::grants::{Refresh, SignIn};
 use crate::storage::{AuditEvent, record_audit};
 
 pub fn code_hash(state: &AppState, code: &str) -> String {
@@ -28,10 +30,6 @@ pub fn code_hash(state: &AppState, code: &str) -> String {
 
 pub fn refresh_hash(state: &AppState, token: &str) -> String {
     state.master_key.hasher().hash(&format!("refresh:{token}"))
-}
-
-fn read_list(json: &str) -> Vec<String> {
-    serde_json::from_str(json).unwrap_or_default()
 }
 
 /// A new refresh token in `family_id`.
@@ -238,17 +236,29 @@ pub async fn authorization_code(
     let Some(u) = user::Entity::find_by_id(row.user_id.as_str()).one(&txn).await?.filter(|u| !u.disabled) else {
         return refuse(txn, OAuthError::InvalidGrant("the user is no longer active")).await;
     };
+    // The code's record is parsed before anything is issued from it: a
+    // damaged one is refused (the claim stays spent), never read as a
+    // sign-in without factors or a request without claims.
+    let parsed = crate::storage::grants::parse_scope("authorization code", &row.scope).and_then(|scope| {
+        let sign_in =
+            SignIn::parse("authorization code", row.auth_time, &row.amr, row.acr.as_deref(), row.claims.as_deref())?;
+        Ok((scope, sign_in))
+    });
+    let (scope, sign_in) = match parsed {
+        Ok(p) => p,
+        Err(d) => return refuse(txn, d.into()).await,
+    };
     let g = UserGrant {
         user: u,
         client: c.clone(),
-        scope: split_scope(&row.scope)?,
+        scope,
         nonce: row.nonce.clone(),
-        auth_time: row.auth_time,
-        amr: read_list(&row.amr),
-        acr: row.acr.clone(),
+        auth_time: sign_in.auth_time,
+        amr: sign_in.amr,
+        acr: sign_in.acr,
         sid: Some(row.session_id.clone()),
         resource: row.resource.clone(),
-        claims: row.claims.as_deref().and_then(|c| serde_json::from_str(c).ok()),
+        claims: sign_in.claims,
         dpop_jkt: dpop.map(|d| d.jkt.clone()),
     };
     let issued = issue_for_user(state, &txn, &g).await?;
@@ -295,10 +305,9 @@ pub async fn refresh(
     let now = state.clock.now();
     let now_ms = now.timestamp_millis();
     let invalid = OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked");
-    let Some(row) = refresh_token::Entity::find_by_id(refresh_hash(state, token)).one(&state.db).await? else {
-        return Err(invalid);
-    };
-    let Some(fam) = refresh_family::Entity::find_by_id(row.family_id.as_str()).one(&state.db).await? else {
+    let Some(Refresh { family: fam, token: row }) =
+        crate::storage::grants::refresh::<ClaimsRequest, _>(&state.db, &refresh_hash(state, token)).await?
+    else {
         return Err(invalid);
     };
     if fam.client_id != c.client_id {
@@ -324,8 +333,8 @@ pub async fn refresh(
     // The client's access policy is evaluated again on every refresh: a user
     // who lost a role (or moved network, or whose login grew too old) gets no
     // new tokens. The token stays unused.
-    let amr = read_list(&row.amr);
-    let auth = super::access::Auth { user_id: &u.id, amr: &amr, auth_time: row.auth_time, ip };
+    let amr = row.sign_in.amr.clone();
+    let auth = super::access::Auth { user_id: &u.id, amr: &amr, auth_time: row.sign_in.auth_time, ip };
     if let Err(d) = super::access::evaluate(state, c, &auth).await? {
         super::access::record(state, c, &auth, "oauth.refresh_denied", d).await?;
         return Err(OAuthError::InvalidGrant("the client's access policy no longer admits this user"));
@@ -349,7 +358,7 @@ pub async fn refresh(
             "the sign-in behind this token is weaker than the user's policy now needs",
         ));
     }
-    let original = split_scope(&row.scope)?;
+    let original = row.scope.clone();
     let scope = match p.get("scope") {
         None => original.clone(),
         Some(s) => {
@@ -368,12 +377,12 @@ pub async fn refresh(
         client: c.clone(),
         scope: original.clone(),
         nonce: None,
-        auth_time: row.auth_time,
+        auth_time: row.sign_in.auth_time,
         amr,
-        acr: row.acr.clone(),
+        acr: row.sign_in.acr.clone(),
         sid: fam.session_id.clone(),
         resource: row.resource.clone(),
-        claims: row.claims.as_deref().and_then(|c| serde_json::from_str(c).ok()),
+        claims: row.sign_in.claims.clone(),
         dpop_jkt: dpop.map(|d| d.jkt.clone()),
     };
     // The new refresh token keeps the original scope (RFC 6749 §6); the

@@ -131,10 +131,17 @@ pub async fn introspect(state: &AppState, caller: &Client, token: &str) -> Resul
     }
     // A refresh token: only its own client may learn about it.
     let now_ms = state.clock.now().timestamp_millis();
-    let Some(row) = refresh_token::Entity::find_by_id(grants::refresh_hash(state, token)).one(&state.db).await? else {
-        return Ok(inactive());
-    };
-    let Some(fam) = refresh_family::Entity::find_by_id(row.family_id.as_str()).one(&state.db).await? else {
+    // A damaged record is a token that cannot be used: inactive.
+    let hash = grants::refresh_hash(state, token);
+    let found = crate::storage::grants::refresh::<serde::de::IgnoredAny, _>(&state.db, &hash);
+    let Some(crate::storage::grants::Refresh { family: fam, token: row }) = (match found.await {
+        Ok(found) => found,
+        Err(crate::storage::grants::LoadError::Damaged(d)) => {
+            tracing::error!(error = %d, "introspecting a damaged refresh token");
+            None
+        }
+        Err(crate::storage::grants::LoadError::Db(e)) => return Err(e.into()),
+    }) else {
         return Ok(inactive());
     };
     if fam.client_id != caller.client_id
@@ -147,7 +154,7 @@ pub async fn introspect(state: &AppState, caller: &Client, token: &str) -> Resul
     Ok(json!({
         "active": true,
         "token_type": "refresh_token",
-        "scope": row.scope,
+        "scope": row.scope.join(" "),
         "client_id": fam.client_id,
         "sub": fam.user_id,
         "iss": state.settings.issuer(),

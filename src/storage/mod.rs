@@ -9,6 +9,7 @@ pub mod audit_chain;
 pub mod audit_sinks;
 pub mod clients;
 pub mod entities;
+pub mod grants;
 pub mod purge;
 pub mod statements;
 

@@ -21,6 +21,7 @@ mod cimd;
 mod cli;
 mod console;
 mod crash;
+mod damaged;
 mod federation;
 mod finance;
 mod helpers;

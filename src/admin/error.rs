@@ -28,6 +28,9 @@ pub enum AdminError {
     /// A stored value that does not parse (named), never read as "empty".
     #[error(transparent)]
     Damaged(#[from] crate::storage::clients::Damaged),
+    /// A stored account value that does not parse (named).
+    #[error(transparent)]
+    DamagedUser(#[from] crate::storage::users::Damaged),
     #[error("cryptographic failure")]
     Crypto(#[from] CryptoError),
 }

@@ -20,7 +20,8 @@ use crate::storage::entities::{account_link, password_credential, user};
 
 /// Who changes whose password, and what survives the change.
 pub struct PasswordChange<'a> {
-    pub user: &'a user::Model,
+    /// The account: its id and its username (the password may not contain it).
+    pub user: (&'a str, &'a str),
     /// The audit actor (`user:<id>` for the user themselves, the admin's name otherwise).
     pub actor: &'a str,
     /// `user.password_changed` (by the user) or `user.password_set` (a reset).
@@ -77,7 +78,7 @@ async fn claim_link<C: ConnectionTrait>(txn: &C, hash: &str, user_id: &str, now_
         .and_then(|p| serde_json::from_str::<serde_json::Value>(p).ok())
         .and_then(|v| serde_json::from_value(v["reach"].clone()).ok())
         .unwrap_or_default();
-    let now_held = crate::policy::permissions_of(&crate::storage::roles_of(txn, user_id).await?);
+    let now_held = crate::policy::permissions_of(&crate::storage::users::roles(txn, user_id).await?);
     if now_held.iter().any(|p| !reach.iter().any(|r| r == p.as_str())) {
         return Err(ChangeError::LinkUsed);
     }
@@ -94,31 +95,32 @@ pub async fn change_password(
     change: PasswordChange<'_>,
     password: &SecretString,
 ) -> Result<Vec<String>, ChangeError> {
-    let u = change.user;
-    let is_admin = crate::storage::roles_of(&state.db, &u.id).await?.iter().any(|r| r == crate::policy::ADMIN_ROLE);
-    state.password_policy.check(password, is_admin, Some(&u.username))?;
+    let (user_id, username) = change.user;
+    let is_admin =
+        crate::storage::users::roles(&state.db, user_id).await?.iter().any(|r| r == crate::policy::ADMIN_ROLE);
+    state.password_policy.check(password, is_admin, Some(username))?;
     let phc = state.passwords.hash(password).await?;
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     if let Some(actor) = change.by_admin {
-        actor.may_act_on_user(&crate::storage::roles_of(&txn, &u.id).await?).map_err(Box::new)?;
+        actor.may_act_on_user(&crate::storage::users::roles(&txn, user_id).await?).map_err(Box::new)?;
     }
     if let Some(hash) = change.link {
-        claim_link(&txn, hash, &u.id, now.timestamp_millis()).await?;
+        claim_link(&txn, hash, user_id, now.timestamp_millis()).await?;
     }
     // Every other link of the account dies with the old password: an
     // invitation, an older reset link, a pending change of address.
-    account_link::Entity::delete_many().filter(account_link::Column::UserId.eq(u.id.as_str())).exec(&txn).await?;
+    account_link::Entity::delete_many().filter(account_link::Column::UserId.eq(user_id)).exec(&txn).await?;
     if let Some(email) = change.verified_email {
         user::Entity::update_many()
             .col_expr(user::Column::EmailVerified, sea_orm::sea_query::Expr::val(true))
-            .filter(user::Column::Id.eq(u.id.as_str()))
+            .filter(user::Column::Id.eq(user_id))
             .filter(user::Column::Email.eq(email))
             .exec(&txn)
             .await?;
     }
     password_credential::Entity::insert(password_credential::ActiveModel {
-        user_id: Set(u.id.clone()),
+        user_id: Set(user_id.to_owned()),
         phc: Set(phc),
         updated_at: Set(now),
     })
@@ -129,8 +131,8 @@ pub async fn change_password(
     )
     .exec(&txn)
     .await?;
-    let ended = crate::session::end_all_for_user(&txn, &u.id, change.keep_session, now.timestamp_millis()).await?;
-    crate::authn::login::forget_devices(state, &txn, &u.id, change.keep_device).await?;
+    let ended = crate::session::end_all_for_user(&txn, user_id, change.keep_session, now.timestamp_millis()).await?;
+    crate::authn::login::forget_devices(state, &txn, user_id, change.keep_device).await?;
     let detail = if change.keep_session.is_some() {
         json!({ "other_sessions_ended": ended.len() })
     } else {
@@ -138,16 +140,16 @@ pub async fn change_password(
     };
     let audit_record = AuditEvent::new(change.event, "success")
         .actor(change.actor)
-        .user(&u.id)
+        .user(user_id)
         .source(change.origin.ip, change.origin.user_agent)
         .detail(detail);
     user::Entity::update_many()
         .col_expr(user::Column::UpdatedAt, sea_orm::sea_query::Expr::val(now))
-        .filter(user::Column::Id.eq(u.id.as_str()))
+        .filter(user::Column::Id.eq(user_id))
         .exec(&txn)
         .await?;
     crate::storage::commit_audited(txn, audit_record, now).await?;
-    state.users.invalidate(&u.id);
-    crate::oidc::logout::notify_ended(state, &u.id, &ended).await;
+    state.users.invalidate(user_id);
+    crate::oidc::logout::notify_ended(state, user_id, &ended).await;
     Ok(ended)
 }

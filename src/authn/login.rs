@@ -40,7 +40,7 @@ pub struct Source {
 pub enum Outcome {
     /// Correct password, usable account. `trusted_device`: the browser's device
     /// cookie belongs to this user.
-    Success { user: Box<user::Model>, trusted_device: bool },
+    Success { user: Box<crate::storage::users::User>, trusted_device: bool },
     /// Anything else. The reason is in the audit log only.
     Failed,
     /// The source address has used up its attempts.
@@ -215,13 +215,19 @@ pub async fn password_step(
         }
     };
 
-    let user = match found {
-        Some(u) if ok && !locked && !u.disabled => u,
+    // The account is parsed after the same queries on every path; a
+    // damaged one signs nobody in.
+    let user = match found.clone().map(crate::storage::users::User::parse) {
+        Some(Ok(u)) if ok && !locked && !u.disabled => u,
         other => {
             let reason = match &other {
                 None => "unknown_user",
                 Some(_) if locked => "locked",
-                Some(u) if u.disabled => "disabled",
+                Some(Err(d)) => {
+                    tracing::error!(error = %d, "a damaged account cannot sign in");
+                    "damaged"
+                }
+                Some(Ok(u)) if u.disabled => "disabled",
                 Some(_) if phc.is_none() => "no_password",
                 Some(_) => "bad_password",
             };
@@ -234,7 +240,7 @@ pub async fn password_step(
             if lock.is_some() && reason != "locked" {
                 state.metrics.lockout();
             }
-            let mut event = audit("failure", reason, other.as_ref());
+            let mut event = audit("failure", reason, found.as_ref());
             if let (Some(until), true) = (lock, admitted) {
                 event.detail["locked_until_ms"] = json!(until);
             }
@@ -254,7 +260,7 @@ pub async fn password_step(
             .exec(&state.db)
             .await?;
     }
-    record_audit(&state.db, audit("success", "password_ok", Some(&user)), now).await?;
+    record_audit(&state.db, audit("success", "password_ok", found.as_ref()), now).await?;
     state.metrics.login("password", "success");
     Ok(Outcome::Success { user: Box::new(user), trusted_device: trusted })
 }
@@ -334,7 +340,7 @@ pub async fn create_challenge_after(
 #[derive(Debug, Clone)]
 pub struct Challenge {
     pub row: login_challenge::Model,
-    pub user: user::Model,
+    pub user: crate::storage::users::User,
     pub purpose: ChallengePurpose,
 }
 
@@ -359,9 +365,14 @@ pub async fn find_challenge(
     if row.purpose != purpose.as_str() {
         return Ok(None);
     }
-    let Some(user) = user::Entity::find_by_id(row.user_id.as_str()).one(&state.db).await?.filter(|u| !u.disabled)
-    else {
-        return Ok(None);
+    let user = match crate::storage::users::active(&state.db, &row.user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return Ok(None),
+        Err(crate::storage::users::LoadError::Damaged(d)) => {
+            tracing::error!(error = %d, "a damaged account cannot sign in");
+            return Ok(None);
+        }
+        Err(crate::storage::users::LoadError::Db(e)) => return Err(e.into()),
     };
     Ok(Some(Challenge { row, user, purpose }))
 }

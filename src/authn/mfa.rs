@@ -406,7 +406,7 @@ pub async fn required_for<C: ConnectionTrait>(
             Assurance::Password
         });
     }
-    let roles = crate::storage::roles_of(conn, user_id).await?;
+    let roles = crate::storage::users::roles(conn, user_id).await?;
     if roles.iter().any(|r| s.passkey_required_roles.contains(r)) {
         return Ok(Assurance::PhishingResistant);
     }

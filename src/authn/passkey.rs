@@ -21,7 +21,7 @@ use webauthn_rs::prelude::{
 
 use crate::crypto::random_token;
 use crate::state::AppState;
-use crate::storage::entities::{passkey, user, webauthn_ceremony, webauthn_handle};
+use crate::storage::entities::{passkey, webauthn_ceremony, webauthn_handle};
 
 /// How long a ceremony may take (the browser's own timeout is the same).
 pub const CEREMONY_TTL_MS: i64 = crate::state::WEBAUTHN_TIMEOUT_MS;
@@ -76,7 +76,7 @@ pub struct Started {
 /// A verified assertion.
 #[derive(Debug)]
 pub struct Verified {
-    pub user: user::Model,
+    pub user: crate::storage::users::User,
     pub credential_id: String,
     /// Not backup eligible: RFC 8176 `hwk`, else `swk`.
     pub hardware: bool,
@@ -104,6 +104,8 @@ pub enum Refused {
     Duplicate,
     /// Registration: the account holds the most passkeys allowed.
     TooMany,
+    /// The stored account does not parse (see `storage::users`).
+    Damaged,
 }
 
 impl Refused {
@@ -118,6 +120,7 @@ impl Refused {
             Self::Invalid => "invalid",
             Self::Duplicate => "duplicate",
             Self::TooMany => "too_many",
+            Self::Damaged => "damaged",
         }
     }
 
@@ -236,7 +239,7 @@ async fn claim(
 /// are excluded so one authenticator is not registered twice.
 pub async fn start_registration(
     state: &AppState,
-    u: &user::Model,
+    u: &crate::storage::users::User,
     binding: &str,
     now: DateTime<Utc>,
 ) -> Result<Started, PasskeyError> {
@@ -265,7 +268,7 @@ pub async fn start_registration(
 pub async fn finish_registration(
     state: &AppState,
     handle: &str,
-    u: &user::Model,
+    u: &crate::storage::users::User,
     binding: &str,
     name: &str,
     response: &Value,
@@ -440,8 +443,14 @@ async fn verify(
     if (result.counter() != 0 || stored != 0) && u64::from(result.counter()) <= stored {
         return Ok(Err((Refused::CounterRegressed, who)));
     }
-    let Some(u) = user::Entity::find_by_id(row.user_id.as_str()).one(&state.db).await? else {
-        return Ok(Err((Refused::UnknownCredential, None)));
+    let u = match crate::storage::users::by_id(&state.db, &row.user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return Ok(Err((Refused::UnknownCredential, None))),
+        Err(crate::storage::users::LoadError::Damaged(d)) => {
+            tracing::error!(error = %d, "a damaged account cannot sign in");
+            return Ok(Err((Refused::Damaged, who)));
+        }
+        Err(crate::storage::users::LoadError::Db(e)) => return Err(e.into()),
     };
     if u.disabled {
         return Ok(Err((Refused::Disabled, who)));

@@ -14,7 +14,6 @@ use chrono::{DateTime, Utc};
 use super::login::{LoginError, Source};
 use super::throttle;
 use crate::state::AppState;
-use crate::storage::entities::user;
 
 /// The throttle key of a user's second factor.
 pub fn counter_key(user_id: &str) -> String {
@@ -39,7 +38,7 @@ pub enum Gated<T> {
 /// by the challenge and the device's failure count).
 pub async fn gate<T>(
     state: &AppState,
-    user: &user::Model,
+    user: &crate::storage::users::User,
     source: &Source,
     trusted: bool,
     now: DateTime<Utc>,

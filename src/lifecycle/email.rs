@@ -25,7 +25,7 @@ fn mask(addr: &str) -> String {
 /// present unverified one) and, for a change, tells the present address.
 pub async fn request_verification(
     state: &AppState,
-    u: &user::Model,
+    u: &crate::storage::users::User,
     new: &Email,
     origin: Origin,
 ) -> Result<(), DeliverError> {

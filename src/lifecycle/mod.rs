@@ -221,7 +221,7 @@ pub enum DeliverError {
 /// password change that redeems the link refuses it if the account reaches
 /// further by then (`admin::password`).
 pub(crate) async fn reach_of<C: ConnectionTrait>(conn: &C, user_id: &str) -> Result<String, DbErr> {
-    let held = crate::policy::permissions_of(&crate::storage::roles_of(conn, user_id).await?);
+    let held = crate::policy::permissions_of(&crate::storage::users::roles(conn, user_id).await?);
     let reach: Vec<&str> = held.iter().map(|p| p.as_str()).collect();
     Ok(serde_json::json!({ "reach": reach }).to_string())
 }

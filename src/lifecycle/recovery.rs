@@ -54,7 +54,7 @@ pub async fn issue(
     let now = state.clock.now();
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = crate::admin::users::find(&txn, username).await?;
-    actor.may_act_on_user(&crate::storage::roles_of(&txn, &u.id).await?)?;
+    actor.may_act_on_user(&crate::storage::users::roles(&txn, &u.id).await?)?;
     let has_password = password_credential::Entity::find_by_id(u.id.as_str()).one(&txn).await?.is_some();
     if purpose == Purpose::Invite && has_password {
         return Err(AdminError::Refused(format!(
@@ -230,7 +230,7 @@ pub async fn redeem(
     let hash = super::stored_hash(state, token);
     let actor = format!("user:{}", u.id);
     let change = PasswordChange {
-        user: &u,
+        user: (&u.id, &u.username),
         actor: &actor,
         event: if purpose == Purpose::Invite { "user.activated" } else { "user.password_reset" },
         keep_session: None,

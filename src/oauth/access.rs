@@ -96,8 +96,8 @@ pub async fn evaluate(state: &AppState, c: &Client, a: &Auth<'_>) -> Result<Resu
     let Some(p) = &c.access_policy else {
         return Ok(Ok(()));
     };
-    let roles = crate::storage::roles_of(&state.db, a.user_id).await?;
-    let attributes = crate::storage::attributes_of(&state.db, a.user_id).await?;
+    let roles = crate::storage::users::roles(&state.db, a.user_id).await?;
+    let attributes = crate::storage::users::attributes(&state.db, a.user_id).await?;
     Ok(p.evaluate(&Subject {
         roles: &roles,
         attributes: &attributes,

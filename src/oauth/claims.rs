@@ -13,7 +13,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::OAuthError;
-use crate::storage::entities::user;
 
 /// The largest `claims` parameter accepted (bytes of JSON).
 const MAX_LEN: usize = 4096;
@@ -122,7 +121,7 @@ impl ClaimsRequest {
 /// Adds to `out` the claims of `user` named in `names` that we hold (`roles`
 /// only when given).
 pub fn release<'a>(
-    u: &user::Model,
+    u: &crate::storage::users::User,
     roles: Option<&[String]>,
     names: impl IntoIterator<Item = &'a str>,
     out: &mut Map<String, Value>,
@@ -139,7 +138,7 @@ pub fn release<'a>(
             "phone_number" => u.phone_number.clone().map(Value::from),
             // Numbers are set by administrators or the user, not verified.
             "phone_number_verified" => u.phone_number.as_ref().map(|_| false.into()),
-            "address" => u.address.as_deref().and_then(|a| serde_json::from_str::<Value>(a).ok()),
+            "address" => u.address.as_ref().and_then(|a| serde_json::to_value(a).ok()),
             _ => None,
         };
         if let Some(v) = v {

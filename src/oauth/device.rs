@@ -18,7 +18,7 @@ use crate::session::Current;
 use crate::state::AppState;
 use crate::storage::AuditEvent;
 use crate::storage::clients::Client;
-use crate::storage::entities::{device_code, user};
+use crate::storage::entities::device_code;
 use crate::storage::grants::SignIn;
 
 /// The grant type (RFC 8628 §3.4).
@@ -239,7 +239,7 @@ pub async fn decide(
         .col_expr(device_code::Column::Status, Expr::val(if approve { "approved" } else { "denied" }))
         .col_expr(device_code::Column::UserId, Expr::val(cur.user.id.clone()))
         .col_expr(device_code::Column::AuthTime, Expr::val(cur.session.auth_time))
-        .col_expr(device_code::Column::Amr, Expr::val(cur.session.amr.clone()))
+        .col_expr(device_code::Column::Amr, Expr::val(crate::storage::grants::amr_text(&cur.session.amr)))
         .col_expr(device_code::Column::Acr, Expr::val(cur.session.acr.clone()))
         .col_expr(device_code::Column::DecidedMs, Expr::val(now.timestamp_millis()))
         .filter(device_code::Column::UserCode.eq(user_code))
@@ -330,9 +330,14 @@ pub async fn poll(
         return Err(OAuthError::InvalidGrant("the device code was already used"));
     }
     let user_id = row.user_id.clone().unwrap_or_default();
-    let Some(u) = user::Entity::find_by_id(user_id.as_str()).one(&txn).await?.filter(|u| !u.disabled) else {
-        txn.commit().await?;
-        return Err(OAuthError::InvalidGrant("the user is no longer active"));
+    let u = match crate::storage::users::active(&txn, &user_id).await {
+        Ok(Some(u)) => u,
+        found => {
+            txn.commit().await?;
+            return Err(
+                found.map_or_else(OAuthError::from, |_| OAuthError::InvalidGrant("the user is no longer active"))
+            );
+        }
     };
     // The approval's record is parsed before anything is issued from it: a
     // damaged one is refused (the code stays spent), never read as a

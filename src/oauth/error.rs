@@ -170,6 +170,20 @@ impl From<crate::storage::grants::Damaged> for OAuthError {
     }
 }
 
+impl From<crate::storage::users::LoadError> for OAuthError {
+    /// A user whose stored account does not parse gets no tokens; the
+    /// operator is told which field.
+    fn from(e: crate::storage::users::LoadError) -> Self {
+        match e {
+            crate::storage::users::LoadError::Db(e) => e.into(),
+            crate::storage::users::LoadError::Damaged(d) => {
+                tracing::error!(error = %d, "no tokens for a damaged account");
+                Self::InvalidGrant("the user's stored account is damaged")
+            }
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for OAuthError {
     fn from(e: sea_orm::DbErr) -> Self {
         tracing::error!(error = %e, "database error in a protocol endpoint");

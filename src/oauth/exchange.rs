@@ -112,10 +112,7 @@ pub async fn exchange(
     // A user's token: the user is still active, and the acting client's own
     // access policy admits them (as it would at its own /authorize).
     if claims.get("auth_time").is_some() {
-        use sea_orm::EntityTrait;
-        let active =
-            crate::storage::entities::user::Entity::find_by_id(sub).one(&state.db).await?.is_some_and(|u| !u.disabled);
-        if !active {
+        if crate::storage::users::active(&state.db, sub).await?.is_none() {
             return Err(OAuthError::InvalidGrant("the user is no longer active"));
         }
         let amr: Vec<String> = claims

@@ -20,7 +20,7 @@ use super::{OAuthError, scope_allowed, split_scope};
 use crate::crypto::{constant_time_eq, random_token};
 use crate::state::AppState;
 use crate::storage::clients::Client;
-use crate::storage::entities::{authorization_code, refresh_family, refresh_token, revoked_token, user};
+use crate::storage::entities::{authorization_code, refresh_family, refresh_token, revoked_token};
 use crate::storage::grants::{Refresh, SignIn};
 use crate::storage::{AuditEvent, record_audit};
 
@@ -47,7 +47,7 @@ async fn new_refresh<C: ConnectionTrait>(
         scope: Set(g.scope.join(" ")),
         resource: Set(g.resource.clone()),
         auth_time: Set(g.auth_time),
-        amr: Set(serde_json::Value::from(g.amr.clone()).to_string()),
+        amr: Set(crate::storage::grants::amr_text(&g.amr)),
         acr: Set(g.acr.clone()),
         created_ms: Set(state.clock.now().timestamp_millis()),
         expires_ms: Set(expires_ms),
@@ -233,8 +233,10 @@ pub async fn authorization_code(
     if !session_alive(&txn, &row.session_id, now_ms).await? {
         return refuse(txn, OAuthError::InvalidGrant("the sign-in session behind this code has ended")).await;
     }
-    let Some(u) = user::Entity::find_by_id(row.user_id.as_str()).one(&txn).await?.filter(|u| !u.disabled) else {
-        return refuse(txn, OAuthError::InvalidGrant("the user is no longer active")).await;
+    let u = match crate::storage::users::active(&txn, &row.user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return refuse(txn, OAuthError::InvalidGrant("the user is no longer active")).await,
+        Err(e) => return refuse(txn, e.into()).await,
     };
     // The code's record is parsed before anything is issued from it: a
     // damaged one is refused (the claim stays spent), never read as a
@@ -327,7 +329,7 @@ pub async fn refresh(
     // sign-in strength, the new access token — happens before the write
     // transaction: a transaction never waits for a pool connection while it
     // holds SQLite's write lock (parallel refreshes would starve it).
-    let Some(u) = user::Entity::find_by_id(fam.user_id.as_str()).one(&state.db).await?.filter(|u| !u.disabled) else {
+    let Some(u) = crate::storage::users::active(&state.db, &fam.user_id).await? else {
         return Err(invalid);
     };
     // The client's access policy is evaluated again on every refresh: a user

@@ -12,11 +12,10 @@ use super::OAuthError;
 use crate::domain::SigningAlg;
 use crate::state::AppState;
 use crate::storage::clients::Client;
-use crate::storage::entities::user;
 use crate::tokens::jwt;
 
 /// OIDC Core §5.4: the claims each scope releases.
-pub fn scoped_claims(u: &user::Model, scope: &[String], out: &mut Map<String, Value>) {
+pub fn scoped_claims(u: &crate::storage::users::User, scope: &[String], out: &mut Map<String, Value>) {
     let names = scope.iter().filter(|s| *s != "roles").flat_map(|s| super::claims::claims_of(s).iter().copied());
     super::claims::release(u, None, names, out);
 }
@@ -24,7 +23,7 @@ pub fn scoped_claims(u: &user::Model, scope: &[String], out: &mut Map<String, Va
 /// Everything a user token is made from.
 #[derive(Clone)]
 pub struct UserGrant {
-    pub user: user::Model,
+    pub user: crate::storage::users::User,
     pub client: Arc<Client>,
     pub scope: Vec<String>,
     pub nonce: Option<String>,
@@ -97,7 +96,7 @@ pub async fn issue_for_user<C: sea_orm::ConnectionTrait>(
         |name: &str| g.claims.as_ref().is_some_and(|c| c.id_token.contains_key(name) || c.userinfo.contains_key(name));
     let roles_scope = g.scope.iter().any(|s| s == "roles");
     let roles =
-        if roles_scope || asked("roles") { Some(crate::storage::roles_of(conn, &g.user.id).await?) } else { None };
+        if roles_scope || asked("roles") { Some(crate::storage::users::roles(conn, &g.user.id).await?) } else { None };
     let aud = g.resource.clone().unwrap_or_else(|| g.client.client_id.clone());
     let (mut at, jti) = base_claims(state, &g.user.id, &g.client.client_id, &aud, &g.scope, now, g.dpop_jkt.as_deref());
     if let Some(r) = roles.as_ref().filter(|_| roles_scope) {

@@ -92,7 +92,14 @@ pub async fn userinfo_of(state: &AppState, claims: Value) -> Result<Value, OAuth
         return Err(OAuthError::InsufficientScope("the token was not issued with the openid scope"));
     }
     let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
-    let Some(cached) = state.users.get(&state.db, sub).await?.filter(|c| !c.user.disabled) else {
+    let found = match state.users.get(&state.db, sub).await {
+        Err(crate::storage::users::LoadError::Damaged(d)) => {
+            tracing::error!(error = %d, "no UserInfo for a damaged account");
+            None
+        }
+        other => other?,
+    };
+    let Some(cached) = found.filter(|c| !c.user.disabled) else {
         return Err(OAuthError::InvalidToken("the user is no longer active"));
     };
     let (u, roles) = (&cached.user, &cached.roles);

@@ -89,7 +89,7 @@ pub async fn reconcile(
             u.username
         )));
     }
-    let current_roles = crate::storage::roles_of(txn, &u.id).await?;
+    let current_roles = crate::storage::users::roles(txn, &u.id).await?;
     who.may_act_on_user(&current_roles)?;
     let mut fields = serde_json::Map::new();
     if u.email != email {
@@ -147,7 +147,7 @@ pub async fn prune(
         .await?;
     let mut changes = Vec::new();
     for u in gone {
-        who.may_act_on_user(&crate::storage::roles_of(txn, &u.id).await?)?;
+        who.may_act_on_user(&crate::storage::users::roles(txn, &u.id).await?)?;
         let (id, username) = (u.id.clone(), u.username.clone());
         let mut m = u.into_active_model();
         m.disabled = Set(true);

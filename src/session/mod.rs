@@ -6,11 +6,13 @@
 //! without use, or `session_absolute_secs` after login, whichever comes first.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
 use crate::crypto::{CryptoError, random_token};
 use crate::state::AppState;
-use crate::storage::entities::{session, user};
+use crate::storage::entities::session;
+pub use crate::storage::sessions::Session;
+use crate::storage::users::{self, User};
 
 /// How often `last_seen` is written at most (a write per request would be waste).
 const TOUCH_EVERY_MS: i64 = 60_000;
@@ -32,13 +34,13 @@ pub const AMR_MFA: &str = "mfa";
 /// A live session and its user.
 #[derive(Debug, Clone)]
 pub struct Current {
-    pub session: session::Model,
-    pub user: user::Model,
+    pub session: Session,
+    pub user: User,
 }
 
 impl Current {
     pub fn amr(&self) -> Vec<String> {
-        serde_json::from_str(&self.session.amr).unwrap_or_default()
+        self.session.amr.clone()
     }
 }
 
@@ -66,7 +68,7 @@ pub async fn create<C: ConnectionTrait>(
     conn: &C,
     new: NewSession<'_>,
     now: DateTime<Utc>,
-) -> Result<(session::Model, String), SessionError> {
+) -> Result<(Session, String), SessionError> {
     let secret = random_token(32)?;
     let now_ms = now.timestamp_millis();
     let model = session::ActiveModel {
@@ -84,36 +86,50 @@ pub async fn create<C: ConnectionTrait>(
     }
     .insert(conn)
     .await?;
-    Ok((model, secret))
+    let session = Session::parse(model).map_err(|e| DbErr::Custom(e.to_string()))?;
+    Ok((session, secret))
 }
 
 /// Looks up the live session whose cookie carries `secret`, enforcing the
-/// idle and absolute limits (an expired record is deleted on sight).
+/// idle and absolute limits (an expired record is deleted on sight, and so
+/// is a damaged one: it is never a session with no recorded factor). A
+/// session whose account is disabled, gone or damaged is none.
 pub async fn current(state: &AppState, secret: &str) -> Result<Option<Current>, DbErr> {
     let now = state.clock.now();
     let now_ms = now.timestamp_millis();
     let hash = state.master_key.hasher().hash(secret);
-    let Some(s) = session::Entity::find().filter(session::Column::TokenHash.eq(hash)).one(&state.db).await? else {
-        return Ok(None);
+    let s = match crate::storage::sessions::by_token_hash(&state.db, &hash).await? {
+        None => return Ok(None),
+        Some(Ok(s)) => s,
+        Some(Err(d)) => {
+            tracing::error!(error = %d, "a damaged session is ended");
+            end(&state.db, &d.session_id).await?;
+            return Ok(None);
+        }
     };
     let idle_ms = state.settings.session_idle_secs * 1000;
     if now_ms >= s.expires_ms || now_ms >= s.last_seen_ms + idle_ms {
-        session::Entity::delete_by_id(s.id.as_str()).exec(&state.db).await?;
+        end(&state.db, &s.id).await?;
         return Ok(None);
     }
-    let Some(u) = user::Entity::find_by_id(s.user_id.as_str()).one(&state.db).await? else {
-        return Ok(None);
+    let u = match users::active(&state.db, &s.user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return Ok(None),
+        Err(users::LoadError::Damaged(d)) => {
+            tracing::error!(error = %d, "no session for a damaged account");
+            return Ok(None);
+        }
+        Err(users::LoadError::Db(e)) => return Err(e),
     };
-    if u.disabled {
-        return Ok(None);
+    let mut s = s;
+    if now_ms - s.last_seen_ms >= TOUCH_EVERY_MS {
+        session::Entity::update_many()
+            .col_expr(session::Column::LastSeenMs, sea_orm::sea_query::Expr::val(now_ms))
+            .filter(session::Column::Id.eq(s.id.as_str()))
+            .exec(&state.db)
+            .await?;
+        s.last_seen_ms = now_ms;
     }
-    let s = if now_ms - s.last_seen_ms >= TOUCH_EVERY_MS {
-        let mut am: session::ActiveModel = s.into();
-        am.last_seen_ms = Set(now_ms);
-        am.update(&state.db).await?
-    } else {
-        s
-    };
     Ok(Some(Current { session: s, user: u }))
 }
 
@@ -165,13 +181,8 @@ pub async fn list_for_user<C: ConnectionTrait>(
     conn: &C,
     user_id: &str,
     now: DateTime<Utc>,
-) -> Result<Vec<session::Model>, DbErr> {
+) -> Result<Vec<Session>, DbErr> {
     let now_ms = now.timestamp_millis();
-    session::Entity::find()
-        .filter(session::Column::UserId.eq(user_id))
-        .filter(session::Column::ExpiresMs.gt(now_ms))
-        .filter(session::Column::LastSeenMs.gt(now_ms - state.settings.session_idle_secs * 1000))
-        .order_by_desc(session::Column::LastSeenMs)
-        .all(conn)
+    crate::storage::sessions::live_for_user(conn, user_id, now_ms, now_ms - state.settings.session_idle_secs * 1000)
         .await
 }

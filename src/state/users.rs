@@ -17,16 +17,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use sea_orm::{DatabaseConnection, DbErr, EntityTrait};
+use sea_orm::DatabaseConnection;
 
-use crate::storage::entities::user;
+use crate::storage::users::LoadError;
 
 pub const CAPACITY: usize = 10_000;
 
 /// A user row and the user's roles (sorted), as read together.
 #[derive(Debug)]
 pub struct CachedUser {
-    pub user: user::Model,
+    pub user: crate::storage::users::User,
     pub roles: Vec<String>,
 }
 
@@ -47,8 +47,8 @@ impl UserCache {
     }
 
     /// The user (None: no such user) from memory if fresh, else from the
-    /// database.
-    pub async fn get(&self, db: &DatabaseConnection, user_id: &str) -> Result<Option<Arc<CachedUser>>, DbErr> {
+    /// database. A damaged account is an error, and is not kept.
+    pub async fn get(&self, db: &DatabaseConnection, user_id: &str) -> Result<Option<Arc<CachedUser>>, LoadError> {
         if let Ok(m) = self.map.read()
             && let Some((u, at)) = m.get(user_id)
             && at.elapsed() < self.ttl
@@ -56,9 +56,9 @@ impl UserCache {
             return Ok(u.clone());
         }
         let started = self.generation.load(Ordering::SeqCst);
-        let found = match user::Entity::find_by_id(user_id).one(db).await? {
+        let found = match crate::storage::users::by_id(db, user_id).await? {
             Some(u) => {
-                let roles = crate::storage::roles_of(db, &u.id).await?;
+                let roles = crate::storage::users::roles(db, &u.id).await?;
                 Some(Arc::new(CachedUser { user: u, roles }))
             }
             None => None,

@@ -64,6 +64,11 @@ impl<C: DeserializeOwned> SignIn<C> {
     }
 }
 
+/// The stored form of an `amr` ([`SignIn::parse`] reads it back).
+pub fn amr_text(amr: &[String]) -> String {
+    serde_json::Value::from(amr.to_vec()).to_string()
+}
+
 /// A stored scope: space-separated scope tokens (RFC 6749 §3.3).
 pub fn parse_scope(record: &'static str, text: &str) -> Result<Vec<String>, Damaged> {
     let mut out: Vec<String> = Vec::new();

@@ -11,7 +11,9 @@ pub mod clients;
 pub mod entities;
 pub mod grants;
 pub mod purge;
+pub mod sessions;
 pub mod statements;
+pub mod users;
 
 use std::time::Duration;
 
@@ -150,34 +152,6 @@ pub fn contains_literally<C: sea_orm::ColumnTrait>(col: C, text: &str) -> sea_or
     let escaped: String =
         text.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
     sea_orm::Condition::all().add(Expr::col(col).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')))
-}
-
-/// The roles a user holds, sorted by name.
-pub async fn roles_of<C: sea_orm::ConnectionTrait>(conn: &C, user_id: &str) -> Result<Vec<String>, DbErr> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-    Ok(entities::user_role::Entity::find()
-        .filter(entities::user_role::Column::UserId.eq(user_id))
-        .order_by_asc(entities::user_role::Column::RoleName)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|r| r.role_name)
-        .collect())
-}
-
-/// A user's ABAC attributes.
-pub async fn attributes_of<C: sea_orm::ConnectionTrait>(
-    conn: &C,
-    user_id: &str,
-) -> Result<std::collections::BTreeMap<String, String>, DbErr> {
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    Ok(entities::user_attribute::Entity::find()
-        .filter(entities::user_attribute::Column::UserId.eq(user_id))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|a| (a.key, a.value))
-        .collect())
 }
 
 /// Users whose address is `addr`, compared case-insensitively (the same on

@@ -1,5 +1,6 @@
 //! The account page: who you are, change password, your sessions.
 
+use crate::web::cookies::SignedIn;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -109,7 +110,7 @@ pub(crate) async fn render(
     error: Option<String>,
 ) -> Result<HttpResponse, WebError> {
     let token = csrf::ensure(state, req).map_err(WebError::internal)?;
-    let roles = crate::storage::roles_of(&state.db, &cur.user.id).await?;
+    let roles = crate::storage::users::roles(&state.db, &cur.user.id).await?;
     let is_admin = roles.iter().any(|r| r == ADMIN_ROLE);
     let sessions = session::list_for_user(state, &state.db, &cur.user.id, state.clock.now())
         .await?
@@ -191,7 +192,7 @@ pub(crate) async fn render(
             .collect(),
         upstream_linked,
         phone: cur.user.phone_number.clone().unwrap_or_default(),
-        address: cur.user.address.as_deref().and_then(|a| serde_json::from_str(a).ok()).unwrap_or_default(),
+        address: cur.user.address.clone().unwrap_or_default(),
         roles: if roles.is_empty() { "none".into() } else { roles.join(", ") },
         min_length: if is_admin {
             state.password_policy.min_length_admin.max(state.password_policy.min_length)
@@ -226,13 +227,11 @@ pub(crate) async fn session_for_form(
 }
 
 pub async fn account(
+    SignedIn(cur): SignedIn,
     state: web::Data<AppState>,
     req: HttpRequest,
     q: web::Query<AccountQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let Some(cur) = crate::web::cookies::current(&state, &req).await? else {
-        return Ok(super::login::to_login(&state, &req));
-    };
     render(&state, &req, &cur, StatusCode::OK, notice(q.m.as_deref()), None).await
 }
 
@@ -265,7 +264,7 @@ pub async fn change_password(
         .map(|c| c.value().to_owned());
     let actor = format!("user:{}", cur.user.id);
     let change = PasswordChange {
-        user: &cur.user,
+        user: (&cur.user.id, &cur.user.username),
         actor: &actor,
         event: "user.password_changed",
         keep_session: Some(&cur.session.id),

@@ -59,3 +59,32 @@ pub fn session_cookie(state: &AppState, secret: String) -> Cookie<'static> {
 pub fn days(n: i64) -> CookieDuration {
     CookieDuration::days(n)
 }
+
+/// The signed-in person behind a page: the live session, else the browser
+/// is sent to the login page (and back here after it) before the handler
+/// runs. Every page that needs a session takes one; the pages for which
+/// "no session" is a normal case (login, `/authorize`, logout) call
+/// [`current`] themselves.
+pub struct SignedIn(pub Current);
+
+impl actix_web::FromRequest for SignedIn {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<actix_web::web::Data<AppState>>()
+                .cloned()
+                .ok_or_else(|| actix_web::error::ErrorInternalServerError("the application state is missing"))?;
+            match current(&state, &req).await.map_err(super::pages::WebError::from)? {
+                Some(cur) => Ok(Self(cur)),
+                None => {
+                    let answer = super::login::to_login(&state, &req);
+                    Err(actix_web::error::InternalError::from_response("not signed in", answer).into())
+                }
+            }
+        })
+    }
+}

@@ -3,6 +3,7 @@
 //! user code, sees which application on which device asks for what, and
 //! approves or denies. The decisions are `oauth::device`.
 
+use crate::web::cookies::SignedIn;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -121,13 +122,11 @@ pub async fn device_qr(state: web::Data<AppState>, q: web::Query<DeviceQuery>) -
 
 /// `/device` and `/device?user_code=…` (the `verification_uri_complete`).
 pub async fn device_get(
+    SignedIn(cur): SignedIn,
     state: web::Data<AppState>,
     req: HttpRequest,
     q: web::Query<DeviceQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let Some(cur) = cookies::current(&state, &req).await? else {
-        return Ok(to_login(&state, &req));
-    };
     let Some(typed) = q.user_code.as_deref().filter(|c| !c.trim().is_empty()) else {
         return entry(None, "", StatusCode::OK);
     };

@@ -1,6 +1,7 @@
 //! Two-step verification pages: the code step at login, enrolment (forced at
 //! login by policy, or from the account page), recovery codes, turning it off.
 
+use crate::web::cookies::SignedIn;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
@@ -345,7 +346,7 @@ enum Confirmed {
 async fn confirm(
     state: &AppState,
     req: &HttpRequest,
-    user: &crate::storage::entities::user::Model,
+    user: &crate::storage::users::User,
     binding: &str,
     trusted: bool,
     form: &EnrolForm,
@@ -425,10 +426,11 @@ pub async fn login_enrol_post(
     }
 }
 
-pub async fn account_enrol_get(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, WebError> {
-    let Some(cur) = crate::web::cookies::current(&state, &req).await? else {
-        return Ok(super::login::to_login(&state, &req));
-    };
+pub async fn account_enrol_get(
+    SignedIn(cur): SignedIn,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, WebError> {
     if mfa::has_totp(&state.db, &cur.user.id).await? {
         // Moving to a new device: the new secret is shown only after the
         // password and a current code (a borrowed session cannot plant one).

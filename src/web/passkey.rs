@@ -361,7 +361,7 @@ enum Owner {
 }
 
 impl Owner {
-    fn user(&self) -> &crate::storage::entities::user::Model {
+    fn user(&self) -> &crate::storage::users::User {
         match self {
             Self::Session(c) => &c.user,
             Self::Challenge(c) => &c.user,

@@ -120,10 +120,7 @@ async fn every_page_is_accessible_in_a_real_browser() {
         .unwrap()
         .url
         .unwrap();
-    use portcullis::storage::entities::user;
-    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    let bruno =
-        user::Entity::find().filter(user::Column::Username.eq("bruno")).one(&app.state.db).await.unwrap().unwrap();
+    let bruno = portcullis::storage::users::by_key(&app.state.db, "bruno").await.unwrap().unwrap();
     let to = portcullis::domain::Email::parse("bruno@example.com").unwrap();
     portcullis::lifecycle::email::request_verification(&app.state, &bruno, &to, Default::default()).await.unwrap();
     let verify = mail.wait_for("bruno@example.com", 1).await[0].link(&app.url("/email/verify"));

@@ -187,7 +187,7 @@ async fn user_named(app: &TestApp, name: &str) -> Option<user::Model> {
 
 async fn roles(app: &TestApp, name: &str) -> Vec<String> {
     let u = user_named(app, name).await.unwrap();
-    portcullis::storage::roles_of(&app.state.db, &u.id).await.unwrap()
+    portcullis::storage::users::roles(&app.state.db, &u.id).await.unwrap()
 }
 
 async fn signed_in(app: &TestApp, b: &reqwest::Client) -> bool {

@@ -169,3 +169,39 @@ async fn every_account_form_needs_the_session_and_then_its_csrf_token() {
         assert!(forged.text().await.unwrap().contains("This form has expired"), "{path}");
     }
 }
+
+/// Every page that needs a session takes it before its handler runs: a
+/// browser without one is sent to the login page and brought back after it
+/// (the next-page cookie names the page); a browser whose session ended is
+/// told so; a signed-in browser gets the page.
+#[tokio::test]
+async fn every_signed_in_page_sends_a_browser_without_a_session_to_the_login_page() {
+    const PAGES: [&str; 3] = ["/account", "/account/mfa", "/device"];
+    let app = spawn_app().await;
+    app.create_user("ida", "violet anvil tramline", &[]).await;
+    let signed_in = app.browser();
+    assert_eq!(app.login(&signed_in, "ida", "violet anvil tramline").await.status(), 303);
+    let ended = app.browser();
+    app.login(&ended, "ida", "violet anvil tramline").await;
+    let csrf = app.csrf_from(&ended, "/account").await;
+    let r = ended.post(app.url("/logout")).form(&[("csrf", csrf.as_str())]).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    for path in PAGES {
+        let anonymous = app.browser().get(app.url(path)).send().await.unwrap();
+        assert_eq!(
+            (anonymous.status().as_u16(), crate::helpers::location(&anonymous).as_str()),
+            (303, "/login"),
+            "{path}"
+        );
+        let next = anonymous
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|c| c.contains(&format!("={}", path.replace('/', "%2F"))) || c.contains(&format!("={path}")));
+        assert!(next, "{path}: the login brings the browser back here");
+        let r = ended.get(app.url(path)).send().await.unwrap();
+        assert!(crate::helpers::location(&r).starts_with("/login"), "{path}");
+        assert_eq!(signed_in.get(app.url(path)).send().await.unwrap().status(), 200, "{path}");
+    }
+}

@@ -173,8 +173,11 @@ pub(crate) async fn find<C: ConnectionTrait>(conn: &C, username: &str) -> Result
 }
 
 async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model, now_ms: i64) -> Result<UserView, AdminError> {
-    let roles = crate::storage::roles_of(conn, &u.id).await?;
-    let attributes = crate::storage::attributes_of(conn, &u.id).await?;
+    // Read through the aggregate: a damaged account is a refusal naming
+    // the field, never a view without it.
+    let u = crate::storage::users::User::parse(u)?;
+    let roles = crate::storage::users::roles(conn, &u.id).await?;
+    let attributes = crate::storage::users::attributes(conn, &u.id).await?;
     let has_password = password_credential::Entity::find_by_id(u.id.as_str()).one(conn).await?.is_some();
     let mfa = crate::authn::mfa::has_totp(conn, &u.id).await?;
     let locked_until_ms = crate::authn::throttle::locked_until(conn, &u.username_key, now_ms).await?;
@@ -185,7 +188,7 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model, now_ms: i64) ->
         email_verified: u.email_verified,
         name: u.display_name,
         phone_number: u.phone_number,
-        address: u.address.as_deref().and_then(|a| serde_json::from_str(a).ok()),
+        address: u.address,
         disabled: u.disabled,
         roles,
         attributes,
@@ -234,7 +237,7 @@ fn unmanaged(u: &user::Model) -> Result<(), AdminError> {
 
 async fn target<C: ConnectionTrait>(conn: &C, actor: &Actor, username: &str) -> Result<user::Model, AdminError> {
     let u = find(conn, username).await?;
-    actor.may_act_on_user(&crate::storage::roles_of(conn, &u.id).await?)?;
+    actor.may_act_on_user(&crate::storage::users::roles(conn, &u.id).await?)?;
     Ok(u)
 }
 
@@ -286,7 +289,7 @@ pub async fn set_password(
     let u = target(&state.db, actor, username).await?;
     // An administrator's reset: whoever knew the old password is logged out.
     let change = super::password::PasswordChange {
-        user: &u,
+        user: (&u.id, &u.username),
         actor: &actor.name,
         event: "user.password_set",
         keep_session: None,
@@ -349,12 +352,12 @@ pub async fn grant(state: &AppState, actor: &Actor, username: &str, role: &str) 
     let u = target(&txn, actor, username).await?;
     unmanaged(&u)?;
     roles::require_all(&txn, std::slice::from_ref(&role)).await?;
-    let before = crate::storage::roles_of(&txn, &u.id).await?;
+    let before = crate::storage::users::roles(&txn, &u.id).await?;
     // Granting a role the user holds changes nothing, and records nothing.
     let mut record = None;
     if !before.iter().any(|r| r == role.as_str()) {
         user_role::ActiveModel { user_id: Set(u.id.clone()), role_name: Set(role.to_string()) }.insert(&txn).await?;
-        let after = crate::storage::roles_of(&txn, &u.id).await?;
+        let after = crate::storage::users::roles(&txn, &u.id).await?;
         let detail = json!({ "role": role.as_str(), "changes": { "roles": { "from": before, "to": after } } });
         record = Some(audit(actor, "user.role_granted", &u.id).detail(detail));
         touch(&txn, u.clone(), now).await?;
@@ -372,7 +375,7 @@ pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str)
     let txn = crate::storage::begin_write(&state.db).await?;
     let u = target(&txn, actor, username).await?;
     unmanaged(&u)?;
-    let before = crate::storage::roles_of(&txn, &u.id).await?;
+    let before = crate::storage::users::roles(&txn, &u.id).await?;
     let res = user_role::Entity::delete_by_id((u.id.clone(), role.to_string())).exec(&txn).await?;
     if res.rows_affected == 0 {
         return Err(AdminError::Refused(format!("user {username:?} does not hold role {:?}", role.as_str())));
@@ -381,7 +384,7 @@ pub async fn revoke(state: &AppState, actor: &Actor, username: &str, role: &str)
     if role.as_str() == ADMIN_ROLE && !u.disabled && !another_active_admin(&txn, &u.id).await? {
         return Err(AdminError::Refused("refusing to revoke the last holder of the admin role".into()));
     }
-    let after = crate::storage::roles_of(&txn, &u.id).await?;
+    let after = crate::storage::users::roles(&txn, &u.id).await?;
     let detail = json!({ "role": role.as_str(), "changes": { "roles": { "from": before, "to": after } } });
     let audit_record = audit(actor, "user.role_revoked", &u.id).detail(detail);
     touch(&txn, u, now).await?;

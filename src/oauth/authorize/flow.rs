@@ -258,7 +258,7 @@ async fn issue_code(
         code_challenge: Set(r.code_challenge.clone()),
         resource: Set(r.resource.clone()),
         auth_time: Set(cur.session.auth_time),
-        amr: Set(cur.session.amr.clone()),
+        amr: Set(crate::storage::grants::amr_text(&cur.session.amr)),
         acr: Set(cur.session.acr.clone()),
         created_ms: Set(now_ms),
         expires_ms: Set(now_ms + ttl_secs * 1000),

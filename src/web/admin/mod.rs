@@ -83,7 +83,7 @@ async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, Http
     let Some(cur) = crate::web::cookies::current(state, req).await? else {
         return Ok(Err(crate::web::login::to_login(state, req)));
     };
-    let roles = crate::storage::roles_of(&state.db, &cur.user.id).await?;
+    let roles = crate::storage::users::roles(&state.db, &cur.user.id).await?;
     let permissions = permissions_of(&roles);
     if permissions.is_empty() {
         return Ok(Err(error_page(

@@ -123,7 +123,7 @@ pub(super) async fn render_user(
             last_seen: fmt_ms(s.last_seen_ms),
             ip: s.ip.unwrap_or_default(),
             user_agent: s.user_agent.unwrap_or_default(),
-            amr: serde_json::from_str::<Vec<String>>(&s.amr).unwrap_or_default().join("+"),
+            amr: s.amr.join("+"),
         })
         .collect();
     let upstream = users::upstream_identities(state, &a.reader(), username)

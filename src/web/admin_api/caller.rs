@@ -20,9 +20,7 @@ use super::Problem;
 use crate::admin::{Actor, AdminError};
 use crate::policy::{Permission, Principal, permissions_of};
 use crate::state::AppState;
-use crate::storage::entities::user;
 use crate::storage::{AuditEvent, record_audit};
-use sea_orm::EntityTrait;
 
 /// A permission a route needs, as a type.
 pub trait Needs {
@@ -268,12 +266,15 @@ async fn principal_of(state: &AppState, req: &HttpRequest) -> Result<Principal, 
             None => Err(unauthorized()),
         };
     }
-    let Some(u) = user::Entity::find_by_id(sub.as_str()).one(&state.db).await? else {
-        return Err(unauthorized());
+    let u = match crate::storage::users::active(&state.db, &sub).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return Err(unauthorized()),
+        Err(crate::storage::users::LoadError::Damaged(d)) => {
+            tracing::error!(error = %d, "no admin API for a damaged account");
+            return Err(unauthorized());
+        }
+        Err(crate::storage::users::LoadError::Db(e)) => return Err(e.into()),
     };
-    if u.disabled {
-        return Err(unauthorized());
-    }
     // The same rule as the admin pages: a password-only login never
     // administers, whatever the MFA policy says of its roles, and an admin
     // whose policy needs a passkey administers only with it.
@@ -292,7 +293,7 @@ async fn principal_of(state: &AppState, req: &HttpRequest) -> Result<Principal, 
             )
         });
     }
-    let roles = crate::storage::roles_of(&state.db, &u.id).await?;
+    let roles = crate::storage::users::roles(&state.db, &u.id).await?;
     let auth_time = claims.get("auth_time").and_then(Value::as_i64);
     Ok(Principal { subject: sub, is_client: false, permissions: permissions_of(&roles), roles, auth_time })
 }

@@ -161,6 +161,20 @@ impl From<AdminError> for Problem {
                     )
                 }
             }
+            AdminError::DamagedUser(d) => {
+                tracing::error!(error = %d, "a stored account does not parse");
+                Self {
+                    field: Some(d.field),
+                    ..Self::new(
+                        StatusCode::CONFLICT,
+                        "Stored value does not parse",
+                        format!(
+                            "the stored {} of this account does not parse; set it anew with a profile change",
+                            d.field
+                        ),
+                    )
+                }
+            }
             AdminError::Password(crate::authn::PasswordError::Policy(m)) => {
                 Self { field: Some("password"), ..Self::new(StatusCode::BAD_REQUEST, "Invalid field", m) }
             }

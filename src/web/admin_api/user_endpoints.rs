@@ -304,10 +304,10 @@ pub struct SessionView {
     user_agent: Option<String>,
 }
 
-impl From<crate::storage::entities::session::Model> for SessionView {
-    fn from(s: crate::storage::entities::session::Model) -> Self {
+impl From<crate::session::Session> for SessionView {
+    fn from(s: crate::session::Session) -> Self {
         Self {
-            amr: serde_json::from_str(&s.amr).unwrap_or_default(),
+            amr: s.amr,
             id: s.id,
             created_at: s.created_at,
             auth_time: s.auth_time,

@@ -191,11 +191,8 @@ async fn a_password_only_login_never_gets_to_administer() {
     let _ = secret;
 
     // And a password-only token, however obtained, is refused by the API.
-    let user = portcullis::storage::entities::user::Entity::find_by_id(
-        portcullis::admin::users::show(&app.state, &portcullis::admin::Actor::cli(), "desk").await.unwrap().id,
-    );
-    use sea_orm::EntityTrait;
-    let user = user.one(&app.state.db).await.unwrap().unwrap();
+    let id = portcullis::admin::users::show(&app.state, &portcullis::admin::Actor::cli(), "desk").await.unwrap().id;
+    let user = portcullis::storage::users::by_id(&app.state.db, &id).await.unwrap().unwrap();
     let client =
         std::sync::Arc::new(portcullis::storage::clients::find(&app.state.db, "console").await.unwrap().unwrap());
     let g = portcullis::oauth::grants::UserGrant {

@@ -223,7 +223,9 @@ pub async fn password_step(
             let reason = match &other {
                 None => "unknown_user",
                 Some(_) if locked => "locked",
-                Some(Err(d)) => {
+                // Told only to whoever knows the password (the log line
+                // too): a guess at a damaged account is a bad password.
+                Some(Err(d)) if ok => {
                     tracing::error!(error = %d, "a damaged account cannot sign in");
                     "damaged"
                 }

@@ -187,6 +187,7 @@ pub async fn confirm_enrolment(
     binding: &str,
     enrolment_id: &str,
     code: &str,
+    record: crate::storage::AuditEvent,
     now: DateTime<Utc>,
 ) -> Result<Confirm, MfaError> {
     let Some(seed) = pending_seed(state, user_id, binding, enrolment_id, now).await? else {
@@ -200,7 +201,7 @@ pub async fn confirm_enrolment(
     };
     // The confirming code is spent: it cannot also log in. The pending row
     // goes in the same transaction (single use).
-    Ok(match store_credential(state, user_id, &seed, Some(step as i64), Some(enrolment_id), now).await? {
+    Ok(match store_credential(state, user_id, &seed, Some(step as i64), Some(enrolment_id), record, now).await? {
         Some(codes) => Confirm::Enrolled(codes),
         None => Confirm::Stale,
     })
@@ -212,6 +213,7 @@ pub async fn import(
     state: &AppState,
     user_id: &str,
     base32_seed: &str,
+    record: crate::storage::AuditEvent,
     now: DateTime<Utc>,
 ) -> Result<Vec<String>, MfaError> {
     let cleaned: String =
@@ -221,11 +223,12 @@ pub async fn import(
         return Err(MfaError::BadSeed);
     }
     totp(seed.clone(), "x").map_err(|_| MfaError::BadSeed)?;
-    store_credential(state, user_id, &seed, None, None, now).await.map(Option::unwrap_or_default)
+    store_credential(state, user_id, &seed, None, None, record, now).await.map(Option::unwrap_or_default)
 }
 
 /// Makes `seed` the user's authenticator (replacing any other and any pending
-/// enrolment) and issues fresh recovery codes, in one transaction. With
+/// enrolment) and issues fresh recovery codes, in one transaction with the
+/// audit `record` of the enrolment. With
 /// `consume`, that pending enrolment must still be there to be spent (`None`
 /// when a parallel request spent or replaced it first).
 async fn store_credential(
@@ -234,6 +237,7 @@ async fn store_credential(
     seed: &[u8],
     last_used_step: Option<i64>,
     consume: Option<&str>,
+    record: crate::storage::AuditEvent,
     now: DateTime<Utc>,
 ) -> Result<Option<Vec<String>>, MfaError> {
     let txn = crate::storage::begin_write(&state.db).await?;
@@ -254,7 +258,7 @@ async fn store_credential(
     .insert(&txn)
     .await?;
     let codes = replace_recovery_codes(state, &txn, user_id).await?;
-    txn.commit().await?;
+    crate::storage::commit_audited(txn, record, now).await?;
     Ok(Some(codes))
 }
 

@@ -59,7 +59,15 @@ pub(super) async fn resolve(
             (id, false)
         }
     };
-    let u = user::Entity::find_by_id(user_id.as_str()).one(&txn).await?.ok_or(FedError::NotLinked)?;
+    let u = match crate::storage::users::by_id(&txn, &user_id).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return Err(FedError::NotLinked),
+        Err(crate::storage::users::LoadError::Damaged(d)) => {
+            tracing::error!(error = %d, "a damaged account cannot sign in");
+            return Err(FedError::Damaged("account"));
+        }
+        Err(crate::storage::users::LoadError::Db(e)) => return Err(e.into()),
+    };
     if u.disabled {
         return Err(FedError::Disabled);
     }

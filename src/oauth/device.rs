@@ -343,8 +343,13 @@ pub async fn poll(
     // damaged one is refused (the code stays spent), never read as a
     // sign-in without factors.
     const RECORD: &str = "device code";
+    // An approval records when and how the person signed in; without
+    // them it is damaged too (never "now, with no factor": a fresh
+    // auth_time would pass every login-age rule at each refresh).
+    let missing = |field| crate::storage::grants::Damaged { record: RECORD, field, reason: "missing".into() };
     let parsed = crate::storage::grants::parse_scope(RECORD, &row.scope).and_then(|scope| {
-        let (at, amr) = (row.auth_time.unwrap_or(now_ms / 1000), row.amr.as_deref().unwrap_or("[]"));
+        let at = row.auth_time.ok_or_else(|| missing("auth_time"))?;
+        let amr = row.amr.as_deref().ok_or_else(|| missing("amr"))?;
         Ok((scope, SignIn::<()>::parse(RECORD, at, amr, row.acr.as_deref(), None)?))
     });
     let (scope, sign_in) = match parsed {

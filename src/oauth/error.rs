@@ -158,7 +158,7 @@ impl From<crate::storage::grants::LoadError> for OAuthError {
             crate::storage::grants::LoadError::Db(e) => e.into(),
             crate::storage::grants::LoadError::Damaged(d) => {
                 tracing::error!(error = %d, "cannot use a grant");
-                Self::InvalidGrant("the grant's stored record is damaged; start a new authorization")
+                Self::InvalidGrant("the grant is invalid, expired or revoked")
             }
         }
     }
@@ -178,7 +178,7 @@ impl From<crate::storage::users::LoadError> for OAuthError {
             crate::storage::users::LoadError::Db(e) => e.into(),
             crate::storage::users::LoadError::Damaged(d) => {
                 tracing::error!(error = %d, "no tokens for a damaged account");
-                Self::InvalidGrant("the user's stored account is damaged")
+                Self::InvalidGrant("the user is no longer active")
             }
         }
     }

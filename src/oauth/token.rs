@@ -133,7 +133,7 @@ pub async fn introspect(state: &AppState, caller: &Client, token: &str) -> Resul
     let now_ms = state.clock.now().timestamp_millis();
     // A damaged record is a token that cannot be used: inactive.
     let hash = grants::refresh_hash(state, token);
-    let found = crate::storage::grants::refresh::<serde::de::IgnoredAny, _>(&state.db, &hash);
+    let found = crate::storage::grants::refresh::<super::claims::ClaimsRequest, _>(&state.db, &hash);
     let Some(crate::storage::grants::Refresh { family: fam, token: row }) = (match found.await {
         Ok(found) => found,
         Err(crate::storage::grants::LoadError::Damaged(d)) => {

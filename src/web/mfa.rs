@@ -20,7 +20,7 @@ use crate::authn::mfa::{self, Confirm, Enrolment};
 use crate::authn::second_factor::{Gated, gate};
 use crate::session::{AMR_OTP, AMR_PASSWORD, Current};
 use crate::state::AppState;
-use crate::storage::{AuditEvent, record_audit};
+use crate::storage::AuditEvent;
 
 #[derive(Template)]
 #[template(path = "login/mfa.html")]
@@ -318,18 +318,13 @@ fn recovery_page(codes: Vec<String>, continue_to: &str) -> Result<HttpResponse, 
     )
 }
 
-async fn audit_enrolled(state: &AppState, req: &HttpRequest, user_id: &str) -> Result<(), WebError> {
-    record_audit(
-        &state.db,
-        AuditEvent::new("mfa.enrolled", "success")
-            .actor(format!("user:{user_id}"))
-            .user(user_id)
-            .source(client_info::ip(state, req), client_info::user_agent(req))
-            .detail(json!({ "method": "totp", "recovery_codes": mfa::RECOVERY_CODES })),
-        state.clock.now(),
-    )
-    .await?;
-    Ok(())
+/// The audit record of a person's own enrolment (committed with it).
+fn enrolled(state: &AppState, req: &HttpRequest, user_id: &str) -> AuditEvent {
+    AuditEvent::new("mfa.enrolled", "success")
+        .actor(format!("user:{user_id}"))
+        .user(user_id)
+        .source(client_info::ip(state, req), client_info::user_agent(req))
+        .detail(json!({ "method": "totp", "recovery_codes": mfa::RECOVERY_CODES }))
 }
 
 /// How a posted enrolment confirmation ended.
@@ -361,7 +356,8 @@ async fn confirm(
     let code = form.code.as_deref().unwrap_or_default();
     let source = source_of(state, req);
     let gated = gate(state, user, &source, trusted, now, async || {
-        Ok(match mfa::confirm_enrolment(state, &user.id, binding, enrolment_id, code, now).await? {
+        let record = enrolled(state, req, &user.id);
+        Ok(match mfa::confirm_enrolment(state, &user.id, binding, enrolment_id, code, record, now).await? {
             Confirm::Enrolled(codes) => Some(Some(codes)),
             Confirm::Stale => Some(None),
             Confirm::BadCode => None,
@@ -399,7 +395,6 @@ pub async fn login_enrol_post(
             if !login::end_challenge(&state, &c).await.map_err(internal)? {
                 return Ok(see_other("/login"));
             }
-            audit_enrolled(&state, &req, &c.user.id).await?;
             let source = source_of(&state, &req);
             let return_to = c.row.return_to.as_deref();
             let first = c.row.first_factor.as_deref().unwrap_or(AMR_PASSWORD);
@@ -476,10 +471,7 @@ pub async fn account_enrol_post(
         );
     }
     match confirm(&state, &req, &cur.user, &binding, false, &form).await? {
-        Confirmed::Enrolled(codes) => {
-            audit_enrolled(&state, &req, &cur.user.id).await?;
-            recovery_page(codes, "/account")
-        }
+        Confirmed::Enrolled(codes) => recovery_page(codes, "/account"),
         Confirmed::Stale => {
             let shown = Shown { enrolment: None, needs_reauth: false };
             enrol_page(

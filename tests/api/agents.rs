@@ -393,3 +393,38 @@ async fn a_device_outside_the_clients_network_gets_nothing_even_if_someone_insid
     let d: Value = start_from("10.9.9.9").await.unwrap().json().await.unwrap();
     assert_eq!(answer(&app, &inside, d["user_code"].as_str().unwrap(), "approve").await.1, 200);
 }
+
+/// An approval whose record of the sign-in is missing (or damaged) issues
+/// nothing: never tokens from "a sign-in just now, with no factor" — a
+/// fresh auth_time would pass every login-age rule at each refresh.
+#[tokio::test]
+async fn an_approval_without_its_record_of_the_sign_in_issues_nothing() {
+    use portcullis::storage::entities::device_code;
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let app = spawn_app().await;
+    app.create_user("tom", PW, &[]).await;
+    register(&app, tv()).await;
+    let b = app.browser();
+    app.login(&b, "tom", PW).await;
+    let columns = [device_code::Column::AuthTime, device_code::Column::Amr];
+    for (i, column) in columns.into_iter().enumerate() {
+        let (_, d) = start(&app, &app.address, "tv").await;
+        let (user_code, device_code) = (d["user_code"].as_str().unwrap(), d["device_code"].as_str().unwrap());
+        assert_eq!(answer(&app, &b, user_code, "approve").await.1, 200);
+        let value: sea_orm::Value = if i == 0 { Option::<i64>::None.into() } else { Option::<String>::None.into() };
+        let changed = device_code::Entity::update_many()
+            .col_expr(column, Expr::val(value))
+            .filter(device_code::Column::Status.eq("approved"))
+            .exec(&app.state.db)
+            .await
+            .unwrap();
+        assert_eq!(changed.rows_affected, 1, "the approval was damaged");
+        wait(&app, 6);
+        let polled = poll_at(&app.address, "tv", device_code).await;
+        assert_eq!(err(&polled), (400, Some("invalid_grant")), "{column:?}: {}", polled.1);
+        wait(&app, 6);
+        let again = poll_at(&app.address, "tv", device_code).await;
+        assert_eq!(err(&again), (400, Some("invalid_grant")), "spent");
+    }
+}

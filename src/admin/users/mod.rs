@@ -18,7 +18,7 @@ use crate::domain::{AttributeKey, DisplayName, Email, RoleName, Username, parse_
 use crate::policy::Permission;
 use crate::state::AppState;
 use crate::storage::entities::{password_credential, user, user_attribute, user_role};
-use crate::storage::{AuditEvent, is_unique_violation, record_audit};
+use crate::storage::{AuditEvent, is_unique_violation};
 
 /// The built-in administrator role.
 mod erase;
@@ -57,6 +57,10 @@ pub struct UserView {
     pub updated_at: DateTime<Utc>,
     /// The declarative file that manages the profile and roles (`portcullis apply`).
     pub managed_by: Option<String>,
+    /// The stored field that does not parse, if any: the account signs
+    /// nobody in and gets no tokens until it is set anew (a profile change).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
 }
 
 /// What `user add` takes, already parsed.
@@ -173,9 +177,18 @@ pub(crate) async fn find<C: ConnectionTrait>(conn: &C, username: &str) -> Result
 }
 
 async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model, now_ms: i64) -> Result<UserView, AdminError> {
-    // Read through the aggregate: a damaged account is a refusal naming
-    // the field, never a view without it.
-    let u = crate::storage::users::User::parse(u)?;
+    // Read through the aggregate. A damaged account is still shown — with
+    // the field named — so that an operator can disable it, take its roles
+    // or repair it; it is only the sign-in and token paths that refuse it.
+    let (u, damaged) = match crate::storage::users::User::parse(u.clone()) {
+        Ok(parsed) => (parsed, None),
+        Err(d) => {
+            tracing::warn!(error = %d, "showing a damaged account");
+            let mut neutral = u;
+            neutral.address = None;
+            (crate::storage::users::User::parse(neutral)?, Some(d.field.to_owned()))
+        }
+    };
     let roles = crate::storage::users::roles(conn, &u.id).await?;
     let attributes = crate::storage::users::attributes(conn, &u.id).await?;
     let has_password = password_credential::Entity::find_by_id(u.id.as_str()).one(conn).await?.is_some();
@@ -198,6 +211,7 @@ async fn load_view<C: ConnectionTrait>(conn: &C, u: user::Model, now_ms: i64) ->
         created_at: u.created_at,
         updated_at: u.updated_at,
         managed_by: u.managed_by,
+        damaged,
     })
 }
 
@@ -474,20 +488,16 @@ pub async fn totp_import(
     use secrecy::ExposeSecret;
     let u = target(&state.db, actor, username).await?;
     let now = state.clock.now();
-    let codes = crate::authn::mfa::import(state, &u.id, seed.expose_secret(), now).await.map_err(|e| match e {
-        crate::authn::mfa::MfaError::BadSeed => {
-            AdminError::Refused("secret: must be base32 (RFC 4648) of at least 128 bits".into())
-        }
-        crate::authn::mfa::MfaError::Db(d) => AdminError::Db(d),
-        crate::authn::mfa::MfaError::Crypto(c) => AdminError::Crypto(c),
-        crate::authn::mfa::MfaError::Totp => AdminError::Refused("secret: not usable for TOTP".into()),
-    })?;
-    record_audit(
-        &state.db,
-        audit(actor, "mfa.enrolled", &u.id).detail(json!({ "method": "totp", "imported": true })),
-        now,
-    )
-    .await?;
+    let record = audit(actor, "mfa.enrolled", &u.id).detail(json!({ "method": "totp", "imported": true }));
+    let codes =
+        crate::authn::mfa::import(state, &u.id, seed.expose_secret(), record, now).await.map_err(|e| match e {
+            crate::authn::mfa::MfaError::BadSeed => {
+                AdminError::Refused("secret: must be base32 (RFC 4648) of at least 128 bits".into())
+            }
+            crate::authn::mfa::MfaError::Db(d) => AdminError::Db(d),
+            crate::authn::mfa::MfaError::Crypto(c) => AdminError::Crypto(c),
+            crate::authn::mfa::MfaError::Totp => AdminError::Refused("secret: not usable for TOTP".into()),
+        })?;
     Ok(codes)
 }
 

@@ -27,10 +27,7 @@ pub enum AdminError {
     Db(#[from] DbErr),
     /// A stored value that does not parse (named), never read as "empty".
     #[error(transparent)]
-    Damaged(#[from] crate::storage::clients::Damaged),
-    /// A stored account value that does not parse (named).
-    #[error(transparent)]
-    DamagedUser(#[from] crate::storage::users::Damaged),
+    Damaged(#[from] crate::storage::Damaged),
     #[error("cryptographic failure")]
     Crypto(#[from] CryptoError),
 }
@@ -44,11 +41,11 @@ impl From<crate::tokens::keys::KeyError> for AdminError {
     }
 }
 
-impl From<crate::storage::clients::LoadError> for AdminError {
-    fn from(e: crate::storage::clients::LoadError) -> Self {
+impl From<crate::storage::LoadError> for AdminError {
+    fn from(e: crate::storage::LoadError) -> Self {
         match e {
-            crate::storage::clients::LoadError::Db(e) => Self::Db(e),
-            crate::storage::clients::LoadError::Damaged(d) => Self::Damaged(d),
+            crate::storage::LoadError::Db(e) => Self::Db(e),
+            crate::storage::LoadError::Damaged(d) => Self::Damaged(d),
         }
     }
 }

@@ -346,11 +346,13 @@ pub async fn poll(
     // An approval records when and how the person signed in; without
     // them it is damaged too (never "now, with no factor": a fresh
     // auth_time would pass every login-age rule at each refresh).
-    let missing = |field| crate::storage::grants::Damaged { record: RECORD, field, reason: "missing".into() };
-    let parsed = crate::storage::grants::parse_scope(RECORD, &row.scope).and_then(|scope| {
+    let id = row.user_code.as_str();
+    let missing =
+        |field| crate::storage::Damaged { record: RECORD, id: id.to_owned(), field, reason: "missing".into() };
+    let parsed = crate::storage::grants::parse_scope(RECORD, id, &row.scope).and_then(|scope| {
         let at = row.auth_time.ok_or_else(|| missing("auth_time"))?;
         let amr = row.amr.as_deref().ok_or_else(|| missing("amr"))?;
-        Ok((scope, SignIn::<()>::parse(RECORD, at, amr, row.acr.as_deref(), None)?))
+        Ok((scope, SignIn::<()>::parse(RECORD, id, at, amr, row.acr.as_deref(), None)?))
     });
     let (scope, sign_in) = match parsed {
         Ok(p) => p,

@@ -140,46 +140,27 @@ impl std::fmt::Display for OAuthError {
     }
 }
 
-impl From<crate::storage::clients::LoadError> for OAuthError {
-    /// A client whose stored registration does not parse is refused, and the
-    /// operator told why (the field); the caller learns nothing more.
-    fn from(e: crate::storage::clients::LoadError) -> Self {
-        tracing::error!(error = %e, "cannot use a client");
-        Self::ServerError
-    }
-}
-
-impl From<crate::storage::grants::LoadError> for OAuthError {
-    /// A grant whose stored record does not parse is refused as invalid
-    /// (the client starts a new authorization); the operator is told which
-    /// field, the caller nothing more.
-    fn from(e: crate::storage::grants::LoadError) -> Self {
+impl From<crate::storage::LoadError> for OAuthError {
+    fn from(e: crate::storage::LoadError) -> Self {
         match e {
-            crate::storage::grants::LoadError::Db(e) => e.into(),
-            crate::storage::grants::LoadError::Damaged(d) => {
-                tracing::error!(error = %d, "cannot use a grant");
-                Self::InvalidGrant("the grant is invalid, expired or revoked")
-            }
+            crate::storage::LoadError::Db(e) => e.into(),
+            crate::storage::LoadError::Damaged(d) => d.into(),
         }
     }
 }
 
-impl From<crate::storage::grants::Damaged> for OAuthError {
-    fn from(d: crate::storage::grants::Damaged) -> Self {
-        crate::storage::grants::LoadError::Damaged(d).into()
-    }
-}
-
-impl From<crate::storage::users::LoadError> for OAuthError {
-    /// A user whose stored account does not parse gets no tokens; the
-    /// operator is told which field.
-    fn from(e: crate::storage::users::LoadError) -> Self {
-        match e {
-            crate::storage::users::LoadError::Db(e) => e.into(),
-            crate::storage::users::LoadError::Damaged(d) => {
-                tracing::error!(error = %d, "no tokens for a damaged account");
-                Self::InvalidGrant("the user is no longer active")
-            }
+impl From<crate::storage::Damaged> for OAuthError {
+    /// A stored record that does not parse: the operator is told which
+    /// record and field, the caller nothing more. A damaged client is the
+    /// server's fault (`server_error`); a damaged account gets no tokens
+    /// and a damaged grant is invalid (the client starts a new
+    /// authorization), both with the ordinary texts.
+    fn from(d: crate::storage::Damaged) -> Self {
+        tracing::error!(error = %d, "a stored record does not parse");
+        match d.record {
+            "client" => Self::ServerError,
+            "account" => Self::InvalidGrant("the user is no longer active"),
+            _ => Self::InvalidGrant("the grant is invalid, expired or revoked"),
         }
     }
 }

@@ -241,11 +241,18 @@ pub async fn authorization_code(
     // The code's record is parsed before anything is issued from it: a
     // damaged one is refused (the claim stays spent), never read as a
     // sign-in without factors or a request without claims.
-    let parsed = crate::storage::grants::parse_scope("authorization code", &row.scope).and_then(|scope| {
-        let sign_in =
-            SignIn::parse("authorization code", row.auth_time, &row.amr, row.acr.as_deref(), row.claims.as_deref())?;
-        Ok((scope, sign_in))
-    });
+    let parsed =
+        crate::storage::grants::parse_scope("authorization code", &row.grant_id, &row.scope).and_then(|scope| {
+            let sign_in = SignIn::parse(
+                "authorization code",
+                &row.grant_id,
+                row.auth_time,
+                &row.amr,
+                row.acr.as_deref(),
+                row.claims.as_deref(),
+            )?;
+            Ok((scope, sign_in))
+        });
     let (scope, sign_in) = match parsed {
         Ok(p) => p,
         Err(d) => return refuse(txn, d.into()).await,

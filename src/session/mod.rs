@@ -103,7 +103,7 @@ pub async fn current(state: &AppState, secret: &str) -> Result<Option<Current>, 
         Some(Ok(s)) => s,
         Some(Err(d)) => {
             tracing::error!(error = %d, "a damaged session is ended");
-            end(&state.db, &d.session_id).await?;
+            end(&state.db, &d.id).await?;
             return Ok(None);
         }
     };

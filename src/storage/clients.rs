@@ -86,27 +86,14 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// A stored registration that does not parse (edited by hand, or written by
-/// a bug): the client is unusable until an operator sets the field anew.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("the stored registration of client {client_id:?} is damaged: {field} does not parse ({reason})")]
-pub struct Damaged {
-    pub client_id: String,
-    pub field: &'static str,
-    pub reason: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error(transparent)]
-    Db(#[from] DbErr),
-    #[error(transparent)]
-    Damaged(#[from] Damaged),
-}
+/// A damaged registration: the client is unusable until an operator sets
+/// the field anew.
+pub use super::{Damaged, LoadError};
 
 fn list(client_id: &str, field: &'static str, text: &str) -> Result<Vec<String>, Damaged> {
     serde_json::from_str::<Vec<String>>(text).map_err(|e| Damaged {
-        client_id: client_id.to_owned(),
+        record: "client",
+        id: client_id.to_owned(),
         field,
         reason: e.to_string(),
     })
@@ -116,7 +103,8 @@ impl Client {
     /// Parses a row and its roles; the first field that does not parse is the error.
     pub fn parse(row: client::Model, mut roles: Vec<String>) -> Result<Self, Damaged> {
         let id = row.client_id.as_str();
-        let damaged = |field: &'static str, reason: String| Damaged { client_id: id.to_owned(), field, reason };
+        let damaged =
+            |field: &'static str, reason: String| Damaged { record: "client", id: id.to_owned(), field, reason };
         let access_policy = match row.access_policy.as_deref() {
             None => None,
             Some(text) => {

@@ -10,28 +10,13 @@
 //! The `claims` request's type belongs to the OAuth layer above, so the
 //! readers name it (`C`); this layer only knows it is JSON.
 
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::{ConnectionTrait, EntityTrait};
 use serde::de::DeserializeOwned;
 
 use super::entities::{refresh_family, refresh_token};
 
-/// A stored grant record that does not parse (edited by hand, or written by
-/// a bug): the grant is unusable; the client starts a new authorization.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("the stored {record} is damaged: {field} does not parse ({reason})")]
-pub struct Damaged {
-    pub record: &'static str,
-    pub field: &'static str,
-    pub reason: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error(transparent)]
-    Db(#[from] DbErr),
-    #[error(transparent)]
-    Damaged(#[from] Damaged),
-}
+/// A damaged grant: unusable; the client starts a new authorization.
+pub use super::{Damaged, LoadError};
 
 /// The sign-in behind a grant, as the tokens it issues state it.
 #[derive(Debug, Clone)]
@@ -46,15 +31,16 @@ pub struct SignIn<C> {
 }
 
 impl<C: DeserializeOwned> SignIn<C> {
-    /// Parses the stored columns of a `record` ("refresh token", …).
+    /// Parses the stored columns of a `record` ("refresh token", …) `id`.
     pub fn parse(
         record: &'static str,
+        id: &str,
         auth_time: i64,
         amr: &str,
         acr: Option<&str>,
         claims: Option<&str>,
     ) -> Result<Self, Damaged> {
-        let damaged = |field, e: serde_json::Error| Damaged { record, field, reason: e.to_string() };
+        let damaged = |field, e: serde_json::Error| Damaged { record, id: id.to_owned(), field, reason: e.to_string() };
         Ok(Self {
             auth_time,
             amr: serde_json::from_str(amr).map_err(|e| damaged("amr", e))?,
@@ -70,10 +56,15 @@ pub fn amr_text(amr: &[String]) -> String {
 }
 
 /// A stored scope: space-separated scope tokens (RFC 6749 §3.3).
-pub fn parse_scope(record: &'static str, text: &str) -> Result<Vec<String>, Damaged> {
+pub fn parse_scope(record: &'static str, id: &str, text: &str) -> Result<Vec<String>, Damaged> {
     let mut out: Vec<String> = Vec::new();
     for t in text.split(' ').filter(|t| !t.is_empty()) {
-        crate::domain::Scope::parse(t).map_err(|e| Damaged { record, field: "scope", reason: e.reason })?;
+        crate::domain::Scope::parse(t).map_err(|e| Damaged {
+            record,
+            id: id.to_owned(),
+            field: "scope",
+            reason: e.reason,
+        })?;
         if !out.iter().any(|x| x == t) {
             out.push(t.to_owned());
         }
@@ -125,8 +116,8 @@ impl<C: DeserializeOwned> Refresh<C> {
         const RECORD: &str = "refresh token";
         Ok(Self {
             token: RefreshToken {
-                scope: parse_scope(RECORD, &t.scope)?,
-                sign_in: SignIn::parse(RECORD, t.auth_time, &t.amr, t.acr.as_deref(), t.claims.as_deref())?,
+                scope: parse_scope(RECORD, &f.id, &t.scope)?,
+                sign_in: SignIn::parse(RECORD, &f.id, t.auth_time, &t.amr, t.acr.as_deref(), t.claims.as_deref())?,
                 token_hash: t.token_hash,
                 resource: t.resource,
                 created_ms: t.created_ms,
@@ -168,13 +159,14 @@ mod tests {
 
     #[test]
     fn a_stored_sign_in_that_does_not_parse_names_its_field() {
-        let ok = SignIn::<serde_json::Value>::parse("refresh token", 1, r#"["pwd","otp"]"#, None, Some("{}")).unwrap();
+        let ok =
+            SignIn::<serde_json::Value>::parse("refresh token", "f", 1, r#"["pwd","otp"]"#, None, Some("{}")).unwrap();
         assert_eq!(ok.amr, ["pwd", "otp"]);
-        let amr = SignIn::<serde_json::Value>::parse("refresh token", 1, "pwd,otp", None, None).unwrap_err();
+        let amr = SignIn::<serde_json::Value>::parse("refresh token", "f", 1, "pwd,otp", None, None).unwrap_err();
         assert_eq!(amr.field, "amr");
-        let claims = SignIn::<serde_json::Value>::parse("refresh token", 1, "[]", None, Some("{")).unwrap_err();
+        let claims = SignIn::<serde_json::Value>::parse("refresh token", "f", 1, "[]", None, Some("{")).unwrap_err();
         assert_eq!(claims.field, "claims");
-        assert_eq!(parse_scope("code", "openid  email openid").unwrap(), ["openid", "email"]);
-        assert_eq!(parse_scope("code", "openid \"x").unwrap_err().field, "scope");
+        assert_eq!(parse_scope("code", "g", "openid  email openid").unwrap(), ["openid", "email"]);
+        assert_eq!(parse_scope("code", "g", "openid \"x").unwrap_err().field, "scope");
     }
 }

@@ -96,6 +96,30 @@ pub fn backend_name(db: &DatabaseConnection) -> &'static str {
     }
 }
 
+/// A stored record that does not parse (edited by hand, or written by a
+/// bug): the one error every repository of an aggregate (`clients`,
+/// `users`, `sessions`, `grants`) gives for it, naming the record and the
+/// field — never an "empty" value in its place.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the stored {record} {id:?} is damaged: {field} does not parse ({reason})")]
+pub struct Damaged {
+    /// "client", "account", "session", "refresh token", …
+    pub record: &'static str,
+    /// The record's id (never a secret or its hash).
+    pub id: String,
+    pub field: &'static str,
+    pub reason: String,
+}
+
+/// Why an aggregate could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Damaged(#[from] Damaged),
+}
+
 /// Is this a unique-constraint violation? (Used to turn a race between two
 /// inserts into a clean "already exists" error.)
 pub fn is_unique_violation(e: &DbErr) -> bool {

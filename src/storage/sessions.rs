@@ -26,19 +26,13 @@ pub struct Session {
     pub user_agent: Option<String>,
 }
 
-/// A stored session that does not parse.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("the stored session {session_id} is damaged: {field} does not parse ({reason})")]
-pub struct Damaged {
-    pub session_id: String,
-    pub field: &'static str,
-    pub reason: String,
-}
+pub use super::Damaged;
 
 impl Session {
     pub fn parse(row: session::Model) -> Result<Self, Damaged> {
         let amr = serde_json::from_str(&row.amr).map_err(|e| Damaged {
-            session_id: row.id.clone(),
+            record: "session",
+            id: row.id.clone(),
             field: "amr",
             reason: e.to_string(),
         })?;

@@ -38,27 +38,13 @@ pub struct User {
     pub managed_by: Option<String>,
 }
 
-/// A stored account that does not parse: nobody signs in as it, and no
-/// token speaks for it, until an operator sets the field anew.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("the stored account {user_id} is damaged: {field} does not parse ({reason})")]
-pub struct Damaged {
-    pub user_id: String,
-    pub field: &'static str,
-    pub reason: String,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error(transparent)]
-    Db(#[from] DbErr),
-    #[error(transparent)]
-    Damaged(#[from] Damaged),
-}
+/// A damaged account: nobody signs in as it, and no token speaks for it,
+/// until an operator sets the field anew.
+pub use super::{Damaged, LoadError};
 
 impl User {
     pub fn parse(row: user::Model) -> Result<Self, Damaged> {
-        let damaged = |field, reason: String| Damaged { user_id: row.id.clone(), field, reason };
+        let damaged = |field, reason: String| Damaged { record: "account", id: row.id.clone(), field, reason };
         let address = match row.address.as_deref() {
             None => None,
             Some(text) => {
@@ -150,7 +136,7 @@ mod tests {
         assert_eq!(User::parse(row(None)).unwrap().address, None);
         for bad in [r#"{"country":"NL""#, r#"["NL"]"#, r#"{"planet":"Mars"}"#, "{}"] {
             let e = User::parse(row(Some(bad))).unwrap_err();
-            assert_eq!((e.field, e.user_id.as_str()), ("address", "u1"), "{bad}");
+            assert_eq!((e.record, e.field, e.id.as_str()), ("account", "address", "u1"), "{bad}");
         }
     }
 }

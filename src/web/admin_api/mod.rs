@@ -151,26 +151,15 @@ impl From<AdminError> for Problem {
             }
             AdminError::ForbiddenTarget(m) => Self::new(StatusCode::FORBIDDEN, "Forbidden", m),
             AdminError::Damaged(d) => {
-                tracing::error!(error = %d, "a stored registration does not parse");
-                Self {
-                    field: Some(d.field),
-                    ..Self::new(
-                        StatusCode::CONFLICT,
-                        "Stored value does not parse",
-                        format!("the stored {} of this client does not parse; set it anew with this change", d.field),
-                    )
-                }
-            }
-            AdminError::DamagedUser(d) => {
-                tracing::error!(error = %d, "a stored account does not parse");
+                tracing::error!(error = %d, "a stored record does not parse");
                 Self {
                     field: Some(d.field),
                     ..Self::new(
                         StatusCode::CONFLICT,
                         "Stored value does not parse",
                         format!(
-                            "the stored {} of this account does not parse; set it anew with a profile change",
-                            d.field
+                            "the stored {} of this {} does not parse; set it anew with this change",
+                            d.field, d.record
                         ),
                     )
                 }

@@ -367,14 +367,8 @@ pub async fn find_challenge(
     if row.purpose != purpose.as_str() {
         return Ok(None);
     }
-    let user = match crate::storage::users::active(&state.db, &row.user_id).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return Ok(None),
-        Err(crate::storage::users::LoadError::Damaged(d)) => {
-            tracing::error!(error = %d, "a damaged account cannot sign in");
-            return Ok(None);
-        }
-        Err(crate::storage::users::LoadError::Db(e)) => return Err(e.into()),
+    let Some(user) = crate::storage::users::usable(&state.db, &row.user_id).await? else {
+        return Ok(None);
     };
     Ok(Some(Challenge { row, user, purpose }))
 }

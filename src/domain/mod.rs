@@ -265,6 +265,22 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// Splits a `scope` value (RFC 6749 §3.3) into its tokens, in order and
+    /// without repeats; a malformed token is the error. The one reading of
+    /// a scope value, whether it comes from a request or from storage.
+    pub fn split(value: &str) -> Result<Vec<String>, ParseError> {
+        let mut out: Vec<String> = Vec::new();
+        for t in value.split(' ').filter(|t| !t.is_empty()) {
+            Self::parse(t)?;
+            if !out.iter().any(|x| x == t) {
+                out.push(t.to_owned());
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl TryFrom<String> for Scope {
     type Error = ParseError;
     fn try_from(s: String) -> Result<Self, ParseError> {

@@ -210,7 +210,7 @@ pub async fn decide(
         let need = super::access::required_assurance(state, &cur.user.id, &p.client, &acr, p.resource.as_deref())
             .await
             .map_err(OAuthError::from)?;
-        if crate::policy::Assurance::of(&cur.amr()) < need {
+        if crate::policy::Assurance::of(&cur.session.amr) < need {
             return Err(Refused::Weak);
         }
         match super::authorize::flow::admit(state, origin, &p.client, cur).await {
@@ -221,10 +221,9 @@ pub async fn decide(
         // The tokens go to the device, not this browser: the policy's network
         // rules must admit the device's address too (a victim inside the
         // network cannot carry an outsider's device in).
-        let amr = cur.amr();
         let device = super::access::Auth {
             user_id: &cur.user.id,
-            amr: &amr,
+            amr: &cur.session.amr,
             auth_time: cur.session.auth_time,
             ip: p.origin_ip.as_deref().and_then(|i| i.parse().ok()),
         };
@@ -346,7 +345,8 @@ pub async fn poll(
     // An approval records when and how the person signed in; without
     // them it is damaged too (never "now, with no factor": a fresh
     // auth_time would pass every login-age rule at each refresh).
-    let id = row.user_code.as_str();
+    // Named by its client in the log: the user code is a credential.
+    let id = row.client_id.as_str();
     let missing =
         |field| crate::storage::Damaged { record: RECORD, id: id.to_owned(), field, reason: "missing".into() };
     let parsed = crate::storage::grants::parse_scope(RECORD, id, &row.scope).and_then(|scope| {

@@ -37,14 +37,7 @@ pub fn params(raw: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
 
 /// Splits a `scope` value (RFC 6749 §3.3) into tokens, refusing malformed ones.
 pub fn split_scope(s: &str) -> Result<Vec<String>, OAuthError> {
-    let mut out: Vec<String> = Vec::new();
-    for t in s.split(' ').filter(|t| !t.is_empty()) {
-        crate::domain::Scope::parse(t).map_err(|_| OAuthError::InvalidScope("malformed scope"))?;
-        if !out.iter().any(|x| x == t) {
-            out.push(t.to_owned());
-        }
-    }
-    Ok(out)
+    crate::domain::Scope::split(s).map_err(|_| OAuthError::InvalidScope("malformed scope"))
 }
 
 /// The scopes this provider defines (OIDC Core §5.4, plus `roles`), listed in

@@ -38,12 +38,6 @@ pub struct Current {
     pub user: User,
 }
 
-impl Current {
-    pub fn amr(&self) -> Vec<String> {
-        self.session.amr.clone()
-    }
-}
-
 /// What a new session records.
 #[derive(Debug, Clone)]
 pub struct NewSession<'a> {
@@ -112,14 +106,8 @@ pub async fn current(state: &AppState, secret: &str) -> Result<Option<Current>, 
         end(&state.db, &s.id).await?;
         return Ok(None);
     }
-    let u = match users::active(&state.db, &s.user_id).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return Ok(None),
-        Err(users::LoadError::Damaged(d)) => {
-            tracing::error!(error = %d, "no session for a damaged account");
-            return Ok(None);
-        }
-        Err(users::LoadError::Db(e)) => return Err(e),
+    let Some(u) = users::usable(&state.db, &s.user_id).await? else {
+        return Ok(None);
     };
     let mut s = s;
     if now_ms - s.last_seen_ms >= TOUCH_EVERY_MS {

@@ -57,37 +57,17 @@ pub fn amr_text(amr: &[String]) -> String {
 
 /// A stored scope: space-separated scope tokens (RFC 6749 §3.3).
 pub fn parse_scope(record: &'static str, id: &str, text: &str) -> Result<Vec<String>, Damaged> {
-    let mut out: Vec<String> = Vec::new();
-    for t in text.split(' ').filter(|t| !t.is_empty()) {
-        crate::domain::Scope::parse(t).map_err(|e| Damaged {
-            record,
-            id: id.to_owned(),
-            field: "scope",
-            reason: e.reason,
-        })?;
-        if !out.iter().any(|x| x == t) {
-            out.push(t.to_owned());
-        }
-    }
-    Ok(out)
+    crate::domain::Scope::split(text).map_err(|e| Damaged {
+        record,
+        id: id.to_owned(),
+        field: "scope",
+        reason: e.reason,
+    })
 }
 
-/// A refresh-token family: every token rotated from one grant.
-#[derive(Debug, Clone)]
-pub struct RefreshFamily {
-    pub id: String,
-    /// The authorization code it came from, if any.
-    pub grant_id: Option<String>,
-    pub client_id: String,
-    pub user_id: String,
-    /// The browser session it came from, if any.
-    pub session_id: Option<String>,
-    pub revoked_ms: Option<i64>,
-    pub created_ms: i64,
-    pub expires_ms: i64,
-    /// The DPoP key its tokens are bound to (RFC 9449 §5).
-    pub dpop_jkt: Option<String>,
-}
+/// A refresh-token family (every token rotated from one grant): its row
+/// has nothing to parse, so it is the entity itself.
+pub type RefreshFamily = refresh_family::Model;
 
 /// One refresh token of a family.
 #[derive(Debug, Clone)]
@@ -124,17 +104,7 @@ impl<C: DeserializeOwned> Refresh<C> {
                 expires_ms: t.expires_ms,
                 rotated_ms: t.rotated_ms,
             },
-            family: RefreshFamily {
-                id: f.id,
-                grant_id: f.grant_id,
-                client_id: f.client_id,
-                user_id: f.user_id,
-                session_id: f.session_id,
-                revoked_ms: f.revoked_ms,
-                created_ms: f.created_ms,
-                expires_ms: f.expires_ms,
-                dpop_jkt: f.dpop_jkt,
-            },
+            family: f,
         })
     }
 }

@@ -80,6 +80,20 @@ pub async fn active<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Use
     Ok(by_id(conn, id).await?.filter(|u| !u.disabled))
 }
 
+/// The account with this id, if it may sign in or be spoken for: enabled
+/// and not damaged. A damaged one is refused like a disabled one (and
+/// logged, for the operator) — one rule for every such path.
+pub async fn usable<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<User>, DbErr> {
+    match active(conn, id).await {
+        Ok(u) => Ok(u),
+        Err(LoadError::Damaged(d)) => {
+            tracing::error!(error = %d, "a damaged account is refused");
+            Ok(None)
+        }
+        Err(LoadError::Db(e)) => Err(e),
+    }
+}
+
 /// The account whose username has the comparison key `key`.
 pub async fn by_key<C: ConnectionTrait>(conn: &C, key: &str) -> Result<Option<User>, LoadError> {
     Ok(user::Entity::find().filter(user::Column::UsernameKey.eq(key)).one(conn).await?.map(User::parse).transpose()?)

@@ -26,7 +26,7 @@ use crate::storage::{AuditEvent, record_audit};
 /// rule for adding a passkey and for setting up TOTP where none is set up.
 pub(crate) async fn may_change_factors(state: &AppState, cur: &Current) -> Result<bool, WebError> {
     let recent = state.clock.now().timestamp() - cur.session.auth_time <= state.settings.admin_reauth_secs;
-    Ok(recent && Assurance::of(&cur.amr()) >= mfa::strongest_factor(&state.db, &cur.user.id).await?)
+    Ok(recent && Assurance::of(&cur.session.amr) >= mfa::strongest_factor(&state.db, &cur.user.id).await?)
 }
 
 /// Which factor a re-authentication accepts.

@@ -179,7 +179,7 @@ pub async fn need(
     if r.hint_sub.as_ref().is_some_and(|s| *s != cur.user.id) {
         return Ok(Need::Login);
     }
-    if crate::policy::Assurance::of(&cur.amr()) < r.required_assurance(state, c, &cur.user.id).await? {
+    if crate::policy::Assurance::of(&cur.session.amr) < r.required_assurance(state, c, &cur.user.id).await? {
         if r.login_session.as_deref() == Some(cur.session.id.as_str()) {
             // The login made for this request could not reach it (passkeys
             // are off here, say): asking again would loop.
@@ -213,9 +213,13 @@ pub async fn need(
 /// Checks the client's access policy for the logged-in user; a refusal is
 /// audited and becomes `access_denied` at the client.
 pub async fn admit(state: &AppState, origin: &Origin, c: &Client, cur: &Current) -> Result<(), OAuthError> {
-    let amr = cur.amr();
     let ip = origin.ip_addr();
-    let auth = crate::oauth::access::Auth { user_id: &cur.user.id, amr: &amr, auth_time: cur.session.auth_time, ip };
+    let auth = crate::oauth::access::Auth {
+        user_id: &cur.user.id,
+        amr: &cur.session.amr,
+        auth_time: cur.session.auth_time,
+        ip,
+    };
     match crate::oauth::access::check(state, c, &auth, "oauth.authorize_denied").await {
         Ok(()) => Ok(()),
         Err(crate::oauth::access::Refusal::Denied(_)) => {

@@ -92,7 +92,7 @@ async fn admin(state: &AppState, req: &HttpRequest) -> Result<Result<Admin, Http
             crate::web::ui::t("admin_msg.no_admin_role"),
         )));
     }
-    match crate::authn::mfa::administer_shortfall(state, &cur.user.id, &cur.amr()).await? {
+    match crate::authn::mfa::administer_shortfall(state, &cur.user.id, &cur.session.amr).await? {
         None => {}
         Some(crate::policy::Assurance::PhishingResistant) => {
             return Ok(Err(error_page(

@@ -266,14 +266,8 @@ async fn principal_of(state: &AppState, req: &HttpRequest) -> Result<Principal, 
             None => Err(unauthorized()),
         };
     }
-    let u = match crate::storage::users::active(&state.db, &sub).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return Err(unauthorized()),
-        Err(crate::storage::users::LoadError::Damaged(d)) => {
-            tracing::error!(error = %d, "no admin API for a damaged account");
-            return Err(unauthorized());
-        }
-        Err(crate::storage::users::LoadError::Db(e)) => return Err(e.into()),
+    let Some(u) = crate::storage::users::usable(&state.db, &sub).await? else {
+        return Err(unauthorized());
     };
     // The same rule as the admin pages: a password-only login never
     // administers, whatever the MFA policy says of its roles, and an admin
